@@ -1,0 +1,69 @@
+# streetneeds — the Makefile is the interface: CI calls exactly these targets.
+# `make help` lists them. Everything is installed into .venv/ and .local/ (both git-ignored).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STREETNEEDS := $(VENV)/bin/streetneeds
+# CI must not hang on a prompt or a stuck test run.
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev,bench]"
+	@touch $@
+
+.PHONY: venv
+venv: $(VENV)/.installed ## Create the virtualenv and install dependencies
+
+.PHONY: stack
+stack: venv ## Start Kafka (KRaft, from Maven Central) and PostgreSQL locally
+	$(PY) deploy/local/stack.py up
+
+.PHONY: setup
+setup: stack ## Stack + topics + migrations + the Camden gazetteer (each step safe to re-run)
+	set -a && . .local/stack.env && set +a && \
+	$(STREETNEEDS) topics create && \
+	$(STREETNEEDS) migrate && \
+	$(STREETNEEDS) gazetteer import data/camden/camden.osm.pbf \
+	    --wards data/camden/wards-2022.geojson --lsoas data/camden/lsoa-2021.geojson \
+	    --boundary data/camden/boundary.geojson
+
+.PHONY: run
+run: setup ## Set up everything, start every service, load demo signals; Ctrl-C stops all
+	$(PY) deploy/local/run.py
+
+.PHONY: test
+test: setup ## Set up everything and run the whole test suite against real Kafka and PostgreSQL
+	set -a && . .local/stack.env && set +a && \
+	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
+
+.PHONY: bench
+bench: setup ## Run the benchmarks and print figures for the README
+	set -a && . .local/stack.env && set +a && $(PY) -m bench
+
+.PHONY: lint
+lint: venv ## Lint with ruff
+	$(VENV)/bin/ruff check .
+
+.PHONY: docs
+docs: venv ## Regenerate docs/ (AsyncAPI, OpenAPI, JSON Schema) from the code
+	$(PY) -m shared.docs write
+
+.PHONY: stop
+stop: ## Stop services started by `make run`, then Kafka and PostgreSQL
+	-@test -x $(PY) && $(PY) deploy/local/run.py --stop
+	-@test -x $(PY) && $(PY) deploy/local/stack.py down
+
+.PHONY: clean
+clean: stop ## Stop everything and delete .venv/ and .local/ (Kafka jars, data)
+	rm -rf $(VENV) .local .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,244 @@
+"""Local development stack without Docker: Apache Kafka (KRaft) from Maven Central and PostgreSQL.
+
+    python deploy/local/stack.py up      # fetch (once), format (once), start; write .local/stack.env
+    python deploy/local/stack.py down    # stop both
+    python deploy/local/stack.py status
+
+Everything lives in the git-ignored `.local/`. If `KAFKA_BOOTSTRAP_SERVERS` or `DATABASE_URL` is
+already set, that server is used as it is and nothing is started for it. Standard library only, so it
+runs before the project is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import glob
+import hashlib
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from string import Template
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCAL = ROOT / ".local"
+KAFKA_DIR = LOCAL / "kafka"
+PG_DIR = LOCAL / "postgres"
+ENV_FILE = LOCAL / "stack.env"
+KAFKA_PORT = int(os.environ.get("STREETNEEDS_KAFKA_PORT", "19092"))
+PG_PORT = int(os.environ.get("STREETNEEDS_PG_PORT", "54329"))
+DB_NAME = DB_USER = "streetneeds"
+
+
+def log(msg: str) -> None:
+    print(f"[stack] {msg}", flush=True)
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def wait_for(port: int, what: str, timeout: float, proc_alive) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if port_open(port):
+            return
+        if not proc_alive():
+            sys.exit(f"[stack] {what} exited during start-up; see its log in {LOCAL}")
+        time.sleep(0.3)
+    sys.exit(f"[stack] {what} did not listen on port {port} within {timeout:.0f}s")
+
+
+def pid_alive(pidfile: Path) -> bool:
+    try:
+        os.kill(int(pidfile.read_text()), 0)
+        return True
+    except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+        return False
+
+
+# --- Kafka -------------------------------------------------------------------------------------
+
+
+def kafka_fetch() -> Path:
+    libs = KAFKA_DIR / "libs"
+    stamp = libs / ".pom.sha"
+    pom = ROOT / "deploy/kafka/pom.xml"
+    digest = hashlib.sha256(pom.read_bytes()).hexdigest()  # refetch only when the pom changes
+    if stamp.exists() and stamp.read_text() == digest and any(libs.glob("kafka_2.13-*.jar")):
+        return libs
+    if not shutil.which("mvn"):
+        sys.exit("[stack] Maven (mvn) is needed to fetch Kafka from Maven Central: apt-get install maven")
+    log("fetching Apache Kafka and its runtime dependencies from Maven Central (first run only)")
+    shutil.rmtree(libs, ignore_errors=True)
+    subprocess.run(
+        ["mvn", "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
+         f"-DoutputDirectory={libs}", "-DincludeScope=runtime"],
+        check=True,
+    )
+    stamp.write_text(digest)
+    return libs
+
+
+def java() -> str:
+    home = os.environ.get("JAVA_HOME")
+    exe = str(Path(home) / "bin/java") if home else shutil.which("java")
+    if not exe:
+        sys.exit("[stack] Java 17+ is needed for Kafka: apt-get install openjdk-17-jre-headless")
+    return exe
+
+
+def kafka_up() -> str:
+    bootstrap = f"127.0.0.1:{KAFKA_PORT}"
+    pidfile = KAFKA_DIR / "kafka.pid"
+    if port_open(KAFKA_PORT):
+        log(f"Kafka already listening on {bootstrap}")
+        return bootstrap
+    libs = kafka_fetch()
+    data, logs = KAFKA_DIR / "data", KAFKA_DIR / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    props = KAFKA_DIR / "server.properties"
+    props.write_text(Template((ROOT / "deploy/kafka/server.properties").read_text()).substitute(
+        port=KAFKA_PORT, controller_port=KAFKA_PORT + 1, data_dir=data))
+    cp = f"{libs}/*"
+    if not (data / "meta.properties").exists():
+        # A KRaft cluster id is 16 random bytes, URL-safe base64 without padding.
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        log("formatting Kafka storage (KRaft)")
+        subprocess.run([java(), "-cp", cp, "kafka.tools.StorageTool", "format", "-t", cluster_id,
+                        "-c", str(props)], check=True, stdout=subprocess.DEVNULL)
+    log(f"starting Kafka on {bootstrap}")
+    with open(logs / "stdout.log", "ab") as out:
+        proc = subprocess.Popen(
+            [java(), "-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+             f"-Dkafka.logs.dir={logs}",
+             f"-Dlog4j2.configurationFile={ROOT / 'deploy/kafka/log4j2.properties'}",
+             "-cp", cp, "kafka.Kafka", str(props)],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    pidfile.write_text(str(proc.pid))
+    wait_for(KAFKA_PORT, "Kafka", 90, lambda: proc.poll() is None)
+    return bootstrap
+
+
+# --- PostgreSQL --------------------------------------------------------------------------------
+
+
+def pg_bindir() -> Path:
+    found = shutil.which("pg_ctl")
+    if found:
+        return Path(os.path.realpath(found)).parent
+    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
+                      key=lambda p: int(p.split("/")[4]))
+    if versions:
+        return Path(versions[-1]).parent
+    try:  # the embedded fallback: PyPI's pgserver ships PostgreSQL binaries in its wheel
+        from pgserver._commands import POSTGRES_BIN_PATH  # type: ignore[import-not-found]
+        return Path(POSTGRES_BIN_PATH)
+    except ImportError:
+        sys.exit("[stack] no PostgreSQL binaries: apt-get install postgresql, or pip install pgserver")
+
+
+def as_pg_user() -> list[str]:
+    """PostgreSQL refuses to run as root: run it as an unprivileged user when we are root."""
+    if os.geteuid() != 0:
+        return []
+    for name in ("postgres", "streetneeds"):
+        try:
+            pwd.getpwnam(name)
+            break
+        except KeyError:
+            continue
+    else:
+        subprocess.run(["useradd", "--system", "--no-create-home", "streetneeds"], check=True)
+        name = "streetneeds"
+    PG_DIR.mkdir(parents=True, exist_ok=True)
+    shutil.chown(PG_DIR, name)
+    return ["runuser", "-u", name, "--"]
+
+
+def pg_up() -> str:
+    url = f"postgresql://{DB_USER}@127.0.0.1:{PG_PORT}/{DB_NAME}"
+    if port_open(PG_PORT):
+        log(f"PostgreSQL already listening on port {PG_PORT}")
+        return url
+    bindir, sudo = pg_bindir(), as_pg_user()
+    data = PG_DIR / "data"
+    if not (data / "PG_VERSION").exists():
+        log(f"initialising PostgreSQL ({bindir})")
+        subprocess.run([*sudo, str(bindir / "initdb"), "-D", str(data), "-U", DB_USER,
+                        "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"],
+                       check=True, stdout=subprocess.DEVNULL)
+    log(f"starting PostgreSQL on 127.0.0.1:{PG_PORT}")
+    subprocess.run(
+        [*sudo, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(PG_DIR / "postgres.log"), "-w",
+         "-t", "60", "-o",
+         f"-p {PG_PORT} -c listen_addresses=127.0.0.1 -k {PG_DIR} -c max_connections=300"
+         " -c fsync=on -c shared_buffers=256MB",
+         "start"], check=True, stdout=subprocess.DEVNULL)
+    exists = subprocess.run(
+        [*sudo, str(bindir / "psql"), "-h", "127.0.0.1", "-p", str(PG_PORT), "-U", DB_USER, "-d",
+         "postgres", "-tAc", f"SELECT 1 FROM pg_database WHERE datname='{DB_NAME}'"],
+        check=True, capture_output=True, text=True).stdout.strip()
+    if exists != "1":
+        subprocess.run([*sudo, str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(PG_PORT),
+                        "-U", DB_USER, DB_NAME], check=True)
+    return url
+
+
+def pg_down() -> None:
+    data = PG_DIR / "data"
+    if (data / "postmaster.pid").exists():
+        log("stopping PostgreSQL")
+        subprocess.run([*as_pg_user(), str(pg_bindir() / "pg_ctl"), "-D", str(data), "-m", "fast",
+                        "-w", "stop"], check=False, stdout=subprocess.DEVNULL)
+
+
+def kafka_down() -> None:
+    pidfile = KAFKA_DIR / "kafka.pid"
+    if not pid_alive(pidfile):
+        return
+    pid = int(pidfile.read_text())
+    log("stopping Kafka")
+    os.kill(pid, signal.SIGTERM)  # controlled shutdown: the broker flushes and closes its logs
+    for _ in range(150):
+        if not pid_alive(pidfile):
+            break
+        time.sleep(0.2)
+    else:
+        os.kill(pid, signal.SIGKILL)
+    pidfile.unlink(missing_ok=True)
+
+
+def up() -> None:
+    LOCAL.mkdir(exist_ok=True)
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or kafka_up()
+    database = os.environ.get("DATABASE_URL") or pg_up()
+    ENV_FILE.write_text(f"KAFKA_BOOTSTRAP_SERVERS={bootstrap}\nDATABASE_URL={database}\n")
+    log(f"ready: KAFKA_BOOTSTRAP_SERVERS={bootstrap} DATABASE_URL={database}")
+
+
+def down() -> None:
+    if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        kafka_down()
+    if not os.environ.get("DATABASE_URL"):
+        pg_down()
+
+
+def status() -> None:
+    print(f"kafka  127.0.0.1:{KAFKA_PORT}  {'up' if port_open(KAFKA_PORT) else 'down'}")
+    print(f"postgres 127.0.0.1:{PG_PORT}  {'up' if port_open(PG_PORT) else 'down'}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["up", "down", "status"])
+    {"up": up, "down": down, "status": status}[parser.parse_args().command]()

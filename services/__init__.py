@@ -1,0 +1,1 @@
+"""The streetneeds services: ingest -> aggregator -> prompter -> feeds, talking only through Kafka."""

@@ -1,0 +1,52 @@
+"""The `streetneeds` command: operator and developer tasks across services, one sub-command each."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+
+import typer
+
+from shared.kafka import ensure_topics
+from shared.settings import CommonSettings
+
+app = typer.Typer(help="streetneeds: council-visible needs, street by street, safely.",
+                  no_args_is_help=True)
+topics = typer.Typer(help="Kafka topics from the code's registry.", no_args_is_help=True)
+app.add_typer(topics, name="topics")
+
+# Each service's own commands live beside it, in `<package>/cli.py` with a Typer `app`.
+for name, package in (("gazetteer", "shared.gazetteer"), ("ingest", "services.ingest"),
+                      ("aggregator", "services.aggregator"), ("prompter", "services.prompter"),
+                      ("feeds", "services.feeds"), ("simulate", "services.simulator")):
+    try:
+        module = importlib.import_module(f"{package}.cli")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{package}.cli" and exc.name != package:
+            raise
+        continue
+    if name == "simulate":
+        app.command("simulate", help=module.simulate.__doc__)(module.simulate)
+    else:
+        app.add_typer(module.app, name=name)
+
+
+@topics.command("create")
+def create_topics() -> None:
+    """Create every topic in the registry that does not exist yet (safe to re-run)."""
+    settings = CommonSettings()
+    created = asyncio.run(ensure_topics(settings.kafka_bootstrap_servers))
+    typer.echo(f"topics created: {', '.join(created) or 'none (all present)'}")
+
+
+@app.command("migrate")
+def migrate() -> None:
+    """Apply every component's pending database migrations (forward-only, recorded)."""
+    from shared.migrations import migrate_all
+
+    for schema, applied in asyncio.run(migrate_all(CommonSettings().database_url)).items():
+        typer.echo(f"{schema}: {', '.join(applied) or 'up to date'}")
+
+
+def main() -> None:
+    app()

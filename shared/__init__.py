@@ -1,0 +1,1 @@
+"""streetneeds' own shared code: contracts, settings, Kafka and database plumbing, geometry."""

@@ -1,0 +1,63 @@
+"""PostgreSQL plumbing: connection pools and forward-only, recorded, re-runnable migrations.
+
+Each component owns one schema and a `migrations/` folder of `NNN_name.sql` files. A file is applied
+once, in order, inside a transaction, and recorded in `<schema>.schema_migrations`; re-running is a
+no-op. An advisory lock per schema makes concurrent starts (several replicas) safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from pathlib import Path
+
+import asyncpg
+
+__all__ = ["apply_migrations", "create_pool"]
+
+log = logging.getLogger(__name__)
+_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+
+
+async def apply_migrations(conn: asyncpg.Connection, schema: str, folder: Path) -> list[str]:
+    """Apply the pending migrations of `folder` to `schema`; returns the names applied."""
+    files = sorted(p for p in folder.glob("*.sql") if _NAME.match(p.name))
+    lock = int.from_bytes(hashlib.sha256(schema.encode()).digest()[:4], "big")
+    applied: list[str] = []
+    await conn.execute("SELECT pg_advisory_lock($1)", lock)
+    try:
+        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        await conn.execute(
+            f'CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations ('
+            " name text PRIMARY KEY, checksum text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {
+            r["name"]: r["checksum"]
+            for r in await conn.fetch(f'SELECT name, checksum FROM "{schema}".schema_migrations')
+        }
+        for path in files:
+            sql = path.read_text()
+            checksum = hashlib.sha256(sql.encode()).hexdigest()
+            if path.name in done:
+                if done[path.name] != checksum:
+                    # Forward-only: an applied migration is history; changes go in a new file.
+                    raise RuntimeError(f"{schema}/{path.name} changed after it was applied")
+                continue
+            async with conn.transaction():
+                await conn.execute(f'SET LOCAL search_path TO "{schema}", public')
+                await conn.execute(sql)
+                await conn.execute(
+                    f'INSERT INTO "{schema}".schema_migrations (name, checksum) VALUES ($1, $2)',
+                    path.name, checksum,
+                )
+            applied.append(path.name)
+            log.info("migration applied", extra={"schema": schema, "migration": path.name})
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", lock)
+    return applied

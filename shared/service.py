@@ -1,0 +1,100 @@
+"""One way to run a service: FastAPI for HTTP, a faststream broker for Kafka, an asyncpg pool.
+
+`create_service_app` wires what every service needs and nothing service-specific: JSON logs,
+migrations for the service's own schema, the broker started after the database is ready (so no
+message is handled before its effect can be stored), `/healthz`, `/readyz`, `/metrics`,
+problem+json errors, and a shutdown that stops consuming first, then closes the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from fastapi import FastAPI
+from faststream.kafka import KafkaBroker
+
+from .db import apply_migrations, create_pool
+from .http import add_operational_routes, install_problem_handlers
+from .kafka import ensure_topics
+from .logs import configure_logging
+from .settings import CommonSettings
+
+__all__ = ["Runtime", "create_service_app"]
+
+log = logging.getLogger(__name__)
+Hook = Callable[["Runtime"], Awaitable[None]]
+
+
+@dataclass
+class Runtime:
+    """What a running service holds; handlers and routes reach it through `app.state.runtime`."""
+
+    name: str
+    settings: CommonSettings
+    broker: KafkaBroker
+    pool: asyncpg.Pool | None = None
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def spawn(self, coro: Awaitable[Any], name: str) -> None:
+        """Run a background loop for the service's lifetime; it is cancelled on shutdown."""
+        self.tasks.append(asyncio.create_task(coro, name=name))  # type: ignore[arg-type]
+
+
+def create_service_app(
+    *, name: str, title: str, description: str, settings: CommonSettings, broker: KafkaBroker,
+    schema: str | None, migrations: Path | None, version: str = "1.0.0",
+    on_startup: Hook | None = None, on_shutdown: Hook | None = None,
+    extra_migrations: tuple[tuple[str, Path], ...] = (),
+) -> FastAPI:
+    runtime = Runtime(name=name, settings=settings, broker=broker)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(name, settings.log_level)
+        runtime.pool = await create_pool(settings.database_url)
+        async with runtime.pool.acquire() as conn:
+            for other_schema, folder in extra_migrations:
+                await apply_migrations(conn, other_schema, folder)
+            if schema and migrations:
+                await apply_migrations(conn, schema, migrations)
+        await ensure_topics(settings.kafka_bootstrap_servers)
+        if on_startup:
+            await on_startup(runtime)
+        await broker.start()
+        log.info("service started", extra={"service": name})
+        try:
+            yield
+        finally:
+            # Stop consuming first: in-flight handlers finish and commit, the rest is redelivered.
+            await broker.stop()
+            for task in runtime.tasks:
+                task.cancel()
+            await asyncio.gather(*runtime.tasks, return_exceptions=True)
+            if on_shutdown:
+                await on_shutdown(runtime)
+            await runtime.pool.close()
+            log.info("service stopped", extra={"service": name})
+
+    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    app.state.runtime = runtime
+    install_problem_handlers(app)
+
+    async def db_ready() -> bool:
+        if runtime.pool is None:
+            return False
+        async with runtime.pool.acquire(timeout=2) as conn:
+            return await conn.fetchval("SELECT 1") == 1
+
+    async def kafka_ready() -> bool:
+        return await broker.ping(timeout=2)
+
+    add_operational_routes(app, {"database": db_ready, "kafka": kafka_ready})
+    return app
