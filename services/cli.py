@@ -50,3 +50,7 @@ def migrate() -> None:
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

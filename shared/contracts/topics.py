@@ -7,13 +7,14 @@ registry, so a topic is declared exactly once.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
-from pydantic import BaseModel
+from pydantic import TypeAdapter
 
 from .events import (
     CouncilSignal,
     DeadLettered,
-    PromptPublished,
+    PromptEvent,
     ResidentResponded,
     SignalAnonymised,
     StreetNeedChanged,
@@ -36,7 +37,7 @@ DAY_MS = 24 * 60 * 60 * 1000
 @dataclass(frozen=True)
 class Topic:
     name: str
-    model: type[BaseModel]
+    model: Any  # a pydantic model, or an annotated union of models (prompts)
     key: str  # what the Kafka key is, in words
     partitions: int
     retention_ms: int  # -1: keep forever
@@ -53,6 +54,9 @@ class Topic:
         }
         cfg.update(self.extra_config)
         return cfg
+
+    def json_schema(self) -> dict[str, Any]:
+        return TypeAdapter(self.model).json_schema()
 
 
 COUNCIL_SIGNALS = Topic(
@@ -74,7 +78,7 @@ STREET_NEEDS = Topic(
     extra_config={"min.compaction.lag.ms": str(60 * 60 * 1000)},
 )
 PROMPTS = Topic(
-    "prompts.v1", PromptPublished, key="prompt_id", partitions=6, retention_ms=-1,
+    "prompts.v1", PromptEvent, key="prompt_id", partitions=6, retention_ms=-1,
     compacted=True, audience="prompter produces; feeds consumes",
     description="Prompts for action (PromptPublished or PromptRetired, by `event_type`).",
 )

@@ -1,0 +1,183 @@
+"""`make run`: start every service as its own process, wait until each is ready, load demo signals.
+
+Prints where to look, then waits; Ctrl-C (or `make stop`, which calls `run.py --stop`) stops the
+services cleanly (SIGTERM: each stops consuming, commits what it processed and closes its pool).
+Runs with the project's virtualenv after `make setup` (stack, topics, migrations, gazetteer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCAL = ROOT / ".local"
+RUN_DIR = LOCAL / "run"
+SECRETS = LOCAL / "secrets.env"
+DEMO_KEYS = LOCAL / "demo-keys.env"
+PY = sys.executable
+
+# name, port, what a person finds there
+SERVICES = (
+    ("ingest", 8001, "council signals: /docs, Open311 at /open311/v2/services.xml"),
+    ("aggregator", 8002, "street-level needs: /v1/needs.geojson"),
+    ("prompter", 8003, "prompts and opportunities: /v1/opportunities"),
+    ("feeds", 8000, "residents' feeds: / (search your street)"),
+    ("partners", 8004, "VCS partner API: /docs"),
+)
+
+
+def load_env(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def local_secrets() -> dict[str, str]:
+    """Development secrets, generated once into the git-ignored .local/secrets.env."""
+    wanted = {
+        "INGEST_PSEUDONYM_KEYS": lambda: f"1:{secrets.token_urlsafe(48)}",
+        "INGEST_PSEUDONYM_KEY_VERSION": lambda: "1",
+        "AGGREGATOR_OPERATOR_TOKEN": lambda: secrets.token_urlsafe(32),
+        "PROMPTER_ADMIN_TOKEN": lambda: secrets.token_urlsafe(32),
+    }
+    have = load_env(SECRETS)
+    missing = {k: make() for k, make in wanted.items() if k not in have}
+    if missing:
+        with SECRETS.open("a") as f:
+            f.writelines(f"{k}={v}\n" for k, v in missing.items())
+        SECRETS.chmod(0o600)
+    return {**have, **missing}
+
+
+def service_env() -> dict[str, str]:
+    return {**os.environ, **load_env(LOCAL / "stack.env"), **local_secrets()}
+
+
+def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 90) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+                if r.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def start(env: dict[str, str]) -> list[tuple[str, int, subprocess.Popen]]:
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
+    procs = []
+    for name, port, _ in SERVICES:
+        log = (RUN_DIR / f"{name}.log").open("ab")
+        proc = subprocess.Popen([PY, "-m", f"services.{name}"], cwd=ROOT, env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+        (RUN_DIR / f"{name}.pid").write_text(str(proc.pid))
+        procs.append((name, port, proc))
+    return procs
+
+
+def demo_keys(env: dict[str, str]) -> dict[str, str]:
+    """A demo council system and a demo VCS partner, created once; keys kept in .local/demo-keys.env."""
+    keys = load_env(DEMO_KEYS)
+    if "COUNCIL_API_KEY" not in keys:
+        subprocess.run([PY, "-m", "services.cli", "ingest", "create-system", "Demo council system",
+                        "--council", "camden", "--key-file", str(DEMO_KEYS)],
+                       cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+    if "PARTNER_API_KEY" not in load_env(DEMO_KEYS):
+        subprocess.run([PY, "-m", "services.cli", "partners", "create-partner", "Demo VCS partner",
+                        "--key-file", str(DEMO_KEYS)],
+                       cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+    return load_env(DEMO_KEYS)
+
+
+def stop_all(procs=None) -> None:
+    pids = [p.pid for _, _, p in procs] if procs else [
+        int(f.read_text()) for f in RUN_DIR.glob("*.pid") if f.read_text().strip().isdigit()]
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 30
+    for pid in pids:
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            if procs:
+                for _, _, p in procs:
+                    p.poll()  # reap children so they do not linger as zombies
+            time.sleep(0.2)
+        else:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    for f in RUN_DIR.glob("*.pid"):
+        f.unlink()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stop", action="store_true", help="stop services started earlier")
+    parser.add_argument("--no-demo", action="store_true", help="do not load demo signals")
+    args = parser.parse_args()
+    if args.stop:
+        stop_all()
+        return
+    env = service_env()
+    keys = demo_keys(env)
+    env.update(keys)
+    procs = start(env)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    started = time.monotonic()
+    try:
+        print("\nstreetneeds is starting…", flush=True)
+        for name, port, proc in procs:
+            ok = wait_ready(port, proc)
+            state = "ready" if ok else f"NOT READY (see {RUN_DIR / (name + '.log')})"
+            print(f"  {name:<11} http://127.0.0.1:{port:<5} {state}", flush=True)
+        print(f"  all services up in {time.monotonic() - started:.1f}s\n")
+        for name, port, hint in SERVICES:
+            print(f"  {name:<11} {hint} → http://127.0.0.1:{port}")
+        print(f"\n  demo keys ({DEMO_KEYS.relative_to(ROOT)}):")
+        for k, v in keys.items():
+            print(f"    {k}={v}")
+        simulator = None
+        if not args.no_demo:
+            print("\n  loading demo signals (45 days of Camden) and then a live trickle…", flush=True)
+            simulator = subprocess.Popen(
+                [PY, "-m", "services.cli", "simulate", "--backfill-days", "45", "--rate", "2",
+                 "--duration", "86400", "--seed", "7"],
+                cwd=ROOT, env=env, stdout=(RUN_DIR / "simulator.log").open("ab"),
+                stderr=subprocess.STDOUT)
+            procs.append(("simulator", 0, simulator))
+        print("\n  logs: .local/run/*.log — Ctrl-C (or `make stop`) stops everything.\n", flush=True)
+        while all(p.poll() is None for name, _, p in procs if name != "simulator"):
+            time.sleep(1)
+        dead = [name for name, _, p in procs if p.poll() is not None and name != "simulator"]
+        print(f"service exited: {', '.join(dead)} — see .local/run/", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("\nstopping…", flush=True)
+    finally:
+        stop_all(procs)
+        print("stopped.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Generate the committed contract documents in docs/ from the code: AsyncAPI, JSON Schema, OpenAPI.
+
+    python -m shared.docs write   # regenerate (make docs)
+    python -m shared.docs check   # exit 1 if docs/ drifted from the code (the tests do the same)
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from faststream.kafka import KafkaBroker
+from faststream.specification import AsyncAPI
+
+from .contracts import ALL_TOPICS
+
+__all__ = ["DOCS", "SERVICES", "asyncapi", "documents", "json_schemas", "openapi"]
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+SERVICES = ("ingest", "aggregator", "prompter", "feeds", "partners")
+
+
+def asyncapi() -> dict[str, Any]:
+    """AsyncAPI 3.0 for every topic in the registry, with its Kafka topic configuration."""
+    broker = KafkaBroker("127.0.0.1:19092", description="Local single-node KRaft broker")
+    for topic in ALL_TOPICS:
+        broker.publisher(topic.name, schema=topic.model, title=topic.name,
+                         description=f"{topic.description} Audience: {topic.audience}.")
+    spec = json.loads(AsyncAPI(
+        broker, title="streetneeds events", version="1.0.0", schema_version="3.0.0",
+        description="Topics connecting the streetneeds services. Generated from "
+        "shared/contracts (make docs); do not edit by hand.",
+    ).to_specification().to_json())
+    for topic in ALL_TOPICS:
+        channel = spec["channels"][topic.name]
+        # Kafka channel binding 0.4.0: partitions and topic configuration sit with the contract.
+        channel["bindings"]["kafka"].update({
+            "partitions": topic.partitions, "replicas": 1,
+            "topicConfiguration": {
+                "cleanup.policy": ["compact" if topic.compacted else "delete"],
+                "retention.ms": topic.retention_ms,
+            },
+        })
+        channel["description"] += f" Key: {topic.key}."
+    return spec
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    return {f"{topic.name}.schema.json": topic.json_schema() for topic in ALL_TOPICS}
+
+
+def openapi(service: str) -> dict[str, Any]:
+    """The service's OpenAPI document, from its FastAPI app (built, not started)."""
+    main = importlib.import_module(f"services.{service}.main")
+    return main.create_app(main.documentation_settings()).openapi()
+
+
+def documents() -> dict[Path, dict[str, Any]]:
+    docs = {DOCS / "asyncapi.json": asyncapi()}
+    docs.update({DOCS / "schemas" / name: schema for name, schema in json_schemas().items()})
+    for service in SERVICES:
+        try:
+            docs[DOCS / "openapi" / f"{service}.json"] = openapi(service)
+        except ModuleNotFoundError:
+            continue
+    return docs
+
+
+def render(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+
+def main(command: str) -> int:
+    drifted = []
+    for path, doc in documents().items():
+        text = render(doc)
+        if command == "write":
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        elif not path.exists() or path.read_text() != text:
+            drifted.append(str(path.relative_to(DOCS.parent)))
+    if drifted:
+        print("out of date (run `make docs`): " + ", ".join(drifted), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "check"))
