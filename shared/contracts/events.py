@@ -146,18 +146,29 @@ class StreetNeedChanged(_Contract):
     street_ids: tuple[str, ...] = Field(..., description="Gazetteer streets the area covers.")
     category: Category
     sensitivity: Sensitivity
-    band: Band | None = Field(None, description="Person categories: some (8-14), several (15-29), many (30+).")
+    band: Band | None = Field(
+        None, description="Person categories: some (8-14), several (15-29), many (30+)."
+    )
     count: int | None = Field(None, ge=0, description="Place categories only: open reports.")
     trend: Trend | None = Field(None, description="This period against the previous one.")
     since: dt.date = Field(..., description="First day of the period this state has held since.")
-    period: str = Field(..., description="`YYYY-MM` (person, monthly release) or `live` (place).")
+    period: str = Field(
+        ..., pattern=r"^(\d{4}-(0[1-9]|1[0-2])|\d{4}-Q[1-4]|live)$",
+        description="`YYYY-MM` (person, monthly release), `YYYY-Qn` (person, ward trend, quarterly) "
+        "or `live` (place).",
+    )
     published_at: AwareDatetime = Field(..., description="Coarsened to the minute.")
     version: int = Field(..., ge=1, description="Increases with each change of this key.")
 
     @model_validator(mode="after")
     def _privacy_shape(self) -> StreetNeedChanged:
-        if self.sensitivity is Sensitivity.PERSON and (self.count is not None or self.band is None):
-            raise ValueError("person categories publish a band, never a count")
+        if self.sensitivity is Sensitivity.PERSON:
+            if self.count is not None:
+                raise ValueError("person categories publish a band, never a count")
+            # The one person-category output without a band: a ward's quarterly trend.
+            ward_trend = self.area_kind == "ward" and self.trend is not None and "-Q" in self.period
+            if self.band is None and not ward_trend:
+                raise ValueError("person categories publish a band, never a count")
         if self.sensitivity is Sensitivity.PLACE and self.count is None:
             raise ValueError("place categories publish a count")
         return self

@@ -123,3 +123,12 @@ def test_asyncapi_carries_every_topic_with_its_configuration():
         binding = spec["channels"][topic.name]["bindings"]["kafka"]
         assert binding["partitions"] == topic.partitions
         assert binding["topicConfiguration"]["retention.ms"] == topic.retention_ms
+
+
+def test_person_trend_without_band_only_for_a_ward_quarter():
+    trend = _need(area_id="E05013652", area_kind="ward", band=None, trend="up", period="2026-Q3")
+    assert StreetNeedChanged.model_validate(trend).band is None
+    with pytest.raises(ValidationError, match="never a count"):
+        StreetNeedChanged.model_validate({**trend, "area_kind": "unit"})
+    with pytest.raises(ValidationError, match="never a count"):
+        StreetNeedChanged.model_validate({**trend, "period": "2026-09"})

@@ -1,0 +1,1 @@
+"""The aggregator: turns anonymised signals into publishable street needs."""
