@@ -68,21 +68,50 @@ def _with_database(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
+async def _admin(stack: dict[str, str], sql: str) -> None:
+    conn = await asyncpg.connect(stack["database"])
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def camden_gazetteer():
+    """The Camden gazetteer built from the shipped OpenStreetMap extract, once per session."""
+    from shared.gazetteer import build_gazetteer
+
+    data = ROOT / "data/camden"
+    gazetteer, _ = build_gazetteer(
+        data / "camden.osm.pbf", wards=data / "wards-2022.geojson", lsoas=data / "lsoa-2021.geojson",
+        boundary=data / "boundary.geojson")
+    return gazetteer
+
+
+@pytest.fixture(scope="session")
+async def gazetteer_template(stack: dict[str, str], camden_gazetteer) -> AsyncIterator[str]:
+    """A template database holding the Camden gazetteer, so each fresh database is a cheap copy."""
+    from shared.gazetteer import repository
+
+    name = f"tpl_{uuid.uuid4().hex[:12]}"
+    await _admin(stack, f'CREATE DATABASE "{name}"')
+    conn = await asyncpg.connect(_with_database(stack["database"], name))
+    try:
+        await repository.migrate(conn)
+        await repository.save(conn, camden_gazetteer)
+    finally:
+        await conn.close()
+    yield name
+    await _admin(stack, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
-async def fresh_database_url(stack: dict[str, str]) -> AsyncIterator[str]:
-    """A new, empty database for this test (dropped afterwards)."""
+async def fresh_database_url(stack: dict[str, str], gazetteer_template: str) -> AsyncIterator[str]:
+    """A new database for this test holding only the Camden gazetteer (dropped afterwards)."""
     name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(stack["database"])
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
+    await _admin(stack, f'CREATE DATABASE "{name}" TEMPLATE "{gazetteer_template}"')
     yield _with_database(stack["database"], name)
-    admin = await asyncpg.connect(stack["database"])
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await _admin(stack, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
