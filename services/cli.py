@@ -18,7 +18,8 @@ app.add_typer(topics, name="topics")
 # Each service's own commands live beside it, in `<package>/cli.py` with a Typer `app`.
 for name, package in (("gazetteer", "shared.gazetteer"), ("ingest", "services.ingest"),
                       ("aggregator", "services.aggregator"), ("prompter", "services.prompter"),
-                      ("feeds", "services.feeds"), ("simulate", "services.simulator")):
+                      ("feeds", "services.feeds"), ("partners", "services.partners"),
+                      ("simulate", "services.simulator")):
     try:
         module = importlib.import_module(f"{package}.cli")
     except ModuleNotFoundError as exc:

@@ -17,6 +17,7 @@ MIGRATIONS: dict[str, Path] = {
     "aggregator": _ROOT / "services/aggregator/migrations",
     "prompter": _ROOT / "services/prompter/migrations",
     "feeds": _ROOT / "services/feeds/migrations",
+    "partners": _ROOT / "services/partners/migrations",
 }
 
 

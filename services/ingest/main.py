@@ -1,0 +1,73 @@
+"""Wiring: the ingest app (JSON API, Open311, Kafka subscriber) on the shared service runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic.json_schema import models_json_schema
+
+from shared.gazetteer.model import Gazetteer
+from shared.kafka import make_broker
+from shared.service import Runtime, create_service_app
+
+from . import api, handlers, open311_api
+from .anonymise import Pseudonymiser
+from .auth import RateLimiter
+from .pipeline import Pipeline
+from .settings import IngestSettings
+
+__all__ = ["create_app"]
+
+
+async def _load_gazetteer(runtime: Runtime) -> Gazetteer:
+    from shared.gazetteer.repository import load
+
+    async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
+        return await load(conn)
+
+
+def create_app(settings: IngestSettings, *, gazetteer: Gazetteer | None = None) -> FastAPI:
+    """The ingest service. `gazetteer` is loaded from the database at start unless given (tests)."""
+    broker = make_broker(settings.kafka_bootstrap_servers, client_id="ingest")
+
+    async def on_startup(runtime: Runtime) -> None:
+        gaz = gazetteer if gazetteer is not None else await _load_gazetteer(runtime)
+        if not gaz.streets:  # every signal would be rejected: refuse to start instead
+            raise RuntimeError("the gazetteer is empty: run `streetneeds gazetteer import` (make setup)")
+        secrets = {v: s.get_secret_value() for v, s in settings.pseudonym_keys_by_version.items()}
+        runtime.state["gazetteer"] = gaz
+        runtime.state["limiter"] = RateLimiter()
+        runtime.state["pipeline"] = Pipeline(
+            runtime.pool, broker, gaz, Pseudonymiser(secrets, settings.pseudonym_key_version),  # type: ignore[arg-type]
+            settings.max_distance_m)
+
+    app = create_service_app(
+        name="ingest", title="streetneeds ingest",
+        description="Council systems send signals here (JSON API, Open311 GeoReport v2, or Kafka). "
+        "Each is anonymised at the door: only a street, a category, a keyed pseudonym and a coarse "
+        "time travel on.",
+        settings=settings, broker=broker, schema="ingest",
+        migrations=Path(__file__).parent / "migrations", on_startup=on_startup)
+    handlers.register(broker, app.state.runtime)
+    app.include_router(api.router)
+    app.include_router(open311_api.router)
+    _document_request_models(app)
+    return app
+
+
+def _document_request_models(app: FastAPI) -> None:
+    """Add the hand-parsed request bodies' models to the OpenAPI components."""
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                                 routes=app.routes)
+            _, defs = models_json_schema([(m, "validation") for m in api.openapi_models()],
+                                         ref_template="#/components/schemas/{model}")
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

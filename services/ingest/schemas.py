@@ -1,0 +1,63 @@
+"""HTTP wire models of the JSON API (responses and documented request shapes), apart from Kafka contracts."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from shared.contracts import Category, CouncilSignal, Sensitivity
+
+__all__ = ["BatchResult", "CategoryOut", "ItemResult", "ProblemOut", "SignalBatch", "problem_responses"]
+
+
+class SignalBatch(BaseModel):
+    """A batch of signals. The body may also be a bare JSON array, or one signal object."""
+
+    items: list[CouncilSignal] = Field(..., description="Up to INGEST_MAX_BATCH signals (default 5,000).")
+
+
+class ItemResult(BaseModel):
+    index: int = Field(..., description="Position in the batch.")
+    event_id: str | None = Field(None, description="The council's own event_id, when it could be read.")
+    id: uuid.UUID | None = Field(None, description="The anonymised event's deterministic id.")
+    outcome: Literal["accepted", "duplicate", "rejected"]
+    errors: list[str] = Field(default_factory=list,
+                              description="One per bad field, e.g. "
+                              "`items[3].location: too far from any street (212 m)`.")
+
+
+class BatchResult(BaseModel):
+    accepted: int
+    duplicate: int
+    rejected: int
+    items: list[ItemResult]
+
+
+class CategoryOut(BaseModel):
+    code: Category
+    name: str
+    description: str
+    sensitivity: Sensitivity
+    lifetime_days: int = Field(..., description="A signal with no withdrawal stops counting after this.")
+
+
+class ProblemOut(BaseModel):
+    """RFC 9457 problem details (`application/problem+json`)."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    errors: list[dict[str, Any]] | None = Field(None, description="One entry per bad field.")
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries documenting problem+json errors."""
+    text = {400: "Bad request", 401: "Missing or unknown API key", 403: "Category not allowed for this key",
+            413: "Batch too large", 422: "Nothing valid in the body", 429: "Rate limit exceeded",
+            503: "Could not hand the signals on; nothing was recorded, retry"}
+    schema = ProblemOut.model_json_schema()
+    return {s: {"description": text.get(s, "Error"),
+                "content": {"application/problem+json": {"schema": schema}}} for s in statuses}

@@ -1,0 +1,66 @@
+"""Partner administration: create partners (API key shown once), list them, revoke them."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from uuid import UUID
+
+import typer
+
+from shared.db import apply_migrations, create_pool
+
+from . import repository
+from .keys import hash_key, new_key
+from .main import MIGRATIONS
+from .settings import PartnersSettings
+
+app = typer.Typer(help="VCS partner API keys.", no_args_is_help=True)
+
+
+async def _run(action):
+    pool = await create_pool(PartnersSettings().database_url, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            await apply_migrations(conn, "partners", MIGRATIONS)
+            return await action(conn)
+    finally:
+        await pool.close()
+
+
+@app.command("create-partner")
+def create_partner(
+    name: str = typer.Argument(..., help="The partner organisation's name."),
+    key_file: Path | None = typer.Option(None, help="Also write PARTNER_API_KEY=<key> to this file."),
+) -> None:
+    """Create a partner and print its API key. The key is shown once and only its hash is stored."""
+    key = new_key()
+    row = asyncio.run(_run(lambda conn: repository.create_partner(conn, name, hash_key(key))))
+    typer.echo(f"partner {row['id']} ({name}) created. API key (shown once, keep it secret):")
+    typer.echo(key)
+    if key_file is not None:
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(f"PARTNER_API_KEY={key}\n")
+        key_file.chmod(0o600)
+        typer.echo(f"written to {key_file}")
+
+
+@app.command("list-partners")
+def list_partners() -> None:
+    """List partners (never their keys)."""
+    for row in asyncio.run(_run(repository.list_partners)):
+        state = f"revoked {row['revoked_at']:%Y-%m-%d}" if row["revoked_at"] else "active"
+        typer.echo(f"{row['id']}\t{row['name']}\t{row['created_at']:%Y-%m-%d}\t{state}")
+
+
+@app.command("revoke-partner")
+def revoke_partner(partner_id: UUID = typer.Argument(..., help="Partner id from list-partners.")) -> None:
+    """Revoke a partner's API key: its requests get 403 and its webhooks stop receiving."""
+    if not asyncio.run(_run(lambda conn: repository.revoke_partner(conn, partner_id))):
+        typer.echo(f"no partner {partner_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"partner {partner_id} revoked")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,48 @@
+"""Wiring of the partner service: broker, street-needs handler, delivery worker, HTTP routers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+
+from shared.kafka import make_broker
+from shared.service import Runtime, create_service_app
+
+from . import needs_api, webhooks_api
+from .delivery import run_delivery_worker
+from .geometry import AreaGeometry, load_gazetteer
+from .handlers import register_handlers
+from .settings import PartnersSettings
+
+if TYPE_CHECKING:
+    from shared.gazetteer.model import Gazetteer
+
+__all__ = ["create_app"]
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_app(settings: PartnersSettings, *, gazetteer: Gazetteer | None = None) -> FastAPI:
+    """The partner service. `gazetteer` overrides the one loaded from the database (tests)."""
+    broker = make_broker(settings.kafka_bootstrap_servers, client_id="partners")
+
+    async def on_startup(runtime: Runtime) -> None:
+        found = gazetteer
+        if found is None and settings.load_gazetteer:
+            async with runtime.pool.acquire() as conn:
+                found = await load_gazetteer(conn)
+        runtime.state["geometry"] = AreaGeometry(found)
+        runtime.spawn(run_delivery_worker(runtime.pool, settings), name="partners-webhook-delivery")
+
+    app = create_service_app(
+        name="partners", title="streetneeds partner API",
+        description="Aggregated, disclosure-controlled street needs for voluntary and community "
+        "sector partners: JSON, GeoJSON and CSV, history, and signed webhooks. See docs/partners.md.",
+        settings=settings, broker=broker, schema="partners", migrations=MIGRATIONS,
+        on_startup=on_startup)
+    register_handlers(broker, app.state.runtime, settings.group_id)
+    app.include_router(needs_api.router)
+    app.include_router(webhooks_api.router)
+    return app

@@ -1,0 +1,170 @@
+"""Partner read API: current needs (JSON, GeoJSON, CSV) and their history, cursor-paginated."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime
+
+from shared.contracts import AreaKind, Category
+from shared.http import Problem
+
+from . import repository
+from .auth import current_partner
+from .cursor import decode_cursor, encode_cursor
+from .render import (
+    HISTORY_FIELDS,
+    NEED_FIELDS,
+    feature,
+    feature_collection,
+    history_item,
+    history_row,
+    need_row,
+    to_csv,
+)
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["needs"], dependencies=[Depends(current_partner)])
+CSV = "text/csv; charset=utf-8; header=present"
+GEOJSON = "application/geo+json"
+
+
+def _bad(field: str, message: str) -> Problem:
+    return Problem(422, "Request parameters are invalid", f"{field}: {message}",
+                   errors=[{"field": field, "message": message, "type": "value_error"}])
+
+
+def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
+    if value is None:
+        return None
+    try:
+        parts = tuple(float(p) for p in value.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 4:
+        raise _bad("bbox", "give min_lon,min_lat,max_lon,max_lat as four numbers")
+    min_lon, min_lat, max_lon, max_lat = parts
+    if not (-180 <= min_lon <= max_lon <= 180 and -90 <= min_lat <= max_lat <= 90):
+        raise _bad("bbox", "longitudes in [-180, 180], latitudes in [-90, 90], min before max")
+    return min_lon, min_lat, max_lon, max_lat
+
+
+def _position(cursor: str | None, kind: type) -> Any:
+    if cursor is None:
+        return None
+    try:
+        position = decode_cursor(cursor)
+    except ValueError:
+        position = None
+    if not isinstance(position, kind):
+        raise _bad("cursor", "not a cursor this endpoint returned")
+    return position
+
+
+def _limit(request: Request, limit: int) -> int:
+    largest = request.app.state.runtime.settings.page_size_max
+    if limit > largest:
+        raise _bad("limit", f"at most {largest}")
+    return limit
+
+
+def _link_next(request: Request, next_cursor: str | None) -> dict[str, str]:
+    if next_cursor is None:
+        return {}
+    url = request.url.include_query_params(cursor=next_cursor)
+    return {"Link": f'<{url}>; rel="next"'}
+
+
+async def _needs_page(request: Request, ward: str | None, category: Category | None,
+                      area_kind: AreaKind | None, bbox: str | None, cursor: str | None,
+                      limit: int) -> tuple[list[dict[str, Any]], str | None]:
+    limit = _limit(request, limit)
+    async with request.app.state.runtime.pool.acquire() as conn:
+        rows = await repository.list_needs(
+            conn, ward=ward, category=category, area_kind=area_kind, bbox=_bbox(bbox),
+            after_key=_position(cursor, str), limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return [r["payload"] for r in rows], encode_cursor(rows[-1]["key"]) if more else None
+
+
+_ward = Query(None, description="Ward code, e.g. E05013660.")
+_category = Query(None, description="Category code.")
+_area_kind = Query(None, description="street, unit or ward.")
+_bbox_q = Query(None, description="min_lon,min_lat,max_lon,max_lat (WGS84): areas whose extent meets it.")
+_cursor = Query(None, description="`next_cursor` of the previous page.")
+_limit_q = Query(100, ge=1, description="Page size.")
+
+
+@router.get("/needs", summary="Current publishable needs (JSON)")
+async def needs_json(request: Request, ward: str | None = _ward, category: Category | None = _category,
+                     area_kind: AreaKind | None = _area_kind, bbox: str | None = _bbox_q,
+                     cursor: str | None = _cursor, limit: int = _limit_q) -> JSONResponse:
+    items, next_cursor = await _needs_page(request, ward, category, area_kind, bbox, cursor, limit)
+    return JSONResponse({"items": items, "next_cursor": next_cursor},
+                        headers=_link_next(request, next_cursor))
+
+
+@router.get("/needs.geojson", summary="Current publishable needs (GeoJSON FeatureCollection, RFC 7946)",
+            response_class=Response, responses={200: {"content": {GEOJSON: {}}}})
+async def needs_geojson(request: Request, ward: str | None = _ward, category: Category | None = _category,
+                        area_kind: AreaKind | None = _area_kind, bbox: str | None = _bbox_q,
+                        cursor: str | None = _cursor, limit: int = _limit_q) -> JSONResponse:
+    items, next_cursor = await _needs_page(request, ward, category, area_kind, bbox, cursor, limit)
+    geometry = request.app.state.runtime.state["geometry"]
+    features = [feature(n, geometry.geojson(n["area_id"], n["area_kind"], n["street_ids"])) for n in items]
+    return JSONResponse(feature_collection(features, next_cursor), media_type=GEOJSON,
+                        headers=_link_next(request, next_cursor))
+
+
+@router.get("/needs.csv", summary="Current publishable needs (CSV, RFC 4180)",
+            response_class=Response, responses={200: {"content": {CSV: {}}}})
+async def needs_csv(request: Request, ward: str | None = _ward, category: Category | None = _category,
+                    area_kind: AreaKind | None = _area_kind, bbox: str | None = _bbox_q,
+                    cursor: str | None = _cursor, limit: int = _limit_q) -> Response:
+    items, next_cursor = await _needs_page(request, ward, category, area_kind, bbox, cursor, limit)
+    return Response(to_csv(NEED_FIELDS, (need_row(n) for n in items)), media_type=CSV,
+                    headers=_link_next(request, next_cursor))
+
+
+async def _history_page(request: Request, since: dt.datetime | None, until: dt.datetime | None,
+                        area_id: str | None, category: Category | None, cursor: str | None,
+                        limit: int) -> tuple[list[dict[str, Any]], str | None]:
+    limit = _limit(request, limit)
+    async with request.app.state.runtime.pool.acquire() as conn:
+        rows = await repository.list_history(
+            conn, since=since, until=until, area_id=area_id, category=category,
+            after_id=_position(cursor, int), limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return [history_item(r) for r in rows], encode_cursor(rows[-1]["id"]) if more else None
+
+
+_since = Query(None, description="Changes at or after this time (ISO 8601 with offset).")
+_until = Query(None, description="Changes before this time (ISO 8601 with offset).")
+_area = Query(None, description="One area id.")
+
+
+@router.get("/needs/history", summary="Every change (and removal) of publishable needs (JSON)")
+async def history_json(request: Request, since: AwareDatetime | None = _since,
+                       until: AwareDatetime | None = _until, area_id: str | None = _area,
+                       category: Category | None = _category, cursor: str | None = _cursor,
+                       limit: int = _limit_q) -> JSONResponse:
+    items, next_cursor = await _history_page(request, since, until, area_id, category, cursor, limit)
+    return JSONResponse({"items": items, "next_cursor": next_cursor},
+                        headers=_link_next(request, next_cursor))
+
+
+@router.get("/needs/history.csv", summary="Every change (and removal) of publishable needs (CSV)",
+            response_class=Response, responses={200: {"content": {CSV: {}}}})
+async def history_csv(request: Request, since: AwareDatetime | None = _since,
+                      until: AwareDatetime | None = _until, area_id: str | None = _area,
+                      category: Category | None = _category, cursor: str | None = _cursor,
+                      limit: int = _limit_q) -> Response:
+    items, next_cursor = await _history_page(request, since, until, area_id, category, cursor, limit)
+    return Response(to_csv(HISTORY_FIELDS, (history_row(i) for i in items)), media_type=CSV,
+                    headers=_link_next(request, next_cursor))

@@ -1,0 +1,152 @@
+"""Partner webhook endpoints: register (secret shown once), read, delete, deliveries, replay."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import AwareDatetime, BaseModel, Field
+
+from shared.contracts import Category
+from shared.http import Problem
+
+from . import repository
+from .auth import current_partner
+from .cursor import decode_cursor, encode_cursor
+from .payloads import webhook_body
+from .signing import new_secret
+from .urls import UnsafeUrl, check_webhook_url
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+
+
+class WebhookIn(BaseModel):
+    url: str = Field(..., max_length=2000, description="Where to POST deliveries (http or https).")
+    categories: list[Category] = Field(default_factory=list, description="Empty: every category.")
+    wards: list[str] = Field(default_factory=list, description="Ward codes; empty: every ward.")
+
+
+class WebhookOut(BaseModel):
+    id: UUID
+    url: str
+    categories: list[str]
+    wards: list[str]
+    created_at: dt.datetime
+
+
+class WebhookCreated(WebhookOut):
+    secret: str = Field(..., description="`whsec_…`: shown only now. Verify each delivery with it.")
+
+
+class Delivery(BaseModel):
+    id: int
+    history_id: int
+    message_id: str = Field(..., description="The `webhook-id` header: the same on every retry.")
+    status: Literal["pending", "delivered", "dead"]
+    attempts: int
+    next_attempt_at: dt.datetime
+    last_status: int | None
+    last_error: str | None
+    replay: bool
+    created_at: dt.datetime
+    finished_at: dt.datetime | None
+
+
+class DeliveryPage(BaseModel):
+    items: list[Delivery]
+    next_cursor: str | None
+
+
+class Replayed(BaseModel):
+    queued: int = Field(..., description="How many changes were queued again.")
+
+
+def _public(row: dict[str, Any]) -> WebhookOut:
+    return WebhookOut(**{k: row[k] for k in WebhookOut.model_fields})
+
+
+async def _own_webhook(request: Request, partner: dict[str, Any], webhook_id: UUID) -> dict[str, Any]:
+    async with request.app.state.runtime.pool.acquire() as conn:
+        webhook = await repository.get_webhook(conn, partner["id"], webhook_id)
+    if webhook is None:  # another partner's webhook is "not found" too: ids reveal nothing
+        raise Problem(404, "Webhook not found")
+    return webhook
+
+
+@router.post("", status_code=201, response_model=WebhookCreated, summary="Register a webhook")
+async def create_webhook(body: WebhookIn, request: Request,
+                         partner: dict = Depends(current_partner)) -> WebhookCreated:
+    settings = request.app.state.runtime.settings
+    try:
+        url = await asyncio.to_thread(check_webhook_url, body.url,
+                                      allow_loopback=settings.webhook_allow_loopback,
+                                      require_https=settings.webhook_require_https)
+    except UnsafeUrl as exc:
+        raise Problem(422, "Webhook URL not accepted", f"url: {exc}",
+                      errors=[{"field": "url", "message": str(exc), "type": "value_error"}]) from exc
+    secret = new_secret()
+    async with request.app.state.runtime.pool.acquire() as conn:
+        row = await repository.create_webhook(conn, partner["id"], url,
+                                              [str(c) for c in body.categories], body.wards, secret)
+    return WebhookCreated(**_public(row).model_dump(), secret=secret)
+
+
+@router.get("", response_model=list[WebhookOut], summary="This partner's webhooks")
+async def list_webhooks(request: Request, partner: dict = Depends(current_partner)) -> list[WebhookOut]:
+    async with request.app.state.runtime.pool.acquire() as conn:
+        return [_public(r) for r in await repository.list_webhooks(conn, partner["id"])]
+
+
+@router.get("/{webhook_id}", response_model=WebhookOut, summary="One webhook (without its secret)")
+async def get_webhook(webhook_id: UUID, request: Request,
+                      partner: dict = Depends(current_partner)) -> WebhookOut:
+    return _public(await _own_webhook(request, partner, webhook_id))
+
+
+@router.delete("/{webhook_id}", status_code=204, summary="Delete a webhook; pending deliveries stop")
+async def delete_webhook(webhook_id: UUID, request: Request,
+                         partner: dict = Depends(current_partner)) -> Response:
+    async with request.app.state.runtime.pool.acquire() as conn:
+        if not await repository.delete_webhook(conn, partner["id"], webhook_id):
+            raise Problem(404, "Webhook not found")
+    return Response(status_code=204)
+
+
+@router.get("/{webhook_id}/deliveries", response_model=DeliveryPage,
+            summary="Deliveries of a webhook, oldest first (status `dead` after the last retry)")
+async def list_deliveries(webhook_id: UUID, request: Request, partner: dict = Depends(current_partner),
+                          status: Literal["pending", "delivered", "dead"] | None = None,
+                          cursor: str | None = None, limit: int = Query(100, ge=1, le=1000)) -> DeliveryPage:
+    await _own_webhook(request, partner, webhook_id)
+    after = None
+    if cursor is not None:
+        try:
+            after = decode_cursor(cursor)
+        except ValueError:
+            after = None
+        if not isinstance(after, int):
+            raise Problem(422, "Request parameters are invalid",
+                          "cursor: not a cursor this endpoint returned",
+                          errors=[{"field": "cursor", "message": "invalid cursor", "type": "value_error"}])
+    async with request.app.state.runtime.pool.acquire() as conn:
+        rows = await repository.list_deliveries(conn, webhook_id, status=status, after_id=after,
+                                                limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return DeliveryPage(items=[Delivery(**r) for r in rows],
+                        next_cursor=encode_cursor(rows[-1]["id"]) if more else None)
+
+
+@router.post("/{webhook_id}/replay", status_code=202, response_model=Replayed,
+             summary="Send the history since a time to this webhook again")
+async def replay(webhook_id: UUID, request: Request, since: AwareDatetime,
+                 until: AwareDatetime | None = None, partner: dict = Depends(current_partner)) -> Replayed:
+    webhook = await _own_webhook(request, partner, webhook_id)
+    async with request.app.state.runtime.pool.acquire() as conn, conn.transaction():
+        queued = await repository.replay_history(conn, webhook, since, until, webhook_body)
+    return Replayed(queued=queued)
