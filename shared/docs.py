@@ -60,7 +60,8 @@ def openapi(service: str) -> dict[str, Any]:
     (settings_cls,) = {v for v in vars(module).values()
                        if isinstance(v, type) and issubclass(v, CommonSettings) and v is not CommonSettings}
     # Building the app reads no secret and connects nowhere, so unvalidated placeholders suffice.
-    settings = settings_cls.model_construct(database_url="postgresql://docs", kafka_bootstrap_servers="docs:9092")
+    settings = settings_cls.model_construct(
+        database_url="postgresql://docs", kafka_bootstrap_servers="docs:9092")
     return main.create_app(settings).openapi()
 
 

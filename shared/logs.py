@@ -22,3 +22,11 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root.setLevel(level.upper())
     for noisy in ("aiokafka", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # faststream gives its loggers their own coloured stdout handler and logs every message at
+    # INFO: route them through the JSON handler instead, and keep per-message lines for DEBUG.
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith("faststream"):
+            logger = logging.getLogger(name)
+            logger.handlers.clear()
+            logger.propagate = True
+            logger.setLevel(max(root.level, logging.WARNING))

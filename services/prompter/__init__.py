@@ -1,0 +1,1 @@
+"""The prompter: turns publishable street needs into plain-language prompts linked to ways to help."""

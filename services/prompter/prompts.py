@@ -1,0 +1,58 @@
+"""A need plus nearby opportunities becomes prompt content; its hash decides whether to republish."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from shared.contracts import OpportunityLink, PromptPublished, PromptRetired, StreetNeedChanged
+
+from .matching import Opportunity, Places, nearby
+from .templates import render
+
+__all__ = ["Draft", "compose", "published", "retired"]
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """What readers see of a prompt. Only this decides whether a new revision is published."""
+
+    title: str
+    body: str
+    opportunities: tuple[OpportunityLink, ...]
+
+    @property
+    def content_hash(self) -> str:
+        content = {"title": self.title, "body": self.body,
+                   "opportunities": [o.model_dump(mode="json") for o in self.opportunities]}
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def compose(need: StreetNeedChanged, candidates: Iterable[Opportunity], places: Places,
+            today: dt.date) -> Draft:
+    links = nearby(need, candidates, places, today)
+    wording = render(need, len(links))
+    return Draft(wording.title, wording.body, links)
+
+
+def _minute(at: dt.datetime) -> dt.datetime:
+    return at.astimezone(dt.UTC).replace(second=0, microsecond=0)
+
+
+def published(need: StreetNeedChanged, draft: Draft, revision: int, at: dt.datetime) -> PromptPublished:
+    return PromptPublished(
+        prompt_id=need.key, revision=revision, area_id=need.area_id, area_kind=need.area_kind,
+        area_name=need.area_name, ward_code=need.ward_code, street_ids=need.street_ids,
+        category=need.category, sensitivity=need.sensitivity, title=draft.title, body=draft.body,
+        opportunities=draft.opportunities, published_at=_minute(at),
+    )
+
+
+def retired(prompt_id: str, at: dt.datetime) -> PromptRetired:
+    area_id, _, category = prompt_id.rpartition(":")
+    return PromptRetired(prompt_id=prompt_id, area_id=area_id, category=category,
+                         retired_at=_minute(at))

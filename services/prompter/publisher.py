@@ -1,0 +1,130 @@
+"""Keeps `prompts.v1` in step with stored needs and opportunities: publish only what changed.
+
+Delivery choice — publish-then-commit, not a transactional outbox. Each change runs in one
+database transaction that (1) stores the need and locks its row, (2) composes the prompt and
+compares its content hash with the last published one, (3) if it differs, stores the next revision
+and publishes the keyed `PromptPublished` (waiting for the broker's acknowledgement, acks=all),
+and only then (4) commits. If the publish fails, the transaction rolls back and the input is
+redelivered (NACK). If the commit fails after a successful publish, redelivery recomputes the same
+content with the same revision number (the stored revision was rolled back too) and publishes it
+again: on a compacted topic keyed by `prompt_id`, a duplicate with the same revision and content is
+harmless — consumers keep the latest value per key and can skip a revision they have already seen.
+An outbox would add a table and a relay loop to buy exactly-once publishing we do not need.
+
+The need's row lock serialises the stream handler with re-evaluations triggered by opportunity
+changes (possibly on another replica), so revisions never fork.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterable
+
+import asyncpg
+from faststream.kafka import KafkaBroker
+from pydantic import BaseModel
+
+from shared.contracts import PROMPTS, ResidentResponded, StreetNeedChanged
+
+from . import repository as repo
+from .matching import Opportunity, Places, covers
+from .prompts import compose, published, retired
+
+__all__ = ["PromptPublisher"]
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], dt.datetime]
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class PromptPublisher:
+    """Applies needs, tombstones and opportunity changes; publishes the prompts that change."""
+
+    def __init__(self, pool: asyncpg.Pool, broker: KafkaBroker, places: Places,
+                 clock: Clock = _utc_now) -> None:
+        self.pool, self.broker, self.places, self.clock = pool, broker, places, clock
+
+    async def _publish(self, event: BaseModel, key: str) -> None:
+        await self.broker.publish(event.model_dump_json().encode(), topic=PROMPTS.name,
+                                  key=key.encode())
+
+    async def _refresh(self, conn: asyncpg.Connection, need: StreetNeedChanged) -> bool:
+        """Publish a new revision if the prompt's content changed (inside the caller's transaction)."""
+        now = self.clock()
+        draft = compose(need, await repo.candidate_opportunities(conn, str(need.category)),
+                        self.places, now.date())
+        state = await repo.prompt_state(conn, need.key)
+        unchanged = state is not None and state["status"] == "published" and (
+            state["content_hash"] == draft.content_hash)
+        if unchanged:
+            return False
+        revision = (state["revision"] if state is not None else 0) + 1
+        event = published(need, draft, revision, now)
+        await repo.save_prompt(conn, prompt_id=need.key, revision=revision,
+                               content_hash=draft.content_hash, status="published", area_id=need.area_id,
+                               category=str(need.category), ward_code=need.ward_code,
+                               prompt_json=event.model_dump_json())
+        await self._publish(event, need.key)
+        log.info("prompt published", extra={"prompt_id": need.key, "revision": revision})
+        return True
+
+    async def apply_need(self, need: StreetNeedChanged) -> bool:
+        """Store a need and publish its prompt if the content changed; True if published."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await repo.upsert_need(conn, need):
+                log.info("stale need ignored", extra={"prompt_id": need.key, "version": need.version})
+                return False
+            return await self._refresh(conn, need)
+
+    async def retire_need(self, prompt_id: str) -> bool:
+        """A tombstone: the need is no longer publishable; retire its prompt if one is out."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await repo.deactivate_need(conn, prompt_id)
+            state = await repo.prompt_state(conn, prompt_id)
+            if state is None or state["status"] != "published":
+                return False
+            event = retired(prompt_id, self.clock())
+            area_id, _, category = prompt_id.rpartition(":")
+            await repo.save_prompt(conn, prompt_id=prompt_id, revision=state["revision"],
+                                   content_hash=None, status="retired", area_id=area_id,
+                                   category=category, ward_code=None, prompt_json=event.model_dump_json())
+            await self._publish(event, prompt_id)
+            log.info("prompt retired", extra={"prompt_id": prompt_id})
+            return True
+
+    async def reevaluate(self, prompt_ids: Iterable[str]) -> int:
+        """Recompute the given prompts, one transaction each; returns how many were republished."""
+        changed = 0
+        for prompt_id in prompt_ids:
+            async with self.pool.acquire() as conn, conn.transaction():
+                need = await repo.lock_need(conn, prompt_id)
+                if need is not None and await self._refresh(conn, need):
+                    changed += 1
+        return changed
+
+    async def opportunity_changed(self, before: Opportunity | None, after: Opportunity | None) -> int:
+        """Re-evaluate the prompts whose links an opportunity's registration/update/retirement may
+        change: active needs in its categories that its old or new area covers."""
+        versions = [o for o in (before, after) if o is not None]
+        categories = {str(c) for o in versions for c in o.categories}
+        async with self.pool.acquire() as conn:
+            needs = await repo.active_needs(conn, categories)
+        affected = [n.key for n in needs
+                    if any(n.category in o.categories and covers(o, n, self.places) for o in versions)]
+        return await self.reevaluate(affected)
+
+    async def reconcile(self) -> int:
+        """Re-evaluate every active need: picks up opportunities that started or ended with the date,
+        and any re-evaluation a crash interrupted. Unchanged prompts cost a hash comparison."""
+        async with self.pool.acquire() as conn:
+            keys = await repo.active_need_keys(conn)
+        return await self.reevaluate(keys)
+
+    async def count_response(self, response: ResidentResponded) -> bool:
+        """Count an "I can help" once per response id; False if already counted."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            return await repo.record_response(conn, response)

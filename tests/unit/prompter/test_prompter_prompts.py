@@ -1,0 +1,86 @@
+"""Prompt content and its hash (which decides republishing), and reading street-needs records."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+from services.prompter.inbound import Rejected, Tombstone, read_need
+from services.prompter.matching import NO_PLACES, Area, Opportunity
+from services.prompter.prompts import compose, published, retired
+from shared.contracts import Category, PromptPublished, StreetNeedChanged
+
+DATA = Path(__file__).resolve().parents[2] / "data/prompter"
+TODAY = dt.date(2026, 11, 20)
+RAW = (DATA / "need_fly_tipping_street.json").read_bytes()
+NEED = StreetNeedChanged.model_validate_json(RAW)
+
+
+def _opp(title="Camden Road clean-up", **kw) -> Opportunity:
+    return Opportunity(id="o1", title=title, organisation="Friends of Camden Road",
+                       categories=frozenset({Category.FLY_TIPPING}), area=Area(street_ids=("way/2001",)),
+                       **kw)
+
+
+def test_same_inputs_same_hash_even_with_a_newer_need_version():
+    later = NEED.model_copy(update={"version": 8, "published_at": dt.datetime(2026, 11, 21, tzinfo=dt.UTC),
+                                    "trend": "steady"})
+    assert compose(NEED, [_opp()], NO_PLACES, TODAY).content_hash == \
+        compose(later, [_opp()], NO_PLACES, TODAY).content_hash
+
+
+def test_hash_changes_with_count_or_opportunity():
+    base = compose(NEED, [_opp()], NO_PLACES, TODAY).content_hash
+    assert compose(NEED.model_copy(update={"count": 4}), [_opp()], NO_PLACES, TODAY).content_hash != base
+    assert compose(NEED, [_opp(title="Big clean-up")], NO_PLACES, TODAY).content_hash != base
+    assert compose(NEED, [], NO_PLACES, TODAY).content_hash != base
+    assert compose(NEED, [_opp(times="Saturdays 10am")], NO_PLACES, TODAY).content_hash != base
+
+
+def test_published_event_is_keyed_and_minute_coarsened():
+    draft = compose(NEED, [_opp()], NO_PLACES, TODAY)
+    event = published(NEED, draft, 2, dt.datetime(2026, 11, 20, 10, 30, 45, 123, tzinfo=dt.UTC))
+    assert isinstance(event, PromptPublished)
+    assert (event.prompt_id, event.key, event.revision) == ("way/2001:fly_tipping",) * 2 + (2,)
+    assert event.published_at == dt.datetime(2026, 11, 20, 10, 30, tzinfo=dt.UTC)
+    assert [o.opportunity_id for o in event.opportunities] == ["o1"]
+
+
+def test_retired_event_splits_the_key():
+    event = retired("unit:40:7:isolation", dt.datetime(2026, 11, 20, 10, 30, 45, tzinfo=dt.UTC))
+    assert (event.area_id, event.category) == ("unit:40:7", Category.ISOLATION)
+
+
+def test_read_need_accepts_the_golden_message():
+    assert read_need(b"way/2001:fly_tipping", RAW) == NEED
+
+
+@pytest.mark.parametrize("value", [None, b""])
+def test_read_need_tombstone(value):
+    assert read_need(b"way/2001:fly_tipping", value) == Tombstone("way/2001:fly_tipping")
+
+
+@pytest.mark.parametrize(("key", "value", "reason"), [
+    (b"way/2001:fly_tipping", b"{not json", "not a valid StreetNeedChanged"),
+    (b"way/2001:fly_tipping", json.dumps({**json.loads(RAW), "count": None}).encode(),
+     "not a valid StreetNeedChanged"),
+    (b"way/2001:isolation", RAW, "key does not match"),
+    (b"no-colon", None, "key is not"),
+    (b"way/1:unknown_thing", None, "unknown category"),
+    (b"\xff\xfe", None, "not UTF-8"),
+])
+def test_read_need_rejects(key, value, reason):
+    with pytest.raises(Rejected) as caught:
+        read_need(key, value)
+    assert reason in caught.value.reason
+
+
+def test_person_count_in_a_message_is_rejected():
+    raw = json.loads((DATA / "need_isolation_unit.json").read_text())
+    raw["count"] = 9
+    with pytest.raises(Rejected) as caught:
+        read_need(b"unit-40-0001:isolation", json.dumps(raw).encode())
+    assert caught.value.errors
