@@ -1,0 +1,1 @@
+"""The feeds service: residents' subscriptions and feeds, CAP alerts, and "I can help"."""

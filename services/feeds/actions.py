@@ -1,0 +1,114 @@
+"""What residents do, shared by the HTML forms and the JSON API: subscribe, unsubscribe, "I can help"."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from shared.contracts import RESIDENT_RESPONSES, PromptPublished, ResidentResponded
+from shared.http import Problem
+from shared.service import Runtime
+
+from . import repository as repo
+from .areas import Areas, Selection, UnknownArea
+from .ratelimit import RateLimiter
+from .settings import FeedsSettings
+from .tokens import hash_token, new_token, valid_token
+
+__all__ = ["Subscribed", "resolve", "respond", "subscribe", "subscription"]
+
+
+@dataclass(frozen=True)
+class Subscribed:
+    token: str
+    selection: Selection
+
+
+def _bad(field: str, message: str) -> Problem:
+    return Problem(422, "The subscription is not valid", message,
+                   errors=[{"field": field, "message": message}])
+
+
+def resolve(areas: Areas, settings: FeedsSettings, *, kind: str | None, street_id: str | None = None,
+            street_ids: list[str] | None = None, ward_code: str | None = None, lat: float | None = None,
+            lon: float | None = None, radius_m: float | None = None) -> Selection:
+    """The selection a request describes, or a 422 Problem naming the field at fault."""
+    kind = kind or ("street" if street_id else "streets" if street_ids else "ward" if ward_code
+                    else "area" if lat is not None or lon is not None else None)
+    try:
+        if kind == "street":
+            if not street_id:
+                raise _bad("street_id", "give the street's id (search with /v1/streets?q=)")
+            return areas.for_streets([street_id])
+        if kind == "streets":
+            ids = [i for i in (street_ids or []) if i]
+            if not ids:
+                raise _bad("street_ids", "give at least one street id")
+            if len(ids) > settings.max_streets:
+                raise _bad("street_ids", f"at most {settings.max_streets} streets")
+            return areas.for_streets(ids)
+        if kind == "ward":
+            if not ward_code:
+                raise _bad("ward_code", "give the ward's code")
+            return areas.for_ward(ward_code)
+        if kind == "area":
+            for name, value in (("lat", lat), ("lon", lon), ("radius_m", radius_m)):
+                if value is None:
+                    raise _bad(name, "lat, lon and radius_m are all needed")
+            if not (-90 <= lat <= 90):  # type: ignore[operator]
+                raise _bad("lat", "latitude must be between -90 and 90")
+            if not (-180 <= lon <= 180):  # type: ignore[operator]
+                raise _bad("lon", "longitude must be between -180 and 180")
+            if not (0 < radius_m <= settings.max_radius_m):  # type: ignore[operator]
+                raise _bad("radius_m", f"radius_m must be more than 0 and at most {settings.max_radius_m}")
+            return areas.for_circle(lat, lon, radius_m)  # type: ignore[arg-type]
+    except UnknownArea as exc:
+        raise _bad(exc.field, str(exc)) from None
+    raise _bad("kind", "kind must be street, streets, ward or area")
+
+
+async def subscribe(runtime: Runtime, selection: Selection) -> Subscribed:
+    token = new_token()
+    async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
+        await repo.create_subscription(conn, hash_token(token), selection)
+    return Subscribed(token, selection)
+
+
+async def subscription(runtime: Runtime, token: str) -> Selection:
+    """The live subscription behind a token: 404 if it never existed, 410 if it was ended."""
+    found = None
+    if valid_token(token):
+        async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
+            found = await repo.find_subscription(conn, hash_token(token))
+    if found is None:
+        raise Problem(404, "No such subscription")
+    selection, active = found
+    if not active:
+        raise Problem(410, "This subscription was ended", "Subscribe again to follow these streets.")
+    return selection
+
+
+async def respond(
+    runtime: Runtime, prompt_id: str, client_ip: str,
+) -> tuple[ResidentResponded, PromptPublished, int]:
+    """Publish an anonymous "I can help" and count it; 404 for an unknown or retired prompt, 429
+    when this client has said it too often."""
+    limiter: RateLimiter = runtime.state["limiter"]
+    async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
+        found = await repo.prompt(conn, prompt_id)
+    if found is None or found[1]:
+        raise Problem(404, "No such prompt", "It may have been retired: the need is no longer reported.")
+    allowed, retry_after = limiter.allow(client_ip)
+    if not allowed:
+        raise Problem(429, "Too many responses", "Thank you! Please try again a little later.",
+                      headers={"Retry-After": str(retry_after)})
+    prompt = found[0]
+    event = ResidentResponded(response_id=uuid.uuid4(), prompt_id=prompt.prompt_id, area_id=prompt.area_id,
+                              category=prompt.category, responded_on=dt.datetime.now(dt.UTC).date())
+    # Published before counting: the topic is the record; a count that misses one is harmless.
+    await runtime.broker.publish(event.model_dump_json().encode(), topic=RESIDENT_RESPONSES.name,
+                                 key=prompt.prompt_id.encode())
+    async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
+        count = await repo.add_response(conn, prompt.prompt_id)
+    return event, prompt, count

@@ -1,0 +1,130 @@
+"""Resolve what a resident subscribes to (street, streets, ward, radius) to gazetteer streets and units."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import shapely
+from shapely.geometry import Point
+
+from shared.gazetteer.model import Gazetteer, Street
+
+__all__ = ["PERSON_UNIT_MIN_ADDRESSES", "Areas", "Selection", "UnknownArea"]
+
+# PRIVACY.md rule 3: person categories are published only on fixed units of >= 40 addresses.
+PERSON_UNIT_MIN_ADDRESSES = 40
+
+
+class UnknownArea(ValueError):
+    """A street id, ward code or point the gazetteer does not know (or an empty area)."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field_name
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What one feed covers.
+
+    Place prompts match on street ids. Person prompts are only ever published on fixed units (or
+    wards), so they match when their unit is one the selection touches: a radius never makes an
+    ad-hoc area for them, it picks whole published units. Ward prompts match by ward code.
+    """
+
+    kind: str
+    label: str
+    street_ids: tuple[str, ...]
+    unit_ids: tuple[str, ...] = ()
+    ward_codes: tuple[str, ...] = ()
+    streets: tuple[Street, ...] = field(default=(), compare=False, repr=False)
+
+    def matches(self, *, area_id: str, area_kind: str, street_ids, sensitivity: str) -> bool:
+        if area_kind == "ward":
+            return area_id in self.ward_codes
+        if sensitivity == "person" and area_id in self.unit_ids:
+            return True
+        return not set(street_ids).isdisjoint(self.street_ids)
+
+
+class Areas:
+    """Look-ups over one loaded gazetteer."""
+
+    def __init__(self, gazetteer: Gazetteer) -> None:
+        self.gazetteer = gazetteer
+
+    @cached_property
+    def _ids(self) -> list[str]:
+        return sorted(self.gazetteer.streets)
+
+    @cached_property
+    def _tree(self) -> shapely.STRtree:
+        geoms = np.asarray([self.gazetteer.streets[i].geometry for i in self._ids], dtype=object)
+        return shapely.STRtree(self.gazetteer.projector.to_metric(geoms))
+
+    @cached_property
+    def wards(self) -> dict[str, str]:
+        names = {w.code: w.name for w in self.gazetteer.wards}
+        for s in self.gazetteer.streets.values():
+            if s.ward_code and s.ward_code not in names:
+                names[s.ward_code] = s.ward_name or s.ward_code
+        return names
+
+    def street(self, street_id: str) -> Street:
+        try:
+            return self.gazetteer.streets[street_id]
+        except KeyError:
+            raise UnknownArea("street_id", f"no street with id {street_id!r}") from None
+
+    def ward_streets(self, ward_code: str) -> list[Street]:
+        if ward_code not in self.wards:
+            raise UnknownArea("ward_code", f"no ward with code {ward_code!r}")
+        return sorted((s for s in self.gazetteer.streets.values() if s.ward_code == ward_code),
+                      key=lambda s: (s.name, s.id))
+
+    def search(self, q: str, limit: int = 10) -> list[Street]:
+        return self.gazetteer.search(q, limit=limit)
+
+    def _units(self, streets) -> tuple[str, ...]:
+        units = set()
+        for s in streets:
+            try:
+                units.add(self.gazetteer.unit_of(s.id, PERSON_UNIT_MIN_ADDRESSES).id)
+            except KeyError:  # a street in no unit: person categories never show there
+                continue
+        return tuple(sorted(units))
+
+    def _selection(self, kind: str, label: str, streets: list[Street],
+                   ward_codes: tuple[str, ...] | None = None) -> Selection:
+        wards = ward_codes if ward_codes is not None else tuple(
+            sorted({s.ward_code for s in streets if s.ward_code}))
+        return Selection(kind, label, tuple(s.id for s in streets), self._units(streets), wards,
+                         tuple(streets))
+
+    def for_streets(self, street_ids: list[str]) -> Selection:
+        streets = [self.street(i) for i in dict.fromkeys(street_ids)]
+        if not streets:
+            raise UnknownArea("street_ids", "give at least one street")
+        if len(streets) == 1:
+            return self._selection("street", streets[0].name, streets)
+        label = ", ".join(s.name for s in streets[:3]) + (
+            f" and {len(streets) - 3} more" if len(streets) > 3 else "")
+        return self._selection("streets", label, streets)
+
+    def for_ward(self, ward_code: str) -> Selection:
+        streets = self.ward_streets(ward_code)
+        return self._selection("ward", f"{self.wards[ward_code]} ward", streets, (ward_code,))
+
+    def for_circle(self, lat: float, lon: float, radius_m: float) -> Selection:
+        """Streets any part of which lies within `radius_m` of the point."""
+        if not self.gazetteer.contains(lon, lat):
+            raise UnknownArea("lat", "that point is outside the area this service covers")
+        x, y = self.gazetteer.projector.xy([lon], [lat])
+        circle = Point(float(x[0]), float(y[0])).buffer(radius_m)
+        hits = self._tree.query(circle, predicate="intersects")
+        streets = sorted((self.gazetteer.streets[self._ids[i]] for i in hits), key=lambda s: (s.name, s.id))
+        if not streets:
+            raise UnknownArea("radius_m", "no street lies within that distance of the point")
+        return self._selection("area", f"Streets within {radius_m:g} m of a point", streets)

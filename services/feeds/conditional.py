@@ -1,0 +1,58 @@
+"""Conditional GET (RFC 9110): strong ETag over the exact bytes, Last-Modified, 304, Cache-Control."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from email.utils import format_datetime, parsedate_to_datetime
+
+from fastapi import Request
+from fastapi.responses import Response
+
+__all__ = ["cacheable"]
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    if header.strip() == "*":
+        return True
+    # If-None-Match uses the weak comparison: W/"x" matches "x".
+    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
+    return etag in tags
+
+
+def _not_modified_since(header: str, last_modified: dt.datetime) -> bool:
+    try:
+        since = parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return False
+    if since.tzinfo is None:
+        return False
+    return last_modified.replace(microsecond=0) <= since
+
+
+def cacheable(request: Request, body: bytes, media_type: str, *, last_modified: dt.datetime | None,
+              max_age: int, private: bool = False) -> Response:
+    """A 200 with validators, or a 304 when the client's copy is current.
+
+    If-None-Match wins over If-Modified-Since when both are sent (RFC 9110 §13.2.2).
+    """
+    etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+    headers = {
+        "ETag": etag,
+        "Cache-Control": f"{'private' if private else 'public'}, max-age={max_age}",
+        "Vary": "Accept-Encoding",
+    }
+    if last_modified is not None:
+        headers["Last-Modified"] = format_datetime(last_modified.astimezone(dt.UTC), usegmt=True)
+    if private:
+        # Capability URLs must not leak through the Referer of links followed from the page.
+        headers["Referrer-Policy"] = "no-referrer"
+    inm = request.headers.get("if-none-match")
+    ims = request.headers.get("if-modified-since")
+    if inm is not None:
+        fresh = _etag_matches(inm, etag)
+    else:
+        fresh = ims is not None and last_modified is not None and _not_modified_since(ims, last_modified)
+    if fresh:
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type=media_type, headers=headers)

@@ -1,0 +1,60 @@
+"""Wiring of the feeds service: broker, prompts consumer, gazetteer, routers."""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from shared.gazetteer import repository as gazetteer_repository
+from shared.gazetteer.model import Gazetteer
+from shared.kafka import make_broker
+from shared.service import Runtime, create_service_app
+
+from . import api, cap_routes, web
+from .areas import Areas
+from .consume import apply_event
+from .handlers import register_handlers
+from .live import Hub
+from .ratelimit import RateLimiter
+from .settings import FeedsSettings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+NAME = "feeds"
+
+
+def create_app(settings: FeedsSettings, *, gazetteer: Gazetteer | None = None) -> FastAPI:
+    """`gazetteer` overrides the one loaded from the database (tests)."""
+    broker = make_broker(settings.kafka_bootstrap_servers, client_id=NAME)
+
+    async def on_startup(runtime: Runtime) -> None:
+        gaz = gazetteer
+        if gaz is None:
+            async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
+                gaz = await gazetteer_repository.load(conn)
+        if not gaz.streets:
+            log.warning("the gazetteer is empty: run `streetneeds gazetteer import` (pages answer 503)")
+        runtime.state["areas"] = Areas(gaz) if gaz.streets else None
+        runtime.state["apply"] = partial(apply_event, runtime.pool, settings)
+
+    app = create_service_app(
+        name=NAME, title="streetneeds feeds",
+        description="Residents' street feeds (HTML, Atom, RSS, JSON Feed, Server-Sent Events), "
+        "subscriptions without an account, anonymous 'I can help', printable street notices and "
+        "public alerts in OASIS CAP 1.2.",
+        settings=settings, broker=broker, schema=NAME, migrations=Path(__file__).parent / "migrations",
+        extra_migrations=((gazetteer_repository.SCHEMA, gazetteer_repository.MIGRATIONS),),
+        on_startup=on_startup,
+    )
+    runtime: Runtime = app.state.runtime
+    runtime.state["hub"] = Hub(settings.sse_queue_size)
+    runtime.state["limiter"] = RateLimiter(settings.help_rate_per_minute, settings.help_burst)
+    register_handlers(broker, runtime, settings.group_id)
+    app.include_router(api.router)
+    app.include_router(cap_routes.router)
+    app.include_router(web.router)
+    return app

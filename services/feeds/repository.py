@@ -1,0 +1,229 @@
+"""All SQL of the feeds service (schema `feeds`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+
+import asyncpg
+
+from shared.contracts import PromptPublished, Sensitivity
+
+from .areas import Selection
+
+__all__ = [
+    "CapMessage", "Change", "add_response", "apply_published", "apply_retired", "cap_index",
+    "cap_message", "changes_after", "create_subscription", "current_seq", "find_subscription",
+    "last_modified", "latest_cap", "prompt", "prompts_for", "response_count", "unsubscribe",
+]
+
+
+@dataclass(frozen=True)
+class Change:
+    """A visible change of one prompt, numbered for SSE resumption."""
+
+    seq: int
+    prompt_id: str
+    kind: str  # published | retired
+    area_id: str
+    area_kind: str
+    street_ids: tuple[str, ...]
+    sensitivity: str
+    entry: dict
+
+    def visible_to(self, selection: Selection) -> bool:
+        return selection.matches(area_id=self.area_id, area_kind=self.area_kind,
+                                 street_ids=self.street_ids, sensitivity=self.sensitivity)
+
+
+@dataclass(frozen=True)
+class CapMessage:
+    identifier: str
+    prompt_id: str
+    revision: int
+    msg_type: str
+    sent: dt.datetime
+    refs: str | None
+    event: PromptPublished
+
+
+def _change(row) -> Change:
+    return Change(row["seq"], row["prompt_id"], row["kind"], row["area_id"], row["area_kind"],
+                  tuple(row["street_ids"]), row["sensitivity"], json.loads(row["entry"]))
+
+
+def _visible_at(prompt: PromptPublished, at: dt.datetime) -> dt.datetime:
+    """Change time as stored: day precision for person categories (no hint of when a flag rose)."""
+    at = at.astimezone(dt.UTC).replace(microsecond=0)
+    if prompt.sensitivity is Sensitivity.PERSON:
+        return dt.datetime.combine(at.date(), dt.time(), tzinfo=dt.UTC)
+    return at
+
+
+async def apply_published(conn: asyncpg.Connection, prompt: PromptPublished, entry: dict,
+                          cap: tuple[str, str, str | None] | None) -> Change | None:
+    """Upsert by prompt_id+revision in one transaction; None when it changes nothing (a redelivery,
+    or an older revision). `cap` is (identifier, msg_type, refs) for place categories."""
+    async with conn.transaction():
+        row = await conn.fetchrow(
+            "SELECT revision, retired FROM feeds.prompts WHERE prompt_id = $1 FOR UPDATE", prompt.prompt_id)
+        if row is not None and not row["retired"] and row["revision"] >= prompt.revision:
+            return None
+        await conn.execute(
+            """INSERT INTO feeds.prompts (prompt_id, revision, area_id, area_kind, ward_code, street_ids,
+                   category, sensitivity, event, retired, changed_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, false, $10)
+               ON CONFLICT (prompt_id) DO UPDATE SET revision = EXCLUDED.revision,
+                   area_id = EXCLUDED.area_id, area_kind = EXCLUDED.area_kind,
+                   ward_code = EXCLUDED.ward_code, street_ids = EXCLUDED.street_ids,
+                   category = EXCLUDED.category, sensitivity = EXCLUDED.sensitivity,
+                   event = EXCLUDED.event, retired = false, changed_at = EXCLUDED.changed_at""",
+            prompt.prompt_id, prompt.revision, prompt.area_id, prompt.area_kind, prompt.ward_code,
+            list(prompt.street_ids), str(prompt.category), str(prompt.sensitivity),
+            prompt.model_dump_json(), _visible_at(prompt, dt.datetime.now(dt.UTC)),
+        )
+        if cap is not None:
+            identifier, msg_type, refs = cap
+            await conn.execute(
+                """INSERT INTO feeds.cap_messages
+                       (identifier, prompt_id, revision, msg_type, sent, refs, event)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (identifier) DO NOTHING""",
+                identifier, prompt.prompt_id, prompt.revision, msg_type,
+                prompt.published_at.replace(microsecond=0), refs, prompt.model_dump_json())
+        seq = await conn.fetchrow(
+            """INSERT INTO feeds.changes (prompt_id, kind, area_id, area_kind, ward_code, street_ids,
+                   sensitivity, entry) VALUES ($1, 'published', $2, $3, $4, $5, $6, $7) RETURNING *""",
+            prompt.prompt_id, prompt.area_id, prompt.area_kind, prompt.ward_code, list(prompt.street_ids),
+            str(prompt.sensitivity), json.dumps(entry))
+        return _change(seq)
+
+
+async def apply_retired(conn: asyncpg.Connection, prompt_id: str, retired_at: dt.datetime,
+                        cap: tuple[str, str | None] | None = None) -> Change | None:
+    """Mark retired (idempotent); `cap` is (identifier, refs) of the Cancel for place categories."""
+    async with conn.transaction():
+        row = await conn.fetchrow(
+            "SELECT * FROM feeds.prompts WHERE prompt_id = $1 FOR UPDATE", prompt_id)
+        if row is None or row["retired"]:
+            return None
+        prompt = PromptPublished.model_validate_json(row["event"])
+        await conn.execute("UPDATE feeds.prompts SET retired = true, changed_at = $2 WHERE prompt_id = $1",
+                           prompt_id, _visible_at(prompt, retired_at))
+        if cap is not None and prompt.sensitivity is Sensitivity.PLACE:
+            identifier, refs = cap
+            await conn.execute(
+                """INSERT INTO feeds.cap_messages
+                       (identifier, prompt_id, revision, msg_type, sent, refs, event)
+                   VALUES ($1, $2, $3, 'Cancel', $4, $5, $6) ON CONFLICT (identifier) DO NOTHING""",
+                identifier, prompt.prompt_id, prompt.revision, retired_at.replace(microsecond=0),
+                refs, row["event"])
+        seq = await conn.fetchrow(
+            """INSERT INTO feeds.changes (prompt_id, kind, area_id, area_kind, ward_code, street_ids,
+                   sensitivity, entry) VALUES ($1, 'retired', $2, $3, $4, $5, $6, $7) RETURNING *""",
+            prompt.prompt_id, row["area_id"], row["area_kind"], row["ward_code"], row["street_ids"],
+            row["sensitivity"], json.dumps({"prompt_id": prompt.prompt_id}))
+        return _change(seq)
+
+
+async def latest_cap(conn: asyncpg.Connection, prompt_id: str) -> CapMessage | None:
+    row = await conn.fetchrow(
+        "SELECT * FROM feeds.cap_messages WHERE prompt_id = $1 ORDER BY sent DESC, revision DESC LIMIT 1",
+        prompt_id)
+    return _cap(row) if row else None
+
+
+def _cap(row) -> CapMessage:
+    return CapMessage(row["identifier"], row["prompt_id"], row["revision"], row["msg_type"],
+                      row["sent"], row["refs"], PromptPublished.model_validate_json(row["event"]))
+
+
+_MATCH = """(NOT p.retired OR $4) AND (
+    (p.area_kind = 'ward' AND p.area_id = ANY($3::text[]))
+ OR (p.area_kind <> 'ward' AND (p.street_ids && $1::text[]
+     OR (p.sensitivity = 'person' AND p.area_id = ANY($2::text[])))))"""
+
+
+def _args(sel: Selection, include_retired: bool) -> tuple:
+    return list(sel.street_ids), list(sel.unit_ids), list(sel.ward_codes), include_retired
+
+
+async def prompts_for(conn: asyncpg.Connection, sel: Selection, limit: int) -> list[PromptPublished]:
+    rows = await conn.fetch(
+        f"SELECT p.event FROM feeds.prompts p WHERE {_MATCH} "
+        "ORDER BY (p.event->>'published_at')::timestamptz DESC, p.prompt_id LIMIT $5",
+        *_args(sel, False), limit)
+    return [PromptPublished.model_validate_json(r["event"]) for r in rows]
+
+
+async def last_modified(conn: asyncpg.Connection, sel: Selection) -> dt.datetime | None:
+    """Latest change (publication or retirement) of any prompt the selection covers."""
+    return await conn.fetchval(f"SELECT max(p.changed_at) FROM feeds.prompts p WHERE {_MATCH}",
+                               *_args(sel, True))
+
+
+async def prompt(conn: asyncpg.Connection, prompt_id: str) -> tuple[PromptPublished, bool] | None:
+    row = await conn.fetchrow("SELECT event, retired FROM feeds.prompts WHERE prompt_id = $1", prompt_id)
+    return (PromptPublished.model_validate_json(row["event"]), row["retired"]) if row else None
+
+
+async def changes_after(conn: asyncpg.Connection, seq: int, limit: int = 1000) -> list[Change]:
+    rows = await conn.fetch("SELECT * FROM feeds.changes WHERE seq > $1 ORDER BY seq LIMIT $2", seq, limit)
+    return [_change(r) for r in rows]
+
+
+async def current_seq(conn: asyncpg.Connection) -> int:
+    return await conn.fetchval("SELECT coalesce(max(seq), 0) FROM feeds.changes")
+
+
+async def cap_index(conn: asyncpg.Connection, cancel_visible_days: int) -> list[CapMessage]:
+    """The latest CAP message of each place prompt: active ones, and recent Cancels."""
+    rows = await conn.fetch(
+        """SELECT DISTINCT ON (m.prompt_id) m.* FROM feeds.cap_messages m
+           ORDER BY m.prompt_id, m.sent DESC, m.revision DESC, (m.msg_type = 'Cancel') DESC""")
+    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=cancel_visible_days)
+    out = [_cap(r) for r in rows if r["msg_type"] != "Cancel" or r["sent"] >= cutoff]
+    return sorted(out, key=lambda m: (m.sent, m.identifier), reverse=True)
+
+
+async def cap_message(conn: asyncpg.Connection, identifier: str) -> CapMessage | None:
+    row = await conn.fetchrow("SELECT * FROM feeds.cap_messages WHERE identifier = $1", identifier)
+    return _cap(row) if row else None
+
+
+async def create_subscription(conn: asyncpg.Connection, token_sha256: bytes, sel: Selection) -> None:
+    await conn.execute(
+        """INSERT INTO feeds.subscriptions (token_sha256, kind, label, street_ids, unit_ids, ward_codes)
+           VALUES ($1, $2, $3, $4, $5, $6)""",
+        token_sha256, sel.kind, sel.label, list(sel.street_ids), list(sel.unit_ids), list(sel.ward_codes))
+
+
+async def find_subscription(conn: asyncpg.Connection, token_sha256: bytes) -> tuple[Selection, bool] | None:
+    """(selection, active) for a token hash, or None if it never existed."""
+    row = await conn.fetchrow("SELECT * FROM feeds.subscriptions WHERE token_sha256 = $1", token_sha256)
+    if row is None:
+        return None
+    sel = Selection(row["kind"], row["label"], tuple(row["street_ids"]), tuple(row["unit_ids"]),
+                    tuple(row["ward_codes"]))
+    return sel, row["unsubscribed_on"] is None
+
+
+async def unsubscribe(conn: asyncpg.Connection, token_sha256: bytes) -> bool:
+    """End a subscription; its definition is dropped (nothing kept about what was followed)."""
+    status = await conn.execute(
+        """UPDATE feeds.subscriptions SET unsubscribed_on = current_date, street_ids = '{}',
+               unit_ids = '{}', ward_codes = '{}', label = ''
+           WHERE token_sha256 = $1 AND unsubscribed_on IS NULL""", token_sha256)
+    return status.endswith(" 1")
+
+
+async def add_response(conn: asyncpg.Connection, prompt_id: str) -> int:
+    return await conn.fetchval(
+        """INSERT INTO feeds.response_counts (prompt_id, responses) VALUES ($1, 1)
+           ON CONFLICT (prompt_id) DO UPDATE SET responses = response_counts.responses + 1
+           RETURNING responses""", prompt_id)
+
+
+async def response_count(conn: asyncpg.Connection, prompt_id: str) -> int:
+    return await conn.fetchval(
+        "SELECT coalesce((SELECT responses FROM feeds.response_counts WHERE prompt_id = $1), 0)", prompt_id)

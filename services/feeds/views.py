@@ -1,0 +1,134 @@
+"""One feed, many representations: HTML, Atom, RSS, JSON Feed and live events for a selection."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from fastapi import Request
+from fastapi.responses import Response
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from shared.http import Problem
+from shared.service import Runtime
+
+from . import repository as repo
+from .areas import Areas, Selection
+from .conditional import cacheable
+from .entries import FeedEntry, entry_from_prompt, tag_uri
+from .formats import ATOM, JSON_FEED, RSS, FeedMeta, atom, json_feed, rss
+from .live import Hub, stream
+from .pages import render
+from .settings import FeedsSettings
+
+__all__ = ["FORMATS", "FeedTarget", "events_response", "feed_response", "runtime_of"]
+
+HTML = "text/html; charset=utf-8"
+FORMATS = {
+    "atom": (ATOM, atom, "Atom feed"),
+    "rss": (RSS, rss, "RSS feed"),
+    "json": (JSON_FEED, json_feed, "JSON Feed"),
+}
+
+
+@dataclass(frozen=True)
+class FeedTarget:
+    """A feed's selection and where it lives (`path` without a format suffix)."""
+
+    selection: Selection
+    path: str
+    title: str
+    description: str
+    tag_key: str
+    private: bool = False
+    subscribe: dict[str, str] | None = None
+    notice_path: str | None = None
+    unsubscribe_path: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def runtime_of(request: Request) -> tuple[Runtime, FeedsSettings, Areas]:
+    runtime: Runtime = request.app.state.runtime
+    areas = runtime.state.get("areas")
+    if areas is None:
+        raise Problem(503, "The street gazetteer is not loaded yet", headers={"Retry-After": "30"})
+    return runtime, runtime.settings, areas  # type: ignore[return-value]
+
+
+def alternates(settings: FeedsSettings, path: str) -> list[dict[str, str]]:
+    base = f"{settings.base_url}{path}"
+    return [{"type": FORMATS[f][0].split(";")[0], "title": FORMATS[f][2], "href": f"{base}.{f}"}
+            for f in FORMATS]
+
+
+async def load_entries(runtime: Runtime, target: FeedTarget) -> tuple[list[FeedEntry], dt.datetime | None]:
+    settings: FeedsSettings = runtime.settings  # type: ignore[assignment]
+    async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
+        prompts = await repo.prompts_for(conn, target.selection, settings.feed_max_entries)
+        last_modified = await repo.last_modified(conn, target.selection)
+    entries = [entry_from_prompt(p, base_url=settings.base_url, tag_authority=settings.tag_authority)
+               for p in prompts]
+    return entries, last_modified
+
+
+async def response_counts(runtime: Runtime, entries: list[FeedEntry]) -> dict[str, int]:
+    async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
+        return {e.prompt_id: await repo.response_count(conn, e.prompt_id) for e in entries}
+
+
+async def feed_response(request: Request, target: FeedTarget, fmt: str) -> Response:
+    """`fmt` is html, atom, rss or json; conditional GET on every one."""
+    runtime, settings, _ = runtime_of(request)
+    entries, last_modified = await load_entries(runtime, target)
+    base = f"{settings.base_url}{target.path}"
+    if fmt == "html":
+        body = render(
+            "feed.html", base_url=settings.base_url, title=target.title, description=target.description,
+            entries=entries, counts=await response_counts(runtime, entries),
+            alternates=alternates(settings, target.path), private=target.private,
+            subscribe=target.subscribe,
+            notice_url=f"{settings.base_url}{target.notice_path}" if target.notice_path else None,
+            unsubscribe_url=(f"{settings.base_url}{target.unsubscribe_path}"
+                             if target.unsubscribe_path else None))
+        media_type = HTML
+    else:
+        media_type, build, _ = FORMATS[fmt]
+        meta = FeedMeta(id=tag_uri(settings.tag_authority, "feed", target.tag_key), title=target.title,
+                        description=target.description, home_page_url=base, feed_url=f"{base}.{fmt}",
+                        publisher=settings.publisher, updated=last_modified)
+        body = build(meta, entries)
+    return cacheable(request, body, media_type, last_modified=last_modified,
+                     max_age=settings.feed_cache_max_age_s, private=target.private)
+
+
+def _last_event_id(request: Request) -> int | None:
+    raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit():
+        raise Problem(400, "Last-Event-ID must be an event id this stream sent",
+                      errors=[{"field": "Last-Event-ID", "message": "not a number"}])
+    return int(raw)
+
+
+async def events_response(request: Request, target: FeedTarget) -> EventSourceResponse:
+    """Server-Sent Events: `prompt` and `retired` events with ids, heartbeat comments."""
+    runtime, settings, _ = runtime_of(request)
+    last = _last_event_id(request)
+    hub: Hub = runtime.state["hub"]
+    pool = runtime.pool
+
+    async def backlog(after: int):
+        async with pool.acquire() as conn:  # type: ignore[union-attr]
+            return await repo.changes_after(conn, after)
+
+    async def current() -> int:
+        async with pool.acquire() as conn:  # type: ignore[union-attr]
+            return await repo.current_seq(conn)
+
+    # sse-starlette already sends Cache-Control: no-store and X-Accel-Buffering: no.
+    headers = {"Referrer-Policy": "no-referrer"} if target.private else {}
+    return EventSourceResponse(
+        stream(hub, target.selection, last, backlog, current), headers=headers,
+        ping=settings.sse_heartbeat_s,
+        ping_message_factory=lambda: ServerSentEvent(comment="heartbeat"))

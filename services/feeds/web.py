@@ -1,0 +1,230 @@
+"""Residents' pages and feeds: streets, wards and private subscriptions in HTML, Atom, RSS, JSON
+Feed and live events; subscribe/unsubscribe forms; "I can help"; the printable street notice."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from shared.http import Problem, problem_response
+
+from . import repository as repo
+from .actions import resolve, respond, subscribe, subscription
+from .areas import Areas, UnknownArea
+from .conditional import cacheable
+from .entries import entry_from_prompt
+from .pages import render
+from .settings import FeedsSettings
+from .views import HTML, FeedTarget, alternates, events_response, feed_response, load_entries, runtime_of
+
+__all__ = ["router", "short_code"]
+
+router = APIRouter(tags=["residents"])
+Fmt = Literal["atom", "rss", "json"]
+
+
+def short_code(street_id: str) -> str:
+    """A short, stable code for a street, for printed notices (typed by hand, so no look-alikes)."""
+    digest = hashlib.sha256(street_id.encode()).digest()
+    alphabet = "abcdefghjkmnpqrstuvwxyz23456789"
+    n = int.from_bytes(digest[:8], "big")
+    return "".join(alphabet[(n >> (5 * i)) % len(alphabet)] for i in range(7))
+
+
+def _street_target(areas: Areas, street_id: str) -> FeedTarget:
+    try:
+        sel = areas.for_streets([street_id])
+    except UnknownArea:
+        raise Problem(404, "No such street", f"no street with id {street_id!r}") from None
+    street = sel.streets[0]
+    where = f"{street.name}" + (f", {street.ward_name}" if street.ward_name else "")
+    return FeedTarget(sel, f"/streets/{street_id}", street.name,
+                      f"What neighbours could help with on {where}.", f"street/{street_id}",
+                      subscribe={"kind": "street", "street_id": street_id},
+                      notice_path=f"/streets/{street_id}/notice")
+
+
+def _ward_target(areas: Areas, ward_code: str) -> FeedTarget:
+    try:
+        sel = areas.for_ward(ward_code)
+    except UnknownArea:
+        raise Problem(404, "No such ward", f"no ward with code {ward_code!r}") from None
+    return FeedTarget(sel, f"/wards/{ward_code}", sel.label,
+                      f"What neighbours could help with in {sel.label}.", f"ward/{ward_code}",
+                      subscribe={"kind": "ward", "ward_code": ward_code})
+
+
+async def _subscription_target(request: Request, token: str) -> FeedTarget:
+    runtime, _, _ = runtime_of(request)
+    sel = await subscription(runtime, token)
+    # The feed id must not carry the capability itself: a hash of it is stable and safe to share.
+    key = hashlib.sha256(token.encode()).hexdigest()[:24]
+    return FeedTarget(sel, f"/s/{token}", sel.label, f"What neighbours could help with: {sel.label}.",
+                      f"subscription/{key}", private=True, unsubscribe_path=f"/s/{token}/unsubscribe")
+
+
+@router.get("/", response_class=HTMLResponse, summary="Home: find a street")
+async def home(request: Request) -> Response:
+    _, settings, areas = runtime_of(request)
+    return _home(request, settings, areas, None)
+
+
+def _home(request: Request, settings: FeedsSettings, areas: Areas, q: str | None) -> Response:
+    streets = areas.search(q, limit=20) if q else []
+    wards = sorted(areas.wards.items(), key=lambda kv: kv[1])
+    body = render("home.html", base_url=settings.base_url, title="Find your street", q=q, streets=streets,
+                  wards=wards, max_radius_m=settings.max_radius_m)
+    return cacheable(request, body, HTML, last_modified=None, max_age=300)
+
+
+@router.get("/streets", response_class=HTMLResponse, summary="Search streets by name (HTML)")
+async def search_page(request: Request, q: str = "") -> Response:
+    _, settings, areas = runtime_of(request)
+    return _home(request, settings, areas, q.strip())
+
+
+@router.get("/streets/{street_id}.{fmt}", summary="A street's feed as Atom, RSS or JSON Feed")
+async def street_feed(request: Request, street_id: str, fmt: Fmt) -> Response:
+    return await feed_response(request, _street_target(runtime_of(request)[2], street_id), fmt)
+
+
+@router.get("/streets/{street_id}/events", summary="A street's live updates (Server-Sent Events)")
+async def street_events(request: Request, street_id: str):
+    return await events_response(request, _street_target(runtime_of(request)[2], street_id))
+
+
+@router.get("/streets/{street_id}/notice", response_class=HTMLResponse,
+            summary="A printable A4 notice for the street")
+async def street_notice(request: Request, street_id: str) -> Response:
+    runtime, settings, areas = runtime_of(request)
+    target = _street_target(areas, street_id)
+    entries, last_modified = await load_entries(runtime, target)
+    today = dt.datetime.now(dt.UTC).date()
+    body = render("notice.html", street_name=target.title, entries=entries, printed_on=today,
+                  short_url=f"{settings.base_url.split('://', 1)[1]}/n/{short_code(street_id)}")
+    return cacheable(request, body, HTML, last_modified=last_modified, max_age=settings.feed_cache_max_age_s)
+
+
+@router.get("/streets/{street_id}", response_class=HTMLResponse, summary="A street's page")
+async def street_page(request: Request, street_id: str) -> Response:
+    return await feed_response(request, _street_target(runtime_of(request)[2], street_id), "html")
+
+
+@router.get("/n/{code}", summary="Short link from a printed notice to its street")
+async def short_link(request: Request, code: str) -> Response:
+    runtime, settings, areas = runtime_of(request)
+    codes = runtime.state.setdefault("short_codes", {short_code(i): i for i in areas.gazetteer.streets})
+    if code not in codes:
+        raise Problem(404, "No street has that short code")
+    return RedirectResponse(f"{settings.base_url}/streets/{codes[code]}", status_code=301)
+
+
+@router.get("/wards/{ward_code}.{fmt}", summary="A ward's feed as Atom, RSS or JSON Feed")
+async def ward_feed(request: Request, ward_code: str, fmt: Fmt) -> Response:
+    return await feed_response(request, _ward_target(runtime_of(request)[2], ward_code), fmt)
+
+
+@router.get("/wards/{ward_code}/events", summary="A ward's live updates (Server-Sent Events)")
+async def ward_events(request: Request, ward_code: str):
+    return await events_response(request, _ward_target(runtime_of(request)[2], ward_code))
+
+
+@router.get("/wards/{ward_code}", response_class=HTMLResponse, summary="A ward's page")
+async def ward_page(request: Request, ward_code: str) -> Response:
+    return await feed_response(request, _ward_target(runtime_of(request)[2], ward_code), "html")
+
+
+@router.get("/s/{token}.{fmt}", summary="A subscription's private feed as Atom, RSS or JSON Feed")
+async def subscription_feed(request: Request, token: str, fmt: Fmt) -> Response:
+    return await feed_response(request, await _subscription_target(request, token), fmt)
+
+
+@router.get("/s/{token}/events", summary="A subscription's live updates (Server-Sent Events)")
+async def subscription_events(request: Request, token: str):
+    return await events_response(request, await _subscription_target(request, token))
+
+
+@router.get("/s/{token}/unsubscribe", response_class=HTMLResponse, summary="Confirm unsubscribing")
+async def unsubscribe_confirm(request: Request, token: str) -> Response:
+    target = await _subscription_target(request, token)
+    settings = runtime_of(request)[1]
+    body = render("unsubscribe.html", base_url=settings.base_url, title="Unsubscribe", label=target.title,
+                  action=f"{settings.base_url}/s/{token}/unsubscribe", private=True,
+                  feed_url=f"{settings.base_url}/s/{token}")
+    return HTMLResponse(body, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+
+
+@router.post("/s/{token}/unsubscribe", response_class=HTMLResponse, summary="Unsubscribe")
+async def unsubscribe_post(request: Request, token: str) -> Response:
+    runtime, settings, _ = runtime_of(request)
+    await _subscription_target(request, token)  # 404 / 410 as for the feed
+    async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
+        await repo.unsubscribe(conn, hashlib.sha256(token.encode()).digest())
+    body = render("message.html", base_url=settings.base_url, title="You have unsubscribed", private=True,
+                  paragraphs=["The private feed link no longer works, and we no longer keep which "
+                              "streets it followed."])
+    return HTMLResponse(body, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+
+
+@router.get("/s/{token}", response_class=HTMLResponse, summary="A subscription's private page")
+async def subscription_page(request: Request, token: str) -> Response:
+    return await feed_response(request, await _subscription_target(request, token), "html")
+
+
+@router.post("/subscriptions", response_class=HTMLResponse, status_code=201,
+             summary="Subscribe from the HTML form (no account)")
+async def subscribe_form(
+    request: Request,
+    kind: Annotated[str | None, Form()] = None,
+    street_id: Annotated[str | None, Form()] = None,
+    street_ids: Annotated[list[str] | None, Form()] = None,
+    ward_code: Annotated[str | None, Form()] = None,
+    lat: Annotated[float | None, Form()] = None,
+    lon: Annotated[float | None, Form()] = None,
+    radius_m: Annotated[float | None, Form()] = None,
+) -> Response:
+    runtime, settings, areas = runtime_of(request)
+    sel = resolve(areas, settings, kind=kind, street_id=street_id, street_ids=street_ids,
+                  ward_code=ward_code, lat=lat, lon=lon, radius_m=radius_m)
+    done = await subscribe(runtime, sel)
+    path = f"/s/{done.token}"
+    body = render("subscribed.html", base_url=settings.base_url, title="Subscribed", label=sel.label,
+                  feed_url=f"{settings.base_url}{path}", alternates=alternates(settings, path),
+                  unsubscribe_url=f"{settings.base_url}{path}/unsubscribe", private=True)
+    return HTMLResponse(body, status_code=201,
+                        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+
+
+@router.get("/prompts/{prompt_id}", response_class=HTMLResponse, summary="One prompt, with 'I can help'")
+async def prompt_page(request: Request, prompt_id: str) -> Response:
+    runtime, settings, _ = runtime_of(request)
+    async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
+        found = await repo.prompt(conn, prompt_id)
+        count = await repo.response_count(conn, prompt_id)
+    if found is None:
+        raise Problem(404, "No such prompt")
+    e = entry_from_prompt(found[0], base_url=settings.base_url, tag_authority=settings.tag_authority)
+    body = render("prompt.html", base_url=settings.base_url, title=e.title, e=e, retired=found[1],
+                  counts={e.prompt_id: count})
+    return HTMLResponse(body, headers={"Cache-Control": f"public, max-age={settings.feed_cache_max_age_s}"})
+
+
+@router.post("/prompts/{prompt_id}/help", response_class=HTMLResponse,
+             summary="'I can help' from the HTML button (anonymous)")
+async def help_form(request: Request, prompt_id: str) -> Response:
+    runtime, settings, _ = runtime_of(request)
+    try:
+        _, prompt, count = await respond(runtime, prompt_id, request.client.host if request.client else "")
+    except Problem as p:
+        if "text/html" not in request.headers.get("accept", ""):
+            return problem_response(p)
+        body = render("message.html", base_url=settings.base_url, title=p.title,
+                      paragraphs=[p.detail] if p.detail else [])
+        return HTMLResponse(body, status_code=p.status, headers=p.headers)
+    e = entry_from_prompt(prompt, base_url=settings.base_url, tag_authority=settings.tag_authority)
+    body = render("thanks.html", base_url=settings.base_url, title="Thank you", e=e, count=count)
+    return HTMLResponse(body, headers={"Cache-Control": "no-store"})
