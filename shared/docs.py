@@ -56,13 +56,42 @@ def json_schemas() -> dict[str, dict[str, Any]]:
 def openapi(service: str) -> dict[str, Any]:
     """The service's OpenAPI document, from its FastAPI app (built, never started)."""
     main = importlib.import_module(f"services.{service}.main")
-    module = importlib.import_module(f"services.{service}.settings")
-    (settings_cls,) = {v for v in vars(module).values()
-                       if isinstance(v, type) and issubclass(v, CommonSettings) and v is not CommonSettings}
+    settings_cls = _settings_class(service)
     # Building the app reads no secret and connects nowhere, so unvalidated placeholders suffice.
     settings = settings_cls.model_construct(
         database_url="postgresql://docs", kafka_bootstrap_servers="docs:9092")
     return main.create_app(settings).openapi()
+
+
+def _settings_class(service: str) -> type[CommonSettings]:
+    module = importlib.import_module(f"services.{service}.settings")
+    (cls,) = {v for v in vars(module).values()
+              if isinstance(v, type) and issubclass(v, CommonSettings) and v is not CommonSettings}
+    return cls
+
+
+def configuration_table() -> str:
+    """The README's configuration table: every environment variable every service reads."""
+    rows = ["| variable | service | default | what it is |", "| --- | --- | --- | --- |"]
+    classes = [("all", CommonSettings)] + [
+        (service, _settings_class(service)) for service in SERVICES
+        if (DOCS.parent / "services" / service / "settings.py").exists()]
+    for service, cls in classes:
+        prefix = cls.model_config.get("env_prefix", "")
+        for name, field in cls.model_fields.items():
+            if service != "all" and name in CommonSettings.model_fields:
+                continue
+            alias = field.validation_alias
+            env = alias.choices[0] if alias is not None else f"{prefix}{name}".upper()
+            if field.is_required():
+                default = "**required**"
+            elif "secret" in str(field.annotation).lower():
+                default = "(secret)"
+            else:
+                default = f"`{field.default}`" if field.default not in (None, "") else ""
+            what = ": ".join(filter(None, [field.title, field.description])).replace("|", "\\|")
+            rows.append(f"| `{env}` | {service} | {default} | {what} |")
+    return "\n".join(rows) + "\n"
 
 
 def documents() -> dict[Path, dict[str, Any]]:
@@ -78,8 +107,23 @@ def render(doc: dict[str, Any]) -> str:
     return json.dumps(doc, indent=2, sort_keys=True) + "\n"
 
 
+README = DOCS.parent / "README.md"
+CONFIG_START, CONFIG_END = "<!-- CONFIG:START (make docs) -->\n", "<!-- CONFIG:END -->"
+
+
+def readme_with_configuration(readme: str) -> str:
+    head, _, rest = readme.partition(CONFIG_START)
+    _, _, tail = rest.partition(CONFIG_END)
+    return f"{head}{CONFIG_START}{configuration_table()}{CONFIG_END}{tail}"
+
+
 def main(command: str) -> int:
     drifted = []
+    readme = README.read_text()
+    if command == "write":
+        README.write_text(readme_with_configuration(readme))
+    elif readme_with_configuration(readme) != readme:
+        drifted.append("README.md (configuration table)")
     for path, doc in documents().items():
         text = render(doc)
         if command == "write":

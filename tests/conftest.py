@@ -117,3 +117,10 @@ async def fresh_database_url(stack: dict[str, str], gazetteer_template: str) -> 
 @pytest.fixture
 def random_id() -> str:
     return uuid.uuid4().hex[:10]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every integration test gets a timeout, so a stuck broker or consumer fails instead of hanging CI."""
+    for item in items:
+        if item.get_closest_marker("integration") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(180))

@@ -111,8 +111,11 @@ def kafka_up() -> str:
         port=KAFKA_PORT, controller_port=KAFKA_PORT + 1, data_dir=data))
     cp = f"{libs}/*"
     if not (data / "meta.properties").exists():
-        # A KRaft cluster id is 16 random bytes, URL-safe base64 without padding.
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        # A KRaft cluster id is 16 random bytes, URL-safe base64 without padding; like Kafka's own
+        # generator, avoid a leading '-', which the tool would read as an option.
+        cluster_id = "-"
+        while cluster_id.startswith("-"):
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         log("formatting Kafka storage (KRaft)")
         subprocess.run([java(), "-cp", cp, "kafka.tools.StorageTool", "format", "-t", cluster_id,
                         "-c", str(props)], check=True, stdout=subprocess.DEVNULL)

@@ -45,8 +45,8 @@ async def _accepted(conn: asyncpg.Connection, system_id: uuid.UUID) -> int:
         "SELECT count(*) FROM ingest.accepted_signals WHERE system_id = $1", system_id)
 
 
-async def _wait_for(conn, system_id, at_least: int, proc: subprocess.Popen, timeout: float) -> int:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def _wait_for(conn, system_id, at_least: int, proc: subprocess.Popen, within: float) -> int:
+    deadline = asyncio.get_running_loop().time() + within
     while asyncio.get_running_loop().time() < deadline:
         count = await _accepted(conn, system_id)
         if count >= at_least:
@@ -92,7 +92,7 @@ async def test_killed_consumer_restarts_with_one_effect_per_event(
         for threshold in (300, 1200, 2100):
             proc = _start(env)
             try:
-                reached = await _wait_for(conn, system.id, threshold, proc, timeout=60)
+                reached = await _wait_for(conn, system.id, threshold, proc, within=60)
                 assert reached >= threshold, f"ingest stalled at {reached} accepted signals"
             finally:
                 proc.send_signal(signal.SIGKILL)  # no shutdown hook: offsets of the batch in flight are lost
@@ -100,7 +100,7 @@ async def test_killed_consumer_restarts_with_one_effect_per_event(
                 kills += 1
         proc = _start(env)
         try:
-            final = await _wait_for(conn, system.id, EVENTS, proc, timeout=90)
+            final = await _wait_for(conn, system.id, EVENTS, proc, within=90)
             await asyncio.sleep(2)  # any redelivery still in flight would add rows now
             final = await _accepted(conn, system.id)
         finally:

@@ -116,6 +116,12 @@ def test_committed_docs_match_the_code():
             f"{path.name} drifted from the code: run make docs"
 
 
+def test_readme_configuration_table_matches_the_settings():
+    readme = docs.README.read_text()
+    assert docs.readme_with_configuration(readme) == readme, "README configuration drifted: make docs"
+    assert "`INGEST_PSEUDONYM_KEYS` | ingest | **required**" in readme
+
+
 def test_asyncapi_carries_every_topic_with_its_configuration():
     spec = docs.asyncapi()
     assert spec["asyncapi"] == "3.0.0"
