@@ -1,0 +1,96 @@
+"""`streetneeds aggregator ...`: rebuild the state by replay, and release a month of person needs."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import typer
+
+from shared.db import apply_migrations, create_pool
+
+from . import repository as repo
+from .areas import load_areas
+from .consumer import SignalConsumer, caught_up
+from .disclosure import ReleaseNotDue, parse_period, release_due
+from .main import MIGRATIONS
+from .outbox import relay_once, start_producer
+from .processing import refresh_place
+from .releases import CATCH_UP_LAG, release_period
+from .settings import AggregatorSettings
+
+__all__ = ["app", "rebuild_state"]
+
+app = typer.Typer(help="The aggregator: rebuild its state, release person needs.", no_args_is_help=True)
+
+
+async def rebuild_state(settings: AggregatorSettings, *, publish: bool = True) -> int:
+    """Empty the fold and replay the whole topic into it; returns the number of place changes queued.
+
+    Stop the aggregator first: a running replica would keep writing positions while this replays.
+    Releases, stored noise, the ledger, the audit and the last published values are kept, so only
+    real differences are published afterwards.
+    """
+    pool = await create_pool(settings.database_url)
+    try:
+        async with pool.acquire() as conn:
+            await apply_migrations(conn, "aggregator", MIGRATIONS)
+            areas = await load_areas(conn, settings.policy())
+            await repo.reset_state(conn)
+        consumer = SignalConsumer(pool, settings, areas, assign_all=True)
+        await consumer.start()
+        try:
+            await consumer.run(until_end=True)
+        finally:
+            await consumer.stop()
+        async with pool.acquire() as conn, conn.transaction():
+            changes = await refresh_place(conn, areas, None, dt.datetime.now(dt.UTC), settings.trend_days)
+        if publish:
+            producer = await start_producer(settings.kafka_bootstrap_servers)
+            try:
+                while await relay_once(pool, producer, settings.outbox_batch):
+                    pass
+            finally:
+                await producer.stop()
+        return changes
+    finally:
+        await pool.close()
+
+
+@app.command("rebuild")
+def rebuild() -> None:
+    """Replay signals-anonymised from the start into fresh state (stop the service first)."""
+    changes = asyncio.run(rebuild_state(AggregatorSettings()))
+    typer.echo(f"rebuilt; {changes} place changes published")
+
+
+async def _release(settings: AggregatorSettings, period: str, force: bool) -> str:
+    policy = settings.policy()
+    now = dt.datetime.now(dt.UTC)
+    release_due(period, now, policy.release_delay_days)
+    pool = await create_pool(settings.database_url)
+    try:
+        async with pool.acquire() as conn:
+            await apply_migrations(conn, "aggregator", MIGRATIONS)
+            areas = await load_areas(conn, policy)
+        if not force and not await caught_up(pool, settings.kafka_bootstrap_servers, now - CATCH_UP_LAG):
+            raise typer.BadParameter("the aggregator has not consumed every signal of that month yet "
+                                     "(--force releases anyway)", param_hint="--period")
+        summary = await release_period(pool, areas, policy, period, now)
+    finally:
+        await pool.close()
+    if summary.already_released:
+        return f"{period} was already released (a release is never recomputed)"
+    return (f"{period} released: {summary.published} cells published, {summary.withheld} withheld, "
+            f"{summary.changes} changes queued")
+
+
+@app.command("release")
+def release(period: str = typer.Option(..., help="Calendar month YYYY-MM (finished)."),
+            force: bool = typer.Option(False, help="Release even if consumption lags behind.")) -> None:
+    """Release one finished calendar month of person-category needs (idempotent)."""
+    try:
+        parse_period(period)
+        typer.echo(asyncio.run(_release(AggregatorSettings(), period, force)))
+    except (ValueError, ReleaseNotDue) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--period") from None

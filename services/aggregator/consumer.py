@@ -1,0 +1,196 @@
+"""The signals consumer: an aiokafka loop whose positions live in PostgreSQL beside the state.
+
+Kafka's committed offsets are written too, best effort, for lag monitoring only: on assignment the
+consumer seeks to the positions stored in the database, so a crash anywhere can neither lose nor
+double-count an event (docs/design/aggregator-exactly-once.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import OffsetAndMetadata
+from prometheus_client import Counter, Histogram
+
+from shared.contracts import SIGNALS_ANONYMISED
+
+from . import repository as repo
+from .areas import Areas
+from .processing import process_batch
+from .settings import AggregatorSettings
+
+__all__ = ["SignalConsumer", "caught_up", "topic_partitions"]
+
+log = logging.getLogger(__name__)
+TOPIC = SIGNALS_ANONYMISED.name
+EVENTS = Counter("aggregator_events_total", "Anonymised signals applied")
+DEAD = Counter("aggregator_dead_lettered_total", "Invalid signals dead-lettered")
+BATCH = Histogram("aggregator_batch_seconds", "Time to apply one consumed batch")
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, owner: SignalConsumer) -> None:
+        self.owner = owner
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        # Wait for the batch in flight to commit before the partitions go to another replica.
+        async with self.owner.lock:
+            for tp in revoked:
+                self.owner.positions.pop(tp, None)
+                self.owner.reading.pop(tp, None)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        async with self.owner.lock:
+            await self.owner.seek_to_stored(assigned)
+
+
+class SignalConsumer:
+    """Consume SIGNALS_ANONYMISED in batches, one database transaction per batch.
+
+    `group_id` None with `assign_all` reads every partition without a group (rebuild).
+    """
+
+    def __init__(self, pool: asyncpg.Pool, settings: AggregatorSettings, areas: Areas, *,
+                 group_id: str | None = None, assign_all: bool = False) -> None:
+        self.pool, self.settings, self.areas = pool, settings, areas
+        self.group_id = group_id if assign_all else (group_id or settings.group_id)
+        self.assign_all = assign_all
+        self.lock = asyncio.Lock()
+        self.positions: dict[TopicPartition, int | None] = {}  # stored in the database; None: no row
+        self.reading: dict[TopicPartition, int] = {}  # the next offset to apply
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap_servers.split(","), group_id=self.group_id,
+            client_id=f"aggregator-{settings.group_id}", enable_auto_commit=False,
+            auto_offset_reset="earliest", isolation_level="read_committed",
+            max_partition_fetch_bytes=4 * 1024 * 1024)
+
+    async def seek_to_stored(self, partitions: list[TopicPartition]) -> None:
+        """Position each partition where the database says the state stops."""
+        async with self.pool.acquire() as conn:
+            stored = await repo.load_offsets(conn, TOPIC, [tp.partition for tp in partitions])
+        fresh = [tp for tp in partitions if tp.partition not in stored]
+        for tp in partitions:
+            if tp.partition in stored:
+                self.consumer.seek(tp, stored[tp.partition])
+                self.positions[tp] = stored[tp.partition]
+        if fresh and self.settings.replay_from is not None:
+            millis = int(self.settings.replay_from.timestamp() * 1000)
+            found = await self.consumer.offsets_for_times({tp: millis for tp in fresh})
+            ends = await self.consumer.end_offsets(fresh)
+            for tp in fresh:
+                self.consumer.seek(tp, found[tp].offset if found.get(tp) else ends[tp])
+        elif fresh:
+            await self.consumer.seek_to_beginning(*fresh)
+        if fresh:
+            # Record where a fresh partition starts, so readiness checks see a position for it.
+            starts = {tp.partition: await self.consumer.position(tp) for tp in fresh}
+            async with self.pool.acquire() as conn:
+                await repo.insert_offsets(conn, TOPIC, starts)
+                stored = await repo.load_offsets(conn, TOPIC, list(starts))
+        for tp in fresh:
+            self.consumer.seek(tp, stored[tp.partition])  # another replica may have won the insert
+            self.positions[tp] = stored[tp.partition]
+        for tp in partitions:
+            # Records fetched before this seek may still be handed out once; they are skipped.
+            self.reading[tp] = await self.consumer.position(tp)
+        log.info("partitions positioned", extra={"stored": stored, "fresh": [t.partition for t in fresh]})
+
+    async def start(self) -> None:
+        if self.assign_all:
+            partitions = await topic_partitions(self.settings.kafka_bootstrap_servers)
+            await self.consumer.start()
+            self.consumer.assign(partitions)
+            await self.seek_to_stored(partitions)
+        else:
+            self.consumer.subscribe([TOPIC], listener=_Rebalance(self))
+            await self.consumer.start()
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
+
+    async def run(self, *, until_end: bool = False) -> None:
+        """Consume forever, or (`until_end`, assign mode) until the end offsets seen at the start."""
+        ends = await self.consumer.end_offsets(list(self.positions)) if until_end else {}
+        while True:
+            # The position moves only past batches that committed (a failed one seeks back).
+            if until_end and all([await self.consumer.position(tp) >= end for tp, end in ends.items()]):
+                return
+            batches = await self.consumer.getmany(timeout_ms=self.settings.batch_timeout_ms,
+                                                  max_records=self.settings.batch_max_records)
+            if batches:
+                await self._apply(batches)
+
+    async def _apply(self, batches: dict[TopicPartition, list]) -> None:
+        async with self.lock:
+            batches = {tp: kept for tp, rs in batches.items() if tp in self.reading
+                       and (kept := [r for r in rs if r.offset >= self.reading[tp]])}
+            if not batches:
+                return
+            moves = {tp.partition: (self.positions[tp], rs[-1].offset + 1, len(rs))
+                     for tp, rs in batches.items()}
+            records = [r for rs in batches.values() for r in rs]
+            started = time.perf_counter()
+            try:
+                async with self.pool.acquire() as conn:
+                    outcome = await process_batch(conn, records, moves, self.areas,
+                                                  now=dt.datetime.now(dt.UTC),
+                                                  trend_days=self.settings.trend_days)
+            except Exception:
+                # Nothing of the batch was committed: go back to the stored positions and retry.
+                log.exception("batch failed; rereading from the stored positions")
+                await asyncio.sleep(1)
+                await self.seek_to_stored(list(batches))
+                return
+            BATCH.observe(time.perf_counter() - started)
+            EVENTS.inc(outcome.events)
+            DEAD.inc(outcome.dead_lettered)
+            for tp, rs in batches.items():
+                self.positions[tp] = self.reading[tp] = rs[-1].offset + 1
+        if self.group_id is not None:
+            try:
+                await self.consumer.commit({tp: OffsetAndMetadata(rs[-1].offset + 1, "")
+                                            for tp, rs in batches.items()})
+            except Exception:  # only for lag monitoring: the database holds the real positions
+                log.debug("kafka offset commit failed", exc_info=True)
+
+
+async def topic_partitions(bootstrap_servers: str, topic: str = TOPIC) -> list[TopicPartition]:
+    """Every partition of a topic (the signals topic by default), from the cluster's metadata."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers.split(","))
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    if described["error_code"] or not described["partitions"]:
+        raise RuntimeError(f"topic {topic} does not exist (run `streetneeds topics create`)")
+    return [TopicPartition(topic, p["partition"]) for p in sorted(described["partitions"],
+                                                                    key=lambda p: p["partition"])]
+
+
+async def caught_up(pool: asyncpg.Pool, bootstrap_servers: str, until: dt.datetime) -> bool:
+    """Whether the stored state includes every event appended to the topic before `until`."""
+    partitions = await topic_partitions(bootstrap_servers)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers.split(","), group_id=None,
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        after = await consumer.offsets_for_times(
+            {tp: int(until.timestamp() * 1000) for tp in partitions})
+        ends = await consumer.end_offsets(partitions)
+        beginnings = await consumer.beginning_offsets(partitions)
+    finally:
+        await consumer.stop()
+    async with pool.acquire() as conn:
+        stored = await repo.load_offsets(conn, TOPIC, [tp.partition for tp in partitions])
+    for tp in partitions:
+        needed = after[tp].offset if after.get(tp) else ends[tp]
+        if stored.get(tp.partition, beginnings[tp]) < needed:
+            return False
+    return True

@@ -1,0 +1,58 @@
+"""Wiring: the aggregator's consumer, outbox relay, refresh and release loops, and HTTP routes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from shared.contracts import STREET_NEEDS
+from shared.kafka import make_broker
+from shared.service import Runtime, create_service_app
+
+from .api import router
+from .areas import load_areas
+from .consumer import SignalConsumer
+from .outbox import relay_forever, start_producer
+from .processing import refresh_forever
+from .releases import release_forever
+from .settings import AggregatorSettings
+
+__all__ = ["create_app"]
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
+    settings = settings or AggregatorSettings()
+    broker = make_broker(settings.kafka_bootstrap_servers, client_id="aggregator")
+    # Declared for the AsyncAPI document; the outbox relay does the publishing (it needs tombstones).
+    broker.publisher(STREET_NEEDS.name, title=STREET_NEEDS.name, description=STREET_NEEDS.description,
+                     schema=STREET_NEEDS.model)
+
+    async def on_startup(runtime: Runtime) -> None:
+        async with runtime.pool.acquire() as conn:
+            areas = await load_areas(conn, settings.policy())
+        producer = await start_producer(settings.kafka_bootstrap_servers)
+        consumer = SignalConsumer(runtime.pool, settings, areas)
+        await consumer.start()
+        runtime.state.update(areas=areas, producer=producer, consumer=consumer)
+        runtime.spawn(consumer.run(), "aggregator-consumer")
+        runtime.spawn(relay_forever(runtime.pool, producer, limit=settings.outbox_batch,
+                                    interval=settings.outbox_interval_seconds), "aggregator-outbox")
+        runtime.spawn(refresh_forever(runtime.pool, areas, interval=settings.refresh_interval_seconds,
+                                      trend_days=settings.trend_days), "aggregator-refresh")
+        runtime.spawn(release_forever(runtime.pool, areas, settings), "aggregator-releases")
+
+    async def on_shutdown(runtime: Runtime) -> None:
+        await runtime.state["consumer"].stop()
+        await runtime.state["producer"].stop()
+
+    app = create_service_app(
+        name="aggregator", title="streetneeds aggregator",
+        description="Street-level needs that passed disclosure control: place needs in near real time, "
+        "person needs as monthly bands. Operators also see what was held back and why.",
+        settings=settings, broker=broker, schema="aggregator", migrations=MIGRATIONS,
+        on_startup=on_startup, on_shutdown=on_shutdown)
+    app.include_router(router)
+    return app

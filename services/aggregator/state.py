@@ -1,0 +1,161 @@
+"""The aggregate state as a pure, order-independent fold of anonymised signals, and what it implies.
+
+State is two maps: the latest `raised` time per (street, category, subject) and the latest
+`withdrawn` time per (subject, category). Both are maxima, so applying events is commutative,
+associative and idempotent: a redelivered event, a replay, or a different batching gives the same
+state (the second line of defence behind the stored offsets). A signal is active while it has not
+expired (`raised_at + lifetime > now`) and no withdrawal is at or after its latest raise; a
+withdrawal ends the subject in that category on every street, at once (rule 9).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from shared.contracts import Sensitivity, SignalAnonymised, info
+
+from .disclosure import parse_period, period_end
+
+__all__ = [
+    "BatchDelta", "PlaceStats", "SignalRow", "SignalState", "active_subjects", "is_active",
+    "person_memberships", "place_stats", "reduce_batch",
+]
+
+RaiseKey = tuple[str, str, str]  # (street_id, category, subject_key)
+WithdrawKey = tuple[str, str]  # (subject_key, category)
+
+
+@dataclass(frozen=True, slots=True)
+class SignalRow:
+    """One (street, category, subject) with its latest raise and the subject's latest withdrawal."""
+
+    street_id: str
+    category: str
+    subject_key: str
+    raised_at: dt.datetime
+    withdrawn_at: dt.datetime | None
+
+
+@dataclass
+class BatchDelta:
+    """A batch of events folded into the rows it changes (each key once: one upsert per key)."""
+
+    raised: dict[RaiseKey, dt.datetime] = field(default_factory=dict)
+    withdrawn: dict[WithdrawKey, dt.datetime] = field(default_factory=dict)
+
+    def touched(self) -> set[tuple[str, str]]:
+        """(street, category) pairs whose raise rows changed; withdrawals are resolved by the caller."""
+        return {(s, c) for s, c, _ in self.raised}
+
+
+def reduce_batch(events: Iterable[SignalAnonymised]) -> BatchDelta:
+    delta = BatchDelta()
+    for e in events:
+        category, at = str(e.category), e.occurred_at
+        if e.action == "raised":
+            key: tuple = (e.street_id, category, e.subject_key)
+            target: dict = delta.raised
+        else:
+            key, target = (e.subject_key, category), delta.withdrawn
+        if key not in target or target[key] < at:
+            target[key] = at
+    return delta
+
+
+@dataclass
+class SignalState:
+    """The whole fold in memory: what the database tables hold, for tests and rebuild checks."""
+
+    raised: dict[RaiseKey, dt.datetime] = field(default_factory=dict)
+    withdrawn: dict[WithdrawKey, dt.datetime] = field(default_factory=dict)
+
+    def apply(self, events: Iterable[SignalAnonymised]) -> BatchDelta:
+        delta = reduce_batch(events)
+        for target, changes in ((self.raised, delta.raised), (self.withdrawn, delta.withdrawn)):
+            for key, at in changes.items():
+                if key not in target or target[key] < at:
+                    target[key] = at
+        return delta
+
+    def rows(self) -> list[SignalRow]:
+        return [SignalRow(s, c, k, at, self.withdrawn.get((k, c)))
+                for (s, c, k), at in sorted(self.raised.items())]
+
+
+def is_active(row: SignalRow, now: dt.datetime) -> bool:
+    lifetime = dt.timedelta(days=info(row.category).lifetime_days)
+    ended = row.withdrawn_at is not None and row.withdrawn_at >= row.raised_at
+    return not ended and row.raised_at <= now < row.raised_at + lifetime
+
+
+def active_subjects(rows: Iterable[SignalRow], now: dt.datetime) -> dict[tuple[str, str], set[str]]:
+    """Distinct subjects with an active signal per (street, category). Internal: never public."""
+    out: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
+    for row in rows:
+        if is_active(row, now):
+            out[(row.street_id, row.category)].add(row.subject_key)
+    return dict(out)
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceStats:
+    """Per (street, category): open reports now, reports closed and raised in the trend windows."""
+
+    open: Mapping[tuple[str, str], int]
+    closed: Mapping[tuple[str, str], int]  # closed within the current window
+    this_window: Mapping[tuple[str, str], int]  # raised within the current window
+    last_window: Mapping[tuple[str, str], int]  # raised within the window before
+
+
+def place_stats(rows: Iterable[SignalRow], now: dt.datetime, trend_days: int) -> PlaceStats:
+    window = dt.timedelta(days=trend_days)
+    open_, closed, this, last = Counter(), Counter(), Counter(), Counter()
+    for row in rows:
+        if info(row.category).sensitivity is not Sensitivity.PLACE:
+            continue
+        key = (row.street_id, row.category)
+        if is_active(row, now):
+            open_[key] += 1
+        elif row.withdrawn_at is not None and now - window < row.withdrawn_at <= now \
+                and row.withdrawn_at >= row.raised_at:
+            closed[key] += 1
+        if now - window < row.raised_at <= now:
+            this[key] += 1
+        elif now - 2 * window < row.raised_at <= now - window:
+            last[key] += 1
+    return PlaceStats(dict(open_), dict(closed), dict(this), dict(last))
+
+
+def person_memberships(
+    rows: Iterable[SignalRow], period: str, unit_of: Callable[[str], str | None],
+) -> dict[tuple[str, str], str]:
+    """(subject, category) -> the one unit a subject counts in for a calendar month.
+
+    A subject counts if a signal of theirs was active at some point in the month and has not been
+    withdrawn since (rule 9: a withdrawal removes them from every later release). Their unit is
+    that of their latest raise (ties broken by street id), so each cell's sensitivity stays 1.
+    Streets with no person unit are left out.
+    """
+    year, month = parse_period(period)
+    start, end = dt.datetime(year, month, 1, tzinfo=dt.UTC), period_end(period)
+    latest: dict[tuple[str, str], tuple[dt.datetime, str]] = {}
+    for row in rows:
+        if info(row.category).sensitivity is not Sensitivity.PERSON:
+            continue
+        if row.withdrawn_at is not None and row.withdrawn_at >= row.raised_at:
+            continue
+        lifetime = dt.timedelta(days=info(row.category).lifetime_days)
+        if not (row.raised_at < end and row.raised_at + lifetime > start):
+            continue
+        key = (row.subject_key, row.category)
+        if key not in latest or latest[key] < (row.raised_at, row.street_id):
+            latest[key] = (row.raised_at, row.street_id)
+    out = {}
+    for key, (_, street_id) in latest.items():
+        unit = unit_of(street_id)
+        if unit is not None:
+            out[key] = unit
+    return out

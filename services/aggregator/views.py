@@ -1,0 +1,142 @@
+"""The publishable view (pure): place counts per area, person bands per release, and what changed."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from shared.contracts import Band, Sensitivity, StreetNeedChanged, Trend, info
+
+from .areas import Area, Areas
+from .disclosure import ReleaseResult, place_counts, trend
+from .state import PlaceStats
+
+__all__ = ["Change", "NeedKey", "NeedView", "Previous", "diff", "person_views", "place_views",
+           "place_withheld"]
+
+NeedKey = tuple[str, str]  # (area_id, category)
+LIVE = "live"
+
+
+@dataclass(frozen=True, slots=True)
+class NeedView:
+    """What may be shown for one area and category, without version or publication time."""
+
+    area: Area
+    category: str
+    band: Band | None = None
+    count: int | None = None
+    trend: Trend | None = None
+    period: str = LIVE
+
+    @property
+    def key(self) -> NeedKey:
+        return (self.area.area_id, self.category)
+
+    @property
+    def sensitivity(self) -> Sensitivity:
+        return info(self.category).sensitivity
+
+    def content(self) -> dict[str, Any]:
+        """The comparable public content: a change here, and only here, is published."""
+        a = self.area
+        return {"area_id": a.area_id, "area_kind": a.area_kind, "area_name": a.name,
+                "ward_code": a.ward_code, "street_ids": list(a.street_ids), "category": self.category,
+                "band": self.band, "count": self.count, "trend": self.trend}
+
+
+@dataclass(frozen=True, slots=True)
+class Previous:
+    """The last published state of a key."""
+
+    content: Mapping[str, Any]
+    version: int
+    since: dt.date
+    live: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    key: NeedKey
+    view: NeedView | None  # None: a tombstone
+    version: int
+    since: dt.date
+    message: StreetNeedChanged | None
+
+
+def place_views(stats: PlaceStats, areas: Areas, area_ids: Iterable[str] | None = None
+                ) -> dict[NeedKey, NeedView]:
+    """Exact open counts and trends per place area (rule 2); areas with no open report are absent."""
+    wanted = set(area_ids) if area_ids is not None else None
+    by_category: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
+    for name, counts in (("open", stats.open), ("this", stats.this_window), ("last", stats.last_window)):
+        for (street_id, category), n in counts.items():
+            by_category[category][name][street_id] = n
+    views: dict[NeedKey, NeedView] = {}
+    for category, parts in by_category.items():
+        totals = {k: place_counts(parts[k], areas.streets, areas.policy) for k in ("open", "this", "last")}
+        for place, n in totals["open"].items():
+            area = areas.area(place.area_id)
+            if n <= 0 or area is None or (wanted is not None and area.area_id not in wanted):
+                continue
+            t = trend(totals["this"].get(place, 0), totals["last"].get(place, 0))
+            views[(area.area_id, category)] = NeedView(area, category, count=n, trend=t)
+    return views
+
+
+def place_withheld(stats: PlaceStats, areas: Areas) -> dict[NeedKey, str]:
+    """Streets with open reports that have nowhere safe to be published, and why (rule 8)."""
+    out = {}
+    for (street_id, category), n in stats.open.items():
+        if n > 0 and street_id not in areas.place_area_of:
+            out[(street_id, category)] = ("unknown_street" if street_id not in areas.streets
+                                          else "street_too_small_no_place_unit")
+    return out
+
+
+def person_views(release: ReleaseResult, areas: Areas) -> dict[NeedKey, NeedView]:
+    """Bands of one monthly release (rules 3-5); trends for person categories are ward-level only."""
+    views = {}
+    for cell in release.published:
+        area = areas.area(cell.unit_id)
+        if area is not None:
+            views[(cell.unit_id, cell.category)] = NeedView(area, cell.category, band=cell.band,
+                                                            period=release.period)
+    return views
+
+
+def _minute(now: dt.datetime) -> dt.datetime:
+    return now.astimezone(dt.UTC).replace(second=0, microsecond=0)
+
+
+def diff(views: Mapping[NeedKey, NeedView], previous: Mapping[NeedKey, Previous],
+         scope: Iterable[NeedKey], now: dt.datetime) -> list[Change]:
+    """The changes to publish for the keys in `scope`: new or changed views, and tombstones.
+
+    A key is republished only when its public content changes; `since` is the day of that change
+    for place needs and the first day of the release's month for person needs.
+    """
+    changes = []
+    for key in sorted(set(scope)):
+        view, prev = views.get(key), previous.get(key)
+        if view is None:
+            if prev is not None and prev.live:
+                changes.append(Change(key, None, prev.version + 1, prev.since, None))
+            continue
+        content = view.content()
+        if prev is not None and prev.live and dict(prev.content) == content:
+            continue
+        version = prev.version + 1 if prev else 1
+        since = (now.astimezone(dt.UTC).date() if view.period == LIVE
+                 else dt.date.fromisoformat(f"{view.period}-01"))
+        a = view.area
+        message = StreetNeedChanged(
+            area_id=a.area_id, area_kind=a.area_kind, area_name=a.name, ward_code=a.ward_code,
+            street_ids=a.street_ids, category=view.category, sensitivity=view.sensitivity,
+            band=view.band, count=view.count, trend=view.trend, since=since, period=view.period,
+            published_at=_minute(now), version=version)
+        changes.append(Change(key, view, version, since, message))
+    return changes
