@@ -28,7 +28,7 @@ def asyncapi() -> dict[str, Any]:
     """AsyncAPI 3.0 for every topic in the registry, with its Kafka topic configuration."""
     broker = KafkaBroker("127.0.0.1:19092", description="Local single-node KRaft broker")
     for topic in ALL_TOPICS:
-        broker.publisher(topic.name, schema=topic.model, title=topic.name,
+        broker.publisher(topic.base_name, schema=topic.model, title=topic.base_name,
                          description=f"{topic.description} Audience: {topic.audience}.")
     spec = json.loads(AsyncAPI(
         broker, title="streetneeds events", version="1.0.0", schema_version="3.0.0",
@@ -36,7 +36,7 @@ def asyncapi() -> dict[str, Any]:
         "shared/contracts (make docs); do not edit by hand.",
     ).to_specification().to_json())
     for topic in ALL_TOPICS:
-        channel = spec["channels"][topic.name]
+        channel = spec["channels"][topic.base_name]
         # Kafka channel binding 0.4.0: partitions and topic configuration sit with the contract.
         channel["bindings"]["kafka"].update({
             "partitions": topic.partitions, "replicas": 1,
@@ -50,7 +50,7 @@ def asyncapi() -> dict[str, Any]:
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:
-    return {f"{topic.name}.schema.json": topic.json_schema() for topic in ALL_TOPICS}
+    return {f"{topic.base_name}.schema.json": topic.json_schema() for topic in ALL_TOPICS}
 
 
 def openapi(service: str) -> dict[str, Any]:

@@ -106,7 +106,10 @@ async def respond(
     prompt = found[0]
     event = ResidentResponded(response_id=uuid.uuid4(), prompt_id=prompt.prompt_id, area_id=prompt.area_id,
                               category=prompt.category, responded_on=dt.datetime.now(dt.UTC).date())
-    # Published before counting: the topic is the record; a count that misses one is harmless.
+    # Published before counting: the topic is the record, so nothing is counted that is not on it
+    # (a crash in between leaves one uncounted, which is harmless). The count is a row in the shared
+    # database, so every replica shows the same number. No connection is held during the publish: a
+    # slow broker must not starve the pool that serves pages.
     await runtime.broker.publish(event.model_dump_json().encode(), topic=RESIDENT_RESPONSES.name,
                                  key=prompt.prompt_id.encode())
     async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]

@@ -1,4 +1,4 @@
-"""Thin Kafka subscriber: prompts.v1 → feeds' tables and live SSE clients; malformed → dead letters."""
+"""Thin Kafka subscriber: prompts.v1 → feeds' tables (fanned out by `listener`); malformed → dead letters."""
 
 from __future__ import annotations
 
@@ -24,11 +24,11 @@ SERVICE = "feeds"
 
 
 def register_handlers(broker: KafkaBroker, runtime: Runtime, group_id: str) -> None:
-    """`runtime.state["apply"]` stores an event and returns the change (or None); `["hub"]` fans out."""
+    """`runtime.state["apply"]` stores an event's effect (and notifies every replica's listener)."""
 
     @broker.subscriber(PROMPTS.name, group_id=group_id, ack_policy=AckPolicy.NACK_ON_ERROR,
                        auto_offset_reset="earliest", title="feeds/prompts",
-                       description="Prompts for action, stored per prompt_id+revision and fanned out live.")
+                       description="Prompts for action, stored per prompt_id+revision.")
     async def on_prompt(msg: KafkaMessage) -> None:
         record = msg.raw_message
         try:
@@ -43,6 +43,4 @@ def register_handlers(broker: KafkaBroker, runtime: Runtime, group_id: str) -> N
             log.warning("prompt dead-lettered", extra={"offset": record.offset, "errors": errors})
             return
         apply: Callable[[Any], Awaitable[Any]] = runtime.state["apply"]
-        change = await apply(event)
-        if change is not None:
-            runtime.state["hub"].publish(change)
+        await apply(event)

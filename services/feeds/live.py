@@ -1,6 +1,6 @@
 """In-process fan-out of prompt changes to Server-Sent Events clients, with resumption by event id.
 
-The prompts consumer publishes each stored change here; every connected client has a bounded
+The listener publishes each committed change here; every connected client has a bounded
 asyncio queue. A client too slow to keep up is disconnected rather than slowing everyone: its
 browser reconnects with Last-Event-ID and catches up from the database.
 """

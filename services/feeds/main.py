@@ -1,4 +1,4 @@
-"""Wiring of the feeds service: broker, prompts consumer, gazetteer, routers."""
+"""Wiring of the feeds service: broker, prompts consumer, live-updates listener, gazetteer, routers."""
 
 from __future__ import annotations
 
@@ -14,17 +14,21 @@ from shared.kafka import make_broker
 from shared.service import Runtime, create_service_app
 
 from . import api, cap_routes, web
+from . import repository as repo
 from .areas import Areas
 from .consume import apply_event
+from .errors import install_html_errors
 from .handlers import register_handlers
+from .listener import Listener
 from .live import Hub
 from .ratelimit import RateLimiter
 from .settings import FeedsSettings
 
-__all__ = ["create_app"]
+__all__ = ["MIGRATIONS", "NAME", "create_app"]
 
 log = logging.getLogger(__name__)
 NAME = "feeds"
+MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def create_app(settings: FeedsSettings, *, gazetteer: Gazetteer | None = None) -> FastAPI:
@@ -40,13 +44,16 @@ def create_app(settings: FeedsSettings, *, gazetteer: Gazetteer | None = None) -
             log.warning("the gazetteer is empty: run `streetneeds gazetteer import` (pages answer 503)")
         runtime.state["areas"] = Areas(gaz) if gaz.streets else None
         runtime.state["apply"] = partial(apply_event, runtime.pool, settings)
+        async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
+            last = await repo.current_seq(conn)
+        runtime.spawn(Listener(settings.database_url, runtime.state["hub"], last).run(), "feeds-listener")
 
     app = create_service_app(
         name=NAME, title="streetneeds feeds",
         description="Residents' street feeds (HTML, Atom, RSS, JSON Feed, Server-Sent Events), "
         "subscriptions without an account, anonymous 'I can help', printable street notices and "
         "public alerts in OASIS CAP 1.2.",
-        settings=settings, broker=broker, schema=NAME, migrations=Path(__file__).parent / "migrations",
+        settings=settings, broker=broker, schema=NAME, migrations=MIGRATIONS,
         extra_migrations=((gazetteer_repository.SCHEMA, gazetteer_repository.MIGRATIONS),),
         on_startup=on_startup,
     )
@@ -54,6 +61,7 @@ def create_app(settings: FeedsSettings, *, gazetteer: Gazetteer | None = None) -
     runtime.state["hub"] = Hub(settings.sse_queue_size)
     runtime.state["limiter"] = RateLimiter(settings.help_rate_per_minute, settings.help_burst)
     register_handlers(broker, runtime, settings.group_id)
+    install_html_errors(app, settings.base_url)
     app.include_router(api.router)
     app.include_router(cap_routes.router)
     app.include_router(web.router)

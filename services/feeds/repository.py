@@ -12,10 +12,15 @@ from shared.contracts import PromptPublished, Sensitivity
 
 from .areas import Selection
 
+# PostgreSQL channel on which each committed change's seq is announced to every replica.
+CHANNEL = "feeds_changes"
+_CHANGES_LOCK = 0x6665_6564  # "feed": one advisory lock id for numbering changes
+
 __all__ = [
     "CapMessage", "Change", "add_response", "apply_published", "apply_retired", "cap_index",
     "cap_message", "changes_after", "create_subscription", "current_seq", "find_subscription",
-    "last_modified", "latest_cap", "prompt", "prompts_for", "response_count", "unsubscribe",
+    "last_modified", "latest_cap", "prompt", "prompts_for", "purge_subscriptions", "response_counts",
+    "unsubscribe",
 ]
 
 
@@ -61,6 +66,26 @@ def _visible_at(prompt: PromptPublished, at: dt.datetime) -> dt.datetime:
     return at
 
 
+async def _record_change(conn: asyncpg.Connection, prompt_id: str, kind: str, area_id: str,
+                         area_kind: str, ward_code: str | None, street_ids: list[str], sensitivity: str,
+                         entry: dict) -> Change:
+    """Number the change and notify every replica's listener; call inside the effect's transaction.
+
+    The lock, held to commit, makes sequence order the commit order: without it two writers (two
+    partitions, two replicas) could commit seq 11 before seq 10, and a client resuming after 11
+    would never see 10. NOTIFY is delivered only on commit, in commit order.
+    """
+    row = await conn.fetchrow(  # one round trip: the row is numbered only once the lock is held
+        f"""WITH lock AS (SELECT pg_advisory_xact_lock($9)),
+                c AS (INSERT INTO feeds.changes (prompt_id, kind, area_id, area_kind, ward_code, street_ids,
+                          sensitivity, entry)
+                      SELECT $1, $2, $3, $4, $5, $6, $7, $8 FROM lock RETURNING *)
+           SELECT c.*, pg_notify('{CHANNEL}', c.seq::text) FROM c""",
+        prompt_id, kind, area_id, area_kind, ward_code, street_ids, sensitivity, json.dumps(entry),
+        _CHANGES_LOCK)
+    return _change(row)
+
+
 async def apply_published(conn: asyncpg.Connection, prompt: PromptPublished, entry: dict,
                           cap: tuple[str, str, str | None] | None) -> Change | None:
     """Upsert by prompt_id+revision in one transaction; None when it changes nothing (a redelivery,
@@ -91,12 +116,8 @@ async def apply_published(conn: asyncpg.Connection, prompt: PromptPublished, ent
                    VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (identifier) DO NOTHING""",
                 identifier, prompt.prompt_id, prompt.revision, msg_type,
                 prompt.published_at.replace(microsecond=0), refs, prompt.model_dump_json())
-        seq = await conn.fetchrow(
-            """INSERT INTO feeds.changes (prompt_id, kind, area_id, area_kind, ward_code, street_ids,
-                   sensitivity, entry) VALUES ($1, 'published', $2, $3, $4, $5, $6, $7) RETURNING *""",
-            prompt.prompt_id, prompt.area_id, prompt.area_kind, prompt.ward_code, list(prompt.street_ids),
-            str(prompt.sensitivity), json.dumps(entry))
-        return _change(seq)
+        return await _record_change(conn, prompt.prompt_id, "published", prompt.area_id, prompt.area_kind,
+                                    prompt.ward_code, list(prompt.street_ids), str(prompt.sensitivity), entry)
 
 
 async def apply_retired(conn: asyncpg.Connection, prompt_id: str, retired_at: dt.datetime,
@@ -118,12 +139,9 @@ async def apply_retired(conn: asyncpg.Connection, prompt_id: str, retired_at: dt
                    VALUES ($1, $2, $3, 'Cancel', $4, $5, $6) ON CONFLICT (identifier) DO NOTHING""",
                 identifier, prompt.prompt_id, prompt.revision, retired_at.replace(microsecond=0),
                 refs, row["event"])
-        seq = await conn.fetchrow(
-            """INSERT INTO feeds.changes (prompt_id, kind, area_id, area_kind, ward_code, street_ids,
-                   sensitivity, entry) VALUES ($1, 'retired', $2, $3, $4, $5, $6, $7) RETURNING *""",
-            prompt.prompt_id, row["area_id"], row["area_kind"], row["ward_code"], row["street_ids"],
-            row["sensitivity"], json.dumps({"prompt_id": prompt.prompt_id}))
-        return _change(seq)
+        return await _record_change(conn, prompt.prompt_id, "retired", row["area_id"], row["area_kind"],
+                                    row["ward_code"], row["street_ids"], row["sensitivity"],
+                                    {"prompt_id": prompt.prompt_id})
 
 
 async def latest_cap(conn: asyncpg.Connection, prompt_id: str) -> CapMessage | None:
@@ -199,10 +217,15 @@ async def create_subscription(conn: asyncpg.Connection, token_sha256: bytes, sel
 
 
 async def find_subscription(conn: asyncpg.Connection, token_sha256: bytes) -> tuple[Selection, bool] | None:
-    """(selection, active) for a token hash, or None if it never existed."""
-    row = await conn.fetchrow("SELECT * FROM feeds.subscriptions WHERE token_sha256 = $1", token_sha256)
+    """(selection, active) for a token hash, or None if it never existed; marks an active one read
+    today (one write a day at most: feeds are polled often)."""
+    row = await conn.fetchrow("SELECT *, last_read_on < current_date AS unread_today "
+                              "FROM feeds.subscriptions WHERE token_sha256 = $1", token_sha256)
     if row is None:
         return None
+    if row["unread_today"] and row["unsubscribed_on"] is None:
+        await conn.execute("UPDATE feeds.subscriptions SET last_read_on = current_date "
+                           "WHERE token_sha256 = $1 AND last_read_on < current_date", token_sha256)
     sel = Selection(row["kind"], row["label"], tuple(row["street_ids"]), tuple(row["unit_ids"]),
                     tuple(row["ward_codes"]))
     return sel, row["unsubscribed_on"] is None
@@ -217,6 +240,13 @@ async def unsubscribe(conn: asyncpg.Connection, token_sha256: bytes) -> bool:
     return status.endswith(" 1")
 
 
+async def purge_subscriptions(conn: asyncpg.Connection, older_than_days: int) -> int:
+    """Delete subscriptions (active or ended) whose feed was not read in the last `older_than_days`."""
+    status = await conn.execute(
+        "DELETE FROM feeds.subscriptions WHERE last_read_on < current_date - $1::int", older_than_days)
+    return int(status.split()[-1])
+
+
 async def add_response(conn: asyncpg.Connection, prompt_id: str) -> int:
     return await conn.fetchval(
         """INSERT INTO feeds.response_counts (prompt_id, responses) VALUES ($1, 1)
@@ -224,6 +254,8 @@ async def add_response(conn: asyncpg.Connection, prompt_id: str) -> int:
            RETURNING responses""", prompt_id)
 
 
-async def response_count(conn: asyncpg.Connection, prompt_id: str) -> int:
-    return await conn.fetchval(
-        "SELECT coalesce((SELECT responses FROM feeds.response_counts WHERE prompt_id = $1), 0)", prompt_id)
+async def response_counts(conn: asyncpg.Connection, prompt_ids: list[str]) -> dict[str, int]:
+    """"I can help" counts of these prompts (those with none are left out)."""
+    rows = await conn.fetch("SELECT prompt_id, responses FROM feeds.response_counts "
+                            "WHERE prompt_id = ANY($1::text[])", prompt_ids)
+    return {r["prompt_id"]: r["responses"] for r in rows}

@@ -73,7 +73,7 @@ async def load_entries(runtime: Runtime, target: FeedTarget) -> tuple[list[FeedE
 
 async def response_counts(runtime: Runtime, entries: list[FeedEntry]) -> dict[str, int]:
     async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
-        return {e.prompt_id: await repo.response_count(conn, e.prompt_id) for e in entries}
+        return await repo.response_counts(conn, [e.prompt_id for e in entries])
 
 
 async def feed_response(request: Request, target: FeedTarget, fmt: str) -> Response:

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from shared.http import Problem, problem_response
+from shared.http import Problem
 
 from . import repository as repo
 from .actions import resolve, respond, subscribe, subscription
@@ -204,12 +204,12 @@ async def prompt_page(request: Request, prompt_id: str) -> Response:
     runtime, settings, _ = runtime_of(request)
     async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
         found = await repo.prompt(conn, prompt_id)
-        count = await repo.response_count(conn, prompt_id)
+        counts = await repo.response_counts(conn, [prompt_id])
     if found is None:
         raise Problem(404, "No such prompt")
     e = entry_from_prompt(found[0], base_url=settings.base_url, tag_authority=settings.tag_authority)
     body = render("prompt.html", base_url=settings.base_url, title=e.title, e=e, retired=found[1],
-                  counts={e.prompt_id: count})
+                  counts=counts)
     return HTMLResponse(body, headers={"Cache-Control": f"public, max-age={settings.feed_cache_max_age_s}"})
 
 
@@ -217,14 +217,7 @@ async def prompt_page(request: Request, prompt_id: str) -> Response:
              summary="'I can help' from the HTML button (anonymous)")
 async def help_form(request: Request, prompt_id: str) -> Response:
     runtime, settings, _ = runtime_of(request)
-    try:
-        _, prompt, count = await respond(runtime, prompt_id, request.client.host if request.client else "")
-    except Problem as p:
-        if "text/html" not in request.headers.get("accept", ""):
-            return problem_response(p)
-        body = render("message.html", base_url=settings.base_url, title=p.title,
-                      paragraphs=[p.detail] if p.detail else [])
-        return HTMLResponse(body, status_code=p.status, headers=p.headers)
+    _, prompt, count = await respond(runtime, prompt_id, request.client.host if request.client else "")
     e = entry_from_prompt(prompt, base_url=settings.base_url, tag_authority=settings.tag_authority)
     body = render("thanks.html", base_url=settings.base_url, title="Thank you", e=e, count=count)
     return HTMLResponse(body, headers={"Cache-Control": "no-store"})

@@ -6,6 +6,7 @@ registry, so a topic is declared exactly once.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,10 +34,14 @@ __all__ = [
 
 DAY_MS = 24 * 60 * 60 * 1000
 
+# Namespaces every topic, e.g. `camden.` when several deployments share one Kafka cluster, or a
+# random prefix per test run so that tests never read each other's events. Read once at start-up.
+TOPIC_PREFIX = os.environ.get("STREETNEEDS_TOPIC_PREFIX", "")
+
 
 @dataclass(frozen=True)
 class Topic:
-    name: str
+    base_name: str  # the name in the contract; `name` adds the deployment's prefix
     model: Any  # a pydantic model, or an annotated union of models (prompts)
     key: str  # what the Kafka key is, in words
     partitions: int
@@ -45,6 +50,10 @@ class Topic:
     audience: str = ""
     description: str = ""
     extra_config: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{TOPIC_PREFIX}{self.base_name}"
 
     def config(self) -> dict[str, str]:
         """Kafka topic configs for creation."""

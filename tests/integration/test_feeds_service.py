@@ -2,7 +2,7 @@
 
 prompts.v1 → a subscriber's Atom feed and SSE stream (with resumption) → retirement; CAP alerts;
 conditional GET; the subscription lifecycle; "I can help" on resident-responses.v1 and its rate
-limit; malformed prompts dead-lettered.
+limit; malformed prompts dead-lettered; error pages for browsers, problem+json for machines.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import httpx
 import pytest
 import uvicorn
 import xmlschema
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from services.feeds.main import create_app
 from services.feeds.settings import FeedsSettings
@@ -69,6 +69,19 @@ async def _database_with_gazetteer(admin_url: str) -> str:
     return url
 
 
+async def _caught_up_group(kafka: str, group: str) -> None:
+    """Commit the group's offsets at the end of prompts.v1: the tests use only prompts they produce,
+    and replaying the shared topic's whole history (thousands of records) would only slow them."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(PROMPTS.name, p) for p in range(PROMPTS.partitions)]
+        consumer.assign(partitions)
+        await consumer.commit(await consumer.end_offsets(partitions))
+    finally:
+        await consumer.stop()
+
+
 @pytest.fixture(scope="module")
 async def served(stack) -> AsyncIterator[tuple[str, FeedsSettings]]:
     """The app on a random loopback port, with its own database and consumer group."""
@@ -86,6 +99,7 @@ async def served(stack) -> AsyncIterator[tuple[str, FeedsSettings]]:
         sse_heartbeat_s=1.0,
         _env_file=None,
     )
+    await _caught_up_group(stack["kafka"], settings.group_id)
     server = uvicorn.Server(uvicorn.Config(create_app(settings), log_config=None, lifespan="on"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
@@ -279,7 +293,11 @@ async def test_prompt_reaches_subscribers_feeds_and_live_stream_then_retires(ser
         XSD.validate(cancel.content)
         assert b"<msgType>Cancel</msgType>" in cancel.content
         assert cap_entry.link.rsplit("/", 1)[1].removesuffix(".xml").encode() in cancel.content  # references
-        assert live.comments >= 1  # heartbeats (1 s in this test) arrived as comments
+
+        async def heartbeat():
+            return live.comments >= 1
+
+        await _eventually(heartbeat, "a heartbeat comment (every 1 s in this test) on the live stream")
         await live.close()
         await resumed.close()
 
@@ -417,3 +435,33 @@ async def test_malformed_prompt_is_dead_lettered_and_consumption_carries_on(
     finally:
         await consumer.stop()
     assert letter["source_topic"] == PROMPTS.name and letter["errors"]
+
+
+async def test_browsers_get_error_pages_and_machines_problem_json(served):
+    base, _ = served
+    browser = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        for path, status in [("/streets/no-such-street", 404), ("/wards/E99999999", 404),
+                             ("/prompts/no-such-prompt", 404), ("/n/zzzzzzz", 404)]:
+            page = await client.get(path, headers=browser)
+            assert page.status_code == status and page.headers["content-type"].startswith("text/html"), path
+            assert 'lang="en-GB"' in page.text and "Find a street" in page.text
+            machine = await client.get(path)
+            assert machine.status_code == status
+            assert machine.headers["content-type"] == "application/problem+json"
+        sub = (await client.post("/v1/subscriptions", json={"ward_code": (await _street(
+            client, "agar", "Agar Grove"))["ward_code"]})).json()
+        path = sub["feed_url"].removeprefix(base)
+        await client.post(f"{path}/unsubscribe")
+        ended = await client.get(path, headers=browser)
+        assert ended.status_code == 410 and "Subscribe again" in ended.text
+        assert ended.headers["referrer-policy"] == "no-referrer"
+        feed = await client.get(f"{path}.atom", headers=browser)
+        assert feed.status_code == 410 and feed.headers["content-type"] == "application/problem+json"
+        form = await client.post("/subscriptions", data={"kind": "area", "lat": "51.5", "lon": "-0.13",
+                                                         "radius_m": "99999"}, headers=browser)
+        assert form.status_code == 422 and "<strong>radius_m</strong>" in form.text
+        typed = await client.post("/subscriptions", data={"kind": "area", "lat": "north"}, headers=browser)
+        assert typed.status_code == 422 and "<strong>lat</strong>" in typed.text
+        help_ = await client.post("/prompts/no-such-prompt/help", headers=browser)
+        assert help_.status_code == 404 and "It may have been retired" in help_.text

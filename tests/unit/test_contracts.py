@@ -99,7 +99,7 @@ def test_catalogue_has_both_privacy_classes_and_positive_lifetimes():
 
 
 def test_topic_registry_is_consistent():
-    names = [t.name for t in ALL_TOPICS]
+    names = [t.base_name for t in ALL_TOPICS]
     assert len(names) == len(set(names))
     assert all(t.name.endswith(".v1") for t in ALL_TOPICS)
     for topic in ALL_TOPICS:
@@ -126,7 +126,7 @@ def test_asyncapi_carries_every_topic_with_its_configuration():
     spec = docs.asyncapi()
     assert spec["asyncapi"] == "3.0.0"
     for topic in ALL_TOPICS:
-        binding = spec["channels"][topic.name]["bindings"]["kafka"]
+        binding = spec["channels"][topic.base_name]["bindings"]["kafka"]
         assert binding["partitions"] == topic.partitions
         assert binding["topicConfiguration"]["retention.ms"] == topic.retention_ms
 

@@ -1,4 +1,4 @@
-"""The prompts subscriber's wiring, on faststream's in-memory broker: store, fan out, or dead-letter."""
+"""The prompts subscriber's wiring, on faststream's in-memory broker: store or dead-letter."""
 
 from __future__ import annotations
 
@@ -8,23 +8,19 @@ import json
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 
 from services.feeds.handlers import register_handlers
-from services.feeds.live import Hub
 from shared.contracts import DEAD_LETTERS, PROMPTS
 from shared.service import Runtime
 
 
-async def test_valid_prompts_are_applied_and_fanned_out_malformed_are_dead_lettered(make):
+async def test_valid_prompts_are_applied_malformed_are_dead_lettered(make):
     broker = KafkaBroker()
     applied, letters = [], []
     runtime = Runtime(name="feeds", settings=None, broker=broker)  # type: ignore[arg-type]
-    hub = Hub(8)
-    queue = hub.subscribe()
 
     async def apply(event):
         applied.append(event)
-        return f"change-{len(applied)}"
 
-    runtime.state.update(apply=apply, hub=hub)
+    runtime.state.update(apply=apply)
     register_handlers(broker, runtime, "feeds-test")
 
     @broker.subscriber(DEAD_LETTERS.name)
@@ -42,7 +38,6 @@ async def test_valid_prompts_are_applied_and_fanned_out_malformed_are_dead_lette
         )
 
     assert applied == [prompt, prompt]
-    assert [queue.get_nowait(), queue.get_nowait()] == ["change-1", "change-2"]
     assert len(letters) == 1
     assert letters[0]["service"] == "feeds" and letters[0]["source_topic"] == PROMPTS.name
     assert any("prompt_id: Field required" in e for e in letters[0]["errors"])

@@ -1,0 +1,86 @@
+"""Errors as friendly HTML pages for browsers on residents' pages; problem+json for everything else.
+
+The shared handlers still build every error (so the status, title, detail, field errors and headers
+such as Retry-After are decided in one place); this only re-renders their problem+json as a page
+when the request is for an HTML page and its Accept header prefers HTML.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.http import Problem
+
+from .pages import render
+
+__all__ = ["install_html_errors", "is_page", "prefers_html"]
+
+# The JSON API, CAP alerts, feed documents, live streams and operational routes are for machines.
+_MACHINE = re.compile(r"^/(v1|cap)/|\.(atom|rss|json|xml)$|/events$|^/(healthz|readyz|metrics)$")
+_JSON = ("application/problem+json", "application/json")
+_HINTS = {
+    404: "The link may be mistyped, or the page may have been taken down.",
+    410: "This link was ended on purpose and will not work again.",
+    422: "Please go back, check what you entered, and try again.",
+    429: "Please wait a little and try again.",
+}
+
+
+def is_page(path: str) -> bool:
+    return not _MACHINE.search(path)
+
+
+def _quality(accept: str, media_type: str) -> tuple[float, int]:
+    """(q, rank) that `accept` gives `media_type` from its most specific matching range (RFC 9110
+    §12.5.1); rank 2 names the type, 1 is `type/*`, 0 is `*/*`, -1 no match."""
+    kind = media_type.split("/", 1)[0]
+    best = (0.0, -1)
+    for part in accept.lower().split(","):
+        range_, *params = (p.strip() for p in part.split(";"))
+        rank = 2 if range_ == media_type else 1 if range_ == f"{kind}/*" else 0 if range_ == "*/*" else -1
+        if rank <= best[1]:
+            continue
+        q = next((p.partition("=")[2] for p in params if p.partition("=")[0].strip() == "q"), "1")
+        try:
+            best = (float(q), rank)
+        except ValueError:
+            best = (0.0, rank)
+    return best
+
+
+def prefers_html(accept: str) -> bool:
+    """True when HTML is asked for by name (a bare `*/*` is not) and ranks at least as high as JSON."""
+    html_q, html_rank = max(_quality(accept, t) for t in ("text/html", "application/xhtml+xml"))
+    json_q = max(_quality(accept, t)[0] for t in _JSON)
+    return html_rank >= 1 and html_q > 0 and html_q >= json_q
+
+
+def _page(problem: Response, base_url: str) -> HTMLResponse:
+    body = json.loads(problem.body)
+    status = body["status"]
+    html = render("error.html", base_url=base_url, title=body["title"], detail=body.get("detail", ""),
+                  status=status, errors=body.get("errors", []), hint=_HINTS.get(status, ""), private=True)
+    headers = {k: v for k, v in problem.headers.items()
+               if k.lower() not in ("content-type", "content-length")}
+    headers.update({"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+    return HTMLResponse(html, status_code=status, headers=headers)
+
+
+def install_html_errors(app: FastAPI, base_url: str) -> None:
+    """Wrap the shared problem+json handlers (install them first) with HTML negotiation."""
+    for exc_class in (Problem, RequestValidationError, StarletteHTTPException):
+        as_problem = app.exception_handlers[exc_class]
+
+        async def handler(request: Request, exc: Exception, as_problem=as_problem) -> Response:
+            response = await as_problem(request, exc)
+            if is_page(request.url.path) and prefers_html(request.headers.get("accept", "")):
+                return _page(response, base_url)
+            return response
+
+        app.add_exception_handler(exc_class, handler)

@@ -1,0 +1,76 @@
+"""Every replica's live updates: LISTEN for committed changes in PostgreSQL, fan them out locally.
+
+Each replica of the "feeds" group consumes only some partitions of prompts.v1, so the consumer
+cannot feed SSE clients directly. Instead the change is stored with `pg_notify` in the same
+transaction, and one dedicated connection per replica listens. A notification is only a wake-up:
+the listener reads every change after the last one it fanned out, so whatever was committed while
+it was reconnecting is delivered too, once and in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import asyncpg
+
+from . import repository as repo
+from .live import Hub
+
+__all__ = ["Listener"]
+
+log = logging.getLogger(__name__)
+# A silent network loss raises nothing on an idle connection: look (and catch up) this often anyway.
+CHECK_EVERY_S = 30.0
+PAGE = 500
+
+
+class Listener:
+    """Fans out every change after seq `last` to `hub`; `run()` for the service's lifetime."""
+
+    def __init__(self, database_url: str, hub: Hub, last: int, *, retry_s: float = 1.0) -> None:
+        self.database_url, self.hub, self.last, self.retry_s = database_url, hub, last, retry_s
+        self._wake = asyncio.Event()
+
+    def _notified(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        if int(payload) > self.last:
+            self._wake.set()
+
+    async def _fan_out(self, conn: asyncpg.Connection) -> None:
+        while True:
+            page = await repo.changes_after(conn, self.last, PAGE)
+            for change in page:
+                self.hub.publish(change)
+                self.last = change.seq
+            if len(page) < PAGE:
+                return
+
+    async def _serve(self, conn: asyncpg.Connection) -> None:
+        """Until the connection is lost: catch up, then again at each notification (or check)."""
+        lost = asyncio.Event()
+        conn.add_termination_listener(lambda _conn: lost.set())
+        await conn.add_listener(repo.CHANNEL, self._notified)
+        while not lost.is_set():
+            self._wake.clear()  # before reading, so a notification that arrives meanwhile is not lost
+            await self._fan_out(conn)
+            waiters = [asyncio.ensure_future(e.wait()) for e in (self._wake, lost)]
+            try:
+                await asyncio.wait(waiters, timeout=CHECK_EVERY_S, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+
+    async def run(self) -> None:
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(self.database_url,
+                                             server_settings={"application_name": "feeds-listener"})
+                await self._serve(conn)
+                log.warning("live-updates listener lost its connection; reconnecting")
+            except Exception:  # whatever went wrong, live updates must come back, not stop for good
+                log.warning("live-updates listener failed; reconnecting", exc_info=True)
+            finally:
+                if conn is not None:
+                    conn.terminate()
+            await asyncio.sleep(self.retry_s)
