@@ -7,11 +7,16 @@ Every test uses random ids (databases, consumer groups, streets), so nothing nee
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+
+# A topic namespace of this run's own, set before any project module reads the registry: the suite
+# never sees events of a running demo or an earlier run, and services it starts inherit the prefix.
+os.environ.setdefault("STREETNEEDS_TOPIC_PREFIX", f"test-{uuid.uuid4().hex[:8]}.")
 
 import asyncpg
 import pytest
@@ -45,7 +50,7 @@ def stack() -> Iterator[dict[str, str]]:
     env = {**_stack_env(), **{k: v for k, v in os.environ.items()
                               if k in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")}}
     if "KAFKA_BOOTSTRAP_SERVERS" in env and "DATABASE_URL" in env:
-        yield {"kafka": env["KAFKA_BOOTSTRAP_SERVERS"], "database": env["DATABASE_URL"]}
+        yield from _with_topics({"kafka": env["KAFKA_BOOTSTRAP_SERVERS"], "database": env["DATABASE_URL"]})
         return
     if not _docker_available():
         pytest.skip("no Kafka/PostgreSQL: run `make test` (starts them) or set "
@@ -54,13 +59,37 @@ def stack() -> Iterator[dict[str, str]]:
     from testcontainers.postgres import PostgresContainer
 
     with KafkaContainer().with_kraft() as kafka, PostgresContainer("postgres:16") as pg:
-        yield {"kafka": kafka.get_bootstrap_server(),
-               "database": pg.get_connection_url(driver=None)}
+        yield from _with_topics({"kafka": kafka.get_bootstrap_server(),
+                                 "database": pg.get_connection_url(driver=None)})
+
+
+def _with_topics(servers: dict[str, str]) -> Iterator[dict[str, str]]:
+    """This run's topics exist from the start (as `make setup` creates them) and go afterwards."""
+    from shared.kafka import ensure_topics
+
+    asyncio.run(ensure_topics(servers["kafka"]))
+    yield servers
+    asyncio.run(_delete_run_topics(servers["kafka"]))
 
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(stack: dict[str, str]) -> str:
     return stack["kafka"]
+
+
+async def _delete_run_topics(bootstrap: str) -> None:
+    """Delete this run's topics, including those that services started by tests created."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        prefix = os.environ["STREETNEEDS_TOPIC_PREFIX"]
+        ours = [t for t in await admin.list_topics() if prefix and t.startswith(prefix)]
+        if ours:
+            await admin.delete_topics(ours)
+    finally:
+        await admin.close()
 
 
 def _with_database(url: str, name: str) -> str:

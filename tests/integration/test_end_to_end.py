@@ -80,7 +80,7 @@ async def system(stack, fresh_database_url, random_id, tmp_path) -> AsyncIterato
            "AGGREGATOR_OPERATOR_TOKEN": "o" * 32,
            "AGGREGATOR_REFRESH_INTERVAL_SECONDS": "2", "PROMPTER_ADMIN_TOKEN": "p" * 32,
            # Topics of its own: the services see only this test's events, as on a new deployment.
-           "STREETNEEDS_TOPIC_PREFIX": f"e2e-{random_id}.",
+           "STREETNEEDS_TOPIC_PREFIX": f"{os.environ['STREETNEEDS_TOPIC_PREFIX']}e2e-{random_id}.",
            "FEEDS_BASE_URL": f"http://127.0.0.1:{ports['feeds']}"}
     for name in SERVICES:
         env[f"{name.upper()}_PORT"] = str(ports[name])
@@ -100,7 +100,7 @@ async def system(stack, fresh_database_url, random_id, tmp_path) -> AsyncIterato
                         return False
                 await _eventually(ready, f"{name} to be ready", within=90, every=0.5)
         yield {"urls": urls, "council_key": council_key, "partner_key": partner_key,
-               "database": fresh_database_url, "topic_prefix": f"e2e-{random_id}.", "env": env}
+               "database": fresh_database_url, "topic_prefix": env["STREETNEEDS_TOPIC_PREFIX"], "env": env}
     finally:
         for proc in procs:
             proc.terminate()
@@ -244,7 +244,8 @@ async def test_council_signal_to_resident_feed_with_privacy_intact(system, stack
     prefix = system["topic_prefix"]
     for topic in (STREET_NEEDS.base_name, PROMPTS.base_name):
         public += [v.decode() for v in await _topic_values(
-            stack["kafka"], prefix + topic, lambda k, v: v is not None and any(s in v.decode() for s in ours))]
+            stack["kafka"], prefix + topic,
+            lambda k, v: v is not None and any(s in v.decode() for s in ours))]
 
     pseudonyms = {json.loads(v)["subject_key"] for v in await _topic_values(
         stack["kafka"], prefix + SIGNALS_ANONYMISED.base_name,
