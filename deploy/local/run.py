@@ -59,8 +59,13 @@ def local_secrets() -> dict[str, str]:
     return {**have, **missing}
 
 
+# The demo loads last month's signals at start: check for the monthly release every half
+# minute rather than hourly, so its prompts appear while you watch.
+DEMO_SETTINGS = {"AGGREGATOR_RELEASE_CHECK_INTERVAL_SECONDS": "30"}
+
+
 def service_env() -> dict[str, str]:
-    return {**os.environ, **load_env(LOCAL / "stack.env"), **local_secrets()}
+    return {**DEMO_SETTINGS, **os.environ, **load_env(LOCAL / "stack.env"), **local_secrets()}
 
 
 def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 90) -> bool:

@@ -11,6 +11,7 @@ import typer
 
 from shared.contracts import Category
 from shared.db import apply_migrations, create_pool
+from shared.keyfile import save_key
 from shared.settings import CommonSettings
 
 from . import repository
@@ -39,7 +40,7 @@ def create_system(
     category: list[str] = typer.Option(None, "--category",
                                        help="A category it may send (repeat); all if none."),
     rate_per_minute: int | None = typer.Option(None, "--rate-per-minute", min=1, help="Its own rate limit."),
-    key_file: Path | None = typer.Option(None, "--key-file", help="Also append `KEY=<key>` to this file."),
+    key_file: Path | None = typer.Option(None, "--key-file", help="Also set `KEY=<key>` in this env file."),
     key_name: str = typer.Option("COUNCIL_API_KEY", "--key-name", help="Variable name used in --key-file."),
 ) -> None:
     """Register a council system and print its new API key (shown once; only its hash is stored)."""
@@ -55,10 +56,7 @@ def create_system(
         conn, name=name, council_id=council, key_hash=hash_key(key),
         categories=sorted(category or known), rate_per_minute=rate_per_minute)))
     if key_file is not None:
-        key_file.parent.mkdir(parents=True, exist_ok=True)
-        with key_file.open("a") as f:
-            f.write(f"{key_name}={key}\n")
-        key_file.chmod(0o600)
+        save_key(key_file, key_name, key)
     typer.echo(f"system {system.id} ({council}): {', '.join(sorted(system.categories))}")
     typer.echo(f"API key (shown once): {key}")
 

@@ -9,6 +9,7 @@ from uuid import UUID
 import typer
 
 from shared.db import apply_migrations, create_pool
+from shared.keyfile import save_key
 
 from . import repository
 from .keys import hash_key, new_key
@@ -31,7 +32,7 @@ async def _run(action):
 @app.command("create-partner")
 def create_partner(
     name: str = typer.Argument(..., help="The partner organisation's name."),
-    key_file: Path | None = typer.Option(None, help="Also write PARTNER_API_KEY=<key> to this file."),
+    key_file: Path | None = typer.Option(None, help="Also set PARTNER_API_KEY=<key> in this env file."),
 ) -> None:
     """Create a partner and print its API key. The key is shown once and only its hash is stored."""
     key = new_key()
@@ -39,9 +40,7 @@ def create_partner(
     typer.echo(f"partner {row['id']} ({name}) created. API key (shown once, keep it secret):")
     typer.echo(key)
     if key_file is not None:
-        key_file.parent.mkdir(parents=True, exist_ok=True)
-        key_file.write_text(f"PARTNER_API_KEY={key}\n")
-        key_file.chmod(0o600)
+        save_key(key_file, "PARTNER_API_KEY", key)
         typer.echo(f"written to {key_file}")
 
 
