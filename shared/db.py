@@ -10,11 +10,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-__all__ = ["apply_migrations", "create_pool"]
+__all__ = ["apply_migrations", "create_database", "create_pool", "drop_database", "with_schema"]
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
@@ -61,3 +67,40 @@ async def apply_migrations(conn: asyncpg.Connection, schema: str, folder: Path) 
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", lock)
     return applied
+
+
+async def with_schema(database_url: str, schema: str, folder: Path,
+                      action: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    """Run a command-line task on one connection, after bringing `schema` up to date."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await apply_migrations(conn, schema, folder)
+        return await action(conn)
+    finally:
+        await conn.close()
+
+
+def _database_url(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+async def create_database(server_url: str, *, prefix: str = "db", template: str | None = None) -> str:
+    """A new database on `server_url`'s server (optionally a copy of `template`); returns its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(server_url)
+    try:
+        copy = f' TEMPLATE "{template}"' if template else ""
+        await conn.execute(f'CREATE DATABASE "{name}"{copy}')
+    finally:
+        await conn.close()
+    return _database_url(server_url, name)
+
+
+async def drop_database(server_url: str, database_url: str) -> None:
+    """Drop the database `database_url` names, even with sessions still connected to it."""
+    name = urlsplit(database_url).path.lstrip("/")
+    conn = await asyncpg.connect(server_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()

@@ -12,7 +12,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 # A topic namespace of this run's own, set before any project module reads the registry: the suite
 # never sees events of a running demo or an earlier run, and services it starts inherit the prefix.
@@ -20,6 +20,8 @@ os.environ.setdefault("STREETNEEDS_TOPIC_PREFIX", f"test-{uuid.uuid4().hex[:8]}.
 
 import asyncpg
 import pytest
+
+from shared.db import create_database, drop_database
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,19 +94,6 @@ async def _delete_run_topics(bootstrap: str) -> None:
         await admin.close()
 
 
-def _with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
-async def _admin(stack: dict[str, str], sql: str) -> None:
-    conn = await asyncpg.connect(stack["database"])
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="session")
 def camden_gazetteer():
     """The Camden gazetteer built from the shipped OpenStreetMap extract, once per session."""
@@ -122,25 +111,23 @@ async def gazetteer_template(stack: dict[str, str], camden_gazetteer) -> AsyncIt
     """A template database holding the Camden gazetteer, so each fresh database is a cheap copy."""
     from shared.gazetteer import repository
 
-    name = f"tpl_{uuid.uuid4().hex[:12]}"
-    await _admin(stack, f'CREATE DATABASE "{name}"')
-    conn = await asyncpg.connect(_with_database(stack["database"], name))
+    url = await create_database(stack["database"], prefix="tpl")
+    conn = await asyncpg.connect(url)
     try:
         await repository.migrate(conn)
         await repository.save(conn, camden_gazetteer)
     finally:
         await conn.close()
-    yield name
-    await _admin(stack, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield urlsplit(url).path.lstrip("/")
+    await drop_database(stack["database"], url)
 
 
 @pytest.fixture
 async def fresh_database_url(stack: dict[str, str], gazetteer_template: str) -> AsyncIterator[str]:
     """A new database for this test holding only the Camden gazetteer (dropped afterwards)."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    await _admin(stack, f'CREATE DATABASE "{name}" TEMPLATE "{gazetteer_template}"')
-    yield _with_database(stack["database"], name)
-    await _admin(stack, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    url = await create_database(stack["database"], prefix="t", template=gazetteer_template)
+    yield url
+    await drop_database(stack["database"], url)
 
 
 @pytest.fixture

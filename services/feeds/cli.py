@@ -6,7 +6,7 @@ import asyncio
 
 import typer
 
-from shared.db import apply_migrations, create_pool
+from shared.db import with_schema
 
 from . import repository as repo
 from .main import MIGRATIONS, NAME
@@ -19,13 +19,9 @@ app = typer.Typer(help="The feeds service: housekeeping of residents' subscripti
 
 async def purge(database_url: str, older_than_days: int) -> int:
     """Delete subscriptions unread for `older_than_days` days; returns how many."""
-    pool = await create_pool(database_url, max_size=1)
-    try:
-        async with pool.acquire() as conn:
-            await apply_migrations(conn, NAME, MIGRATIONS)  # the column it reads may be new
-            return await repo.purge_subscriptions(conn, older_than_days)
-    finally:
-        await pool.close()
+    # Migrations first: the column it reads may be new.
+    return await with_schema(database_url, NAME, MIGRATIONS,
+                             lambda conn: repo.purge_subscriptions(conn, older_than_days))
 
 
 @app.command("purge-subscriptions")

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from shared.contracts import Category
-from shared.db import apply_migrations, create_pool
+from shared.db import with_schema
 from shared.keyfile import save_key
 from shared.settings import CommonSettings
 
@@ -23,14 +23,8 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 _COUNCIL = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
 
-async def _with_conn(fn):
-    pool = await create_pool(CommonSettings().database_url, max_size=1)
-    try:
-        async with pool.acquire() as conn:
-            await apply_migrations(conn, "ingest", _MIGRATIONS)
-            return await fn(conn)
-    finally:
-        await pool.close()
+def _with_conn(fn):
+    return with_schema(CommonSettings().database_url, "ingest", _MIGRATIONS, fn)
 
 
 @app.command("create-system")

@@ -8,7 +8,7 @@ from uuid import UUID
 
 import typer
 
-from shared.db import apply_migrations, create_pool
+from shared.db import with_schema
 from shared.keyfile import save_key
 
 from . import repository
@@ -19,14 +19,8 @@ from .settings import PartnersSettings
 app = typer.Typer(help="VCS partner API keys.", no_args_is_help=True)
 
 
-async def _run(action):
-    pool = await create_pool(PartnersSettings().database_url, max_size=1)
-    try:
-        async with pool.acquire() as conn:
-            await apply_migrations(conn, "partners", MIGRATIONS)
-            return await action(conn)
-    finally:
-        await pool.close()
+def _run(action):
+    return with_schema(PartnersSettings().database_url, "partners", MIGRATIONS, action)
 
 
 @app.command("create-partner")

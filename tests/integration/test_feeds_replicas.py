@@ -19,7 +19,7 @@ import asyncpg
 import httpx
 import pytest
 import uvicorn
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
 from services.feeds.consume import apply_event
@@ -53,23 +53,9 @@ async def _replica(database_url: str, kafka: str, group_id: str) -> AsyncIterato
         await task
 
 
-async def _caught_up_group(kafka: str, group: str) -> None:
-    """Commit the group's offsets at the end of prompts.v1, so the replicas skip the shared topic's
-    history (as in test_feeds_service.py; a candidate for tests/integration/conftest.py)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka, group_id=group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(PROMPTS.name, p) for p in range(PROMPTS.partitions)]
-        consumer.assign(partitions)
-        await consumer.commit(await consumer.end_offsets(partitions))
-    finally:
-        await consumer.stop()
-
-
 @pytest.fixture
 async def replicas(stack, fresh_database_url, random_id):
     group = f"feeds-replicas-{random_id}"
-    await _caught_up_group(stack["kafka"], group)
     async with _replica(fresh_database_url, stack["kafka"], group) as a, \
             _replica(fresh_database_url, stack["kafka"], group) as b:
         yield a, b

@@ -16,13 +16,12 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import feedparser
 import httpx
 import pytest
 import uvicorn
 import xmlschema
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from services.feeds.main import create_app
 from services.feeds.settings import FeedsSettings
@@ -34,8 +33,7 @@ from shared.contracts import (
     PromptPublished,
     PromptRetired,
 )
-from shared.gazetteer import build_gazetteer
-from shared.gazetteer import repository as gazetteer_repository
+from shared.db import create_database, drop_database
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -44,48 +42,10 @@ CAMDEN = ROOT / "data" / "camden"
 XSD = xmlschema.XMLSchema(ROOT / "tests/data/feeds/CAP-v1.2.xsd")
 
 
-async def _database_with_gazetteer(admin_url: str) -> str:
-    """A new database holding the Camden gazetteer (imported here if the stack did not provide it)."""
-    name = f"t_feeds_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(admin_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
-    conn = await asyncpg.connect(url)
-    try:
-        await gazetteer_repository.migrate(conn)
-        if not (await gazetteer_repository.load(conn)).streets:
-            gazetteer, report = build_gazetteer(
-                CAMDEN / "camden.osm.pbf",
-                wards=CAMDEN / "wards-2022.geojson",
-                lsoas=CAMDEN / "lsoa-2021.geojson",
-                boundary=CAMDEN / "boundary.geojson",
-            )
-            await gazetteer_repository.save(conn, gazetteer, report)
-    finally:
-        await conn.close()
-    return url
-
-
-async def _caught_up_group(kafka: str, group: str) -> None:
-    """Commit the group's offsets at the end of prompts.v1: the tests use only prompts they produce,
-    and replaying the shared topic's whole history (thousands of records) would only slow them."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka, group_id=group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(PROMPTS.name, p) for p in range(PROMPTS.partitions)]
-        consumer.assign(partitions)
-        await consumer.commit(await consumer.end_offsets(partitions))
-    finally:
-        await consumer.stop()
-
-
 @pytest.fixture(scope="module")
-async def served(stack) -> AsyncIterator[tuple[str, FeedsSettings]]:
+async def served(stack, gazetteer_template) -> AsyncIterator[tuple[str, FeedsSettings]]:
     """The app on a random loopback port, with its own database and consumer group."""
-    database_url = await _database_with_gazetteer(stack["database"])
+    database_url = await create_database(stack["database"], prefix="t_feeds", template=gazetteer_template)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
@@ -99,7 +59,6 @@ async def served(stack) -> AsyncIterator[tuple[str, FeedsSettings]]:
         sse_heartbeat_s=1.0,
         _env_file=None,
     )
-    await _caught_up_group(stack["kafka"], settings.group_id)
     server = uvicorn.Server(uvicorn.Config(create_app(settings), log_config=None, lifespan="on"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
@@ -111,11 +70,7 @@ async def served(stack) -> AsyncIterator[tuple[str, FeedsSettings]]:
     finally:
         server.should_exit = True
         await task
-        admin = await asyncpg.connect(stack["database"])
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{database_url.rsplit("/", 1)[1]}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await drop_database(stack["database"], database_url)
 
 
 @pytest.fixture(scope="module")
