@@ -31,7 +31,10 @@ MAX_DESCRIPTION = 4000
 MAX_RANGE = dt.timedelta(days=90)
 _ATTRIBUTE = re.compile(r"^attribute\[([^\[\]]+)\](\[\])?$")
 # XML element names for the items of list-valued fields.
-_ITEM_TAG = {"attributes": "attribute", "values": "value", "errors": "error"}
+_ITEM_TAG = {"attributes": "attribute", "values": "value", "errors": "error", "endpoints": "endpoint",
+             "formats": "format"}
+SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
+CHANGESET = "2026-11-25T00:00:00+00:00"  # when this endpoint's behaviour last changed
 
 
 class Open311Error(Exception):
@@ -154,6 +157,14 @@ def service_definition(c: CategoryInfo) -> dict[str, Any]:
         "description": "Property reference (UPRN). Accepted, not stored: streetneeds keeps only the street.",
         "values": [],
     }]}
+
+
+def discovery(endpoint_url: str, contact: str) -> dict[str, Any]:
+    """The GeoReport v2 discovery document: where the endpoint is and what it speaks."""
+    return {"changeset": CHANGESET, "contact": contact,
+            "key_service": "API keys are issued by the council's streetneeds operators.",
+            "endpoints": [{"specification": SPECIFICATION, "url": endpoint_url, "changeset": CHANGESET,
+                           "type": "production", "formats": ["text/xml", "application/json"]}]}
 
 
 def errors_body(status: int, description: str) -> list[dict[str, Any]]:

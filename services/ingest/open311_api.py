@@ -25,6 +25,7 @@ from .auth import RateLimiter
 from .open311 import (
     Open311Error,
     date_range,
+    discovery,
     errors_body,
     parse_form,
     place_services,
@@ -84,6 +85,18 @@ def _request_view(row: repository.Open311Row, gazetteer: Gazetteer, agency: str)
         "lat": round(point.y, 6) if point is not None else None,
         "long": round(point.x, 6) if point is not None else None,
     }
+
+
+@router.get("/discovery.{fmt}", summary="Open311: discovery (where the endpoint is, what it speaks)",
+            responses={200: _OK, **_ERRORS_DOC})
+async def get_discovery(request: Request, fmt: str) -> Response:
+    try:
+        fmt = _format(fmt)
+    except Open311Error as exc:
+        return _error(fmt, exc)
+    settings = request.app.state.runtime.settings
+    url = str(request.url_for("list_services", fmt="json")).rsplit("/", 1)[0]
+    return _respond(fmt, "discovery", "endpoint", discovery(url, settings.agency_responsible))
 
 
 @router.get("/services.{fmt}", summary="Open311: list services (place categories)", responses={

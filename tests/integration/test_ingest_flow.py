@@ -249,6 +249,11 @@ async def test_open311_client_flow(ingest):
     assert "isolation" not in {s["service_code"] for s in services}
     xml = etree.fromstring(responses[1].content)
     assert xml.tag == "services" and len(xml.findall("service")) == len(services)
+    responses.append(found := await client.get("/open311/v2/discovery.xml"))
+    endpoint = etree.fromstring(found.content).find("endpoints/endpoint")
+    assert endpoint.find("specification").text == "http://wiki.open311.org/GeoReport_v2"
+    assert endpoint.find("url").text.endswith("/open311/v2")
+    assert [f.text for f in endpoint.findall("formats/format")] == ["text/xml", "application/json"]
     responses.append(definition := await client.get("/open311/v2/services/fly_tipping.xml"))
     assert etree.fromstring(definition.content).find("attributes/attribute/code").text == "uprn"
 
