@@ -95,15 +95,16 @@ async def _delete_run_topics(bootstrap: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def camden_gazetteer():
-    """The Camden gazetteer built from the shipped OpenStreetMap extract, once per session."""
-    from shared.gazetteer import build_gazetteer
+def camden_build():
+    """(gazetteer, import report) for the shipped Camden data, built once per session."""
+    from shared.gazetteer.camden import build_camden
 
-    data = ROOT / "data/camden"
-    gazetteer, _ = build_gazetteer(
-        data / "camden.osm.pbf", wards=data / "wards-2022.geojson", lsoas=data / "lsoa-2021.geojson",
-        boundary=data / "boundary.geojson")
-    return gazetteer
+    return build_camden()
+
+
+@pytest.fixture(scope="session")
+def camden_gazetteer(camden_build):
+    return camden_build[0]
 
 
 @pytest.fixture(scope="session")

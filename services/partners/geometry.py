@@ -7,7 +7,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import asyncpg
-import shapely
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
@@ -31,19 +30,9 @@ class AreaGeometry:
         self.gazetteer = gazetteer
 
     def shape(self, area_id: str, area_kind: str, street_ids: Iterable[str]) -> BaseGeometry | None:
-        g = self.gazetteer
-        if g is None:
+        if self.gazetteer is None:
             return None
-        if area_kind == "ward":
-            for ward in g.wards:
-                if ward.code == area_id:
-                    return ward.geometry
-        if area_kind == "street" and area_id in g.streets:
-            return g.streets[area_id].geometry
-        parts = [g.streets[s].geometry for s in street_ids if s in g.streets]
-        if not parts:
-            return None
-        return parts[0] if len(parts) == 1 else shapely.union_all(parts)
+        return self.gazetteer.area_shape(area_kind, area_id, street_ids)
 
     def geojson(self, area_id: str, area_kind: str, street_ids: Iterable[str]) -> dict[str, Any] | None:
         shape = self.shape(area_id, area_kind, street_ids)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -142,6 +143,17 @@ class Gazetteer:
         for s in self.streets.values():
             out.setdefault(s.norm_name, []).append(s)
         return out
+
+    def area_shape(self, area_kind: str, area_id: str, street_ids: Iterable[str]) -> BaseGeometry | None:
+        """WGS84 shape of a published area: a ward's polygon, or the lines of its streets."""
+        if area_kind == "ward":
+            ward = next((w for w in self.wards if w.code == area_id), None)
+            if ward is not None:
+                return ward.geometry
+        lines = [self.streets[s].geometry for s in street_ids if s in self.streets]
+        if not lines:
+            return None
+        return lines[0] if len(lines) == 1 else shapely.union_all(lines)
 
     def units_for(self, min_addresses: int) -> list[Unit]:
         return [u for u in self.units if u.min_addresses == min_addresses]

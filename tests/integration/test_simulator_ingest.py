@@ -22,7 +22,6 @@ from services.simulator.sinks import HttpSink, KafkaSink
 from services.simulator.watch import AnonymisedWatcher
 from shared.contracts import Category
 from shared.db import apply_migrations
-from shared.gazetteer import build_gazetteer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -31,10 +30,8 @@ INGEST_MIGRATIONS = Path(repository.__file__).parent / "migrations"
 
 
 @pytest.fixture(scope="module")
-def gazetteer():
-    gaz, _ = build_gazetteer(CAMDEN / "camden.osm.pbf", wards=CAMDEN / "wards-2022.geojson",
-                             lsoas=CAMDEN / "lsoa-2021.geojson", boundary=CAMDEN / "boundary.geojson")
-    return gaz
+def gazetteer(camden_gazetteer):
+    return camden_gazetteer
 
 
 async def _system(database_url: str, council: str) -> tuple[str, object]:

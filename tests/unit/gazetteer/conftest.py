@@ -9,27 +9,12 @@ import pytest
 from shared.gazetteer import Gazetteer, ImportReport, build_gazetteer
 
 ROOT = Path(__file__).resolve().parents[3]
-CAMDEN = ROOT / "data" / "camden"
 KIRCHBERG = ROOT / "tests" / "data" / "osm" / "kirchberg-an-der-iller.osm"
 
 
-def build_camden() -> tuple[Gazetteer, ImportReport]:
-    return build_gazetteer(
-        CAMDEN / "camden.osm.pbf",
-        wards=CAMDEN / "wards-2022.geojson",
-        lsoas=CAMDEN / "lsoa-2021.geojson",
-        boundary=CAMDEN / "boundary.geojson",
-    )
-
-
 @pytest.fixture(scope="session")
-def camden_build() -> tuple[Gazetteer, ImportReport]:
-    return build_camden()
-
-
-@pytest.fixture(scope="session")
-def camden(camden_build) -> Gazetteer:
-    return camden_build[0]
+def camden(camden_gazetteer) -> Gazetteer:
+    return camden_gazetteer
 
 
 @pytest.fixture(scope="session")

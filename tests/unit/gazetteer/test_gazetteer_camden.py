@@ -2,7 +2,9 @@
 
 import re
 
-from .conftest import build_camden, by_name
+from shared.gazetteer.camden import build_camden
+
+from .conftest import by_name
 
 
 def test_about_1500_distinct_street_names(camden):

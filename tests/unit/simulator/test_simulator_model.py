@@ -14,17 +14,14 @@ import shapely
 from services.simulator.model import SignalModel
 from services.simulator.reference import load_reference
 from shared.contracts import Category, CouncilSignal, Sensitivity, info
-from shared.gazetteer import build_gazetteer
 
 CAMDEN = Path(__file__).resolve().parents[3] / "data" / "camden"
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 @pytest.fixture(scope="module")
-def gazetteer():
-    gaz, _ = build_gazetteer(CAMDEN / "camden.osm.pbf", wards=CAMDEN / "wards-2022.geojson",
-                             lsoas=CAMDEN / "lsoa-2021.geojson", boundary=CAMDEN / "boundary.geojson")
-    return gaz
+def gazetteer(camden_gazetteer):
+    return camden_gazetteer
 
 
 @pytest.fixture(scope="module")
