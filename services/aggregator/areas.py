@@ -45,6 +45,7 @@ class Areas:
         self.streets: dict[str, StreetInfo] = {}
         place_units: dict[str, list[str]] = {}
         self._areas: dict[str, Area] = {}
+        self._bounds: dict[str, tuple] = {}
         for sid, street in streets.items():
             unit = self._unit(sid, policy.min_street_addresses)
             self.streets[sid] = StreetInfo(street.address_count, unit.id if unit else None)
@@ -106,6 +107,14 @@ class Areas:
         if not lines:
             return None
         return lines[0] if len(lines) == 1 else shapely.union_all(lines)
+
+    def bounds(self, area: Area) -> tuple[float | None, float | None, float | None, float | None]:
+        """(min lon, min lat, max lon, max lat) of an area's streets, computed once per area."""
+        found = self._bounds.get(area.area_id)
+        if found is None:
+            geometry = self.geometry(area)
+            found = self._bounds[area.area_id] = geometry.bounds if geometry is not None else (None,) * 4
+        return found
 
     def ward_codes(self) -> set[str]:
         return {a.ward_code for a in self._areas.values() if a.ward_code}

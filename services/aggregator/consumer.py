@@ -8,9 +8,11 @@ double-count an event (docs/design/aggregator-exactly-once.md).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import datetime as dt
 import logging
 import time
+from dataclasses import dataclass
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -22,7 +24,7 @@ from shared.contracts import SIGNALS_ANONYMISED
 
 from . import repository as repo
 from .areas import Areas
-from .processing import process_batch
+from .processing import Parsed, parse_record, process_batch
 from .settings import AggregatorSettings
 
 __all__ = ["SignalConsumer", "caught_up", "topic_partitions"]
@@ -62,8 +64,9 @@ class SignalConsumer:
         self.group_id = group_id if assign_all else (group_id or settings.group_id)
         self.assign_all = assign_all
         self.lock = asyncio.Lock()
-        self.positions: dict[TopicPartition, int | None] = {}  # stored in the database; None: no row
+        self.positions: dict[TopicPartition, int] = {}  # stored in the database
         self.reading: dict[TopicPartition, int] = {}  # the next offset to apply
+        self.seeks: dict[TopicPartition, int] = {}  # seeks so far: records fetched before one are stale
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers.split(","), group_id=self.group_id,
             client_id=f"aggregator-{settings.group_id}", enable_auto_commit=False,
@@ -77,8 +80,7 @@ class SignalConsumer:
         fresh = [tp for tp in partitions if tp.partition not in stored]
         for tp in partitions:
             if tp.partition in stored:
-                self.consumer.seek(tp, stored[tp.partition])
-                self.positions[tp] = stored[tp.partition]
+                self._seek(tp, stored[tp.partition])
         if fresh and self.settings.replay_from is not None:
             millis = int(self.settings.replay_from.timestamp() * 1000)
             found = await self.consumer.offsets_for_times({tp: millis for tp in fresh})
@@ -93,13 +95,16 @@ class SignalConsumer:
             async with self.pool.acquire() as conn:
                 await repo.insert_offsets(conn, TOPIC, starts)
                 stored = await repo.load_offsets(conn, TOPIC, list(starts))
-        for tp in fresh:
-            self.consumer.seek(tp, stored[tp.partition])  # another replica may have won the insert
-            self.positions[tp] = stored[tp.partition]
-        for tp in partitions:
-            # Records fetched before this seek may still be handed out once; they are skipped.
-            self.reading[tp] = await self.consumer.position(tp)
+            for tp in fresh:
+                self._seek(tp, stored[tp.partition])  # another replica may have won the insert
         log.info("partitions positioned", extra={"stored": stored, "fresh": [t.partition for t in fresh]})
+
+    def _seek(self, tp: TopicPartition, offset: int) -> None:
+        """Move to a stored position. Records of `tp` handed out before this (fetched, or still
+        buffered and handed out once) are stale: they are skipped, and read again from here."""
+        self.consumer.seek(tp, offset)
+        self.positions[tp] = self.reading[tp] = offset
+        self.seeks[tp] = self.seeks.get(tp, 0) + 1
 
     async def start(self) -> None:
         if self.assign_all:
@@ -115,30 +120,55 @@ class SignalConsumer:
         await self.consumer.stop()
 
     async def run(self, *, until_end: bool = False) -> None:
-        """Consume forever, or (`until_end`, assign mode) until the end offsets seen at the start."""
-        ends = await self.consumer.end_offsets(list(self.positions)) if until_end else {}
-        while True:
-            # The position moves only past batches that committed (a failed one seeks back).
-            if until_end and all([await self.consumer.position(tp) >= end for tp, end in ends.items()]):
-                return
-            batches = await self.consumer.getmany(timeout_ms=self.settings.batch_timeout_ms,
-                                                  max_records=self.settings.batch_max_records)
-            if batches:
-                await self._apply(batches)
+        """Consume forever, or (`until_end`, assign mode) until the end offsets seen at the start.
 
-    async def _apply(self, batches: dict[TopicPartition, list]) -> None:
+        Pipelined: while one batch's transaction runs in PostgreSQL, the next batch is fetched and
+        parsed here (Python work on the other core); batches still commit strictly one after another.
+        """
+        ends = await self.consumer.end_offsets(list(self.positions)) if until_end else {}
+        inflight: asyncio.Task[None] | None = None
+        try:
+            while True:
+                # The position moves only past batches that committed (a failed one seeks back).
+                if until_end and inflight is None and all(
+                        [await self.consumer.position(tp) >= end for tp, end in ends.items()]):
+                    return
+                batches = await self.consumer.getmany(timeout_ms=self.settings.batch_timeout_ms,
+                                                      max_records=self.settings.batch_max_records)
+                # Taken before any await: a seek after this point makes these records stale.
+                fetched = _Fetched({tp: self.seeks.get(tp, 0) for tp in batches},
+                                   {tp: [(r.offset, parse_record(r)) for r in rs]
+                                    for tp, rs in batches.items()})
+                if inflight is not None:
+                    await inflight
+                    inflight = None
+                if batches:
+                    inflight = asyncio.create_task(self._apply(fetched))
+        finally:
+            if inflight is not None:
+                inflight.cancel()
+                await asyncio.gather(inflight, return_exceptions=True)
+
+    async def _apply(self, fetched: _Fetched) -> None:
         async with self.lock:
-            batches = {tp: kept for tp, rs in batches.items() if tp in self.reading
-                       and (kept := [r for r in rs if r.offset >= self.reading[tp]])}
+            # Keep what follows the stored positions: partitions still ours, not sought since the
+            # fetch (the seek repositioned the consumer; they will be read again), at or past the
+            # next offset to apply.
+            batches: dict[TopicPartition, list[tuple[int, Parsed]]] = {}
+            for tp, rs in fetched.records.items():
+                if tp in self.reading and self.seeks.get(tp, 0) == fetched.seeks[tp]:
+                    start = bisect.bisect_left(rs, self.reading[tp], key=lambda r: r[0])
+                    if start < len(rs):
+                        batches[tp] = rs[start:]
             if not batches:
                 return
-            moves = {tp.partition: (self.positions[tp], rs[-1].offset + 1, len(rs))
+            moves = {tp.partition: (self.positions[tp], rs[-1][0] + 1, len(rs))
                      for tp, rs in batches.items()}
-            records = [r for rs in batches.values() for r in rs]
+            parsed = [p for rs in batches.values() for _, p in rs]
             started = time.perf_counter()
             try:
                 async with self.pool.acquire() as conn:
-                    outcome = await process_batch(conn, records, moves, self.areas,
+                    outcome = await process_batch(conn, parsed, moves, self.areas,
                                                   now=dt.datetime.now(dt.UTC),
                                                   trend_days=self.settings.trend_days)
             except Exception:
@@ -151,13 +181,21 @@ class SignalConsumer:
             EVENTS.inc(outcome.events)
             DEAD.inc(outcome.dead_lettered)
             for tp, rs in batches.items():
-                self.positions[tp] = self.reading[tp] = rs[-1].offset + 1
+                self.positions[tp] = self.reading[tp] = rs[-1][0] + 1
         if self.group_id is not None:
             try:
-                await self.consumer.commit({tp: OffsetAndMetadata(rs[-1].offset + 1, "")
+                await self.consumer.commit({tp: OffsetAndMetadata(rs[-1][0] + 1, "")
                                             for tp, rs in batches.items()})
             except Exception:  # only for lag monitoring: the database holds the real positions
                 log.debug("kafka offset commit failed", exc_info=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _Fetched:
+    """One getmany result, parsed, with each partition's seek count when it was handed out."""
+
+    seeks: dict[TopicPartition, int]
+    records: dict[TopicPartition, list[tuple[int, Parsed]]]  # (offset, event or dead letter)
 
 
 async def topic_partitions(bootstrap_servers: str, topic: str = TOPIC) -> list[TopicPartition]:

@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import asyncpg
+from pydantic_core import from_json, to_json
 
 from shared.contracts import info
 
 from .areas import Areas
 from .disclosure import Cell, ReleaseResult
-from .state import BatchDelta, SignalRow, SignalState
+from .state import BatchDelta, PlaceStats, SignalRow, SignalState
 from .views import Change, NeedKey, Previous
 
 __all__ = [
     "StaleOffsets", "apply_delta", "claim_offsets", "delete_outbox", "fetch_outbox",
     "insert_dead_letters", "insert_offsets", "list_releases", "list_withheld", "load_ledger", "load_noise",
-    "load_offsets", "load_previous", "lock_areas", "lock_releases", "needs", "record_withheld",
-    "release_exists", "reset_state", "rows", "save_release", "snapshot", "streets_of_withdrawals",
+    "load_offsets", "load_previous", "lock_areas", "lock_releases", "needs", "place_stats",
+    "record_withheld", "release_exists", "reset_state", "rows", "save_release", "snapshot",
+    "streets_of_withdrawals",
     "write_changes",
 ]
 
@@ -130,6 +131,47 @@ async def streets_of_withdrawals(conn: asyncpg.Connection, keys: Iterable[tuple[
     return {(r["street_id"], r["category"]) for r in found}
 
 
+async def place_stats(conn: asyncpg.Connection, now: dt.datetime, trend_days: int,
+                      categories: Iterable[str], streets: Iterable[str] | None = None) -> PlaceStats:
+    """`state.place_stats` of the stored rows of `categories` (on `streets`, or all), computed by
+    PostgreSQL; only counts that are not zero.
+
+    The same definitions as the pure function, in SQL, so that a batch reads a few counts per
+    (street, category) instead of every signal row of its areas;
+    `tests/integration/test_aggregator_place_stats.py` checks the two agree. Lifetimes become
+    per-category cut-offs computed here, so the arithmetic is Python's exact timedelta
+    (PostgreSQL's `+ interval '1 day'` follows the session's time zone across daylight saving).
+    """
+    cats = sorted(set(categories))
+    window = dt.timedelta(days=trend_days)
+    args: list[Any] = [cats, [now - dt.timedelta(days=info(c).lifetime_days) for c in cats], now,
+                       now - window, now - 2 * window]
+    where = ""
+    if streets is not None:
+        args.append(sorted(set(streets)))
+        where = "WHERE s.street_id = ANY($6::text[])"
+    found = await conn.fetch(
+        f"""SELECT s.street_id, s.category,
+               count(*) FILTER (WHERE (w.withdrawn_at IS NULL OR w.withdrawn_at < s.raised_at)
+                                AND s.raised_at <= $3 AND s.raised_at > l.expired_at) AS open,
+               count(*) FILTER (WHERE w.withdrawn_at >= s.raised_at
+                                AND w.withdrawn_at > $4 AND w.withdrawn_at <= $3) AS closed,
+               count(*) FILTER (WHERE s.raised_at > $4 AND s.raised_at <= $3) AS this,
+               count(*) FILTER (WHERE s.raised_at > $5 AND s.raised_at <= $4) AS last
+           FROM aggregator.signals s
+           JOIN unnest($1::text[], $2::timestamptz[]) AS l(category, expired_at) USING (category)
+           LEFT JOIN aggregator.withdrawals w USING (subject_key, category)
+           {where}
+           GROUP BY s.street_id, s.category""", *args)
+    out: tuple[dict, ...] = ({}, {}, {}, {})
+    for r in found:
+        key = (r["street_id"], r["category"])
+        for target, n in zip(out, (r["open"], r["closed"], r["this"], r["last"]), strict=True):
+            if n:
+                target[key] = n
+    return PlaceStats(*out)
+
+
 async def snapshot(conn: asyncpg.Connection) -> SignalState:
     """The whole fold, as the pure model holds it (for rebuild checks and tests)."""
     state = SignalState()
@@ -160,14 +202,19 @@ async def lock_releases(conn: asyncpg.Connection) -> None:
 
 
 async def load_previous(conn: asyncpg.Connection, *, sensitivity: str,
-                        area_ids: Sequence[str] | None = None) -> dict[NeedKey, Previous]:
+                        keys: Iterable[NeedKey] | None = None) -> dict[NeedKey, Previous]:
+    """The last published state of `keys` (every key of `sensitivity` when None)."""
     args: list[Any] = [sensitivity]
-    sql = ("SELECT area_id, category, content, version, since, live FROM aggregator.published"
+    sql = ("SELECT area_id, category, content, version, since, live FROM aggregator.published p"
            " WHERE sensitivity = $1")
-    if area_ids is not None:
-        args.append(list(area_ids))
-        sql += " AND area_id = ANY($2)"
-    return {(r["area_id"], r["category"]): Previous(json.loads(r["content"]), r["version"], r["since"],
+    if keys is not None:
+        wanted = sorted(set(keys))
+        if not wanted:
+            return {}
+        args += [[k[0] for k in wanted], [k[1] for k in wanted]]
+        sql = sql.replace(" p WHERE", " p JOIN unnest($2::text[], $3::text[]) AS k(area_id, category)"
+                          " USING (area_id, category) WHERE")
+    return {(r["area_id"], r["category"]): Previous(from_json(r["content"]), r["version"], r["since"],
                                                     r["live"])
             for r in await conn.fetch(sql, *args)}
 
@@ -185,12 +232,11 @@ async def write_changes(conn: asyncpg.Connection, changes: Sequence[Change], are
         area_id, category = ch.key
         view, msg = ch.view, ch.message
         area = view.area if view else areas.area(area_id)
-        geometry = areas.geometry(area) if area else None
-        bounds = geometry.bounds if geometry is not None else (None,) * 4
+        bounds = areas.bounds(area) if area else (None,) * 4
         payload = msg.model_dump_json() if msg else None
         for name, value in zip(cols, (
                 area_id, category, str(info(category).sensitivity), msg is not None,
-                json.dumps(view.content() if view else {}), payload, ch.version, ch.since,
+                to_json(view.content() if view else {}).decode(), payload, ch.version, ch.since,
                 area.ward_code if area else None, list(area.street_ids) if area else [], *bounds),
                 strict=True):
             cols[name].append(value)
@@ -212,16 +258,22 @@ async def write_changes(conn: asyncpg.Connection, changes: Sequence[Change], are
                min_lat = EXCLUDED.min_lat, max_lon = EXCLUDED.max_lon, max_lat = EXCLUDED.max_lat,
                updated_at = now()""",
         *[cols[k] if k != "streets" else ["\x1f".join(s) for s in cols[k]] for k in cols])
-    await conn.executemany(
-        "INSERT INTO aggregator.outbox (topic, key, value) VALUES ($1, $2, $3)",
-        [(topic, k, v) for k, v in zip(outbox_keys, outbox_values, strict=True)])
+    await _queue(conn, topic, outbox_keys, outbox_values)
+
+
+async def _queue(conn: asyncpg.Connection, topic: str, keys: Sequence[bytes | None],
+                 values: Sequence[bytes | None]) -> None:
+    """Append to the outbox in one statement; ids follow the order given (the relay's order)."""
+    await conn.execute(
+        """INSERT INTO aggregator.outbox (topic, key, value)
+           SELECT $1, k, v FROM unnest($2::bytea[], $3::bytea[]) WITH ORDINALITY AS t(k, v, i) ORDER BY i""",
+        topic, list(keys), list(values))
 
 
 async def insert_dead_letters(conn: asyncpg.Connection, topic: str,
                               items: Sequence[tuple[bytes, bytes]]) -> None:
     if items:
-        await conn.executemany("INSERT INTO aggregator.outbox (topic, key, value) VALUES ($1, $2, $3)",
-                               [(topic, k, v) for k, v in items])
+        await _queue(conn, topic, [k for k, _ in items], [v for _, v in items])
 
 
 async def fetch_outbox(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:

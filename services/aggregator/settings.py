@@ -28,7 +28,10 @@ class AggregatorSettings(CommonSettings):
 
     group_id: str = Field("aggregator", title="Kafka consumer group",
                           description="Replicas share partitions through this group.")
-    batch_max_records: int = Field(1000, title="Records per consumed batch", ge=1, le=50_000)
+    batch_max_records: int = Field(
+        20_000, title="Most records applied in one transaction", ge=1, le=50_000,
+        description="Batches are as large as what has been fetched: small when keeping up, this large "
+        "when catching up, where one transaction per many records is what makes replay fast.")
     batch_timeout_ms: int = Field(500, title="Longest wait for a batch to fill", ge=1)
     replay_from: dt.datetime | None = Field(
         None, title="Replay start for partitions with no stored position",

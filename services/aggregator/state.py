@@ -111,6 +111,7 @@ class PlaceStats:
 
 
 def place_stats(rows: Iterable[SignalRow], now: dt.datetime, trend_days: int) -> PlaceStats:
+    """The place counts' definition; `repository.place_stats` computes the same in PostgreSQL."""
     window = dt.timedelta(days=trend_days)
     open_, closed, this, last = Counter(), Counter(), Counter(), Counter()
     for row in rows:

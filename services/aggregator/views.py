@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shared.contracts import Band, Sensitivity, StreetNeedChanged, Trend, info
+from shared.contracts import CATALOGUE, Band, Sensitivity, StreetNeedChanged, Trend
 
 from .areas import Area, Areas
-from .disclosure import ReleaseResult, place_counts, trend
+from .disclosure import ReleaseResult, trend
 from .state import PlaceStats
 
 __all__ = ["Change", "NeedKey", "NeedView", "Previous", "diff", "person_views", "place_views",
@@ -19,6 +19,7 @@ __all__ = ["Change", "NeedKey", "NeedView", "Previous", "diff", "person_views", 
 
 NeedKey = tuple[str, str]  # (area_id, category)
 LIVE = "live"
+_SENSITIVITY = {c: i.sensitivity for c, i in CATALOGUE.items()}  # str keys match too (StrEnum)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +39,7 @@ class NeedView:
 
     @property
     def sensitivity(self) -> Sensitivity:
-        return info(self.category).sensitivity
+        return _SENSITIVITY[self.category]
 
     def content(self) -> dict[str, Any]:
         """The comparable public content: a change here, and only here, is published."""
@@ -69,22 +70,22 @@ class Change:
 
 def place_views(stats: PlaceStats, areas: Areas, area_ids: Iterable[str] | None = None
                 ) -> dict[NeedKey, NeedView]:
-    """Exact open counts and trends per place area (rule 2); areas with no open report are absent."""
+    """Exact open counts and trends per place area (rule 2); areas with no open report are absent.
+
+    Each street counts in `areas.place_area_of`, the one area `place_counts` publishes it in
+    (a small street's whole place unit, the large streets of that unit included).
+    """
     wanted = set(area_ids) if area_ids is not None else None
-    by_category: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
-    for name, counts in (("open", stats.open), ("this", stats.this_window), ("last", stats.last_window)):
+    totals: tuple[Counter[NeedKey], ...] = (Counter(), Counter(), Counter())
+    for total, counts in zip(totals, (stats.open, stats.this_window, stats.last_window), strict=True):
         for (street_id, category), n in counts.items():
-            by_category[category][name][street_id] = n
-    views: dict[NeedKey, NeedView] = {}
-    for category, parts in by_category.items():
-        totals = {k: place_counts(parts[k], areas.streets, areas.policy) for k in ("open", "this", "last")}
-        for place, n in totals["open"].items():
-            area = areas.area(place.area_id)
-            if n <= 0 or area is None or (wanted is not None and area.area_id not in wanted):
-                continue
-            t = trend(totals["this"].get(place, 0), totals["last"].get(place, 0))
-            views[(area.area_id, category)] = NeedView(area, category, count=n, trend=t)
-    return views
+            area = areas.place_area_of.get(street_id)
+            if area is not None and (wanted is None or area.area_id in wanted):
+                total[(area.area_id, category)] += n
+    open_, this, last = totals
+    return {key: NeedView(areas.area(key[0]), key[1], count=n,
+                          trend=trend(this.get(key, 0), last.get(key, 0)))
+            for key, n in open_.items() if n > 0}
 
 
 def place_withheld(stats: PlaceStats, areas: Areas) -> dict[NeedKey, str]:
