@@ -8,7 +8,6 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 import asyncpg
-import shapely
 from shapely.geometry.base import BaseGeometry
 
 from shared.contracts import AreaKind
@@ -103,10 +102,7 @@ class Areas:
         """WGS84 geometry of an area: its streets' lines."""
         if self._gaz is None:
             return None
-        lines = [self._gaz.streets[s].geometry for s in area.street_ids if s in self._gaz.streets]
-        if not lines:
-            return None
-        return lines[0] if len(lines) == 1 else shapely.union_all(lines)
+        return self._gaz.area_shape(area.area_kind, area.area_id, area.street_ids)
 
     def bounds(self, area: Area) -> tuple[float | None, float | None, float | None, float | None]:
         """(min lon, min lat, max lon, max lat) of an area's streets, computed once per area."""
