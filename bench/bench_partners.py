@@ -1,0 +1,333 @@
+"""Partner webhook benchmark: deliveries/s and publish-to-receipt latency of signed webhooks.
+
+The real partner service runs as a subprocess on a fresh database, with its consumer group's
+positions stored at the end of `street-needs.v1`, so it starts with this run (other producers' records
+arriving meanwhile are consumed too; the webhook filters on a ward of our own). A partner is
+created with `create-partner`, a webhook registered over HTTP points at a receiver subprocess on
+loopback that verifies every Standard Webhooks signature with the `standardwebhooks` library and
+notes when each delivery arrived. A burst of changes published at once gives publish-to-receipt
+latency (consumption, storage, queueing and delivery together, on a topic other producers share);
+replaying that burst through the webhook replay endpoint, which queues it in one transaction, gives
+the delivery worker's own rate; changes sent one at a time give the latency of an idle queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import random
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaProducer
+
+from bench.aggregator_peer import load
+from bench.aggregator_peer.db import drop_database
+from bench.aggregator_peer.procs import Proc, free_port, start
+from shared.contracts import CATALOGUE, STREET_NEEDS, Sensitivity, StreetNeedChanged, info
+
+__all__ = ["run"]
+
+BURST = 2_000
+SINGLES = 20  # changes published one at a time, each once the previous one was delivered
+WAIT_S = 150.0  # give up waiting for deliveries after this long
+CORES = os.cpu_count()
+PLACE = sorted(c for c, i in CATALOGUE.items() if i.sensitivity is Sensitivity.PLACE)
+
+
+def _row(benchmark: str, value: float, unit: str, notes: str = "") -> dict:
+    return {"benchmark": benchmark, "value": round(value, 2), "unit": unit, "notes": notes}
+
+
+def _pct(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
+
+
+# --- the receiver (runs in its own process: `python -m bench.bench_partners receive PORT`) ---------
+
+def _receiver_app(secret: str):
+    from standardwebhooks import Webhook
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    verifier = Webhook(secret)
+    arrivals: list[tuple[str, str, float]] = []  # (webhook-id, area_id, arrival time), repeats kept
+    counts = {"requests": 0, "bad_signature": 0}
+
+    async def hook(request: Request) -> Response:
+        body = await request.body()
+        now = time.time()
+        counts["requests"] += 1
+        try:
+            payload = verifier.verify(body, dict(request.headers))
+        except Exception:  # any verification failure is counted, and refused like a real partner would
+            counts["bad_signature"] += 1
+            return Response(status_code=400)
+        arrivals.append((request.headers["webhook-id"], payload["data"]["area_id"], now))
+        return Response(status_code=204)
+
+    async def stats(request: Request) -> Response:
+        return JSONResponse({**counts, "arrivals": arrivals})
+
+    async def ready(request: Request) -> Response:
+        return Response("ok")
+
+    return Starlette(routes=[Route("/hook", hook, methods=["POST"]), Route("/stats", stats),
+                             Route("/readyz", ready)])
+
+
+def _receive(port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(_receiver_app(os.environ["RECEIVER_SECRET"]), host="127.0.0.1", port=port,
+                log_level="warning", access_log=False)
+
+
+# --- the benchmark ------------------------------------------------------------------------------
+
+def _need(area_id: str, ward: str, i: int, now: dt.datetime) -> StreetNeedChanged:
+    category = PLACE[i % len(PLACE)]
+    return StreetNeedChanged(
+        area_id=area_id, area_kind="street", area_name=f"Bench Street {i}", ward_code=ward,
+        street_ids=(area_id,), category=category, sensitivity=info(category).sensitivity,
+        count=1 + i % 7, since=now.date(), period="live", published_at=now.replace(second=0, microsecond=0),
+        version=1)
+
+
+async def _publish(kafka: str, ward: str, tag: str, n: int) -> tuple[dict[str, float], list[str]]:
+    """Publish `n` changes on new area ids at once: (area id -> send time, keys)."""
+    now = dt.datetime.now(dt.UTC)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.split(","), acks="all", enable_idempotence=True,
+                                linger_ms=5)
+    await producer.start()
+    sent: dict[str, float] = {}
+    keys: list[str] = []
+    try:
+        pending = []
+        for i in range(n):
+            need = _need(f"bench-{tag}-{i:05d}", ward, i, now)
+            sent[need.area_id] = time.time()
+            keys.append(need.key)
+            pending.append(await producer.send(STREET_NEEDS.name, need.model_dump_json().encode(),
+                                               key=need.key.encode()))
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return sent, keys
+
+
+async def _tombstone(kafka: str, keys: list[str]) -> None:
+    """Leave the compacted topic as we found it: every bench key no longer publishable."""
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.split(","), acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        await asyncio.gather(*[await producer.send(STREET_NEEDS.name, None, key=k.encode()) for k in keys])
+    finally:
+        await producer.stop()
+
+
+async def _stats(client: httpx.AsyncClient, port: int) -> dict:
+    return (await client.get(f"http://127.0.0.1:{port}/stats")).json()
+
+
+async def _wait_for(client: httpx.AsyncClient, port: int, prefix: str, n: int, after: float) -> dict:
+    """Poll the receiver until `n` distinct deliveries for area ids starting with `prefix` arrived
+    after `after` (or WAIT_S passed)."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        stats = await _stats(client, port)
+        mine = [a for a in stats["arrivals"] if a[1].startswith(prefix) and a[2] >= after]
+        if len({a[0] for a in mine}) >= n or time.monotonic() > deadline:
+            return {**stats, "arrivals": mine}
+        await asyncio.sleep(0.2)
+
+
+async def _history_rows(url: str) -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetchval("SELECT count(*) FROM partners.needs_history")
+    finally:
+        await conn.close()
+
+
+@dataclass
+class Burst:
+    tag: str
+    sent: int
+    arrived: int
+    duplicates: int
+    bad_signature: int
+    latencies_ms: list[float]
+    end_to_end_s: float
+    others_per_s: float  # other producers' records per second on the topic meanwhile
+    stored_per_s: float  # changes the service stored per second (ours and everyone else's)
+    keys: list[str]
+
+
+async def _burst(kafka: str, url: str, ward: str, port: int, n: int) -> Burst:
+    tag = secrets.token_hex(4)
+    before = sum((await load.end_offsets(kafka, STREET_NEEDS.name)).values())
+    stored = await _history_rows(url)
+    began = time.time()
+    async with httpx.AsyncClient(timeout=10) as client:
+        sent, keys = await _publish(kafka, ward, tag, n)
+        stats = await _wait_for(client, port, f"bench-{tag}-", n, began)
+    took = time.time() - began
+    after = sum((await load.end_offsets(kafka, STREET_NEEDS.name)).values())
+    stored = await _history_rows(url) - stored
+    first: dict[str, float] = {}
+    for _, area, at in stats["arrivals"]:
+        first.setdefault(area, at)
+    return Burst(tag, n, len(first), len(stats["arrivals"]) - len(first), stats["bad_signature"],
+                 [(first[a] - sent[a]) * 1000 for a in sent if a in first],
+                 max(first.values()) - min(sent.values()) if first else float("nan"),
+                 (after - before - n) / took, stored / took, keys)
+
+
+async def _replay(client: httpx.AsyncClient, base: str, api_key: str, webhook_id: str, port: int,
+                  since: dt.datetime) -> tuple[int, int, float]:
+    """Queue every change since `since` again at once; (queued, delivered, first-to-last seconds)."""
+    asked = time.time()
+    response = await client.post(f"{base}/v1/webhooks/{webhook_id}/replay",
+                                 headers={"Authorization": f"Bearer {api_key}"},
+                                 params={"since": since.isoformat()})
+    response.raise_for_status()
+    queued = response.json()["queued"]
+    stats = await _wait_for(client, port, "bench-", queued, asked)
+    times = sorted(a[2] for a in stats["arrivals"])
+    return queued, len(times), (times[-1] - times[0]) if len(times) > 1 else float("nan")
+
+
+async def _partner_and_webhook(service: Proc, env: dict[str, str], logs: Path, hook_port: int,
+                               ward: str) -> tuple[str, str, str]:
+    """`create-partner` (the documented CLI), then a webhook for our ward: (api key, id, secret)."""
+    key_file = logs / "partner.env"
+    cli = start("create-partner", ["-m", "services.partners.cli", "create-partner", "Bench Partner",
+                                   "--key-file", str(key_file)], env, logs)
+    if await asyncio.to_thread(cli.popen.wait, 60) != 0:
+        raise RuntimeError(f"create-partner failed:\n{cli.tail()}")
+    api_key = key_file.read_text().strip().split("=", 1)[1]
+    await service.ready()
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.post(
+            f"http://127.0.0.1:{service.port}/v1/webhooks", headers={"Authorization": f"Bearer {api_key}"},
+            json={"url": f"http://127.0.0.1:{hook_port}/hook", "wards": [ward]})
+        response.raise_for_status()
+    body = response.json()
+    return api_key, body["id"], body["secret"]
+
+
+async def _run(env: dict[str, str]) -> list[dict]:
+    kafka, admin_url = env["KAFKA_BOOTSTRAP_SERVERS"], env["DATABASE_URL"]
+    name = f"bench_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+    group = f"bench-partners-{secrets.token_hex(6)}"
+    # The topic is shared with whatever else runs: a ward code of our own makes the webhook match
+    # only this run's changes (the service still consumes, stores and filters everything else).
+    ward = f"BENCH{secrets.token_hex(5)}"
+    procs: list[Proc] = []
+    keys: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="bench-partners-") as tmp:
+        logs = Path(tmp)
+        try:
+            # Positions stored first, so the service skips whatever the topic already holds.
+            await load.commit_group(kafka, group, STREET_NEEDS.name,
+                                    await load.end_offsets(kafka, STREET_NEEDS.name))
+            port, hook_port = free_port(), free_port()
+            service_env = {"DATABASE_URL": url, "KAFKA_BOOTSTRAP_SERVERS": kafka, "PARTNERS_PORT": str(port),
+                           "PARTNERS_GROUP_ID": group, "PARTNERS_WEBHOOK_ALLOW_LOOPBACK": "true",
+                           "PARTNERS_LOAD_GAZETTEER": "false", "LOG_LEVEL": "WARNING"}
+            service = start("partners", ["-m", "services.partners"], service_env, logs, port)
+            procs.append(service)
+            api_key, webhook_id, secret = await _partner_and_webhook(service, service_env, logs, hook_port,
+                                                                     ward)
+            receiver = start("receiver", ["-m", "bench.bench_partners", "receive", str(hook_port)],
+                             {"RECEIVER_SECRET": secret}, logs, hook_port)
+            procs.append(receiver)
+            await receiver.ready()
+
+            # Warm-up: the consumer group joins and the first delivery round runs before measuring.
+            warm = await _burst(kafka, url, ward, hook_port, 5)
+            keys += warm.keys
+            singles = []
+            for _ in range(SINGLES):
+                # A random pause, so publishing is not in step with the worker's 1 s poll.
+                await asyncio.sleep(random.random())
+                one = await _burst(kafka, url, ward, hook_port, 1)
+                keys += one.keys
+                singles += one.latencies_ms
+            since = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+            burst = await _burst(kafka, url, ward, hook_port, BURST)
+            keys += burst.keys
+            async with httpx.AsyncClient(timeout=30) as client:
+                queued, replayed, drain_s = await _replay(client, f"http://127.0.0.1:{port}", api_key,
+                                                          webhook_id, hook_port, since)
+        finally:
+            for proc in reversed(procs):
+                proc.stop()
+            await drop_database(admin_url, name)
+            if keys:
+                await _tombstone(kafka, keys)
+
+    setup = (f"partners service (1 process, default delivery settings: batch 50, poll 1 s, timeout 5 s) "
+             f"-> loopback receiver verifying every signature with standardwebhooks; {CORES} cores shared "
+             f"by Kafka, PostgreSQL, the service, the receiver, the publisher and whatever else ran")
+    lost = (f"{burst.sent - burst.arrived} missing, {burst.duplicates} duplicates, "
+            f"{burst.bad_signature} bad signatures")
+    shared = (f"meanwhile other producers wrote {burst.others_per_s:.0f} records/s to the shared topic, "
+              f"which the service consumed and stored too ({burst.stored_per_s:.0f} changes/s stored in all)")
+    how = (f"{burst.sent:,} StreetNeedChanged (place categories, new area ids, one ward the webhook filters "
+           f"on) published to {STREET_NEEDS.name} at once; {lost}; {shared}")
+    complete = burst.arrived == burst.sent
+    rows = [
+        _row("partners.webhooks.delivery_rate", replayed / drain_s, "deliveries/s",
+             f"the delivery worker draining {queued:,} queued deliveries (POST /v1/webhooks/{{id}}/replay "
+             f"queues them in one transaction), first to last received ({drain_s:.1f} s, {replayed:,} "
+             f"received{'' if complete else '; originals of the burst were still arriving'}); {setup}"),
+        _row("partners.webhooks.burst_end_to_end", burst.end_to_end_s, "s",
+             f"{how}; first publish to last delivery received" if complete else
+             f"{how}; NOT complete: time to the last of {burst.arrived:,} received in {WAIT_S:.0f} s"),
+        _row("partners.consumer.store_rate", burst.stored_per_s, "changes/s",
+             "street-needs.v1 records consumed and stored (needs, history, delivery queue in one "
+             "transaction each) per second during the burst, ours and other producers'"),
+    ]
+    if burst.latencies_ms:
+        rows += [_row("partners.webhooks.latency.p50", _pct(burst.latencies_ms, 50), "ms",
+                      f"publish -> signed POST received, same burst ({burst.arrived:,} received)"),
+                 _row("partners.webhooks.latency.p99", _pct(burst.latencies_ms, 99), "ms")]
+    if singles:
+        rows += [_row("partners.webhooks.idle_latency.p50", _pct(singles, 50), "ms",
+                      f"publish -> signed POST received for {len(singles)}/{SINGLES} changes sent one at a "
+                      "time, at a random moment (an idle worker polls its queue every 1 s)"),
+                 _row("partners.webhooks.idle_latency.p99", _pct(singles, 99), "ms")]
+    return rows
+
+
+def run(env: dict[str, str]) -> list[dict]:
+    return asyncio.run(_run(env))
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["receive"]:
+        _receive(int(sys.argv[2]))
+    else:
+        from bench.__main__ import bench_env
+
+        for row in run(bench_env()):
+            print(json.dumps(row))
