@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import importlib
 import os
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 import traceback
+import uuid
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -79,6 +81,12 @@ def run_all(env: dict[str, str], only: list[str] | None = None) -> list[dict]:
     return rows
 
 
+def _number(value: float) -> str:
+    if value != value:  # NaN: the module failed
+        return "—"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
 def render(rows: list[dict], box: dict[str, str]) -> str:
     lines = ["# Benchmarks", "",
              "Written by `make bench` (`python -m bench`); loopback only, one machine.", "",
@@ -86,15 +94,75 @@ def render(rows: list[dict], box: dict[str, str]) -> str:
              "| module | benchmark | value | unit | notes |", "| --- | --- | ---: | --- | --- |"]
     for r in rows:
         notes = str(r.get("notes", "")).replace("|", "\\|").replace("\n", " ")
-        lines.append(f"| {r['module']} | {r['benchmark']} | {r['value']:,.4g} | {r['unit']} | {notes} |")
+        lines.append(f"| {r['module']} | {r['benchmark']} | {_number(r['value'])} | {r['unit']} | {notes} |")
     return "\n".join(lines) + "\n"
 
 
+def _previous_rows(path: Path) -> list[dict]:
+    """Rows of RESULTS.md, so that running some modules keeps the others' figures."""
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+        if len(cells) == 5 and cells[0].startswith("bench_"):
+            value = cells[2].replace(",", "")
+            rows.append({"module": cells[0], "benchmark": cells[1],
+                         "value": float(value) if value not in ("", "nan", "—") else float("nan"),
+                         "unit": cells[3], "notes": cells[4].replace("\\|", "|")})
+    return rows
+
+
+async def _topics(env: dict[str, str], create: bool) -> None:
+    """Create (or delete) this run's topics, under the prefix set in main()."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from shared.kafka import ensure_topics
+
+    if create:
+        await ensure_topics(env["KAFKA_BOOTSTRAP_SERVERS"])
+        return
+    admin = AIOKafkaAdminClient(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"])
+    await admin.start()
+    try:
+        prefix = os.environ["STREETNEEDS_TOPIC_PREFIX"]
+        await admin.delete_topics([t for t in await admin.list_topics() if t.startswith(prefix)])
+    finally:
+        await admin.close()
+
+
+README = ROOT / "README.md"
+BENCH_START, BENCH_END = "<!-- BENCH:START (make bench) -->\n", "<!-- BENCH:END -->"
+
+
+def write_readme(results: str) -> None:
+    """Put the figures into the README's benchmark section."""
+    text = README.read_text()
+    if BENCH_START not in text:
+        return
+    head, _, rest = text.partition(BENCH_START)
+    _, _, tail = rest.partition(BENCH_END)
+    body = results.replace("# Benchmarks\n", "", 1).strip()
+    README.write_text(f"{head}{BENCH_START}{body}\n{BENCH_END}{tail}")
+
+
 def main(argv: list[str]) -> int:
-    rows = run_all(bench_env(), only=[a if a.startswith("bench_") else f"bench_{a}" for a in argv] or None)
+    # Topics of the run's own: benchmarks never mix their load into a running demo (or vice versa)
+    # and measure on empty topics, as on a new deployment. Services they start inherit the prefix.
+    os.environ["STREETNEEDS_TOPIC_PREFIX"] = f"bench-{uuid.uuid4().hex[:8]}."
+    env = bench_env()
+    only = [a if a.startswith("bench_") else f"bench_{a}" for a in argv] or None
+    asyncio.run(_topics(env, create=True))
+    try:
+        rows = run_all(env, only=only)
+    finally:
+        asyncio.run(_topics(env, create=False))
     out = HERE / "RESULTS.md"
-    out.write_text(render(rows, machine()))
-    print(f"wrote {out.relative_to(ROOT)}")
+    ran = {r["module"] for r in rows}
+    kept = [r for r in _previous_rows(out) if r["module"] not in ran]
+    out.write_text(render(sorted(kept + rows, key=lambda r: r["module"]), machine()))
+    write_readme(out.read_text())
+    print(f"wrote {out.relative_to(ROOT)} and the README's benchmark section")
     return 0
 
 

@@ -4,44 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from pathlib import Path
 
 import asyncpg
 import numpy as np
 
-from shared.gazetteer import build_gazetteer, repository
+from shared.db import create_database, drop_database
+from shared.gazetteer import repository
+from shared.gazetteer.camden import build_camden
 from shared.gazetteer.model import Gazetteer
 
-CAMDEN = Path(__file__).resolve().parents[1] / "data" / "camden"
 POINTS = 100_000
 ONE_BY_ONE = 5_000
 
 
 def camden() -> tuple[Gazetteer, float]:
     started = time.perf_counter()
-    gaz, _ = build_gazetteer(CAMDEN / "camden.osm.pbf", wards=CAMDEN / "wards-2022.geojson",
-                             lsoas=CAMDEN / "lsoa-2021.geojson", boundary=CAMDEN / "boundary.geojson")
+    gaz, _ = build_camden()
     return gaz, time.perf_counter() - started
-
-
-async def scratch_database(admin_url: str) -> str:
-    """Create an empty database next to `admin_url`'s; returns its URL."""
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return admin_url.rsplit("/", 1)[0] + f"/{name}"
-
-
-async def drop_database(admin_url: str, url: str) -> None:
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 async def save(url: str, gaz: Gazetteer) -> float:
@@ -56,7 +35,7 @@ async def save(url: str, gaz: Gazetteer) -> float:
 
 
 async def _save_timed(admin_url: str, gaz: Gazetteer) -> float:
-    url = await scratch_database(admin_url)
+    url = await create_database(admin_url, prefix="bench")
     try:
         return await save(url, gaz)
     finally:
