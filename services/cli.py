@@ -40,6 +40,38 @@ def create_topics() -> None:
     typer.echo(f"topics created: {', '.join(created) or 'none (all present)'}")
 
 
+@app.command("dead-letters")
+def dead_letters(
+    since_hours: float = typer.Option(24.0, "--since-hours", min=0, help="How far back to look."),
+    service: str | None = typer.Option(None, help="Only this service's dead letters."),
+    show_original: bool = typer.Option(
+        False, "--show-original", help="Print the original input too. It is raw council input and may "
+        "hold personal data: operators only, never paste it elsewhere."),
+) -> None:
+    """List input that could not be accepted (operators): when, where from, why, which fields."""
+    import datetime as dt
+
+    from shared.dead_letters import original_text, read_dead_letters
+
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=since_hours)
+
+    async def show() -> int:
+        count = 0
+        async for letter in read_dead_letters(CommonSettings().kafka_bootstrap_servers, since=since,
+                                              service=service):
+            count += 1
+            where = f"{letter.source_topic}[{letter.partition}]@{letter.offset}"
+            typer.echo(f"{letter.dead_lettered_at:%Y-%m-%d %H:%M:%S}  {letter.service:<10} {where}  "
+                       f"{letter.reason}")
+            for error in letter.errors:
+                typer.echo(f"    {error}")
+            if show_original:
+                typer.echo(f"    original: {original_text(letter)}")
+        return count
+
+    typer.echo(f"{asyncio.run(show())} dead letters in the last {since_hours:g} h")
+
+
 @app.command("migrate")
 def migrate() -> None:
     """Apply every component's pending database migrations (forward-only, recorded)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import logging
@@ -45,9 +46,26 @@ async def ensure_topics(bootstrap_servers: str, topics: tuple[Topic, ...] = ALL_
                 created.append(topic.name)
             except TopicAlreadyExistsError:  # another replica won the race: same outcome
                 pass
+        await _wait_until_visible(admin, {t.name: t.partitions for t in wanted})
         return created
     finally:
         await admin.close()
+
+
+async def _wait_until_visible(admin: AIOKafkaAdminClient, partitions: dict[str, int],
+                              timeout_s: float = 30.0) -> None:
+    """Creation returns before every partition has a leader; callers produce straight away."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while partitions:
+        described = await admin.describe_topics(list(partitions))
+        ready = {d["topic"] for d in described if d["error_code"] == 0
+                 and len([p for p in d["partitions"] if p["leader"] >= 0]) == partitions[d["topic"]]}
+        partitions = {name: n for name, n in partitions.items() if name not in ready}
+        if partitions and loop.time() > deadline:
+            raise TimeoutError(f"topics not ready after {timeout_s:.0f}s: {', '.join(partitions)}")
+        if partitions:
+            await asyncio.sleep(0.1)
 
 
 def validation_errors(exc: ValidationError) -> tuple[str, ...]:

@@ -80,3 +80,23 @@ async def test_migrations_apply_once_and_refuse_rewritten_history(fresh_database
         assert await conn.fetchval("SELECT name FROM demo.thing WHERE id = 1") == "kept"
     finally:
         await conn.close()
+
+
+async def test_operators_can_read_dead_letters_since_a_time(kafka_bootstrap, random_id):
+    import datetime as dt
+
+    from shared.dead_letters import original_text, read_dead_letters
+
+    started = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    record = dead_letter(service=f"svc-{random_id}", source_topic="council-signals.v1",
+                         value=b'{"event_id": 1}', key=None, reason="invalid contract",
+                         errors=("event_id: Input should be a valid string",), partition=0, offset=7)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(DEAD_LETTERS.name, record.model_dump_json().encode())
+    finally:
+        await producer.stop()
+    found = [d async for d in read_dead_letters(kafka_bootstrap, since=started, service=f"svc-{random_id}")]
+    assert found == [record]
+    assert original_text(found[0]) == '{"event_id": 1}'

@@ -1,0 +1,48 @@
+"""Reading the dead-letter topic for operators: what could not be accepted, from where, and why."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from collections.abc import AsyncIterator
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from .contracts import DEAD_LETTERS, DeadLettered
+
+__all__ = ["original_text", "read_dead_letters"]
+
+
+async def read_dead_letters(bootstrap_servers: str, *, since: dt.datetime | None = None,
+                            service: str | None = None) -> AsyncIterator[DeadLettered]:
+    """Every dead letter on the topic (from `since`, of `service`), oldest first; commits nothing."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers.split(","), group_id=None,
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(DEAD_LETTERS.name, p) for p in range(DEAD_LETTERS.partitions)]
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        if since is None:
+            await consumer.seek_to_beginning(*partitions)
+        else:
+            found = await consumer.offsets_for_times(
+                {tp: int(since.timestamp() * 1000) for tp in partitions})
+            for tp in partitions:
+                offset = found.get(tp)
+                consumer.seek(tp, offset.offset if offset else ends[tp])
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                for record in records:
+                    if record.offset >= ends[TopicPartition(record.topic, record.partition)]:
+                        continue
+                    letter = DeadLettered.model_validate_json(record.value)
+                    if service is None or letter.service == service:
+                        yield letter
+    finally:
+        await consumer.stop()
+
+
+def original_text(letter: DeadLettered, limit: int = 2000) -> str:
+    """The original bytes as text (raw council input: may hold personal data — operators only)."""
+    return base64.b64decode(letter.original_b64)[:limit].decode("utf-8", errors="replace")
