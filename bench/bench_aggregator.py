@@ -31,7 +31,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.aggregator_peer import db, load
 from bench.aggregator_peer.procs import Proc, free_port, rss_bytes, start
-from shared.contracts import SIGNALS_ANONYMISED, STREET_NEEDS, Sensitivity, info
+from shared.contracts import COUNCIL_SIGNALS, SIGNALS_ANONYMISED, STREET_NEEDS, Sensitivity, info
 
 __all__ = ["run"]
 
@@ -173,8 +173,8 @@ async def _latency(url: str, kafka: str, streets: list[tuple[str, int]], logs: P
     api_key = await _system_key(url, logs)
     ingest_group = f"bench-ingest-{uuid.uuid4().hex[:10]}"
     # Start the ingest group at the end of the raw topic: it must not re-read others' raw input.
-    await load.commit_group(kafka, ingest_group, "council-signals.v1",
-                            await load.end_offsets(kafka, "council-signals.v1"))
+    await load.commit_group(kafka, ingest_group, COUNCIL_SIGNALS.name,
+                            await load.end_offsets(kafka, COUNCIL_SIGNALS.name))
     port = free_port()
     ingest = start("ingest", ["-m", "services.ingest"], {
         "DATABASE_URL": url, "KAFKA_BOOTSTRAP_SERVERS": kafka, "INGEST_PORT": str(port),
