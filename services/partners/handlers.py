@@ -1,65 +1,95 @@
-"""The street-needs.v1 subscriber: current state, history and webhook deliveries, idempotently."""
+"""The street-needs.v1 subscriber: current state, history and webhook deliveries, a batch per transaction."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 
+import asyncpg
+from aiokafka.structs import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from pydantic import ValidationError
 
-from shared.contracts import DEAD_LETTERS, STREET_NEEDS, StreetNeedChanged
-from shared.kafka import dead_letter, validation_errors
+from shared.contracts import DEAD_LETTERS, STREET_NEEDS, DeadLettered
+from shared.kafka import dead_letter
 from shared.service import Runtime
 
 from . import repository
+from .changes import HistoryRow, Rejected, Removal, fold, parse
 from .geometry import AreaGeometry
 from .payloads import webhook_body
 
-__all__ = ["register_handlers"]
+__all__ = ["BATCH_TIMEOUT_MS", "MAX_RECORDS", "dead_letter_publisher", "handle_batch", "register_handlers"]
 
 log = logging.getLogger(__name__)
 SERVICE = "partners"
+MAX_RECORDS = 500  # records per poll, so per transaction: a burst is stored in a few round trips
+BATCH_TIMEOUT_MS = 50  # a poll returns as soon as records arrive; this only bounds an idle wait
+
+PublishDeadLetters = Callable[[list[DeadLettered]], Awaitable[None]]
 
 
 def _minute(now: dt.datetime) -> dt.datetime:
     return now.replace(second=0, microsecond=0)
 
 
-def register_handlers(broker: KafkaBroker, runtime: Runtime, group_id: str) -> None:
-    async def reject(record, reason: str, errors: tuple[str, ...] = ()) -> None:
-        log.warning("street-needs record dead-lettered", extra={"reason": reason})
-        letter = dead_letter(service=SERVICE, source_topic=STREET_NEEDS.name, value=record.value,
-                             key=record.key, reason=reason, errors=errors,
-                             partition=record.partition, offset=record.offset)
-        await broker.publish(letter.model_dump_json().encode(), topic=DEAD_LETTERS.name,
-                             key=STREET_NEEDS.name.encode())
+def _body(row: HistoryRow) -> str:
+    return webhook_body({"change": row.change, "changed_at": row.changed_at, "payload": row.payload,
+                         "key": row.key, "area_id": row.area_id, "category": row.category,
+                         "version": row.version})
 
+
+def _letter(rejected: Rejected) -> DeadLettered:
+    record = rejected.record
+    log.warning("street-needs record dead-lettered", extra={"reason": rejected.reason})
+    return dead_letter(service=SERVICE, source_topic=STREET_NEEDS.name, value=record.value, key=record.key,
+                       reason=rejected.reason, errors=rejected.errors, partition=record.partition,
+                       offset=record.offset)
+
+
+async def handle_batch(records: Sequence[ConsumerRecord], *, pool: asyncpg.Pool | None,
+                       geometry: AreaGeometry, publish_dead_letters: PublishDeadLetters) -> None:
+    """Store one polled batch in one transaction, then dead-letter its malformed records.
+
+    Raises (so nothing is committed and the batch comes again) if either fails; a redelivered batch
+    adds no history row or delivery twice, and at worst a dead letter is written twice.
+    """
+    ops, rejected = parse(records)
+    if ops:
+        if pool is None:
+            raise RuntimeError("no database pool: the service consumes only while it runs")
+        removed = {op.key for op in ops if isinstance(op, Removal)}
+        async with pool.acquire() as conn, conn.transaction():
+            stored = await repository.stored_states(conn, removed)
+            plan = fold(ops, stored, _minute(dt.datetime.now(dt.UTC)))
+            boxes = [geometry.bbox(n["area_id"], n["area_kind"], n["street_ids"]) for n in plan.upserts]
+            await repository.apply_plan(conn, plan, boxes, _body)
+    if rejected:
+        await publish_dead_letters([_letter(r) for r in rejected])
+
+
+def dead_letter_publisher(broker: KafkaBroker) -> PublishDeadLetters:
+    async def publish_dead_letters(letters: list[DeadLettered]) -> None:
+        for letter in letters:  # rare: one confirmed publish each keeps it simple
+            await broker.publish(letter.model_dump_json().encode(), topic=DEAD_LETTERS.name,
+                                 key=STREET_NEEDS.name.encode())
+
+    return publish_dead_letters
+
+
+def register_handlers(broker: KafkaBroker, runtime: Runtime, group_id: str, *,
+                      max_records: int = MAX_RECORDS, batch_timeout_ms: int = BATCH_TIMEOUT_MS) -> None:
+    publish_dead_letters = dead_letter_publisher(broker)
+
+    # NACK_ON_ERROR on a batch: success commits the consumer's positions (past the whole batch); an
+    # exception seeks every partition back to the batch's first record there, so it all comes again.
     @broker.subscriber(STREET_NEEDS.name, group_id=group_id, ack_policy=AckPolicy.NACK_ON_ERROR,
-                       auto_offset_reset="earliest", title="partners: street-needs.v1")
-    async def on_street_need(msg: KafkaMessage) -> None:
-        record = msg.raw_message
-        key = record.key.decode(errors="replace") if record.key else None
-        geometry: AreaGeometry = runtime.state["geometry"]
-        if not record.value:  # tombstone: no longer publishable
-            if not key:
-                await reject(record, "tombstone without a key")
-                return
-            async with runtime.pool.acquire() as conn, conn.transaction():
-                await repository.apply_removal(conn, key, _minute(dt.datetime.now(dt.UTC)), webhook_body)
-            return
-        try:
-            need = StreetNeedChanged.model_validate_json(record.value)
-        except ValidationError as exc:
-            await reject(record, "value is not a valid StreetNeedChanged", validation_errors(exc))
-            return
-        if key != need.key:
-            await reject(record, f"key must be {{area_id}}:{{category}} of the value, got {key!r}")
-            return
-        data = need.model_dump(mode="json")
-        bbox = geometry.bbox(need.area_id, need.area_kind, need.street_ids)
-        body = webhook_body({"change": "changed", "changed_at": need.published_at, "payload": data})
-        async with runtime.pool.acquire() as conn, conn.transaction():
-            await repository.apply_change(conn, data, bbox, body)
+                       auto_offset_reset="earliest", batch=True, max_records=max_records,
+                       batch_timeout_ms=batch_timeout_ms, title="partners: street-needs.v1")
+    async def on_street_needs(msg: KafkaMessage) -> None:
+        raw = msg.raw_message
+        records = tuple(raw) if isinstance(raw, (tuple, list)) else (raw,)
+        await handle_batch(records, pool=runtime.pool, geometry=runtime.state["geometry"],
+                           publish_dead_letters=publish_dead_letters)

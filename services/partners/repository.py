@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
+from .changes import Current, HistoryRow, Plan
+
 __all__ = [
-    "apply_change", "apply_removal", "claim_due_deliveries", "create_partner", "create_webhook",
-    "delete_webhook", "get_webhook", "list_deliveries", "list_history", "list_needs", "list_partners",
-    "list_webhooks", "partner_by_key_hash", "record_attempt", "replay_history", "revoke_partner",
+    "apply_plan", "claim_due_deliveries", "create_partner", "create_webhook", "delete_webhook",
+    "get_webhook", "list_deliveries", "list_history", "list_needs", "list_partners", "list_webhooks",
+    "partner_by_key_hash", "record_attempt", "replay_history", "revoke_partner", "stored_states",
 ]
 
 Row = dict[str, Any]
@@ -54,73 +56,88 @@ async def partner_by_key_hash(conn: asyncpg.Connection, key_hash: str) -> Row | 
 
 # --- needs and history (written by the street-needs.v1 handler) ------------------------------
 
+async def stored_states(conn: asyncpg.Connection, keys: Collection[str]) -> dict[str, Current]:
+    """The current state of `keys` (those that have one), locked until the transaction ends."""
+    if not keys:
+        return {}
+    rows = await conn.fetch(
+        "SELECT key, area_id, category, area_kind, ward_code, version FROM partners.needs"
+        " WHERE key = ANY ($1::text[]) ORDER BY key FOR UPDATE", sorted(keys))
+    return {r["key"]: Current(r["area_id"], r["category"], r["area_kind"], r["ward_code"], r["version"])
+            for r in rows}
+
+
+_UPSERT_NEEDS = """
+INSERT INTO partners.needs (key, area_id, area_kind, category, ward_code, version, payload,
+                            min_lon, min_lat, max_lon, max_lat)
+SELECT k, a, ak, c, w, v, p::jsonb, x0, y0, x1, y1
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[],
+            $8::float8[], $9::float8[], $10::float8[], $11::float8[])
+     AS u (k, a, ak, c, w, v, p, x0, y0, x1, y1)
+ORDER BY k
+ON CONFLICT (key) DO UPDATE SET
+  area_kind = EXCLUDED.area_kind, ward_code = EXCLUDED.ward_code, version = EXCLUDED.version,
+  payload = EXCLUDED.payload, min_lon = EXCLUDED.min_lon, min_lat = EXCLUDED.min_lat,
+  max_lon = EXCLUDED.max_lon, max_lat = EXCLUDED.max_lat, updated_at = now()
+WHERE partners.needs.version <= EXCLUDED.version
+"""  # one row per key (the batch's last state), so no row is updated twice
+
+_INSERT_HISTORY = """
+INSERT INTO partners.needs_history
+  (key, area_id, category, area_kind, ward_code, version, change, payload, changed_at)
+SELECT k, a, c, ak, w, v, ch, p::jsonb, t
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[],
+            $9::timestamptz[]) WITH ORDINALITY AS u (k, a, c, ak, w, v, ch, p, t, n)
+ORDER BY n
+ON CONFLICT (key, version, change) DO NOTHING
+RETURNING id, key, version, change
+"""  # ids in Kafka order; a change seen before (a redelivered batch) returns nothing
+
 _ENQUEUE = """
 INSERT INTO partners.deliveries (webhook_id, history_id, message_id, body)
-SELECT w.id, $1::bigint, 'msg_' || $1::bigint::text, $2
-FROM partners.webhooks w JOIN partners.partners p ON p.id = w.partner_id
-WHERE w.deleted_at IS NULL AND p.revoked_at IS NULL
-  AND (cardinality(w.categories) = 0 OR $3 = ANY (w.categories))
-  AND (cardinality(w.wards) = 0 OR $4 = ANY (w.wards))
+SELECT w.id, h.id, 'msg_' || h.id::text, h.body
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS h (id, body, category, ward)
+JOIN partners.webhooks w ON w.deleted_at IS NULL
+JOIN partners.partners p ON p.id = w.partner_id AND p.revoked_at IS NULL
+WHERE (cardinality(w.categories) = 0 OR h.category = ANY (w.categories))
+  AND (cardinality(w.wards) = 0 OR h.ward = ANY (w.wards))
+ORDER BY h.id, w.id
 """  # webhook-id: one per change, the same on every retry and replay
 
 
-async def apply_change(conn: asyncpg.Connection, need: Row, bbox: Sequence[float] | None,
-                       body: str) -> bool:
-    """Upsert the current state, record the change once, queue its webhooks; False if seen before.
+async def apply_plan(conn: asyncpg.Connection, plan: Plan, boxes: Sequence[Sequence[float] | None],
+                     body_for: Callable[[HistoryRow], str]) -> int:
+    """Store one batch: current state, history rows new to the database, and their webhook deliveries.
 
-    Run inside a transaction: the change and its deliveries are stored together or not at all.
+    Run inside a transaction (after `stored_states` for the removed keys): the changes and their
+    deliveries are stored together or not at all. `boxes` go with `plan.upserts`. Returns how many
+    history rows were new.
     """
-    key = f"{need['area_id']}:{need['category']}"
-    box = tuple(bbox) if bbox else (None, None, None, None)
-    payload = json.dumps(need)
-    await conn.execute(
-        """INSERT INTO partners.needs (key, area_id, area_kind, category, ward_code, version, payload,
-                                       min_lon, min_lat, max_lon, max_lat)
-           VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11)
-           ON CONFLICT (key) DO UPDATE SET
-             area_kind = EXCLUDED.area_kind, ward_code = EXCLUDED.ward_code, version = EXCLUDED.version,
-             payload = EXCLUDED.payload, min_lon = EXCLUDED.min_lon, min_lat = EXCLUDED.min_lat,
-             max_lon = EXCLUDED.max_lon, max_lat = EXCLUDED.max_lat, updated_at = now()
-           WHERE partners.needs.version <= EXCLUDED.version""",
-        key, need["area_id"], need["area_kind"], need["category"], need.get("ward_code"),
-        need["version"], payload, *box)
-    history_id = await conn.fetchval(
-        """INSERT INTO partners.needs_history
-             (key, area_id, category, area_kind, ward_code, version, change, payload, changed_at)
-           VALUES ($1, $2, $3, $4, $5, $6, 'changed', $7::jsonb, $8)
-           ON CONFLICT (key, version, change) DO NOTHING RETURNING id""",
-        key, need["area_id"], need["category"], need["area_kind"], need.get("ward_code"),
-        need["version"], payload, dt.datetime.fromisoformat(need["published_at"]))
-    if history_id is None:
-        return False
-    await conn.execute(_ENQUEUE, history_id, body, need["category"], need.get("ward_code"))
-    return True
-
-
-async def apply_removal(conn: asyncpg.Connection, key: str, removed_at: dt.datetime,
-                        body_for: Any) -> bool:
-    """A tombstone: drop the current state, keep history (a `removed` row); False if nothing to do.
-
-    `body_for(removed_row)` builds the webhook body once the removed version is known.
-    """
-    row = await conn.fetchrow(
-        "DELETE FROM partners.needs WHERE key = $1"
-        " RETURNING area_id, category, area_kind, ward_code, version", key)
-    if row is None:  # already removed (a redelivered tombstone) or never published
-        return False
-    history = await conn.fetchrow(
-        """INSERT INTO partners.needs_history
-             (key, area_id, category, area_kind, ward_code, version, change, payload, changed_at)
-           VALUES ($1, $2, $3, $4, $5, $6, 'removed', NULL, $7)
-           ON CONFLICT (key, version, change) DO NOTHING
-           RETURNING id, key, area_id, category, version, change, changed_at, payload""",
-        key, row["area_id"], row["category"], row["area_kind"], row["ward_code"], row["version"],
-        removed_at)
-    if history is None:
-        return False
-    await conn.execute(_ENQUEUE, history["id"], body_for(_need(history)), row["category"],
-                       row["ward_code"])
-    return True
+    if plan.deletes:
+        await conn.execute("DELETE FROM partners.needs WHERE key = ANY ($1::text[])", plan.deletes)
+    if plan.upserts:
+        ups = plan.upserts
+        box = [tuple(b) if b else (None, None, None, None) for b in boxes]
+        corners = [list(c) for c in zip(*box, strict=True)]  # min_lon, min_lat, max_lon, max_lat
+        await conn.execute(
+            _UPSERT_NEEDS, [f"{n['area_id']}:{n['category']}" for n in ups], [n["area_id"] for n in ups],
+            [n["area_kind"] for n in ups], [n["category"] for n in ups], [n.get("ward_code") for n in ups],
+            [n["version"] for n in ups], [json.dumps(n) for n in ups], *corners)
+    if not plan.history:
+        return 0
+    hist = plan.history
+    inserted = await conn.fetch(
+        _INSERT_HISTORY, [h.key for h in hist], [h.area_id for h in hist], [h.category for h in hist],
+        [h.area_kind for h in hist], [h.ward_code for h in hist], [h.version for h in hist],
+        [h.change for h in hist], [json.dumps(h.payload) if h.payload is not None else None for h in hist],
+        [h.changed_at for h in hist])
+    if not inserted:
+        return 0
+    by_marker = {(h.key, h.version, h.change): h for h in hist}
+    new = [(r["id"], by_marker[(r["key"], r["version"], r["change"])]) for r in inserted]
+    await conn.execute(_ENQUEUE, [i for i, _ in new], [body_for(h) for _, h in new],
+                       [h.category for _, h in new], [h.ward_code for _, h in new])
+    return len(new)
 
 
 def _needs_filter(ward: str | None, category: str | None, area_kind: str | None,
