@@ -304,8 +304,9 @@ async def _run(env: dict[str, str]) -> list[dict]:
              f"{how}; first publish to last delivery received" if complete else
              f"{how}; NOT complete: time to the last of {burst.arrived:,} received in {WAIT_S:.0f} s"),
         _row("partners.consumer.store_rate", burst.stored_per_s, "changes/s",
-             "street-needs.v1 records consumed and stored (needs, history, delivery queue in one "
-             "transaction each) per second during the burst, ours and other producers'"),
+             "street-needs.v1 records consumed and stored (needs, history, delivery queue; one "
+             "transaction per batch of up to 500) per second over the burst's end-to-end time, so "
+             "bounded by the delivery worker, not by the consumer"),
     ]
     if burst.latencies_ms:
         rows += [_row("partners.webhooks.latency.p50", _pct(burst.latencies_ms, 50), "ms",
