@@ -37,7 +37,8 @@ class AreaNeeds(BaseModel):
 
 
 class WithheldCell(BaseModel):
-    period: str = Field(..., description="`YYYY-MM` (person release) or `live` (place).")
+    period: str = Field(
+        ..., description="`YYYY-MM` (person release), `YYYY-Qn` (ward trend) or `live` (place).")
     area_id: str
     category: str
     reason: str

@@ -56,6 +56,18 @@ class Areas:
             kind: AreaKind = "ward" if unit.is_ward else "unit"
             self._areas.setdefault(unit.id, Area(unit.id, kind, unit.name, unit.ward_code,
                                                  tuple(unit.street_ids)))
+        # Wards by code, for quarterly ward trends: named from the gazetteer, covering their streets.
+        ward_names = {w.code: w.name for w in gazetteer.wards} if gazetteer else {}
+        ward_streets: dict[str, list[str]] = {}
+        for sid, street in streets.items():
+            if street.ward_code:
+                ward_streets.setdefault(street.ward_code, []).append(sid)
+                ward_names.setdefault(street.ward_code, street.ward_name or street.ward_code)
+        self.wards: dict[str, Area] = {
+            code: Area(code, "ward", ward_names[code], code, tuple(sorted(sids)))
+            for code, sids in sorted(ward_streets.items())}
+        for code, ward in self.wards.items():
+            self._areas.setdefault(code, ward)
         self.place_area_of: dict[str, Area] = {}
         for sid, street in self.streets.items():
             # Whether a unit is merged depends only on its own members, so each street needs only

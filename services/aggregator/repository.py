@@ -12,17 +12,17 @@ from pydantic_core import from_json, to_json
 from shared.contracts import info
 
 from .areas import Areas
-from .disclosure import Cell, ReleaseResult
+from .disclosure import Cell, ReleaseResult, WardTotal
 from .state import BatchDelta, PlaceStats, SignalRow, SignalState
 from .views import Change, NeedKey, Previous
 
 __all__ = [
-    "StaleOffsets", "apply_delta", "claim_offsets", "delete_outbox", "fetch_outbox",
-    "insert_dead_letters", "insert_offsets", "list_releases", "list_withheld", "load_ledger", "load_noise",
-    "load_offsets", "load_previous", "lock_areas", "lock_releases", "needs", "place_stats",
-    "record_withheld", "release_exists", "reset_state", "rows", "save_release", "snapshot",
-    "streets_of_withdrawals",
-    "write_changes",
+    "StaleOffsets", "apply_delta", "claim_offsets", "clear_withheld", "delete_outbox", "fetch_outbox",
+    "insert_dead_letters", "insert_offsets", "latest_quarter", "list_releases", "list_withheld",
+    "load_ledger", "load_noise", "load_offsets", "load_previous", "load_ward_totals", "lock_areas",
+    "lock_releases", "needs", "place_stats", "quarter_done", "record_withheld", "release_exists",
+    "released_months", "reset_state", "rows", "save_quarter", "save_release", "snapshot",
+    "streets_of_withdrawals", "write_changes",
 ]
 
 
@@ -297,6 +297,11 @@ async def record_withheld(conn: asyncpg.Connection, period: str,
             period, [k[0] for k in keys], [k[1] for k in keys], [items[k] for k in keys])
 
 
+async def clear_withheld(conn: asyncpg.Connection, period: str) -> None:
+    """Drop a period's audit rows before its decisions are recorded afresh."""
+    await conn.execute("DELETE FROM aggregator.withheld WHERE period = $1", period)
+
+
 async def release_exists(conn: asyncpg.Connection, period: str) -> bool:
     return bool(await conn.fetchval("SELECT 1 FROM aggregator.releases WHERE period = $1", period))
 
@@ -317,8 +322,9 @@ async def load_ledger(conn: asyncpg.Connection, subjects: Iterable[str], year: i
 
 async def save_release(conn: asyncpg.Connection, result: ReleaseResult,
                        charges: Mapping[tuple[str, str], float], subjects: int,
-                       now: dt.datetime) -> None:
-    """Persist a release: its noise (before anything is published), ledger, cells and audit."""
+                       now: dt.datetime, *, ward_totals: bool = True) -> None:
+    """Persist a release: its noise (before anything is published), ledger, cells, audit and
+    (when `ward_totals`, i.e. the policy keeps ward aggregates) its safe ward totals."""
     draws = sorted(result.new_draws.items())
     await conn.executemany(
         "INSERT INTO aggregator.noise_draws (period, unit_id, category, noisy_count) VALUES ($1, $2, $3, $4)"
@@ -333,10 +339,45 @@ async def save_release(conn: asyncpg.Connection, result: ReleaseResult,
         [(result.period, c.unit_id, c.category, c.band, c.rounded_count) for c in cells])
     await record_withheld(conn, result.period,
                           {(w.unit_id, w.category): w.reason for w in result.withheld})
+    totals = sorted(result.ward_totals.items())
+    await conn.executemany(
+        "INSERT INTO aggregator.ward_totals (period, ward_code, category, total, cells)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        [(result.period, w, c, n, result.ward_cells.get((w, c), 0)) for (w, c), n in totals])
     await conn.execute(
-        "INSERT INTO aggregator.releases (period, released_at, published_cells, withheld_cells, subjects)"
-        " VALUES ($1, $2, $3, $4, $5)",
-        result.period, now, len(cells), len(result.withheld), subjects)
+        "INSERT INTO aggregator.releases (period, released_at, published_cells, withheld_cells, subjects,"
+        " ward_totals) VALUES ($1, $2, $3, $4, $5, $6)",
+        result.period, now, len(cells), len(result.withheld), subjects, ward_totals)
+
+
+async def released_months(conn: asyncpg.Connection, months: Sequence[str]) -> dict[str, bool]:
+    """Which of `months` are released, each with whether its ward totals were kept."""
+    found = await conn.fetch("SELECT period, ward_totals FROM aggregator.releases WHERE period = ANY($1)",
+                             list(months))
+    return {r["period"]: r["ward_totals"] for r in found}
+
+
+async def load_ward_totals(conn: asyncpg.Connection, months: Sequence[str]
+                           ) -> dict[tuple[str, str, str], WardTotal]:
+    found = await conn.fetch(
+        "SELECT period, ward_code, category, total, cells FROM aggregator.ward_totals"
+        " WHERE period = ANY($1)", list(months))
+    return {(r["period"], r["ward_code"], r["category"]): WardTotal(r["total"], r["cells"]) for r in found}
+
+
+async def quarter_done(conn: asyncpg.Connection, quarter: str) -> bool:
+    return bool(await conn.fetchval("SELECT 1 FROM aggregator.quarter_trends WHERE quarter = $1", quarter))
+
+
+async def latest_quarter(conn: asyncpg.Connection) -> str | None:
+    return await conn.fetchval("SELECT max(quarter) FROM aggregator.quarter_trends")
+
+
+async def save_quarter(conn: asyncpg.Connection, quarter: str, now: dt.datetime, published: int,
+                       withheld: int) -> None:
+    await conn.execute(
+        "INSERT INTO aggregator.quarter_trends (quarter, computed_at, published, withheld)"
+        " VALUES ($1, $2, $3, $4)", quarter, now, published, withheld)
 
 
 async def list_releases(conn: asyncpg.Connection) -> list[asyncpg.Record]:

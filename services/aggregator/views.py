@@ -11,11 +11,11 @@ from typing import Any
 from shared.contracts import CATALOGUE, Band, Sensitivity, StreetNeedChanged, Trend
 
 from .areas import Area, Areas
-from .disclosure import ReleaseResult, trend
+from .disclosure import QuarterResult, ReleaseResult, period_start, trend
 from .state import PlaceStats
 
-__all__ = ["Change", "NeedKey", "NeedView", "Previous", "diff", "person_views", "place_views",
-           "place_withheld"]
+__all__ = ["Change", "NeedKey", "NeedView", "Previous", "diff", "is_ward_trend", "person_views",
+           "place_views", "place_withheld", "ward_trend_views"]
 
 NeedKey = tuple[str, str]  # (area_id, category)
 LIVE = "live"
@@ -109,6 +109,22 @@ def person_views(release: ReleaseResult, areas: Areas) -> dict[NeedKey, NeedView
     return views
 
 
+def ward_trend_views(result: QuarterResult, areas: Areas) -> dict[NeedKey, NeedView]:
+    """A quarter's ward trends (rule 5): a direction only, no band and no count, keyed by ward code."""
+    views = {}
+    for t in result.trends:
+        area = areas.wards.get(t.ward_code)
+        if area is not None:
+            views[(t.ward_code, t.category)] = NeedView(area, t.category, trend=t.trend,
+                                                        period=result.quarter)
+    return views
+
+
+def is_ward_trend(key: NeedKey, previous: Previous) -> bool:
+    """Whether a published person key is a ward trend (keyed by the ward's own code), not a band."""
+    return previous.content.get("area_kind") == "ward" and previous.content.get("ward_code") == key[0]
+
+
 def _minute(now: dt.datetime) -> dt.datetime:
     return now.astimezone(dt.UTC).replace(second=0, microsecond=0)
 
@@ -118,7 +134,8 @@ def diff(views: Mapping[NeedKey, NeedView], previous: Mapping[NeedKey, Previous]
     """The changes to publish for the keys in `scope`: new or changed views, and tombstones.
 
     A key is republished only when its public content changes; `since` is the day of that change
-    for place needs and the first day of the release's month for person needs.
+    for place needs and the first day of the release's month (or quarter, for ward trends) for
+    person needs.
     """
     changes = []
     for key in sorted(set(scope)):
@@ -131,8 +148,7 @@ def diff(views: Mapping[NeedKey, NeedView], previous: Mapping[NeedKey, Previous]
         if prev is not None and prev.live and dict(prev.content) == content:
             continue
         version = prev.version + 1 if prev else 1
-        since = (now.astimezone(dt.UTC).date() if view.period == LIVE
-                 else dt.date.fromisoformat(f"{view.period}-01"))
+        since = now.astimezone(dt.UTC).date() if view.period == LIVE else period_start(view.period)
         a = view.area
         message = StreetNeedChanged(
             area_id=a.area_id, area_kind=a.area_kind, area_name=a.name, ward_code=a.ward_code,

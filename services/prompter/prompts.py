@@ -33,10 +33,11 @@ class Draft:
 
 
 def compose(need: StreetNeedChanged, candidates: Iterable[Opportunity], places: Places,
-            today: dt.date) -> Draft:
+            today: dt.date) -> Draft | None:
+    """The prompt for a need, or None when it calls for none (a ward's steady quarterly trend)."""
     links = nearby(need, candidates, places, today)
     wording = render(need, len(links))
-    return Draft(wording.title, wording.body, links)
+    return None if wording is None else Draft(wording.title, wording.body, links)
 
 
 def _minute(at: dt.datetime) -> dt.datetime:

@@ -53,10 +53,15 @@ class PromptPublisher:
                                   key=key.encode())
 
     async def _refresh(self, conn: asyncpg.Connection, need: StreetNeedChanged) -> bool:
-        """Publish a new revision if the prompt's content changed (inside the caller's transaction)."""
+        """Publish a new revision if the prompt's content changed (inside the caller's transaction).
+
+        A need that calls for no prompt (a ward's steady trend) retires the prompt that is out.
+        """
         now = self.clock()
         draft = compose(need, await repo.candidate_opportunities(conn, str(need.category)),
                         self.places, now.date())
+        if draft is None:
+            return await self._retire(conn, need.key)
         state = await repo.prompt_state(conn, need.key)
         unchanged = state is not None and state["status"] == "published" and (
             state["content_hash"] == draft.content_hash)
@@ -72,8 +77,22 @@ class PromptPublisher:
         log.info("prompt published", extra={"prompt_id": need.key, "revision": revision})
         return True
 
+    async def _retire(self, conn: asyncpg.Connection, prompt_id: str) -> bool:
+        """Retire the prompt if one is out (inside the caller's transaction); True if retired."""
+        state = await repo.prompt_state(conn, prompt_id)
+        if state is None or state["status"] != "published":
+            return False
+        event = retired(prompt_id, self.clock())
+        area_id, _, category = prompt_id.rpartition(":")
+        await repo.save_prompt(conn, prompt_id=prompt_id, revision=state["revision"],
+                               content_hash=None, status="retired", area_id=area_id,
+                               category=category, ward_code=None, prompt_json=event.model_dump_json())
+        await self._publish(event, prompt_id)
+        log.info("prompt retired", extra={"prompt_id": prompt_id})
+        return True
+
     async def apply_need(self, need: StreetNeedChanged) -> bool:
-        """Store a need and publish its prompt if the content changed; True if published."""
+        """Store a need and publish its prompt if the content changed; True if published or retired."""
         async with self.pool.acquire() as conn, conn.transaction():
             if not await repo.upsert_need(conn, need):
                 log.info("stale need ignored", extra={"prompt_id": need.key, "version": need.version})
@@ -84,17 +103,7 @@ class PromptPublisher:
         """A tombstone: the need is no longer publishable; retire its prompt if one is out."""
         async with self.pool.acquire() as conn, conn.transaction():
             await repo.deactivate_need(conn, prompt_id)
-            state = await repo.prompt_state(conn, prompt_id)
-            if state is None or state["status"] != "published":
-                return False
-            event = retired(prompt_id, self.clock())
-            area_id, _, category = prompt_id.rpartition(":")
-            await repo.save_prompt(conn, prompt_id=prompt_id, revision=state["revision"],
-                                   content_hash=None, status="retired", area_id=area_id,
-                                   category=category, ward_code=None, prompt_json=event.model_dump_json())
-            await self._publish(event, prompt_id)
-            log.info("prompt retired", extra={"prompt_id": prompt_id})
-            return True
+            return await self._retire(conn, prompt_id)
 
     async def reevaluate(self, prompt_ids: Iterable[str]) -> int:
         """Recompute the given prompts, one transaction each; returns how many were republished."""

@@ -2,6 +2,12 @@
 
 Written for a reading age of about 9: short sentences, everyday words, no alarm words or jargon.
 Person categories are described by band words only (some/several/many) — never a number.
+
+A ward's quarterly trend (a person need with no band, PRIVACY.md rule 5) says only "more" or
+"fewer" than last season: up asks for help, down thanks neighbours and still invites helpers.
+A steady trend gets no prompt (`render` returns None, and a prompt already out for that ward is
+retired): "about the same as last season" asks nothing new, says nothing about how many, and would
+otherwise put a prompt in every ward for every person category each quarter, mostly about noise.
 """
 
 from __future__ import annotations
@@ -10,9 +16,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from shared.contracts import AreaKind, Band, Category, Sensitivity, StreetNeedChanged, info
+from shared.contracts import AreaKind, Band, Category, Sensitivity, StreetNeedChanged, Trend, info
 
-__all__ = ["TEMPLATES", "Wording", "place_phrase", "render", "word_for"]
+__all__ = ["TEMPLATES", "TREND_TEMPLATES", "Wording", "place_phrase", "render", "word_for"]
 
 _BAND_WORDS: dict[Band, str] = {"some": "Some", "several": "Several", "many": "Many"}
 # The aggregator names a publication unit after its main street: "Agar Grove and 3 nearby streets".
@@ -81,6 +87,62 @@ def _overcrowding(where: str, band: Band, n_opps: int) -> Wording:
     )
 
 
+# --- person categories, a ward's quarterly trend: more or fewer, never how many --------------
+
+def _isolation_trend(where: str, direction: Trend, n_opps: int) -> Wording | None:
+    if direction == "up":
+        return Wording(
+            title=f"More older neighbours {where} may be feeling lonely",
+            body=_join(
+                f"More older neighbours {where} may be feeling lonely than last season.",
+                "Lunch clubs and befriending schemes nearby would welcome help.",
+                _helpers_line(n_opps),
+                "Could you help?",
+            ),
+        )
+    if direction == "down":
+        return Wording(
+            title=f"Fewer older neighbours {where} seem lonely than last season",
+            body=_join(
+                "Thank you to everyone who helped.",
+                "Lunch clubs and befriending schemes nearby still welcome new helpers.",
+                _helpers_line(n_opps),
+                "Could you help?",
+            ),
+        )
+    return None
+
+
+def _overcrowding_trend(where: str, direction: Trend, n_opps: int) -> Wording | None:
+    if direction == "up":
+        return Wording(
+            title=f"More children {where} may be short of room at home",
+            body=_join(
+                f"More children {where} may be short of room at home than last season.",
+                "A homework club, a play session or spare books and toys can help a lot.",
+                _helpers_line(n_opps),
+                "Could you help?",
+            ),
+        )
+    if direction == "down":
+        return Wording(
+            title=f"Fewer children {where} seem short of room at home than last season",
+            body=_join(
+                "Thank you to everyone who helped.",
+                "Homework clubs and play sessions nearby still welcome new helpers.",
+                _helpers_line(n_opps),
+                "Could you help?",
+            ),
+        )
+    return None
+
+
+TREND_TEMPLATES: dict[Category, Callable[[str, Trend, int], Wording | None]] = {
+    Category.ISOLATION: _isolation_trend,
+    Category.OVERCROWDING: _overcrowding_trend,
+}
+
+
 # --- place categories: exact counts allowed ------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
@@ -147,13 +209,20 @@ TEMPLATES: dict[Category, Callable[..., Wording]] = {
 }
 
 
-def render(need: StreetNeedChanged, n_opportunities: int) -> Wording:
-    """The title and body for a need, given how many opportunities will be linked to it."""
+def render(need: StreetNeedChanged, n_opportunities: int) -> Wording | None:
+    """The title and body for a need, given how many opportunities will be linked to it.
+
+    None when the need calls for no prompt: a ward whose quarterly trend is steady.
+    """
     where = place_phrase(need.area_kind, need.area_name)
     if need.sensitivity is Sensitivity.PERSON:
-        if need.band is None:  # the contract forbids it; guard so a number can never slip in
-            raise ValueError("a person-category need must carry a band")
-        return TEMPLATES[need.category](where, need.band, n_opportunities)
+        if need.band is not None:
+            return TEMPLATES[need.category](where, need.band, n_opportunities)
+        # The contract allows a person need without a band only as a ward's quarterly trend;
+        # guard anyway so that a number can never slip in.
+        if need.area_kind != "ward" or need.trend is None:
+            raise ValueError("a person-category need must carry a band or be a ward trend")
+        return TREND_TEMPLATES[need.category](where, need.trend, n_opportunities)
     if need.count is None:
         raise ValueError("a place-category need must carry a count")
     return TEMPLATES[need.category](where, need.count, n_opportunities)
@@ -167,6 +236,10 @@ def _check_catalogue() -> None:
     for c in _PLACES:
         if info(c).sensitivity is not Sensitivity.PLACE:
             raise RuntimeError(f"{c} is a person category but has a count template")
+    untrended = [c for c in Category
+                 if info(c).sensitivity is Sensitivity.PERSON and c not in TREND_TEMPLATES]
+    if untrended:
+        raise RuntimeError(f"no ward trend template for {untrended}")
 
 
 _check_catalogue()

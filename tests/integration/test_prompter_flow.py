@@ -133,3 +133,30 @@ async def test_need_to_prompt_dedup_relink_and_retire(prompter, producer, kafka_
     finally:
         await conn.close()
     assert (row["revision"], row["status"], row["content_hash"], active) == (2, "retired", None, False)
+
+
+def _ward_trend(ward: str, trend: str, version: int) -> bytes:
+    return json.dumps({
+        "schema_version": 1, "area_id": ward, "area_kind": "ward", "area_name": "Belsize",
+        "ward_code": ward, "street_ids": ["way/1", "way/2"], "category": "isolation",
+        "sensitivity": "person", "band": None, "count": None, "trend": trend, "since": "2026-07-01",
+        "period": "2026-Q3", "published_at": "2026-10-01T09:00:00+00:00", "version": version}).encode()
+
+
+async def test_ward_trend_prompts_and_a_steady_trend_retires_them(prompter, producer, kafka_bootstrap,
+                                                                   random_id):
+    ward = f"W{random_id}"
+    key = f"{ward}:isolation".encode()
+    prompts = await _consumer(kafka_bootstrap, PROMPTS.name)
+    try:
+        for version, trend in enumerate(("up", "steady", "down"), start=1):
+            await producer.send_and_wait(STREET_NEEDS.name, _ward_trend(ward, trend, version), key=key)
+        found = await _read_until(prompts, lambda r: r.key == key, lambda found: len(found) >= 3)
+    finally:
+        await prompts.stop()
+    events = [_prompt(r.value) for r in found]
+    assert [(e.event_type, getattr(e, "revision", None)) for e in events] == [
+        ("prompt_published", 1), ("prompt_retired", None), ("prompt_published", 2)]
+    assert events[0].title == "More older neighbours in Belsize may be feeling lonely"
+    assert events[2].title == "Fewer older neighbours in Belsize seem lonely than last season"
+    assert events[0].area_kind == "ward" and events[0].ward_code == ward

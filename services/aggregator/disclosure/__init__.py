@@ -15,6 +15,9 @@ split evenly over the policy's person categories (0.25 each by default), so a su
 category still spends 0.5 (sequential composition). The ledger charges every admitted subject
 0.5 per period, keyed (subject, period) so re-runs are free, and admits no one past 6.0 a year.
 Ward totals and quarterly trends are sums of the stored noisy counts: post-processing, no spend.
+`compute_ward_trends` publishes only a direction per ward and person category, for full quarters
+whose every monthly ward total survived secondary suppression, steady unless the change clears
+the noise's 95% range (rule 5).
 
 Noise: discrete Laplace from OpenDP, scale 1/epsilon_per_cell, drawn once per (period, unit,
 category). The result carries `new_draws` (noisy counts) for the caller to persist before it
@@ -28,6 +31,20 @@ from .noise import Sampler, draw_noise
 from .periods import ReleaseNotDue, parse_period, period_end, release_due
 from .place import PlaceArea, StreetInfo, place_area, place_counts
 from .policy import DEFAULT_PERSON_CATEGORIES, DisclosurePolicy
+from .quarters import (
+    TREND_Z,
+    QuarterResult,
+    TrendWithheld,
+    TrendWithholdReason,
+    WardTotal,
+    WardTrend,
+    compute_ward_trends,
+    period_start,
+    previous_quarter,
+    quarter_months,
+    quarter_of,
+    trend_tolerance,
+)
 from .release import (
     Cell,
     DrawKey,
@@ -41,6 +58,7 @@ from .suppression import CellId, WardKey, secondary_suppression
 
 __all__ = [
     "DEFAULT_PERSON_CATEGORIES",
+    "TREND_Z",
     "Cell",
     "CellId",
     "DisclosurePolicy",
@@ -48,26 +66,37 @@ __all__ = [
     "Ledger",
     "LedgerKey",
     "PlaceArea",
+    "QuarterResult",
     "ReleaseNotDue",
     "ReleaseResult",
     "Sampler",
     "StreetInfo",
     "Tally",
+    "TrendWithheld",
+    "TrendWithholdReason",
     "UnitInfo",
     "WardKey",
+    "WardTotal",
+    "WardTrend",
     "Withheld",
     "WithholdReason",
     "band_for",
     "compute_person_release",
+    "compute_ward_trends",
     "draw_noise",
     "parse_period",
     "period_end",
+    "period_start",
     "place_area",
     "place_counts",
+    "previous_quarter",
+    "quarter_months",
+    "quarter_of",
     "release_due",
     "release_spend",
     "round_to_base",
     "secondary_suppression",
     "tally",
     "trend",
+    "trend_tolerance",
 ]

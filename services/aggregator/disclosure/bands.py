@@ -25,10 +25,10 @@ def band_for(noisy_count: int, policy: DisclosurePolicy) -> Band | None:
     return "many"
 
 
-def trend(this_period: int, last_period: int) -> Trend:
-    """This period against the last: up, down or steady."""
-    if this_period > last_period:
+def trend(this_period: int, last_period: int, tolerance: int = 0) -> Trend:
+    """This period against the last: up or down only when the change exceeds `tolerance`."""
+    if this_period - last_period > tolerance:
         return "up"
-    if this_period < last_period:
+    if last_period - this_period > tolerance:
         return "down"
     return "steady"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -73,6 +74,8 @@ class ReleaseResult:
     ward_totals: Mapping[WardKey, int]
     # Noisy counts drawn by this call, which the caller must persist before publishing anything.
     new_draws: Mapping[DrawKey, int] = field(default_factory=dict)
+    # How many noisy unit counts each ward total sums: the noise it carries (quarterly trends).
+    ward_cells: Mapping[WardKey, int] = field(default_factory=dict)
 
 
 def _unit_reason(info: UnitInfo | None, policy: DisclosurePolicy) -> WithholdReason | None:
@@ -136,9 +139,11 @@ def compute_person_release(
             withheld.append(Withheld(unit_id, category, why))
     shown = {cell for cell, n in noisy.items() if n >= policy.min_subjects}
     ward_totals: dict[WardKey, int] = {}
+    ward_cells: Counter[WardKey] = Counter()
     if policy.ward_aggregates:
         ward_of = {unit_id: units[unit_id].ward_code for unit_id, _ in noisy}
         extra, ward_totals = secondary_suppression(noisy, shown, ward_of, policy.rounding_base)
+        ward_cells.update(key for u, c in noisy if (key := (ward_of[u], c)) in ward_totals)
         shown -= extra
         withheld.extend(Withheld(u, c, "secondary_suppression") for u, c in sorted(extra))
     published = tuple(
@@ -146,4 +151,4 @@ def compute_person_release(
         for u, c in sorted(shown)
         if (band := band_for(noisy[(u, c)], policy)) is not None
     )
-    return ReleaseResult(period, published, tuple(withheld), ward_totals, new_draws)
+    return ReleaseResult(period, published, tuple(withheld), ward_totals, new_draws, dict(ward_cells))

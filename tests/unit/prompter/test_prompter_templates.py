@@ -35,6 +35,17 @@ def _need(category: Category, *, band="some", count=3, kind="street",
         published_at=dt.datetime(2026, 11, 1, 9, tzinfo=dt.UTC), version=1)
 
 
+def _ward_trend(category: Category, trend: str, name="Belsize") -> StreetNeedChanged:
+    return StreetNeedChanged(
+        area_id="E05013652", area_kind="ward", area_name=name, ward_code="E05013652",
+        street_ids=("way/1", "way/2"), category=category, sensitivity=Sensitivity.PERSON, band=None,
+        count=None, trend=trend, since=dt.date(2026, 7, 1), period="2026-Q3",
+        published_at=dt.datetime(2026, 10, 1, 9, tzinfo=dt.UTC), version=1)
+
+
+PERSON = [c for c, e in CATALOGUE.items() if e.sensitivity is Sensitivity.PERSON]
+
+
 def _sentences(text: str) -> list[list[str]]:
     return [re.findall(r"[A-Za-z0-9'’-]+", s) for s in re.split(r"(?<=[.?!])\s+", text) if s.strip()]
 
@@ -47,6 +58,11 @@ def _all_wordings():
                 need = (_need(category, band=variant, kind="unit", name="Agar Grove and 3 nearby streets")
                         if entry.sensitivity is Sensitivity.PERSON else _need(category, count=variant))
                 yield need, render(need, n_opps)
+    for category in PERSON:
+        for trend in ("up", "down"):
+            for n_opps in (0, 1, 3):
+                need = _ward_trend(category, trend, name="Kentish Town")
+                yield need, render(need, n_opps)
 
 
 def test_isolation_example_from_the_brief():
@@ -56,6 +72,29 @@ def test_isolation_example_from_the_brief():
     assert ("A friendly hello, a cup of tea or a lift to a lunch club can make a real difference."
             in wording.body)
     assert wording.body.endswith("Could you help?")
+
+
+def test_ward_trend_examples_from_the_brief():
+    up = render(_ward_trend(Category.ISOLATION, "up"), 0)
+    assert up.title == "More older neighbours in Belsize may be feeling lonely"
+    assert up.body.startswith("More older neighbours in Belsize may be feeling lonely than last season. "
+                              "Lunch clubs and befriending schemes nearby would welcome help.")
+    down = render(_ward_trend(Category.ISOLATION, "down"), 0)
+    assert down.title == "Fewer older neighbours in Belsize seem lonely than last season"
+    assert down.body.startswith("Thank you to everyone who helped.")
+    crowded = render(_ward_trend(Category.OVERCROWDING, "up"), 1)
+    assert crowded.title == "More children in Belsize may be short of room at home"
+
+
+def test_a_steady_ward_trend_gets_no_prompt():
+    for category in PERSON:
+        assert render(_ward_trend(category, "steady"), 2) is None
+
+
+def test_a_person_need_without_band_or_ward_trend_is_refused():
+    need = _ward_trend(Category.ISOLATION, "up").model_copy(update={"trend": None})
+    with pytest.raises(ValueError, match="band or be a ward trend"):
+        render(need, 0)
 
 
 def test_fly_tipping_example_from_the_brief():
@@ -107,8 +146,9 @@ def test_person_categories_never_carry_a_number():
     for need, wording in _all_wordings():
         if need.sensitivity is Sensitivity.PERSON:
             text = f"{wording.title} {wording.body}"
-            assert not re.search(r"\d", text.replace("Agar Grove", "")), text
-            assert wording.title.split()[0] in ("Some", "Several", "Many")
+            assert not re.search(r"\d", text), text
+            first = wording.title.split()[0]
+            assert first in (("More", "Fewer") if need.band is None else ("Some", "Several", "Many")), text
 
 
 def test_the_banned_word_check_can_fail():
