@@ -445,7 +445,7 @@ async def _reads(base: str, feeds: Proc, gaz, subs: Subscriptions, place_streets
         result = await _hammer(client, conditional, 304, feeds.pid, rng)
         rows += _load_rows("subscription_atom_304", "GET /s/{token}.atom with If-None-Match (the ETag of "
                            f"the current document), a random one of {ETAG_SAMPLE:,} tokens", result,
-                           "the service renders the feed to compute its ETag, then answers 304")
+                           "the service validates with one small query and answers 304 without rendering")
         street_urls = [f"{base}/streets/{s}.atom" for s in sorted(gaz.streets)]
         result = await _hammer(client, [(u, {}) for u in street_urls], 200, feeds.pid, rng)
         rows += _load_rows("street_atom_200", "GET /streets/{id}.atom, a random one of "

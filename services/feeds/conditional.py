@@ -1,4 +1,4 @@
-"""Conditional GET (RFC 9110): strong ETag over the exact bytes, Last-Modified, 304, Cache-Control."""
+"""Conditional GET (RFC 9110): strong ETags, Last-Modified, 304, Cache-Control."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from email.utils import format_datetime, parsedate_to_datetime
 from fastapi import Request
 from fastapi.responses import Response
 
-__all__ = ["cacheable"]
+__all__ = ["cacheable", "headers_for", "is_fresh", "not_modified"]
 
 
 def _etag_matches(header: str, etag: str) -> bool:
@@ -30,13 +30,9 @@ def _not_modified_since(header: str, last_modified: dt.datetime) -> bool:
     return last_modified.replace(microsecond=0) <= since
 
 
-def cacheable(request: Request, body: bytes, media_type: str, *, last_modified: dt.datetime | None,
-              max_age: int, private: bool = False) -> Response:
-    """A 200 with validators, or a 304 when the client's copy is current.
-
-    If-None-Match wins over If-Modified-Since when both are sent (RFC 9110 §13.2.2).
-    """
-    etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+def headers_for(etag: str, *, last_modified: dt.datetime | None, max_age: int,
+                private: bool = False) -> dict[str, str]:
+    """The validators and caching headers of a representation (sent with a 200 and a 304 alike)."""
     headers = {
         "ETag": etag,
         "Cache-Control": f"{'private' if private else 'public'}, max-age={max_age}",
@@ -47,12 +43,29 @@ def cacheable(request: Request, body: bytes, media_type: str, *, last_modified: 
     if private:
         # Capability URLs must not leak through the Referer of links followed from the page.
         headers["Referrer-Policy"] = "no-referrer"
+    return headers
+
+
+def is_fresh(request: Request, etag: str, last_modified: dt.datetime | None) -> bool:
+    """Whether the client's copy is current: If-None-Match wins over If-Modified-Since when both are
+    sent (RFC 9110 §13.2.2)."""
     inm = request.headers.get("if-none-match")
-    ims = request.headers.get("if-modified-since")
     if inm is not None:
-        fresh = _etag_matches(inm, etag)
-    else:
-        fresh = ims is not None and last_modified is not None and _not_modified_since(ims, last_modified)
-    if fresh:
-        return Response(status_code=304, headers=headers)
+        return _etag_matches(inm, etag)
+    ims = request.headers.get("if-modified-since")
+    return ims is not None and last_modified is not None and _not_modified_since(ims, last_modified)
+
+
+def not_modified(headers: dict[str, str]) -> Response:
+    return Response(status_code=304, headers=headers)
+
+
+def cacheable(request: Request, body: bytes, media_type: str, *, last_modified: dt.datetime | None,
+              max_age: int, private: bool = False) -> Response:
+    """A 200 with validators (the ETag a hash of the exact bytes), or a 304 when the client's copy is
+    current. For pages cheap enough to render on every request; feeds validate before rendering."""
+    etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+    headers = headers_for(etag, last_modified=last_modified, max_age=max_age, private=private)
+    if is_fresh(request, etag, last_modified):
+        return not_modified(headers)
     return Response(body, media_type=media_type, headers=headers)

@@ -18,6 +18,7 @@ from . import repository as repo
 from .areas import Areas
 from .consume import apply_event
 from .errors import install_html_errors
+from .feedcache import BodyCache
 from .handlers import register_handlers
 from .listener import Listener
 from .live import Hub
@@ -59,6 +60,7 @@ def create_app(settings: FeedsSettings, *, gazetteer: Gazetteer | None = None) -
     )
     runtime: Runtime = app.state.runtime
     runtime.state["hub"] = Hub(settings.sse_queue_size)
+    runtime.state["bodies"] = BodyCache(int(settings.feed_cache_mb * 1_000_000))
     runtime.state["limiter"] = RateLimiter(settings.help_rate_per_minute, settings.help_burst)
     register_handlers(broker, runtime, settings.group_id)
     install_html_errors(app, settings.base_url)

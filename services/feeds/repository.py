@@ -17,10 +17,10 @@ CHANNEL = "feeds_changes"
 _CHANGES_LOCK = 0x6665_6564  # "feed": one advisory lock id for numbering changes
 
 __all__ = [
-    "CapMessage", "Change", "add_response", "apply_published", "apply_retired", "cap_index",
-    "cap_message", "changes_after", "create_subscription", "current_seq", "find_subscription",
-    "last_modified", "latest_cap", "prompt", "prompts_for", "purge_subscriptions", "response_counts",
-    "unsubscribe",
+    "CapMessage", "Change", "FeedState", "add_response", "apply_published", "apply_retired", "cap_index",
+    "cap_message", "changes_after", "create_subscription", "current_seq", "feed_snapshot", "feed_state",
+    "find_subscription", "last_modified", "latest_cap", "prompt", "prompts_for", "purge_subscriptions",
+    "response_counts", "unsubscribe",
 ]
 
 
@@ -69,7 +69,8 @@ def _visible_at(prompt: PromptPublished, at: dt.datetime) -> dt.datetime:
 async def _record_change(conn: asyncpg.Connection, prompt_id: str, kind: str, area_id: str,
                          area_kind: str, ward_code: str | None, street_ids: list[str], sensitivity: str,
                          entry: dict) -> Change:
-    """Number the change and notify every replica's listener; call inside the effect's transaction.
+    """Number the change, stamp the prompt with it (feeds' validators) and notify every replica's
+    listener; call inside the effect's transaction.
 
     The lock, held to commit, makes sequence order the commit order: without it two writers (two
     partitions, two replicas) could commit seq 11 before seq 10, and a client resuming after 11
@@ -79,7 +80,8 @@ async def _record_change(conn: asyncpg.Connection, prompt_id: str, kind: str, ar
         f"""WITH lock AS (SELECT pg_advisory_xact_lock($9)),
                 c AS (INSERT INTO feeds.changes (prompt_id, kind, area_id, area_kind, ward_code, street_ids,
                           sensitivity, entry)
-                      SELECT $1, $2, $3, $4, $5, $6, $7, $8 FROM lock RETURNING *)
+                      SELECT $1, $2, $3, $4, $5, $6, $7, $8 FROM lock RETURNING *),
+                p AS (UPDATE feeds.prompts p SET seq = c.seq FROM c WHERE p.prompt_id = c.prompt_id)
            SELECT c.*, pg_notify('{CHANNEL}', c.seq::text) FROM c""",
         prompt_id, kind, area_id, area_kind, ward_code, street_ids, sensitivity, json.dumps(entry),
         _CHANGES_LOCK)
@@ -178,6 +180,59 @@ async def last_modified(conn: asyncpg.Connection, sel: Selection) -> dt.datetime
     """Latest change (publication or retirement) of any prompt the selection covers."""
     return await conn.fetchval(f"SELECT max(p.changed_at) FROM feeds.prompts p WHERE {_MATCH}",
                                *_args(sel, True))
+
+
+@dataclass(frozen=True)
+class FeedState:
+    """What a feed's rendering depends on in the database, from one small query (no prompt bodies).
+
+    `seq` and `count` are over every prompt the selection can see, retired ones included: any
+    publication, revision, retirement or move out of the selection changes one of them. `counts` is a
+    digest of the "I can help" counts of its live prompts (only read for pages that show them).
+    """
+
+    seq: int
+    count: int
+    last_modified: dt.datetime | None
+    counts: str | None = None
+
+
+# What a feed's ETag rests on, over `m` (the prompts the selection can see, retired ones included).
+_STATE = "coalesce(max(m.seq), 0) AS seq, count(*) AS n, max(m.changed_at) AS last_modified"
+_COUNTS = """(SELECT md5(coalesce(string_agg(r.prompt_id || '=' || r.responses, ',' ORDER BY r.prompt_id),
+                                 ''))
+              FROM feeds.response_counts r JOIN m USING (prompt_id) WHERE NOT m.retired)"""
+_NEWEST = "(m.event->>'published_at')::timestamptz DESC, m.prompt_id"
+
+
+def _state(row, with_counts: bool) -> FeedState:
+    return FeedState(row["seq"], row["n"], row["last_modified"], row["counts"] if with_counts else None)
+
+
+async def feed_state(conn: asyncpg.Connection, sel: Selection, *, with_counts: bool) -> FeedState:
+    """The feed's state without reading a prompt body (all a conditional GET needs)."""
+    row = await conn.fetchrow(
+        f"""WITH m AS (SELECT p.prompt_id, p.seq, p.changed_at, p.retired FROM feeds.prompts p WHERE {_MATCH})
+            SELECT {_STATE}, {_COUNTS if with_counts else "NULL"} AS counts FROM m""", *_args(sel, True))
+    return _state(row, with_counts)
+
+
+async def feed_snapshot(conn: asyncpg.Connection, sel: Selection, limit: int, *, with_counts: bool
+                        ) -> tuple[FeedState, list[str], dict[str, int]]:
+    """The state, the newest `limit` live prompts (PromptPublished JSON, parsed only if rendered) and
+    (with_counts) their "I can help" counts, from one statement, hence one snapshot: the body rendered
+    from them is exactly what the state names."""
+    counts = ("""(SELECT coalesce(jsonb_object_agg(r.prompt_id, r.responses), '{}')
+                  FROM feeds.response_counts r JOIN live USING (prompt_id))""" if with_counts else "NULL")
+    row = await conn.fetchrow(
+        f"""WITH m AS (SELECT p.prompt_id, p.seq, p.changed_at, p.retired, p.event FROM feeds.prompts p
+                       WHERE {_MATCH}),
+                live AS (SELECT m.prompt_id, m.event FROM m WHERE NOT m.retired ORDER BY {_NEWEST} LIMIT $5)
+            SELECT {_STATE}, {_COUNTS if with_counts else "NULL"} AS counts,
+                   (SELECT array_agg(m.event::text ORDER BY {_NEWEST}) FROM live m) AS events,
+                   {counts} AS responses
+            FROM m""", *_args(sel, True), limit)
+    return _state(row, with_counts), row["events"] or [], json.loads(row["responses"]) if with_counts else {}
 
 
 async def prompt(conn: asyncpg.Connection, prompt_id: str) -> tuple[PromptPublished, bool] | None:

@@ -44,6 +44,10 @@ class FeedsSettings(CommonSettings):
         256, title="Live events buffered per SSE client before it is dropped (it resumes by id)", ge=8)
     feed_cache_max_age_s: int = Field(60, title="Cache-Control max-age of feeds (seconds)", ge=0)
     feed_max_entries: int = Field(200, title="Most entries in one feed", ge=1)
+    feed_cache_mb: float = Field(
+        32.0, title="Memory for rendered feeds (MB)",
+        description="An LRU of rendered documents by ETag, so one feed read by many renders once; 0 turns "
+        "it off.", ge=0)
 
     @field_validator("base_url")
     @classmethod

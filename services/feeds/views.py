@@ -9,19 +9,21 @@ from fastapi import Request
 from fastapi.responses import Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from shared.contracts import PromptPublished
 from shared.http import Problem
 from shared.service import Runtime
 
 from . import repository as repo
 from .areas import Areas, Selection
-from .conditional import cacheable
+from .conditional import headers_for, is_fresh, not_modified
 from .entries import FeedEntry, entry_from_prompt, tag_uri
+from .feedcache import BodyCache, feed_etag
 from .formats import ATOM, JSON_FEED, RSS, FeedMeta, atom, json_feed, rss
 from .live import Hub, stream
 from .pages import render
 from .settings import FeedsSettings
 
-__all__ = ["FORMATS", "FeedTarget", "events_response", "feed_response", "runtime_of"]
+__all__ = ["FORMATS", "FeedTarget", "events_response", "feed_response", "render_feed", "runtime_of"]
 
 HTML = "text/html; charset=utf-8"
 FORMATS = {
@@ -71,34 +73,68 @@ async def load_entries(runtime: Runtime, target: FeedTarget) -> tuple[list[FeedE
     return entries, last_modified
 
 
-async def response_counts(runtime: Runtime, entries: list[FeedEntry]) -> dict[str, int]:
-    async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
-        return await repo.response_counts(conn, [e.prompt_id for e in entries])
-
-
-async def feed_response(request: Request, target: FeedTarget, fmt: str) -> Response:
-    """`fmt` is html, atom, rss or json; conditional GET on every one."""
-    runtime, settings, _ = runtime_of(request)
-    entries, last_modified = await load_entries(runtime, target)
+def render_feed(settings: FeedsSettings, target: FeedTarget, fmt: str, prompts: list[PromptPublished],
+                counts: dict[str, int],
+                last_modified: dt.datetime | None) -> tuple[bytes, str]:
+    """(body, media type) of `target`'s document in `fmt`: a pure function of its arguments."""
+    entries = [entry_from_prompt(p, base_url=settings.base_url, tag_authority=settings.tag_authority)
+               for p in prompts]
     base = f"{settings.base_url}{target.path}"
     if fmt == "html":
         body = render(
             "feed.html", base_url=settings.base_url, title=target.title, description=target.description,
-            entries=entries, counts=await response_counts(runtime, entries),
-            alternates=alternates(settings, target.path), private=target.private,
-            subscribe=target.subscribe,
+            entries=entries, counts=counts, alternates=alternates(settings, target.path),
+            private=target.private, subscribe=target.subscribe,
             notice_url=f"{settings.base_url}{target.notice_path}" if target.notice_path else None,
             unsubscribe_url=(f"{settings.base_url}{target.unsubscribe_path}"
                              if target.unsubscribe_path else None))
-        media_type = HTML
-    else:
-        media_type, build, _ = FORMATS[fmt]
-        meta = FeedMeta(id=tag_uri(settings.tag_authority, "feed", target.tag_key), title=target.title,
-                        description=target.description, home_page_url=base, feed_url=f"{base}.{fmt}",
-                        publisher=settings.publisher, updated=last_modified)
-        body = build(meta, entries)
-    return cacheable(request, body, media_type, last_modified=last_modified,
-                     max_age=settings.feed_cache_max_age_s, private=target.private)
+        return body, HTML
+    media_type, build, _ = FORMATS[fmt]
+    meta = FeedMeta(id=tag_uri(settings.tag_authority, "feed", target.tag_key), title=target.title,
+                    description=target.description, home_page_url=base, feed_url=f"{base}.{fmt}",
+                    publisher=settings.publisher, updated=last_modified)
+    return build(meta, entries), media_type
+
+
+async def feed_response(request: Request, target: FeedTarget, fmt: str) -> Response:
+    """`fmt` is html, atom, rss or json; conditional GET on every one, decided before rendering.
+
+    A conditional request is validated first, by one small query (`repository.feed_state`): a client
+    whose copy is current gets a 304 without a prompt being read. Otherwise one statement reads the
+    state and the prompts together (`repository.feed_snapshot`), and the body comes from the cache of
+    rendered feeds by the ETag that state gives, or is rendered from those prompts and cached.
+    """
+    runtime, settings, _ = runtime_of(request)
+    bodies: BodyCache = runtime.state["bodies"]
+    html = fmt == "html"
+    media_type = HTML if html else FORMATS[fmt][0]
+
+    def validators(state: repo.FeedState) -> tuple[str, dict[str, str]]:
+        etag = feed_etag(target, fmt, settings, state)
+        return etag, headers_for(etag, last_modified=state.last_modified,
+                                 max_age=settings.feed_cache_max_age_s, private=target.private)
+
+    body = None
+    async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
+        if "if-none-match" in request.headers or "if-modified-since" in request.headers:
+            state = await repo.feed_state(conn, target.selection, with_counts=html)
+            etag, headers = validators(state)
+            if is_fresh(request, etag, state.last_modified):
+                return not_modified(headers)
+            body = bodies.get(etag)
+        if body is None:
+            state, events, counts = await repo.feed_snapshot(
+                conn, target.selection, settings.feed_max_entries, with_counts=html)
+    if body is None:
+        etag, headers = validators(state)
+        if is_fresh(request, etag, state.last_modified):  # the state may have caught up with the client
+            return not_modified(headers)
+        body = bodies.get(etag)
+        if body is None:
+            prompts = [PromptPublished.model_validate_json(e) for e in events]
+            body, _ = render_feed(settings, target, fmt, prompts, counts, state.last_modified)
+            bodies.put(etag, body)
+    return Response(body, media_type=media_type, headers=headers)
 
 
 def _last_event_id(request: Request) -> int | None:

@@ -1,0 +1,78 @@
+"""A feed's strong ETag from its inputs, known before rendering, and an LRU of rendered bodies by ETag.
+
+Every feed document is a pure function of: the code and templates that render it, the format, the
+settings it shows (base URL, tag authority, publisher, entry limit), the feed target (path, title,
+selection, links) and the database state of the prompts it can see (`repository.FeedState`). The ETag
+is a digest of exactly those, so a 304 needs one small query and no rendering, and two renderings
+with one ETag are the same bytes (which is what makes a strong ETag, and the body cache, safe).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from importlib.metadata import version
+from pathlib import Path
+
+import shared.contracts
+
+from .repository import FeedState
+from .settings import FeedsSettings
+
+__all__ = ["RENDER_VERSION", "BodyCache", "feed_etag"]
+
+
+def _render_version() -> str:
+    """A digest of everything that shapes a document's bytes besides its data: this package's code
+    and templates, the contracts (category names) and the rendering libraries' versions."""
+    here = Path(__file__).parent
+    contracts = Path(shared.contracts.__file__).parent
+    files = sorted([*here.rglob("*.py"), *here.glob("templates/*"), *contracts.rglob("*.py")])
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for lib in ("feedgen", "jinja2", "lxml"):
+        digest.update(f"{lib}={version(lib)}\0".encode())
+    return digest.hexdigest()[:16]
+
+
+RENDER_VERSION = _render_version()
+
+
+def feed_etag(target: object, fmt: str, settings: FeedsSettings, state: FeedState) -> str:
+    """Strong ETag of `target`'s document in `fmt` given `state`. `target` is a views.FeedTarget, whose
+    repr names every field (and its selection's street, unit and ward ids); the token in a private
+    path is only hashed."""
+    last = state.last_modified.isoformat() if state.last_modified else ""
+    key = "\0".join((
+        RENDER_VERSION, fmt, settings.base_url, settings.tag_authority, settings.publisher,
+        str(settings.feed_max_entries), repr(target), str(state.seq), str(state.count), last,
+        state.counts or ""))
+    return f'"{hashlib.sha256(key.encode()).hexdigest()[:32]}"'
+
+
+class BodyCache:
+    """Least-recently-used rendered bodies by ETag, within a byte budget (0 disables it)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.size = 0
+        self._bodies: OrderedDict[str, bytes] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._bodies)
+
+    def get(self, etag: str) -> bytes | None:
+        body = self._bodies.get(etag)
+        if body is not None:
+            self._bodies.move_to_end(etag)
+        return body
+
+    def put(self, etag: str, body: bytes) -> None:
+        if len(body) > self.max_bytes // 4 or etag in self._bodies:  # one feed may not flush the rest
+            return
+        self._bodies[etag] = body
+        self.size += len(body)
+        while self.size > self.max_bytes:
+            _, old = self._bodies.popitem(last=False)
+            self.size -= len(old)
