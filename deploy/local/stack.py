@@ -69,6 +69,18 @@ def pid_alive(pidfile: Path) -> bool:
 # --- Kafka -------------------------------------------------------------------------------------
 
 
+def apt_install(*packages: str) -> bool:
+    """Install Debian packages when we may (root with apt-get), as a fresh CI machine needs."""
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return False
+    log(f"installing {' '.join(packages)} with apt-get")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
+                   check=True, env=env, stdout=subprocess.DEVNULL)
+    return True
+
+
 def kafka_fetch() -> Path:
     libs = KAFKA_DIR / "libs"
     stamp = libs / ".pom.sha"
@@ -76,7 +88,7 @@ def kafka_fetch() -> Path:
     digest = hashlib.sha256(pom.read_bytes()).hexdigest()  # refetch only when the pom changes
     if stamp.exists() and stamp.read_text() == digest and any(libs.glob("kafka_2.13-*.jar")):
         return libs
-    if not shutil.which("mvn"):
+    if not shutil.which("mvn") and not apt_install("maven"):
         sys.exit("[stack] Maven (mvn) is needed to fetch Kafka from Maven Central: apt-get install maven")
     log("fetching Apache Kafka and its runtime dependencies from Maven Central (first run only)")
     shutil.rmtree(libs, ignore_errors=True)
@@ -92,6 +104,8 @@ def kafka_fetch() -> Path:
 def java() -> str:
     home = os.environ.get("JAVA_HOME")
     exe = str(Path(home) / "bin/java") if home else shutil.which("java")
+    if not exe and apt_install("openjdk-17-jre-headless"):
+        exe = shutil.which("java")
     if not exe:
         sys.exit("[stack] Java 17+ is needed for Kafka: apt-get install openjdk-17-jre-headless")
     return exe
@@ -143,11 +157,14 @@ def pg_bindir() -> Path:
                       key=lambda p: int(p.split("/")[4]))
     if versions:
         return Path(versions[-1]).parent
-    try:  # the embedded fallback: PyPI's pgserver ships PostgreSQL binaries in its wheel
-        from pgserver._commands import POSTGRES_BIN_PATH  # type: ignore[import-not-found]
-        return Path(POSTGRES_BIN_PATH)
+    # The embedded fallback: PyPI's pgserver ships PostgreSQL's binaries in its wheel.
+    try:
+        import pgserver  # type: ignore[import-not-found]  # noqa: F401
     except ImportError:
-        sys.exit("[stack] no PostgreSQL binaries: apt-get install postgresql, or pip install pgserver")
+        log("no PostgreSQL binaries on this machine: installing the pgserver wheel")
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "pgserver"], check=True)
+    from pgserver._commands import POSTGRES_BIN_PATH  # type: ignore[import-not-found]
+    return Path(POSTGRES_BIN_PATH)
 
 
 def as_pg_user() -> list[str]:
