@@ -11,14 +11,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
 import httpx
 import pytest
-import uvicorn
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
@@ -26,6 +24,7 @@ from services.feeds.consume import apply_event
 from services.feeds.main import create_app
 from services.feeds.settings import FeedsSettings
 from shared.contracts import PROMPTS, PromptPublished
+from tests.support import loopback_socket, serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -34,23 +33,12 @@ AGAR_GROVE = "Agar Grove"
 
 @asynccontextmanager
 async def _replica(database_url: str, kafka: str, group_id: str) -> AsyncIterator[tuple[str, FastAPI]]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock, base = loopback_socket()
     settings = FeedsSettings(database_url=database_url, kafka_bootstrap_servers=kafka, base_url=base,
                              group_id=group_id, _env_file=None)
     app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.05)
-    try:
+    async with serve(app, sock):
         yield base, app
-    finally:
-        server.should_exit = True
-        await task
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import asyncio
 import base64
 import datetime as dt
 import json
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,7 +18,6 @@ from pathlib import Path
 import feedparser
 import httpx
 import pytest
-import uvicorn
 import xmlschema
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -34,6 +32,7 @@ from shared.contracts import (
     PromptRetired,
 )
 from shared.db import create_database, drop_database
+from tests.support import loopback_socket, serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -46,9 +45,7 @@ XSD = xmlschema.XMLSchema(ROOT / "tests/data/feeds/CAP-v1.2.xsd")
 async def served(stack, gazetteer_template) -> AsyncIterator[tuple[str, FeedsSettings]]:
     """The app on a random loopback port, with its own database and consumer group."""
     database_url = await create_database(stack["database"], prefix="t_feeds", template=gazetteer_template)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock, base = loopback_socket()
     settings = FeedsSettings(
         database_url=database_url,
         kafka_bootstrap_servers=stack["kafka"],
@@ -59,17 +56,10 @@ async def served(stack, gazetteer_template) -> AsyncIterator[tuple[str, FeedsSet
         sse_heartbeat_s=1.0,
         _env_file=None,
     )
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_config=None, lifespan="on"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.05)
     try:
-        yield base, settings
+        async with serve(create_app(settings), sock):
+            yield base, settings
     finally:
-        server.should_exit = True
-        await task
         await drop_database(stack["database"], database_url)
 
 
