@@ -32,6 +32,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from bench.aggregator_peer import db, load
 from bench.aggregator_peer.procs import Proc, free_port, rss_bytes, start
 from shared.contracts import COUNCIL_SIGNALS, SIGNALS_ANONYMISED, STREET_NEEDS, Sensitivity, info
+from shared.db import drop_database
 
 __all__ = ["run"]
 
@@ -234,7 +235,7 @@ async def _memory(admin_url: str, kafka: str, gazetteer, logs: Path) -> dict:
     gazetteer has active place signals."""
     copies = -(-ACTIVE_STREETS // len(gazetteer.streets))
     big = db.cloned(gazetteer, copies)
-    name, url = await db.create_database(admin_url, big)
+    url = await db.database_with(admin_url, big)
     try:
         replay_from = dt.datetime.now(dt.UTC)
         (proc,) = _aggregators(1, url, kafka, replay_from, logs, "memory")
@@ -264,7 +265,7 @@ async def _memory(admin_url: str, kafka: str, gazetteer, logs: Path) -> dict:
         return {"streets": len(big.streets), "active": active, "rest": rest, "loaded": loaded,
                 "peak": caught.peak_rss, "sizes": sizes, "events": len(records), "caught": caught}
     finally:
-        await db.drop_database(admin_url, name)
+        await drop_database(admin_url, url)
 
 
 async def _run(env: dict[str, str]) -> list[dict]:
@@ -275,7 +276,7 @@ async def _run(env: dict[str, str]) -> list[dict]:
     streets = sorted((s.id, s.address_count) for s in gazetteer.streets.values())
     with tempfile.TemporaryDirectory(prefix="bench-aggregator-") as tmp:
         logs = Path(tmp)
-        name, url = await db.create_database(admin_url, gazetteer)
+        url = await db.database_with(admin_url, gazetteer)
         try:
             latencies, sent, camden_rest = await _latency(url, kafka, streets, logs)
             if latencies:
@@ -324,7 +325,7 @@ async def _run(env: dict[str, str]) -> list[dict]:
                              f"aggregator 1 replica {one.rate:.0f} events/s / Quix Streams "
                              f"{peer.rate:.0f} events/s (2 replicas: {two.rate / peer.rate:.2f}x)"))
         finally:
-            await db.drop_database(admin_url, name)
+            await drop_database(admin_url, url)
 
         mem = await _memory(admin_url, kafka, gazetteer, logs)
         per = ACTIVE_STREETS / mem["active"]

@@ -47,7 +47,7 @@ from shared.contracts import (
     Sensitivity,
     StreetNeedChanged,
 )
-from shared.db import apply_migrations, create_pool
+from shared.db import apply_migrations, create_pool, drop_database
 from shared.gazetteer import repository as gazetteer_repository
 
 __all__ = ["run"]
@@ -498,7 +498,7 @@ async def _run(env: dict[str, str]) -> list[dict]:
     rows: list[dict] = []
     keys: list[tuple[str, str]] = []
     procs: list[Proc] = []
-    name, url = await db.create_database(admin_url, gaz)
+    url = await db.database_with(admin_url, gaz)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     settings = FeedsSettings(database_url=url, kafka_bootstrap_servers=kafka, base_url=base)
@@ -529,7 +529,7 @@ async def _run(env: dict[str, str]) -> list[dict]:
     finally:
         for proc in reversed(procs):
             proc.stop()
-        await db.drop_database(admin_url, name)
+        await drop_database(admin_url, url)
         if keys:
             await _tombstone(kafka, keys)
     return rows

@@ -31,9 +31,9 @@ import httpx
 from aiokafka import AIOKafkaProducer
 
 from bench.aggregator_peer import load
-from bench.aggregator_peer.db import drop_database
 from bench.aggregator_peer.procs import Proc, free_port, start
 from shared.contracts import CATALOGUE, STREET_NEEDS, Sensitivity, StreetNeedChanged, info
+from shared.db import create_database, drop_database
 
 __all__ = ["run"]
 
@@ -230,13 +230,7 @@ async def _partner_and_webhook(service: Proc, env: dict[str, str], logs: Path, h
 
 async def _run(env: dict[str, str]) -> list[dict]:
     kafka, admin_url = env["KAFKA_BOOTSTRAP_SERVERS"], env["DATABASE_URL"]
-    name = f"bench_{secrets.token_hex(6)}"
-    admin = await asyncpg.connect(admin_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+    url = await create_database(admin_url, prefix="bench")
     group = f"bench-partners-{secrets.token_hex(6)}"
     # The topic is shared with whatever else runs: a ward code of our own makes the webhook match
     # only this run's changes (the service still consumes, stores and filters everything else).
@@ -281,7 +275,7 @@ async def _run(env: dict[str, str]) -> list[dict]:
         finally:
             for proc in reversed(procs):
                 proc.stop()
-            await drop_database(admin_url, name)
+            await drop_database(admin_url, url)
             if keys:
                 await _tombstone(kafka, keys)
 

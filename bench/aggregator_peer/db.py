@@ -3,31 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
-import uuid
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import numpy as np
 import shapely
 
 from shared.contracts import SIGNALS_ANONYMISED
-from shared.gazetteer import Gazetteer, Ward, build_gazetteer
+from shared.db import create_database
+from shared.gazetteer import Gazetteer, Ward
 from shared.gazetteer import repository as gazetteer_repository
+from shared.gazetteer.camden import build_camden
 
-__all__ = ["AGGREGATOR_TABLES", "camden_gazetteer", "cloned", "create_database", "drop_database",
-           "reset_aggregator", "stored_offsets", "table_bytes"]
+__all__ = ["AGGREGATOR_TABLES", "camden_gazetteer", "cloned", "database_with", "reset_aggregator",
+           "stored_offsets", "table_bytes"]
 
-CAMDEN = Path(__file__).resolve().parents[2] / "data" / "camden"
 AGGREGATOR_TABLES = ("signals", "withdrawals", "consumer_offsets", "published", "outbox", "withheld")
 
 
 def camden_gazetteer() -> Gazetteer:
     """What `make setup` imports, built with the gazetteer's own API."""
-    gazetteer, _ = build_gazetteer(CAMDEN / "camden.osm.pbf", wards=CAMDEN / "wards-2022.geojson",
-                                   lsoas=CAMDEN / "lsoa-2021.geojson",
-                                   boundary=CAMDEN / "boundary.geojson")
-    return gazetteer
+    return build_camden()[0]
 
 
 def cloned(gazetteer: Gazetteer, copies: int) -> Gazetteer:
@@ -52,34 +47,16 @@ def cloned(gazetteer: Gazetteer, copies: int) -> Gazetteer:
     return Gazetteer(streets=streets, units=units, wards=wards, boundary=None)
 
 
-def _database_url(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
-async def create_database(admin_url: str, gazetteer: Gazetteer) -> tuple[str, str]:
-    """A new database holding `gazetteer`; returns (name, url)."""
-    name = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(admin_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = _database_url(admin_url, name)
+async def database_with(admin_url: str, gazetteer: Gazetteer) -> str:
+    """A new database holding `gazetteer`; returns its URL (drop it with shared.db.drop_database)."""
+    url = await create_database(admin_url, prefix="bench")
     conn = await asyncpg.connect(url)
     try:
         await gazetteer_repository.migrate(conn)
         await gazetteer_repository.save(conn, gazetteer)
     finally:
         await conn.close()
-    return name, url
-
-
-async def drop_database(admin_url: str, name: str) -> None:
-    admin = await asyncpg.connect(admin_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    return url
 
 
 async def reset_aggregator(url: str) -> None:
