@@ -118,9 +118,11 @@ async def _topics(env: dict[str, str], create: bool) -> None:
     from aiokafka.admin import AIOKafkaAdminClient
 
     from shared.kafka import ensure_topics
+    from shared.settings import CommonSettings
 
     if create:
-        await ensure_topics(env["KAFKA_BOOTSTRAP_SERVERS"])
+        await ensure_topics(CommonSettings(database_url=env["DATABASE_URL"],
+                                           kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"]))
         return
     admin = AIOKafkaAdminClient(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"])
     await admin.start()

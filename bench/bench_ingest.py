@@ -33,6 +33,7 @@ from services.simulator.watch import AnonymisedWatcher
 from shared.contracts import Category
 from shared.db import apply_migrations, create_database, drop_database
 from shared.gazetteer.camden import DATA as CAMDEN
+from shared.settings import CommonSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 SIGNALS = 20_000
@@ -105,7 +106,8 @@ async def _measure_paced(sink, signals, system_id, watcher, per_batch: int, inte
 
 
 async def _bench(env: dict[str, str], url: str, port: int, key: str, system_id: uuid.UUID, gaz) -> list[dict]:
-    kafka = env["KAFKA_BOOTSTRAP_SERVERS"]
+    kafka = CommonSettings(database_url=env["DATABASE_URL"],
+                           kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"])
     model = SignalModel(gaz, load_reference(CAMDEN), seed=secrets.randbelow(2**31))
     now = dt.datetime.now(dt.UTC)
     stream = model.signals(now - dt.timedelta(days=365), now, warm=False)

@@ -36,7 +36,7 @@ for name, package in (("gazetteer", "shared.gazetteer"), ("ingest", "services.in
 def create_topics() -> None:
     """Create every topic in the registry that does not exist yet (safe to re-run)."""
     settings = CommonSettings()
-    created = asyncio.run(ensure_topics(settings.kafka_bootstrap_servers))
+    created = asyncio.run(ensure_topics(settings))
     typer.echo(f"topics created: {', '.join(created) or 'none (all present)'}")
 
 
@@ -57,7 +57,7 @@ def dead_letters(
 
     async def show() -> int:
         count = 0
-        async for letter in read_dead_letters(CommonSettings().kafka_bootstrap_servers, since=since,
+        async for letter in read_dead_letters(CommonSettings(), since=since,
                                               service=service):
             count += 1
             where = f"{letter.source_topic}[{letter.partition}]@{letter.offset}"

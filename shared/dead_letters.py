@@ -9,15 +9,16 @@ from collections.abc import AsyncIterator
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from .contracts import DEAD_LETTERS, DeadLettered
+from .kafka import client_options
+from .settings import CommonSettings
 
 __all__ = ["original_text", "read_dead_letters"]
 
 
-async def read_dead_letters(bootstrap_servers: str, *, since: dt.datetime | None = None,
+async def read_dead_letters(settings: CommonSettings, *, since: dt.datetime | None = None,
                             service: str | None = None) -> AsyncIterator[DeadLettered]:
     """Every dead letter on the topic (from `since`, of `service`), oldest first; commits nothing."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers.split(","), group_id=None,
-                                enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**client_options(settings), group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = [TopicPartition(DEAD_LETTERS.name, p) for p in range(DEAD_LETTERS.partitions)]

@@ -1,4 +1,4 @@
-"""Kafka plumbing: broker factory, topic creation from the registry, and dead-lettering."""
+"""Kafka plumbing: client options and broker factory, topic creation from the registry, and dead-lettering."""
 
 from __future__ import annotations
 
@@ -6,23 +6,56 @@ import asyncio
 import base64
 import datetime as dt
 import logging
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
 from faststream.kafka import KafkaBroker
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from pydantic import ValidationError
 
 from .contracts import ALL_TOPICS, DeadLettered, Topic
+from .settings import CommonSettings
 
-__all__ = ["dead_letter", "ensure_topics", "make_broker", "validation_errors"]
+__all__ = ["broker_security", "client_options", "dead_letter", "ensure_topics", "make_broker",
+           "validation_errors"]
 
 log = logging.getLogger(__name__)
 
 
-def make_broker(bootstrap_servers: str, client_id: str) -> KafkaBroker:
+_SASL_SECURITY = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
+
+
+def client_options(settings: CommonSettings) -> dict[str, Any]:
+    """Keyword arguments every aiokafka client (producer, consumer, admin) is built with:
+    the bootstrap servers and the connection security from the settings."""
+    options: dict[str, Any] = {"bootstrap_servers": settings.kafka_bootstrap_servers.split(","),
+                               "security_protocol": settings.kafka_security_protocol}
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = create_ssl_context(cafile=settings.kafka_ssl_cafile)
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        options.update(sasl_mechanism=settings.kafka_sasl_mechanism,
+                       sasl_plain_username=settings.kafka_sasl_username,
+                       sasl_plain_password=settings.kafka_sasl_password.get_secret_value())
+    return options
+
+
+def broker_security(settings: CommonSettings) -> BaseSecurity:
+    """The same security as `client_options`, in the form faststream's KafkaBroker takes."""
+    options = client_options(settings)
+    ssl = {"ssl_context": options.get("ssl_context"), "use_ssl": "ssl_context" in options}
+    if "sasl_mechanism" not in options:
+        return BaseSecurity(**ssl)
+    return _SASL_SECURITY[options["sasl_mechanism"]](
+        options["sasl_plain_username"], options["sasl_plain_password"], **ssl)
+
+
+def make_broker(settings: CommonSettings, client_id: str) -> KafkaBroker:
     """A broker whose producer waits for every replica and never duplicates on retry."""
     return KafkaBroker(
-        bootstrap_servers.split(","),
+        settings.kafka_bootstrap_servers.split(","),
+        security=broker_security(settings),
         client_id=client_id,
         acks="all",
         enable_idempotence=True,
@@ -30,9 +63,9 @@ def make_broker(bootstrap_servers: str, client_id: str) -> KafkaBroker:
     )
 
 
-async def ensure_topics(bootstrap_servers: str, topics: tuple[Topic, ...] = ALL_TOPICS) -> list[str]:
+async def ensure_topics(settings: CommonSettings, topics: tuple[Topic, ...] = ALL_TOPICS) -> list[str]:
     """Create the registry's topics that do not exist yet; returns the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers.split(","))
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -65,7 +65,7 @@ def create_service_app(
                 await apply_migrations(conn, other_schema, folder)
             if schema and migrations:
                 await apply_migrations(conn, schema, migrations)
-        await ensure_topics(settings.kafka_bootstrap_servers)
+        await ensure_topics(settings)
         if on_startup:
             await on_startup(runtime)
         await broker.start()

@@ -22,6 +22,7 @@ import asyncpg
 import pytest
 
 from shared.db import create_database, drop_database
+from shared.settings import CommonSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,7 +70,7 @@ def _with_topics(servers: dict[str, str]) -> Iterator[dict[str, str]]:
     """This run's topics exist from the start (as `make setup` creates them) and go afterwards."""
     from shared.kafka import ensure_topics
 
-    asyncio.run(ensure_topics(servers["kafka"]))
+    asyncio.run(ensure_topics(_settings(servers)))
     yield servers
     asyncio.run(_delete_run_topics(servers["kafka"]))
 
@@ -77,6 +78,16 @@ def _with_topics(servers: dict[str, str]) -> Iterator[dict[str, str]]:
 @pytest.fixture(scope="session")
 def kafka_bootstrap(stack: dict[str, str]) -> str:
     return stack["kafka"]
+
+
+def _settings(servers: dict[str, str]) -> CommonSettings:
+    return CommonSettings(database_url=servers["database"], kafka_bootstrap_servers=servers["kafka"])
+
+
+@pytest.fixture(scope="session")
+def kafka_settings(stack: dict[str, str]) -> CommonSettings:
+    """The stack as settings, for the shared Kafka clients (make_broker, ensure_topics, ...)."""
+    return _settings(stack)
 
 
 async def _delete_run_topics(bootstrap: str) -> None:

@@ -46,7 +46,7 @@ async def rebuild_state(settings: AggregatorSettings, *, publish: bool = True) -
         async with pool.acquire() as conn, conn.transaction():
             changes = await refresh_place(conn, areas, None, dt.datetime.now(dt.UTC), settings.trend_days)
         if publish:
-            producer = await start_producer(settings.kafka_bootstrap_servers)
+            producer = await start_producer(settings)
             try:
                 while await relay_once(pool, producer, settings.outbox_batch):
                     pass
@@ -73,7 +73,7 @@ async def _release(settings: AggregatorSettings, period: str, force: bool) -> st
         async with pool.acquire() as conn:
             await apply_migrations(conn, "aggregator", MIGRATIONS)
             areas = await load_areas(conn, policy)
-        if not force and not await caught_up(pool, settings.kafka_bootstrap_servers, now - CATCH_UP_LAG):
+        if not force and not await caught_up(pool, settings, now - CATCH_UP_LAG):
             raise typer.BadParameter("the aggregator has not consumed every signal of that month yet "
                                      "(--force releases anyway)", param_hint="--period")
         summary = await release_period(pool, areas, policy, period, now)

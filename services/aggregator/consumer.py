@@ -21,6 +21,8 @@ from aiokafka.structs import OffsetAndMetadata
 from prometheus_client import Counter, Histogram
 
 from shared.contracts import SIGNALS_ANONYMISED
+from shared.kafka import client_options
+from shared.settings import CommonSettings
 
 from . import repository as repo
 from .areas import Areas
@@ -68,7 +70,7 @@ class SignalConsumer:
         self.reading: dict[TopicPartition, int] = {}  # the next offset to apply
         self.seeks: dict[TopicPartition, int] = {}  # seeks so far: records fetched before one are stale
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers.split(","), group_id=self.group_id,
+            **client_options(settings), group_id=self.group_id,
             client_id=f"aggregator-{settings.group_id}", enable_auto_commit=False,
             auto_offset_reset="earliest", isolation_level="read_committed",
             max_partition_fetch_bytes=4 * 1024 * 1024)
@@ -108,7 +110,7 @@ class SignalConsumer:
 
     async def start(self) -> None:
         if self.assign_all:
-            partitions = await topic_partitions(self.settings.kafka_bootstrap_servers)
+            partitions = await topic_partitions(self.settings)
             await self.consumer.start()
             self.consumer.assign(partitions)
             await self.seek_to_stored(partitions)
@@ -198,9 +200,9 @@ class _Fetched:
     records: dict[TopicPartition, list[tuple[int, Parsed]]]  # (offset, event or dead letter)
 
 
-async def topic_partitions(bootstrap_servers: str, topic: str = TOPIC) -> list[TopicPartition]:
+async def topic_partitions(settings: CommonSettings, topic: str = TOPIC) -> list[TopicPartition]:
     """Every partition of a topic (the signals topic by default), from the cluster's metadata."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers.split(","))
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         (described,) = await admin.describe_topics([topic])
@@ -212,11 +214,10 @@ async def topic_partitions(bootstrap_servers: str, topic: str = TOPIC) -> list[T
                                                                     key=lambda p: p["partition"])]
 
 
-async def caught_up(pool: asyncpg.Pool, bootstrap_servers: str, until: dt.datetime) -> bool:
+async def caught_up(pool: asyncpg.Pool, settings: CommonSettings, until: dt.datetime) -> bool:
     """Whether the stored state includes every event appended to the topic before `until`."""
-    partitions = await topic_partitions(bootstrap_servers)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers.split(","), group_id=None,
-                                enable_auto_commit=False)
+    partitions = await topic_partitions(settings)
+    consumer = AIOKafkaConsumer(**client_options(settings), group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
         after = await consumer.offsets_for_times(

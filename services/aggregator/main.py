@@ -25,7 +25,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
     settings = settings or AggregatorSettings()
-    broker = make_broker(settings.kafka_bootstrap_servers, client_id="aggregator")
+    broker = make_broker(settings, client_id="aggregator")
     # Declared for the AsyncAPI document; the outbox relay does the publishing (it needs tombstones).
     broker.publisher(STREET_NEEDS.name, title=STREET_NEEDS.name, description=STREET_NEEDS.description,
                      schema=STREET_NEEDS.model)
@@ -33,7 +33,7 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
     async def on_startup(runtime: Runtime) -> None:
         async with runtime.pool.acquire() as conn:
             areas = await load_areas(conn, settings.policy())
-        producer = await start_producer(settings.kafka_bootstrap_servers)
+        producer = await start_producer(settings)
         consumer = SignalConsumer(runtime.pool, settings, areas)
         await consumer.start()
         runtime.state.update(areas=areas, producer=producer, consumer=consumer)

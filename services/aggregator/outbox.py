@@ -15,6 +15,9 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter
 
+from shared.kafka import client_options
+from shared.settings import CommonSettings
+
 from . import repository as repo
 
 __all__ = ["relay_forever", "relay_once", "start_producer"]
@@ -24,10 +27,10 @@ RELAYED = Counter("aggregator_outbox_relayed_total", "Outbox rows published to K
 _LOCK = "SELECT pg_try_advisory_xact_lock(hashtextextended('aggregator.outbox', 0))"
 
 
-async def start_producer(bootstrap_servers: str) -> AIOKafkaProducer:
+async def start_producer(settings: CommonSettings) -> AIOKafkaProducer:
     """A producer that waits for every replica and never duplicates on retry (tombstones: value None)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers.split(","), acks="all",
-                                enable_idempotence=True, client_id="aggregator-outbox")
+    producer = AIOKafkaProducer(**client_options(settings), acks="all", enable_idempotence=True,
+                                client_id="aggregator-outbox")
     await producer.start()
     return producer
 

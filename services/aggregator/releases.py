@@ -158,7 +158,7 @@ async def release_forever(pool: asyncpg.Pool, areas: Areas, settings: Aggregator
             async with pool.acquire() as conn:
                 done = await repo.release_exists(conn, period)
             # A released month is passed again so that its quarter is decided if it is not yet.
-            if done or await caught_up(pool, settings.kafka_bootstrap_servers, now - CATCH_UP_LAG):
+            if done or await caught_up(pool, settings, now - CATCH_UP_LAG):
                 await release_period(pool, areas, policy, period, now)
         except asyncio.CancelledError:
             raise

@@ -34,7 +34,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def create_app(settings: FeedsSettings, *, gazetteer: Gazetteer | None = None) -> FastAPI:
     """`gazetteer` overrides the one loaded from the database (tests)."""
-    broker = make_broker(settings.kafka_bootstrap_servers, client_id=NAME)
+    broker = make_broker(settings, client_id=NAME)
 
     async def on_startup(runtime: Runtime) -> None:
         gaz = gazetteer

@@ -30,7 +30,7 @@ async def _load_gazetteer(runtime: Runtime) -> Gazetteer:
 
 def create_app(settings: IngestSettings, *, gazetteer: Gazetteer | None = None) -> FastAPI:
     """The ingest service. `gazetteer` is loaded from the database at start unless given (tests)."""
-    broker = make_broker(settings.kafka_bootstrap_servers, client_id="ingest")
+    broker = make_broker(settings, client_id="ingest")
 
     async def on_startup(runtime: Runtime) -> None:
         gaz = gazetteer if gazetteer is not None else await _load_gazetteer(runtime)

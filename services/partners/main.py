@@ -26,7 +26,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def create_app(settings: PartnersSettings, *, gazetteer: Gazetteer | None = None) -> FastAPI:
     """The partner service. `gazetteer` overrides the one loaded from the database (tests)."""
-    broker = make_broker(settings.kafka_bootstrap_servers, client_id="partners")
+    broker = make_broker(settings, client_id="partners")
 
     async def on_startup(runtime: Runtime) -> None:
         found = gazetteer

@@ -41,7 +41,7 @@ async def _reconcile_forever(publisher: PromptPublisher, interval_s: float) -> N
 
 
 def create_app(settings: PrompterSettings) -> FastAPI:
-    broker = make_broker(settings.kafka_bootstrap_servers, client_id=SERVICE)
+    broker = make_broker(settings, client_id=SERVICE)
 
     async def on_startup(runtime: Runtime) -> None:
         async with runtime.pool.acquire() as conn:

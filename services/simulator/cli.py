@@ -24,6 +24,7 @@ import typer
 
 from shared.contracts import CATALOGUE, Sensitivity
 from shared.gazetteer import repository
+from shared.settings import CommonSettings
 
 from .model import LocationMix, SignalModel
 from .reference import CAMDEN_DIR, load_reference
@@ -126,7 +127,7 @@ async def _run(*, sink, council, rate, duration, count, bulk, batch_size, backfi
     if backfill_days or bulk:
         days, derived = build_window(model, backfill_days or None, bulk if scale is None else None)
         model = SignalModel(gazetteer, reference, scale=derived, **{**options, "seed": model.seed})
-    target = _sink(sink, url, key, kafka)
+    target = _sink(sink, url, key, kafka, database_url)
     await target.start()
     progress = Progress()
     try:
@@ -157,7 +158,7 @@ def _after(model: SignalModel, now, days, backfill_days):
     return (s for s in stream if s.occurred_at > now)
 
 
-def _sink(kind: str, url: str, key: str, kafka: str | None) -> Sink:
+def _sink(kind: str, url: str, key: str, kafka: str | None, database_url: str) -> Sink:
     if kind == "http":
         return HttpSink(url, key)
     if kind == "open311":
@@ -165,5 +166,5 @@ def _sink(kind: str, url: str, key: str, kafka: str | None) -> Sink:
     if kind == "kafka":
         if not kafka:
             raise typer.BadParameter("KAFKA_BOOTSTRAP_SERVERS is not set")
-        return KafkaSink(kafka, key)
+        return KafkaSink(CommonSettings(database_url=database_url, kafka_bootstrap_servers=kafka), key)
     return JsonLinesSink()

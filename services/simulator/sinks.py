@@ -18,6 +18,8 @@ import httpx
 from aiokafka import AIOKafkaProducer
 
 from shared.contracts import COUNCIL_SIGNALS, CouncilSignal, Sensitivity
+from shared.kafka import client_options
+from shared.settings import CommonSettings
 
 __all__ = ["HttpSink", "JsonLinesSink", "KafkaSink", "Open311Sink", "Sink", "Tally", "open311_form"]
 
@@ -143,9 +145,9 @@ class Open311Sink:
 class KafkaSink:
     """Produce to `council-signals.v1`, keyed by event_id, with the key in an `x-api-key` header."""
 
-    def __init__(self, bootstrap_servers: str, api_key: str) -> None:
+    def __init__(self, settings: CommonSettings, api_key: str) -> None:
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers.split(","), client_id="streetneeds-simulator",
+            **client_options(settings), client_id="streetneeds-simulator",
             acks="all", enable_idempotence=True, linger_ms=5)
         self._headers = [("x-api-key", api_key.encode())]
 

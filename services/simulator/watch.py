@@ -10,6 +10,8 @@ from collections.abc import Iterable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.contracts import SIGNALS_ANONYMISED, SignalAnonymised
+from shared.kafka import client_options
+from shared.settings import CommonSettings
 
 __all__ = ["AnonymisedWatcher"]
 
@@ -20,9 +22,8 @@ class AnonymisedWatcher:
     `arrivals` maps each awaited event id to the monotonic time it was read.
     """
 
-    def __init__(self, bootstrap_servers: str) -> None:
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers.split(","),
-                                          group_id=None, enable_auto_commit=False)
+    def __init__(self, settings: CommonSettings) -> None:
+        self._consumer = AIOKafkaConsumer(**client_options(settings), group_id=None, enable_auto_commit=False)
         self.arrivals: dict[uuid.UUID, float] = {}
         self.events: dict[uuid.UUID, SignalAnonymised] = {}
 

@@ -23,6 +23,7 @@ from services.aggregator.settings import AggregatorSettings
 from services.aggregator.state import SignalState, active_subjects
 from shared.contracts import CATALOGUE, SIGNALS_ANONYMISED, SignalAnonymised
 from shared.gazetteer import repository as gazetteer_repo
+from shared.settings import CommonSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,11 +71,11 @@ def start(env: dict[str, str]) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-async def topic_records(bootstrap: str, since_ms: int) -> tuple[int, dict[int, int]]:
+async def topic_records(settings: CommonSettings, since_ms: int) -> tuple[int, dict[int, int]]:
     """Data records on the topic from `since_ms` to its current end (what the aggregator must apply),
     and the end offset of each partition that has any."""
-    parts = await topic_partitions(bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    parts = await topic_partitions(settings)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False)
     await consumer.start()
     try:
         consumer.assign(parts)
@@ -110,7 +111,8 @@ def mine(state: SignalState, subjects: set[str]) -> SignalState:
                        {k: v for k, v in state.withdrawn.items() if k[0] in subjects})
 
 
-async def test_sigkill_mid_batch_neither_loses_nor_double_counts(stack, fresh_database_url, random_id):
+async def test_sigkill_mid_batch_neither_loses_nor_double_counts(stack, kafka_settings, fresh_database_url,
+                                                                  random_id):
     rnd = random.Random(random_id)
     streets = rnd.sample(await with_gazetteer(stack["database"], fresh_database_url), 60)
     replay_from = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=2)
@@ -140,7 +142,7 @@ async def test_sigkill_mid_batch_neither_loses_nor_double_counts(stack, fresh_da
     finally:
         await producer.stop()
 
-    expected_records, ends = await topic_records(stack["kafka"], int(replay_from.timestamp() * 1000))
+    expected_records, ends = await topic_records(kafka_settings, int(replay_from.timestamp() * 1000))
     proc = start(env)
     try:
         for _ in range(600):

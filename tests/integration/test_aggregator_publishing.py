@@ -76,7 +76,7 @@ async def test_place_and_person_needs_reach_api_and_topic(stack, fresh_database_
         batch_timeout_ms=50, outbox_interval_seconds=0.1)
     app = create_app(settings)
     # Only what this test publishes: the compacted topic keeps earlier runs' values for our keys.
-    needs_partitions = await topic_partitions(stack["kafka"], STREET_NEEDS.name)
+    needs_partitions = await topic_partitions(settings, STREET_NEEDS.name)
     probe = AIOKafkaConsumer(bootstrap_servers=stack["kafka"])
     await probe.start()
     try:

@@ -35,9 +35,9 @@ def _last_finished_quarter(now: dt.datetime) -> str:
     return quarter if quarter_months(quarter)[-1] <= month else previous_quarter(quarter)
 
 
-async def _end_offsets(bootstrap: str):
-    partitions = await topic_partitions(bootstrap, STREET_NEEDS.name)
-    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+async def _end_offsets(settings: AggregatorSettings):
+    partitions = await topic_partitions(settings, STREET_NEEDS.name)
+    probe = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
     await probe.start()
     try:
         return partitions, await probe.end_offsets(partitions)
@@ -92,7 +92,7 @@ async def test_two_quarters_of_releases_publish_a_ward_trend(stack, fresh_databa
             await repo.apply_delta(conn, BatchDelta(raised={(street, "isolation", s): raised
                                                             for s in subjects}))
 
-        partitions, starts = await _end_offsets(stack["kafka"])
+        partitions, starts = await _end_offsets(settings)
         for month in (*last, *this[:2]):
             summary = await release_period(pool, areas, policy, month, now)
             assert not summary.already_released
@@ -126,7 +126,7 @@ async def test_two_quarters_of_releases_publish_a_ward_trend(stack, fresh_databa
             previous = await repo.load_previous(conn, sensitivity="person", keys=[(ward, "isolation")])
         assert previous[(ward, "isolation")].live
 
-        producer = await start_producer(stack["kafka"])
+        producer = await start_producer(settings)
         try:
             while await relay_once(pool, producer, 500):
                 pass

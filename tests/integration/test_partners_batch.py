@@ -85,7 +85,7 @@ async def _dead_letters(bootstrap: str, key: bytes, n: int) -> list[dict]:
 
 
 async def test_a_malformed_record_mid_batch_is_dead_lettered_and_the_rest_stored(
-        pool, kafka_bootstrap, random_id):
+        pool, kafka_bootstrap, kafka_settings, random_id):
     ward, street, other = f"W{random_id}", f"way/{random_id}", f"way/{random_id}b"
     await _webhook_for(pool, ward, random_id)
     bad_key, bad_value = f"{street}:graffiti", b'{"area_id": "not a need"'
@@ -95,7 +95,7 @@ async def test_a_malformed_record_mid_batch_is_dead_lettered_and_the_rest_stored
         (bad_key, bad_value),
         (a2.key, a2.model_dump_json().encode()), (b1.key, None),
     ])
-    broker = make_broker(kafka_bootstrap, client_id=f"partners-test-{random_id}")
+    broker = make_broker(kafka_settings, client_id=f"partners-test-{random_id}")
     await broker.start()
     try:
         await handle_batch(batch, pool=pool, geometry=AreaGeometry(),

@@ -60,16 +60,16 @@ async def test_simulated_signals_arrive_anonymised(transport, gazetteer, fresh_d
     now = dt.datetime.now(dt.UTC)
     signals = list(islice(model.signals(now - dt.timedelta(days=30), now), 200))
     expected = {event_uuid(system_id, s.event_id): s for s in signals}
-    app = create_app(_settings(fresh_database_url, kafka_bootstrap, f"sim-test-{random_id}"),
-                     gazetteer=gazetteer)
-    watcher = AnonymisedWatcher(kafka_bootstrap)
+    settings = _settings(fresh_database_url, kafka_bootstrap, f"sim-test-{random_id}")
+    app = create_app(settings, gazetteer=gazetteer)
+    watcher = AnonymisedWatcher(settings)
     await watcher.start()
     try:
         async with app.router.lifespan_context(app):
             if transport == "http":
                 sink = HttpSink("http://test", key, transport=httpx.ASGITransport(app=app))
             else:
-                sink = KafkaSink(kafka_bootstrap, key)
+                sink = KafkaSink(settings, key)
             await sink.start()
             try:
                 progress = await send_bulk(iter(signals), sink, limit=None, batch_size=50)

@@ -18,8 +18,8 @@ from shared.kafka import dead_letter, ensure_topics
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 
-async def test_topics_exist_with_the_declared_configuration(kafka_bootstrap):
-    await ensure_topics(kafka_bootstrap)
+async def test_topics_exist_with_the_declared_configuration(kafka_bootstrap, kafka_settings):
+    await ensure_topics(kafka_settings)
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await admin.start()
     try:
@@ -39,8 +39,8 @@ async def test_topics_exist_with_the_declared_configuration(kafka_bootstrap):
         assert actual[topic.name]["retention.ms"] == str(topic.retention_ms)
 
 
-async def test_ensure_topics_is_safe_to_rerun(kafka_bootstrap):
-    assert await ensure_topics(kafka_bootstrap) == []
+async def test_ensure_topics_is_safe_to_rerun(kafka_settings):
+    assert await ensure_topics(kafka_settings) == []
 
 
 async def test_a_contract_round_trips_through_the_real_broker(kafka_bootstrap, random_id):
@@ -82,7 +82,7 @@ async def test_migrations_apply_once_and_refuse_rewritten_history(fresh_database
         await conn.close()
 
 
-async def test_operators_can_read_dead_letters_since_a_time(kafka_bootstrap, random_id):
+async def test_operators_can_read_dead_letters_since_a_time(kafka_bootstrap, kafka_settings, random_id):
     import datetime as dt
 
     from shared.dead_letters import original_text, read_dead_letters
@@ -97,6 +97,6 @@ async def test_operators_can_read_dead_letters_since_a_time(kafka_bootstrap, ran
         await producer.send_and_wait(DEAD_LETTERS.name, record.model_dump_json().encode())
     finally:
         await producer.stop()
-    found = [d async for d in read_dead_letters(kafka_bootstrap, since=started, service=f"svc-{random_id}")]
+    found = [d async for d in read_dead_letters(kafka_settings, since=started, service=f"svc-{random_id}")]
     assert found == [record]
     assert original_text(found[0]) == '{"event_id": 1}'
