@@ -59,7 +59,7 @@ async def produce(bootstrap: str, events: list[SignalAnonymised]) -> None:
         await producer.stop()
 
 
-async def until(check, attempts: int = 300):
+async def until(check, attempts: int = 600):  # 2 minutes: CI machines can be busy
     for _ in range(attempts):
         if result := await check():
             return result
