@@ -54,6 +54,7 @@ bench: setup ## Run the benchmarks and print figures for the README
 .PHONY: lint
 lint: venv ## Lint with ruff
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 .PHONY: docs
 docs: venv ## Regenerate docs/ (AsyncAPI, OpenAPI, JSON Schema) from the code

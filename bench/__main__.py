@@ -71,8 +71,14 @@ def run_all(env: dict[str, str], only: list[str] | None = None) -> list[dict]:
             got = module.run(dict(env))
         except Exception as exc:  # one broken benchmark must not hide the others' figures
             traceback.print_exc()
-            got = [{"benchmark": f"{name}: FAILED", "value": float("nan"), "unit": "",
-                    "notes": f"{type(exc).__name__}: {exc}"[:300]}]
+            got = [
+                {
+                    "benchmark": f"{name}: FAILED",
+                    "value": float("nan"),
+                    "unit": "",
+                    "notes": f"{type(exc).__name__}: {exc}"[:300],
+                }
+            ]
         for row in got:
             value = f"{row['value']:.4g} {row['unit']}"
             print(f"   {row['benchmark']}: {value}  {row.get('notes', '')}", flush=True)
@@ -88,10 +94,18 @@ def _number(value: float) -> str:
 
 
 def render(rows: list[dict], box: dict[str, str]) -> str:
-    lines = ["# Benchmarks", "",
-             "Written by `make bench` (`python -m bench`); loopback only, one machine.", "",
-             "| machine | |", "| --- | --- |", *(f"| {k} | {v} |" for k, v in box.items()), "",
-             "| module | benchmark | value | unit | notes |", "| --- | --- | ---: | --- | --- |"]
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`python -m bench`); loopback only, one machine.",
+        "",
+        "| machine | |",
+        "| --- | --- |",
+        *(f"| {k} | {v} |" for k, v in box.items()),
+        "",
+        "| module | benchmark | value | unit | notes |",
+        "| --- | --- | ---: | --- | --- |",
+    ]
     for r in rows:
         notes = str(r.get("notes", "")).replace("|", "\\|").replace("\n", " ")
         lines.append(f"| {r['module']} | {r['benchmark']} | {_number(r['value'])} | {r['unit']} | {notes} |")
@@ -107,9 +121,15 @@ def _previous_rows(path: Path) -> list[dict]:
         cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
         if len(cells) == 5 and cells[0].startswith("bench_"):
             value = cells[2].replace(",", "")
-            rows.append({"module": cells[0], "benchmark": cells[1],
-                         "value": float(value) if value not in ("", "nan", "—") else float("nan"),
-                         "unit": cells[3], "notes": cells[4].replace("\\|", "|")})
+            rows.append(
+                {
+                    "module": cells[0],
+                    "benchmark": cells[1],
+                    "value": float(value) if value not in ("", "nan", "—") else float("nan"),
+                    "unit": cells[3],
+                    "notes": cells[4].replace("\\|", "|"),
+                }
+            )
     return rows
 
 
@@ -121,8 +141,11 @@ async def _topics(env: dict[str, str], create: bool) -> None:
     from shared.settings import CommonSettings
 
     if create:
-        await ensure_topics(CommonSettings(database_url=env["DATABASE_URL"],
-                                           kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"]))
+        await ensure_topics(
+            CommonSettings(
+                database_url=env["DATABASE_URL"], kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"]
+            )
+        )
         return
     admin = AIOKafkaAdminClient(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"])
     await admin.start()

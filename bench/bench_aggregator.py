@@ -64,8 +64,13 @@ class CatchUp:
         return self.processed >= self.events
 
 
-async def follow(read: Callable[[], Awaitable[dict[int, int]]], begin: dict[int, int],
-                 target: dict[int, int], started: float, pids: list[int]) -> CatchUp:
+async def follow(
+    read: Callable[[], Awaitable[dict[int, int]]],
+    begin: dict[int, int],
+    target: dict[int, int],
+    started: float,
+    pids: list[int],
+) -> CatchUp:
     """Poll a system's positions until every partition reaches `target` (bounded)."""
     events = sum(target[p] - begin[p] for p in target)
     first: tuple[float, int] | None = None
@@ -89,39 +94,55 @@ async def follow(read: Callable[[], Awaitable[dict[int, int]]], begin: dict[int,
 def _aggregator_env(url: str, kafka: str, group: str, port: int, replay_from: dt.datetime) -> dict:
     # asyncpg passes unknown DSN parameters on as server settings: the service's SQL names its
     # tables without their schema.
-    return {"DATABASE_URL": f"{url}?search_path=aggregator,public", "KAFKA_BOOTSTRAP_SERVERS": kafka,
-            "AGGREGATOR_GROUP_ID": group, "AGGREGATOR_PORT": str(port),
-            "AGGREGATOR_REPLAY_FROM": replay_from.isoformat(), "LOG_LEVEL": "WARNING"}
+    return {
+        "DATABASE_URL": f"{url}?search_path=aggregator,public",
+        "KAFKA_BOOTSTRAP_SERVERS": kafka,
+        "AGGREGATOR_GROUP_ID": group,
+        "AGGREGATOR_PORT": str(port),
+        "AGGREGATOR_REPLAY_FROM": replay_from.isoformat(),
+        "LOG_LEVEL": "WARNING",
+    }
 
 
-def _aggregators(n: int, url: str, kafka: str, replay_from: dt.datetime, logs: Path, tag: str
-                 ) -> list[Proc]:
+def _aggregators(n: int, url: str, kafka: str, replay_from: dt.datetime, logs: Path, tag: str) -> list[Proc]:
     group = f"bench-aggregator-{uuid.uuid4().hex[:10]}"
     procs = []
     for i in range(n):
         port = free_port()
-        procs.append(start(f"aggregator-{tag}-{i}", ["-m", "services.aggregator"],
-                           _aggregator_env(url, kafka, group, port, replay_from), logs, port))
+        procs.append(
+            start(
+                f"aggregator-{tag}-{i}",
+                ["-m", "services.aggregator"],
+                _aggregator_env(url, kafka, group, port, replay_from),
+                logs,
+                port,
+            )
+        )
     return procs
 
 
-async def _aggregator_catch_up(n: int, url: str, kafka: str, replay_from: dt.datetime,
-                               begin: dict[int, int], target: dict[int, int], logs: Path) -> CatchUp:
+async def _aggregator_catch_up(
+    n: int,
+    url: str,
+    kafka: str,
+    replay_from: dt.datetime,
+    begin: dict[int, int],
+    target: dict[int, int],
+    logs: Path,
+) -> CatchUp:
     await db.reset_aggregator(url)
     conn = await asyncpg.connect(url)
     started = time.perf_counter()
     procs = _aggregators(n, url, kafka, replay_from, logs, f"x{n}")
     try:
-        return await follow(lambda: db.stored_offsets(conn), begin, target, started,
-                            [p.pid for p in procs])
+        return await follow(lambda: db.stored_offsets(conn), begin, target, started, [p.pid for p in procs])
     finally:
         for p in procs:
             p.stop()
         await conn.close()
 
 
-async def _peer_catch_up(kafka: str, begin: dict[int, int], target: dict[int, int], logs: Path
-                         ) -> CatchUp:
+async def _peer_catch_up(kafka: str, begin: dict[int, int], target: dict[int, int], logs: Path) -> CatchUp:
     tag = uuid.uuid4().hex[:10]
     group, output = f"bench-quix-{tag}", f"bench-quix-{tag}-counts"
     await load.commit_group(kafka, group, SIGNALS_ANONYMISED.name, begin)
@@ -130,14 +151,25 @@ async def _peer_catch_up(kafka: str, begin: dict[int, int], target: dict[int, in
 
     async def committed() -> dict[int, int]:
         found = await admin.list_consumer_group_offsets(group)
-        return {tp.partition: om.offset for tp, om in found.items()
-                if tp.topic == SIGNALS_ANONYMISED.name and om.offset >= 0}
+        return {
+            tp.partition: om.offset
+            for tp, om in found.items()
+            if tp.topic == SIGNALS_ANONYMISED.name and om.offset >= 0
+        }
 
     with tempfile.TemporaryDirectory(prefix="bench-quix-") as state_dir:
         started = time.perf_counter()
-        proc = start("quix-peer", ["bench/aggregator_peer/quix_count.py"],
-                     {"PEER_BOOTSTRAP": kafka, "PEER_GROUP": group, "PEER_STATE_DIR": state_dir,
-                      "PEER_OUTPUT_TOPIC": output}, logs)
+        proc = start(
+            "quix-peer",
+            ["bench/aggregator_peer/quix_count.py"],
+            {
+                "PEER_BOOTSTRAP": kafka,
+                "PEER_GROUP": group,
+                "PEER_STATE_DIR": state_dir,
+                "PEER_OUTPUT_TOPIC": output,
+            },
+            logs,
+        )
         try:
             result = await follow(committed, begin, target, started, [proc.pid])
         finally:
@@ -158,29 +190,57 @@ async def _peer_catch_up(kafka: str, begin: dict[int, int], target: dict[int, in
 async def _system_key(url: str, logs: Path) -> str:
     """A council system for the latency samples, made with the ingest CLI (no rate limit to speak of)."""
     key_file = logs / "keys.env"
-    proc = start("create-system", ["-m", "services.cli", "ingest", "create-system", "bench latency",
-                                   "--council", "camden", "--rate-per-minute", "1000000",
-                                   "--key-file", str(key_file)], {"DATABASE_URL": url}, logs)
+    proc = start(
+        "create-system",
+        [
+            "-m",
+            "services.cli",
+            "ingest",
+            "create-system",
+            "bench latency",
+            "--council",
+            "camden",
+            "--rate-per-minute",
+            "1000000",
+            "--key-file",
+            str(key_file),
+        ],
+        {"DATABASE_URL": url},
+        logs,
+    )
     if await asyncio.to_thread(proc.popen.wait, 60) != 0:
         raise RuntimeError(f"create-system failed:\n{proc.tail()}")
     return key_file.read_text().strip().partition("=")[2]
 
 
-async def _latency(url: str, kafka: str, streets: list[tuple[str, int]], logs: Path
-                   ) -> tuple[list[float], int, int]:
+async def _latency(
+    url: str, kafka: str, streets: list[tuple[str, int]], logs: Path
+) -> tuple[list[float], int, int]:
     """Post place signals to ingest, each on its own street, and time each until a
     StreetNeedChanged for its street and category is read from street-needs by a real consumer.
     Returns (latencies in ms, samples sent, aggregator RSS at rest)."""
     api_key = await _system_key(url, logs)
     ingest_group = f"bench-ingest-{uuid.uuid4().hex[:10]}"
     # Start the ingest group at the end of the raw topic: it must not re-read others' raw input.
-    await load.commit_group(kafka, ingest_group, COUNCIL_SIGNALS.name,
-                            await load.end_offsets(kafka, COUNCIL_SIGNALS.name))
+    await load.commit_group(
+        kafka, ingest_group, COUNCIL_SIGNALS.name, await load.end_offsets(kafka, COUNCIL_SIGNALS.name)
+    )
     port = free_port()
-    ingest = start("ingest", ["-m", "services.ingest"], {
-        "DATABASE_URL": url, "KAFKA_BOOTSTRAP_SERVERS": kafka, "INGEST_PORT": str(port),
-        "INGEST_PSEUDONYM_KEYS": f"1:{secrets.token_hex(24)}", "INGEST_PSEUDONYM_KEY_VERSION": "1",
-        "INGEST_CONSUMER_GROUP": ingest_group, "LOG_LEVEL": "WARNING"}, logs, port)
+    ingest = start(
+        "ingest",
+        ["-m", "services.ingest"],
+        {
+            "DATABASE_URL": url,
+            "KAFKA_BOOTSTRAP_SERVERS": kafka,
+            "INGEST_PORT": str(port),
+            "INGEST_PSEUDONYM_KEYS": f"1:{secrets.token_hex(24)}",
+            "INGEST_PSEUDONYM_KEY_VERSION": "1",
+            "INGEST_CONSUMER_GROUP": ingest_group,
+            "LOG_LEVEL": "WARNING",
+        },
+        logs,
+        port,
+    )
     (aggregator,) = _aggregators(1, url, kafka, dt.datetime.now(dt.UTC), logs, "latency")
     consumer = AIOKafkaConsumer(bootstrap_servers=kafka.split(","), enable_auto_commit=False)
     try:
@@ -200,12 +260,20 @@ async def _latency(url: str, kafka: str, streets: list[tuple[str, int]], logs: P
 
         async def post(client: httpx.AsyncClient, i: int, street: str, category: str) -> None:
             await asyncio.sleep(i / LATENCY_RATE)
-            body = {"event_id": f"bench-latency-{uuid.uuid4()}", "category": str(category),
-                    "action": "raised", "subject_ref": f"bench-{uuid.uuid4()}",
-                    "occurred_at": dt.datetime.now(dt.UTC).isoformat(), "location": {"street_id": street}}
+            body = {
+                "event_id": f"bench-latency-{uuid.uuid4()}",
+                "category": str(category),
+                "action": "raised",
+                "subject_ref": f"bench-{uuid.uuid4()}",
+                "occurred_at": dt.datetime.now(dt.UTC).isoformat(),
+                "location": {"street_id": street},
+            }
             sent[(street, str(category))] = time.perf_counter()
-            r = await client.post(f"http://127.0.0.1:{port}/v1/signals", json=body,
-                                  headers={"Authorization": f"Bearer {api_key}"})
+            r = await client.post(
+                f"http://127.0.0.1:{port}/v1/signals",
+                json=body,
+                headers={"Authorization": f"Bearer {api_key}"},
+            )
             if r.status_code != 202:
                 raise RuntimeError(f"ingest answered {r.status_code}: {r.text[:300]}")
 
@@ -244,8 +312,9 @@ async def _memory(admin_url: str, kafka: str, gazetteer, logs: Path) -> dict:
             await proc.ready(120)
             await asyncio.sleep(3)
             rest = rss_bytes(proc.pid)
-            records = load.place_signals(sorted(big.streets), SIGNALS_PER_STREET, random.Random(11),
-                                         dt.datetime.now(dt.UTC))
+            records = load.place_signals(
+                sorted(big.streets), SIGNALS_PER_STREET, random.Random(11), dt.datetime.now(dt.UTC)
+            )
             begin = await load.end_offsets(kafka)
             started = time.perf_counter()
             await load.produce(kafka, records)
@@ -262,8 +331,16 @@ async def _memory(admin_url: str, kafka: str, gazetteer, logs: Path) -> dict:
         finally:
             await conn.close()
             proc.stop()
-        return {"streets": len(big.streets), "active": active, "rest": rest, "loaded": loaded,
-                "peak": caught.peak_rss, "sizes": sizes, "events": len(records), "caught": caught}
+        return {
+            "streets": len(big.streets),
+            "active": active,
+            "rest": rest,
+            "loaded": loaded,
+            "peak": caught.peak_rss,
+            "sizes": sizes,
+            "events": len(records),
+            "caught": caught,
+        }
     finally:
         await drop_database(admin_url, url)
 
@@ -281,11 +358,15 @@ async def _run(env: dict[str, str]) -> list[dict]:
             latencies, sent, camden_rest = await _latency(url, kafka, streets, logs)
             if latencies:
                 q = statistics.quantiles(latencies, n=100)
-                how = (f"{len(latencies)}/{sent} place signals POSTed one by one to ingest at "
-                       f"{LATENCY_RATE:.0f}/s, each on its own street; time to the StreetNeedChanged "
-                       f"read by a real consumer; default settings (batch wait 500 ms, outbox poll 500 ms)")
-                rows += [_row("aggregator.latency.ingest_to_street_needs.p50", q[49], "ms", how),
-                         _row("aggregator.latency.ingest_to_street_needs.p99", q[98], "ms", how)]
+                how = (
+                    f"{len(latencies)}/{sent} place signals POSTed one by one to ingest at "
+                    f"{LATENCY_RATE:.0f}/s, each on its own street; time to the StreetNeedChanged "
+                    f"read by a real consumer; default settings (batch wait 500 ms, outbox poll 500 ms)"
+                )
+                rows += [
+                    _row("aggregator.latency.ingest_to_street_needs.p50", q[49], "ms", how),
+                    _row("aggregator.latency.ingest_to_street_needs.p99", q[98], "ms", how),
+                ]
 
             now = dt.datetime.now(dt.UTC)
             records = load.signal_mix(streets, BULK, random.Random(3), now)
@@ -298,53 +379,99 @@ async def _run(env: dict[str, str]) -> list[dict]:
             target = await load.end_offsets(kafka)
             begin = {p: min(o, begin[p]) for p, o in (await load.offsets_at(kafka, replay_from)).items()}
             events = sum(target.values()) - sum(begin.values())
-            mix = (f"{events} SignalAnonymised events ({raised} raised, {BULK - raised} withdrawn; "
-                   f"{len(streets)} Camden streets, the simulator's category mix)")
-            rows.append(_row("aggregator.load.produce_rate", BULK / produce_s, "events/s",
-                             f"aiokafka producer, acks=all, idempotent: {mix}"))
+            mix = (
+                f"{events} SignalAnonymised events ({raised} raised, {BULK - raised} withdrawn; "
+                f"{len(streets)} Camden streets, the simulator's category mix)"
+            )
+            rows.append(
+                _row(
+                    "aggregator.load.produce_rate",
+                    BULK / produce_s,
+                    "events/s",
+                    f"aiokafka producer, acks=all, idempotent: {mix}",
+                )
+            )
 
             one = await _aggregator_catch_up(1, url, kafka, replay_from, begin, target, logs)
             two = await _aggregator_catch_up(2, url, kafka, replay_from, begin, target, logs)
             peer = await _peer_catch_up(kafka, begin, target, logs)
             for n, c in ((1, one), (2, two)):
                 state = "" if c.done else f" NOT caught up: {c.processed}/{c.events} in the time limit;"
-                rows.append(_row(f"aggregator.throughput.{n}_replica{'s' if n > 1 else ''}", c.rate,
-                                 "events/s",
-                                 f"{mix}, folded into PostgreSQL with offsets in the same transaction;"
-                                 f"{state} peak RSS {c.peak_rss / MB:.0f} MB; ratio to Quix Streams "
-                                 f"{c.rate / peer.rate:.2f}; {machine}"))
-                rows.append(_row(f"aggregator.bulk_100k.{n}_replica{'s' if n > 1 else ''}", c.wall_s, "s",
-                                 f"from process start (incl. start-up) until all {c.events} events were "
-                                 f"applied; {machine}"))
-            rows.append(_row("peer.quixstreams.throughput", peer.rate, "events/s",
-                             "Quix Streams 3 on the same events, broker and run: per street key, 7-day "
-                             "tumbling window reducing to distinct subject_keys per category (raised adds, "
-                             "withdrawn removes), RocksDB + changelog, at-least-once, one output per event; "
-                             f"peak RSS {peer.peak_rss / MB:.0f} MB; {machine}"))
-            rows.append(_row("aggregator.vs_quixstreams.ratio", one.rate / peer.rate, "x",
-                             f"aggregator 1 replica {one.rate:.0f} events/s / Quix Streams "
-                             f"{peer.rate:.0f} events/s (2 replicas: {two.rate / peer.rate:.2f}x)"))
+                rows.append(
+                    _row(
+                        f"aggregator.throughput.{n}_replica{'s' if n > 1 else ''}",
+                        c.rate,
+                        "events/s",
+                        f"{mix}, folded into PostgreSQL with offsets in the same transaction;"
+                        f"{state} peak RSS {c.peak_rss / MB:.0f} MB; ratio to Quix Streams "
+                        f"{c.rate / peer.rate:.2f}; {machine}",
+                    )
+                )
+                rows.append(
+                    _row(
+                        f"aggregator.bulk_100k.{n}_replica{'s' if n > 1 else ''}",
+                        c.wall_s,
+                        "s",
+                        f"from process start (incl. start-up) until all {c.events} events were "
+                        f"applied; {machine}",
+                    )
+                )
+            rows.append(
+                _row(
+                    "peer.quixstreams.throughput",
+                    peer.rate,
+                    "events/s",
+                    "Quix Streams 3 on the same events, broker and run: per street key, 7-day "
+                    "tumbling window reducing to distinct subject_keys per category (raised adds, "
+                    "withdrawn removes), RocksDB + changelog, at-least-once, one output per event; "
+                    f"peak RSS {peer.peak_rss / MB:.0f} MB; {machine}",
+                )
+            )
+            rows.append(
+                _row(
+                    "aggregator.vs_quixstreams.ratio",
+                    one.rate / peer.rate,
+                    "x",
+                    f"aggregator 1 replica {one.rate:.0f} events/s / Quix Streams "
+                    f"{peer.rate:.0f} events/s (2 replicas: {two.rate / peer.rate:.2f}x)",
+                )
+            )
         finally:
             await drop_database(admin_url, url)
 
         mem = await _memory(admin_url, kafka, gazetteer, logs)
         per = ACTIVE_STREETS / mem["active"]
-        rows.append(_row("aggregator.memory.rss_per_10k_active_streets",
-                         (mem["loaded"] - mem["rest"]) * per / MB, "MB",
-                         f"RSS after {mem['events']} active place signals on {mem['active']} streets "
-                         f"minus RSS at rest ({mem['rest'] / MB:.0f} MB with a {mem['streets']}-street "
-                         f"gazetteer: Camden x{-(-ACTIVE_STREETS // len(streets))}); peak "
-                         f"{mem['peak'] / MB:.0f} MB; state lives in PostgreSQL"))
-        rows.append(_row("aggregator.memory.gazetteer_rss_per_10k_streets",
-                         (mem["rest"] - camden_rest) / (mem["streets"] - len(streets)) * 10_000 / MB, "MB",
-                         f"RSS at rest with {mem['streets']} vs {len(streets)} gazetteer streets "
-                         f"({mem['rest'] / MB:.0f} vs {camden_rest / MB:.0f} MB): the in-memory areas"))
+        rows.append(
+            _row(
+                "aggregator.memory.rss_per_10k_active_streets",
+                (mem["loaded"] - mem["rest"]) * per / MB,
+                "MB",
+                f"RSS after {mem['events']} active place signals on {mem['active']} streets "
+                f"minus RSS at rest ({mem['rest'] / MB:.0f} MB with a {mem['streets']}-street "
+                f"gazetteer: Camden x{-(-ACTIVE_STREETS // len(streets))}); peak "
+                f"{mem['peak'] / MB:.0f} MB; state lives in PostgreSQL",
+            )
+        )
+        rows.append(
+            _row(
+                "aggregator.memory.gazetteer_rss_per_10k_streets",
+                (mem["rest"] - camden_rest) / (mem["streets"] - len(streets)) * 10_000 / MB,
+                "MB",
+                f"RSS at rest with {mem['streets']} vs {len(streets)} gazetteer streets "
+                f"({mem['rest'] / MB:.0f} vs {camden_rest / MB:.0f} MB): the in-memory areas",
+            )
+        )
         sizes = mem["sizes"]
-        rows.append(_row("aggregator.postgres.bytes_per_10k_active_streets",
-                         sum(sizes.values()) * per / MB, "MB",
-                         "pg_total_relation_size of " + ", ".join(
-                             f"{t} {b / MB:.1f}" for t, b in sizes.items()) +
-                         f" MB for {mem['active']} active streets x {SIGNALS_PER_STREET} signals"))
+        rows.append(
+            _row(
+                "aggregator.postgres.bytes_per_10k_active_streets",
+                sum(sizes.values()) * per / MB,
+                "MB",
+                "pg_total_relation_size of "
+                + ", ".join(f"{t} {b / MB:.1f}" for t, b in sizes.items())
+                + f" MB for {mem['active']} active streets x {SIGNALS_PER_STREET} signals",
+            )
+        )
     return rows
 
 

@@ -33,7 +33,6 @@ from aiokafka import AIOKafkaProducer
 import services.feeds
 from bench.aggregator_peer import db, load
 from bench.aggregator_peer.procs import Proc, free_port, start
-from services.feeds.areas import PERSON_UNIT_MIN_ADDRESSES, Areas, Selection, UnknownArea
 from services.feeds.consume import apply_event
 from services.feeds.settings import FeedsSettings
 from services.feeds.tokens import hash_token, new_token
@@ -49,6 +48,8 @@ from shared.contracts import (
 )
 from shared.db import apply_migrations, create_pool, drop_database
 from shared.gazetteer import repository as gazetteer_repository
+from shared.gazetteer.selection import Areas, Selection, UnknownArea
+from shared.privacy import MIN_UNIT_ADDRESSES as PERSON_UNIT_MIN_ADDRESSES
 
 __all__ = ["run"]
 
@@ -87,6 +88,7 @@ def _cpu_s(pid: int) -> float:
 
 # --- data -------------------------------------------------------------------------------------
 
+
 @dataclass
 class Subscriptions:
     tokens: list[str]
@@ -103,8 +105,10 @@ def _selections(areas: Areas, rng: random.Random) -> dict[str, list[Selection]]:
     pool: dict[str, list[Selection]] = {"street": [areas.for_streets([i]) for i in ids]}
     pool["ward"] = [areas.for_ward(w) for w in wards]
     by_ward = {w: [s.id for s in areas.ward_streets(w)] for w in wards}
-    pool["streets"] = [areas.for_streets(rng.sample(by_ward[w], min(len(by_ward[w]), rng.randint(2, 8))))
-                       for w in (rng.choice(wards) for _ in range(400))]
+    pool["streets"] = [
+        areas.for_streets(rng.sample(by_ward[w], min(len(by_ward[w]), rng.randint(2, 8))))
+        for w in (rng.choice(wards) for _ in range(400))
+    ]
     pool["area"] = []
     while len(pool["area"]) < 300:
         point = gaz.streets[rng.choice(ids)].geometry.representative_point()
@@ -129,12 +133,23 @@ async def _subscribe_bulk(conn: asyncpg.Connection, areas: Areas, rng: random.Ra
         drawn[kind] += 1
         if kind == "street":
             by_street.setdefault(sel.street_ids[0], []).append(token)
-        records.append((hash_token(token), sel.kind, sel.label, list(sel.street_ids), list(sel.unit_ids),
-                        list(sel.ward_codes)))
+        records.append(
+            (
+                hash_token(token),
+                sel.kind,
+                sel.label,
+                list(sel.street_ids),
+                list(sel.unit_ids),
+                list(sel.ward_codes),
+            )
+        )
     began = time.perf_counter()
     await conn.copy_records_to_table(
-        "subscriptions", schema_name="feeds",
-        columns=["token_sha256", "kind", "label", "street_ids", "unit_ids", "ward_codes"], records=records)
+        "subscriptions",
+        schema_name="feeds",
+        columns=["token_sha256", "kind", "label", "street_ids", "unit_ids", "ward_codes"],
+        records=records,
+    )
     return Subscriptions(tokens, by_street, drawn, time.perf_counter() - began)
 
 
@@ -143,30 +158,58 @@ async def _seed_prompts(url: str, settings: FeedsSettings, areas: Areas, rng: ra
     service's own consumer function; returns the streets that have a place prompt."""
     gaz = areas.gazetteer
     now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
-    link = OpportunityLink(opportunity_id="bench-1", title="Saturday clean-up", organisation="Bench Group",
-                           url="https://example.org/clean-up", when="Saturdays 10am-12pm")
+    link = OpportunityLink(
+        opportunity_id="bench-1",
+        title="Saturday clean-up",
+        organisation="Bench Group",
+        url="https://example.org/clean-up",
+        when="Saturdays 10am-12pm",
+    )
     events = []
     streets = rng.sample(sorted(gaz.streets), PLACE_PROMPTS)
     for sid in streets:
         s = gaz.streets[sid]
         category = rng.choice(PLACE)
-        events.append(PromptPublished(
-            prompt_id=f"{sid}:{category}", revision=1, area_id=sid, area_kind="street", area_name=s.name,
-            ward_code=s.ward_code, street_ids=(sid,), category=category, sensitivity=Sensitivity.PLACE,
-            title=f"{CATALOGUE[category].name} on {s.name}",
-            body=f"Neighbours have reported {CATALOGUE[category].name.lower()} on {s.name}. Could you help "
-                 "tidy up, or join the group that does?",
-            opportunities=(link,), published_at=now - dt.timedelta(minutes=rng.randint(0, 60 * 24 * 14))))
+        events.append(
+            PromptPublished(
+                prompt_id=f"{sid}:{category}",
+                revision=1,
+                area_id=sid,
+                area_kind="street",
+                area_name=s.name,
+                ward_code=s.ward_code,
+                street_ids=(sid,),
+                category=category,
+                sensitivity=Sensitivity.PLACE,
+                title=f"{CATALOGUE[category].name} on {s.name}",
+                body=f"Neighbours have reported {CATALOGUE[category].name.lower()} on {s.name}. "
+                "Could you help "
+                "tidy up, or join the group that does?",
+                opportunities=(link,),
+                published_at=now - dt.timedelta(minutes=rng.randint(0, 60 * 24 * 14)),
+            )
+        )
     units = [u for u in gaz.units_for(PERSON_UNIT_MIN_ADDRESSES) if u.publishable and not u.is_ward]
     first = now.date().replace(day=1)
     for u in rng.sample(units, min(PERSON_PROMPTS, len(units))):
         category = rng.choice(PERSON)
-        events.append(PromptPublished(
-            prompt_id=f"{u.id}:{category}", revision=1, area_id=u.id, area_kind="unit", area_name=u.name,
-            ward_code=u.ward_code, street_ids=u.street_ids, category=category, sensitivity=Sensitivity.PERSON,
-            title=f"Some neighbours around {u.name} may need company",
-            body="A lunch club nearby needs hosts. Could you help?", opportunities=(link,),
-            published_at=dt.datetime.combine(first, dt.time(), tzinfo=dt.UTC)))
+        events.append(
+            PromptPublished(
+                prompt_id=f"{u.id}:{category}",
+                revision=1,
+                area_id=u.id,
+                area_kind="unit",
+                area_name=u.name,
+                ward_code=u.ward_code,
+                street_ids=u.street_ids,
+                category=category,
+                sensitivity=Sensitivity.PERSON,
+                title=f"Some neighbours around {u.name} may need company",
+                body="A lunch club nearby needs hosts. Could you help?",
+                opportunities=(link,),
+                published_at=dt.datetime.combine(first, dt.time(), tzinfo=dt.UTC),
+            )
+        )
     pool = await create_pool(url, max_size=2)
     try:
         for event in events:
@@ -177,6 +220,7 @@ async def _seed_prompts(url: str, settings: FeedsSettings, areas: Areas, rng: ra
 
 
 # --- load ---------------------------------------------------------------------------------------
+
 
 def _machine_busy_s() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine so far (/proc/stat), to show contention."""
@@ -200,8 +244,14 @@ class Load:
         return self.reads / self.elapsed_s
 
 
-async def _hammer(client: httpx.AsyncClient, requests: list[tuple[str, dict]], expect: int,
-                  server_pid: int, rng: random.Random, duration_s: float = DURATION_S) -> Load:
+async def _hammer(
+    client: httpx.AsyncClient,
+    requests: list[tuple[str, dict]],
+    expect: int,
+    server_pid: int,
+    rng: random.Random,
+    duration_s: float = DURATION_S,
+) -> Load:
     """CONCURRENCY workers each GET a random request of the list until the time is up."""
     latencies: list[float] = []
     other: Counter = Counter()
@@ -226,8 +276,15 @@ async def _hammer(client: httpx.AsyncClient, requests: list[tuple[str, dict]], e
     await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
     elapsed = time.perf_counter() - began
     machine1 = _machine_busy_s()
-    return Load(len(latencies), other, elapsed, latencies, _cpu_s(server_pid) - cpu0,
-                time.process_time() - client0, (machine1[0] - machine0[0]) / (machine1[1] - machine0[1]))
+    return Load(
+        len(latencies),
+        other,
+        elapsed,
+        latencies,
+        _cpu_s(server_pid) - cpu0,
+        time.process_time() - client0,
+        (machine1[0] - machine0[0]) / (machine1[1] - machine0[1]),
+    )
 
 
 async def _etags(client: httpx.AsyncClient, urls: list[str]) -> list[tuple[str, dict]]:
@@ -245,8 +302,9 @@ async def _etags(client: httpx.AsyncClient, urls: list[str]) -> list[tuple[str, 
     return [r for r in await asyncio.gather(*(one(u) for u in urls)) if r is not None]
 
 
-async def _api_subscribe(client: httpx.AsyncClient, base: str, street_ids: list[str],
-                         rng: random.Random) -> tuple[int, float]:
+async def _api_subscribe(
+    client: httpx.AsyncClient, base: str, street_ids: list[str], rng: random.Random
+) -> tuple[int, float]:
     """Subscriptions created over the JSON API in API_SECONDS (created, elapsed)."""
     created = 0
     began = time.perf_counter()
@@ -255,8 +313,9 @@ async def _api_subscribe(client: httpx.AsyncClient, base: str, street_ids: list[
     async def worker() -> None:
         nonlocal created
         while time.perf_counter() < stop:
-            response = await client.post(f"{base}/v1/subscriptions",
-                                         json={"kind": "street", "street_id": rng.choice(street_ids)})
+            response = await client.post(
+                f"{base}/v1/subscriptions", json={"kind": "street", "street_id": rng.choice(street_ids)}
+            )
             created += response.status_code == 201
 
     await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
@@ -267,17 +326,22 @@ def _load_rows(name: str, what: str, result: Load, notes: str) -> list[dict]:
     errors = f"; other answers {dict(result.other)}" if result.other else ""
     server, client = result.server_cpu_s / result.elapsed_s, result.client_cpu_s / result.elapsed_s
     return [
-        _row(f"feeds.read.{name}.rate", result.rate, "reads/s",
-             f"{what}; {CONCURRENCY} concurrent clients for {result.elapsed_s:.0f} s; CPU: server "
-             f"{server:.2f} cores ({result.server_cpu_s / max(result.reads, 1) * 1000:.1f} ms per read), "
-             f"client {client:.2f} cores, machine {result.machine_busy:.0%} busy of {CORES} cores{errors}; "
-             f"{notes}"),
+        _row(
+            f"feeds.read.{name}.rate",
+            result.rate,
+            "reads/s",
+            f"{what}; {CONCURRENCY} concurrent clients for {result.elapsed_s:.0f} s; CPU: server "
+            f"{server:.2f} cores ({result.server_cpu_s / max(result.reads, 1) * 1000:.1f} ms per read), "
+            f"client {client:.2f} cores, machine {result.machine_busy:.0%} busy of {CORES} cores{errors}; "
+            f"{notes}",
+        ),
         _row(f"feeds.read.{name}.p50", _pct(result.latencies_ms, 50), "ms"),
         _row(f"feeds.read.{name}.p99", _pct(result.latencies_ms, 99), "ms"),
     ]
 
 
 # --- change -> SSE and Atom -------------------------------------------------------------------------
+
 
 class Listeners:
     """SSE clients on subscription streams; notes when each receives each prompt id."""
@@ -325,8 +389,9 @@ async def _poll_until(client: httpx.AsyncClient, target: str, needle: str, deadl
     return None
 
 
-async def _changes(kafka: str, base: str, gaz, subs: Subscriptions, rng: random.Random,
-                   keys: list[tuple[str, str]]) -> dict:
+async def _changes(
+    kafka: str, base: str, gaz, subs: Subscriptions, rng: random.Random, keys: list[tuple[str, str]]
+) -> dict:
     """Publish CHANGES street needs one after another; time each to all its SSE clients and to
     the street's Atom feed. `keys` collects (topic, key) pairs to tombstone afterwards."""
     streets = rng.sample(sorted(s for s, t in subs.by_street.items() if len(t) >= SSE_PER_STREET), CHANGES)
@@ -341,8 +406,9 @@ async def _changes(kafka: str, base: str, gaz, subs: Subscriptions, rng: random.
     try:
         for sid in streets:
             for token in subs.by_street[sid][:SSE_PER_STREET]:
-                listeners.tasks.append(asyncio.create_task(
-                    listeners.listen(sse, f"{base}/s/{token}/events", sid)))
+                listeners.tasks.append(
+                    asyncio.create_task(listeners.listen(sse, f"{base}/s/{token}/events", sid))
+                )
         out["clients"] = len(listeners.tasks)
         for _ in range(300):  # up to 30 s for every stream to answer
             if listeners.connected >= len(listeners.tasks):
@@ -358,17 +424,28 @@ async def _changes(kafka: str, base: str, gaz, subs: Subscriptions, rng: random.
             s = gaz.streets[sid]
             category = PLACE[i % len(PLACE)]
             need = StreetNeedChanged(
-                area_id=f"bench-{tag}-{i:03d}", area_kind="street", area_name=s.name, ward_code=s.ward_code,
-                street_ids=(sid,), category=category, sensitivity=Sensitivity.PLACE, count=3,
-                since=today.date(), period="live", published_at=today.replace(second=0, microsecond=0),
-                version=1)
+                area_id=f"bench-{tag}-{i:03d}",
+                area_kind="street",
+                area_name=s.name,
+                ward_code=s.ward_code,
+                street_ids=(sid,),
+                category=category,
+                sensitivity=Sensitivity.PLACE,
+                count=3,
+                since=today.date(),
+                period="live",
+                published_at=today.replace(second=0, microsecond=0),
+                version=1,
+            )
             keys += [(STREET_NEEDS.name, need.key), (PROMPTS.name, need.key)]
             done = listeners.expect(need.key, SSE_PER_STREET)
             t0 = time.perf_counter()
-            await producer.send_and_wait(STREET_NEEDS.name, need.model_dump_json().encode(),
-                                         key=need.key.encode())
-            atom_at = await _poll_until(poll, f"{base}/streets/{sid}.atom", need.area_id,
-                                        t0 + CHANGE_TIMEOUT_S)
+            await producer.send_and_wait(
+                STREET_NEEDS.name, need.model_dump_json().encode(), key=need.key.encode()
+            )
+            atom_at = await _poll_until(
+                poll, f"{base}/streets/{sid}.atom", need.area_id, t0 + CHANGE_TIMEOUT_S
+            )
             try:
                 await asyncio.wait_for(done.wait(), max(0.01, t0 + CHANGE_TIMEOUT_S - time.perf_counter()))
             except TimeoutError:
@@ -414,73 +491,128 @@ async def _services(kafka: str, url: str, base: str, port: int, logs: Path) -> l
     for topic in (STREET_NEEDS.name, RESIDENT_RESPONSES.name):
         await load.commit_group(kafka, prompter_group, topic, await load.end_offsets(kafka, topic))
     common = {"DATABASE_URL": url, "KAFKA_BOOTSTRAP_SERVERS": kafka, "LOG_LEVEL": "WARNING"}
-    feeds = start("feeds", ["-m", "services.feeds"], {
-        **common, "FEEDS_PORT": str(port), "FEEDS_GROUP_ID": feeds_group, "FEEDS_BASE_URL": base},
-        logs, port)
+    feeds = start(
+        "feeds",
+        ["-m", "services.feeds"],
+        {**common, "FEEDS_PORT": str(port), "FEEDS_GROUP_ID": feeds_group, "FEEDS_BASE_URL": base},
+        logs,
+        port,
+    )
     prompter_port = free_port()
-    prompter = start("prompter", ["-m", "services.prompter"], {
-        **common, "PROMPTER_PORT": str(prompter_port), "PROMPTER_GROUP_ID": prompter_group,
-        "PROMPTER_ADMIN_TOKEN": secrets.token_urlsafe(24)}, logs, prompter_port)
+    prompter = start(
+        "prompter",
+        ["-m", "services.prompter"],
+        {
+            **common,
+            "PROMPTER_PORT": str(prompter_port),
+            "PROMPTER_GROUP_ID": prompter_group,
+            "PROMPTER_ADMIN_TOKEN": secrets.token_urlsafe(24),
+        },
+        logs,
+        prompter_port,
+    )
     return [feeds, prompter]
 
 
-async def _reads(base: str, feeds: Proc, gaz, subs: Subscriptions, place_streets: set[str],
-                 rng: random.Random) -> list[dict]:
-    setup = (f"feeds: 1 uvicorn process (python -m services.feeds, LOG_LEVEL=WARNING); the client, "
-             f"server, Kafka and PostgreSQL share {CORES} cores")
-    seeded = (f"{SUBSCRIPTIONS:,} subscriptions; {PLACE_PROMPTS} place prompts on distinct streets and "
-              f"{PERSON_PROMPTS} person prompts on publishable units; {setup}")
+async def _reads(
+    base: str, feeds: Proc, gaz, subs: Subscriptions, place_streets: set[str], rng: random.Random
+) -> list[dict]:
+    setup = (
+        f"feeds: 1 uvicorn process (python -m services.feeds, LOG_LEVEL=WARNING); the client, "
+        f"server, Kafka and PostgreSQL share {CORES} cores"
+    )
+    seeded = (
+        f"{SUBSCRIPTIONS:,} subscriptions; {PLACE_PROMPTS} place prompts on distinct streets and "
+        f"{PERSON_PROMPTS} person prompts on publishable units; {setup}"
+    )
     rows = []
     limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
     async with httpx.AsyncClient(timeout=30, limits=limits) as client:
         created, took = await _api_subscribe(client, base, sorted(gaz.streets), rng)
-        rows.append(_row("feeds.subscriptions.api_rate", created / took, "subscriptions/s",
-                         f"POST /v1/subscriptions (kind street) from {CONCURRENCY} concurrent clients for "
-                         f"{took:.0f} s, on top of {SUBSCRIPTIONS:,}; {setup}"))
+        rows.append(
+            _row(
+                "feeds.subscriptions.api_rate",
+                created / took,
+                "subscriptions/s",
+                f"POST /v1/subscriptions (kind street) from {CONCURRENCY} concurrent clients for "
+                f"{took:.0f} s, on top of {SUBSCRIPTIONS:,}; {setup}",
+            )
+        )
         sub_urls = [f"{base}/s/{t}.atom" for t in subs.tokens]
         result = await _hammer(client, [(u, {}) for u in sub_urls], 200, feeds.pid, rng)
-        rows += _load_rows("subscription_atom_200", f"GET /s/{{token}}.atom, a random one of the "
-                           f"{SUBSCRIPTIONS:,} tokens each time", result, seeded)
+        rows += _load_rows(
+            "subscription_atom_200",
+            f"GET /s/{{token}}.atom, a random one of the {SUBSCRIPTIONS:,} tokens each time",
+            result,
+            seeded,
+        )
         conditional = await _etags(client, rng.sample(sub_urls, ETAG_SAMPLE))
         result = await _hammer(client, conditional, 304, feeds.pid, rng)
-        rows += _load_rows("subscription_atom_304", "GET /s/{token}.atom with If-None-Match (the ETag of "
-                           f"the current document), a random one of {ETAG_SAMPLE:,} tokens", result,
-                           "the service validates with one small query and answers 304 without rendering")
+        rows += _load_rows(
+            "subscription_atom_304",
+            "GET /s/{token}.atom with If-None-Match (the ETag of "
+            f"the current document), a random one of {ETAG_SAMPLE:,} tokens",
+            result,
+            "the service validates with one small query and answers 304 without rendering",
+        )
         street_urls = [f"{base}/streets/{s}.atom" for s in sorted(gaz.streets)]
         result = await _hammer(client, [(u, {}) for u in street_urls], 200, feeds.pid, rng)
-        rows += _load_rows("street_atom_200", "GET /streets/{id}.atom, a random one of "
-                           f"{len(street_urls):,} streets ({len(place_streets)} with a place prompt)",
-                           result, seeded)
+        rows += _load_rows(
+            "street_atom_200",
+            "GET /streets/{id}.atom, a random one of "
+            f"{len(street_urls):,} streets ({len(place_streets)} with a place prompt)",
+            result,
+            seeded,
+        )
         conditional = await _etags(client, street_urls)
         result = await _hammer(client, conditional, 304, feeds.pid, rng)
-        rows += _load_rows("street_atom_304", "GET /streets/{id}.atom with If-None-Match, a random street",
-                           result, "")
+        rows += _load_rows(
+            "street_atom_304", "GET /streets/{id}.atom with If-None-Match, a random street", result, ""
+        )
     return rows
 
 
 def _latency_rows(changes: dict) -> list[dict]:
-    how = (f"{changes['published']} StreetNeedChanged (place; {CHANGES} planned, "
-           f"{LATENCY_BUDGET_S:.0f} s budget) on distinct Camden streets, one at a time -> the real "
-           f"prompter -> prompts.v1 -> feeds; {changes['clients']} SSE clients on /s/{{token}}/events "
-           f"({SSE_PER_STREET} street subscriptions per changed street, among {SUBSCRIPTIONS:,}); "
-           f"{changes['missed']} changes not seen by all within {CHANGE_TIMEOUT_S:.0f} s; "
-           f"{changes['foreign']} events reached a subscription not covering the street; other producers "
-           f"wrote {changes['others_per_s']:.0f} records/s to street-needs.v1 meanwhile, which the "
-           f"prompter consumed too")
+    how = (
+        f"{changes['published']} StreetNeedChanged (place; {CHANGES} planned, "
+        f"{LATENCY_BUDGET_S:.0f} s budget) on distinct Camden streets, one at a time -> the real "
+        f"prompter -> prompts.v1 -> feeds; {changes['clients']} SSE clients on /s/{{token}}/events "
+        f"({SSE_PER_STREET} street subscriptions per changed street, among {SUBSCRIPTIONS:,}); "
+        f"{changes['missed']} changes not seen by all within {CHANGE_TIMEOUT_S:.0f} s; "
+        f"{changes['foreign']} events reached a subscription not covering the street; other producers "
+        f"wrote {changes['others_per_s']:.0f} records/s to street-needs.v1 meanwhile, which the "
+        f"prompter consumed too"
+    )
     rows = []
     if changes["all"]:
-        rows += [_row("feeds.latency.change_to_all_sse.p50", _pct(changes["all"], 50), "ms",
-                      f"publish to street-needs.v1 -> the last of the street's {SSE_PER_STREET} SSE clients "
-                      f"has the event; {how}"),
-                 _row("feeds.latency.change_to_all_sse.p99", _pct(changes["all"], 99), "ms"),
-                 _row("feeds.latency.change_to_each_sse.p50", _pct(changes["each"], 50), "ms",
-                      f"per client ({len(changes['each'])} receipts)"),
-                 _row("feeds.latency.change_to_each_sse.p99", _pct(changes["each"], 99), "ms")]
+        rows += [
+            _row(
+                "feeds.latency.change_to_all_sse.p50",
+                _pct(changes["all"], 50),
+                "ms",
+                f"publish to street-needs.v1 -> the last of the street's {SSE_PER_STREET} SSE clients "
+                f"has the event; {how}",
+            ),
+            _row("feeds.latency.change_to_all_sse.p99", _pct(changes["all"], 99), "ms"),
+            _row(
+                "feeds.latency.change_to_each_sse.p50",
+                _pct(changes["each"], 50),
+                "ms",
+                f"per client ({len(changes['each'])} receipts)",
+            ),
+            _row("feeds.latency.change_to_each_sse.p99", _pct(changes["each"], 99), "ms"),
+        ]
     if changes["atom"]:
-        rows += [_row("feeds.latency.change_to_atom.p50", _pct(changes["atom"], 50), "ms",
-                      f"publish -> GET /streets/{{id}}.atom (polled every {POLL_S * 1000:.0f} ms) shows the "
-                      f"entry; {len(changes['atom'])}/{changes['published']} seen"),
-                 _row("feeds.latency.change_to_atom.p99", _pct(changes["atom"], 99), "ms")]
+        rows += [
+            _row(
+                "feeds.latency.change_to_atom.p50",
+                _pct(changes["atom"], 50),
+                "ms",
+                f"publish -> GET /streets/{{id}}.atom (polled every {POLL_S * 1000:.0f} ms) shows the "
+                f"entry; {len(changes['atom'])}/{changes['published']} seen",
+            ),
+            _row("feeds.latency.change_to_atom.p99", _pct(changes["atom"], 99), "ms"),
+        ]
     return rows
 
 
@@ -510,11 +642,18 @@ async def _run(env: dict[str, str]) -> list[dict]:
                 subs = await _subscribe_bulk(conn, areas, rng)
             finally:
                 await conn.close()
-            rows.append(_row("feeds.subscriptions.bulk_load", SUBSCRIPTIONS / subs.copy_s, "rows/s",
-                             f"{SUBSCRIPTIONS:,} subscriptions COPYed into feeds.subscriptions in "
-                             f"{subs.copy_s:.1f} s (" + ", ".join(f"{k} {v:,}" for k, v in subs.kinds.items())
-                             + "); selections resolved by services.feeds.areas.Areas, tokens and hashes by "
-                             "services.feeds.tokens"))
+            rows.append(
+                _row(
+                    "feeds.subscriptions.bulk_load",
+                    SUBSCRIPTIONS / subs.copy_s,
+                    "rows/s",
+                    f"{SUBSCRIPTIONS:,} subscriptions COPYed into feeds.subscriptions in "
+                    f"{subs.copy_s:.1f} s ("
+                    + ", ".join(f"{k} {v:,}" for k, v in subs.kinds.items())
+                    + "); selections resolved by shared.gazetteer.selection.Areas, "
+                    "tokens and hashes by services.feeds.tokens",
+                )
+            )
             place_streets = await _seed_prompts(url, settings, areas, rng)
             procs = await _services(kafka, url, base, port, Path(tmp))
             for proc in procs:
@@ -524,8 +663,14 @@ async def _run(env: dict[str, str]) -> list[dict]:
                 rows += _latency_rows(await _changes(kafka, base, gaz, subs, rng, keys))
             except Exception as exc:  # keep the read figures when the latency run breaks
                 alive = ", ".join(f"{p.name} {'up' if p.popen.poll() is None else 'exited'}" for p in procs)
-                rows.append(_row("feeds.latency: FAILED", float("nan"), "",
-                                 f"{type(exc).__name__}: {exc} ({alive})"[:300]))
+                rows.append(
+                    _row(
+                        "feeds.latency: FAILED",
+                        float("nan"),
+                        "",
+                        f"{type(exc).__name__}: {exc} ({alive})"[:300],
+                    )
+                )
     finally:
         for proc in reversed(procs):
             proc.stop()

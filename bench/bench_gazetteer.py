@@ -44,12 +44,23 @@ async def _save_timed(admin_url: str, gaz: Gazetteer) -> float:
 
 def run(env: dict[str, str]) -> list[dict]:
     gaz, build_s = camden()
-    rows = [{"benchmark": "gazetteer build (Camden .osm.pbf)", "value": build_s, "unit": "s",
-             "notes": f"{len(gaz.streets)} streets, {gaz.address_count} addresses, {len(gaz.units)} units"}]
+    rows = [
+        {
+            "benchmark": "gazetteer build (Camden .osm.pbf)",
+            "value": build_s,
+            "unit": "s",
+            "notes": f"{len(gaz.streets)} streets, {gaz.address_count} addresses, {len(gaz.units)} units",
+        }
+    ]
     if "DATABASE_URL" in env:
-        rows.append({"benchmark": "gazetteer save to PostgreSQL", "value":
-                     asyncio.run(_save_timed(env["DATABASE_URL"], gaz)), "unit": "s",
-                     "notes": "migrate + COPY into a fresh database"})
+        rows.append(
+            {
+                "benchmark": "gazetteer save to PostgreSQL",
+                "value": asyncio.run(_save_timed(env["DATABASE_URL"], gaz)),
+                "unit": "s",
+                "notes": "migrate + COPY into a fresh database",
+            }
+        )
     snapper = gaz.snapper
     rng = np.random.default_rng(1)
     xmin, ymin, xmax, ymax = gaz.boundary.bounds
@@ -67,9 +78,17 @@ def run(env: dict[str, str]) -> list[dict]:
     hit = sum(i is not None for i in ids) / POINTS
     return [
         *rows,
-        {"benchmark": "snap_many (vectorised)", "value": many, "unit": "points/s",
-         "notes": f"{POINTS:,} uniform points in Camden's bbox; {hit:.0%} within "
-                  f"{snapper.max_distance_m:.0f} m of a street"},
-        {"benchmark": "snap_one (one by one)", "value": one, "unit": "points/s",
-         "notes": f"{ONE_BY_ONE:,} of the same points; snap_many is {many / one:.0f}x faster"},
+        {
+            "benchmark": "snap_many (vectorised)",
+            "value": many,
+            "unit": "points/s",
+            "notes": f"{POINTS:,} uniform points in Camden's bbox; {hit:.0%} within "
+            f"{snapper.max_distance_m:.0f} m of a street",
+        },
+        {
+            "benchmark": "snap_one (one by one)",
+            "value": one,
+            "unit": "points/s",
+            "notes": f"{ONE_BY_ONE:,} of the same points; snap_many is {many / one:.0f}x faster",
+        },
     ]

@@ -55,8 +55,13 @@ async def _create_system(url: str) -> tuple[str, uuid.UUID]:
         await apply_migrations(conn, "ingest", Path(repository.__file__).parent / "migrations")
         key = generate_key()
         system = await repository.create_system(
-            conn, name="bench", council_id="camden", key_hash=hash_key(key),
-            categories=[c.value for c in Category], rate_per_minute=1_000_000)
+            conn,
+            name="bench",
+            council_id="camden",
+            key_hash=hash_key(key),
+            categories=[c.value for c in Category],
+            rate_per_minute=1_000_000,
+        )
         return key, system.id
     finally:
         await conn.close()
@@ -72,10 +77,11 @@ async def _measure(sink, signals, system_id, watcher) -> tuple[float, float, flo
     sent_at: dict[uuid.UUID, float] = {}
     # Read while sending, or arrivals would be stamped when reading starts, not when they arrive.
     reading = asyncio.create_task(
-        watcher.wait_for([event_uuid(system_id, s.event_id) for s in signals], ARRIVAL_TIMEOUT_S))
+        watcher.wait_for([event_uuid(system_id, s.event_id) for s in signals], ARRIVAL_TIMEOUT_S)
+    )
     started = time.monotonic()
     for i in range(0, len(signals), BATCH):
-        batch = signals[i:i + BATCH]
+        batch = signals[i : i + BATCH]
         now = time.monotonic()
         for s in batch:
             sent_at[event_uuid(system_id, s.event_id)] = now
@@ -87,15 +93,17 @@ async def _measure(sink, signals, system_id, watcher) -> tuple[float, float, flo
     return len(arrived) / (last - started), p50, p99, len(missing)
 
 
-async def _measure_paced(sink, signals, system_id, watcher, per_batch: int, interval_s: float
-                         ) -> tuple[float, float, int]:
+async def _measure_paced(
+    sink, signals, system_id, watcher, per_batch: int, interval_s: float
+) -> tuple[float, float, int]:
     """(p50 ms, p99 ms, missing) at a steady rate well below capacity: latency without queueing."""
     sent_at: dict[uuid.UUID, float] = {}
     reading = asyncio.create_task(
-        watcher.wait_for([event_uuid(system_id, s.event_id) for s in signals], ARRIVAL_TIMEOUT_S))
+        watcher.wait_for([event_uuid(system_id, s.event_id) for s in signals], ARRIVAL_TIMEOUT_S)
+    )
     for i in range(0, len(signals), per_batch):
         tick = time.monotonic()
-        batch = signals[i:i + per_batch]
+        batch = signals[i : i + per_batch]
         for s in batch:
             sent_at[event_uuid(system_id, s.event_id)] = tick
         await sink.send(batch)
@@ -106,8 +114,9 @@ async def _measure_paced(sink, signals, system_id, watcher, per_batch: int, inte
 
 
 async def _bench(env: dict[str, str], url: str, port: int, key: str, system_id: uuid.UUID, gaz) -> list[dict]:
-    kafka = CommonSettings(database_url=env["DATABASE_URL"],
-                           kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"])
+    kafka = CommonSettings(
+        database_url=env["DATABASE_URL"], kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"]
+    )
     model = SignalModel(gaz, load_reference(CAMDEN), seed=secrets.randbelow(2**31))
     now = dt.datetime.now(dt.UTC)
     stream = model.signals(now - dt.timedelta(days=365), now, warm=False)
@@ -129,24 +138,47 @@ async def _bench(env: dict[str, str], url: str, port: int, key: str, system_id: 
                 rate, p50, p99, missing = await _measure(sink, signals, system_id, watcher)
                 note = f"{len(signals):,} signals, batches of {BATCH:,}; {missing} missing"
                 rows += [
-                    {"benchmark": f"ingest over {name}: throughput", "value": rate, "unit": "signals/s",
-                     "notes": note + "; first send to last arrival on signals-anonymised.v1"},
-                    {"benchmark": f"ingest over {name}: latency p50", "value": p50, "unit": "ms",
-                     "notes": "batch sent -> event read from signals-anonymised.v1"},
-                    {"benchmark": f"ingest over {name}: latency p99", "value": p99, "unit": "ms",
-                     "notes": ""},
+                    {
+                        "benchmark": f"ingest over {name}: throughput",
+                        "value": rate,
+                        "unit": "signals/s",
+                        "notes": note + "; first send to last arrival on signals-anonymised.v1",
+                    },
+                    {
+                        "benchmark": f"ingest over {name}: latency p50",
+                        "value": p50,
+                        "unit": "ms",
+                        "notes": "batch sent -> event read from signals-anonymised.v1",
+                    },
+                    {
+                        "benchmark": f"ingest over {name}: latency p99",
+                        "value": p99,
+                        "unit": "ms",
+                        "notes": "",
+                    },
                 ]
             for name, sink in (("HTTP", http), ("Kafka", producer)):
-                p50, p99, missing = await _measure_paced(sink, paced[name], system_id, watcher,
-                                                         PACED_BATCH, PACED_INTERVAL_S)
+                p50, p99, missing = await _measure_paced(
+                    sink, paced[name], system_id, watcher, PACED_BATCH, PACED_INTERVAL_S
+                )
                 rate = PACED_BATCH / PACED_INTERVAL_S
-                note = (f"{PACED:,} signals at a steady {rate:.0f}/s in batches of {PACED_BATCH}; "
-                        f"{missing} missing")
+                note = (
+                    f"{PACED:,} signals at a steady {rate:.0f}/s in batches of {PACED_BATCH}; "
+                    f"{missing} missing"
+                )
                 rows += [
-                    {"benchmark": f"ingest over {name} at {rate:.0f}/s: latency p50", "value": p50,
-                     "unit": "ms", "notes": note + "; sent -> read from signals-anonymised.v1"},
-                    {"benchmark": f"ingest over {name} at {rate:.0f}/s: latency p99", "value": p99,
-                     "unit": "ms", "notes": ""},
+                    {
+                        "benchmark": f"ingest over {name} at {rate:.0f}/s: latency p50",
+                        "value": p50,
+                        "unit": "ms",
+                        "notes": note + "; sent -> read from signals-anonymised.v1",
+                    },
+                    {
+                        "benchmark": f"ingest over {name} at {rate:.0f}/s: latency p99",
+                        "value": p99,
+                        "unit": "ms",
+                        "notes": "",
+                    },
                 ]
         finally:
             await http.close()
@@ -179,14 +211,25 @@ def run(env: dict[str, str]) -> list[dict]:
         asyncio.run(save(url, gaz))
         key, system_id = asyncio.run(_create_system(url))
         port = _free_port()
-        proc_env = {**os.environ, **env, "DATABASE_URL": url, "INGEST_PORT": str(port),
-                    "INGEST_HOST": "127.0.0.1", "INGEST_CONSUMER_GROUP": f"bench-{uuid.uuid4().hex[:8]}",
-                    "INGEST_PSEUDONYM_KEYS": f"1:{secrets.token_hex(32)}",
-                    "INGEST_PSEUDONYM_KEY_VERSION": "1",
-                    "LOG_LEVEL": "WARNING"}
+        proc_env = {
+            **os.environ,
+            **env,
+            "DATABASE_URL": url,
+            "INGEST_PORT": str(port),
+            "INGEST_HOST": "127.0.0.1",
+            "INGEST_CONSUMER_GROUP": f"bench-{uuid.uuid4().hex[:8]}",
+            "INGEST_PSEUDONYM_KEYS": f"1:{secrets.token_hex(32)}",
+            "INGEST_PSEUDONYM_KEY_VERSION": "1",
+            "LOG_LEVEL": "WARNING",
+        }
         log = (ROOT / ".local" / "bench-ingest.log").open("wb")
-        proc = subprocess.Popen([sys.executable, "-m", "services.ingest"], cwd=ROOT, env=proc_env,
-                                stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "services.ingest"],
+            cwd=ROOT,
+            env=proc_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         _wait_ready(port, proc)
         return asyncio.run(_bench(env, url, port, key, system_id, gaz))
     finally:

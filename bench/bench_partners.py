@@ -54,6 +54,7 @@ def _pct(values: list[float], q: int) -> float:
 
 # --- the receiver (runs in its own process: `python -m bench.bench_partners receive PORT`) ---------
 
+
 def _receiver_app(secret: str):
     from standardwebhooks import Webhook
     from starlette.applications import Starlette
@@ -83,33 +84,50 @@ def _receiver_app(secret: str):
     async def ready(request: Request) -> Response:
         return Response("ok")
 
-    return Starlette(routes=[Route("/hook", hook, methods=["POST"]), Route("/stats", stats),
-                             Route("/readyz", ready)])
+    return Starlette(
+        routes=[Route("/hook", hook, methods=["POST"]), Route("/stats", stats), Route("/readyz", ready)]
+    )
 
 
 def _receive(port: int) -> None:
     import uvicorn
 
-    uvicorn.run(_receiver_app(os.environ["RECEIVER_SECRET"]), host="127.0.0.1", port=port,
-                log_level="warning", access_log=False)
+    uvicorn.run(
+        _receiver_app(os.environ["RECEIVER_SECRET"]),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 # --- the benchmark ------------------------------------------------------------------------------
 
+
 def _need(area_id: str, ward: str, i: int, now: dt.datetime) -> StreetNeedChanged:
     category = PLACE[i % len(PLACE)]
     return StreetNeedChanged(
-        area_id=area_id, area_kind="street", area_name=f"Bench Street {i}", ward_code=ward,
-        street_ids=(area_id,), category=category, sensitivity=info(category).sensitivity,
-        count=1 + i % 7, since=now.date(), period="live", published_at=now.replace(second=0, microsecond=0),
-        version=1)
+        area_id=area_id,
+        area_kind="street",
+        area_name=f"Bench Street {i}",
+        ward_code=ward,
+        street_ids=(area_id,),
+        category=category,
+        sensitivity=info(category).sensitivity,
+        count=1 + i % 7,
+        since=now.date(),
+        period="live",
+        published_at=now.replace(second=0, microsecond=0),
+        version=1,
+    )
 
 
 async def _publish(kafka: str, ward: str, tag: str, n: int) -> tuple[dict[str, float], list[str]]:
     """Publish `n` changes on new area ids at once: (area id -> send time, keys)."""
     now = dt.datetime.now(dt.UTC)
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.split(","), acks="all", enable_idempotence=True,
-                                linger_ms=5)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=kafka.split(","), acks="all", enable_idempotence=True, linger_ms=5
+    )
     await producer.start()
     sent: dict[str, float] = {}
     keys: list[str] = []
@@ -119,8 +137,9 @@ async def _publish(kafka: str, ward: str, tag: str, n: int) -> tuple[dict[str, f
             need = _need(f"bench-{tag}-{i:05d}", ward, i, now)
             sent[need.area_id] = time.time()
             keys.append(need.key)
-            pending.append(await producer.send(STREET_NEEDS.name, need.model_dump_json().encode(),
-                                               key=need.key.encode()))
+            pending.append(
+                await producer.send(STREET_NEEDS.name, need.model_dump_json().encode(), key=need.key.encode())
+            )
         await asyncio.gather(*pending)
     finally:
         await producer.stop()
@@ -189,19 +208,30 @@ async def _burst(kafka: str, url: str, ward: str, port: int, n: int) -> Burst:
     first: dict[str, float] = {}
     for _, area, at in stats["arrivals"]:
         first.setdefault(area, at)
-    return Burst(tag, n, len(first), len(stats["arrivals"]) - len(first), stats["bad_signature"],
-                 [(first[a] - sent[a]) * 1000 for a in sent if a in first],
-                 max(first.values()) - min(sent.values()) if first else float("nan"),
-                 (after - before - n) / took, stored / took, keys)
+    return Burst(
+        tag,
+        n,
+        len(first),
+        len(stats["arrivals"]) - len(first),
+        stats["bad_signature"],
+        [(first[a] - sent[a]) * 1000 for a in sent if a in first],
+        max(first.values()) - min(sent.values()) if first else float("nan"),
+        (after - before - n) / took,
+        stored / took,
+        keys,
+    )
 
 
-async def _replay(client: httpx.AsyncClient, base: str, api_key: str, webhook_id: str, port: int,
-                  since: dt.datetime) -> tuple[int, int, float]:
+async def _replay(
+    client: httpx.AsyncClient, base: str, api_key: str, webhook_id: str, port: int, since: dt.datetime
+) -> tuple[int, int, float]:
     """Queue every change since `since` again at once; (queued, delivered, first-to-last seconds)."""
     asked = time.time()
-    response = await client.post(f"{base}/v1/webhooks/{webhook_id}/replay",
-                                 headers={"Authorization": f"Bearer {api_key}"},
-                                 params={"since": since.isoformat()})
+    response = await client.post(
+        f"{base}/v1/webhooks/{webhook_id}/replay",
+        headers={"Authorization": f"Bearer {api_key}"},
+        params={"since": since.isoformat()},
+    )
     response.raise_for_status()
     queued = response.json()["queued"]
     stats = await _wait_for(client, port, "bench-", queued, asked)
@@ -209,20 +239,27 @@ async def _replay(client: httpx.AsyncClient, base: str, api_key: str, webhook_id
     return queued, len(times), (times[-1] - times[0]) if len(times) > 1 else float("nan")
 
 
-async def _partner_and_webhook(service: Proc, env: dict[str, str], logs: Path, hook_port: int,
-                               ward: str) -> tuple[str, str, str]:
+async def _partner_and_webhook(
+    service: Proc, env: dict[str, str], logs: Path, hook_port: int, ward: str
+) -> tuple[str, str, str]:
     """`create-partner` (the documented CLI), then a webhook for our ward: (api key, id, secret)."""
     key_file = logs / "partner.env"
-    cli = start("create-partner", ["-m", "services.partners.cli", "create-partner", "Bench Partner",
-                                   "--key-file", str(key_file)], env, logs)
+    cli = start(
+        "create-partner",
+        ["-m", "services.partners.cli", "create-partner", "Bench Partner", "--key-file", str(key_file)],
+        env,
+        logs,
+    )
     if await asyncio.to_thread(cli.popen.wait, 60) != 0:
         raise RuntimeError(f"create-partner failed:\n{cli.tail()}")
     api_key = key_file.read_text().strip().split("=", 1)[1]
     await service.ready()
     async with httpx.AsyncClient(timeout=10) as client:
         response = await client.post(
-            f"http://127.0.0.1:{service.port}/v1/webhooks", headers={"Authorization": f"Bearer {api_key}"},
-            json={"url": f"http://127.0.0.1:{hook_port}/hook", "wards": [ward]})
+            f"http://127.0.0.1:{service.port}/v1/webhooks",
+            headers={"Authorization": f"Bearer {api_key}"},
+            json={"url": f"http://127.0.0.1:{hook_port}/hook", "wards": [ward]},
+        )
         response.raise_for_status()
     body = response.json()
     return api_key, body["id"], body["secret"]
@@ -241,18 +278,31 @@ async def _run(env: dict[str, str]) -> list[dict]:
         logs = Path(tmp)
         try:
             # Positions stored first, so the service skips whatever the topic already holds.
-            await load.commit_group(kafka, group, STREET_NEEDS.name,
-                                    await load.end_offsets(kafka, STREET_NEEDS.name))
+            await load.commit_group(
+                kafka, group, STREET_NEEDS.name, await load.end_offsets(kafka, STREET_NEEDS.name)
+            )
             port, hook_port = free_port(), free_port()
-            service_env = {"DATABASE_URL": url, "KAFKA_BOOTSTRAP_SERVERS": kafka, "PARTNERS_PORT": str(port),
-                           "PARTNERS_GROUP_ID": group, "PARTNERS_WEBHOOK_ALLOW_LOOPBACK": "true",
-                           "PARTNERS_LOAD_GAZETTEER": "false", "LOG_LEVEL": "WARNING"}
+            service_env = {
+                "DATABASE_URL": url,
+                "KAFKA_BOOTSTRAP_SERVERS": kafka,
+                "PARTNERS_PORT": str(port),
+                "PARTNERS_GROUP_ID": group,
+                "PARTNERS_WEBHOOK_ALLOW_LOOPBACK": "true",
+                "PARTNERS_LOAD_GAZETTEER": "false",
+                "LOG_LEVEL": "WARNING",
+            }
             service = start("partners", ["-m", "services.partners"], service_env, logs, port)
             procs.append(service)
-            api_key, webhook_id, secret = await _partner_and_webhook(service, service_env, logs, hook_port,
-                                                                     ward)
-            receiver = start("receiver", ["-m", "bench.bench_partners", "receive", str(hook_port)],
-                             {"RECEIVER_SECRET": secret}, logs, hook_port)
+            api_key, webhook_id, secret = await _partner_and_webhook(
+                service, service_env, logs, hook_port, ward
+            )
+            receiver = start(
+                "receiver",
+                ["-m", "bench.bench_partners", "receive", str(hook_port)],
+                {"RECEIVER_SECRET": secret},
+                logs,
+                hook_port,
+            )
             procs.append(receiver)
             await receiver.ready()
 
@@ -270,8 +320,9 @@ async def _run(env: dict[str, str]) -> list[dict]:
             burst = await _burst(kafka, url, ward, hook_port, BURST)
             keys += burst.keys
             async with httpx.AsyncClient(timeout=30) as client:
-                queued, replayed, drain_s = await _replay(client, f"http://127.0.0.1:{port}", api_key,
-                                                          webhook_id, hook_port, since)
+                queued, replayed, drain_s = await _replay(
+                    client, f"http://127.0.0.1:{port}", api_key, webhook_id, hook_port, since
+                )
         finally:
             for proc in reversed(procs):
                 proc.stop()
@@ -279,38 +330,71 @@ async def _run(env: dict[str, str]) -> list[dict]:
             if keys:
                 await _tombstone(kafka, keys)
 
-    setup = (f"partners service (1 process, default delivery settings: batch 50, poll 1 s, timeout 5 s) "
-             f"-> loopback receiver verifying every signature with standardwebhooks; {CORES} cores shared "
-             f"by Kafka, PostgreSQL, the service, the receiver, the publisher and whatever else ran")
-    lost = (f"{burst.sent - burst.arrived} missing, {burst.duplicates} duplicates, "
-            f"{burst.bad_signature} bad signatures")
-    shared = (f"meanwhile other producers wrote {burst.others_per_s:.0f} records/s to the shared topic, "
-              f"which the service consumed and stored too ({burst.stored_per_s:.0f} changes/s stored in all)")
-    how = (f"{burst.sent:,} StreetNeedChanged (place categories, new area ids, one ward the webhook filters "
-           f"on) published to {STREET_NEEDS.name} at once; {lost}; {shared}")
+    setup = (
+        f"partners service (1 process, default delivery settings: batch 50, poll 1 s, timeout 5 s) "
+        f"-> loopback receiver verifying every signature with standardwebhooks; {CORES} cores shared "
+        f"by Kafka, PostgreSQL, the service, the receiver, the publisher and whatever else ran"
+    )
+    lost = (
+        f"{burst.sent - burst.arrived} missing, {burst.duplicates} duplicates, "
+        f"{burst.bad_signature} bad signatures"
+    )
+    shared = (
+        f"meanwhile other producers wrote {burst.others_per_s:.0f} records/s to the shared topic, "
+        f"which the service consumed and stored too ({burst.stored_per_s:.0f} changes/s stored in all)"
+    )
+    how = (
+        f"{burst.sent:,} StreetNeedChanged (place categories, new area ids, one ward the webhook filters "
+        f"on) published to {STREET_NEEDS.name} at once; {lost}; {shared}"
+    )
     complete = burst.arrived == burst.sent
     rows = [
-        _row("partners.webhooks.delivery_rate", replayed / drain_s, "deliveries/s",
-             f"the delivery worker draining {queued:,} queued deliveries (POST /v1/webhooks/{{id}}/replay "
-             f"queues them in one transaction), first to last received ({drain_s:.1f} s, {replayed:,} "
-             f"received{'' if complete else '; originals of the burst were still arriving'}); {setup}"),
-        _row("partners.webhooks.burst_end_to_end", burst.end_to_end_s, "s",
-             f"{how}; first publish to last delivery received" if complete else
-             f"{how}; NOT complete: time to the last of {burst.arrived:,} received in {WAIT_S:.0f} s"),
-        _row("partners.consumer.store_rate", burst.stored_per_s, "changes/s",
-             "street-needs.v1 records consumed and stored (needs, history, delivery queue; one "
-             "transaction per batch of up to 500) per second over the burst's end-to-end time, so "
-             "bounded by the delivery worker, not by the consumer"),
+        _row(
+            "partners.webhooks.delivery_rate",
+            replayed / drain_s,
+            "deliveries/s",
+            f"the delivery worker draining {queued:,} queued deliveries (POST /v1/webhooks/{{id}}/replay "
+            f"queues them in one transaction), first to last received ({drain_s:.1f} s, {replayed:,} "
+            f"received{'' if complete else '; originals of the burst were still arriving'}); {setup}",
+        ),
+        _row(
+            "partners.webhooks.burst_end_to_end",
+            burst.end_to_end_s,
+            "s",
+            f"{how}; first publish to last delivery received"
+            if complete
+            else f"{how}; NOT complete: time to the last of {burst.arrived:,} received in {WAIT_S:.0f} s",
+        ),
+        _row(
+            "partners.consumer.store_rate",
+            burst.stored_per_s,
+            "changes/s",
+            "street-needs.v1 records consumed and stored (needs, history, delivery queue; one "
+            "transaction per batch of up to 500) per second over the burst's end-to-end time, so "
+            "bounded by the delivery worker, not by the consumer",
+        ),
     ]
     if burst.latencies_ms:
-        rows += [_row("partners.webhooks.latency.p50", _pct(burst.latencies_ms, 50), "ms",
-                      f"publish -> signed POST received, same burst ({burst.arrived:,} received)"),
-                 _row("partners.webhooks.latency.p99", _pct(burst.latencies_ms, 99), "ms")]
+        rows += [
+            _row(
+                "partners.webhooks.latency.p50",
+                _pct(burst.latencies_ms, 50),
+                "ms",
+                f"publish -> signed POST received, same burst ({burst.arrived:,} received)",
+            ),
+            _row("partners.webhooks.latency.p99", _pct(burst.latencies_ms, 99), "ms"),
+        ]
     if singles:
-        rows += [_row("partners.webhooks.idle_latency.p50", _pct(singles, 50), "ms",
-                      f"publish -> signed POST received for {len(singles)}/{SINGLES} changes sent one at a "
-                      "time, at a random moment (an idle worker polls its queue every 1 s)"),
-                 _row("partners.webhooks.idle_latency.p99", _pct(singles, 99), "ms")]
+        rows += [
+            _row(
+                "partners.webhooks.idle_latency.p50",
+                _pct(singles, 50),
+                "ms",
+                f"publish -> signed POST received for {len(singles)}/{SINGLES} changes sent one at a "
+                "time, at a random moment (an idle worker polls its queue every 1 s)",
+            ),
+            _row("partners.webhooks.idle_latency.p99", _pct(singles, 99), "ms"),
+        ]
     return rows
 
 

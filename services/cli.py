@@ -10,16 +10,20 @@ import typer
 from shared.kafka import ensure_topics
 from shared.settings import CommonSettings
 
-app = typer.Typer(help="streetneeds: council-visible needs, street by street, safely.",
-                  no_args_is_help=True)
+app = typer.Typer(help="streetneeds: council-visible needs, street by street, safely.", no_args_is_help=True)
 topics = typer.Typer(help="Kafka topics from the code's registry.", no_args_is_help=True)
 app.add_typer(topics, name="topics")
 
 # Each service's own commands live beside it, in `<package>/cli.py` with a Typer `app`.
-for name, package in (("gazetteer", "shared.gazetteer"), ("ingest", "services.ingest"),
-                      ("aggregator", "services.aggregator"), ("prompter", "services.prompter"),
-                      ("feeds", "services.feeds"), ("partners", "services.partners"),
-                      ("simulate", "services.simulator")):
+for name, package in (
+    ("gazetteer", "shared.gazetteer"),
+    ("ingest", "services.ingest"),
+    ("aggregator", "services.aggregator"),
+    ("prompter", "services.prompter"),
+    ("feeds", "services.feeds"),
+    ("partners", "services.partners"),
+    ("simulate", "services.simulator"),
+):
     try:
         module = importlib.import_module(f"{package}.cli")
     except ModuleNotFoundError as exc:
@@ -45,8 +49,11 @@ def dead_letters(
     since_hours: float = typer.Option(24.0, "--since-hours", min=0, help="How far back to look."),
     service: str | None = typer.Option(None, help="Only this service's dead letters."),
     show_original: bool = typer.Option(
-        False, "--show-original", help="Print the original input too. It is raw council input and may "
-        "hold personal data: operators only, never paste it elsewhere."),
+        False,
+        "--show-original",
+        help="Print the original input too. It is raw council input and may "
+        "hold personal data: operators only, never paste it elsewhere.",
+    ),
 ) -> None:
     """List input that could not be accepted (operators): when, where from, why, which fields."""
     import datetime as dt
@@ -57,12 +64,12 @@ def dead_letters(
 
     async def show() -> int:
         count = 0
-        async for letter in read_dead_letters(CommonSettings(), since=since,
-                                              service=service):
+        async for letter in read_dead_letters(CommonSettings(), since=since, service=service):
             count += 1
             where = f"{letter.source_topic}[{letter.partition}]@{letter.offset}"
-            typer.echo(f"{letter.dead_lettered_at:%Y-%m-%d %H:%M:%S}  {letter.service:<10} {where}  "
-                       f"{letter.reason}")
+            typer.echo(
+                f"{letter.dead_lettered_at:%Y-%m-%d %H:%M:%S}  {letter.service:<10} {where}  {letter.reason}"
+            )
             for error in letter.errors:
                 typer.echo(f"    {error}")
             if show_original:

@@ -60,7 +60,8 @@ async def apply_migrations(conn: asyncpg.Connection, schema: str, folder: Path) 
                 await conn.execute(sql)
                 await conn.execute(
                     f'INSERT INTO "{schema}".schema_migrations (name, checksum) VALUES ($1, $2)',
-                    path.name, checksum,
+                    path.name,
+                    checksum,
                 )
             applied.append(path.name)
             log.info("migration applied", extra={"schema": schema, "migration": path.name})
@@ -69,8 +70,9 @@ async def apply_migrations(conn: asyncpg.Connection, schema: str, folder: Path) 
     return applied
 
 
-async def with_schema(database_url: str, schema: str, folder: Path,
-                      action: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+async def with_schema(
+    database_url: str, schema: str, folder: Path, action: Callable[[asyncpg.Connection], Awaitable[T]]
+) -> T:
     """Run a command-line task on one connection, after bringing `schema` up to date."""
     conn = await asyncpg.connect(database_url)
     try:

@@ -15,8 +15,9 @@ from .settings import CommonSettings
 __all__ = ["original_text", "read_dead_letters"]
 
 
-async def read_dead_letters(settings: CommonSettings, *, since: dt.datetime | None = None,
-                            service: str | None = None) -> AsyncIterator[DeadLettered]:
+async def read_dead_letters(
+    settings: CommonSettings, *, since: dt.datetime | None = None, service: str | None = None
+) -> AsyncIterator[DeadLettered]:
     """Every dead letter on the topic (from `since`, of `service`), oldest first; commits nothing."""
     consumer = AIOKafkaConsumer(**client_options(settings), group_id=None, enable_auto_commit=False)
     await consumer.start()
@@ -27,8 +28,7 @@ async def read_dead_letters(settings: CommonSettings, *, since: dt.datetime | No
         if since is None:
             await consumer.seek_to_beginning(*partitions)
         else:
-            found = await consumer.offsets_for_times(
-                {tp: int(since.timestamp() * 1000) for tp in partitions})
+            found = await consumer.offsets_for_times({tp: int(since.timestamp() * 1000) for tp in partitions})
             for tp in partitions:
                 offset = found.get(tp)
                 consumer.seek(tp, offset.offset if offset else ends[tp])

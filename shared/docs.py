@@ -1,7 +1,7 @@
 """Generate the committed contract documents in docs/ from the code: AsyncAPI, JSON Schema, OpenAPI.
 
-    python -m shared.docs write   # regenerate (make docs)
-    python -m shared.docs check   # exit 1 if docs/ drifted from the code (the tests do the same)
+python -m shared.docs write   # regenerate (make docs)
+python -m shared.docs check   # exit 1 if docs/ drifted from the code (the tests do the same)
 """
 
 from __future__ import annotations
@@ -28,23 +28,37 @@ def asyncapi() -> dict[str, Any]:
     """AsyncAPI 3.0 for every topic in the registry, with its Kafka topic configuration."""
     broker = KafkaBroker("127.0.0.1:19092", description="Local single-node KRaft broker")
     for topic in ALL_TOPICS:
-        broker.publisher(topic.base_name, schema=topic.model, title=topic.base_name,
-                         description=f"{topic.description} Audience: {topic.audience}.")
-    spec = json.loads(AsyncAPI(
-        broker, title="streetneeds events", version="1.0.0", schema_version="3.0.0",
-        description="Topics connecting the streetneeds services. Generated from "
-        "shared/contracts (make docs); do not edit by hand.",
-    ).to_specification().to_json())
+        broker.publisher(
+            topic.base_name,
+            schema=topic.model,
+            title=topic.base_name,
+            description=f"{topic.description} Audience: {topic.audience}.",
+        )
+    spec = json.loads(
+        AsyncAPI(
+            broker,
+            title="streetneeds events",
+            version="1.0.0",
+            schema_version="3.0.0",
+            description="Topics connecting the streetneeds services. Generated from "
+            "shared/contracts (make docs); do not edit by hand.",
+        )
+        .to_specification()
+        .to_json()
+    )
     for topic in ALL_TOPICS:
         channel = spec["channels"][topic.base_name]
         # Kafka channel binding 0.4.0: partitions and topic configuration sit with the contract.
-        channel["bindings"]["kafka"].update({
-            "partitions": topic.partitions, "replicas": 1,
-            "topicConfiguration": {
-                "cleanup.policy": ["compact" if topic.compacted else "delete"],
-                "retention.ms": topic.retention_ms,
-            },
-        })
+        channel["bindings"]["kafka"].update(
+            {
+                "partitions": topic.partitions,
+                "replicas": 1,
+                "topicConfiguration": {
+                    "cleanup.policy": ["compact" if topic.compacted else "delete"],
+                    "retention.ms": topic.retention_ms,
+                },
+            }
+        )
         channel["description"] += f" Key: {topic.key}."
     return spec
 
@@ -59,14 +73,18 @@ def openapi(service: str) -> dict[str, Any]:
     settings_cls = _settings_class(service)
     # Building the app reads no secret and connects nowhere, so unvalidated placeholders suffice.
     settings = settings_cls.model_construct(
-        database_url="postgresql://docs", kafka_bootstrap_servers="docs:9092")
+        database_url="postgresql://docs", kafka_bootstrap_servers="docs:9092"
+    )
     return main.create_app(settings).openapi()
 
 
 def _settings_class(service: str) -> type[CommonSettings]:
     module = importlib.import_module(f"services.{service}.settings")
-    (cls,) = {v for v in vars(module).values()
-              if isinstance(v, type) and issubclass(v, CommonSettings) and v is not CommonSettings}
+    (cls,) = {
+        v
+        for v in vars(module).values()
+        if isinstance(v, type) and issubclass(v, CommonSettings) and v is not CommonSettings
+    }
     return cls
 
 
@@ -74,8 +92,10 @@ def configuration_table() -> str:
     """The README's configuration table: every environment variable every service reads."""
     rows = ["| variable | service | default | what it is |", "| --- | --- | --- | --- |"]
     classes = [("all", CommonSettings)] + [
-        (service, _settings_class(service)) for service in SERVICES
-        if (DOCS.parent / "services" / service / "settings.py").exists()]
+        (service, _settings_class(service))
+        for service in SERVICES
+        if (DOCS.parent / "services" / service / "settings.py").exists()
+    ]
     for service, cls in classes:
         prefix = cls.model_config.get("env_prefix", "")
         for name, field in cls.model_fields.items():

@@ -12,8 +12,13 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-__all__ = ["PROBLEM_JSON", "Problem", "add_operational_routes", "install_problem_handlers",
-           "problem_response"]
+__all__ = [
+    "PROBLEM_JSON",
+    "Problem",
+    "add_operational_routes",
+    "install_problem_handlers",
+    "problem_response",
+]
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -23,8 +28,16 @@ ReadyCheck = Callable[[], Awaitable[bool]]
 class Problem(Exception):
     """Raise to answer with `application/problem+json` (RFC 9457)."""
 
-    def __init__(self, status: int, title: str, detail: str = "", *, type_: str = "about:blank",
-                 errors: Iterable[dict[str, Any]] = (), headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str = "",
+        *,
+        type_: str = "about:blank",
+        errors: Iterable[dict[str, Any]] = (),
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(detail or title)
         self.status, self.title, self.detail, self.type = status, title, detail, type_
         self.errors = list(errors)
@@ -56,11 +69,15 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"field": _field(e["loc"]), "message": e["msg"], "type": e["type"]}
-                  for e in exc.errors()]
-        return problem_response(Problem(
-            422, "Request body or parameters are invalid",
-            "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors=errors))
+        errors = [{"field": _field(e["loc"]), "message": e["msg"], "type": e["type"]} for e in exc.errors()]
+        return problem_response(
+            Problem(
+                422,
+                "Request body or parameters are invalid",
+                "; ".join(f"{e['field']}: {e['message']}" for e in errors),
+                errors=errors,
+            )
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -84,8 +101,9 @@ def add_operational_routes(app: FastAPI, ready_checks: dict[str, ReadyCheck]) ->
                 log.warning("readiness check failed", extra={"check": name}, exc_info=True)
                 results[name] = False
         ok = all(results.values())
-        return JSONResponse({"status": "ready" if ok else "not ready", "checks": results},
-                            status_code=200 if ok else 503)
+        return JSONResponse(
+            {"status": "ready" if ok else "not ready", "checks": results}, status_code=200 if ok else 503
+        )
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> PlainTextResponse:

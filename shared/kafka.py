@@ -18,8 +18,14 @@ from pydantic import ValidationError
 from .contracts import ALL_TOPICS, DeadLettered, Topic
 from .settings import CommonSettings
 
-__all__ = ["broker_security", "client_options", "dead_letter", "ensure_topics", "make_broker",
-           "validation_errors"]
+__all__ = [
+    "broker_security",
+    "client_options",
+    "dead_letter",
+    "ensure_topics",
+    "make_broker",
+    "validation_errors",
+]
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +36,18 @@ _SASL_SECURITY = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-
 def client_options(settings: CommonSettings) -> dict[str, Any]:
     """Keyword arguments every aiokafka client (producer, consumer, admin) is built with:
     the bootstrap servers and the connection security from the settings."""
-    options: dict[str, Any] = {"bootstrap_servers": settings.kafka_bootstrap_servers.split(","),
-                               "security_protocol": settings.kafka_security_protocol}
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers.split(","),
+        "security_protocol": settings.kafka_security_protocol,
+    }
     if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
         options["ssl_context"] = create_ssl_context(cafile=settings.kafka_ssl_cafile)
     if settings.kafka_security_protocol.startswith("SASL_"):
-        options.update(sasl_mechanism=settings.kafka_sasl_mechanism,
-                       sasl_plain_username=settings.kafka_sasl_username,
-                       sasl_plain_password=settings.kafka_sasl_password.get_secret_value())
+        options.update(
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            sasl_plain_username=settings.kafka_sasl_username,
+            sasl_plain_password=settings.kafka_sasl_password.get_secret_value(),
+        )
     return options
 
 
@@ -48,7 +58,8 @@ def broker_security(settings: CommonSettings) -> BaseSecurity:
     if "sasl_mechanism" not in options:
         return BaseSecurity(**ssl)
     return _SASL_SECURITY[options["sasl_mechanism"]](
-        options["sasl_plain_username"], options["sasl_plain_password"], **ssl)
+        options["sasl_plain_username"], options["sasl_plain_password"], **ssl
+    )
 
 
 def make_broker(settings: CommonSettings, client_id: str) -> KafkaBroker:
@@ -73,9 +84,16 @@ async def ensure_topics(settings: CommonSettings, topics: tuple[Topic, ...] = AL
         created = []
         for topic in wanted:
             try:
-                await admin.create_topics([NewTopic(
-                    topic.name, num_partitions=topic.partitions, replication_factor=1,
-                    topic_configs=topic.config())])
+                await admin.create_topics(
+                    [
+                        NewTopic(
+                            topic.name,
+                            num_partitions=topic.partitions,
+                            replication_factor=1,
+                            topic_configs=topic.config(),
+                        )
+                    ]
+                )
                 created.append(topic.name)
             except TopicAlreadyExistsError:  # another replica won the race: same outcome
                 pass
@@ -85,15 +103,20 @@ async def ensure_topics(settings: CommonSettings, topics: tuple[Topic, ...] = AL
         await admin.close()
 
 
-async def _wait_until_visible(admin: AIOKafkaAdminClient, partitions: dict[str, int],
-                              timeout_s: float = 30.0) -> None:
+async def _wait_until_visible(
+    admin: AIOKafkaAdminClient, partitions: dict[str, int], timeout_s: float = 30.0
+) -> None:
     """Creation returns before every partition has a leader; callers produce straight away."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     while partitions:
         described = await admin.describe_topics(list(partitions))
-        ready = {d["topic"] for d in described if d["error_code"] == 0
-                 and len([p for p in d["partitions"] if p["leader"] >= 0]) == partitions[d["topic"]]}
+        ready = {
+            d["topic"]
+            for d in described
+            if d["error_code"] == 0
+            and len([p for p in d["partitions"] if p["leader"] >= 0]) == partitions[d["topic"]]
+        }
         partitions = {name: n for name, n in partitions.items() if name not in ready}
         if partitions and loop.time() > deadline:
             raise TimeoutError(f"topics not ready after {timeout_s:.0f}s: {', '.join(partitions)}")
@@ -103,20 +126,29 @@ async def _wait_until_visible(admin: AIOKafkaAdminClient, partitions: dict[str, 
 
 def validation_errors(exc: ValidationError) -> tuple[str, ...]:
     """One line per bad field, `path: message`, without echoing the input values."""
-    return tuple(
-        f"{'.'.join(str(p) for p in err['loc']) or '(body)'}: {err['msg']}" for err in exc.errors()
-    )
+    return tuple(f"{'.'.join(str(p) for p in err['loc']) or '(body)'}: {err['msg']}" for err in exc.errors())
 
 
 def dead_letter(
-    *, service: str, source_topic: str, value: bytes | None, key: bytes | None, reason: str,
-    errors: tuple[str, ...] = (), partition: int | None = None, offset: int | None = None,
+    *,
+    service: str,
+    source_topic: str,
+    value: bytes | None,
+    key: bytes | None,
+    reason: str,
+    errors: tuple[str, ...] = (),
+    partition: int | None = None,
+    offset: int | None = None,
 ) -> DeadLettered:
     """The dead-letter record for input that could not be accepted (reason + original bytes)."""
     return DeadLettered(
-        service=service, source_topic=source_topic, partition=partition, offset=offset,
+        service=service,
+        source_topic=source_topic,
+        partition=partition,
+        offset=offset,
         key_b64=base64.b64encode(key).decode() if key is not None else None,
-        original_b64=base64.b64encode(value or b"").decode(), reason=reason, errors=errors,
+        original_b64=base64.b64encode(value or b"").decode(),
+        reason=reason,
+        errors=errors,
         dead_lettered_at=dt.datetime.now(dt.UTC),
     )
-

@@ -25,7 +25,10 @@ async def migrate_all(database_url: str) -> dict[str, list[str]]:
     pool = await create_pool(database_url, max_size=1)
     try:
         async with pool.acquire() as conn:
-            return {schema: await apply_migrations(conn, schema, folder)
-                    for schema, folder in MIGRATIONS.items() if folder.is_dir()}
+            return {
+                schema: await apply_migrations(conn, schema, folder)
+                for schema, folder in MIGRATIONS.items()
+                if folder.is_dir()
+            }
     finally:
         await pool.close()

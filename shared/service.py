@@ -49,9 +49,17 @@ class Runtime:
 
 
 def create_service_app(
-    *, name: str, title: str, description: str, settings: CommonSettings, broker: KafkaBroker,
-    schema: str | None, migrations: Path | None, version: str = "1.0.0",
-    on_startup: Hook | None = None, on_shutdown: Hook | None = None,
+    *,
+    name: str,
+    title: str,
+    description: str,
+    settings: CommonSettings,
+    broker: KafkaBroker,
+    schema: str | None,
+    migrations: Path | None,
+    version: str = "1.0.0",
+    on_startup: Hook | None = None,
+    on_shutdown: Hook | None = None,
     extra_migrations: tuple[tuple[str, Path], ...] = (),
 ) -> FastAPI:
     runtime = Runtime(name=name, settings=settings, broker=broker)

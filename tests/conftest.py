@@ -50,20 +50,25 @@ def _docker_available() -> bool:
 @pytest.fixture(scope="session")
 def stack() -> Iterator[dict[str, str]]:
     """`{"kafka": bootstrap, "database": url}` of real servers, or skip with the reason."""
-    env = {**_stack_env(), **{k: v for k, v in os.environ.items()
-                              if k in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")}}
+    env = {
+        **_stack_env(),
+        **{k: v for k, v in os.environ.items() if k in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")},
+    }
     if "KAFKA_BOOTSTRAP_SERVERS" in env and "DATABASE_URL" in env:
         yield from _with_topics({"kafka": env["KAFKA_BOOTSTRAP_SERVERS"], "database": env["DATABASE_URL"]})
         return
     if not _docker_available():
-        pytest.skip("no Kafka/PostgreSQL: run `make test` (starts them) or set "
-                    "KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL")
+        pytest.skip(
+            "no Kafka/PostgreSQL: run `make test` (starts them) or set "
+            "KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL"
+        )
     from testcontainers.kafka import KafkaContainer
     from testcontainers.postgres import PostgresContainer
 
     with KafkaContainer().with_kraft() as kafka, PostgresContainer("postgres:16") as pg:
-        yield from _with_topics({"kafka": kafka.get_bootstrap_server(),
-                                 "database": pg.get_connection_url(driver=None)})
+        yield from _with_topics(
+            {"kafka": kafka.get_bootstrap_server(), "database": pg.get_connection_url(driver=None)}
+        )
 
 
 def _with_topics(servers: dict[str, str]) -> Iterator[dict[str, str]]:

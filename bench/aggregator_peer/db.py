@@ -14,8 +14,15 @@ from shared.gazetteer import Gazetteer, Ward
 from shared.gazetteer import repository as gazetteer_repository
 from shared.gazetteer.camden import build_camden
 
-__all__ = ["AGGREGATOR_TABLES", "camden_gazetteer", "cloned", "database_with", "reset_aggregator",
-           "stored_offsets", "table_bytes"]
+__all__ = [
+    "AGGREGATOR_TABLES",
+    "camden_gazetteer",
+    "cloned",
+    "database_with",
+    "reset_aggregator",
+    "stored_offsets",
+    "table_bytes",
+]
 
 AGGREGATOR_TABLES = ("signals", "withdrawals", "consumer_offsets", "published", "outbox", "withheld")
 
@@ -37,12 +44,21 @@ def cloned(gazetteer: Gazetteer, copies: int) -> Gazetteer:
 
         for s in gazetteer.streets.values():
             streets[s.id + sfx] = dataclasses.replace(
-                s, id=s.id + sfx, geometry=move(s.geometry),
+                s,
+                id=s.id + sfx,
+                geometry=move(s.geometry),
                 segment_ids=tuple(seg + sfx for seg in s.segment_ids),
-                ward_code=s.ward_code and s.ward_code + sfx)
-        units += [dataclasses.replace(u, id=u.id + sfx, street_ids=tuple(i + sfx for i in u.street_ids),
-                                      ward_code=u.ward_code and u.ward_code + sfx)
-                  for u in gazetteer.units]
+                ward_code=s.ward_code and s.ward_code + sfx,
+            )
+        units += [
+            dataclasses.replace(
+                u,
+                id=u.id + sfx,
+                street_ids=tuple(i + sfx for i in u.street_ids),
+                ward_code=u.ward_code and u.ward_code + sfx,
+            )
+            for u in gazetteer.units
+        ]
         wards += [Ward(w.code + sfx, w.name, move(w.geometry)) for w in gazetteer.wards]
     return Gazetteer(streets=streets, units=units, wards=wards, boundary=None)
 
@@ -71,8 +87,10 @@ async def reset_aggregator(url: str) -> None:
 async def stored_offsets(conn: asyncpg.Connection) -> dict[int, int]:
     """The aggregator's own positions (committed with its state), {} before its first batch."""
     try:
-        rows = await conn.fetch("SELECT partition, next_offset FROM aggregator.consumer_offsets"
-                                " WHERE topic = $1", SIGNALS_ANONYMISED.name)
+        rows = await conn.fetch(
+            "SELECT partition, next_offset FROM aggregator.consumer_offsets WHERE topic = $1",
+            SIGNALS_ANONYMISED.name,
+        )
     except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
         return {}
     return {r["partition"]: r["next_offset"] for r in rows}
@@ -80,5 +98,7 @@ async def stored_offsets(conn: asyncpg.Connection) -> dict[int, int]:
 
 async def table_bytes(conn: asyncpg.Connection) -> dict[str, int]:
     """pg_total_relation_size (table + indexes + TOAST) of the aggregator's state tables."""
-    return {t: await conn.fetchval("SELECT pg_total_relation_size($1::regclass)", f"aggregator.{t}")
-            for t in AGGREGATOR_TABLES}
+    return {
+        t: await conn.fetchval("SELECT pg_total_relation_size($1::regclass)", f"aggregator.{t}")
+        for t in AGGREGATOR_TABLES
+    }

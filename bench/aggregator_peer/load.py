@@ -21,8 +21,17 @@ from services.simulator.model import BASELINE_PER_DAY
 from services.simulator.reference import load_reference
 from shared.contracts import SIGNALS_ANONYMISED, Category, Sensitivity, SignalAnonymised, info
 
-__all__ = ["Record", "category_weights", "commit_group", "end_offsets", "offsets_at", "partitions",
-           "place_signals", "produce", "signal_mix"]
+__all__ = [
+    "Record",
+    "category_weights",
+    "commit_group",
+    "end_offsets",
+    "offsets_at",
+    "partitions",
+    "place_signals",
+    "produce",
+    "signal_mix",
+]
 
 Record = tuple[bytes, bytes]  # (key, value)
 WITHDRAWN_SHARE = 0.2
@@ -31,8 +40,10 @@ SPAN = dt.timedelta(days=6)
 
 def category_weights() -> dict[Category, float]:
     """Arrivals per day of each category at the simulator's baseline."""
-    weights = {Category.ISOLATION: BASELINE_PER_DAY["isolation"],
-               Category.OVERCROWDING: BASELINE_PER_DAY["overcrowding"]}
+    weights = {
+        Category.ISOLATION: BASELINE_PER_DAY["isolation"],
+        Category.OVERCROWDING: BASELINE_PER_DAY["overcrowding"],
+    }
     for category, share in load_reference().category_mix().items():
         weights[category] = BASELINE_PER_DAY["place"] * share
     return weights
@@ -46,14 +57,23 @@ def _coarse(category: Category, at: dt.datetime) -> dt.datetime:
 
 def _event(category: Category, action: str, street_id: str, subject: str, at: dt.datetime) -> Record:
     event = SignalAnonymised(
-        event_id=uuid.uuid4(), category=category, sensitivity=info(category).sensitivity,
-        action=action, street_id=street_id, subject_key=subject, key_version=1,
-        occurred_at=_coarse(category, at), council_id="camden", source="kafka")
+        event_id=uuid.uuid4(),
+        category=category,
+        sensitivity=info(category).sensitivity,
+        action=action,
+        street_id=street_id,
+        subject_key=subject,
+        key_version=1,
+        occurred_at=_coarse(category, at),
+        council_id="camden",
+        source="kafka",
+    )
     return street_id.encode(), event.model_dump_json().encode()
 
 
-def signal_mix(streets: Sequence[tuple[str, int]], n: int, rng: random.Random,
-               now: dt.datetime) -> list[Record]:
+def signal_mix(
+    streets: Sequence[tuple[str, int]], n: int, rng: random.Random, now: dt.datetime
+) -> list[Record]:
     """`n` events over `streets` ((id, address count)): person signals where people live, place
     signals along any street; WITHDRAWN_SHARE of them withdraw an open raise."""
     weights = category_weights()
@@ -77,20 +97,30 @@ def signal_mix(streets: Sequence[tuple[str, int]], n: int, rng: random.Random,
     return out
 
 
-def place_signals(street_ids: Sequence[str], per_street: int, rng: random.Random,
-                  now: dt.datetime) -> list[Record]:
+def place_signals(
+    street_ids: Sequence[str], per_street: int, rng: random.Random, now: dt.datetime
+) -> list[Record]:
     """`per_street` raised place signals (distinct subjects) on every street: all of them active."""
-    places = [c for c, w in sorted(category_weights().items()) if w and info(c).sensitivity is
-              Sensitivity.PLACE]
-    return [_event(rng.choice(places), "raised", s, rng.randbytes(32).hex(), now - SPAN * rng.random())
-            for s in street_ids for _ in range(per_street)]
+    places = [
+        c for c, w in sorted(category_weights().items()) if w and info(c).sensitivity is Sensitivity.PLACE
+    ]
+    return [
+        _event(rng.choice(places), "raised", s, rng.randbytes(32).hex(), now - SPAN * rng.random())
+        for s in street_ids
+        for _ in range(per_street)
+    ]
 
 
 async def produce(bootstrap: str, records: Sequence[Record], topic: str = SIGNALS_ANONYMISED.name) -> None:
     """Produce everything and wait for every acknowledgement (the producer settings ingest uses)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all",
-                                enable_idempotence=True, linger_ms=20, max_batch_size=512 * 1024,
-                                client_id="bench-aggregator-load")
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap.split(","),
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=20,
+        max_batch_size=512 * 1024,
+        client_id="bench-aggregator-load",
+    )
     await producer.start()
     try:
         pending = []
@@ -114,8 +144,10 @@ async def partitions(bootstrap: str, topic: str) -> list[TopicPartition]:
         (found,) = await admin.describe_topics([topic])
     finally:
         await admin.close()
-    return [TopicPartition(topic, p["partition"]) for p in sorted(found["partitions"],
-                                                                   key=lambda p: p["partition"])]
+    return [
+        TopicPartition(topic, p["partition"])
+        for p in sorted(found["partitions"], key=lambda p: p["partition"])
+    ]
 
 
 async def end_offsets(bootstrap: str, topic: str = SIGNALS_ANONYMISED.name) -> dict[int, int]:
@@ -129,8 +161,7 @@ async def end_offsets(bootstrap: str, topic: str = SIGNALS_ANONYMISED.name) -> d
         await consumer.stop()
 
 
-async def offsets_at(bootstrap: str, at: dt.datetime, topic: str = SIGNALS_ANONYMISED.name
-                     ) -> dict[int, int]:
+async def offsets_at(bootstrap: str, at: dt.datetime, topic: str = SIGNALS_ANONYMISED.name) -> dict[int, int]:
     """Per partition, the first offset written at or after `at` (the end offset when none was)."""
     tps = await partitions(bootstrap, topic)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False)
@@ -145,12 +176,14 @@ async def offsets_at(bootstrap: str, at: dt.datetime, topic: str = SIGNALS_ANONY
 
 async def commit_group(bootstrap: str, group: str, topic: str, offsets: dict[int, int]) -> None:
     """Store a consumer group's positions before it first runs, so it starts exactly there."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=group,
-                                enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap.split(","), group_id=group, enable_auto_commit=False
+    )
     await consumer.start()
     try:
         consumer.assign([TopicPartition(topic, p) for p in offsets])
-        await consumer.commit({TopicPartition(topic, p): OffsetAndMetadata(o, "")
-                               for p, o in offsets.items()})
+        await consumer.commit(
+            {TopicPartition(topic, p): OffsetAndMetadata(o, "") for p, o in offsets.items()}
+        )
     finally:
         await consumer.stop()

@@ -82,6 +82,12 @@ def start(name: str, args: list[str], env: dict[str, str], logs: Path, port: int
     log = logs / f"{name}.log"
     full = {**os.environ, "PYTHONPATH": str(ROOT), **env}
     with log.open("wb") as out:
-        popen = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=full, stdout=out,
-                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        popen = subprocess.Popen(
+            [sys.executable, *args],
+            cwd=ROOT,
+            env=full,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
     return Proc(name, popen, log, port)

@@ -38,15 +38,18 @@ def reducer(agg: dict, value: dict) -> dict:
 
 def emitted(window: dict, key: str, _timestamp: int, _headers) -> dict:
     agg = window["value"]
-    return {"street_id": key, "category": agg["last"],
-            "count": len(agg["subjects"][agg["last"]])}
+    return {"street_id": key, "category": agg["last"], "count": len(agg["subjects"][agg["last"]])}
 
 
 def main() -> None:
     app = Application(
-        broker_address=os.environ["PEER_BOOTSTRAP"], consumer_group=os.environ["PEER_GROUP"],
-        auto_offset_reset="earliest", commit_interval=1.0, state_dir=os.environ["PEER_STATE_DIR"],
-        loglevel="WARNING")
+        broker_address=os.environ["PEER_BOOTSTRAP"],
+        consumer_group=os.environ["PEER_GROUP"],
+        auto_offset_reset="earliest",
+        commit_interval=1.0,
+        state_dir=os.environ["PEER_STATE_DIR"],
+        loglevel="WARNING",
+    )
     source = app.topic(SIGNALS_ANONYMISED.name, key_deserializer="str", value_deserializer="json")
     output = app.topic(os.environ["PEER_OUTPUT_TOPIC"], key_serializer="str", value_serializer="json")
     sdf = app.dataframe(source)

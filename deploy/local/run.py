@@ -88,8 +88,9 @@ def start(env: dict[str, str]) -> list[tuple[str, int, subprocess.Popen]]:
     procs = []
     for name, port, _ in SERVICES:
         log = (RUN_DIR / f"{name}.log").open("ab")
-        proc = subprocess.Popen([PY, "-m", f"services.{name}"], cwd=ROOT, env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [PY, "-m", f"services.{name}"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
         (RUN_DIR / f"{name}.pid").write_text(str(proc.pid))
         procs.append((name, port, proc))
     return procs
@@ -99,19 +100,50 @@ def demo_keys(env: dict[str, str]) -> dict[str, str]:
     """A demo council system and a demo VCS partner, created once; keys kept in .local/demo-keys.env."""
     keys = load_env(DEMO_KEYS)
     if "COUNCIL_API_KEY" not in keys:
-        subprocess.run([PY, "-m", "services.cli", "ingest", "create-system", "Demo council system",
-                        "--council", "camden", "--key-file", str(DEMO_KEYS)],
-                       cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                PY,
+                "-m",
+                "services.cli",
+                "ingest",
+                "create-system",
+                "Demo council system",
+                "--council",
+                "camden",
+                "--key-file",
+                str(DEMO_KEYS),
+            ],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     if "PARTNER_API_KEY" not in load_env(DEMO_KEYS):
-        subprocess.run([PY, "-m", "services.cli", "partners", "create-partner", "Demo VCS partner",
-                        "--key-file", str(DEMO_KEYS)],
-                       cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                PY,
+                "-m",
+                "services.cli",
+                "partners",
+                "create-partner",
+                "Demo VCS partner",
+                "--key-file",
+                str(DEMO_KEYS),
+            ],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     return load_env(DEMO_KEYS)
 
 
 def stop_all(procs=None) -> None:
-    pids = [p.pid for _, _, p in procs] if procs else [
-        int(f.read_text()) for f in RUN_DIR.glob("*.pid") if f.read_text().strip().isdigit()]
+    pids = (
+        [p.pid for _, _, p in procs]
+        if procs
+        else [int(f.read_text()) for f in RUN_DIR.glob("*.pid") if f.read_text().strip().isdigit()]
+    )
     for pid in pids:
         try:
             os.kill(pid, signal.SIGTERM)
@@ -167,10 +199,25 @@ def main() -> None:
         if not args.no_demo:
             print("\n  loading demo signals (45 days of Camden) and then a live trickle…", flush=True)
             simulator = subprocess.Popen(
-                [PY, "-m", "services.cli", "simulate", "--backfill-days", "45", "--rate", "2",
-                 "--duration", "86400", "--seed", "7"],
-                cwd=ROOT, env=env, stdout=(RUN_DIR / "simulator.log").open("ab"),
-                stderr=subprocess.STDOUT)
+                [
+                    PY,
+                    "-m",
+                    "services.cli",
+                    "simulate",
+                    "--backfill-days",
+                    "45",
+                    "--rate",
+                    "2",
+                    "--duration",
+                    "86400",
+                    "--seed",
+                    "7",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=(RUN_DIR / "simulator.log").open("ab"),
+                stderr=subprocess.STDOUT,
+            )
             procs.append(("simulator", 0, simulator))
         print("\n  logs: .local/run/*.log — Ctrl-C (or `make stop`) stops everything.\n", flush=True)
         while all(p.poll() is None for name, _, p in procs if name != "simulator"):

@@ -76,8 +76,12 @@ def apt_install(*packages: str) -> bool:
     log(f"installing {' '.join(packages)} with apt-get")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, stdout=subprocess.DEVNULL)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
-                   check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
     return True
 
 
@@ -93,8 +97,16 @@ def kafka_fetch() -> Path:
     log("fetching Apache Kafka and its runtime dependencies from Maven Central (first run only)")
     shutil.rmtree(libs, ignore_errors=True)
     subprocess.run(
-        ["mvn", "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
-         f"-DoutputDirectory={libs}", "-DincludeScope=runtime"],
+        [
+            "mvn",
+            "-q",
+            "-B",
+            "-f",
+            str(pom),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={libs}",
+            "-DincludeScope=runtime",
+        ],
         check=True,
     )
     stamp.write_text(digest)
@@ -121,8 +133,11 @@ def kafka_up() -> str:
     data, logs = KAFKA_DIR / "data", KAFKA_DIR / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     props = KAFKA_DIR / "server.properties"
-    props.write_text(Template((ROOT / "deploy/kafka/server.properties").read_text()).substitute(
-        port=KAFKA_PORT, controller_port=KAFKA_PORT + 1, data_dir=data))
+    props.write_text(
+        Template((ROOT / "deploy/kafka/server.properties").read_text()).substitute(
+            port=KAFKA_PORT, controller_port=KAFKA_PORT + 1, data_dir=data
+        )
+    )
     cp = f"{libs}/*"
     if not (data / "meta.properties").exists():
         # A KRaft cluster id is 16 random bytes, URL-safe base64 without padding; like Kafka's own
@@ -131,16 +146,31 @@ def kafka_up() -> str:
         while cluster_id.startswith("-"):
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         log("formatting Kafka storage (KRaft)")
-        subprocess.run([java(), "-cp", cp, "kafka.tools.StorageTool", "format", "-t", cluster_id,
-                        "-c", str(props)], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [java(), "-cp", cp, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     log(f"starting Kafka on {bootstrap}")
     with open(logs / "stdout.log", "ab") as out:
         proc = subprocess.Popen(
-            [java(), "-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-             f"-Dkafka.logs.dir={logs}",
-             f"-Dlog4j2.configurationFile={ROOT / 'deploy/kafka/log4j2.properties'}",
-             "-cp", cp, "kafka.Kafka", str(props)],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                java(),
+                "-Xms256m",
+                "-Xmx768m",
+                "-XX:+UseG1GC",
+                "-Djava.awt.headless=true",
+                f"-Dkafka.logs.dir={logs}",
+                f"-Dlog4j2.configurationFile={ROOT / 'deploy/kafka/log4j2.properties'}",
+                "-cp",
+                cp,
+                "kafka.Kafka",
+                str(props),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     pidfile.write_text(str(proc.pid))
     wait_for(KAFKA_PORT, "Kafka", 90, lambda: proc.poll() is None)
     return bootstrap
@@ -153,8 +183,7 @@ def pg_bindir() -> Path:
     found = shutil.which("pg_ctl")
     if found:
         return Path(os.path.realpath(found)).parent
-    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
-                      key=lambda p: int(p.split("/")[4]))
+    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(p.split("/")[4]))
     if versions:
         return Path(versions[-1]).parent
     # The embedded fallback: PyPI's pgserver ships PostgreSQL's binaries in its wheel.
@@ -164,6 +193,7 @@ def pg_bindir() -> Path:
         log("no PostgreSQL binaries on this machine: installing the pgserver wheel")
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "pgserver"], check=True)
     from pgserver._commands import POSTGRES_BIN_PATH  # type: ignore[import-not-found]
+
     return Path(POSTGRES_BIN_PATH)
 
 
@@ -194,23 +224,66 @@ def pg_up() -> str:
     data = PG_DIR / "data"
     if not (data / "PG_VERSION").exists():
         log(f"initialising PostgreSQL ({bindir})")
-        subprocess.run([*sudo, str(bindir / "initdb"), "-D", str(data), "-U", DB_USER,
-                        "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                *sudo,
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                DB_USER,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     log(f"starting PostgreSQL on 127.0.0.1:{PG_PORT}")
     subprocess.run(
-        [*sudo, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(PG_DIR / "postgres.log"), "-w",
-         "-t", "60", "-o",
-         f"-p {PG_PORT} -c listen_addresses=127.0.0.1 -k {PG_DIR} -c max_connections=300"
-         " -c fsync=on -c shared_buffers=256MB",
-         "start"], check=True, stdout=subprocess.DEVNULL)
+        [
+            *sudo,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(PG_DIR / "postgres.log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-p {PG_PORT} -c listen_addresses=127.0.0.1 -k {PG_DIR} -c max_connections=300"
+            " -c fsync=on -c shared_buffers=256MB",
+            "start",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     exists = subprocess.run(
-        [*sudo, str(bindir / "psql"), "-h", "127.0.0.1", "-p", str(PG_PORT), "-U", DB_USER, "-d",
-         "postgres", "-tAc", f"SELECT 1 FROM pg_database WHERE datname='{DB_NAME}'"],
-        check=True, capture_output=True, text=True).stdout.strip()
+        [
+            *sudo,
+            str(bindir / "psql"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(PG_PORT),
+            "-U",
+            DB_USER,
+            "-d",
+            "postgres",
+            "-tAc",
+            f"SELECT 1 FROM pg_database WHERE datname='{DB_NAME}'",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     if exists != "1":
-        subprocess.run([*sudo, str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(PG_PORT),
-                        "-U", DB_USER, DB_NAME], check=True)
+        subprocess.run(
+            [*sudo, str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(PG_PORT), "-U", DB_USER, DB_NAME],
+            check=True,
+        )
     return url
 
 
@@ -218,8 +291,11 @@ def pg_down() -> None:
     data = PG_DIR / "data"
     if (data / "postmaster.pid").exists():
         log("stopping PostgreSQL")
-        subprocess.run([*as_pg_user(), str(pg_bindir() / "pg_ctl"), "-D", str(data), "-m", "fast",
-                        "-w", "stop"], check=False, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [*as_pg_user(), str(pg_bindir() / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+            check=False,
+            stdout=subprocess.DEVNULL,
+        )
 
 
 def kafka_down() -> None:

@@ -38,7 +38,8 @@ class AreaNeeds(BaseModel):
 
 class WithheldCell(BaseModel):
     period: str = Field(
-        ..., description="`YYYY-MM` (person release), `YYYY-Qn` (ward trend) or `live` (place).")
+        ..., description="`YYYY-MM` (person release), `YYYY-Qn` (ward trend) or `live` (place)."
+    )
     area_id: str
     category: str
     reason: str
@@ -67,22 +68,37 @@ def _bbox(value: str) -> tuple[float, float, float, float]:
     except ValueError:
         parts = ()
     if len(parts) != 4 or not (-180 <= parts[0] <= parts[2] <= 180 and -90 <= parts[1] <= parts[3] <= 90):
-        raise Problem(422, "Request parameters are invalid",
-                      "bbox must be minlon,minlat,maxlon,maxlat in WGS84",
-                      errors=[{"field": "bbox", "message": "expected minlon,minlat,maxlon,maxlat"}])
+        raise Problem(
+            422,
+            "Request parameters are invalid",
+            "bbox must be minlon,minlat,maxlon,maxlat in WGS84",
+            errors=[{"field": "bbox", "message": "expected minlon,minlat,maxlon,maxlat"}],
+        )
     return parts  # type: ignore[return-value]
 
 
-async def _needs(request: Request, street: str | None, ward: str | None, bbox: str | None,
-                 category: Category | None) -> list[dict[str, Any]]:
+async def _needs(
+    request: Request, street: str | None, ward: str | None, bbox: str | None, category: Category | None
+) -> list[dict[str, Any]]:
     given = [n for n, v in (("street", street), ("ward", ward), ("bbox", bbox)) if v is not None]
     if len(given) != 1:
-        raise Problem(422, "Request parameters are invalid", "give exactly one of street, ward or bbox",
-                      errors=[{"field": f, "message": "give exactly one of street, ward or bbox"}
-                              for f in (given or ["street", "ward", "bbox"])])
+        raise Problem(
+            422,
+            "Request parameters are invalid",
+            "give exactly one of street, ward or bbox",
+            errors=[
+                {"field": f, "message": "give exactly one of street, ward or bbox"}
+                for f in (given or ["street", "ward", "bbox"])
+            ],
+        )
     async with _runtime(request).pool.acquire() as conn:
-        rows = await repo.needs(conn, street=street, ward=ward, bbox=_bbox(bbox) if bbox else None,
-                                category=str(category) if category else None)
+        rows = await repo.needs(
+            conn,
+            street=street,
+            ward=ward,
+            bbox=_bbox(bbox) if bbox else None,
+            category=str(category) if category else None,
+        )
     return [json.loads(r["payload"]) for r in rows]
 
 
@@ -93,23 +109,34 @@ Cat = Annotated[Category | None, Query(description="Only this category.")]
 
 
 @router.get("/needs", response_model=NeedsPage, summary="Publishable needs by street, ward or bounding box")
-async def get_needs(request: Request, street: Street = None, ward: Ward = None, bbox: Bbox = None,
-                    category: Cat = None) -> dict[str, Any]:
+async def get_needs(
+    request: Request, street: Street = None, ward: Ward = None, bbox: Bbox = None, category: Cat = None
+) -> dict[str, Any]:
     return {"needs": await _needs(request, street, ward, bbox, category)}
 
 
-@router.get("/needs.geojson", summary="Publishable needs as an RFC 7946 FeatureCollection",
-            response_class=JSONResponse, responses={200: {"content": {GEOJSON: {}}}})
-async def get_needs_geojson(request: Request, street: Street = None, ward: Ward = None,
-                            bbox: Bbox = None, category: Cat = None) -> JSONResponse:
+@router.get(
+    "/needs.geojson",
+    summary="Publishable needs as an RFC 7946 FeatureCollection",
+    response_class=JSONResponse,
+    responses={200: {"content": {GEOJSON: {}}}},
+)
+async def get_needs_geojson(
+    request: Request, street: Street = None, ward: Ward = None, bbox: Bbox = None, category: Cat = None
+) -> JSONResponse:
     areas = _areas(request)
     features = []
     for need in await _needs(request, street, ward, bbox, category):
         area = areas.area(need["area_id"])
         geometry = areas.geometry(area) if area else None
-        features.append({"type": "Feature", "id": f"{need['area_id']}:{need['category']}",
-                         "geometry": mapping(geometry) if geometry is not None else None,
-                         "properties": need})
+        features.append(
+            {
+                "type": "Feature",
+                "id": f"{need['area_id']}:{need['category']}",
+                "geometry": mapping(geometry) if geometry is not None else None,
+                "properties": need,
+            }
+        )
     return JSONResponse({"type": "FeatureCollection", "features": features}, media_type=GEOJSON)
 
 
@@ -123,34 +150,60 @@ async def get_area(request: Request, area_id: str) -> dict[str, Any]:
         raise Problem(404, "No such area", f"area {area_id!r} is not a street or publication unit")
     if area is None:
         first = needs[0]
-        return {**{k: first[k] for k in ("area_id", "area_kind", "area_name", "ward_code", "street_ids")},
-                "needs": needs}
-    return {"area_id": area.area_id, "area_kind": area.area_kind, "area_name": area.name,
-            "ward_code": area.ward_code, "street_ids": list(area.street_ids), "needs": needs}
+        return {
+            **{k: first[k] for k in ("area_id", "area_kind", "area_name", "ward_code", "street_ids")},
+            "needs": needs,
+        }
+    return {
+        "area_id": area.area_id,
+        "area_kind": area.area_kind,
+        "area_name": area.name,
+        "ward_code": area.ward_code,
+        "street_ids": list(area.street_ids),
+        "needs": needs,
+    }
 
 
 def operator(request: Request) -> None:
     """Bearer token from AGGREGATOR_OPERATOR_TOKEN; everyone is refused while it is unset."""
     token = _runtime(request).settings.operator_token
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if token is None or scheme.lower() != "bearer" or not secrets.compare_digest(
-            given.encode(), token.get_secret_value().encode()):
-        raise Problem(401, "Operator token required", "send Authorization: Bearer <operator token>",
-                      headers={"WWW-Authenticate": 'Bearer realm="aggregator-operators"'})
+    if (
+        token is None
+        or scheme.lower() != "bearer"
+        or not secrets.compare_digest(given.encode(), token.get_secret_value().encode())
+    ):
+        raise Problem(
+            401,
+            "Operator token required",
+            "send Authorization: Bearer <operator token>",
+            headers={"WWW-Authenticate": 'Bearer realm="aggregator-operators"'},
+        )
 
 
-@router.get("/audit/withheld", response_model=list[WithheldCell], dependencies=[Depends(operator)],
-            summary="Operators: every held-back cell and why")
-async def get_withheld(request: Request, period: Annotated[str | None, Query(max_length=7)] = None,
-                       limit: Annotated[int, Query(ge=1, le=5000)] = 500,
-                       offset: Annotated[int, Query(ge=0)] = 0) -> list[dict[str, Any]]:
+@router.get(
+    "/audit/withheld",
+    response_model=list[WithheldCell],
+    dependencies=[Depends(operator)],
+    summary="Operators: every held-back cell and why",
+)
+async def get_withheld(
+    request: Request,
+    period: Annotated[str | None, Query(max_length=7)] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[dict[str, Any]]:
     async with _runtime(request).pool.acquire() as conn:
         rows = await repo.list_withheld(conn, period, limit, offset)
     return [{**dict(r), "recorded_at": r["recorded_at"].isoformat()} for r in rows]
 
 
-@router.get("/releases", response_model=list[Release], dependencies=[Depends(operator)],
-            summary="Operators: monthly person-category releases")
+@router.get(
+    "/releases",
+    response_model=list[Release],
+    dependencies=[Depends(operator)],
+    summary="Operators: monthly person-category releases",
+)
 async def get_releases(request: Request) -> list[dict[str, Any]]:
     async with _runtime(request).pool.acquire() as conn:
         rows = await repo.list_releases(conn)

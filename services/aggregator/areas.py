@@ -54,8 +54,9 @@ class Areas:
         units = gazetteer.units if gazetteer else []
         for unit in units:
             kind: AreaKind = "ward" if unit.is_ward else "unit"
-            self._areas.setdefault(unit.id, Area(unit.id, kind, unit.name, unit.ward_code,
-                                                 tuple(unit.street_ids)))
+            self._areas.setdefault(
+                unit.id, Area(unit.id, kind, unit.name, unit.ward_code, tuple(unit.street_ids))
+            )
         # Wards by code, for quarterly ward trends: named from the gazetteer, covering their streets.
         ward_names = {w.code: w.name for w in gazetteer.wards} if gazetteer else {}
         ward_streets: dict[str, list[str]] = {}
@@ -65,7 +66,8 @@ class Areas:
                 ward_names.setdefault(street.ward_code, street.ward_name or street.ward_code)
         self.wards: dict[str, Area] = {
             code: Area(code, "ward", ward_names[code], code, tuple(sorted(sids)))
-            for code, sids in sorted(ward_streets.items())}
+            for code, sids in sorted(ward_streets.items())
+        }
         for code, ward in self.wards.items():
             self._areas.setdefault(code, ward)
         self.place_area_of: dict[str, Area] = {}
@@ -79,11 +81,14 @@ class Areas:
                 self.place_area_of[sid] = self._areas[found[0].area_id]
         self.person_units: dict[str, UnitInfo] = {
             u.id: UnitInfo(u.address_count, u.ward_code or "", u.publishable)
-            for u in units if u.min_addresses == policy.min_unit_addresses
+            for u in units
+            if u.min_addresses == policy.min_unit_addresses
         }
         if gazetteer is not None and not self.person_units:
-            log.warning("the gazetteer has no person units of %d addresses: no person releases",
-                        policy.min_unit_addresses)
+            log.warning(
+                "the gazetteer has no person units of %d addresses: no person releases",
+                policy.min_unit_addresses,
+            )
 
     def _unit(self, street_id: str, min_addresses: int):
         try:

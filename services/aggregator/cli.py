@@ -74,28 +74,36 @@ async def _release(settings: AggregatorSettings, period: str, force: bool) -> st
             await apply_migrations(conn, "aggregator", MIGRATIONS)
             areas = await load_areas(conn, policy)
         if not force and not await caught_up(pool, settings, now - CATCH_UP_LAG):
-            raise typer.BadParameter("the aggregator has not consumed every signal of that month yet "
-                                     "(--force releases anyway)", param_hint="--period")
+            raise typer.BadParameter(
+                "the aggregator has not consumed every signal of that month yet (--force releases anyway)",
+                param_hint="--period",
+            )
         summary = await release_period(pool, areas, policy, period, now)
     finally:
         await pool.close()
     if summary.already_released:
         text = f"{period} was already released (a release is never recomputed)"
     else:
-        text = (f"{period} released: {summary.published} cells published, {summary.withheld} withheld, "
-                f"{summary.changes} changes queued")
+        text = (
+            f"{period} released: {summary.published} cells published, {summary.withheld} withheld, "
+            f"{summary.changes} changes queued"
+        )
     q = summary.quarter
     if q is not None and q.complete:
-        text += (f"; {q.quarter} ward trends: {q.published} published, {q.withheld} withheld, "
-                 f"{q.changes} changes queued")
+        text += (
+            f"; {q.quarter} ward trends: {q.published} published, {q.withheld} withheld, "
+            f"{q.changes} changes queued"
+        )
     elif q is not None:
         text += f"; {q.quarter} ward trends wait for every month of the quarter to be released"
     return text
 
 
 @app.command("release")
-def release(period: str = typer.Option(..., help="Calendar month YYYY-MM (finished)."),
-            force: bool = typer.Option(False, help="Release even if consumption lags behind.")) -> None:
+def release(
+    period: str = typer.Option(..., help="Calendar month YYYY-MM (finished)."),
+    force: bool = typer.Option(False, help="Release even if consumption lags behind."),
+) -> None:
     """Release one finished calendar month of person-category needs (idempotent); the last month of a
     quarter also releases the quarter's ward trends."""
     try:

@@ -60,8 +60,15 @@ class SignalConsumer:
     `group_id` None with `assign_all` reads every partition without a group (rebuild).
     """
 
-    def __init__(self, pool: asyncpg.Pool, settings: AggregatorSettings, areas: Areas, *,
-                 group_id: str | None = None, assign_all: bool = False) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        settings: AggregatorSettings,
+        areas: Areas,
+        *,
+        group_id: str | None = None,
+        assign_all: bool = False,
+    ) -> None:
         self.pool, self.settings, self.areas = pool, settings, areas
         self.group_id = group_id if assign_all else (group_id or settings.group_id)
         self.assign_all = assign_all
@@ -70,10 +77,14 @@ class SignalConsumer:
         self.reading: dict[TopicPartition, int] = {}  # the next offset to apply
         self.seeks: dict[TopicPartition, int] = {}  # seeks so far: records fetched before one are stale
         self.consumer = AIOKafkaConsumer(
-            **client_options(settings), group_id=self.group_id,
-            client_id=f"aggregator-{settings.group_id}", enable_auto_commit=False,
-            auto_offset_reset="earliest", isolation_level="read_committed",
-            max_partition_fetch_bytes=4 * 1024 * 1024)
+            **client_options(settings),
+            group_id=self.group_id,
+            client_id=f"aggregator-{settings.group_id}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
 
     async def seek_to_stored(self, partitions: list[TopicPartition]) -> None:
         """Position each partition where the database says the state stops."""
@@ -132,15 +143,20 @@ class SignalConsumer:
         try:
             while True:
                 # The position moves only past batches that committed (a failed one seeks back).
-                if until_end and inflight is None and all(
-                        [await self.consumer.position(tp) >= end for tp, end in ends.items()]):
+                if (
+                    until_end
+                    and inflight is None
+                    and all([await self.consumer.position(tp) >= end for tp, end in ends.items()])
+                ):
                     return
-                batches = await self.consumer.getmany(timeout_ms=self.settings.batch_timeout_ms,
-                                                      max_records=self.settings.batch_max_records)
+                batches = await self.consumer.getmany(
+                    timeout_ms=self.settings.batch_timeout_ms, max_records=self.settings.batch_max_records
+                )
                 # Taken before any await: a seek after this point makes these records stale.
-                fetched = _Fetched({tp: self.seeks.get(tp, 0) for tp in batches},
-                                   {tp: [(r.offset, parse_record(r)) for r in rs]
-                                    for tp, rs in batches.items()})
+                fetched = _Fetched(
+                    {tp: self.seeks.get(tp, 0) for tp in batches},
+                    {tp: [(r.offset, parse_record(r)) for r in rs] for tp, rs in batches.items()},
+                )
                 if inflight is not None:
                     await inflight
                     inflight = None
@@ -164,15 +180,19 @@ class SignalConsumer:
                         batches[tp] = rs[start:]
             if not batches:
                 return
-            moves = {tp.partition: (self.positions[tp], rs[-1][0] + 1, len(rs))
-                     for tp, rs in batches.items()}
+            moves = {tp.partition: (self.positions[tp], rs[-1][0] + 1, len(rs)) for tp, rs in batches.items()}
             parsed = [p for rs in batches.values() for _, p in rs]
             started = time.perf_counter()
             try:
                 async with self.pool.acquire() as conn:
-                    outcome = await process_batch(conn, parsed, moves, self.areas,
-                                                  now=dt.datetime.now(dt.UTC),
-                                                  trend_days=self.settings.trend_days)
+                    outcome = await process_batch(
+                        conn,
+                        parsed,
+                        moves,
+                        self.areas,
+                        now=dt.datetime.now(dt.UTC),
+                        trend_days=self.settings.trend_days,
+                    )
             except Exception:
                 # Nothing of the batch was committed: go back to the stored positions and retry.
                 log.exception("batch failed; rereading from the stored positions")
@@ -186,8 +206,9 @@ class SignalConsumer:
                 self.positions[tp] = self.reading[tp] = rs[-1][0] + 1
         if self.group_id is not None:
             try:
-                await self.consumer.commit({tp: OffsetAndMetadata(rs[-1][0] + 1, "")
-                                            for tp, rs in batches.items()})
+                await self.consumer.commit(
+                    {tp: OffsetAndMetadata(rs[-1][0] + 1, "") for tp, rs in batches.items()}
+                )
             except Exception:  # only for lag monitoring: the database holds the real positions
                 log.debug("kafka offset commit failed", exc_info=True)
 
@@ -210,8 +231,10 @@ async def topic_partitions(settings: CommonSettings, topic: str = TOPIC) -> list
         await admin.close()
     if described["error_code"] or not described["partitions"]:
         raise RuntimeError(f"topic {topic} does not exist (run `streetneeds topics create`)")
-    return [TopicPartition(topic, p["partition"]) for p in sorted(described["partitions"],
-                                                                    key=lambda p: p["partition"])]
+    return [
+        TopicPartition(topic, p["partition"])
+        for p in sorted(described["partitions"], key=lambda p: p["partition"])
+    ]
 
 
 async def caught_up(pool: asyncpg.Pool, settings: CommonSettings, until: dt.datetime) -> bool:
@@ -220,8 +243,7 @@ async def caught_up(pool: asyncpg.Pool, settings: CommonSettings, until: dt.date
     consumer = AIOKafkaConsumer(**client_options(settings), group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
-        after = await consumer.offsets_for_times(
-            {tp: int(until.timestamp() * 1000) for tp in partitions})
+        after = await consumer.offsets_for_times({tp: int(until.timestamp() * 1000) for tp in partitions})
         ends = await consumer.end_offsets(partitions)
         beginnings = await consumer.beginning_offsets(partitions)
     finally:

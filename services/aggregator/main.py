@@ -27,8 +27,12 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
     settings = settings or AggregatorSettings()
     broker = make_broker(settings, client_id="aggregator")
     # Declared for the AsyncAPI document; the outbox relay does the publishing (it needs tombstones).
-    broker.publisher(STREET_NEEDS.name, title=STREET_NEEDS.name, description=STREET_NEEDS.description,
-                     schema=STREET_NEEDS.model)
+    broker.publisher(
+        STREET_NEEDS.name,
+        title=STREET_NEEDS.name,
+        description=STREET_NEEDS.description,
+        schema=STREET_NEEDS.model,
+    )
 
     async def on_startup(runtime: Runtime) -> None:
         async with runtime.pool.acquire() as conn:
@@ -38,10 +42,21 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
         await consumer.start()
         runtime.state.update(areas=areas, producer=producer, consumer=consumer)
         runtime.spawn(consumer.run(), "aggregator-consumer")
-        runtime.spawn(relay_forever(runtime.pool, producer, limit=settings.outbox_batch,
-                                    interval=settings.outbox_interval_seconds), "aggregator-outbox")
-        runtime.spawn(refresh_forever(runtime.pool, areas, interval=settings.refresh_interval_seconds,
-                                      trend_days=settings.trend_days), "aggregator-refresh")
+        runtime.spawn(
+            relay_forever(
+                runtime.pool, producer, limit=settings.outbox_batch, interval=settings.outbox_interval_seconds
+            ),
+            "aggregator-outbox",
+        )
+        runtime.spawn(
+            refresh_forever(
+                runtime.pool,
+                areas,
+                interval=settings.refresh_interval_seconds,
+                trend_days=settings.trend_days,
+            ),
+            "aggregator-refresh",
+        )
         runtime.spawn(release_forever(runtime.pool, areas, settings), "aggregator-releases")
 
     async def on_shutdown(runtime: Runtime) -> None:
@@ -49,10 +64,16 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
         await runtime.state["producer"].stop()
 
     app = create_service_app(
-        name="aggregator", title="streetneeds aggregator",
+        name="aggregator",
+        title="streetneeds aggregator",
         description="Street-level needs that passed disclosure control: place needs in near real time, "
         "person needs as monthly bands. Operators also see what was held back and why.",
-        settings=settings, broker=broker, schema="aggregator", migrations=MIGRATIONS,
-        on_startup=on_startup, on_shutdown=on_shutdown)
+        settings=settings,
+        broker=broker,
+        schema="aggregator",
+        migrations=MIGRATIONS,
+        on_startup=on_startup,
+        on_shutdown=on_shutdown,
+    )
     app.include_router(router)
     return app

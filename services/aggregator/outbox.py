@@ -29,8 +29,9 @@ _LOCK = "SELECT pg_try_advisory_xact_lock(hashtextextended('aggregator.outbox', 
 
 async def start_producer(settings: CommonSettings) -> AIOKafkaProducer:
     """A producer that waits for every replica and never duplicates on retry (tombstones: value None)."""
-    producer = AIOKafkaProducer(**client_options(settings), acks="all", enable_idempotence=True,
-                                client_id="aggregator-outbox")
+    producer = AIOKafkaProducer(
+        **client_options(settings), acks="all", enable_idempotence=True, client_id="aggregator-outbox"
+    )
     await producer.start()
     return producer
 
@@ -50,8 +51,9 @@ async def relay_once(pool: asyncpg.Pool, producer: AIOKafkaProducer, limit: int)
     return len(rows)
 
 
-async def relay_forever(pool: asyncpg.Pool, producer: AIOKafkaProducer, *, limit: int,
-                        interval: float) -> None:
+async def relay_forever(
+    pool: asyncpg.Pool, producer: AIOKafkaProducer, *, limit: int, interval: float
+) -> None:
     while True:
         try:
             if await relay_once(pool, producer, limit) == limit:

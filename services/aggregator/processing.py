@@ -28,7 +28,12 @@ from .state import reduce_batch
 from .views import LIVE, diff, place_views, place_withheld
 
 __all__ = [
-    "PLACE_CATEGORIES", "BatchOutcome", "Parsed", "parse_record", "process_batch", "refresh_forever",
+    "PLACE_CATEGORIES",
+    "BatchOutcome",
+    "Parsed",
+    "parse_record",
+    "process_batch",
+    "refresh_forever",
     "refresh_place",
 ]
 
@@ -58,14 +63,26 @@ def parse_record(rec: ConsumerRecord) -> Parsed:
         return event
     except (ValidationError, ValueError) as exc:
         errors = validation_errors(exc) if isinstance(exc, ValidationError) else (str(exc),)
-        letter = dead_letter(service="aggregator", source_topic=rec.topic, value=rec.value,
-                             key=rec.key, reason="not a valid SignalAnonymised", errors=errors,
-                             partition=rec.partition, offset=rec.offset)
+        letter = dead_letter(
+            service="aggregator",
+            source_topic=rec.topic,
+            value=rec.value,
+            key=rec.key,
+            reason="not a valid SignalAnonymised",
+            errors=errors,
+            partition=rec.partition,
+            offset=rec.offset,
+        )
         return rec.topic.encode(), letter.model_dump_json().encode()
 
 
-async def refresh_place(conn: asyncpg.Connection, areas: Areas, cells: Iterable[tuple[str, str]] | None,
-                        now: dt.datetime, trend_days: int) -> int:
+async def refresh_place(
+    conn: asyncpg.Connection,
+    areas: Areas,
+    cells: Iterable[tuple[str, str]] | None,
+    now: dt.datetime,
+    trend_days: int,
+) -> int:
     """Recompute the place view where (street, category) `cells` changed (everywhere when None);
     queue the changes.
 
@@ -101,9 +118,15 @@ async def refresh_place(conn: asyncpg.Connection, areas: Areas, cells: Iterable[
     return len(changes)
 
 
-async def process_batch(conn: asyncpg.Connection, parsed: Sequence[Parsed],
-                        moves: dict[int, tuple[int | None, int, int]], areas: Areas, *,
-                        now: dt.datetime, trend_days: int) -> BatchOutcome:
+async def process_batch(
+    conn: asyncpg.Connection,
+    parsed: Sequence[Parsed],
+    moves: dict[int, tuple[int | None, int, int]],
+    areas: Areas,
+    *,
+    now: dt.datetime,
+    trend_days: int,
+) -> BatchOutcome:
     """Apply a batch of parsed records exactly once: its effect and the new positions commit
     together or not at all."""
     events = [p for p in parsed if isinstance(p, SignalAnonymised)]

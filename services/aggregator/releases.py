@@ -31,8 +31,15 @@ from .settings import AggregatorSettings
 from .state import person_memberships
 from .views import diff, is_ward_trend, person_views, ward_trend_views
 
-__all__ = ["CATCH_UP_LAG", "QuarterSummary", "ReleaseSummary", "last_finished_period", "release_forever",
-           "release_period", "release_quarter"]
+__all__ = [
+    "CATCH_UP_LAG",
+    "QuarterSummary",
+    "ReleaseSummary",
+    "last_finished_period",
+    "release_forever",
+    "release_period",
+    "release_quarter",
+]
 
 log = logging.getLogger(__name__)
 # Late signals about a month can arrive after it ends, so a release waits until the state holds
@@ -66,8 +73,9 @@ def last_finished_period(now: dt.datetime, delay_days: int = 0) -> str:
     return f"{year:04d}-{month:02d}"
 
 
-async def release_period(pool: asyncpg.Pool, areas: Areas, policy: DisclosurePolicy, period: str,
-                         now: dt.datetime) -> ReleaseSummary:
+async def release_period(
+    pool: asyncpg.Pool, areas: Areas, policy: DisclosurePolicy, period: str, now: dt.datetime
+) -> ReleaseSummary:
     """Release one finished month, once: a second call returns the stored release untouched.
 
     Everything (noise draws, ledger charges, cells, audit rows, published view, outbox) commits in
@@ -87,10 +95,17 @@ async def release_period(pool: asyncpg.Pool, areas: Areas, policy: DisclosurePol
         ledger = Ledger(await repo.load_ledger(conn, subjects, parse_period(period)[0]))
         counted = tally(period, memberships, ledger, policy)
         result = compute_person_release(
-            period, counted.counts, areas.person_units, policy, await repo.load_noise(conn, period),
-            now=now, excluded=counted.excluded)
-        await repo.save_release(conn, result, counted.charges, len(subjects), now,
-                                ward_totals=policy.ward_aggregates)
+            period,
+            counted.counts,
+            areas.person_units,
+            policy,
+            await repo.load_noise(conn, period),
+            now=now,
+            excluded=counted.excluded,
+        )
+        await repo.save_release(
+            conn, result, counted.charges, len(subjects), now, ward_totals=policy.ward_aggregates
+        )
         changes = []
         # An older month released late is kept for the record but does not replace a newer view.
         if latest is None or period > latest:
@@ -101,14 +116,16 @@ async def release_period(pool: asyncpg.Pool, areas: Areas, policy: DisclosurePol
             changes = diff(views, previous, set(views) | live, now)
             await repo.write_changes(conn, changes, areas, STREET_NEEDS.name)
         quarter = await release_quarter(conn, areas, policy, quarter_of(period), now)
-    log.info("person release", extra={"period": period, "published": len(result.published),
-                                       "withheld": len(result.withheld)})
-    return ReleaseSummary(period, len(result.published), len(result.withheld), len(changes),
-                          quarter=quarter)
+    log.info(
+        "person release",
+        extra={"period": period, "published": len(result.published), "withheld": len(result.withheld)},
+    )
+    return ReleaseSummary(period, len(result.published), len(result.withheld), len(changes), quarter=quarter)
 
 
-async def release_quarter(conn: asyncpg.Connection, areas: Areas, policy: DisclosurePolicy, quarter: str,
-                          now: dt.datetime) -> QuarterSummary | None:
+async def release_quarter(
+    conn: asyncpg.Connection, areas: Areas, policy: DisclosurePolicy, quarter: str, now: dt.datetime
+) -> QuarterSummary | None:
     """Decide a quarter's ward trends, once, inside the caller's release transaction (lock held).
 
     Due when all three of its months are released, whatever their order; decided once and never
@@ -125,8 +142,9 @@ async def release_quarter(conn: asyncpg.Connection, areas: Areas, policy: Disclo
     if not complete and months[-1] not in released:
         return None
     totals = await repo.load_ward_totals(conn, list(released))
-    result = compute_ward_trends(quarter, {m for m, kept in released.items() if kept}, totals,
-                                 areas.wards, policy)
+    result = compute_ward_trends(
+        quarter, {m for m, kept in released.items() if kept}, totals, areas.wards, policy
+    )
     await repo.clear_withheld(conn, quarter)
     await repo.record_withheld(conn, quarter, {(w.ward_code, w.category): w.reason for w in result.withheld})
     changes = []
@@ -139,10 +157,18 @@ async def release_quarter(conn: asyncpg.Connection, areas: Areas, policy: Disclo
             changes = diff(views, previous, set(views) | live, now)
             await repo.write_changes(conn, changes, areas, STREET_NEEDS.name)
         await repo.save_quarter(conn, quarter, now, len(result.trends), len(result.withheld))
-    log.info("ward trends", extra={"quarter": quarter, "published": len(result.trends) if complete else 0,
-                                   "withheld": len(result.withheld), "complete": complete})
-    return QuarterSummary(quarter, len(result.trends) if complete else 0, len(result.withheld),
-                          len(changes), complete)
+    log.info(
+        "ward trends",
+        extra={
+            "quarter": quarter,
+            "published": len(result.trends) if complete else 0,
+            "withheld": len(result.withheld),
+            "complete": complete,
+        },
+    )
+    return QuarterSummary(
+        quarter, len(result.trends) if complete else 0, len(result.withheld), len(changes), complete
+    )
 
 
 async def release_forever(pool: asyncpg.Pool, areas: Areas, settings: AggregatorSettings) -> None:

@@ -17,12 +17,37 @@ from .state import BatchDelta, PlaceStats, SignalRow, SignalState
 from .views import Change, NeedKey, Previous
 
 __all__ = [
-    "StaleOffsets", "apply_delta", "claim_offsets", "clear_withheld", "delete_outbox", "fetch_outbox",
-    "insert_dead_letters", "insert_offsets", "latest_quarter", "list_releases", "list_withheld",
-    "load_ledger", "load_noise", "load_offsets", "load_previous", "load_ward_totals", "lock_areas",
-    "lock_releases", "needs", "place_stats", "quarter_done", "record_withheld", "release_exists",
-    "released_months", "reset_state", "rows", "save_quarter", "save_release", "snapshot",
-    "streets_of_withdrawals", "write_changes",
+    "StaleOffsets",
+    "apply_delta",
+    "claim_offsets",
+    "clear_withheld",
+    "delete_outbox",
+    "fetch_outbox",
+    "insert_dead_letters",
+    "insert_offsets",
+    "latest_quarter",
+    "list_releases",
+    "list_withheld",
+    "load_ledger",
+    "load_noise",
+    "load_offsets",
+    "load_previous",
+    "load_ward_totals",
+    "lock_areas",
+    "lock_releases",
+    "needs",
+    "place_stats",
+    "quarter_done",
+    "record_withheld",
+    "release_exists",
+    "released_months",
+    "reset_state",
+    "rows",
+    "save_quarter",
+    "save_release",
+    "snapshot",
+    "streets_of_withdrawals",
+    "write_changes",
 ]
 
 
@@ -39,8 +64,11 @@ async def apply_delta(conn: asyncpg.Connection, delta: BatchDelta) -> None:
                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
                ON CONFLICT (street_id, category, subject_key)
                DO UPDATE SET raised_at = GREATEST(signals.raised_at, EXCLUDED.raised_at)""",
-            [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
-            [delta.raised[k] for k in keys])
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [k[2] for k in keys],
+            [delta.raised[k] for k in keys],
+        )
     if delta.withdrawn:
         keys = sorted(delta.withdrawn)
         await conn.execute(
@@ -48,14 +76,19 @@ async def apply_delta(conn: asyncpg.Connection, delta: BatchDelta) -> None:
                SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[])
                ON CONFLICT (subject_key, category)
                DO UPDATE SET withdrawn_at = GREATEST(withdrawals.withdrawn_at, EXCLUDED.withdrawn_at)""",
-            [k[0] for k in keys], [k[1] for k in keys], [delta.withdrawn[k] for k in keys])
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [delta.withdrawn[k] for k in keys],
+        )
 
 
 async def load_offsets(conn: asyncpg.Connection, topic: str, partitions: Iterable[int]) -> dict[int, int]:
     rows = await conn.fetch(
         "SELECT partition, next_offset FROM aggregator.consumer_offsets"
         " WHERE topic = $1 AND partition = ANY($2)",
-        topic, list(partitions))
+        topic,
+        list(partitions),
+    )
     return {r["partition"]: r["next_offset"] for r in rows}
 
 
@@ -63,11 +96,14 @@ async def insert_offsets(conn: asyncpg.Connection, topic: str, starts: Mapping[i
     """Store the starting position of partitions that have none yet."""
     await conn.executemany(
         "INSERT INTO aggregator.consumer_offsets (topic, partition, next_offset) VALUES ($1, $2, $3)"
-        " ON CONFLICT DO NOTHING", [(topic, p, o) for p, o in sorted(starts.items())])
+        " ON CONFLICT DO NOTHING",
+        [(topic, p, o) for p, o in sorted(starts.items())],
+    )
 
 
-async def claim_offsets(conn: asyncpg.Connection, topic: str,
-                        moves: Mapping[int, tuple[int | None, int, int]]) -> None:
+async def claim_offsets(
+    conn: asyncpg.Connection, topic: str, moves: Mapping[int, tuple[int | None, int, int]]
+) -> None:
     """Move each partition (expected position, new position, records applied), or raise StaleOffsets.
 
     The compare-and-set fences out a replica that lost a partition but still finishes a batch:
@@ -91,7 +127,12 @@ async def claim_offsets(conn: asyncpg.Connection, topic: str,
                SELECT $1, p, new, n FROM input WHERE expected IS NULL
                ON CONFLICT DO NOTHING RETURNING 1)
            SELECT (SELECT count(*) FROM updated) + (SELECT count(*) FROM inserted)""",
-        topic, parts, expected, new, applied)
+        topic,
+        parts,
+        expected,
+        new,
+        applied,
+    )
     if done != len(parts):
         raise StaleOffsets(f"{topic}: stored positions moved for some of partitions {parts}")
 
@@ -104,8 +145,9 @@ def _row(r: asyncpg.Record) -> SignalRow:
     return SignalRow(r["street_id"], r["category"], r["subject_key"], r["raised_at"], r["withdrawn_at"])
 
 
-async def rows(conn: asyncpg.Connection, *, streets: Sequence[str] | None = None,
-               categories: Sequence[str] | None = None) -> list[SignalRow]:
+async def rows(
+    conn: asyncpg.Connection, *, streets: Sequence[str] | None = None, categories: Sequence[str] | None = None
+) -> list[SignalRow]:
     """Signal rows with their withdrawals, optionally for some streets and categories."""
     where, args = [], []
     if streets is not None:
@@ -118,8 +160,9 @@ async def rows(conn: asyncpg.Connection, *, streets: Sequence[str] | None = None
     return [_row(r) for r in await conn.fetch(sql, *args)]
 
 
-async def streets_of_withdrawals(conn: asyncpg.Connection, keys: Iterable[tuple[str, str]]
-                                 ) -> set[tuple[str, str]]:
+async def streets_of_withdrawals(
+    conn: asyncpg.Connection, keys: Iterable[tuple[str, str]]
+) -> set[tuple[str, str]]:
     """(street, category) pairs a batch's withdrawals may have ended."""
     keys = list(keys)
     if not keys:
@@ -127,12 +170,19 @@ async def streets_of_withdrawals(conn: asyncpg.Connection, keys: Iterable[tuple[
     found = await conn.fetch(
         """SELECT DISTINCT s.street_id, s.category FROM aggregator.signals s
            JOIN unnest($1::text[], $2::text[]) AS k(subject_key, category) USING (subject_key, category)""",
-        [k[0] for k in keys], [k[1] for k in keys])
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+    )
     return {(r["street_id"], r["category"]) for r in found}
 
 
-async def place_stats(conn: asyncpg.Connection, now: dt.datetime, trend_days: int,
-                      categories: Iterable[str], streets: Iterable[str] | None = None) -> PlaceStats:
+async def place_stats(
+    conn: asyncpg.Connection,
+    now: dt.datetime,
+    trend_days: int,
+    categories: Iterable[str],
+    streets: Iterable[str] | None = None,
+) -> PlaceStats:
     """`state.place_stats` of the stored rows of `categories` (on `streets`, or all), computed by
     PostgreSQL; only counts that are not zero.
 
@@ -144,8 +194,13 @@ async def place_stats(conn: asyncpg.Connection, now: dt.datetime, trend_days: in
     """
     cats = sorted(set(categories))
     window = dt.timedelta(days=trend_days)
-    args: list[Any] = [cats, [now - dt.timedelta(days=info(c).lifetime_days) for c in cats], now,
-                       now - window, now - 2 * window]
+    args: list[Any] = [
+        cats,
+        [now - dt.timedelta(days=info(c).lifetime_days) for c in cats],
+        now,
+        now - window,
+        now - 2 * window,
+    ]
     where = ""
     if streets is not None:
         args.append(sorted(set(streets)))
@@ -162,7 +217,9 @@ async def place_stats(conn: asyncpg.Connection, now: dt.datetime, trend_days: in
            JOIN unnest($1::text[], $2::timestamptz[]) AS l(category, expired_at) USING (category)
            LEFT JOIN aggregator.withdrawals w USING (subject_key, category)
            {where}
-           GROUP BY s.street_id, s.category""", *args)
+           GROUP BY s.street_id, s.category""",
+        *args,
+    )
     out: tuple[dict, ...] = ({}, {}, {}, {})
     for r in found:
         key = (r["street_id"], r["category"])
@@ -194,39 +251,64 @@ async def lock_areas(conn: asyncpg.Connection, area_ids: Iterable[str]) -> None:
         await conn.execute(
             """SELECT pg_advisory_xact_lock(h) FROM (
                    SELECT DISTINCT hashtextextended('aggregator.area:' || a, 0) AS h
-                   FROM unnest($1::text[]) AS a ORDER BY h) AS l""", ids)
+                   FROM unnest($1::text[]) AS a ORDER BY h) AS l""",
+            ids,
+        )
 
 
 async def lock_releases(conn: asyncpg.Connection) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('aggregator.releases', 0))")
 
 
-async def load_previous(conn: asyncpg.Connection, *, sensitivity: str,
-                        keys: Iterable[NeedKey] | None = None) -> dict[NeedKey, Previous]:
+async def load_previous(
+    conn: asyncpg.Connection, *, sensitivity: str, keys: Iterable[NeedKey] | None = None
+) -> dict[NeedKey, Previous]:
     """The last published state of `keys` (every key of `sensitivity` when None)."""
     args: list[Any] = [sensitivity]
-    sql = ("SELECT area_id, category, content, version, since, live FROM aggregator.published p"
-           " WHERE sensitivity = $1")
+    sql = (
+        "SELECT area_id, category, content, version, since, live FROM aggregator.published p"
+        " WHERE sensitivity = $1"
+    )
     if keys is not None:
         wanted = sorted(set(keys))
         if not wanted:
             return {}
         args += [[k[0] for k in wanted], [k[1] for k in wanted]]
-        sql = sql.replace(" p WHERE", " p JOIN unnest($2::text[], $3::text[]) AS k(area_id, category)"
-                          " USING (area_id, category) WHERE")
-    return {(r["area_id"], r["category"]): Previous(from_json(r["content"]), r["version"], r["since"],
-                                                    r["live"])
-            for r in await conn.fetch(sql, *args)}
+        sql = sql.replace(
+            " p WHERE",
+            " p JOIN unnest($2::text[], $3::text[]) AS k(area_id, category) USING (area_id, category) WHERE",
+        )
+    return {
+        (r["area_id"], r["category"]): Previous(from_json(r["content"]), r["version"], r["since"], r["live"])
+        for r in await conn.fetch(sql, *args)
+    }
 
 
-async def write_changes(conn: asyncpg.Connection, changes: Sequence[Change], areas: Areas,
-                        topic: str) -> None:
+async def write_changes(
+    conn: asyncpg.Connection, changes: Sequence[Change], areas: Areas, topic: str
+) -> None:
     """Record each change as the last published value and queue it in the outbox, atomically."""
     if not changes:
         return
-    cols: dict[str, list[Any]] = {k: [] for k in (
-        "area", "cat", "sens", "live", "content", "payload", "version", "since", "ward", "streets",
-        "minlon", "minlat", "maxlon", "maxlat")}
+    cols: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "area",
+            "cat",
+            "sens",
+            "live",
+            "content",
+            "payload",
+            "version",
+            "since",
+            "ward",
+            "streets",
+            "minlon",
+            "minlat",
+            "maxlon",
+            "maxlat",
+        )
+    }
     outbox_keys, outbox_values = [], []
     for ch in changes:
         area_id, category = ch.key
@@ -234,11 +316,23 @@ async def write_changes(conn: asyncpg.Connection, changes: Sequence[Change], are
         area = view.area if view else areas.area(area_id)
         bounds = areas.bounds(area) if area else (None,) * 4
         payload = msg.model_dump_json() if msg else None
-        for name, value in zip(cols, (
-                area_id, category, str(info(category).sensitivity), msg is not None,
-                to_json(view.content() if view else {}).decode(), payload, ch.version, ch.since,
-                area.ward_code if area else None, list(area.street_ids) if area else [], *bounds),
-                strict=True):
+        for name, value in zip(
+            cols,
+            (
+                area_id,
+                category,
+                str(info(category).sensitivity),
+                msg is not None,
+                to_json(view.content() if view else {}).decode(),
+                payload,
+                ch.version,
+                ch.since,
+                area.ward_code if area else None,
+                list(area.street_ids) if area else [],
+                *bounds,
+            ),
+            strict=True,
+        ):
             cols[name].append(value)
         outbox_keys.append(f"{area_id}:{category}".encode())
         outbox_values.append(payload.encode() if payload else None)
@@ -257,21 +351,27 @@ async def write_changes(conn: asyncpg.Connection, changes: Sequence[Change], are
                street_ids = EXCLUDED.street_ids, min_lon = EXCLUDED.min_lon,
                min_lat = EXCLUDED.min_lat, max_lon = EXCLUDED.max_lon, max_lat = EXCLUDED.max_lat,
                updated_at = now()""",
-        *[cols[k] if k != "streets" else ["\x1f".join(s) for s in cols[k]] for k in cols])
+        *[cols[k] if k != "streets" else ["\x1f".join(s) for s in cols[k]] for k in cols],
+    )
     await _queue(conn, topic, outbox_keys, outbox_values)
 
 
-async def _queue(conn: asyncpg.Connection, topic: str, keys: Sequence[bytes | None],
-                 values: Sequence[bytes | None]) -> None:
+async def _queue(
+    conn: asyncpg.Connection, topic: str, keys: Sequence[bytes | None], values: Sequence[bytes | None]
+) -> None:
     """Append to the outbox in one statement; ids follow the order given (the relay's order)."""
     await conn.execute(
         """INSERT INTO aggregator.outbox (topic, key, value)
            SELECT $1, k, v FROM unnest($2::bytea[], $3::bytea[]) WITH ORDINALITY AS t(k, v, i) ORDER BY i""",
-        topic, list(keys), list(values))
+        topic,
+        list(keys),
+        list(values),
+    )
 
 
-async def insert_dead_letters(conn: asyncpg.Connection, topic: str,
-                              items: Sequence[tuple[bytes, bytes]]) -> None:
+async def insert_dead_letters(
+    conn: asyncpg.Connection, topic: str, items: Sequence[tuple[bytes, bytes]]
+) -> None:
     if items:
         await _queue(conn, topic, [k for k, _ in items], [v for _, v in items])
 
@@ -284,8 +384,9 @@ async def delete_outbox(conn: asyncpg.Connection, ids: Sequence[int]) -> None:
     await conn.execute("DELETE FROM aggregator.outbox WHERE id = ANY($1::bigint[])", list(ids))
 
 
-async def record_withheld(conn: asyncpg.Connection, period: str,
-                          items: Mapping[tuple[str, str], str]) -> None:
+async def record_withheld(
+    conn: asyncpg.Connection, period: str, items: Mapping[tuple[str, str], str]
+) -> None:
     """Upsert audit rows for held-back cells (rule 8)."""
     if items:
         keys = sorted(items)
@@ -294,7 +395,11 @@ async def record_withheld(conn: asyncpg.Connection, period: str,
                SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[])
                ON CONFLICT (period, area_id, category)
                DO UPDATE SET reason = EXCLUDED.reason, recorded_at = now()""",
-            period, [k[0] for k in keys], [k[1] for k in keys], [items[k] for k in keys])
+            period,
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [items[k] for k in keys],
+        )
 
 
 async def clear_withheld(conn: asyncpg.Connection, period: str) -> None:
@@ -308,60 +413,85 @@ async def release_exists(conn: asyncpg.Connection, period: str) -> bool:
 
 async def load_noise(conn: asyncpg.Connection, period: str) -> dict[tuple[str, str, str], int]:
     found = await conn.fetch(
-        "SELECT unit_id, category, noisy_count FROM aggregator.noise_draws WHERE period = $1", period)
+        "SELECT unit_id, category, noisy_count FROM aggregator.noise_draws WHERE period = $1", period
+    )
     return {(period, r["unit_id"], r["category"]): r["noisy_count"] for r in found}
 
 
-async def load_ledger(conn: asyncpg.Connection, subjects: Iterable[str], year: int
-                      ) -> dict[tuple[str, str], float]:
+async def load_ledger(
+    conn: asyncpg.Connection, subjects: Iterable[str], year: int
+) -> dict[tuple[str, str], float]:
     found = await conn.fetch(
         """SELECT subject_key, period, epsilon FROM aggregator.epsilon_ledger
-           WHERE subject_key = ANY($1) AND period LIKE $2""", list(set(subjects)), f"{year:04d}-%")
+           WHERE subject_key = ANY($1) AND period LIKE $2""",
+        list(set(subjects)),
+        f"{year:04d}-%",
+    )
     return {(r["subject_key"], r["period"]): r["epsilon"] for r in found}
 
 
-async def save_release(conn: asyncpg.Connection, result: ReleaseResult,
-                       charges: Mapping[tuple[str, str], float], subjects: int,
-                       now: dt.datetime, *, ward_totals: bool = True) -> None:
+async def save_release(
+    conn: asyncpg.Connection,
+    result: ReleaseResult,
+    charges: Mapping[tuple[str, str], float],
+    subjects: int,
+    now: dt.datetime,
+    *,
+    ward_totals: bool = True,
+) -> None:
     """Persist a release: its noise (before anything is published), ledger, cells, audit and
     (when `ward_totals`, i.e. the policy keeps ward aggregates) its safe ward totals."""
     draws = sorted(result.new_draws.items())
     await conn.executemany(
         "INSERT INTO aggregator.noise_draws (period, unit_id, category, noisy_count) VALUES ($1, $2, $3, $4)"
-        " ON CONFLICT DO NOTHING", [(p, u, c, n) for (p, u, c), n in draws])
+        " ON CONFLICT DO NOTHING",
+        [(p, u, c, n) for (p, u, c), n in draws],
+    )
     await conn.executemany(
         "INSERT INTO aggregator.epsilon_ledger (subject_key, period, epsilon) VALUES ($1, $2, $3)"
-        " ON CONFLICT DO NOTHING", [(s, p, e) for (s, p), e in sorted(charges.items())])
+        " ON CONFLICT DO NOTHING",
+        [(s, p, e) for (s, p), e in sorted(charges.items())],
+    )
     cells: Sequence[Cell] = result.published
     await conn.executemany(
         "INSERT INTO aggregator.release_cells (period, unit_id, category, band, rounded_count)"
         " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-        [(result.period, c.unit_id, c.category, c.band, c.rounded_count) for c in cells])
-    await record_withheld(conn, result.period,
-                          {(w.unit_id, w.category): w.reason for w in result.withheld})
+        [(result.period, c.unit_id, c.category, c.band, c.rounded_count) for c in cells],
+    )
+    await record_withheld(conn, result.period, {(w.unit_id, w.category): w.reason for w in result.withheld})
     totals = sorted(result.ward_totals.items())
     await conn.executemany(
         "INSERT INTO aggregator.ward_totals (period, ward_code, category, total, cells)"
         " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-        [(result.period, w, c, n, result.ward_cells.get((w, c), 0)) for (w, c), n in totals])
+        [(result.period, w, c, n, result.ward_cells.get((w, c), 0)) for (w, c), n in totals],
+    )
     await conn.execute(
         "INSERT INTO aggregator.releases (period, released_at, published_cells, withheld_cells, subjects,"
         " ward_totals) VALUES ($1, $2, $3, $4, $5, $6)",
-        result.period, now, len(cells), len(result.withheld), subjects, ward_totals)
+        result.period,
+        now,
+        len(cells),
+        len(result.withheld),
+        subjects,
+        ward_totals,
+    )
 
 
 async def released_months(conn: asyncpg.Connection, months: Sequence[str]) -> dict[str, bool]:
     """Which of `months` are released, each with whether its ward totals were kept."""
-    found = await conn.fetch("SELECT period, ward_totals FROM aggregator.releases WHERE period = ANY($1)",
-                             list(months))
+    found = await conn.fetch(
+        "SELECT period, ward_totals FROM aggregator.releases WHERE period = ANY($1)", list(months)
+    )
     return {r["period"]: r["ward_totals"] for r in found}
 
 
-async def load_ward_totals(conn: asyncpg.Connection, months: Sequence[str]
-                           ) -> dict[tuple[str, str, str], WardTotal]:
+async def load_ward_totals(
+    conn: asyncpg.Connection, months: Sequence[str]
+) -> dict[tuple[str, str, str], WardTotal]:
     found = await conn.fetch(
-        "SELECT period, ward_code, category, total, cells FROM aggregator.ward_totals"
-        " WHERE period = ANY($1)", list(months))
+        "SELECT period, ward_code, category, total, cells FROM aggregator.ward_totals WHERE period = ANY($1)",
+        list(months),
+    )
     return {(r["period"], r["ward_code"], r["category"]): WardTotal(r["total"], r["cells"]) for r in found}
 
 
@@ -373,30 +503,49 @@ async def latest_quarter(conn: asyncpg.Connection) -> str | None:
     return await conn.fetchval("SELECT max(quarter) FROM aggregator.quarter_trends")
 
 
-async def save_quarter(conn: asyncpg.Connection, quarter: str, now: dt.datetime, published: int,
-                       withheld: int) -> None:
+async def save_quarter(
+    conn: asyncpg.Connection, quarter: str, now: dt.datetime, published: int, withheld: int
+) -> None:
     await conn.execute(
         "INSERT INTO aggregator.quarter_trends (quarter, computed_at, published, withheld)"
-        " VALUES ($1, $2, $3, $4)", quarter, now, published, withheld)
+        " VALUES ($1, $2, $3, $4)",
+        quarter,
+        now,
+        published,
+        withheld,
+    )
 
 
 async def list_releases(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT period, released_at, published_cells, withheld_cells, subjects FROM aggregator.releases"
-        " ORDER BY period DESC")
+        " ORDER BY period DESC"
+    )
 
 
-async def list_withheld(conn: asyncpg.Connection, period: str | None, limit: int, offset: int
-                        ) -> list[asyncpg.Record]:
+async def list_withheld(
+    conn: asyncpg.Connection, period: str | None, limit: int, offset: int
+) -> list[asyncpg.Record]:
     return await conn.fetch(
         """SELECT period, area_id, category, reason, recorded_at FROM aggregator.withheld
            WHERE $1::text IS NULL OR period = $1
-           ORDER BY period DESC, area_id, category LIMIT $2 OFFSET $3""", period, limit, offset)
+           ORDER BY period DESC, area_id, category LIMIT $2 OFFSET $3""",
+        period,
+        limit,
+        offset,
+    )
 
 
-async def needs(conn: asyncpg.Connection, *, street: str | None = None, ward: str | None = None,
-                bbox: tuple[float, float, float, float] | None = None, category: str | None = None,
-                area_id: str | None = None, limit: int = 1000) -> list[asyncpg.Record]:
+async def needs(
+    conn: asyncpg.Connection,
+    *,
+    street: str | None = None,
+    ward: str | None = None,
+    bbox: tuple[float, float, float, float] | None = None,
+    category: str | None = None,
+    area_id: str | None = None,
+    limit: int = 1000,
+) -> list[asyncpg.Record]:
     """Live published needs, filtered; each row's `payload` is the public StreetNeedChanged."""
     where, args = ["live"], []
 
@@ -415,6 +564,8 @@ async def needs(conn: asyncpg.Connection, *, street: str | None = None, ward: st
     if bbox is not None:
         x0, y0, x1, y1 = (arg(v) for v in bbox)
         where.append(f"max_lon >= {x0} AND min_lon <= {x1} AND max_lat >= {y0} AND min_lat <= {y1}")
-    sql = (f"SELECT area_id, category, payload FROM aggregator.published WHERE {' AND '.join(where)}"
-           f" ORDER BY area_id, category LIMIT {arg(limit)}")
+    sql = (
+        f"SELECT area_id, category, payload FROM aggregator.published WHERE {' AND '.join(where)}"
+        f" ORDER BY area_id, category LIMIT {arg(limit)}"
+    )
     return await conn.fetch(sql, *args)

@@ -7,6 +7,7 @@ import datetime as dt
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from shared import privacy
 from shared.settings import CommonSettings
 
 from .disclosure import DisclosurePolicy
@@ -17,44 +18,63 @@ __all__ = ["AggregatorSettings"]
 class AggregatorSettings(CommonSettings):
     """`AGGREGATOR_*` environment variables (and `.local/stack.env`); defaults are PRIVACY.md's."""
 
-    model_config = SettingsConfigDict(env_prefix="AGGREGATOR_", env_file=".local/stack.env",
-                                      extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="AGGREGATOR_", env_file=".local/stack.env", extra="ignore")
 
     host: str = Field("127.0.0.1", title="HTTP bind address")
     port: int = Field(8002, title="HTTP port", ge=1, le=65535)
     operator_token: SecretStr | None = Field(
-        None, title="Operator bearer token",
-        description="Required by /v1/audit/withheld and /v1/releases; unset, they refuse everyone.")
+        None,
+        title="Operator bearer token",
+        description="Required by /v1/audit/withheld and /v1/releases; unset, they refuse everyone.",
+    )
 
-    group_id: str = Field("aggregator", title="Kafka consumer group",
-                          description="Replicas share partitions through this group.")
+    group_id: str = Field(
+        "aggregator",
+        title="Kafka consumer group",
+        description="Replicas share partitions through this group.",
+    )
     batch_max_records: int = Field(
-        20_000, title="Most records applied in one transaction", ge=1, le=50_000,
+        20_000,
+        title="Most records applied in one transaction",
+        ge=1,
+        le=50_000,
         description="Batches are as large as what has been fetched: small when keeping up, this large "
-        "when catching up, where one transaction per many records is what makes replay fast.")
+        "when catching up, where one transaction per many records is what makes replay fast.",
+    )
     batch_timeout_ms: int = Field(500, title="Longest wait for a batch to fill", ge=1)
     replay_from: dt.datetime | None = Field(
-        None, title="Replay start for partitions with no stored position",
+        None,
+        title="Replay start for partitions with no stored position",
         description="Unset (the default): the beginning of the topic, which rebuilds the full state. "
-        "Set only for tests or a deliberate partial rebuild: earlier events are then never counted.")
+        "Set only for tests or a deliberate partial rebuild: earlier events are then never counted.",
+    )
     refresh_interval_seconds: float = Field(
-        60.0, title="Place view refresh interval", gt=0,
-        description="How often expiries and sliding trends are re-evaluated without new events.")
-    release_check_interval_seconds: float = Field(
-        3600.0, title="Monthly release check interval", gt=0)
+        60.0,
+        title="Place view refresh interval",
+        gt=0,
+        description="How often expiries and sliding trends are re-evaluated without new events.",
+    )
+    release_check_interval_seconds: float = Field(3600.0, title="Monthly release check interval", gt=0)
     outbox_interval_seconds: float = Field(0.5, title="Outbox relay poll interval", gt=0)
     outbox_batch: int = Field(500, title="Outbox rows relayed per round", ge=1)
-    trend_days: int = Field(30, title="Place trend window (days): this window against the one before",
-                            ge=1)
+    trend_days: int = Field(30, title="Place trend window (days): this window against the one before", ge=1)
 
-    min_subjects: int = Field(8, title="Rule 4: smallest noisy count shown")
-    min_unit_addresses: int = Field(40, title="Rule 3: addresses per person publication unit")
-    min_street_addresses: int = Field(8, title="Rule 2: addresses for a street to publish alone")
-    rounding_base: int = Field(5, title="Rule 4: rounding base of internal counts")
-    several_from: int = Field(15, title="Rule 4: lowest count of the 'several' band")
-    many_from: int = Field(30, title="Rule 4: lowest count of the 'many' band")
-    epsilon_per_release: float = Field(0.5, title="Rule 6: epsilon per subject per monthly release")
-    annual_epsilon_cap: float = Field(6.0, title="Rule 6: epsilon per subject per calendar year")
+    min_subjects: int = Field(privacy.MIN_SUBJECTS, title="Rule 4: smallest noisy count shown")
+    min_unit_addresses: int = Field(
+        privacy.MIN_UNIT_ADDRESSES, title="Rule 3: addresses per person publication unit"
+    )
+    min_street_addresses: int = Field(
+        privacy.MIN_STREET_ADDRESSES, title="Rule 2: addresses for a street to publish alone"
+    )
+    rounding_base: int = Field(privacy.ROUNDING_BASE, title="Rule 4: rounding base of internal counts")
+    several_from: int = Field(privacy.SEVERAL_FROM, title="Rule 4: lowest count of the 'several' band")
+    many_from: int = Field(privacy.MANY_FROM, title="Rule 4: lowest count of the 'many' band")
+    epsilon_per_release: float = Field(
+        privacy.EPSILON_PER_RELEASE, title="Rule 6: epsilon per subject per monthly release"
+    )
+    annual_epsilon_cap: float = Field(
+        privacy.ANNUAL_EPSILON_CAP, title="Rule 6: epsilon per subject per calendar year"
+    )
     noise: bool = Field(True, title="Rule 6: add noise (off only in tests and demonstrations)")
     ward_aggregates: bool = Field(True, title="Rule 7: keep ward totals (with secondary suppression)")
     release_delay_days: int = Field(0, title="Rule 5: days after a month ends before its release")
@@ -72,10 +92,15 @@ class AggregatorSettings(CommonSettings):
     def policy(self) -> DisclosurePolicy:
         """The disclosure policy these settings describe."""
         return DisclosurePolicy(
-            min_subjects=self.min_subjects, min_unit_addresses=self.min_unit_addresses,
-            min_street_addresses=self.min_street_addresses, rounding_base=self.rounding_base,
-            several_from=self.several_from, many_from=self.many_from,
+            min_subjects=self.min_subjects,
+            min_unit_addresses=self.min_unit_addresses,
+            min_street_addresses=self.min_street_addresses,
+            rounding_base=self.rounding_base,
+            several_from=self.several_from,
+            many_from=self.many_from,
             epsilon_per_release=self.epsilon_per_release,
-            annual_epsilon_cap=self.annual_epsilon_cap, noise=self.noise,
-            ward_aggregates=self.ward_aggregates, release_delay_days=self.release_delay_days,
+            annual_epsilon_cap=self.annual_epsilon_cap,
+            noise=self.noise,
+            ward_aggregates=self.ward_aggregates,
+            release_delay_days=self.release_delay_days,
         )

@@ -20,8 +20,15 @@ from shared.contracts import Sensitivity, SignalAnonymised, info
 from .disclosure import parse_period, period_end
 
 __all__ = [
-    "BatchDelta", "PlaceStats", "SignalRow", "SignalState", "active_subjects", "is_active",
-    "person_memberships", "place_stats", "reduce_batch",
+    "BatchDelta",
+    "PlaceStats",
+    "SignalRow",
+    "SignalState",
+    "active_subjects",
+    "is_active",
+    "person_memberships",
+    "place_stats",
+    "reduce_batch",
 ]
 
 RaiseKey = tuple[str, str, str]  # (street_id, category, subject_key)
@@ -81,8 +88,10 @@ class SignalState:
         return delta
 
     def rows(self) -> list[SignalRow]:
-        return [SignalRow(s, c, k, at, self.withdrawn.get((k, c)))
-                for (s, c, k), at in sorted(self.raised.items())]
+        return [
+            SignalRow(s, c, k, at, self.withdrawn.get((k, c)))
+            for (s, c, k), at in sorted(self.raised.items())
+        ]
 
 
 def is_active(row: SignalRow, now: dt.datetime) -> bool:
@@ -120,8 +129,11 @@ def place_stats(rows: Iterable[SignalRow], now: dt.datetime, trend_days: int) ->
         key = (row.street_id, row.category)
         if is_active(row, now):
             open_[key] += 1
-        elif row.withdrawn_at is not None and now - window < row.withdrawn_at <= now \
-                and row.withdrawn_at >= row.raised_at:
+        elif (
+            row.withdrawn_at is not None
+            and now - window < row.withdrawn_at <= now
+            and row.withdrawn_at >= row.raised_at
+        ):
             closed[key] += 1
         if now - window < row.raised_at <= now:
             this[key] += 1
@@ -131,7 +143,9 @@ def place_stats(rows: Iterable[SignalRow], now: dt.datetime, trend_days: int) ->
 
 
 def person_memberships(
-    rows: Iterable[SignalRow], period: str, unit_of: Callable[[str], str | None],
+    rows: Iterable[SignalRow],
+    period: str,
+    unit_of: Callable[[str], str | None],
 ) -> dict[tuple[str, str], str]:
     """(subject, category) -> the one unit a subject counts in for a calendar month.
 

@@ -14,8 +14,18 @@ from .areas import Area, Areas
 from .disclosure import QuarterResult, ReleaseResult, period_start, trend
 from .state import PlaceStats
 
-__all__ = ["Change", "NeedKey", "NeedView", "Previous", "diff", "is_ward_trend", "person_views",
-           "place_views", "place_withheld", "ward_trend_views"]
+__all__ = [
+    "Change",
+    "NeedKey",
+    "NeedView",
+    "Previous",
+    "diff",
+    "is_ward_trend",
+    "person_views",
+    "place_views",
+    "place_withheld",
+    "ward_trend_views",
+]
 
 NeedKey = tuple[str, str]  # (area_id, category)
 LIVE = "live"
@@ -44,9 +54,17 @@ class NeedView:
     def content(self) -> dict[str, Any]:
         """The comparable public content: a change here, and only here, is published."""
         a = self.area
-        return {"area_id": a.area_id, "area_kind": a.area_kind, "area_name": a.name,
-                "ward_code": a.ward_code, "street_ids": list(a.street_ids), "category": self.category,
-                "band": self.band, "count": self.count, "trend": self.trend}
+        return {
+            "area_id": a.area_id,
+            "area_kind": a.area_kind,
+            "area_name": a.name,
+            "ward_code": a.ward_code,
+            "street_ids": list(a.street_ids),
+            "category": self.category,
+            "band": self.band,
+            "count": self.count,
+            "trend": self.trend,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +86,9 @@ class Change:
     message: StreetNeedChanged | None
 
 
-def place_views(stats: PlaceStats, areas: Areas, area_ids: Iterable[str] | None = None
-                ) -> dict[NeedKey, NeedView]:
+def place_views(
+    stats: PlaceStats, areas: Areas, area_ids: Iterable[str] | None = None
+) -> dict[NeedKey, NeedView]:
     """Exact open counts and trends per place area (rule 2); areas with no open report are absent.
 
     Each street counts in `areas.place_area_of`, the one area `place_counts` publishes it in
@@ -83,9 +102,11 @@ def place_views(stats: PlaceStats, areas: Areas, area_ids: Iterable[str] | None 
             if area is not None and (wanted is None or area.area_id in wanted):
                 total[(area.area_id, category)] += n
     open_, this, last = totals
-    return {key: NeedView(areas.area(key[0]), key[1], count=n,
-                          trend=trend(this.get(key, 0), last.get(key, 0)))
-            for key, n in open_.items() if n > 0}
+    return {
+        key: NeedView(areas.area(key[0]), key[1], count=n, trend=trend(this.get(key, 0), last.get(key, 0)))
+        for key, n in open_.items()
+        if n > 0
+    }
 
 
 def place_withheld(stats: PlaceStats, areas: Areas) -> dict[NeedKey, str]:
@@ -93,8 +114,9 @@ def place_withheld(stats: PlaceStats, areas: Areas) -> dict[NeedKey, str]:
     out = {}
     for (street_id, category), n in stats.open.items():
         if n > 0 and street_id not in areas.place_area_of:
-            out[(street_id, category)] = ("unknown_street" if street_id not in areas.streets
-                                          else "street_too_small_no_place_unit")
+            out[(street_id, category)] = (
+                "unknown_street" if street_id not in areas.streets else "street_too_small_no_place_unit"
+            )
     return out
 
 
@@ -104,8 +126,9 @@ def person_views(release: ReleaseResult, areas: Areas) -> dict[NeedKey, NeedView
     for cell in release.published:
         area = areas.area(cell.unit_id)
         if area is not None:
-            views[(cell.unit_id, cell.category)] = NeedView(area, cell.category, band=cell.band,
-                                                            period=release.period)
+            views[(cell.unit_id, cell.category)] = NeedView(
+                area, cell.category, band=cell.band, period=release.period
+            )
     return views
 
 
@@ -115,8 +138,9 @@ def ward_trend_views(result: QuarterResult, areas: Areas) -> dict[NeedKey, NeedV
     for t in result.trends:
         area = areas.wards.get(t.ward_code)
         if area is not None:
-            views[(t.ward_code, t.category)] = NeedView(area, t.category, trend=t.trend,
-                                                        period=result.quarter)
+            views[(t.ward_code, t.category)] = NeedView(
+                area, t.category, trend=t.trend, period=result.quarter
+            )
     return views
 
 
@@ -129,8 +153,12 @@ def _minute(now: dt.datetime) -> dt.datetime:
     return now.astimezone(dt.UTC).replace(second=0, microsecond=0)
 
 
-def diff(views: Mapping[NeedKey, NeedView], previous: Mapping[NeedKey, Previous],
-         scope: Iterable[NeedKey], now: dt.datetime) -> list[Change]:
+def diff(
+    views: Mapping[NeedKey, NeedView],
+    previous: Mapping[NeedKey, Previous],
+    scope: Iterable[NeedKey],
+    now: dt.datetime,
+) -> list[Change]:
     """The changes to publish for the keys in `scope`: new or changed views, and tombstones.
 
     A key is republished only when its public content changes; `since` is the day of that change
@@ -151,9 +179,20 @@ def diff(views: Mapping[NeedKey, NeedView], previous: Mapping[NeedKey, Previous]
         since = now.astimezone(dt.UTC).date() if view.period == LIVE else period_start(view.period)
         a = view.area
         message = StreetNeedChanged(
-            area_id=a.area_id, area_kind=a.area_kind, area_name=a.name, ward_code=a.ward_code,
-            street_ids=a.street_ids, category=view.category, sensitivity=view.sensitivity,
-            band=view.band, count=view.count, trend=view.trend, since=since, period=view.period,
-            published_at=_minute(now), version=version)
+            area_id=a.area_id,
+            area_kind=a.area_kind,
+            area_name=a.name,
+            ward_code=a.ward_code,
+            street_ids=a.street_ids,
+            category=view.category,
+            sensitivity=view.sensitivity,
+            band=view.band,
+            count=view.count,
+            trend=view.trend,
+            since=since,
+            period=view.period,
+            published_at=_minute(now),
+            version=version,
+        )
         changes.append(Change(key, view, version, since, message))
     return changes

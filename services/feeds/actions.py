@@ -7,11 +7,11 @@ import uuid
 from dataclasses import dataclass
 
 from shared.contracts import RESIDENT_RESPONSES, PromptPublished, ResidentResponded
+from shared.gazetteer.selection import Areas, Selection, UnknownArea
 from shared.http import Problem
 from shared.service import Runtime
 
 from . import repository as repo
-from .areas import Areas, Selection, UnknownArea
 from .ratelimit import RateLimiter
 from .settings import FeedsSettings
 from .tokens import hash_token, new_token, valid_token
@@ -26,16 +26,35 @@ class Subscribed:
 
 
 def _bad(field: str, message: str) -> Problem:
-    return Problem(422, "The subscription is not valid", message,
-                   errors=[{"field": field, "message": message}])
+    return Problem(
+        422, "The subscription is not valid", message, errors=[{"field": field, "message": message}]
+    )
 
 
-def resolve(areas: Areas, settings: FeedsSettings, *, kind: str | None, street_id: str | None = None,
-            street_ids: list[str] | None = None, ward_code: str | None = None, lat: float | None = None,
-            lon: float | None = None, radius_m: float | None = None) -> Selection:
+def resolve(
+    areas: Areas,
+    settings: FeedsSettings,
+    *,
+    kind: str | None,
+    street_id: str | None = None,
+    street_ids: list[str] | None = None,
+    ward_code: str | None = None,
+    lat: float | None = None,
+    lon: float | None = None,
+    radius_m: float | None = None,
+) -> Selection:
     """The selection a request describes, or a 422 Problem naming the field at fault."""
-    kind = kind or ("street" if street_id else "streets" if street_ids else "ward" if ward_code
-                    else "area" if lat is not None or lon is not None else None)
+    kind = kind or (
+        "street"
+        if street_id
+        else "streets"
+        if street_ids
+        else "ward"
+        if ward_code
+        else "area"
+        if lat is not None or lon is not None
+        else None
+    )
     try:
         if kind == "street":
             if not street_id:
@@ -90,7 +109,9 @@ async def subscription(runtime: Runtime, token: str) -> Selection:
 
 
 async def respond(
-    runtime: Runtime, prompt_id: str, client_ip: str,
+    runtime: Runtime,
+    prompt_id: str,
+    client_ip: str,
 ) -> tuple[ResidentResponded, PromptPublished, int]:
     """Publish an anonymous "I can help" and count it; 404 for an unknown or retired prompt, 429
     when this client has said it too often."""
@@ -101,17 +122,27 @@ async def respond(
         raise Problem(404, "No such prompt", "It may have been retired: the need is no longer reported.")
     allowed, retry_after = limiter.allow(client_ip)
     if not allowed:
-        raise Problem(429, "Too many responses", "Thank you! Please try again a little later.",
-                      headers={"Retry-After": str(retry_after)})
+        raise Problem(
+            429,
+            "Too many responses",
+            "Thank you! Please try again a little later.",
+            headers={"Retry-After": str(retry_after)},
+        )
     prompt = found[0]
-    event = ResidentResponded(response_id=uuid.uuid4(), prompt_id=prompt.prompt_id, area_id=prompt.area_id,
-                              category=prompt.category, responded_on=dt.datetime.now(dt.UTC).date())
+    event = ResidentResponded(
+        response_id=uuid.uuid4(),
+        prompt_id=prompt.prompt_id,
+        area_id=prompt.area_id,
+        category=prompt.category,
+        responded_on=dt.datetime.now(dt.UTC).date(),
+    )
     # Published before counting: the topic is the record, so nothing is counted that is not on it
     # (a crash in between leaves one uncounted, which is harmless). The count is a row in the shared
     # database, so every replica shows the same number. No connection is held during the publish: a
     # slow broker must not starve the pool that serves pages.
-    await runtime.broker.publish(event.model_dump_json().encode(), topic=RESIDENT_RESPONSES.name,
-                                 key=prompt.prompt_id.encode())
+    await runtime.broker.publish(
+        event.model_dump_json().encode(), topic=RESIDENT_RESPONSES.name, key=prompt.prompt_id.encode()
+    )
     async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
         count = await repo.add_response(conn, prompt.prompt_id)
     return event, prompt, count

@@ -37,7 +37,8 @@ class SubscriptionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["street", "streets", "ward", "area"] | None = Field(
-        None, description="Inferred from the fields given when omitted.")
+        None, description="Inferred from the fields given when omitted."
+    )
     street_id: str | None = Field(None, max_length=64)
     street_ids: list[str] | None = Field(None, max_length=500)
     ward_code: str | None = Field(None, max_length=16)
@@ -73,35 +74,69 @@ class ResponseOut(BaseModel):
 
 
 @router.get("/streets", response_model=StreetsOut, summary="Search streets by name")
-async def search_streets(request: Request, q: str = Query(..., min_length=1, max_length=100),
-                         limit: int = Query(10, ge=1, le=50)) -> StreetsOut:
+async def search_streets(
+    request: Request, q: str = Query(..., min_length=1, max_length=100), limit: int = Query(10, ge=1, le=50)
+) -> StreetsOut:
     _, settings, areas = runtime_of(request)
-    return StreetsOut(streets=[
-        StreetOut(id=s.id, name=s.name, ward_code=s.ward_code, ward_name=s.ward_name,
-                  url=f"{settings.base_url}/streets/{s.id}") for s in areas.search(q, limit=limit)])
+    return StreetsOut(
+        streets=[
+            StreetOut(
+                id=s.id,
+                name=s.name,
+                ward_code=s.ward_code,
+                ward_name=s.ward_name,
+                url=f"{settings.base_url}/streets/{s.id}",
+            )
+            for s in areas.search(q, limit=limit)
+        ]
+    )
 
 
-@router.post("/subscriptions", response_model=SubscriptionOut, status_code=201,
-             summary="Subscribe (no account): returns a secret feed URL")
+@router.post(
+    "/subscriptions",
+    response_model=SubscriptionOut,
+    status_code=201,
+    summary="Subscribe (no account): returns a secret feed URL",
+)
 async def create_subscription(request: Request, body: SubscriptionIn) -> SubscriptionOut:
     runtime, settings, areas = runtime_of(request)
     sel = resolve(areas, settings, **body.model_dump())
     done = await subscribe(runtime, sel)
     base = f"{settings.base_url}/s/{done.token}"
     return SubscriptionOut(
-        kind=sel.kind, label=sel.label, street_ids=list(sel.street_ids), unit_ids=list(sel.unit_ids),
-        feed_url=base, unsubscribe_url=f"{base}/unsubscribe",
-        feeds=FeedLinks(html=base, atom=f"{base}.atom", rss=f"{base}.rss", json_feed=f"{base}.json",
-                        events=f"{base}/events"))
+        kind=sel.kind,
+        label=sel.label,
+        street_ids=list(sel.street_ids),
+        unit_ids=list(sel.unit_ids),
+        feed_url=base,
+        unsubscribe_url=f"{base}/unsubscribe",
+        feeds=FeedLinks(
+            html=base,
+            atom=f"{base}.atom",
+            rss=f"{base}.rss",
+            json_feed=f"{base}.json",
+            events=f"{base}/events",
+        ),
+    )
 
 
-@router.post("/prompts/{prompt_id}/responses", response_model=ResponseOut, status_code=201,
-             summary="Say 'I can help' (anonymous; rate limited)",
-             responses={404: {"description": "Unknown or retired prompt"},
-                        429: {"description": "Too many responses from this client"}})
+@router.post(
+    "/prompts/{prompt_id}/responses",
+    response_model=ResponseOut,
+    status_code=201,
+    summary="Say 'I can help' (anonymous; rate limited)",
+    responses={
+        404: {"description": "Unknown or retired prompt"},
+        429: {"description": "Too many responses from this client"},
+    },
+)
 async def create_response(request: Request, prompt_id: str) -> ResponseOut:
     runtime, _, _ = runtime_of(request)
     event, prompt, count = await respond(runtime, prompt_id, request.client.host if request.client else "")
-    return ResponseOut(response_id=event.response_id, prompt_id=prompt.prompt_id,
-                       responded_on=event.responded_on, responses=count,
-                       opportunities=list(prompt.opportunities))
+    return ResponseOut(
+        response_id=event.response_id,
+        prompt_id=prompt.prompt_id,
+        responded_on=event.responded_on,
+        responses=count,
+        opportunities=list(prompt.opportunities),
+    )

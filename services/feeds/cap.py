@@ -22,7 +22,13 @@ from shared.gazetteer.model import Gazetteer
 from .entries import prompt_path
 
 __all__ = [
-    "CAP_NS", "CAP_XML", "alert_xml", "area_polygons", "cancel_message", "cap_time", "identifier",
+    "CAP_NS",
+    "CAP_XML",
+    "alert_xml",
+    "area_polygons",
+    "cancel_message",
+    "cap_time",
+    "identifier",
     "next_message",
 ]
 
@@ -103,14 +109,15 @@ def _sub(parent, tag: str, text: str | None = None):
 
 
 def _instruction(prompt: PromptPublished) -> str:
-    lines = [f"{o.title} ({o.organisation})" + (f", {o.when}" if o.when else "")
-             + (f": {o.url}" if o.url else "") for o in prompt.opportunities]
+    lines = [
+        f"{o.title} ({o.organisation})" + (f", {o.when}" if o.when else "") + (f": {o.url}" if o.url else "")
+        for o in prompt.opportunities
+    ]
     head = "Neighbours can help: see the link for local groups and say you can help."
     return "\n".join([head, *lines])
 
 
-def alert_xml(message, *, sender: str, sender_name: str, base_url: str,
-              polygons: list[str]) -> bytes:
+def alert_xml(message, *, sender: str, sender_name: str, base_url: str, polygons: list[str]) -> bytes:
     """The CAP 1.2 document of one stored message (see repository.CapMessage)."""
     prompt: PromptPublished = message.event
     if prompt.sensitivity is not Sensitivity.PLACE:
@@ -137,8 +144,11 @@ def alert_xml(message, *, sender: str, sender_name: str, base_url: str,
     _sub(el, "expires", cap_time(message.sent + dt.timedelta(days=1 if cancelled else cat.lifetime_days)))
     _sub(el, "senderName", sender_name)
     _sub(el, "headline", (f"No longer reported: {prompt.title}" if cancelled else prompt.title)[:160])
-    _sub(el, "description", f"{cat.name} on {prompt.area_name} is no longer reported." if cancelled
-         else prompt.body)
+    _sub(
+        el,
+        "description",
+        f"{cat.name} on {prompt.area_name} is no longer reported." if cancelled else prompt.body,
+    )
     if not cancelled:
         _sub(el, "instruction", _instruction(prompt))
     _sub(el, "web", f"{base_url}{prompt_path(prompt.prompt_id)}")

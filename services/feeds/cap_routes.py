@@ -42,10 +42,16 @@ async def alerts_index(request: Request) -> Response:
         fe.title(m.event.title if m.msg_type != "Cancel" else f"No longer reported: {m.event.title}")
         fe.updated(m.sent)
         fe.summary(m.event.body)
-        fe.link(href=f"{settings.base_url}/cap/{m.identifier}.xml", rel="alternate",
-                type="application/cap+xml")
-    return cacheable(request, fg.atom_str(pretty=True), ATOM, last_modified=updated if messages else None,
-                     max_age=settings.feed_cache_max_age_s)
+        fe.link(
+            href=f"{settings.base_url}/cap/{m.identifier}.xml", rel="alternate", type="application/cap+xml"
+        )
+    return cacheable(
+        request,
+        fg.atom_str(pretty=True),
+        ATOM,
+        last_modified=updated if messages else None,
+        max_age=settings.feed_cache_max_age_s,
+    )
 
 
 @router.get("/{identifier}.xml", summary="One CAP 1.2 alert")
@@ -56,7 +62,13 @@ async def alert(request: Request, identifier: str) -> Response:
     if message is None:
         raise Problem(404, "No such alert")
     polygons = area_polygons(areas.gazetteer, message.event.street_ids, settings.cap_buffer_m)
-    body = alert_xml(message, sender=settings.cap_sender, sender_name=settings.publisher,
-                     base_url=settings.base_url, polygons=polygons)
-    return cacheable(request, body, CAP_XML, last_modified=message.sent,
-                     max_age=settings.feed_cache_max_age_s)
+    body = alert_xml(
+        message,
+        sender=settings.cap_sender,
+        sender_name=settings.publisher,
+        base_url=settings.base_url,
+        polygons=polygons,
+    )
+    return cacheable(
+        request, body, CAP_XML, last_modified=message.sent, max_age=settings.feed_cache_max_age_s
+    )

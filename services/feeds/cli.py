@@ -20,14 +20,16 @@ app = typer.Typer(help="The feeds service: housekeeping of residents' subscripti
 async def purge(database_url: str, older_than_days: int) -> int:
     """Delete subscriptions unread for `older_than_days` days; returns how many."""
     # Migrations first: the column it reads may be new.
-    return await with_schema(database_url, NAME, MIGRATIONS,
-                             lambda conn: repo.purge_subscriptions(conn, older_than_days))
+    return await with_schema(
+        database_url, NAME, MIGRATIONS, lambda conn: repo.purge_subscriptions(conn, older_than_days)
+    )
 
 
 @app.command("purge-subscriptions")
 def purge_subscriptions(
     older_than_days: int = typer.Option(
-        ..., "--older-than-days", min=1, help="Delete those whose feed was not read in this many days."),
+        ..., "--older-than-days", min=1, help="Delete those whose feed was not read in this many days."
+    ),
 ) -> None:
     """Delete subscriptions nobody reads any more; their links then answer 404 (not found)."""
     deleted = asyncio.run(purge(FeedsSettings().database_url, older_than_days))

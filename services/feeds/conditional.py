@@ -30,8 +30,9 @@ def _not_modified_since(header: str, last_modified: dt.datetime) -> bool:
     return last_modified.replace(microsecond=0) <= since
 
 
-def headers_for(etag: str, *, last_modified: dt.datetime | None, max_age: int,
-                private: bool = False) -> dict[str, str]:
+def headers_for(
+    etag: str, *, last_modified: dt.datetime | None, max_age: int, private: bool = False
+) -> dict[str, str]:
     """The validators and caching headers of a representation (sent with a 200 and a 304 alike)."""
     headers = {
         "ETag": etag,
@@ -60,8 +61,15 @@ def not_modified(headers: dict[str, str]) -> Response:
     return Response(status_code=304, headers=headers)
 
 
-def cacheable(request: Request, body: bytes, media_type: str, *, last_modified: dt.datetime | None,
-              max_age: int, private: bool = False) -> Response:
+def cacheable(
+    request: Request,
+    body: bytes,
+    media_type: str,
+    *,
+    last_modified: dt.datetime | None,
+    max_age: int,
+    private: bool = False,
+) -> Response:
     """A 200 with validators (the ETag a hash of the exact bytes), or a 304 when the client's copy is
     current. For pages cheap enough to render on every request; feeds validate before rendering."""
     etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'

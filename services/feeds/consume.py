@@ -28,7 +28,8 @@ class Tombstone:
 
 
 def parse_prompt_record(
-    value: bytes | None, key: bytes | None,
+    value: bytes | None,
+    key: bytes | None,
 ) -> PromptPublished | PromptRetired | Tombstone:
     """The event a record carries; raises ValueError (incl. pydantic's ValidationError) when malformed."""
     if not value:
@@ -41,8 +42,9 @@ def parse_prompt_record(
     return event
 
 
-async def apply_event(pool: asyncpg.Pool, settings: FeedsSettings,
-                      event: PromptPublished | PromptRetired | Tombstone) -> repo.Change | None:
+async def apply_event(
+    pool: asyncpg.Pool, settings: FeedsSettings, event: PromptPublished | PromptRetired | Tombstone
+) -> repo.Change | None:
     """Store the event's effect (idempotent); the change to fan out, or None if nothing changed."""
     async with pool.acquire() as conn:
         if isinstance(event, PromptPublished):

@@ -37,12 +37,21 @@ class FeedEntry:
     def as_json(self) -> dict:
         """The entry as SSE data / JSON API item (no field a feed does not show)."""
         return {
-            "id": self.id, "prompt_id": self.prompt_id, "revision": self.revision, "title": self.title,
-            "body": self.body, "area_name": self.area_name, "area_kind": self.area_kind,
-            "ward_code": self.ward_code, "street_ids": list(self.street_ids), "category": self.category,
-            "category_name": self.category_name, "sensitivity": str(self.sensitivity),
+            "id": self.id,
+            "prompt_id": self.prompt_id,
+            "revision": self.revision,
+            "title": self.title,
+            "body": self.body,
+            "area_name": self.area_name,
+            "area_kind": self.area_kind,
+            "ward_code": self.ward_code,
+            "street_ids": list(self.street_ids),
+            "category": self.category,
+            "category_name": self.category_name,
+            "sensitivity": str(self.sensitivity),
             "opportunities": [o.model_dump(mode="json") for o in self.opportunities],
-            "updated": iso(self.updated, day_only=self.is_person), "url": self.url,
+            "updated": iso(self.updated, day_only=self.is_person),
+            "url": self.url,
         }
 
 
@@ -76,11 +85,20 @@ def tag_uri(tag_authority: str, kind: str, key: str) -> str:
 
 def entry_from_prompt(prompt: PromptPublished, *, base_url: str, tag_authority: str) -> FeedEntry:
     return FeedEntry(
-        prompt_id=prompt.prompt_id, revision=prompt.revision, title=prompt.title, body=prompt.body,
-        area_id=prompt.area_id, area_kind=prompt.area_kind, area_name=prompt.area_name,
-        ward_code=prompt.ward_code, street_ids=prompt.street_ids, category=str(prompt.category),
-        category_name=info(prompt.category).name, sensitivity=prompt.sensitivity,
-        opportunities=prompt.opportunities, updated=entry_updated(prompt),
+        prompt_id=prompt.prompt_id,
+        revision=prompt.revision,
+        title=prompt.title,
+        body=prompt.body,
+        area_id=prompt.area_id,
+        area_kind=prompt.area_kind,
+        area_name=prompt.area_name,
+        ward_code=prompt.ward_code,
+        street_ids=prompt.street_ids,
+        category=str(prompt.category),
+        category_name=info(prompt.category).name,
+        sensitivity=prompt.sensitivity,
+        opportunities=prompt.opportunities,
+        updated=entry_updated(prompt),
         id=tag_uri(tag_authority, "prompt", prompt.prompt_id),
         url=f"{base_url}{prompt_path(prompt.prompt_id)}",
     )

@@ -64,10 +64,19 @@ def prefers_html(accept: str) -> bool:
 def _page(problem: Response, base_url: str) -> HTMLResponse:
     body = json.loads(problem.body)
     status = body["status"]
-    html = render("error.html", base_url=base_url, title=body["title"], detail=body.get("detail", ""),
-                  status=status, errors=body.get("errors", []), hint=_HINTS.get(status, ""), private=True)
-    headers = {k: v for k, v in problem.headers.items()
-               if k.lower() not in ("content-type", "content-length")}
+    html = render(
+        "error.html",
+        base_url=base_url,
+        title=body["title"],
+        detail=body.get("detail", ""),
+        status=status,
+        errors=body.get("errors", []),
+        hint=_HINTS.get(status, ""),
+        private=True,
+    )
+    headers = {
+        k: v for k, v in problem.headers.items() if k.lower() not in ("content-type", "content-length")
+    }
     headers.update({"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
     return HTMLResponse(html, status_code=status, headers=headers)
 

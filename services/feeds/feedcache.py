@@ -44,10 +44,21 @@ def feed_etag(target: object, fmt: str, settings: FeedsSettings, state: FeedStat
     repr names every field (and its selection's street, unit and ward ids); the token in a private
     path is only hashed."""
     last = state.last_modified.isoformat() if state.last_modified else ""
-    key = "\0".join((
-        RENDER_VERSION, fmt, settings.base_url, settings.tag_authority, settings.publisher,
-        str(settings.feed_max_entries), repr(target), str(state.seq), str(state.count), last,
-        state.counts or ""))
+    key = "\0".join(
+        (
+            RENDER_VERSION,
+            fmt,
+            settings.base_url,
+            settings.tag_authority,
+            settings.publisher,
+            str(settings.feed_max_entries),
+            repr(target),
+            str(state.seq),
+            str(state.count),
+            last,
+            state.counts or "",
+        )
+    )
     return f'"{hashlib.sha256(key.encode()).hexdigest()[:32]}"'
 
 

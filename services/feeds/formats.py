@@ -41,7 +41,8 @@ def entry_html(e: FeedEntry) -> str:
     if e.opportunities:
         items = "".join(
             f"<li>{_link(o.title, o.url)} ({escape(o.organisation)}){_when(o.when)}</li>"
-            for o in e.opportunities)
+            for o in e.opportunities
+        )
         parts.append(f"<p>Ways to help:</p><ul>{items}</ul>")
     parts.append(f'<p><a href="{escape(e.url)}">Say you can help</a></p>')
     return "".join(parts)
@@ -58,8 +59,11 @@ def _when(when: str | None) -> str:
 def _text(e: FeedEntry) -> str:
     lines = [e.body]
     for o in e.opportunities:
-        lines.append(f"- {o.title} ({o.organisation})" + (f", {o.when}" if o.when else "")
-                     + (f": {o.url}" if o.url else ""))
+        lines.append(
+            f"- {o.title} ({o.organisation})"
+            + (f", {o.when}" if o.when else "")
+            + (f": {o.url}" if o.url else "")
+        )
     lines.append(f"Say you can help: {e.url}")
     return "\n".join(lines)
 
@@ -114,16 +118,19 @@ def json_feed(meta: FeedMeta, entries: list[FeedEntry]) -> bytes:
         "description": meta.description,
         "language": "en-GB",
         "authors": [{"name": meta.publisher}],
-        "items": [{
-            "id": e.id,
-            "url": e.url,
-            "title": e.title,
-            "summary": e.body,
-            "content_text": _text(e),
-            "content_html": entry_html(e),
-            "date_published": e.updated.isoformat(),
-            "date_modified": e.updated.isoformat(),
-            "tags": [e.category_name],
-        } for e in entries],
+        "items": [
+            {
+                "id": e.id,
+                "url": e.url,
+                "title": e.title,
+                "summary": e.body,
+                "content_text": _text(e),
+                "content_html": entry_html(e),
+                "date_published": e.updated.isoformat(),
+                "date_modified": e.updated.isoformat(),
+                "tags": [e.category_name],
+            }
+            for e in entries
+        ],
     }
     return json.dumps(doc, ensure_ascii=False, indent=2).encode()

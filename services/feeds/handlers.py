@@ -26,20 +26,33 @@ SERVICE = "feeds"
 def register_handlers(broker: KafkaBroker, runtime: Runtime, group_id: str) -> None:
     """`runtime.state["apply"]` stores an event's effect (and notifies every replica's listener)."""
 
-    @broker.subscriber(PROMPTS.name, group_id=group_id, ack_policy=AckPolicy.NACK_ON_ERROR,
-                       auto_offset_reset="earliest", title="feeds/prompts",
-                       description="Prompts for action, stored per prompt_id+revision.")
+    @broker.subscriber(
+        PROMPTS.name,
+        group_id=group_id,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        auto_offset_reset="earliest",
+        title="feeds/prompts",
+        description="Prompts for action, stored per prompt_id+revision.",
+    )
     async def on_prompt(msg: KafkaMessage) -> None:
         record = msg.raw_message
         try:
             event = parse_prompt_record(record.value, record.key)
         except (ValidationError, ValueError, UnicodeDecodeError) as exc:
             errors = validation_errors(exc) if isinstance(exc, ValidationError) else (str(exc),)
-            letter = dead_letter(service=SERVICE, source_topic=record.topic, value=record.value,
-                                 key=record.key, reason="malformed prompt event", errors=errors,
-                                 partition=record.partition, offset=record.offset)
-            await broker.publish(letter.model_dump_json().encode(), topic=DEAD_LETTERS.name,
-                                 key=record.topic.encode())
+            letter = dead_letter(
+                service=SERVICE,
+                source_topic=record.topic,
+                value=record.value,
+                key=record.key,
+                reason="malformed prompt event",
+                errors=errors,
+                partition=record.partition,
+                offset=record.offset,
+            )
+            await broker.publish(
+                letter.model_dump_json().encode(), topic=DEAD_LETTERS.name, key=record.topic.encode()
+            )
             log.warning("prompt dead-lettered", extra={"offset": record.offset, "errors": errors})
             return
         apply: Callable[[Any], Awaitable[Any]] = runtime.state["apply"]

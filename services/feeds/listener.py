@@ -64,8 +64,9 @@ class Listener:
         while True:
             conn: asyncpg.Connection | None = None
             try:
-                conn = await asyncpg.connect(self.database_url,
-                                             server_settings={"application_name": "feeds-listener"})
+                conn = await asyncpg.connect(
+                    self.database_url, server_settings={"application_name": "feeds-listener"}
+                )
                 await self._serve(conn)
                 log.warning("live-updates listener lost its connection; reconnecting")
             except Exception:  # whatever went wrong, live updates must come back, not stop for good

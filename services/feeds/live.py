@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from sse_starlette.event import ServerSentEvent
 
-from .areas import Selection
+from shared.gazetteer.selection import Selection
+
 from .repository import Change
 
 __all__ = ["Hub", "sse_event", "stream"]
@@ -52,9 +53,13 @@ def sse_event(change: Change) -> ServerSentEvent:
     return ServerSentEvent(json.dumps(change.entry, ensure_ascii=False), event=event, id=str(change.seq))
 
 
-async def stream(hub: Hub, selection: Selection, last_event_id: int | None,
-                 backlog: Callable[[int], Awaitable[list[Change]]],
-                 current: Callable[[], Awaitable[int]]) -> AsyncIterator[ServerSentEvent]:
+async def stream(
+    hub: Hub,
+    selection: Selection,
+    last_event_id: int | None,
+    backlog: Callable[[int], Awaitable[list[Change]]],
+    current: Callable[[], Awaitable[int]],
+) -> AsyncIterator[ServerSentEvent]:
     """Replay what a resuming client missed, then live changes, each at most once, in order."""
     queue = hub.subscribe()  # before reading the backlog, so nothing falls between the two
     try:

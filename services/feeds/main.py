@@ -10,12 +10,13 @@ from fastapi import FastAPI
 
 from shared.gazetteer import repository as gazetteer_repository
 from shared.gazetteer.model import Gazetteer
+from shared.gazetteer.selection import Areas
 from shared.kafka import make_broker
 from shared.service import Runtime, create_service_app
+from shared.web import mount_static
 
 from . import api, cap_routes, web
 from . import repository as repo
-from .areas import Areas
 from .consume import apply_event
 from .errors import install_html_errors
 from .feedcache import BodyCache
@@ -50,11 +51,15 @@ def create_app(settings: FeedsSettings, *, gazetteer: Gazetteer | None = None) -
         runtime.spawn(Listener(settings.database_url, runtime.state["hub"], last).run(), "feeds-listener")
 
     app = create_service_app(
-        name=NAME, title="streetneeds feeds",
+        name=NAME,
+        title="streetneeds feeds",
         description="Residents' street feeds (HTML, Atom, RSS, JSON Feed, Server-Sent Events), "
         "subscriptions without an account, anonymous 'I can help', printable street notices and "
         "public alerts in OASIS CAP 1.2.",
-        settings=settings, broker=broker, schema=NAME, migrations=MIGRATIONS,
+        settings=settings,
+        broker=broker,
+        schema=NAME,
+        migrations=MIGRATIONS,
         extra_migrations=((gazetteer_repository.SCHEMA, gazetteer_repository.MIGRATIONS),),
         on_startup=on_startup,
     )
@@ -67,4 +72,5 @@ def create_app(settings: FeedsSettings, *, gazetteer: Gazetteer | None = None) -
     app.include_router(api.router)
     app.include_router(cap_routes.router)
     app.include_router(web.router)
+    mount_static(app)
     return app

@@ -1,23 +1,11 @@
-"""HTML rendering with Jinja2 (autoescaped templates in `templates/`)."""
+"""HTML rendering with Jinja2: the feeds' templates in `templates/`, over the shared base page."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from shared.web import page_renderer
 
 __all__ = ["render"]
 
-_ENV = Environment(
-    loader=FileSystemLoader(Path(__file__).parent / "templates"),
-    autoescape=select_autoescape(("html",)),
-    trim_blocks=True, lstrip_blocks=True,
-)
-
-
-def render(template: str, **context: Any) -> bytes:
-    context.setdefault("alternates", [])
-    context.setdefault("private", False)
-    context.setdefault("counts", {})
-    return _ENV.get_template(template).render(**context).encode()
+render = page_renderer(Path(__file__).parent / "templates")

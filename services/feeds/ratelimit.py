@@ -18,8 +18,9 @@ class RateLimiter:
     matched against logs or another replica. The table is bounded; the oldest buckets go first.
     """
 
-    def __init__(self, rate_per_minute: float, burst: int, max_clients: int = 100_000,
-                 clock=time.monotonic) -> None:
+    def __init__(
+        self, rate_per_minute: float, burst: int, max_clients: int = 100_000, clock=time.monotonic
+    ) -> None:
         self.rate = rate_per_minute / 60.0
         self.burst = burst
         self.max_clients = max_clients

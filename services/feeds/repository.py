@@ -9,18 +9,34 @@ from dataclasses import dataclass
 import asyncpg
 
 from shared.contracts import PromptPublished, Sensitivity
-
-from .areas import Selection
+from shared.gazetteer.selection import Selection
 
 # PostgreSQL channel on which each committed change's seq is announced to every replica.
 CHANNEL = "feeds_changes"
 _CHANGES_LOCK = 0x6665_6564  # "feed": one advisory lock id for numbering changes
 
 __all__ = [
-    "CapMessage", "Change", "FeedState", "add_response", "apply_published", "apply_retired", "cap_index",
-    "cap_message", "changes_after", "create_subscription", "current_seq", "feed_snapshot", "feed_state",
-    "find_subscription", "last_modified", "latest_cap", "prompt", "prompts_for", "purge_subscriptions",
-    "response_counts", "unsubscribe",
+    "CapMessage",
+    "Change",
+    "FeedState",
+    "add_response",
+    "apply_published",
+    "apply_retired",
+    "cap_index",
+    "cap_message",
+    "changes_after",
+    "create_subscription",
+    "current_seq",
+    "feed_snapshot",
+    "feed_state",
+    "find_subscription",
+    "last_modified",
+    "latest_cap",
+    "prompt",
+    "prompts_for",
+    "purge_subscriptions",
+    "response_counts",
+    "unsubscribe",
 ]
 
 
@@ -38,8 +54,12 @@ class Change:
     entry: dict
 
     def visible_to(self, selection: Selection) -> bool:
-        return selection.matches(area_id=self.area_id, area_kind=self.area_kind,
-                                 street_ids=self.street_ids, sensitivity=self.sensitivity)
+        return selection.matches(
+            area_id=self.area_id,
+            area_kind=self.area_kind,
+            street_ids=self.street_ids,
+            sensitivity=self.sensitivity,
+        )
 
 
 @dataclass(frozen=True)
@@ -54,8 +74,16 @@ class CapMessage:
 
 
 def _change(row) -> Change:
-    return Change(row["seq"], row["prompt_id"], row["kind"], row["area_id"], row["area_kind"],
-                  tuple(row["street_ids"]), row["sensitivity"], json.loads(row["entry"]))
+    return Change(
+        row["seq"],
+        row["prompt_id"],
+        row["kind"],
+        row["area_id"],
+        row["area_kind"],
+        tuple(row["street_ids"]),
+        row["sensitivity"],
+        json.loads(row["entry"]),
+    )
 
 
 def _visible_at(prompt: PromptPublished, at: dt.datetime) -> dt.datetime:
@@ -66,9 +94,17 @@ def _visible_at(prompt: PromptPublished, at: dt.datetime) -> dt.datetime:
     return at
 
 
-async def _record_change(conn: asyncpg.Connection, prompt_id: str, kind: str, area_id: str,
-                         area_kind: str, ward_code: str | None, street_ids: list[str], sensitivity: str,
-                         entry: dict) -> Change:
+async def _record_change(
+    conn: asyncpg.Connection,
+    prompt_id: str,
+    kind: str,
+    area_id: str,
+    area_kind: str,
+    ward_code: str | None,
+    street_ids: list[str],
+    sensitivity: str,
+    entry: dict,
+) -> Change:
     """Number the change, stamp the prompt with it (feeds' validators) and notify every replica's
     listener; call inside the effect's transaction.
 
@@ -83,18 +119,28 @@ async def _record_change(conn: asyncpg.Connection, prompt_id: str, kind: str, ar
                       SELECT $1, $2, $3, $4, $5, $6, $7, $8 FROM lock RETURNING *),
                 p AS (UPDATE feeds.prompts p SET seq = c.seq FROM c WHERE p.prompt_id = c.prompt_id)
            SELECT c.*, pg_notify('{CHANNEL}', c.seq::text) FROM c""",
-        prompt_id, kind, area_id, area_kind, ward_code, street_ids, sensitivity, json.dumps(entry),
-        _CHANGES_LOCK)
+        prompt_id,
+        kind,
+        area_id,
+        area_kind,
+        ward_code,
+        street_ids,
+        sensitivity,
+        json.dumps(entry),
+        _CHANGES_LOCK,
+    )
     return _change(row)
 
 
-async def apply_published(conn: asyncpg.Connection, prompt: PromptPublished, entry: dict,
-                          cap: tuple[str, str, str | None] | None) -> Change | None:
+async def apply_published(
+    conn: asyncpg.Connection, prompt: PromptPublished, entry: dict, cap: tuple[str, str, str | None] | None
+) -> Change | None:
     """Upsert by prompt_id+revision in one transaction; None when it changes nothing (a redelivery,
     or an older revision). `cap` is (identifier, msg_type, refs) for place categories."""
     async with conn.transaction():
         row = await conn.fetchrow(
-            "SELECT revision, retired FROM feeds.prompts WHERE prompt_id = $1 FOR UPDATE", prompt.prompt_id)
+            "SELECT revision, retired FROM feeds.prompts WHERE prompt_id = $1 FOR UPDATE", prompt.prompt_id
+        )
         if row is not None and not row["retired"] and row["revision"] >= prompt.revision:
             return None
         await conn.execute(
@@ -106,9 +152,16 @@ async def apply_published(conn: asyncpg.Connection, prompt: PromptPublished, ent
                    ward_code = EXCLUDED.ward_code, street_ids = EXCLUDED.street_ids,
                    category = EXCLUDED.category, sensitivity = EXCLUDED.sensitivity,
                    event = EXCLUDED.event, retired = false, changed_at = EXCLUDED.changed_at""",
-            prompt.prompt_id, prompt.revision, prompt.area_id, prompt.area_kind, prompt.ward_code,
-            list(prompt.street_ids), str(prompt.category), str(prompt.sensitivity),
-            prompt.model_dump_json(), _visible_at(prompt, dt.datetime.now(dt.UTC)),
+            prompt.prompt_id,
+            prompt.revision,
+            prompt.area_id,
+            prompt.area_kind,
+            prompt.ward_code,
+            list(prompt.street_ids),
+            str(prompt.category),
+            str(prompt.sensitivity),
+            prompt.model_dump_json(),
+            _visible_at(prompt, dt.datetime.now(dt.UTC)),
         )
         if cap is not None:
             identifier, msg_type, refs = cap
@@ -116,46 +169,88 @@ async def apply_published(conn: asyncpg.Connection, prompt: PromptPublished, ent
                 """INSERT INTO feeds.cap_messages
                        (identifier, prompt_id, revision, msg_type, sent, refs, event)
                    VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (identifier) DO NOTHING""",
-                identifier, prompt.prompt_id, prompt.revision, msg_type,
-                prompt.published_at.replace(microsecond=0), refs, prompt.model_dump_json())
-        return await _record_change(conn, prompt.prompt_id, "published", prompt.area_id, prompt.area_kind,
-                                    prompt.ward_code, list(prompt.street_ids), str(prompt.sensitivity), entry)
+                identifier,
+                prompt.prompt_id,
+                prompt.revision,
+                msg_type,
+                prompt.published_at.replace(microsecond=0),
+                refs,
+                prompt.model_dump_json(),
+            )
+        return await _record_change(
+            conn,
+            prompt.prompt_id,
+            "published",
+            prompt.area_id,
+            prompt.area_kind,
+            prompt.ward_code,
+            list(prompt.street_ids),
+            str(prompt.sensitivity),
+            entry,
+        )
 
 
-async def apply_retired(conn: asyncpg.Connection, prompt_id: str, retired_at: dt.datetime,
-                        cap: tuple[str, str | None] | None = None) -> Change | None:
+async def apply_retired(
+    conn: asyncpg.Connection,
+    prompt_id: str,
+    retired_at: dt.datetime,
+    cap: tuple[str, str | None] | None = None,
+) -> Change | None:
     """Mark retired (idempotent); `cap` is (identifier, refs) of the Cancel for place categories."""
     async with conn.transaction():
-        row = await conn.fetchrow(
-            "SELECT * FROM feeds.prompts WHERE prompt_id = $1 FOR UPDATE", prompt_id)
+        row = await conn.fetchrow("SELECT * FROM feeds.prompts WHERE prompt_id = $1 FOR UPDATE", prompt_id)
         if row is None or row["retired"]:
             return None
         prompt = PromptPublished.model_validate_json(row["event"])
-        await conn.execute("UPDATE feeds.prompts SET retired = true, changed_at = $2 WHERE prompt_id = $1",
-                           prompt_id, _visible_at(prompt, retired_at))
+        await conn.execute(
+            "UPDATE feeds.prompts SET retired = true, changed_at = $2 WHERE prompt_id = $1",
+            prompt_id,
+            _visible_at(prompt, retired_at),
+        )
         if cap is not None and prompt.sensitivity is Sensitivity.PLACE:
             identifier, refs = cap
             await conn.execute(
                 """INSERT INTO feeds.cap_messages
                        (identifier, prompt_id, revision, msg_type, sent, refs, event)
                    VALUES ($1, $2, $3, 'Cancel', $4, $5, $6) ON CONFLICT (identifier) DO NOTHING""",
-                identifier, prompt.prompt_id, prompt.revision, retired_at.replace(microsecond=0),
-                refs, row["event"])
-        return await _record_change(conn, prompt.prompt_id, "retired", row["area_id"], row["area_kind"],
-                                    row["ward_code"], row["street_ids"], row["sensitivity"],
-                                    {"prompt_id": prompt.prompt_id})
+                identifier,
+                prompt.prompt_id,
+                prompt.revision,
+                retired_at.replace(microsecond=0),
+                refs,
+                row["event"],
+            )
+        return await _record_change(
+            conn,
+            prompt.prompt_id,
+            "retired",
+            row["area_id"],
+            row["area_kind"],
+            row["ward_code"],
+            row["street_ids"],
+            row["sensitivity"],
+            {"prompt_id": prompt.prompt_id},
+        )
 
 
 async def latest_cap(conn: asyncpg.Connection, prompt_id: str) -> CapMessage | None:
     row = await conn.fetchrow(
         "SELECT * FROM feeds.cap_messages WHERE prompt_id = $1 ORDER BY sent DESC, revision DESC LIMIT 1",
-        prompt_id)
+        prompt_id,
+    )
     return _cap(row) if row else None
 
 
 def _cap(row) -> CapMessage:
-    return CapMessage(row["identifier"], row["prompt_id"], row["revision"], row["msg_type"],
-                      row["sent"], row["refs"], PromptPublished.model_validate_json(row["event"]))
+    return CapMessage(
+        row["identifier"],
+        row["prompt_id"],
+        row["revision"],
+        row["msg_type"],
+        row["sent"],
+        row["refs"],
+        PromptPublished.model_validate_json(row["event"]),
+    )
 
 
 _MATCH = """(NOT p.retired OR $4) AND (
@@ -172,14 +267,17 @@ async def prompts_for(conn: asyncpg.Connection, sel: Selection, limit: int) -> l
     rows = await conn.fetch(
         f"SELECT p.event FROM feeds.prompts p WHERE {_MATCH} "
         "ORDER BY (p.event->>'published_at')::timestamptz DESC, p.prompt_id LIMIT $5",
-        *_args(sel, False), limit)
+        *_args(sel, False),
+        limit,
+    )
     return [PromptPublished.model_validate_json(r["event"]) for r in rows]
 
 
 async def last_modified(conn: asyncpg.Connection, sel: Selection) -> dt.datetime | None:
     """Latest change (publication or retirement) of any prompt the selection covers."""
-    return await conn.fetchval(f"SELECT max(p.changed_at) FROM feeds.prompts p WHERE {_MATCH}",
-                               *_args(sel, True))
+    return await conn.fetchval(
+        f"SELECT max(p.changed_at) FROM feeds.prompts p WHERE {_MATCH}", *_args(sel, True)
+    )
 
 
 @dataclass(frozen=True)
@@ -213,17 +311,24 @@ async def feed_state(conn: asyncpg.Connection, sel: Selection, *, with_counts: b
     """The feed's state without reading a prompt body (all a conditional GET needs)."""
     row = await conn.fetchrow(
         f"""WITH m AS (SELECT p.prompt_id, p.seq, p.changed_at, p.retired FROM feeds.prompts p WHERE {_MATCH})
-            SELECT {_STATE}, {_COUNTS if with_counts else "NULL"} AS counts FROM m""", *_args(sel, True))
+            SELECT {_STATE}, {_COUNTS if with_counts else "NULL"} AS counts FROM m""",
+        *_args(sel, True),
+    )
     return _state(row, with_counts)
 
 
-async def feed_snapshot(conn: asyncpg.Connection, sel: Selection, limit: int, *, with_counts: bool
-                        ) -> tuple[FeedState, list[str], dict[str, int]]:
+async def feed_snapshot(
+    conn: asyncpg.Connection, sel: Selection, limit: int, *, with_counts: bool
+) -> tuple[FeedState, list[str], dict[str, int]]:
     """The state, the newest `limit` live prompts (PromptPublished JSON, parsed only if rendered) and
     (with_counts) their "I can help" counts, from one statement, hence one snapshot: the body rendered
     from them is exactly what the state names."""
-    counts = ("""(SELECT coalesce(jsonb_object_agg(r.prompt_id, r.responses), '{}')
-                  FROM feeds.response_counts r JOIN live USING (prompt_id))""" if with_counts else "NULL")
+    counts = (
+        """(SELECT coalesce(jsonb_object_agg(r.prompt_id, r.responses), '{}')
+                  FROM feeds.response_counts r JOIN live USING (prompt_id))"""
+        if with_counts
+        else "NULL"
+    )
     row = await conn.fetchrow(
         f"""WITH m AS (SELECT p.prompt_id, p.seq, p.changed_at, p.retired, p.event FROM feeds.prompts p
                        WHERE {_MATCH}),
@@ -231,7 +336,10 @@ async def feed_snapshot(conn: asyncpg.Connection, sel: Selection, limit: int, *,
             SELECT {_STATE}, {_COUNTS if with_counts else "NULL"} AS counts,
                    (SELECT array_agg(m.event::text ORDER BY {_NEWEST}) FROM live m) AS events,
                    {counts} AS responses
-            FROM m""", *_args(sel, True), limit)
+            FROM m""",
+        *_args(sel, True),
+        limit,
+    )
     return _state(row, with_counts), row["events"] or [], json.loads(row["responses"]) if with_counts else {}
 
 
@@ -253,7 +361,8 @@ async def cap_index(conn: asyncpg.Connection, cancel_visible_days: int) -> list[
     """The latest CAP message of each place prompt: active ones, and recent Cancels."""
     rows = await conn.fetch(
         """SELECT DISTINCT ON (m.prompt_id) m.* FROM feeds.cap_messages m
-           ORDER BY m.prompt_id, m.sent DESC, m.revision DESC, (m.msg_type = 'Cancel') DESC""")
+           ORDER BY m.prompt_id, m.sent DESC, m.revision DESC, (m.msg_type = 'Cancel') DESC"""
+    )
     cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=cancel_visible_days)
     out = [_cap(r) for r in rows if r["msg_type"] != "Cancel" or r["sent"] >= cutoff]
     return sorted(out, key=lambda m: (m.sent, m.identifier), reverse=True)
@@ -268,21 +377,34 @@ async def create_subscription(conn: asyncpg.Connection, token_sha256: bytes, sel
     await conn.execute(
         """INSERT INTO feeds.subscriptions (token_sha256, kind, label, street_ids, unit_ids, ward_codes)
            VALUES ($1, $2, $3, $4, $5, $6)""",
-        token_sha256, sel.kind, sel.label, list(sel.street_ids), list(sel.unit_ids), list(sel.ward_codes))
+        token_sha256,
+        sel.kind,
+        sel.label,
+        list(sel.street_ids),
+        list(sel.unit_ids),
+        list(sel.ward_codes),
+    )
 
 
 async def find_subscription(conn: asyncpg.Connection, token_sha256: bytes) -> tuple[Selection, bool] | None:
     """(selection, active) for a token hash, or None if it never existed; marks an active one read
     today (one write a day at most: feeds are polled often)."""
-    row = await conn.fetchrow("SELECT *, last_read_on < current_date AS unread_today "
-                              "FROM feeds.subscriptions WHERE token_sha256 = $1", token_sha256)
+    row = await conn.fetchrow(
+        "SELECT *, last_read_on < current_date AS unread_today "
+        "FROM feeds.subscriptions WHERE token_sha256 = $1",
+        token_sha256,
+    )
     if row is None:
         return None
     if row["unread_today"] and row["unsubscribed_on"] is None:
-        await conn.execute("UPDATE feeds.subscriptions SET last_read_on = current_date "
-                           "WHERE token_sha256 = $1 AND last_read_on < current_date", token_sha256)
-    sel = Selection(row["kind"], row["label"], tuple(row["street_ids"]), tuple(row["unit_ids"]),
-                    tuple(row["ward_codes"]))
+        await conn.execute(
+            "UPDATE feeds.subscriptions SET last_read_on = current_date "
+            "WHERE token_sha256 = $1 AND last_read_on < current_date",
+            token_sha256,
+        )
+    sel = Selection(
+        row["kind"], row["label"], tuple(row["street_ids"]), tuple(row["unit_ids"]), tuple(row["ward_codes"])
+    )
     return sel, row["unsubscribed_on"] is None
 
 
@@ -291,14 +413,17 @@ async def unsubscribe(conn: asyncpg.Connection, token_sha256: bytes) -> bool:
     status = await conn.execute(
         """UPDATE feeds.subscriptions SET unsubscribed_on = current_date, street_ids = '{}',
                unit_ids = '{}', ward_codes = '{}', label = ''
-           WHERE token_sha256 = $1 AND unsubscribed_on IS NULL""", token_sha256)
+           WHERE token_sha256 = $1 AND unsubscribed_on IS NULL""",
+        token_sha256,
+    )
     return status.endswith(" 1")
 
 
 async def purge_subscriptions(conn: asyncpg.Connection, older_than_days: int) -> int:
     """Delete subscriptions (active or ended) whose feed was not read in the last `older_than_days`."""
     status = await conn.execute(
-        "DELETE FROM feeds.subscriptions WHERE last_read_on < current_date - $1::int", older_than_days)
+        "DELETE FROM feeds.subscriptions WHERE last_read_on < current_date - $1::int", older_than_days
+    )
     return int(status.split()[-1])
 
 
@@ -306,11 +431,14 @@ async def add_response(conn: asyncpg.Connection, prompt_id: str) -> int:
     return await conn.fetchval(
         """INSERT INTO feeds.response_counts (prompt_id, responses) VALUES ($1, 1)
            ON CONFLICT (prompt_id) DO UPDATE SET responses = response_counts.responses + 1
-           RETURNING responses""", prompt_id)
+           RETURNING responses""",
+        prompt_id,
+    )
 
 
 async def response_counts(conn: asyncpg.Connection, prompt_ids: list[str]) -> dict[str, int]:
-    """"I can help" counts of these prompts (those with none are left out)."""
-    rows = await conn.fetch("SELECT prompt_id, responses FROM feeds.response_counts "
-                            "WHERE prompt_id = ANY($1::text[])", prompt_ids)
+    """ "I can help" counts of these prompts (those with none are left out)."""
+    rows = await conn.fetch(
+        "SELECT prompt_id, responses FROM feeds.response_counts WHERE prompt_id = ANY($1::text[])", prompt_ids
+    )
     return {r["prompt_id"]: r["responses"] for r in rows}

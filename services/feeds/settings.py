@@ -19,35 +19,40 @@ class FeedsSettings(CommonSettings):
     port: int = Field(8000, title="HTTP port", ge=1, le=65535)
     group_id: str = Field("feeds", title="Kafka consumer group for prompts.v1", min_length=1)
     base_url: str = Field(
-        "http://127.0.0.1:8000", title="Public base URL",
+        "http://127.0.0.1:8000",
+        title="Public base URL",
         description="Absolute URL residents reach this service at; feeds' self links and ids use it.",
     )
     tag_authority: str = Field(
-        "streetneeds.org.uk,2026", title="tag: URI authority",
+        "streetneeds.org.uk,2026",
+        title="tag: URI authority",
         description="`authority,date` of RFC 4151 tag URIs used as stable Atom/RSS/JSON Feed ids.",
     )
     publisher: str = Field("streetneeds", title="Publisher named in feeds and as CAP senderName")
     cap_sender: str = Field(
-        "streetneeds@streetneeds.org.uk", title="CAP sender",
+        "streetneeds@streetneeds.org.uk",
+        title="CAP sender",
         description="CAP `sender`: globally unique, no spaces, commas or '<'/'&'.",
     )
     cap_buffer_m: float = Field(25.0, title="CAP polygon buffer around the street (metres)", gt=0, le=200)
-    cap_cancel_visible_days: int = Field(
-        3, title="Days a CAP Cancel stays in the alerts index", ge=1, le=60)
+    cap_cancel_visible_days: int = Field(3, title="Days a CAP Cancel stays in the alerts index", ge=1, le=60)
     max_radius_m: int = Field(2000, title="Largest radius a subscription may ask for (metres)", ge=50)
     max_streets: int = Field(50, title="Most streets one subscription may list", ge=1)
-    help_rate_per_minute: float = Field(
-        2.0, title="'I can help' token refill per client per minute", gt=0)
+    help_rate_per_minute: float = Field(2.0, title="'I can help' token refill per client per minute", gt=0)
     help_burst: int = Field(5, title="'I can help' burst per client (token bucket size)", ge=1)
     sse_heartbeat_s: float = Field(15.0, title="SSE heartbeat comment interval (seconds)", gt=0)
     sse_queue_size: int = Field(
-        256, title="Live events buffered per SSE client before it is dropped (it resumes by id)", ge=8)
+        256, title="Live events buffered per SSE client before it is dropped (it resumes by id)", ge=8
+    )
     feed_cache_max_age_s: int = Field(60, title="Cache-Control max-age of feeds (seconds)", ge=0)
     feed_max_entries: int = Field(200, title="Most entries in one feed", ge=1)
     feed_cache_mb: float = Field(
-        32.0, title="Memory for rendered feeds (MB)",
+        32.0,
+        title="Memory for rendered feeds (MB)",
         description="An LRU of rendered documents by ETag, so one feed read by many renders once; 0 turns "
-        "it off.", ge=0)
+        "it off.",
+        ge=0,
+    )
 
     @field_validator("base_url")
     @classmethod

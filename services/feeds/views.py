@@ -10,11 +10,11 @@ from fastapi.responses import Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from shared.contracts import PromptPublished
+from shared.gazetteer.selection import Areas, Selection
 from shared.http import Problem
 from shared.service import Runtime
 
 from . import repository as repo
-from .areas import Areas, Selection
 from .conditional import headers_for, is_fresh, not_modified
 from .entries import FeedEntry, entry_from_prompt, tag_uri
 from .feedcache import BodyCache, feed_etag
@@ -59,8 +59,9 @@ def runtime_of(request: Request) -> tuple[Runtime, FeedsSettings, Areas]:
 
 def alternates(settings: FeedsSettings, path: str) -> list[dict[str, str]]:
     base = f"{settings.base_url}{path}"
-    return [{"type": FORMATS[f][0].split(";")[0], "title": FORMATS[f][2], "href": f"{base}.{f}"}
-            for f in FORMATS]
+    return [
+        {"type": FORMATS[f][0].split(";")[0], "title": FORMATS[f][2], "href": f"{base}.{f}"} for f in FORMATS
+    ]
 
 
 async def load_entries(runtime: Runtime, target: FeedTarget) -> tuple[list[FeedEntry], dt.datetime | None]:
@@ -68,31 +69,54 @@ async def load_entries(runtime: Runtime, target: FeedTarget) -> tuple[list[FeedE
     async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
         prompts = await repo.prompts_for(conn, target.selection, settings.feed_max_entries)
         last_modified = await repo.last_modified(conn, target.selection)
-    entries = [entry_from_prompt(p, base_url=settings.base_url, tag_authority=settings.tag_authority)
-               for p in prompts]
+    entries = [
+        entry_from_prompt(p, base_url=settings.base_url, tag_authority=settings.tag_authority)
+        for p in prompts
+    ]
     return entries, last_modified
 
 
-def render_feed(settings: FeedsSettings, target: FeedTarget, fmt: str, prompts: list[PromptPublished],
-                counts: dict[str, int],
-                last_modified: dt.datetime | None) -> tuple[bytes, str]:
+def render_feed(
+    settings: FeedsSettings,
+    target: FeedTarget,
+    fmt: str,
+    prompts: list[PromptPublished],
+    counts: dict[str, int],
+    last_modified: dt.datetime | None,
+) -> tuple[bytes, str]:
     """(body, media type) of `target`'s document in `fmt`: a pure function of its arguments."""
-    entries = [entry_from_prompt(p, base_url=settings.base_url, tag_authority=settings.tag_authority)
-               for p in prompts]
+    entries = [
+        entry_from_prompt(p, base_url=settings.base_url, tag_authority=settings.tag_authority)
+        for p in prompts
+    ]
     base = f"{settings.base_url}{target.path}"
     if fmt == "html":
         body = render(
-            "feed.html", base_url=settings.base_url, title=target.title, description=target.description,
-            entries=entries, counts=counts, alternates=alternates(settings, target.path),
-            private=target.private, subscribe=target.subscribe,
+            "feed.html",
+            base_url=settings.base_url,
+            title=target.title,
+            description=target.description,
+            entries=entries,
+            counts=counts,
+            alternates=alternates(settings, target.path),
+            private=target.private,
+            subscribe=target.subscribe,
             notice_url=f"{settings.base_url}{target.notice_path}" if target.notice_path else None,
-            unsubscribe_url=(f"{settings.base_url}{target.unsubscribe_path}"
-                             if target.unsubscribe_path else None))
+            unsubscribe_url=(
+                f"{settings.base_url}{target.unsubscribe_path}" if target.unsubscribe_path else None
+            ),
+        )
         return body, HTML
     media_type, build, _ = FORMATS[fmt]
-    meta = FeedMeta(id=tag_uri(settings.tag_authority, "feed", target.tag_key), title=target.title,
-                    description=target.description, home_page_url=base, feed_url=f"{base}.{fmt}",
-                    publisher=settings.publisher, updated=last_modified)
+    meta = FeedMeta(
+        id=tag_uri(settings.tag_authority, "feed", target.tag_key),
+        title=target.title,
+        description=target.description,
+        home_page_url=base,
+        feed_url=f"{base}.{fmt}",
+        publisher=settings.publisher,
+        updated=last_modified,
+    )
     return build(meta, entries), media_type
 
 
@@ -111,8 +135,12 @@ async def feed_response(request: Request, target: FeedTarget, fmt: str) -> Respo
 
     def validators(state: repo.FeedState) -> tuple[str, dict[str, str]]:
         etag = feed_etag(target, fmt, settings, state)
-        return etag, headers_for(etag, last_modified=state.last_modified,
-                                 max_age=settings.feed_cache_max_age_s, private=target.private)
+        return etag, headers_for(
+            etag,
+            last_modified=state.last_modified,
+            max_age=settings.feed_cache_max_age_s,
+            private=target.private,
+        )
 
     body = None
     async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
@@ -124,7 +152,8 @@ async def feed_response(request: Request, target: FeedTarget, fmt: str) -> Respo
             body = bodies.get(etag)
         if body is None:
             state, events, counts = await repo.feed_snapshot(
-                conn, target.selection, settings.feed_max_entries, with_counts=html)
+                conn, target.selection, settings.feed_max_entries, with_counts=html
+            )
     if body is None:
         etag, headers = validators(state)
         if is_fresh(request, etag, state.last_modified):  # the state may have caught up with the client
@@ -142,8 +171,11 @@ def _last_event_id(request: Request) -> int | None:
     if raw is None or raw == "":
         return None
     if not raw.isdigit():
-        raise Problem(400, "Last-Event-ID must be an event id this stream sent",
-                      errors=[{"field": "Last-Event-ID", "message": "not a number"}])
+        raise Problem(
+            400,
+            "Last-Event-ID must be an event id this stream sent",
+            errors=[{"field": "Last-Event-ID", "message": "not a number"}],
+        )
     return int(raw)
 
 
@@ -165,6 +197,8 @@ async def events_response(request: Request, target: FeedTarget) -> EventSourceRe
     # sse-starlette already sends Cache-Control: no-store and X-Accel-Buffering: no.
     headers = {"Referrer-Policy": "no-referrer"} if target.private else {}
     return EventSourceResponse(
-        stream(hub, target.selection, last, backlog, current), headers=headers,
+        stream(hub, target.selection, last, backlog, current),
+        headers=headers,
         ping=settings.sse_heartbeat_s,
-        ping_message_factory=lambda: ServerSentEvent(comment="heartbeat"))
+        ping_message_factory=lambda: ServerSentEvent(comment="heartbeat"),
+    )

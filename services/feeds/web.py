@@ -10,11 +10,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from shared.gazetteer.selection import Areas, UnknownArea
 from shared.http import Problem
 
 from . import repository as repo
 from .actions import resolve, respond, subscribe, subscription
-from .areas import Areas, UnknownArea
 from .conditional import cacheable
 from .entries import entry_from_prompt
 from .pages import render
@@ -42,10 +42,15 @@ def _street_target(areas: Areas, street_id: str) -> FeedTarget:
         raise Problem(404, "No such street", f"no street with id {street_id!r}") from None
     street = sel.streets[0]
     where = f"{street.name}" + (f", {street.ward_name}" if street.ward_name else "")
-    return FeedTarget(sel, f"/streets/{street_id}", street.name,
-                      f"What neighbours could help with on {where}.", f"street/{street_id}",
-                      subscribe={"kind": "street", "street_id": street_id},
-                      notice_path=f"/streets/{street_id}/notice")
+    return FeedTarget(
+        sel,
+        f"/streets/{street_id}",
+        street.name,
+        f"What neighbours could help with on {where}.",
+        f"street/{street_id}",
+        subscribe={"kind": "street", "street_id": street_id},
+        notice_path=f"/streets/{street_id}/notice",
+    )
 
 
 def _ward_target(areas: Areas, ward_code: str) -> FeedTarget:
@@ -53,9 +58,14 @@ def _ward_target(areas: Areas, ward_code: str) -> FeedTarget:
         sel = areas.for_ward(ward_code)
     except UnknownArea:
         raise Problem(404, "No such ward", f"no ward with code {ward_code!r}") from None
-    return FeedTarget(sel, f"/wards/{ward_code}", sel.label,
-                      f"What neighbours could help with in {sel.label}.", f"ward/{ward_code}",
-                      subscribe={"kind": "ward", "ward_code": ward_code})
+    return FeedTarget(
+        sel,
+        f"/wards/{ward_code}",
+        sel.label,
+        f"What neighbours could help with in {sel.label}.",
+        f"ward/{ward_code}",
+        subscribe={"kind": "ward", "ward_code": ward_code},
+    )
 
 
 async def _subscription_target(request: Request, token: str) -> FeedTarget:
@@ -63,8 +73,15 @@ async def _subscription_target(request: Request, token: str) -> FeedTarget:
     sel = await subscription(runtime, token)
     # The feed id must not carry the capability itself: a hash of it is stable and safe to share.
     key = hashlib.sha256(token.encode()).hexdigest()[:24]
-    return FeedTarget(sel, f"/s/{token}", sel.label, f"What neighbours could help with: {sel.label}.",
-                      f"subscription/{key}", private=True, unsubscribe_path=f"/s/{token}/unsubscribe")
+    return FeedTarget(
+        sel,
+        f"/s/{token}",
+        sel.label,
+        f"What neighbours could help with: {sel.label}.",
+        f"subscription/{key}",
+        private=True,
+        unsubscribe_path=f"/s/{token}/unsubscribe",
+    )
 
 
 @router.get("/", response_class=HTMLResponse, summary="Home: find a street")
@@ -76,8 +93,15 @@ async def home(request: Request) -> Response:
 def _home(request: Request, settings: FeedsSettings, areas: Areas, q: str | None) -> Response:
     streets = areas.search(q, limit=20) if q else []
     wards = sorted(areas.wards.items(), key=lambda kv: kv[1])
-    body = render("home.html", base_url=settings.base_url, title="Find your street", q=q, streets=streets,
-                  wards=wards, max_radius_m=settings.max_radius_m)
+    body = render(
+        "home.html",
+        base_url=settings.base_url,
+        title="Find your street",
+        q=q,
+        streets=streets,
+        wards=wards,
+        max_radius_m=settings.max_radius_m,
+    )
     return cacheable(request, body, HTML, last_modified=None, max_age=300)
 
 
@@ -97,15 +121,21 @@ async def street_events(request: Request, street_id: str):
     return await events_response(request, _street_target(runtime_of(request)[2], street_id))
 
 
-@router.get("/streets/{street_id}/notice", response_class=HTMLResponse,
-            summary="A printable A4 notice for the street")
+@router.get(
+    "/streets/{street_id}/notice", response_class=HTMLResponse, summary="A printable A4 notice for the street"
+)
 async def street_notice(request: Request, street_id: str) -> Response:
     runtime, settings, areas = runtime_of(request)
     target = _street_target(areas, street_id)
     entries, last_modified = await load_entries(runtime, target)
     today = dt.datetime.now(dt.UTC).date()
-    body = render("notice.html", street_name=target.title, entries=entries, printed_on=today,
-                  short_url=f"{settings.base_url.split('://', 1)[1]}/n/{short_code(street_id)}")
+    body = render(
+        "notice.html",
+        street_name=target.title,
+        entries=entries,
+        printed_on=today,
+        short_url=f"{settings.base_url.split('://', 1)[1]}/n/{short_code(street_id)}",
+    )
     return cacheable(request, body, HTML, last_modified=last_modified, max_age=settings.feed_cache_max_age_s)
 
 
@@ -152,9 +182,15 @@ async def subscription_events(request: Request, token: str):
 async def unsubscribe_confirm(request: Request, token: str) -> Response:
     target = await _subscription_target(request, token)
     settings = runtime_of(request)[1]
-    body = render("unsubscribe.html", base_url=settings.base_url, title="Unsubscribe", label=target.title,
-                  action=f"{settings.base_url}/s/{token}/unsubscribe", private=True,
-                  feed_url=f"{settings.base_url}/s/{token}")
+    body = render(
+        "unsubscribe.html",
+        base_url=settings.base_url,
+        title="Unsubscribe",
+        label=target.title,
+        action=f"{settings.base_url}/s/{token}/unsubscribe",
+        private=True,
+        feed_url=f"{settings.base_url}/s/{token}",
+    )
     return HTMLResponse(body, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
 
 
@@ -164,9 +200,15 @@ async def unsubscribe_post(request: Request, token: str) -> Response:
     await _subscription_target(request, token)  # 404 / 410 as for the feed
     async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
         await repo.unsubscribe(conn, hashlib.sha256(token.encode()).digest())
-    body = render("message.html", base_url=settings.base_url, title="You have unsubscribed", private=True,
-                  paragraphs=["The private feed link no longer works, and we no longer keep which "
-                              "streets it followed."])
+    body = render(
+        "message.html",
+        base_url=settings.base_url,
+        title="You have unsubscribed",
+        private=True,
+        paragraphs=[
+            "The private feed link no longer works, and we no longer keep which streets it followed."
+        ],
+    )
     return HTMLResponse(body, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
 
 
@@ -175,8 +217,12 @@ async def subscription_page(request: Request, token: str) -> Response:
     return await feed_response(request, await _subscription_target(request, token), "html")
 
 
-@router.post("/subscriptions", response_class=HTMLResponse, status_code=201,
-             summary="Subscribe from the HTML form (no account)")
+@router.post(
+    "/subscriptions",
+    response_class=HTMLResponse,
+    status_code=201,
+    summary="Subscribe from the HTML form (no account)",
+)
 async def subscribe_form(
     request: Request,
     kind: Annotated[str | None, Form()] = None,
@@ -188,15 +234,32 @@ async def subscribe_form(
     radius_m: Annotated[float | None, Form()] = None,
 ) -> Response:
     runtime, settings, areas = runtime_of(request)
-    sel = resolve(areas, settings, kind=kind, street_id=street_id, street_ids=street_ids,
-                  ward_code=ward_code, lat=lat, lon=lon, radius_m=radius_m)
+    sel = resolve(
+        areas,
+        settings,
+        kind=kind,
+        street_id=street_id,
+        street_ids=street_ids,
+        ward_code=ward_code,
+        lat=lat,
+        lon=lon,
+        radius_m=radius_m,
+    )
     done = await subscribe(runtime, sel)
     path = f"/s/{done.token}"
-    body = render("subscribed.html", base_url=settings.base_url, title="Subscribed", label=sel.label,
-                  feed_url=f"{settings.base_url}{path}", alternates=alternates(settings, path),
-                  unsubscribe_url=f"{settings.base_url}{path}/unsubscribe", private=True)
-    return HTMLResponse(body, status_code=201,
-                        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+    body = render(
+        "subscribed.html",
+        base_url=settings.base_url,
+        title="Subscribed",
+        label=sel.label,
+        feed_url=f"{settings.base_url}{path}",
+        alternates=alternates(settings, path),
+        unsubscribe_url=f"{settings.base_url}{path}/unsubscribe",
+        private=True,
+    )
+    return HTMLResponse(
+        body, status_code=201, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+    )
 
 
 @router.get("/prompts/{prompt_id}", response_class=HTMLResponse, summary="One prompt, with 'I can help'")
@@ -208,13 +271,17 @@ async def prompt_page(request: Request, prompt_id: str) -> Response:
     if found is None:
         raise Problem(404, "No such prompt")
     e = entry_from_prompt(found[0], base_url=settings.base_url, tag_authority=settings.tag_authority)
-    body = render("prompt.html", base_url=settings.base_url, title=e.title, e=e, retired=found[1],
-                  counts=counts)
+    body = render(
+        "prompt.html", base_url=settings.base_url, title=e.title, e=e, retired=found[1], counts=counts
+    )
     return HTMLResponse(body, headers={"Cache-Control": f"public, max-age={settings.feed_cache_max_age_s}"})
 
 
-@router.post("/prompts/{prompt_id}/help", response_class=HTMLResponse,
-             summary="'I can help' from the HTML button (anonymous)")
+@router.post(
+    "/prompts/{prompt_id}/help",
+    response_class=HTMLResponse,
+    summary="'I can help' from the HTML button (anonymous)",
+)
 async def help_form(request: Request, prompt_id: str) -> Response:
     runtime, settings, _ = runtime_of(request)
     _, prompt, count = await respond(runtime, prompt_id, request.client.host if request.client else "")

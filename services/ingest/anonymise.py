@@ -94,18 +94,28 @@ def locate(gazetteer: Gazetteer, location: Location, max_distance_m: float) -> s
         try:
             street_id, _ = gazetteer.snapper.snap_one(location.lon, location.lat, max_distance_m)
         except TooFarFromStreet as exc:
-            raise Rejected("location", f"too far from any street ({exc.distance_m:.0f} m)",
-                           "too_far_from_street") from None
+            raise Rejected(
+                "location", f"too far from any street ({exc.distance_m:.0f} m)", "too_far_from_street"
+            ) from None
         return street_id
     street = gazetteer.match_address(location.address or "")
     if street is None:
-        raise Rejected("location.address", "no single known street name found in the address",
-                       "unknown_address")
+        raise Rejected(
+            "location.address", "no single known street name found in the address", "unknown_address"
+        )
     return street.id
 
 
-def anonymise(signal: CouncilSignal, *, system_id: uuid.UUID, council_id: str, gazetteer: Gazetteer,
-              pseudonymiser: Pseudonymiser, source: Source, max_distance_m: float) -> SignalAnonymised:
+def anonymise(
+    signal: CouncilSignal,
+    *,
+    system_id: uuid.UUID,
+    council_id: str,
+    gazetteer: Gazetteer,
+    pseudonymiser: Pseudonymiser,
+    source: Source,
+    max_distance_m: float,
+) -> SignalAnonymised:
     """The only form of a signal that leaves ingest."""
     sensitivity = info(signal.category).sensitivity
     return SignalAnonymised(

@@ -34,15 +34,29 @@ def _api_key(request: Request) -> str | None:
 async def _system(request: Request, runtime: Runtime) -> System:
     key = _api_key(request)
     if key is None:
-        raise Problem(401, "API key required", "Send `Authorization: Bearer <key>` or `X-API-Key: <key>`.",
-                      headers=_CHALLENGE)
+        raise Problem(
+            401,
+            "API key required",
+            "Send `Authorization: Bearer <key>` or `X-API-Key: <key>`.",
+            headers=_CHALLENGE,
+        )
     caller = await identify(runtime, key)
     if caller.system is None:
-        raise Problem(401, "Unknown or revoked API key", headers={
-            **_CHALLENGE, "WWW-Authenticate": _CHALLENGE["WWW-Authenticate"] + ', error="invalid_token"'})
+        raise Problem(
+            401,
+            "Unknown or revoked API key",
+            headers={
+                **_CHALLENGE,
+                "WWW-Authenticate": _CHALLENGE["WWW-Authenticate"] + ', error="invalid_token"',
+            },
+        )
     if caller.wait_s > 0:
-        raise Problem(429, "Rate limit exceeded", "This system sent more requests a minute than it may.",
-                      headers={"Retry-After": RateLimiter.retry_after(caller.wait_s)})
+        raise Problem(
+            429,
+            "Rate limit exceeded",
+            "This system sent more requests a minute than it may.",
+            headers={"Retry-After": RateLimiter.retry_after(caller.wait_s)},
+        )
     return caller.system
 
 
@@ -51,16 +65,20 @@ def _items(body: bytes) -> list[Any]:
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise Problem(422, "Body is not valid JSON", str(exc),
-                      errors=[{"field": "(body)", "message": "not valid JSON"}]) from None
+        raise Problem(
+            422, "Body is not valid JSON", str(exc), errors=[{"field": "(body)", "message": "not valid JSON"}]
+        ) from None
     if isinstance(data, dict) and "items" in data:
         data = data["items"]
     elif isinstance(data, dict):
         data = [data]
     if not isinstance(data, list) or not data:
-        raise Problem(422, "Nothing to accept", "Send one signal, a non-empty JSON array of signals, "
-                      'or {"items": [...]}.',
-                      errors=[{"field": "items", "message": "must be a non-empty list"}])
+        raise Problem(
+            422,
+            "Nothing to accept",
+            'Send one signal, a non-empty JSON array of signals, or {"items": [...]}.',
+            errors=[{"field": "items", "message": "must be a non-empty list"}],
+        )
     return data
 
 
@@ -71,16 +89,30 @@ def _field_error(index: int, error: str) -> dict[str, str]:
 
 
 @router.post(
-    "/signals", status_code=202, response_model=BatchResult,
+    "/signals",
+    status_code=202,
+    response_model=BatchResult,
     summary="Send one signal or a batch",
     description="Authenticated per council system (`Authorization: Bearer <key>` or `X-API-Key`). "
     "Each item is anonymised at the door and handed on; the council's `event_id` is the idempotency "
     "key, so a retried batch has no second effect. The answer gives each item's outcome.",
     responses=problem_responses(401, 403, 413, 422, 429, 503),
-    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
-        "oneOf": [{"$ref": "#/components/schemas/SignalBatch"},
-                  {"type": "array", "items": {"$ref": "#/components/schemas/CouncilSignal"}},
-                  {"$ref": "#/components/schemas/CouncilSignal"}]}}}}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            {"$ref": "#/components/schemas/SignalBatch"},
+                            {"type": "array", "items": {"$ref": "#/components/schemas/CouncilSignal"}},
+                            {"$ref": "#/components/schemas/CouncilSignal"},
+                        ]
+                    }
+                }
+            },
+        }
+    },
 )
 async def post_signals(request: Request) -> BatchResult:
     runtime: Runtime = request.app.state.runtime
@@ -88,35 +120,72 @@ async def post_signals(request: Request) -> BatchResult:
     items = _items(await request.body())
     limit = runtime.settings.max_batch  # type: ignore[attr-defined]
     if len(items) > limit:
-        raise Problem(413, "Batch too large", f"{len(items)} items; at most {limit} per request.",
-                      errors=[{"field": "items", "message": f"at most {limit} items"}])
+        raise Problem(
+            413,
+            "Batch too large",
+            f"{len(items)} items; at most {limit} per request.",
+            errors=[{"field": "items", "message": f"at most {limit} items"}],
+        )
     pipeline: Pipeline = runtime.state["pipeline"]
     try:
         outcomes = await pipeline.accept(items, system, "http")
     except OutOfScope as exc:
-        raise Problem(403, "Category not allowed for this API key", str(exc), errors=[
-            {"field": f"items[{i}].category", "message": f"this system may not send {c}"}
-            for i, c in exc.items]) from None
+        raise Problem(
+            403,
+            "Category not allowed for this API key",
+            str(exc),
+            errors=[
+                {"field": f"items[{i}].category", "message": f"this system may not send {c}"}
+                for i, c in exc.items
+            ],
+        ) from None
     except ProduceFailed:
-        raise Problem(503, "Signals could not be handed on", "Nothing was recorded; retry the same batch.",
-                      headers={"Retry-After": "5"}) from None
-    results = [ItemResult(index=o.index, event_id=o.event_id, id=o.id, outcome=o.outcome,
-                          errors=[f"items[{o.index}].{e}" for e in o.errors]) for o in outcomes]
+        raise Problem(
+            503,
+            "Signals could not be handed on",
+            "Nothing was recorded; retry the same batch.",
+            headers={"Retry-After": "5"},
+        ) from None
+    results = [
+        ItemResult(
+            index=o.index,
+            event_id=o.event_id,
+            id=o.id,
+            outcome=o.outcome,
+            errors=[f"items[{o.index}].{e}" for e in o.errors],
+        )
+        for o in outcomes
+    ]
     if all(o.outcome == "rejected" for o in outcomes):
-        raise Problem(422, "No valid signal in the body", "; ".join(e for r in results for e in r.errors),
-                      errors=[_field_error(o.index, e) for o in outcomes for e in o.errors])
+        raise Problem(
+            422,
+            "No valid signal in the body",
+            "; ".join(e for r in results for e in r.errors),
+            errors=[_field_error(o.index, e) for o in outcomes for e in o.errors],
+        )
     count = {k: sum(o.outcome == k for o in outcomes) for k in ("accepted", "duplicate", "rejected")}
     return BatchResult(items=results, **count)
 
 
-@router.get("/categories", response_model=list[CategoryOut], summary="The catalogue of categories",
-            description="Every category a council system may send, its privacy class and lifetime.")
+@router.get(
+    "/categories",
+    response_model=list[CategoryOut],
+    summary="The catalogue of categories",
+    description="Every category a council system may send, its privacy class and lifetime.",
+)
 async def categories() -> list[CategoryOut]:
-    return [CategoryOut(code=c.code, name=c.name, description=c.description, sensitivity=c.sensitivity,
-                        lifetime_days=c.lifetime_days) for c in CATALOGUE.values()]
+    return [
+        CategoryOut(
+            code=c.code,
+            name=c.name,
+            description=c.description,
+            sensitivity=c.sensitivity,
+            lifetime_days=c.lifetime_days,
+        )
+        for c in CATALOGUE.values()
+    ]
 
 
 def openapi_models() -> list[type]:
     """Request models documented only in OpenAPI (the body is parsed by hand for per-item outcomes)."""
     return [SignalBatch, CouncilSignal]
-

@@ -17,8 +17,9 @@ from shared.settings import CommonSettings
 from . import repository
 from .auth import generate_key, hash_key
 
-app = typer.Typer(help="Council systems: create (prints the API key once), list, revoke.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Council systems: create (prints the API key once), list, revoke.", no_args_is_help=True
+)
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _COUNCIL = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
@@ -31,8 +32,9 @@ def _with_conn(fn):
 def create_system(
     name: str = typer.Argument(..., help="What the system is, e.g. 'Camden adult social care'."),
     council: str = typer.Option(..., "--council", help="Council id (a slug), e.g. camden."),
-    category: list[str] = typer.Option(None, "--category",
-                                       help="A category it may send (repeat); all if none."),
+    category: list[str] = typer.Option(
+        None, "--category", help="A category it may send (repeat); all if none."
+    ),
     rate_per_minute: int | None = typer.Option(None, "--rate-per-minute", min=1, help="Its own rate limit."),
     key_file: Path | None = typer.Option(None, "--key-file", help="Also set `KEY=<key>` in this env file."),
     key_name: str = typer.Option("COUNCIL_API_KEY", "--key-name", help="Variable name used in --key-file."),
@@ -43,12 +45,22 @@ def create_system(
     known = {c.value for c in Category}
     unknown = sorted(set(category or ()) - known)
     if unknown:
-        raise typer.BadParameter(f"unknown: {', '.join(unknown)} (known: {', '.join(sorted(known))})",
-                                 param_hint="--category")
+        raise typer.BadParameter(
+            f"unknown: {', '.join(unknown)} (known: {', '.join(sorted(known))})", param_hint="--category"
+        )
     key = generate_key()
-    system = asyncio.run(_with_conn(lambda conn: repository.create_system(
-        conn, name=name, council_id=council, key_hash=hash_key(key),
-        categories=sorted(category or known), rate_per_minute=rate_per_minute)))
+    system = asyncio.run(
+        _with_conn(
+            lambda conn: repository.create_system(
+                conn,
+                name=name,
+                council_id=council,
+                key_hash=hash_key(key),
+                categories=sorted(category or known),
+                rate_per_minute=rate_per_minute,
+            )
+        )
+    )
     if key_file is not None:
         save_key(key_file, key_name, key)
     typer.echo(f"system {system.id} ({council}): {', '.join(sorted(system.categories))}")

@@ -25,17 +25,31 @@ def register(broker: KafkaBroker, runtime: Runtime) -> None:
         return await repository.find_system(runtime.pool, hash_key(key))  # type: ignore[arg-type]
 
     async def publish_dead_letters(records: list[DeadLettered]) -> None:
-        pending = [await broker.publish(d.model_dump_json().encode(), DEAD_LETTERS.name,
-                                        key=d.source_topic.encode(), no_confirm=True) for d in records]
+        pending = [
+            await broker.publish(
+                d.model_dump_json().encode(), DEAD_LETTERS.name, key=d.source_topic.encode(), no_confirm=True
+            )
+            for d in records
+        ]
         await asyncio.gather(*pending)
 
     group = runtime.settings.consumer_group  # type: ignore[attr-defined]
 
-    @broker.subscriber(COUNCIL_SIGNALS.name, group_id=group, ack_policy=AckPolicy.NACK_ON_ERROR,
-                       auto_offset_reset="earliest", batch=True, max_records=MAX_RECORDS,
-                       title="council-signals (ingest)",
-                       description="Raw council signals; `x-api-key` header names the producing system.")
+    @broker.subscriber(
+        COUNCIL_SIGNALS.name,
+        group_id=group,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        auto_offset_reset="earliest",
+        batch=True,
+        max_records=MAX_RECORDS,
+        title="council-signals (ingest)",
+        description="Raw council signals; `x-api-key` header names the producing system.",
+    )
     async def on_council_signals(msg: KafkaMessage) -> None:
         records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
-        await handle_records(records, pipeline=runtime.state["pipeline"], find_system=find_system,
-                             publish_dead_letters=publish_dead_letters)
+        await handle_records(
+            records,
+            pipeline=runtime.state["pipeline"],
+            find_system=find_system,
+            publish_dead_letters=publish_dead_letters,
+        )

@@ -41,12 +41,25 @@ def _header(record: ConsumerRecord, name: str) -> str | None:
 
 def _dead(record: ConsumerRecord, reason: str, errors: Sequence[str] = ()) -> DeadLettered:
     metrics.DEAD_LETTERED.labels(reason.split(":")[0]).inc()
-    return dead_letter(service="ingest", source_topic=record.topic, value=record.value, key=record.key,
-                       reason=reason, errors=tuple(errors), partition=record.partition, offset=record.offset)
+    return dead_letter(
+        service="ingest",
+        source_topic=record.topic,
+        value=record.value,
+        key=record.key,
+        reason=reason,
+        errors=tuple(errors),
+        partition=record.partition,
+        offset=record.offset,
+    )
 
 
-async def handle_records(records: Sequence[ConsumerRecord], *, pipeline: Pipeline, find_system: FindSystem,
-                         publish_dead_letters: Publish) -> None:
+async def handle_records(
+    records: Sequence[ConsumerRecord],
+    *,
+    pipeline: Pipeline,
+    find_system: FindSystem,
+    publish_dead_letters: Publish,
+) -> None:
     """Handle one polled batch. Raises (so nothing is committed) if the signals cannot be produced."""
     dead: list[DeadLettered] = []
     systems: dict[str, System | None] = {}
@@ -70,8 +83,14 @@ async def handle_records(records: Sequence[ConsumerRecord], *, pipeline: Pipelin
         groups.setdefault(system.id, (system, []))[1].append((record, item))
     for system, entries in groups.values():
         refused = dict(out_of_scope([item for _, item in entries], system))
-        dead.extend(_dead(entries[i][0], f"forbidden: category {c} is not allowed for this system",
-                          (f"category: {c} is not allowed for this system",)) for i, c in refused.items())
+        dead.extend(
+            _dead(
+                entries[i][0],
+                f"forbidden: category {c} is not allowed for this system",
+                (f"category: {c} is not allowed for this system",),
+            )
+            for i, c in refused.items()
+        )
         entries = [e for i, e in enumerate(entries) if i not in refused]
         if not entries:
             continue
@@ -83,4 +102,3 @@ async def handle_records(records: Sequence[ConsumerRecord], *, pipeline: Pipelin
     if dead:
         await publish_dead_letters(dead)
         log.info("dead-lettered council signals", extra={"count": len(dead), "topic": COUNCIL_SIGNALS.name})
-

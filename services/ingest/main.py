@@ -40,16 +40,25 @@ def create_app(settings: IngestSettings, *, gazetteer: Gazetteer | None = None) 
         runtime.state["gazetteer"] = gaz
         runtime.state["limiter"] = RateLimiter()
         runtime.state["pipeline"] = Pipeline(
-            runtime.pool, broker, gaz, Pseudonymiser(secrets, settings.pseudonym_key_version),  # type: ignore[arg-type]
-            settings.max_distance_m)
+            runtime.pool,
+            broker,
+            gaz,
+            Pseudonymiser(secrets, settings.pseudonym_key_version),  # type: ignore[arg-type]
+            settings.max_distance_m,
+        )
 
     app = create_service_app(
-        name="ingest", title="streetneeds ingest",
+        name="ingest",
+        title="streetneeds ingest",
         description="Council systems send signals here (JSON API, Open311 GeoReport v2, or Kafka). "
         "Each is anonymised at the door: only a street, a category, a keyed pseudonym and a coarse "
         "time travel on.",
-        settings=settings, broker=broker, schema="ingest",
-        migrations=Path(__file__).parent / "migrations", on_startup=on_startup)
+        settings=settings,
+        broker=broker,
+        schema="ingest",
+        migrations=Path(__file__).parent / "migrations",
+        on_startup=on_startup,
+    )
     handlers.register(broker, app.state.runtime)
     app.include_router(api.router)
     app.include_router(open311_api.router)
@@ -62,10 +71,12 @@ def _document_request_models(app: FastAPI) -> None:
 
     def openapi() -> dict:
         if app.openapi_schema is None:
-            schema = get_openapi(title=app.title, version=app.version, description=app.description,
-                                 routes=app.routes)
-            _, defs = models_json_schema([(m, "validation") for m in api.openapi_models()],
-                                         ref_template="#/components/schemas/{model}")
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            _, defs = models_json_schema(
+                [(m, "validation") for m in api.openapi_models()], ref_template="#/components/schemas/{model}"
+            )
             schema.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
             app.openapi_schema = schema
         return app.openapi_schema

@@ -10,5 +10,9 @@ DUPLICATE = Counter("ingest_signals_duplicate_total", "Signals already accepted 
 REJECTED = Counter("ingest_signals_rejected_total", "Signals rejected", ["source", "reason"])
 DEAD_LETTERED = Counter("ingest_dead_lettered_total", "Kafka input sent to dead letters", ["reason"])
 PRODUCED = Counter("ingest_signals_produced_total", "Anonymised signals produced (acked)", ["source"])
-BATCH_SECONDS = Histogram("ingest_batch_seconds", "Time to handle one batch", ["source"],
-                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+BATCH_SECONDS = Histogram(
+    "ingest_batch_seconds",
+    "Time to handle one batch",
+    ["source"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)

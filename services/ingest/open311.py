@@ -21,9 +21,20 @@ from lxml import etree
 from shared.contracts import CATALOGUE, CategoryInfo, Sensitivity
 
 __all__ = [
-    "MAX_DESCRIPTION", "MAX_RANGE", "NOT_PINPOINTED", "Open311Error", "Open311Form", "date_range",
-    "errors_body", "parse_form", "place_services", "render", "service_definition", "service_view",
-    "to_xml", "w3c",
+    "MAX_DESCRIPTION",
+    "MAX_RANGE",
+    "NOT_PINPOINTED",
+    "Open311Error",
+    "Open311Form",
+    "date_range",
+    "errors_body",
+    "parse_form",
+    "place_services",
+    "render",
+    "service_definition",
+    "service_view",
+    "to_xml",
+    "w3c",
 ]
 
 NOT_PINPOINTED = "#NOTPINPOINTED#"  # FixMyStreet's address_id when the reporter placed no pin
@@ -31,8 +42,13 @@ MAX_DESCRIPTION = 4000
 MAX_RANGE = dt.timedelta(days=90)
 _ATTRIBUTE = re.compile(r"^attribute\[([^\[\]]+)\](\[\])?$")
 # XML element names for the items of list-valued fields.
-_ITEM_TAG = {"attributes": "attribute", "values": "value", "errors": "error", "endpoints": "endpoint",
-             "formats": "format"}
+_ITEM_TAG = {
+    "attributes": "attribute",
+    "values": "value",
+    "errors": "error",
+    "endpoints": "endpoint",
+    "formats": "format",
+}
 SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
 CHANGESET = "2026-11-25T00:00:00+00:00"  # when this endpoint's behaviour last changed
 
@@ -101,7 +117,8 @@ def parse_form(pairs: Iterable[tuple[str, str]]) -> Open311Form:
         api_key=(single.get("api_key") or "").strip() or None,
         service_code=(single.get("service_code") or "").strip() or None,
         jurisdiction_id=(single.get("jurisdiction_id") or "").strip() or None,
-        lat=lat, long=long,
+        lat=lat,
+        long=long,
         address_string=(single.get("address_string") or "").strip() or None,
         address_id=address_id if pinpointed else None,
         pinpointed=pinpointed,
@@ -146,25 +163,52 @@ def place_services() -> list[CategoryInfo]:
 
 
 def service_view(c: CategoryInfo) -> dict[str, Any]:
-    return {"service_code": c.code.value, "service_name": c.name, "description": c.description,
-            "metadata": True, "type": "realtime", "keywords": ", ".join(c.keywords), "group": c.group}
+    return {
+        "service_code": c.code.value,
+        "service_name": c.name,
+        "description": c.description,
+        "metadata": True,
+        "type": "realtime",
+        "keywords": ", ".join(c.keywords),
+        "group": c.group,
+    }
 
 
 def service_definition(c: CategoryInfo) -> dict[str, Any]:
-    return {"service_code": c.code.value, "attributes": [{
-        "variable": True, "code": "uprn", "datatype": "string", "required": False,
-        "datatype_description": "The Unique Property Reference Number, if known.", "order": 1,
-        "description": "Property reference (UPRN). Accepted, not stored: streetneeds keeps only the street.",
-        "values": [],
-    }]}
+    return {
+        "service_code": c.code.value,
+        "attributes": [
+            {
+                "variable": True,
+                "code": "uprn",
+                "datatype": "string",
+                "required": False,
+                "datatype_description": "The Unique Property Reference Number, if known.",
+                "order": 1,
+                "description": "Property reference (UPRN). Accepted, not stored: "
+                "streetneeds keeps only the street.",
+                "values": [],
+            }
+        ],
+    }
 
 
 def discovery(endpoint_url: str, contact: str) -> dict[str, Any]:
     """The GeoReport v2 discovery document: where the endpoint is and what it speaks."""
-    return {"changeset": CHANGESET, "contact": contact,
-            "key_service": "API keys are issued by the council's streetneeds operators.",
-            "endpoints": [{"specification": SPECIFICATION, "url": endpoint_url, "changeset": CHANGESET,
-                           "type": "production", "formats": ["text/xml", "application/json"]}]}
+    return {
+        "changeset": CHANGESET,
+        "contact": contact,
+        "key_service": "API keys are issued by the council's streetneeds operators.",
+        "endpoints": [
+            {
+                "specification": SPECIFICATION,
+                "url": endpoint_url,
+                "changeset": CHANGESET,
+                "type": "production",
+                "formats": ["text/xml", "application/json"],
+            }
+        ],
+    }
 
 
 def errors_body(status: int, description: str) -> list[dict[str, Any]]:

@@ -40,23 +40,36 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 _FORMATS = ("xml", "json")
-_ERRORS_DOC = {s: {"description": d, "content": {"application/xml": {}, "application/json": {"example": [
-    {"code": s, "description": d}]}}} for s, d in (
-    (400, "A required field is missing or invalid, or the location is outside the borough"),
-    (403, "api_key missing, unknown, or not allowed this service"),
-    (404, "service_code, jurisdiction_id, request or token not found"))}
+_ERRORS_DOC = {
+    s: {
+        "description": d,
+        "content": {"application/xml": {}, "application/json": {"example": [{"code": s, "description": d}]}},
+    }
+    for s, d in (
+        (400, "A required field is missing or invalid, or the location is outside the borough"),
+        (403, "api_key missing, unknown, or not allowed this service"),
+        (404, "service_code, jurisdiction_id, request or token not found"),
+    )
+}
 _OK = {"content": {"application/xml": {}, "application/json": {}}}
 
 
-def _respond(fmt: str, root: str, item: str, body: Any, status: int = 200,
-             headers: dict[str, str] | None = None) -> Response:
+def _respond(
+    fmt: str, root: str, item: str, body: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     content, media = render(fmt, root, item, body)
     return Response(content, status_code=status, media_type=media, headers=headers)
 
 
 def _error(fmt: str, exc: Open311Error) -> Response:
-    return _respond(fmt if fmt in _FORMATS else "xml", "errors", "error",
-                    errors_body(exc.status, exc.description), exc.status, exc.headers)
+    return _respond(
+        fmt if fmt in _FORMATS else "xml",
+        "errors",
+        "error",
+        errors_body(exc.status, exc.description),
+        exc.status,
+        exc.headers,
+    )
 
 
 def _format(fmt: str) -> str:
@@ -77,18 +90,24 @@ def _request_view(row: repository.Open311Row, gazetteer: Gazetteer, agency: str)
     street = gazetteer.streets.get(row.street_id)
     point = street.geometry.representative_point() if street is not None else None
     return {
-        "service_request_id": row.service_request_id, "status": row.status,
-        "service_name": info(row.service_code).name, "service_code": row.service_code,
+        "service_request_id": row.service_request_id,
+        "status": row.status,
+        "service_name": info(row.service_code).name,
+        "service_code": row.service_code,
         "agency_responsible": agency,
-        "requested_datetime": w3c(row.requested_at), "updated_datetime": w3c(row.updated_at),
+        "requested_datetime": w3c(row.requested_at),
+        "updated_datetime": w3c(row.updated_at),
         "address": street.name if street is not None else None,
         "lat": round(point.y, 6) if point is not None else None,
         "long": round(point.x, 6) if point is not None else None,
     }
 
 
-@router.get("/discovery.{fmt}", summary="Open311: discovery (where the endpoint is, what it speaks)",
-            responses={200: _OK, **_ERRORS_DOC})
+@router.get(
+    "/discovery.{fmt}",
+    summary="Open311: discovery (where the endpoint is, what it speaks)",
+    responses={200: _OK, **_ERRORS_DOC},
+)
 async def get_discovery(request: Request, fmt: str) -> Response:
     try:
         fmt = _format(fmt)
@@ -99,8 +118,11 @@ async def get_discovery(request: Request, fmt: str) -> Response:
     return _respond(fmt, "discovery", "endpoint", discovery(url, settings.agency_responsible))
 
 
-@router.get("/services.{fmt}", summary="Open311: list services (place categories)", responses={
-    200: _OK, **_ERRORS_DOC})
+@router.get(
+    "/services.{fmt}",
+    summary="Open311: list services (place categories)",
+    responses={200: _OK, **_ERRORS_DOC},
+)
 async def list_services(fmt: str) -> Response:
     try:
         return _respond(_format(fmt), "services", "service", [service_view(c) for c in place_services()])
@@ -108,8 +130,11 @@ async def list_services(fmt: str) -> Response:
         return _error(fmt, exc)
 
 
-@router.get("/services/{service_code}.{fmt}", summary="Open311: a service definition",
-            responses={200: _OK, **_ERRORS_DOC})
+@router.get(
+    "/services/{service_code}.{fmt}",
+    summary="Open311: a service definition",
+    responses={200: _OK, **_ERRORS_DOC},
+)
 async def get_service(service_code: str, fmt: str) -> Response:
     try:
         _format(fmt)
@@ -119,20 +144,52 @@ async def get_service(service_code: str, fmt: str) -> Response:
 
 
 @router.post(
-    "/requests.{fmt}", summary="Open311: report an environmental problem",
+    "/requests.{fmt}",
+    summary="Open311: report an environmental problem",
     description="Form-encoded, as GeoReport v2 and FixMyStreet send it. Personal fields (email, device_id, "
     "deviceid, account_id, first_name, last_name, phone), description and media_url are accepted and "
     "dropped; the location is snapped to a street.",
     responses={200: _OK, **_ERRORS_DOC},
-    openapi_extra={"requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {
-        "schema": {"type": "object", "required": ["api_key", "service_code"], "properties": {
-            **{k: {"type": "string"} for k in (
-                "api_key", "service_code", "jurisdiction_id", "address_string", "address_id", "email",
-                "device_id", "deviceid", "account_id", "first_name", "last_name", "phone", "media_url")},
-            "lat": {"type": "number"}, "long": {"type": "number"},
-            "description": {"type": "string", "maxLength": 4000}},
-            "additionalProperties": {"type": "string", "description": "attribute[CODE] or attribute[CODE][]"},
-        }}}}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-www-form-urlencoded": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["api_key", "service_code"],
+                        "properties": {
+                            **{
+                                k: {"type": "string"}
+                                for k in (
+                                    "api_key",
+                                    "service_code",
+                                    "jurisdiction_id",
+                                    "address_string",
+                                    "address_id",
+                                    "email",
+                                    "device_id",
+                                    "deviceid",
+                                    "account_id",
+                                    "first_name",
+                                    "last_name",
+                                    "phone",
+                                    "media_url",
+                                )
+                            },
+                            "lat": {"type": "number"},
+                            "long": {"type": "number"},
+                            "description": {"type": "string", "maxLength": 4000},
+                        },
+                        "additionalProperties": {
+                            "type": "string",
+                            "description": "attribute[CODE] or attribute[CODE][]",
+                        },
+                    }
+                }
+            },
+        }
+    },
 )
 async def post_request(request: Request, fmt: str) -> Response:
     runtime: Runtime = request.app.state.runtime
@@ -145,8 +202,9 @@ async def post_request(request: Request, fmt: str) -> Response:
         if caller.system is None:
             raise Open311Error(403, "api_key is not valid")
         if caller.wait_s > 0:
-            raise Open311Error(429, "too many requests; retry later",
-                               {"Retry-After": RateLimiter.retry_after(caller.wait_s)})
+            raise Open311Error(
+                429, "too many requests; retry later", {"Retry-After": RateLimiter.retry_after(caller.wait_s)}
+            )
         system = caller.system
         category = _service(form.service_code)
         if form.jurisdiction_id is not None and form.jurisdiction_id != system.council_id:
@@ -156,20 +214,35 @@ async def post_request(request: Request, fmt: str) -> Response:
         elif form.address_string is not None:
             location = Location(address=form.address_string)
         else:
-            raise Open311Error(400, "a location was not provided: send lat and long, or address_string"
-                               + ("" if form.pinpointed else " (address_id is #NOTPINPOINTED#)"))
+            raise Open311Error(
+                400,
+                "a location was not provided: send lat and long, or address_string"
+                + ("" if form.pinpointed else " (address_id is #NOTPINPOINTED#)"),
+            )
         # The report itself is the subject: a later `withdrawn` signal with this reference closes it.
         request_id = secrets.token_hex(8)
         now = dt.datetime.now(dt.UTC)
-        signal = CouncilSignal(event_id=request_id, category=category, action="raised",
-                               subject_ref=request_id, occurred_at=now, location=location)
+        signal = CouncilSignal(
+            event_id=request_id,
+            category=category,
+            action="raised",
+            subject_ref=request_id,
+            occurred_at=now,
+            location=location,
+        )
 
         async def record(conn: asyncpg.Connection, fresh: list[Accepted]) -> None:
             for a in fresh:
                 await repository.insert_open311(
-                    conn, service_request_id=request_id, council_id=system.council_id,
-                    system_id=system.id, event_id=a.event.event_id, service_code=category.value,
-                    street_id=a.event.street_id, requested_at=a.event.occurred_at)
+                    conn,
+                    service_request_id=request_id,
+                    council_id=system.council_id,
+                    system_id=system.id,
+                    event_id=a.event.event_id,
+                    service_code=category.value,
+                    street_id=a.event.street_id,
+                    requested_at=a.event.occurred_at,
+                )
 
         pipeline: Pipeline = runtime.state["pipeline"]
         try:
@@ -177,24 +250,43 @@ async def post_request(request: Request, fmt: str) -> Response:
         except OutOfScope:
             raise Open311Error(403, f"this api_key may not report {category.value}") from None
         except ProduceFailed:
-            raise Open311Error(503, "the report could not be recorded; please retry",
-                               {"Retry-After": "5"}) from None
+            raise Open311Error(
+                503, "the report could not be recorded; please retry", {"Retry-After": "5"}
+            ) from None
         if outcome.outcome == "rejected":
-            raise Open311Error(400, "; ".join(
-                e.replace("location", "lat/long" if form.lat is not None else "address_string", 1)
-                for e in outcome.errors))
-        body = [{"service_request_id": request_id, "service_notice":
-                 runtime.settings.service_notice, "account_id": None}]  # type: ignore[attr-defined]
+            raise Open311Error(
+                400,
+                "; ".join(
+                    e.replace("location", "lat/long" if form.lat is not None else "address_string", 1)
+                    for e in outcome.errors
+                ),
+            )
+        body = [
+            {
+                "service_request_id": request_id,
+                "service_notice": runtime.settings.service_notice,
+                "account_id": None,
+            }
+        ]  # type: ignore[attr-defined]
         return _respond(fmt, "service_requests", "request", body)
     except Open311Error as exc:
         return _error(fmt, exc)
 
 
-@router.get("/requests.{fmt}", summary="Open311: query requests (street-level view)",
-            responses={200: _OK, **_ERRORS_DOC})
-async def list_requests(request: Request, fmt: str, service_request_id: str | None = None,
-                        service_code: str | None = None, start_date: str | None = None,
-                        end_date: str | None = None, status: str | None = None) -> Response:
+@router.get(
+    "/requests.{fmt}",
+    summary="Open311: query requests (street-level view)",
+    responses={200: _OK, **_ERRORS_DOC},
+)
+async def list_requests(
+    request: Request,
+    fmt: str,
+    service_request_id: str | None = None,
+    service_code: str | None = None,
+    start_date: str | None = None,
+    end_date: str | None = None,
+    status: str | None = None,
+) -> Response:
     runtime: Runtime = request.app.state.runtime
     try:
         _format(fmt)
@@ -206,15 +298,22 @@ async def list_requests(request: Request, fmt: str, service_request_id: str | No
         else:
             start, end = date_range(start_date, end_date, dt.datetime.now(dt.UTC))
             rows = await repository.open311_rows(
-                runtime.pool, service_codes=_csv(service_code), statuses=statuses,  # type: ignore[arg-type]
-                start=start, end=end)
+                runtime.pool,
+                service_codes=_csv(service_code),
+                statuses=statuses,  # type: ignore[arg-type]
+                start=start,
+                end=end,
+            )
         return _respond(fmt, "service_requests", "request", _views(runtime, rows))
     except Open311Error as exc:
         return _error(fmt, exc)
 
 
-@router.get("/requests/{service_request_id}.{fmt}", summary="Open311: one request (street-level view)",
-            responses={200: _OK, **_ERRORS_DOC})
+@router.get(
+    "/requests/{service_request_id}.{fmt}",
+    summary="Open311: one request (street-level view)",
+    responses={200: _OK, **_ERRORS_DOC},
+)
 async def get_request(request: Request, service_request_id: str, fmt: str) -> Response:
     runtime: Runtime = request.app.state.runtime
     try:
@@ -227,9 +326,12 @@ async def get_request(request: Request, service_request_id: str, fmt: str) -> Re
         return _error(fmt, exc)
 
 
-@router.get("/tokens/{token}.{fmt}", summary="Open311: service_request_id from a token",
-            description="Requests are created in real time, so a token is the service_request_id itself.",
-            responses={200: _OK, **_ERRORS_DOC})
+@router.get(
+    "/tokens/{token}.{fmt}",
+    summary="Open311: service_request_id from a token",
+    description="Requests are created in real time, so a token is the service_request_id itself.",
+    responses={200: _OK, **_ERRORS_DOC},
+)
 async def get_token(request: Request, token: str, fmt: str) -> Response:
     runtime: Runtime = request.app.state.runtime
     try:
@@ -237,8 +339,12 @@ async def get_token(request: Request, token: str, fmt: str) -> Response:
         rows = await repository.open311_rows(runtime.pool, ids=[token])  # type: ignore[arg-type]
         if not rows:
             raise Open311Error(404, f"token {token} was not found")
-        return _respond(fmt, "service_requests", "request",
-                        [{"service_request_id": rows[0].service_request_id, "token": token}])
+        return _respond(
+            fmt,
+            "service_requests",
+            "request",
+            [{"service_request_id": rows[0].service_request_id, "token": token}],
+        )
     except Open311Error as exc:
         return _error(fmt, exc)
 

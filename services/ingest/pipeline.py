@@ -77,8 +77,11 @@ def out_of_scope(items: Sequence[Any], system: System) -> list[tuple[int, str]]:
     known = {c.value for c in Category}
     found = []
     for index, item in enumerate(items):
-        category = item.category.value if isinstance(item, CouncilSignal) else (
-            item.get("category") if isinstance(item, dict) else None)
+        category = (
+            item.category.value
+            if isinstance(item, CouncilSignal)
+            else (item.get("category") if isinstance(item, dict) else None)
+        )
         if category in known and category not in system.categories:
             found.append((index, category))
     return found
@@ -96,8 +99,9 @@ class Pipeline:
     max_distance_m: float
     produce_timeout_s: float = 30.0
 
-    def prepare(self, items: Sequence[Any], system: System, source: Source
-                ) -> tuple[list[Outcome], list[Accepted]]:
+    def prepare(
+        self, items: Sequence[Any], system: System, source: Source
+    ) -> tuple[list[Outcome], list[Accepted]]:
         """Validate and anonymise every item (pure). Raises OutOfScope before anything else is done."""
         rejected: list[Outcome] = []
         valid: list[tuple[int, CouncilSignal]] = []
@@ -106,8 +110,15 @@ class Pipeline:
                 signal = item if isinstance(item, CouncilSignal) else CouncilSignal.model_validate(item)
             except ValidationError as exc:
                 ref = item.get("event_id") if isinstance(item, dict) else None
-                rejected.append(Outcome(index, "rejected", ref if isinstance(ref, str) else None,
-                                        errors=validation_errors(exc), reason="invalid"))
+                rejected.append(
+                    Outcome(
+                        index,
+                        "rejected",
+                        ref if isinstance(ref, str) else None,
+                        errors=validation_errors(exc),
+                        reason="invalid",
+                    )
+                )
                 continue
             valid.append((index, signal))
         scope = out_of_scope(items, system)
@@ -116,18 +127,26 @@ class Pipeline:
         accepted: list[Accepted] = []
         for index, signal in valid:
             try:
-                event = anonymise(signal, system_id=system.id, council_id=system.council_id,
-                                  gazetteer=self.gazetteer, pseudonymiser=self.pseudonymiser,
-                                  source=source, max_distance_m=self.max_distance_m)
+                event = anonymise(
+                    signal,
+                    system_id=system.id,
+                    council_id=system.council_id,
+                    gazetteer=self.gazetteer,
+                    pseudonymiser=self.pseudonymiser,
+                    source=source,
+                    max_distance_m=self.max_distance_m,
+                )
             except Rejected as exc:
-                rejected.append(Outcome(index, "rejected", signal.event_id, errors=(str(exc),),
-                                        reason=exc.reason))
+                rejected.append(
+                    Outcome(index, "rejected", signal.event_id, errors=(str(exc),), reason=exc.reason)
+                )
                 continue
             accepted.append(Accepted(index, signal, event))
         return rejected, accepted
 
-    async def accept(self, items: Sequence[Any], system: System, source: Source,
-                     extra: ExtraEffect | None = None) -> list[Outcome]:
+    async def accept(
+        self, items: Sequence[Any], system: System, source: Source, extra: ExtraEffect | None = None
+    ) -> list[Outcome]:
         """Outcomes in input order. Raises OutOfScope or ProduceFailed (then nothing took effect)."""
         started = time.perf_counter()
         metrics.RECEIVED.labels(source).inc(len(items))
@@ -155,20 +174,26 @@ class Pipeline:
         metrics.BATCH_SECONDS.labels(source).observe(time.perf_counter() - started)
         return result
 
-    async def _record_and_produce(self, batch: list[Accepted], system: System, source: Source,
-                                  extra: ExtraEffect | None) -> set[uuid.UUID]:
+    async def _record_and_produce(
+        self, batch: list[Accepted], system: System, source: Source, extra: ExtraEffect | None
+    ) -> set[uuid.UUID]:
         async with self.pool.acquire() as conn, conn.transaction():
             fresh_ids = await repository.insert_accepted(
-                conn, [a.event.event_id for a in batch], system.id, source)
+                conn, [a.event.event_id for a in batch], system.id, source
+            )
             fresh = [a for a in batch if a.event.event_id in fresh_ids]
             if extra is not None:
                 await extra(conn, fresh)
-            closing = [a for a in fresh if a.event.action == "withdrawn"
-                       and a.event.sensitivity is Sensitivity.PLACE]
+            closing = [
+                a for a in fresh if a.event.action == "withdrawn" and a.event.sensitivity is Sensitivity.PLACE
+            ]
             if closing:
                 await repository.close_open311(
-                    conn, system.council_id, [a.signal.subject_ref for a in closing],
-                    max(a.event.occurred_at for a in closing))
+                    conn,
+                    system.council_id,
+                    [a.signal.subject_ref for a in closing],
+                    max(a.event.occurred_at for a in closing),
+                )
             try:
                 await self._produce([a.event for a in fresh])
             except Exception as exc:  # any broker failure: roll back, the caller answers "retry"
@@ -181,7 +206,13 @@ class Pipeline:
             return
         async with asyncio.timeout(self.produce_timeout_s):
             # Enqueue all, then await every ack: aiokafka batches them into few requests.
-            pending = [await self.broker.publish(e.model_dump_json().encode(), SIGNALS_ANONYMISED.name,
-                                                 key=e.street_id.encode(), no_confirm=True)
-                       for e in events]
+            pending = [
+                await self.broker.publish(
+                    e.model_dump_json().encode(),
+                    SIGNALS_ANONYMISED.name,
+                    key=e.street_id.encode(),
+                    no_confirm=True,
+                )
+                for e in events
+            ]
             await asyncio.gather(*pending)

@@ -10,8 +10,16 @@ from dataclasses import dataclass
 import asyncpg
 
 __all__ = [
-    "Open311Row", "System", "close_open311", "create_system", "find_system", "insert_accepted",
-    "insert_open311", "list_systems", "open311_rows", "revoke_system",
+    "Open311Row",
+    "System",
+    "close_open311",
+    "create_system",
+    "find_system",
+    "insert_accepted",
+    "insert_open311",
+    "list_systems",
+    "open311_rows",
+    "revoke_system",
 ]
 
 
@@ -29,23 +37,44 @@ class System:
 
 
 def _system(row: asyncpg.Record) -> System:
-    return System(row["id"], row["name"], row["council_id"], frozenset(row["categories"]),
-                  row["rate_per_minute"], row["created_at"], row["revoked_at"])
+    return System(
+        row["id"],
+        row["name"],
+        row["council_id"],
+        frozenset(row["categories"]),
+        row["rate_per_minute"],
+        row["created_at"],
+        row["revoked_at"],
+    )
 
 
-async def create_system(conn: asyncpg.Connection, *, name: str, council_id: str, key_hash: str,
-                        categories: Sequence[str], rate_per_minute: int | None) -> System:
+async def create_system(
+    conn: asyncpg.Connection,
+    *,
+    name: str,
+    council_id: str,
+    key_hash: str,
+    categories: Sequence[str],
+    rate_per_minute: int | None,
+) -> System:
     row = await conn.fetchrow(
         "INSERT INTO ingest.council_systems (id, name, council_id, key_hash, categories, rate_per_minute)"
         " VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
-        uuid.uuid4(), name, council_id, key_hash, list(categories), rate_per_minute)
+        uuid.uuid4(),
+        name,
+        council_id,
+        key_hash,
+        list(categories),
+        rate_per_minute,
+    )
     return _system(row)
 
 
 async def find_system(conn: asyncpg.Connection | asyncpg.Pool, key_hash: str) -> System | None:
     """The active (not revoked) system whose key hashes to `key_hash`."""
     row = await conn.fetchrow(
-        "SELECT * FROM ingest.council_systems WHERE key_hash = $1 AND revoked_at IS NULL", key_hash)
+        "SELECT * FROM ingest.council_systems WHERE key_hash = $1 AND revoked_at IS NULL", key_hash
+    )
     return _system(row) if row else None
 
 
@@ -55,38 +84,61 @@ async def list_systems(conn: asyncpg.Connection) -> list[System]:
 
 async def revoke_system(conn: asyncpg.Connection, system_id: uuid.UUID) -> bool:
     status = await conn.execute(
-        "UPDATE ingest.council_systems SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
-        system_id)
+        "UPDATE ingest.council_systems SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", system_id
+    )
     return status.endswith(" 1")
 
 
-async def insert_accepted(conn: asyncpg.Connection, event_ids: Sequence[uuid.UUID],
-                          system_id: uuid.UUID, source: str) -> set[uuid.UUID]:
+async def insert_accepted(
+    conn: asyncpg.Connection, event_ids: Sequence[uuid.UUID], system_id: uuid.UUID, source: str
+) -> set[uuid.UUID]:
     """Record the ids; returns those not seen before (the rest are duplicates)."""
     rows = await conn.fetch(
         "INSERT INTO ingest.accepted_signals (event_id, system_id, source)"
         " SELECT unnest($1::uuid[]), $2, $3 ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-        list(event_ids), system_id, source)
+        list(event_ids),
+        system_id,
+        source,
+    )
     return {r["event_id"] for r in rows}
 
 
-async def insert_open311(conn: asyncpg.Connection, *, service_request_id: str, council_id: str,
-                         system_id: uuid.UUID, event_id: uuid.UUID, service_code: str, street_id: str,
-                         requested_at: dt.datetime) -> None:
+async def insert_open311(
+    conn: asyncpg.Connection,
+    *,
+    service_request_id: str,
+    council_id: str,
+    system_id: uuid.UUID,
+    event_id: uuid.UUID,
+    service_code: str,
+    street_id: str,
+    requested_at: dt.datetime,
+) -> None:
     await conn.execute(
         "INSERT INTO ingest.open311_requests (service_request_id, council_id, system_id, event_id,"
         " service_code, street_id, requested_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
-        service_request_id, council_id, system_id, event_id, service_code, street_id, requested_at)
+        service_request_id,
+        council_id,
+        system_id,
+        event_id,
+        service_code,
+        street_id,
+        requested_at,
+    )
 
 
-async def close_open311(conn: asyncpg.Connection, council_id: str, service_request_ids: Sequence[str],
-                        updated_at: dt.datetime) -> None:
+async def close_open311(
+    conn: asyncpg.Connection, council_id: str, service_request_ids: Sequence[str], updated_at: dt.datetime
+) -> None:
     """A withdrawn signal whose subject is an Open311 request closes that request."""
     if service_request_ids:
         await conn.execute(
             "UPDATE ingest.open311_requests SET status = 'closed', updated_at = $3"
             " WHERE council_id = $1 AND service_request_id = ANY($2::text[]) AND status = 'open'",
-            council_id, list(service_request_ids), updated_at)
+            council_id,
+            list(service_request_ids),
+            updated_at,
+        )
 
 
 @dataclass(frozen=True)
@@ -100,9 +152,14 @@ class Open311Row:
 
 
 async def open311_rows(
-    conn: asyncpg.Connection | asyncpg.Pool, *, ids: Sequence[str] | None = None,
-    service_codes: Sequence[str] | None = None, statuses: Sequence[str] | None = None,
-    start: dt.datetime | None = None, end: dt.datetime | None = None, limit: int = 1000,
+    conn: asyncpg.Connection | asyncpg.Pool,
+    *,
+    ids: Sequence[str] | None = None,
+    service_codes: Sequence[str] | None = None,
+    statuses: Sequence[str] | None = None,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    limit: int = 1000,
 ) -> list[Open311Row]:
     rows = await conn.fetch(
         "SELECT service_request_id, service_code, street_id, status, requested_at, updated_at"
@@ -115,5 +172,9 @@ async def open311_rows(
         " ORDER BY requested_at DESC, service_request_id LIMIT $6",
         list(ids) if ids is not None else None,
         list(service_codes) if service_codes is not None else None,
-        list(statuses) if statuses is not None else None, start, end, limit)
+        list(statuses) if statuses is not None else None,
+        start,
+        end,
+        limit,
+    )
     return [Open311Row(**dict(r)) for r in rows]

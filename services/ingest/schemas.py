@@ -23,9 +23,10 @@ class ItemResult(BaseModel):
     event_id: str | None = Field(None, description="The council's own event_id, when it could be read.")
     id: uuid.UUID | None = Field(None, description="The anonymised event's deterministic id.")
     outcome: Literal["accepted", "duplicate", "rejected"]
-    errors: list[str] = Field(default_factory=list,
-                              description="One per bad field, e.g. "
-                              "`items[3].location: too far from any street (212 m)`.")
+    errors: list[str] = Field(
+        default_factory=list,
+        description="One per bad field, e.g. `items[3].location: too far from any street (212 m)`.",
+    )
 
 
 class BatchResult(BaseModel):
@@ -55,9 +56,17 @@ class ProblemOut(BaseModel):
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` entries documenting problem+json errors."""
-    text = {400: "Bad request", 401: "Missing or unknown API key", 403: "Category not allowed for this key",
-            413: "Batch too large", 422: "Nothing valid in the body", 429: "Rate limit exceeded",
-            503: "Could not hand the signals on; nothing was recorded, retry"}
+    text = {
+        400: "Bad request",
+        401: "Missing or unknown API key",
+        403: "Category not allowed for this key",
+        413: "Batch too large",
+        422: "Nothing valid in the body",
+        429: "Rate limit exceeded",
+        503: "Could not hand the signals on; nothing was recorded, retry",
+    }
     schema = ProblemOut.model_json_schema()
-    return {s: {"description": text.get(s, "Error"),
-                "content": {"application/problem+json": {"schema": schema}}} for s in statuses}
+    return {
+        s: {"description": text.get(s, "Error"), "content": {"application/problem+json": {"schema": schema}}}
+        for s in statuses
+    }

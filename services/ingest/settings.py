@@ -23,8 +23,10 @@ def parse_pseudonym_keys(raw: str) -> dict[int, SecretStr]:
         if not sep or not version.strip().isdigit() or int(version) < 1:
             raise ValueError("INGEST_PSEUDONYM_KEYS must look like '1:<secret>,2:<secret>' (versions >= 1)")
         if len(secret) < MIN_SECRET_LENGTH:
-            raise ValueError(f"INGEST_PSEUDONYM_KEYS: the secret of version {int(version)} is shorter "
-                             f"than {MIN_SECRET_LENGTH} characters")
+            raise ValueError(
+                f"INGEST_PSEUDONYM_KEYS: the secret of version {int(version)} is shorter "
+                f"than {MIN_SECRET_LENGTH} characters"
+            )
         if int(version) in keys:
             raise ValueError(f"INGEST_PSEUDONYM_KEYS: version {int(version)} is given twice")
         keys[int(version)] = SecretStr(secret)
@@ -41,14 +43,16 @@ class IngestSettings(CommonSettings):
     host: str = Field("127.0.0.1", title="Listen address")
     port: int = Field(8001, title="HTTP port", ge=1, le=65535)
     pseudonym_keys: SecretStr = Field(
-        ..., title="Pseudonymisation secrets",
+        ...,
+        title="Pseudonymisation secrets",
         description="Versioned HMAC secrets, `1:<secret>,2:<secret>`, each at least 32 characters. "
         "Old versions stay listed so that rotation is explicit.",
     )
     pseudonym_key_version: int = Field(..., title="Pseudonymisation secret in use", ge=1)
     max_batch: int = Field(5000, title="Largest batch accepted in one request", ge=1000)
     rate_per_minute: int = Field(
-        600, title="Default rate limit",
+        600,
+        title="Default rate limit",
         description="Requests per minute per council system (token bucket) unless the system has its own.",
         ge=1,
     )
@@ -56,8 +60,10 @@ class IngestSettings(CommonSettings):
         DEFAULT_MAX_DISTANCE_M, title="Furthest a point may be from a street (metres)", gt=0
     )
     consumer_group: str = Field(
-        "ingest", title="Kafka consumer group for council-signals",
-        description="Keep the default in production; tests use their own group.")
+        "ingest",
+        title="Kafka consumer group for council-signals",
+        description="Keep the default in production; tests use their own group.",
+    )
     agency_responsible: str = Field("London Borough of Camden", title="Open311 agency_responsible")
     service_notice: str = Field(
         "Thank you. Your report is shared, without personal details, as a street-level need.",
@@ -73,8 +79,10 @@ class IngestSettings(CommonSettings):
     @model_validator(mode="after")
     def _version_known(self) -> IngestSettings:
         if self.pseudonym_key_version not in self.pseudonym_keys_by_version:
-            raise ValueError(f"INGEST_PSEUDONYM_KEY_VERSION={self.pseudonym_key_version} is not among "
-                             "the versions in INGEST_PSEUDONYM_KEYS")
+            raise ValueError(
+                f"INGEST_PSEUDONYM_KEY_VERSION={self.pseudonym_key_version} is not among "
+                "the versions in INGEST_PSEUDONYM_KEYS"
+            )
         return self
 
     @property

@@ -19,17 +19,25 @@ _REALM = 'Bearer realm="streetneeds-partners"'
 
 
 async def current_partner(
-    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+    request: Request,
+    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
 ) -> dict[str, Any]:
     if credentials is None or not credentials.credentials:
-        raise Problem(401, "Authentication required",
-                      "Send your partner API key as `Authorization: Bearer <key>`.",
-                      headers={"WWW-Authenticate": _REALM})
+        raise Problem(
+            401,
+            "Authentication required",
+            "Send your partner API key as `Authorization: Bearer <key>`.",
+            headers={"WWW-Authenticate": _REALM},
+        )
     async with request.app.state.runtime.pool.acquire() as conn:
         partner = await repository.partner_by_key_hash(conn, hash_key(credentials.credentials))
     if partner is None:
-        raise Problem(401, "Unknown API key", "The API key is not recognised.",
-                      headers={"WWW-Authenticate": f'{_REALM}, error="invalid_token"'})
+        raise Problem(
+            401,
+            "Unknown API key",
+            "The API key is not recognised.",
+            headers={"WWW-Authenticate": f'{_REALM}, error="invalid_token"'},
+        )
     if partner["revoked_at"] is not None:
         raise Problem(403, "API key revoked", "This partner's access has been revoked.")
     return partner

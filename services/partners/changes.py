@@ -90,12 +90,14 @@ def parse(records: Iterable[ConsumerRecord]) -> tuple[list[Change | Removal], li
         try:
             need = StreetNeedChanged.model_validate_json(record.value)
         except ValidationError as exc:
-            rejected.append(Rejected(record, "value is not a valid StreetNeedChanged",
-                                     validation_errors(exc)))
+            rejected.append(
+                Rejected(record, "value is not a valid StreetNeedChanged", validation_errors(exc))
+            )
             continue
         if key != need.key:
-            rejected.append(Rejected(record,
-                                     f"key must be {{area_id}}:{{category}} of the value, got {key!r}"))
+            rejected.append(
+                Rejected(record, f"key must be {{area_id}}:{{category}} of the value, got {key!r}")
+            )
             continue
         ops.append(Change(need.key, need.model_dump(mode="json")))
     return ops, rejected
@@ -103,8 +105,9 @@ def parse(records: Iterable[ConsumerRecord]) -> tuple[list[Change | Removal], li
 
 def _current(change: Change) -> Current:
     need = change.need
-    return Current(need["area_id"], need["category"], need["area_kind"], need.get("ward_code"),
-                   need["version"])
+    return Current(
+        need["area_id"], need["category"], need["area_kind"], need.get("ward_code"), need["version"]
+    )
 
 
 def fold(ops: Sequence[Change | Removal], stored: Mapping[str, Current], removed_at: dt.datetime) -> Plan:
@@ -129,9 +132,19 @@ def fold(ops: Sequence[Change | Removal], stored: Mapping[str, Current], removed
         now = state[op.key] if op.key in state else stored.get(op.key)
         if isinstance(op, Change):
             need = op.need
-            record(HistoryRow(op.key, need["area_id"], need["category"], need["area_kind"],
-                              need.get("ward_code"), op.version, "changed", need,
-                              dt.datetime.fromisoformat(need["published_at"])))
+            record(
+                HistoryRow(
+                    op.key,
+                    need["area_id"],
+                    need["category"],
+                    need["area_kind"],
+                    need.get("ward_code"),
+                    op.version,
+                    "changed",
+                    need,
+                    dt.datetime.fromisoformat(need["published_at"]),
+                )
+            )
             if now is None or now.version <= op.version:
                 state[op.key] = op
             continue
@@ -139,8 +152,19 @@ def fold(ops: Sequence[Change | Removal], stored: Mapping[str, Current], removed
         state[op.key] = None
         if now is not None:
             gone = _current(now) if isinstance(now, Change) else now
-            record(HistoryRow(op.key, gone.area_id, gone.category, gone.area_kind, gone.ward_code,
-                              gone.version, "removed", None, removed_at))
+            record(
+                HistoryRow(
+                    op.key,
+                    gone.area_id,
+                    gone.category,
+                    gone.area_kind,
+                    gone.ward_code,
+                    gone.version,
+                    "removed",
+                    None,
+                    removed_at,
+                )
+            )
     plan.deletes = sorted(removed)
     plan.upserts = [s.need for s in state.values() if isinstance(s, Change)]
     return plan

@@ -40,8 +40,12 @@ class AreaGeometry:
             return None
         geo = mapping(shape)
         if geo["type"] == "GeometryCollection":  # a ward may be stored that way; keep it simple
-            return {"type": geo["type"], "geometries": [
-                {"type": g["type"], "coordinates": _rounded(g["coordinates"])} for g in geo["geometries"]]}
+            return {
+                "type": geo["type"],
+                "geometries": [
+                    {"type": g["type"], "coordinates": _rounded(g["coordinates"])} for g in geo["geometries"]
+                ],
+            }
         return {"type": geo["type"], "coordinates": _rounded(geo["coordinates"])}
 
     def bbox(self, area_id: str, area_kind: str, street_ids: Iterable[str]) -> tuple[float, ...] | None:

@@ -36,21 +36,41 @@ def _minute(now: dt.datetime) -> dt.datetime:
 
 
 def _body(row: HistoryRow) -> str:
-    return webhook_body({"change": row.change, "changed_at": row.changed_at, "payload": row.payload,
-                         "key": row.key, "area_id": row.area_id, "category": row.category,
-                         "version": row.version})
+    return webhook_body(
+        {
+            "change": row.change,
+            "changed_at": row.changed_at,
+            "payload": row.payload,
+            "key": row.key,
+            "area_id": row.area_id,
+            "category": row.category,
+            "version": row.version,
+        }
+    )
 
 
 def _letter(rejected: Rejected) -> DeadLettered:
     record = rejected.record
     log.warning("street-needs record dead-lettered", extra={"reason": rejected.reason})
-    return dead_letter(service=SERVICE, source_topic=STREET_NEEDS.name, value=record.value, key=record.key,
-                       reason=rejected.reason, errors=rejected.errors, partition=record.partition,
-                       offset=record.offset)
+    return dead_letter(
+        service=SERVICE,
+        source_topic=STREET_NEEDS.name,
+        value=record.value,
+        key=record.key,
+        reason=rejected.reason,
+        errors=rejected.errors,
+        partition=record.partition,
+        offset=record.offset,
+    )
 
 
-async def handle_batch(records: Sequence[ConsumerRecord], *, pool: asyncpg.Pool | None,
-                       geometry: AreaGeometry, publish_dead_letters: PublishDeadLetters) -> None:
+async def handle_batch(
+    records: Sequence[ConsumerRecord],
+    *,
+    pool: asyncpg.Pool | None,
+    geometry: AreaGeometry,
+    publish_dead_letters: PublishDeadLetters,
+) -> None:
     """Store one polled batch in one transaction, then dead-letter its malformed records.
 
     Raises (so nothing is committed and the batch comes again) if either fails; a redelivered batch
@@ -73,23 +93,41 @@ async def handle_batch(records: Sequence[ConsumerRecord], *, pool: asyncpg.Pool 
 def dead_letter_publisher(broker: KafkaBroker) -> PublishDeadLetters:
     async def publish_dead_letters(letters: list[DeadLettered]) -> None:
         for letter in letters:  # rare: one confirmed publish each keeps it simple
-            await broker.publish(letter.model_dump_json().encode(), topic=DEAD_LETTERS.name,
-                                 key=STREET_NEEDS.name.encode())
+            await broker.publish(
+                letter.model_dump_json().encode(), topic=DEAD_LETTERS.name, key=STREET_NEEDS.name.encode()
+            )
 
     return publish_dead_letters
 
 
-def register_handlers(broker: KafkaBroker, runtime: Runtime, group_id: str, *,
-                      max_records: int = MAX_RECORDS, batch_timeout_ms: int = BATCH_TIMEOUT_MS) -> None:
+def register_handlers(
+    broker: KafkaBroker,
+    runtime: Runtime,
+    group_id: str,
+    *,
+    max_records: int = MAX_RECORDS,
+    batch_timeout_ms: int = BATCH_TIMEOUT_MS,
+) -> None:
     publish_dead_letters = dead_letter_publisher(broker)
 
     # NACK_ON_ERROR on a batch: success commits the consumer's positions (past the whole batch); an
     # exception seeks every partition back to the batch's first record there, so it all comes again.
-    @broker.subscriber(STREET_NEEDS.name, group_id=group_id, ack_policy=AckPolicy.NACK_ON_ERROR,
-                       auto_offset_reset="earliest", batch=True, max_records=max_records,
-                       batch_timeout_ms=batch_timeout_ms, title="partners: street-needs.v1")
+    @broker.subscriber(
+        STREET_NEEDS.name,
+        group_id=group_id,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        auto_offset_reset="earliest",
+        batch=True,
+        max_records=max_records,
+        batch_timeout_ms=batch_timeout_ms,
+        title="partners: street-needs.v1",
+    )
     async def on_street_needs(msg: KafkaMessage) -> None:
         raw = msg.raw_message
         records = tuple(raw) if isinstance(raw, (tuple, list)) else (raw,)
-        await handle_batch(records, pool=runtime.pool, geometry=runtime.state["geometry"],
-                           publish_dead_letters=publish_dead_letters)
+        await handle_batch(
+            records,
+            pool=runtime.pool,
+            geometry=runtime.state["geometry"],
+            publish_dead_letters=publish_dead_letters,
+        )

@@ -37,11 +37,16 @@ def create_app(settings: PartnersSettings, *, gazetteer: Gazetteer | None = None
         runtime.spawn(run_delivery_worker(runtime.pool, settings), name="partners-webhook-delivery")
 
     app = create_service_app(
-        name="partners", title="streetneeds partner API",
+        name="partners",
+        title="streetneeds partner API",
         description="Aggregated, disclosure-controlled street needs for voluntary and community "
         "sector partners: JSON, GeoJSON and CSV, history, and signed webhooks. See docs/partners.md.",
-        settings=settings, broker=broker, schema="partners", migrations=MIGRATIONS,
-        on_startup=on_startup)
+        settings=settings,
+        broker=broker,
+        schema="partners",
+        migrations=MIGRATIONS,
+        on_startup=on_startup,
+    )
     register_handlers(broker, app.state.runtime, settings.group_id)
     app.include_router(needs_api.router)
     app.include_router(webhooks_api.router)

@@ -34,8 +34,12 @@ GEOJSON = "application/geo+json"
 
 
 def _bad(field: str, message: str) -> Problem:
-    return Problem(422, "Request parameters are invalid", f"{field}: {message}",
-                   errors=[{"field": field, "message": message, "type": "value_error"}])
+    return Problem(
+        422,
+        "Request parameters are invalid",
+        f"{field}: {message}",
+        errors=[{"field": field, "message": message, "type": "value_error"}],
+    )
 
 
 def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
@@ -79,14 +83,26 @@ def _link_next(request: Request, next_cursor: str | None) -> dict[str, str]:
     return {"Link": f'<{url}>; rel="next"'}
 
 
-async def _needs_page(request: Request, ward: str | None, category: Category | None,
-                      area_kind: AreaKind | None, bbox: str | None, cursor: str | None,
-                      limit: int) -> tuple[list[dict[str, Any]], str | None]:
+async def _needs_page(
+    request: Request,
+    ward: str | None,
+    category: Category | None,
+    area_kind: AreaKind | None,
+    bbox: str | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[dict[str, Any]], str | None]:
     limit = _limit(request, limit)
     async with request.app.state.runtime.pool.acquire() as conn:
         rows = await repository.list_needs(
-            conn, ward=ward, category=category, area_kind=area_kind, bbox=_bbox(bbox),
-            after_key=_position(cursor, str), limit=limit + 1)
+            conn,
+            ward=ward,
+            category=category,
+            area_kind=area_kind,
+            bbox=_bbox(bbox),
+            after_key=_position(cursor, str),
+            limit=limit + 1,
+        )
     more = len(rows) > limit
     rows = rows[:limit]
     return [r["payload"] for r in rows], encode_cursor(rows[-1]["key"]) if more else None
@@ -101,44 +117,89 @@ _limit_q = Query(100, ge=1, description="Page size.")
 
 
 @router.get("/needs", summary="Current publishable needs (JSON)")
-async def needs_json(request: Request, ward: str | None = _ward, category: Category | None = _category,
-                     area_kind: AreaKind | None = _area_kind, bbox: str | None = _bbox_q,
-                     cursor: str | None = _cursor, limit: int = _limit_q) -> JSONResponse:
+async def needs_json(
+    request: Request,
+    ward: str | None = _ward,
+    category: Category | None = _category,
+    area_kind: AreaKind | None = _area_kind,
+    bbox: str | None = _bbox_q,
+    cursor: str | None = _cursor,
+    limit: int = _limit_q,
+) -> JSONResponse:
     items, next_cursor = await _needs_page(request, ward, category, area_kind, bbox, cursor, limit)
-    return JSONResponse({"items": items, "next_cursor": next_cursor},
-                        headers=_link_next(request, next_cursor))
+    return JSONResponse(
+        {"items": items, "next_cursor": next_cursor}, headers=_link_next(request, next_cursor)
+    )
 
 
-@router.get("/needs.geojson", summary="Current publishable needs (GeoJSON FeatureCollection, RFC 7946)",
-            response_class=Response, responses={200: {"content": {GEOJSON: {}}}})
-async def needs_geojson(request: Request, ward: str | None = _ward, category: Category | None = _category,
-                        area_kind: AreaKind | None = _area_kind, bbox: str | None = _bbox_q,
-                        cursor: str | None = _cursor, limit: int = _limit_q) -> JSONResponse:
+@router.get(
+    "/needs.geojson",
+    summary="Current publishable needs (GeoJSON FeatureCollection, RFC 7946)",
+    response_class=Response,
+    responses={200: {"content": {GEOJSON: {}}}},
+)
+async def needs_geojson(
+    request: Request,
+    ward: str | None = _ward,
+    category: Category | None = _category,
+    area_kind: AreaKind | None = _area_kind,
+    bbox: str | None = _bbox_q,
+    cursor: str | None = _cursor,
+    limit: int = _limit_q,
+) -> JSONResponse:
     items, next_cursor = await _needs_page(request, ward, category, area_kind, bbox, cursor, limit)
     geometry = request.app.state.runtime.state["geometry"]
     features = [feature(n, geometry.geojson(n["area_id"], n["area_kind"], n["street_ids"])) for n in items]
-    return JSONResponse(feature_collection(features, next_cursor), media_type=GEOJSON,
-                        headers=_link_next(request, next_cursor))
+    return JSONResponse(
+        feature_collection(features, next_cursor),
+        media_type=GEOJSON,
+        headers=_link_next(request, next_cursor),
+    )
 
 
-@router.get("/needs.csv", summary="Current publishable needs (CSV, RFC 4180)",
-            response_class=Response, responses={200: {"content": {CSV: {}}}})
-async def needs_csv(request: Request, ward: str | None = _ward, category: Category | None = _category,
-                    area_kind: AreaKind | None = _area_kind, bbox: str | None = _bbox_q,
-                    cursor: str | None = _cursor, limit: int = _limit_q) -> Response:
+@router.get(
+    "/needs.csv",
+    summary="Current publishable needs (CSV, RFC 4180)",
+    response_class=Response,
+    responses={200: {"content": {CSV: {}}}},
+)
+async def needs_csv(
+    request: Request,
+    ward: str | None = _ward,
+    category: Category | None = _category,
+    area_kind: AreaKind | None = _area_kind,
+    bbox: str | None = _bbox_q,
+    cursor: str | None = _cursor,
+    limit: int = _limit_q,
+) -> Response:
     items, next_cursor = await _needs_page(request, ward, category, area_kind, bbox, cursor, limit)
-    return Response(to_csv(NEED_FIELDS, (need_row(n) for n in items)), media_type=CSV,
-                    headers=_link_next(request, next_cursor))
+    return Response(
+        to_csv(NEED_FIELDS, (need_row(n) for n in items)),
+        media_type=CSV,
+        headers=_link_next(request, next_cursor),
+    )
 
 
-async def _history_page(request: Request, since: dt.datetime | None, until: dt.datetime | None,
-                        area_id: str | None, category: Category | None, cursor: str | None,
-                        limit: int) -> tuple[list[dict[str, Any]], str | None]:
+async def _history_page(
+    request: Request,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    area_id: str | None,
+    category: Category | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[dict[str, Any]], str | None]:
     limit = _limit(request, limit)
     async with request.app.state.runtime.pool.acquire() as conn:
         rows = await repository.list_history(
-            conn, since=since, until=until, area_id=area_id, category=category,
-            after_id=_position(cursor, int), limit=limit + 1)
+            conn,
+            since=since,
+            until=until,
+            area_id=area_id,
+            category=category,
+            after_id=_position(cursor, int),
+            limit=limit + 1,
+        )
     more = len(rows) > limit
     rows = rows[:limit]
     return [history_item(r) for r in rows], encode_cursor(rows[-1]["id"]) if more else None
@@ -150,21 +211,39 @@ _area = Query(None, description="One area id.")
 
 
 @router.get("/needs/history", summary="Every change (and removal) of publishable needs (JSON)")
-async def history_json(request: Request, since: AwareDatetime | None = _since,
-                       until: AwareDatetime | None = _until, area_id: str | None = _area,
-                       category: Category | None = _category, cursor: str | None = _cursor,
-                       limit: int = _limit_q) -> JSONResponse:
+async def history_json(
+    request: Request,
+    since: AwareDatetime | None = _since,
+    until: AwareDatetime | None = _until,
+    area_id: str | None = _area,
+    category: Category | None = _category,
+    cursor: str | None = _cursor,
+    limit: int = _limit_q,
+) -> JSONResponse:
     items, next_cursor = await _history_page(request, since, until, area_id, category, cursor, limit)
-    return JSONResponse({"items": items, "next_cursor": next_cursor},
-                        headers=_link_next(request, next_cursor))
+    return JSONResponse(
+        {"items": items, "next_cursor": next_cursor}, headers=_link_next(request, next_cursor)
+    )
 
 
-@router.get("/needs/history.csv", summary="Every change (and removal) of publishable needs (CSV)",
-            response_class=Response, responses={200: {"content": {CSV: {}}}})
-async def history_csv(request: Request, since: AwareDatetime | None = _since,
-                      until: AwareDatetime | None = _until, area_id: str | None = _area,
-                      category: Category | None = _category, cursor: str | None = _cursor,
-                      limit: int = _limit_q) -> Response:
+@router.get(
+    "/needs/history.csv",
+    summary="Every change (and removal) of publishable needs (CSV)",
+    response_class=Response,
+    responses={200: {"content": {CSV: {}}}},
+)
+async def history_csv(
+    request: Request,
+    since: AwareDatetime | None = _since,
+    until: AwareDatetime | None = _until,
+    area_id: str | None = _area,
+    category: Category | None = _category,
+    cursor: str | None = _cursor,
+    limit: int = _limit_q,
+) -> Response:
     items, next_cursor = await _history_page(request, since, until, area_id, category, cursor, limit)
-    return Response(to_csv(HISTORY_FIELDS, (history_row(i) for i in items)), media_type=CSV,
-                    headers=_link_next(request, next_cursor))
+    return Response(
+        to_csv(HISTORY_FIELDS, (history_row(i) for i in items)),
+        media_type=CSV,
+        headers=_link_next(request, next_cursor),
+    )

@@ -19,7 +19,14 @@ def webhook_body(item: Mapping[str, Any]) -> str:
     if item["change"] == "changed":
         body = {"type": CHANGED, "timestamp": changed_at.isoformat(), "data": item["payload"]}
     else:
-        body = {"type": REMOVED, "timestamp": changed_at.isoformat(),
-                "data": {"key": item["key"], "area_id": item["area_id"], "category": item["category"],
-                         "version": item["version"]}}
+        body = {
+            "type": REMOVED,
+            "timestamp": changed_at.isoformat(),
+            "data": {
+                "key": item["key"],
+                "area_id": item["area_id"],
+                "category": item["category"],
+                "version": item["version"],
+            },
+        }
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)

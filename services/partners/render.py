@@ -9,8 +9,16 @@ from typing import Any
 
 from shared.contracts import StreetNeedChanged
 
-__all__ = ["HISTORY_FIELDS", "NEED_FIELDS", "feature", "feature_collection", "history_item",
-           "history_row", "need_row", "to_csv"]
+__all__ = [
+    "HISTORY_FIELDS",
+    "NEED_FIELDS",
+    "feature",
+    "feature_collection",
+    "history_item",
+    "history_row",
+    "need_row",
+    "to_csv",
+]
 
 # Properties and columns are exactly the contract's fields, in its order.
 NEED_FIELDS: tuple[str, ...] = tuple(StreetNeedChanged.model_fields)
@@ -34,9 +42,16 @@ def need_row(need: Mapping[str, Any]) -> list[str]:
 
 def history_item(row: Mapping[str, Any]) -> dict[str, Any]:
     """One change: `changed` carries the need as published; `removed` only says which key went."""
-    return {"history_id": row["id"], "key": row["key"], "change": row["change"],
-            "area_id": row["area_id"], "category": row["category"], "version": row["version"],
-            "changed_at": row["changed_at"].isoformat(), "need": row["payload"]}
+    return {
+        "history_id": row["id"],
+        "key": row["key"],
+        "change": row["change"],
+        "area_id": row["area_id"],
+        "category": row["category"],
+        "version": row["version"],
+        "changed_at": row["changed_at"].isoformat(),
+        "need": row["payload"],
+    }
 
 
 def history_row(item: Mapping[str, Any]) -> list[str]:
@@ -55,8 +70,12 @@ def to_csv(header: Iterable[str], rows: Iterable[list[str]]) -> str:
 
 def feature(need: Mapping[str, Any], geometry: dict[str, Any] | None) -> dict[str, Any]:
     """A Feature whose id is the topic key and whose properties are the StreetNeedChanged fields."""
-    return {"type": "Feature", "id": f"{need['area_id']}:{need['category']}",
-            "geometry": geometry, "properties": {f: need.get(f) for f in NEED_FIELDS}}
+    return {
+        "type": "Feature",
+        "id": f"{need['area_id']}:{need['category']}",
+        "geometry": geometry,
+        "properties": {f: need.get(f) for f in NEED_FIELDS},
+    }
 
 
 def feature_collection(features: list[dict[str, Any]], next_cursor: str | None) -> dict[str, Any]:

@@ -13,9 +13,22 @@ import asyncpg
 from .changes import Current, HistoryRow, Plan
 
 __all__ = [
-    "apply_plan", "claim_due_deliveries", "create_partner", "create_webhook", "delete_webhook",
-    "get_webhook", "list_deliveries", "list_history", "list_needs", "list_partners", "list_webhooks",
-    "partner_by_key_hash", "record_attempt", "replay_history", "revoke_partner", "stored_states",
+    "apply_plan",
+    "claim_due_deliveries",
+    "create_partner",
+    "create_webhook",
+    "delete_webhook",
+    "get_webhook",
+    "list_deliveries",
+    "list_history",
+    "list_needs",
+    "list_partners",
+    "list_webhooks",
+    "partner_by_key_hash",
+    "record_attempt",
+    "replay_history",
+    "revoke_partner",
+    "stored_states",
 ]
 
 Row = dict[str, Any]
@@ -30,31 +43,44 @@ def _need(row: asyncpg.Record) -> Row:
 
 # --- partners -------------------------------------------------------------------------------
 
+
 async def create_partner(conn: asyncpg.Connection, name: str, key_hash: str) -> Row:
-    return dict(await conn.fetchrow(
-        "INSERT INTO partners.partners (name, key_hash) VALUES ($1, $2)"
-        " RETURNING id, name, created_at, revoked_at", name, key_hash))
+    return dict(
+        await conn.fetchrow(
+            "INSERT INTO partners.partners (name, key_hash) VALUES ($1, $2)"
+            " RETURNING id, name, created_at, revoked_at",
+            name,
+            key_hash,
+        )
+    )
 
 
 async def list_partners(conn: asyncpg.Connection) -> list[Row]:
-    return [dict(r) for r in await conn.fetch(
-        "SELECT id, name, created_at, revoked_at FROM partners.partners ORDER BY created_at, id")]
+    return [
+        dict(r)
+        for r in await conn.fetch(
+            "SELECT id, name, created_at, revoked_at FROM partners.partners ORDER BY created_at, id"
+        )
+    ]
 
 
 async def revoke_partner(conn: asyncpg.Connection, partner_id: UUID) -> bool:
     done = await conn.fetchval(
-        "UPDATE partners.partners SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1"
-        " RETURNING id", partner_id)
+        "UPDATE partners.partners SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING id",
+        partner_id,
+    )
     return done is not None
 
 
 async def partner_by_key_hash(conn: asyncpg.Connection, key_hash: str) -> Row | None:
     row = await conn.fetchrow(
-        "SELECT id, name, revoked_at FROM partners.partners WHERE key_hash = $1", key_hash)
+        "SELECT id, name, revoked_at FROM partners.partners WHERE key_hash = $1", key_hash
+    )
     return dict(row) if row else None
 
 
 # --- needs and history (written by the street-needs.v1 handler) ------------------------------
+
 
 async def stored_states(conn: asyncpg.Connection, keys: Collection[str]) -> dict[str, Current]:
     """The current state of `keys` (those that have one), locked until the transaction ends."""
@@ -62,9 +88,13 @@ async def stored_states(conn: asyncpg.Connection, keys: Collection[str]) -> dict
         return {}
     rows = await conn.fetch(
         "SELECT key, area_id, category, area_kind, ward_code, version FROM partners.needs"
-        " WHERE key = ANY ($1::text[]) ORDER BY key FOR UPDATE", sorted(keys))
-    return {r["key"]: Current(r["area_id"], r["category"], r["area_kind"], r["ward_code"], r["version"])
-            for r in rows}
+        " WHERE key = ANY ($1::text[]) ORDER BY key FOR UPDATE",
+        sorted(keys),
+    )
+    return {
+        r["key"]: Current(r["area_id"], r["category"], r["area_kind"], r["ward_code"], r["version"])
+        for r in rows
+    }
 
 
 _UPSERT_NEEDS = """
@@ -105,8 +135,12 @@ ORDER BY h.id, w.id
 """  # webhook-id: one per change, the same on every retry and replay
 
 
-async def apply_plan(conn: asyncpg.Connection, plan: Plan, boxes: Sequence[Sequence[float] | None],
-                     body_for: Callable[[HistoryRow], str]) -> int:
+async def apply_plan(
+    conn: asyncpg.Connection,
+    plan: Plan,
+    boxes: Sequence[Sequence[float] | None],
+    body_for: Callable[[HistoryRow], str],
+) -> int:
     """Store one batch: current state, history rows new to the database, and their webhook deliveries.
 
     Run inside a transaction (after `stored_states` for the removed keys): the changes and their
@@ -120,28 +154,52 @@ async def apply_plan(conn: asyncpg.Connection, plan: Plan, boxes: Sequence[Seque
         box = [tuple(b) if b else (None, None, None, None) for b in boxes]
         corners = [list(c) for c in zip(*box, strict=True)]  # min_lon, min_lat, max_lon, max_lat
         await conn.execute(
-            _UPSERT_NEEDS, [f"{n['area_id']}:{n['category']}" for n in ups], [n["area_id"] for n in ups],
-            [n["area_kind"] for n in ups], [n["category"] for n in ups], [n.get("ward_code") for n in ups],
-            [n["version"] for n in ups], [json.dumps(n) for n in ups], *corners)
+            _UPSERT_NEEDS,
+            [f"{n['area_id']}:{n['category']}" for n in ups],
+            [n["area_id"] for n in ups],
+            [n["area_kind"] for n in ups],
+            [n["category"] for n in ups],
+            [n.get("ward_code") for n in ups],
+            [n["version"] for n in ups],
+            [json.dumps(n) for n in ups],
+            *corners,
+        )
     if not plan.history:
         return 0
     hist = plan.history
     inserted = await conn.fetch(
-        _INSERT_HISTORY, [h.key for h in hist], [h.area_id for h in hist], [h.category for h in hist],
-        [h.area_kind for h in hist], [h.ward_code for h in hist], [h.version for h in hist],
-        [h.change for h in hist], [json.dumps(h.payload) if h.payload is not None else None for h in hist],
-        [h.changed_at for h in hist])
+        _INSERT_HISTORY,
+        [h.key for h in hist],
+        [h.area_id for h in hist],
+        [h.category for h in hist],
+        [h.area_kind for h in hist],
+        [h.ward_code for h in hist],
+        [h.version for h in hist],
+        [h.change for h in hist],
+        [json.dumps(h.payload) if h.payload is not None else None for h in hist],
+        [h.changed_at for h in hist],
+    )
     if not inserted:
         return 0
     by_marker = {(h.key, h.version, h.change): h for h in hist}
     new = [(r["id"], by_marker[(r["key"], r["version"], r["change"])]) for r in inserted]
-    await conn.execute(_ENQUEUE, [i for i, _ in new], [body_for(h) for _, h in new],
-                       [h.category for _, h in new], [h.ward_code for _, h in new])
+    await conn.execute(
+        _ENQUEUE,
+        [i for i, _ in new],
+        [body_for(h) for _, h in new],
+        [h.category for _, h in new],
+        [h.ward_code for _, h in new],
+    )
     return len(new)
 
 
-def _needs_filter(ward: str | None, category: str | None, area_kind: str | None,
-                  bbox: Sequence[float] | None, after_key: str | None) -> tuple[str, list[Any]]:
+def _needs_filter(
+    ward: str | None,
+    category: str | None,
+    area_kind: str | None,
+    bbox: Sequence[float] | None,
+    after_key: str | None,
+) -> tuple[str, list[Any]]:
     clauses, args = [], []
 
     def arg(value: Any) -> str:
@@ -156,26 +214,42 @@ def _needs_filter(ward: str | None, category: str | None, area_kind: str | None,
         clauses.append(f"area_kind = {arg(area_kind)}")
     if bbox is not None:
         min_lon, min_lat, max_lon, max_lat = bbox
-        clauses.append(f"max_lon >= {arg(min_lon)} AND min_lon <= {arg(max_lon)}"
-                       f" AND max_lat >= {arg(min_lat)} AND min_lat <= {arg(max_lat)}")
+        clauses.append(
+            f"max_lon >= {arg(min_lon)} AND min_lon <= {arg(max_lon)}"
+            f" AND max_lat >= {arg(min_lat)} AND min_lat <= {arg(max_lat)}"
+        )
     if after_key is not None:
         clauses.append(f"key > {arg(after_key)}")
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 
-async def list_needs(conn: asyncpg.Connection, *, ward: str | None = None, category: str | None = None,
-                     area_kind: str | None = None, bbox: Sequence[float] | None = None,
-                     after_key: str | None = None, limit: int = 100) -> list[Row]:
+async def list_needs(
+    conn: asyncpg.Connection,
+    *,
+    ward: str | None = None,
+    category: str | None = None,
+    area_kind: str | None = None,
+    bbox: Sequence[float] | None = None,
+    after_key: str | None = None,
+    limit: int = 100,
+) -> list[Row]:
     where, args = _needs_filter(ward, category, area_kind, bbox, after_key)
     rows = await conn.fetch(
-        f"SELECT key, payload FROM partners.needs{where} ORDER BY key LIMIT {int(limit)}", *args)
+        f"SELECT key, payload FROM partners.needs{where} ORDER BY key LIMIT {int(limit)}", *args
+    )
     return [_need(r) for r in rows]
 
 
-async def list_history(conn: asyncpg.Connection, *, since: dt.datetime | None = None,
-                       until: dt.datetime | None = None, area_id: str | None = None,
-                       category: str | None = None, after_id: int | None = None,
-                       limit: int = 100) -> list[Row]:
+async def list_history(
+    conn: asyncpg.Connection,
+    *,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    area_id: str | None = None,
+    category: str | None = None,
+    after_id: int | None = None,
+    limit: int = 100,
+) -> list[Row]:
     rows = await conn.fetch(
         """SELECT id, key, area_id, category, version, change, changed_at, payload
            FROM partners.needs_history
@@ -185,7 +259,13 @@ async def list_history(conn: asyncpg.Connection, *, since: dt.datetime | None = 
              AND ($4::text IS NULL OR category = $4)
              AND id > coalesce($5::bigint, 0)
            ORDER BY id LIMIT $6""",
-        since, until, area_id, category, after_id, limit)
+        since,
+        until,
+        area_id,
+        category,
+        after_id,
+        limit,
+    )
     return [_need(r) for r in rows]
 
 
@@ -194,24 +274,40 @@ async def list_history(conn: asyncpg.Connection, *, since: dt.datetime | None = 
 _WEBHOOK_COLUMNS = "id, partner_id, url, categories, wards, created_at"
 
 
-async def create_webhook(conn: asyncpg.Connection, partner_id: UUID, url: str, categories: list[str],
-                         wards: list[str], secret: str) -> Row:
-    return dict(await conn.fetchrow(
-        "INSERT INTO partners.webhooks (partner_id, url, categories, wards, secret)"
-        f" VALUES ($1, $2, $3, $4, $5) RETURNING {_WEBHOOK_COLUMNS}",
-        partner_id, url, categories, wards, secret))
+async def create_webhook(
+    conn: asyncpg.Connection, partner_id: UUID, url: str, categories: list[str], wards: list[str], secret: str
+) -> Row:
+    return dict(
+        await conn.fetchrow(
+            "INSERT INTO partners.webhooks (partner_id, url, categories, wards, secret)"
+            f" VALUES ($1, $2, $3, $4, $5) RETURNING {_WEBHOOK_COLUMNS}",
+            partner_id,
+            url,
+            categories,
+            wards,
+            secret,
+        )
+    )
 
 
 async def list_webhooks(conn: asyncpg.Connection, partner_id: UUID) -> list[Row]:
-    return [dict(r) for r in await conn.fetch(
-        f"SELECT {_WEBHOOK_COLUMNS} FROM partners.webhooks"
-        " WHERE partner_id = $1 AND deleted_at IS NULL ORDER BY created_at, id", partner_id)]
+    return [
+        dict(r)
+        for r in await conn.fetch(
+            f"SELECT {_WEBHOOK_COLUMNS} FROM partners.webhooks"
+            " WHERE partner_id = $1 AND deleted_at IS NULL ORDER BY created_at, id",
+            partner_id,
+        )
+    ]
 
 
 async def get_webhook(conn: asyncpg.Connection, partner_id: UUID, webhook_id: UUID) -> Row | None:
     row = await conn.fetchrow(
         f"SELECT {_WEBHOOK_COLUMNS} FROM partners.webhooks"
-        " WHERE id = $1 AND partner_id = $2 AND deleted_at IS NULL", webhook_id, partner_id)
+        " WHERE id = $1 AND partner_id = $2 AND deleted_at IS NULL",
+        webhook_id,
+        partner_id,
+    )
     return dict(row) if row else None
 
 
@@ -220,28 +316,46 @@ async def delete_webhook(conn: asyncpg.Connection, partner_id: UUID, webhook_id:
         done = await conn.fetchval(
             "UPDATE partners.webhooks SET deleted_at = now()"
             " WHERE id = $1 AND partner_id = $2 AND deleted_at IS NULL RETURNING id",
-            webhook_id, partner_id)
+            webhook_id,
+            partner_id,
+        )
         if done is None:
             return False
         await conn.execute(
             "UPDATE partners.deliveries SET status = 'dead', last_error = 'webhook deleted',"
-            " finished_at = now() WHERE webhook_id = $1 AND status = 'pending'", webhook_id)
+            " finished_at = now() WHERE webhook_id = $1 AND status = 'pending'",
+            webhook_id,
+        )
         return True
 
 
-async def list_deliveries(conn: asyncpg.Connection, webhook_id: UUID, *, status: str | None = None,
-                          after_id: int | None = None, limit: int = 100) -> list[Row]:
-    return [dict(r) for r in await conn.fetch(
-        """SELECT id, history_id, message_id, status, attempts, next_attempt_at, last_status,
+async def list_deliveries(
+    conn: asyncpg.Connection,
+    webhook_id: UUID,
+    *,
+    status: str | None = None,
+    after_id: int | None = None,
+    limit: int = 100,
+) -> list[Row]:
+    return [
+        dict(r)
+        for r in await conn.fetch(
+            """SELECT id, history_id, message_id, status, attempts, next_attempt_at, last_status,
                   last_error, replay, created_at, finished_at
            FROM partners.deliveries
            WHERE webhook_id = $1 AND ($2::text IS NULL OR status = $2) AND id > coalesce($3::bigint, 0)
            ORDER BY id LIMIT $4""",
-        webhook_id, status, after_id, limit)]
+            webhook_id,
+            status,
+            after_id,
+            limit,
+        )
+    ]
 
 
-async def replay_history(conn: asyncpg.Connection, webhook: Row, since: dt.datetime,
-                         until: dt.datetime | None, body_for: Any) -> int:
+async def replay_history(
+    conn: asyncpg.Connection, webhook: Row, since: dt.datetime, until: dt.datetime | None, body_for: Any
+) -> int:
     """Queue the history since `since` (matching the webhook's filters) again; returns how many."""
     rows = await conn.fetch(
         """SELECT id, key, area_id, category, version, change, changed_at, payload
@@ -250,22 +364,32 @@ async def replay_history(conn: asyncpg.Connection, webhook: Row, since: dt.datet
              AND (cardinality($3::text[]) = 0 OR category = ANY ($3))
              AND (cardinality($4::text[]) = 0 OR ward_code = ANY ($4))
            ORDER BY id""",
-        since, until, webhook["categories"], webhook["wards"])
+        since,
+        until,
+        webhook["categories"],
+        webhook["wards"],
+    )
     items = [_need(r) for r in rows]
     await conn.execute(
         """INSERT INTO partners.deliveries (webhook_id, history_id, message_id, body, replay)
            SELECT $1, h, 'msg_' || h::text, b, true FROM unnest($2::bigint[], $3::text[]) AS t (h, b)""",
-        webhook["id"], [r["id"] for r in items], [body_for(r) for r in items])
+        webhook["id"],
+        [r["id"] for r in items],
+        [body_for(r) for r in items],
+    )
     return len(items)
 
 
 # --- the delivery queue ---------------------------------------------------------------------
 
+
 async def claim_due_deliveries(conn: asyncpg.Connection, limit: int, lease_s: float) -> list[Row]:
     """Take up to `limit` due deliveries; other replicas skip them, and they come due again after
     `lease_s` if this worker dies before recording the attempt."""
-    return [dict(r) for r in await conn.fetch(
-        """WITH due AS (
+    return [
+        dict(r)
+        for r in await conn.fetch(
+            """WITH due AS (
              SELECT id FROM partners.deliveries
              WHERE status = 'pending' AND next_attempt_at <= now()
              ORDER BY next_attempt_at, id LIMIT $1
@@ -274,12 +398,21 @@ async def claim_due_deliveries(conn: asyncpg.Connection, limit: int, lease_s: fl
            FROM due, partners.webhooks w
            WHERE d.id = due.id AND w.id = d.webhook_id
            RETURNING d.id, d.webhook_id, d.message_id, d.body, d.attempts, w.url, w.secret""",
-        limit, lease_s)]
+            limit,
+            lease_s,
+        )
+    ]
 
 
-async def record_attempt(conn: asyncpg.Connection, delivery_id: int, *, delivered: bool,
-                         http_status: int | None, error: str | None,
-                         retry_in_s: float | None) -> None:
+async def record_attempt(
+    conn: asyncpg.Connection,
+    delivery_id: int,
+    *,
+    delivered: bool,
+    http_status: int | None,
+    error: str | None,
+    retry_in_s: float | None,
+) -> None:
     """Record one attempt: delivered, retried after `retry_in_s`, or dead when that is None."""
     status = "delivered" if delivered else ("pending" if retry_in_s is not None else "dead")
     await conn.execute(
@@ -289,4 +422,9 @@ async def record_attempt(conn: asyncpg.Connection, delivery_id: int, *, delivere
                                     THEN now() + make_interval(secs => $5) ELSE next_attempt_at END,
              finished_at = CASE WHEN $2 = 'pending' THEN NULL ELSE now() END
            WHERE id = $1""",
-        delivery_id, status, http_status, error, retry_in_s or 0.0)
+        delivery_id,
+        status,
+        http_status,
+        error,
+        retry_in_s or 0.0,
+    )

@@ -18,20 +18,26 @@ class PartnersSettings(CommonSettings):
     group_id: str = Field("partners", title="Kafka consumer group for street-needs.v1", min_length=1)
     page_size_max: int = Field(1000, title="Largest page a partner may ask for", ge=1)
     webhook_max_attempts: int = Field(
-        8, title="Delivery attempts before a webhook delivery is dead-lettered", ge=1)
+        8, title="Delivery attempts before a webhook delivery is dead-lettered", ge=1
+    )
     webhook_backoff_base_s: float = Field(
-        60.0, title="First retry delay in seconds (doubles per attempt, with jitter)", gt=0)
+        60.0, title="First retry delay in seconds (doubles per attempt, with jitter)", gt=0
+    )
     webhook_backoff_cap_s: float = Field(6 * 3600.0, title="Longest retry delay in seconds", gt=0)
     webhook_timeout_s: float = Field(5.0, title="Timeout of one webhook HTTP request in seconds", gt=0)
     webhook_poll_interval_s: float = Field(
-        1.0, title="How often an idle delivery worker looks for due deliveries, in seconds", gt=0)
+        1.0, title="How often an idle delivery worker looks for due deliveries, in seconds", gt=0
+    )
     webhook_batch_size: int = Field(50, title="Deliveries one worker claims at a time", ge=1)
     webhook_allow_loopback: bool = Field(
-        False, title="Allow webhook URLs on loopback/private addresses (tests and local dev only)")
+        False, title="Allow webhook URLs on loopback/private addresses (tests and local dev only)"
+    )
     webhook_require_https: bool = Field(
-        False, title="Accept only https:// webhook URLs (turn on in production)")
+        False, title="Accept only https:// webhook URLs (turn on in production)"
+    )
     load_gazetteer: bool = Field(
-        True, title="Load the gazetteer at start-up for GeoJSON geometry and bbox filtering")
+        True, title="Load the gazetteer at start-up for GeoJSON geometry and bbox filtering"
+    )
 
     @model_validator(mode="after")
     def _sane_backoff(self) -> PartnersSettings:

@@ -14,8 +14,14 @@ import secrets
 import time
 from collections.abc import Mapping
 
-__all__ = ["SECRET_PREFIX", "WebhookVerificationError", "new_secret", "sign", "signed_headers",
-           "verify_signature"]
+__all__ = [
+    "SECRET_PREFIX",
+    "WebhookVerificationError",
+    "new_secret",
+    "sign",
+    "signed_headers",
+    "verify_signature",
+]
 
 SECRET_PREFIX = "whsec_"
 _SECRET_BYTES = 32  # the spec asks for 24-64 random bytes
@@ -50,12 +56,21 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
 def signed_headers(secret: str, message_id: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
     """The three Standard Webhooks headers for a delivery sent now (or at `timestamp`)."""
     ts = int(time.time()) if timestamp is None else timestamp
-    return {"webhook-id": message_id, "webhook-timestamp": str(ts),
-            "webhook-signature": sign(secret, message_id, ts, body)}
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(ts),
+        "webhook-signature": sign(secret, message_id, ts, body),
+    }
 
 
-def verify_signature(secret: str, headers: Mapping[str, str], body: bytes | str,
-                     tolerance_s: int = 300, *, now: float | None = None) -> None:
+def verify_signature(
+    secret: str,
+    headers: Mapping[str, str],
+    body: bytes | str,
+    tolerance_s: int = 300,
+    *,
+    now: float | None = None,
+) -> None:
     """Raise `WebhookVerificationError` unless one `v1` signature matches and the timestamp is
     within `tolerance_s` seconds of now (either way), which stops old deliveries being replayed."""
     lower = {k.lower(): v for k, v in headers.items()}

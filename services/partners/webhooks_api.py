@@ -79,20 +79,29 @@ async def _own_webhook(request: Request, partner: dict[str, Any], webhook_id: UU
 
 
 @router.post("", status_code=201, response_model=WebhookCreated, summary="Register a webhook")
-async def create_webhook(body: WebhookIn, request: Request,
-                         partner: dict = Depends(current_partner)) -> WebhookCreated:
+async def create_webhook(
+    body: WebhookIn, request: Request, partner: dict = Depends(current_partner)
+) -> WebhookCreated:
     settings = request.app.state.runtime.settings
     try:
-        url = await asyncio.to_thread(check_webhook_url, body.url,
-                                      allow_loopback=settings.webhook_allow_loopback,
-                                      require_https=settings.webhook_require_https)
+        url = await asyncio.to_thread(
+            check_webhook_url,
+            body.url,
+            allow_loopback=settings.webhook_allow_loopback,
+            require_https=settings.webhook_require_https,
+        )
     except UnsafeUrl as exc:
-        raise Problem(422, "Webhook URL not accepted", f"url: {exc}",
-                      errors=[{"field": "url", "message": str(exc), "type": "value_error"}]) from exc
+        raise Problem(
+            422,
+            "Webhook URL not accepted",
+            f"url: {exc}",
+            errors=[{"field": "url", "message": str(exc), "type": "value_error"}],
+        ) from exc
     secret = new_secret()
     async with request.app.state.runtime.pool.acquire() as conn:
-        row = await repository.create_webhook(conn, partner["id"], url,
-                                              [str(c) for c in body.categories], body.wards, secret)
+        row = await repository.create_webhook(
+            conn, partner["id"], url, [str(c) for c in body.categories], body.wards, secret
+        )
     return WebhookCreated(**_public(row).model_dump(), secret=secret)
 
 
@@ -103,25 +112,35 @@ async def list_webhooks(request: Request, partner: dict = Depends(current_partne
 
 
 @router.get("/{webhook_id}", response_model=WebhookOut, summary="One webhook (without its secret)")
-async def get_webhook(webhook_id: UUID, request: Request,
-                      partner: dict = Depends(current_partner)) -> WebhookOut:
+async def get_webhook(
+    webhook_id: UUID, request: Request, partner: dict = Depends(current_partner)
+) -> WebhookOut:
     return _public(await _own_webhook(request, partner, webhook_id))
 
 
 @router.delete("/{webhook_id}", status_code=204, summary="Delete a webhook; pending deliveries stop")
-async def delete_webhook(webhook_id: UUID, request: Request,
-                         partner: dict = Depends(current_partner)) -> Response:
+async def delete_webhook(
+    webhook_id: UUID, request: Request, partner: dict = Depends(current_partner)
+) -> Response:
     async with request.app.state.runtime.pool.acquire() as conn:
         if not await repository.delete_webhook(conn, partner["id"], webhook_id):
             raise Problem(404, "Webhook not found")
     return Response(status_code=204)
 
 
-@router.get("/{webhook_id}/deliveries", response_model=DeliveryPage,
-            summary="Deliveries of a webhook, oldest first (status `dead` after the last retry)")
-async def list_deliveries(webhook_id: UUID, request: Request, partner: dict = Depends(current_partner),
-                          status: Literal["pending", "delivered", "dead"] | None = None,
-                          cursor: str | None = None, limit: int = Query(100, ge=1, le=1000)) -> DeliveryPage:
+@router.get(
+    "/{webhook_id}/deliveries",
+    response_model=DeliveryPage,
+    summary="Deliveries of a webhook, oldest first (status `dead` after the last retry)",
+)
+async def list_deliveries(
+    webhook_id: UUID,
+    request: Request,
+    partner: dict = Depends(current_partner),
+    status: Literal["pending", "delivered", "dead"] | None = None,
+    cursor: str | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+) -> DeliveryPage:
     await _own_webhook(request, partner, webhook_id)
     after = None
     if cursor is not None:
@@ -130,22 +149,36 @@ async def list_deliveries(webhook_id: UUID, request: Request, partner: dict = De
         except ValueError:
             after = None
         if not isinstance(after, int):
-            raise Problem(422, "Request parameters are invalid",
-                          "cursor: not a cursor this endpoint returned",
-                          errors=[{"field": "cursor", "message": "invalid cursor", "type": "value_error"}])
+            raise Problem(
+                422,
+                "Request parameters are invalid",
+                "cursor: not a cursor this endpoint returned",
+                errors=[{"field": "cursor", "message": "invalid cursor", "type": "value_error"}],
+            )
     async with request.app.state.runtime.pool.acquire() as conn:
-        rows = await repository.list_deliveries(conn, webhook_id, status=status, after_id=after,
-                                                limit=limit + 1)
+        rows = await repository.list_deliveries(
+            conn, webhook_id, status=status, after_id=after, limit=limit + 1
+        )
     more = len(rows) > limit
     rows = rows[:limit]
-    return DeliveryPage(items=[Delivery(**r) for r in rows],
-                        next_cursor=encode_cursor(rows[-1]["id"]) if more else None)
+    return DeliveryPage(
+        items=[Delivery(**r) for r in rows], next_cursor=encode_cursor(rows[-1]["id"]) if more else None
+    )
 
 
-@router.post("/{webhook_id}/replay", status_code=202, response_model=Replayed,
-             summary="Send the history since a time to this webhook again")
-async def replay(webhook_id: UUID, request: Request, since: AwareDatetime,
-                 until: AwareDatetime | None = None, partner: dict = Depends(current_partner)) -> Replayed:
+@router.post(
+    "/{webhook_id}/replay",
+    status_code=202,
+    response_model=Replayed,
+    summary="Send the history since a time to this webhook again",
+)
+async def replay(
+    webhook_id: UUID,
+    request: Request,
+    since: AwareDatetime,
+    until: AwareDatetime | None = None,
+    partner: dict = Depends(current_partner),
+) -> Replayed:
     webhook = await _own_webhook(request, partner, webhook_id)
     async with request.app.state.runtime.pool.acquire() as conn, conn.transaction():
         queued = await repository.replay_history(conn, webhook, since, until, webhook_body)

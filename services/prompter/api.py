@@ -24,23 +24,32 @@ __all__ = ["router"]
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1")
-_bearer = HTTPBearer(auto_error=False, scheme_name="partnerToken",
-                     description="The council/partner token (PROMPTER_ADMIN_TOKEN).")
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="partnerToken",
+    description="The council/partner token (PROMPTER_ADMIN_TOKEN).",
+)
 
 
 def _runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-def require_partner(request: Request,
-                    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
+def require_partner(
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
+) -> None:
     """401 without a Bearer token, 403 with a wrong one (or when no token is configured)."""
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
-        raise Problem(401, "Authentication required", "Send `Authorization: Bearer <token>`.",
-                      headers={"WWW-Authenticate": 'Bearer realm="prompter"'})
+        raise Problem(
+            401,
+            "Authentication required",
+            "Send `Authorization: Bearer <token>`.",
+            headers={"WWW-Authenticate": 'Bearer realm="prompter"'},
+        )
     expected = _runtime(request).settings.admin_token
-    if expected is None or not hmac.compare_digest(credentials.credentials.encode(),
-                                                   expected.get_secret_value().encode()):
+    if expected is None or not hmac.compare_digest(
+        credentials.credentials.encode(), expected.get_secret_value().encode()
+    ):
         raise Problem(403, "Not allowed", "This token may not change opportunities or read impact.")
 
 
@@ -52,16 +61,27 @@ def _check_area(body: OpportunityIn, places: Places) -> None:
     """Unknown street ids are a 422 naming each one (only checkable once a gazetteer is loaded)."""
     if not isinstance(places, GazetteerPlaces):
         return
-    errors = [{"field": f"area.street_ids.{i}", "message": "unknown street id", "type": "value_error"}
-              for i, sid in enumerate(body.area.street_ids) if not places.has_street(sid)]
+    errors = [
+        {"field": f"area.street_ids.{i}", "message": "unknown street id", "type": "value_error"}
+        for i, sid in enumerate(body.area.street_ids)
+        if not places.has_street(sid)
+    ]
     if errors:
-        raise Problem(422, "Request body or parameters are invalid",
-                      "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors=errors)
+        raise Problem(
+            422,
+            "Request body or parameters are invalid",
+            "; ".join(f"{e['field']}: {e['message']}" for e in errors),
+            errors=errors,
+        )
 
 
 def _not_found(opp_id: uuid.UUID) -> Problem:
-    return Problem(404, "No such opportunity", f"No opportunity has id {opp_id}.",
-                   errors=[{"field": "opportunity_id", "message": "not found", "type": "not_found"}])
+    return Problem(
+        404,
+        "No such opportunity",
+        f"No opportunity has id {opp_id}.",
+        errors=[{"field": "opportunity_id", "message": "not found", "type": "not_found"}],
+    )
 
 
 async def _reevaluate(runtime: Runtime, before, after) -> None:
@@ -74,8 +94,13 @@ async def _reevaluate(runtime: Runtime, before, after) -> None:
         log.exception("re-evaluating prompts failed; the reconcile loop will catch up")
 
 
-@router.post("/opportunities", status_code=201, response_model=OpportunityOut,
-             dependencies=[Depends(require_partner)], tags=["opportunities"])
+@router.post(
+    "/opportunities",
+    status_code=201,
+    response_model=OpportunityOut,
+    dependencies=[Depends(require_partner)],
+    tags=["opportunities"],
+)
 async def register_opportunity(body: OpportunityIn, request: Request, response: Response) -> OpportunityOut:
     """Register a way to help. Prompts it is near are republished with a link to it."""
     runtime = _runtime(request)
@@ -87,10 +112,15 @@ async def register_opportunity(body: OpportunityIn, request: Request, response: 
     return OpportunityOut.from_row(row)
 
 
-@router.put("/opportunities/{opportunity_id}", response_model=OpportunityOut,
-            dependencies=[Depends(require_partner)], tags=["opportunities"])
-async def update_opportunity(opportunity_id: uuid.UUID, body: OpportunityIn,
-                             request: Request) -> OpportunityOut:
+@router.put(
+    "/opportunities/{opportunity_id}",
+    response_model=OpportunityOut,
+    dependencies=[Depends(require_partner)],
+    tags=["opportunities"],
+)
+async def update_opportunity(
+    opportunity_id: uuid.UUID, body: OpportunityIn, request: Request
+) -> OpportunityOut:
     """Replace an opportunity's details; prompts it was or is now near are re-evaluated."""
     runtime = _runtime(request)
     _check_area(body, _places(runtime))
@@ -103,8 +133,12 @@ async def update_opportunity(opportunity_id: uuid.UUID, body: OpportunityIn,
     return OpportunityOut.from_row(row)
 
 
-@router.delete("/opportunities/{opportunity_id}", status_code=204,
-               dependencies=[Depends(require_partner)], tags=["opportunities"])
+@router.delete(
+    "/opportunities/{opportunity_id}",
+    status_code=204,
+    dependencies=[Depends(require_partner)],
+    tags=["opportunities"],
+)
 async def retire_opportunity(opportunity_id: uuid.UUID, request: Request) -> Response:
     """Retire an opportunity (repeating it is harmless); prompts drop the link."""
     runtime = _runtime(request)
@@ -142,16 +176,31 @@ async def get_opportunity(opportunity_id: uuid.UUID, request: Request) -> Opport
 
 
 @router.get("/impact", response_model=ImpactOut, dependencies=[Depends(require_partner)], tags=["impact"])
-async def impact(request: Request,
-                 ward: str | None = Query(None, max_length=16, description="ONS ward code.")) -> ImpactOut:
+async def impact(
+    request: Request, ward: str | None = Query(None, max_length=16, description="ONS ward code.")
+) -> ImpactOut:
     """'I can help' responses per prompt (since the first one) and per ward, for partners and operators."""
     async with _runtime(request).pool.acquire() as conn:
         prompts, wards = await repo.impact(conn, ward)
     return ImpactOut(
-        prompts=[PromptImpact(prompt_id=r["prompt_id"], area_id=r["area_id"], category=r["category"],
-                              ward_code=r["ward_code"], title=r["title"], status=r["status"],
-                              responses=r["responses"], since=r["since"], last_response_on=r["last_on"])
-                 for r in prompts],
-        wards=[WardImpact(ward_code=r["ward_code"], prompts=r["prompts"], responses=r["responses"],
-                          since=r["since"]) for r in wards],
+        prompts=[
+            PromptImpact(
+                prompt_id=r["prompt_id"],
+                area_id=r["area_id"],
+                category=r["category"],
+                ward_code=r["ward_code"],
+                title=r["title"],
+                status=r["status"],
+                responses=r["responses"],
+                since=r["since"],
+                last_response_on=r["last_on"],
+            )
+            for r in prompts
+        ],
+        wards=[
+            WardImpact(
+                ward_code=r["ward_code"], prompts=r["prompts"], responses=r["responses"], since=r["since"]
+            )
+            for r in wards
+        ],
     )

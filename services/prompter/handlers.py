@@ -23,19 +23,40 @@ log = logging.getLogger(__name__)
 
 async def _dead_letter(broker: KafkaBroker, msg: KafkaMessage, reason: str, errors: tuple[str, ...]) -> None:
     record = msg.raw_message
-    letter = dead_letter(service=SERVICE, source_topic=record.topic, value=record.value, key=record.key,
-                         reason=reason, errors=errors, partition=record.partition, offset=record.offset)
-    await broker.publish(letter.model_dump_json().encode(), topic=DEAD_LETTERS.name,
-                         key=record.topic.encode())
-    log.warning("dead-lettered", extra={"topic": record.topic, "reason": reason,
-                                        "partition": record.partition, "offset": record.offset})
+    letter = dead_letter(
+        service=SERVICE,
+        source_topic=record.topic,
+        value=record.value,
+        key=record.key,
+        reason=reason,
+        errors=errors,
+        partition=record.partition,
+        offset=record.offset,
+    )
+    await broker.publish(
+        letter.model_dump_json().encode(), topic=DEAD_LETTERS.name, key=record.topic.encode()
+    )
+    log.warning(
+        "dead-lettered",
+        extra={
+            "topic": record.topic,
+            "reason": reason,
+            "partition": record.partition,
+            "offset": record.offset,
+        },
+    )
 
 
 def register_handlers(broker: KafkaBroker, runtime: Runtime, group_id: str) -> None:
     """Subscribe the prompter's consumers; effects go through `runtime.state["publisher"]`."""
 
-    @broker.subscriber(STREET_NEEDS.name, group_id=group_id, ack_policy=AckPolicy.NACK_ON_ERROR,
-                       auto_offset_reset="earliest", title="prompter/street-needs")
+    @broker.subscriber(
+        STREET_NEEDS.name,
+        group_id=group_id,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        auto_offset_reset="earliest",
+        title="prompter/street-needs",
+    )
     async def on_street_need(msg: KafkaMessage) -> None:
         """A need becomes (or changes) a prompt; a tombstone retires it; bad records are dead-lettered."""
         record = msg.raw_message
@@ -50,14 +71,18 @@ def register_handlers(broker: KafkaBroker, runtime: Runtime, group_id: str) -> N
         else:
             await publisher.apply_need(item)
 
-    @broker.subscriber(RESIDENT_RESPONSES.name, group_id=group_id, ack_policy=AckPolicy.NACK_ON_ERROR,
-                       auto_offset_reset="earliest", title="prompter/resident-responses")
+    @broker.subscriber(
+        RESIDENT_RESPONSES.name,
+        group_id=group_id,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        auto_offset_reset="earliest",
+        title="prompter/resident-responses",
+    )
     async def on_resident_response(msg: KafkaMessage) -> None:
         """Count an "I can help" per prompt and ward, once per response id."""
         try:
             response = ResidentResponded.model_validate_json(msg.raw_message.value or b"")
         except ValidationError as exc:
-            await _dead_letter(broker, msg, "value is not a valid ResidentResponded",
-                               validation_errors(exc))
+            await _dead_letter(broker, msg, "value is not a valid ResidentResponded", validation_errors(exc))
             return
         await runtime.state["publisher"].count_response(response)

@@ -49,6 +49,7 @@ def read_need(key: bytes | None, value: bytes | None) -> StreetNeedChanged | Tom
     except ValidationError as exc:
         raise Rejected("value is not a valid StreetNeedChanged", validation_errors(exc)) from exc
     if key is not None and key != need.key.encode():
-        raise Rejected("key does not match the value's {area_id}:{category}",
-                       (f"key: expected {need.key!r}",))
+        raise Rejected(
+            "key does not match the value's {area_id}:{category}", (f"key: expected {need.key!r}",)
+        )
     return need

@@ -53,10 +53,14 @@ def create_app(settings: PrompterSettings) -> FastAPI:
         runtime.spawn(_reconcile_forever(publisher, settings.reconcile_interval_s), "prompter-reconcile")
 
     app = create_service_app(
-        name=SERVICE, title="streetneeds prompter",
+        name=SERVICE,
+        title="streetneeds prompter",
         description="Turns publishable street needs into plain-language prompts for action, linked to "
         "nearby opportunities registered by the council and VCS partners.",
-        settings=settings, broker=broker, schema="prompter", migrations=MIGRATIONS,
+        settings=settings,
+        broker=broker,
+        schema="prompter",
+        migrations=MIGRATIONS,
         on_startup=on_startup,
     )
     register_handlers(broker, app.state.runtime, settings.group_id)

@@ -15,8 +15,17 @@ from typing import Protocol
 
 from shared.contracts import Category, OpportunityLink, StreetNeedChanged
 
-__all__ = ["MAX_LINKED", "NO_PLACES", "Area", "Opportunity", "Places", "covers", "covers_ward",
-           "is_current", "nearby"]
+__all__ = [
+    "MAX_LINKED",
+    "NO_PLACES",
+    "Area",
+    "Opportunity",
+    "Places",
+    "covers",
+    "covers_ward",
+    "is_current",
+    "nearby",
+]
 
 MAX_LINKED = 3  # a prompt links at most this many: a short list gets read, a long one doesn't
 
@@ -76,14 +85,22 @@ class Opportunity:
     retired: bool = False
 
     def link(self) -> OpportunityLink:
-        return OpportunityLink(opportunity_id=self.id, title=self.title, organisation=self.organisation,
-                               url=self.url, when=self.times)
+        return OpportunityLink(
+            opportunity_id=self.id,
+            title=self.title,
+            organisation=self.organisation,
+            url=self.url,
+            when=self.times,
+        )
 
 
 def is_current(opp: Opportunity, today: dt.date) -> bool:
     """Not retired, already started and not yet ended."""
-    return (not opp.retired and (opp.starts_on is None or opp.starts_on <= today)
-            and (opp.ends_on is None or today <= opp.ends_on))
+    return (
+        not opp.retired
+        and (opp.starts_on is None or opp.starts_on <= today)
+        and (opp.ends_on is None or today <= opp.ends_on)
+    )
 
 
 def _closeness(opp: Opportunity, need: StreetNeedChanged, places: Places) -> float | None:
@@ -114,12 +131,20 @@ def covers_ward(opp: Opportunity, ward_code: str, places: Places) -> bool:
     area = opp.area
     if ward_code in area.ward_codes or any(places.ward_of(s) == ward_code for s in area.street_ids):
         return True
-    return area.lat is not None and area.lon is not None and (
-        places.ward_of_point(area.lat, area.lon) == ward_code)
+    return (
+        area.lat is not None
+        and area.lon is not None
+        and (places.ward_of_point(area.lat, area.lon) == ward_code)
+    )
 
 
-def nearby(need: StreetNeedChanged, candidates: Iterable[Opportunity], places: Places,
-           today: dt.date, limit: int = MAX_LINKED) -> tuple[OpportunityLink, ...]:
+def nearby(
+    need: StreetNeedChanged,
+    candidates: Iterable[Opportunity],
+    places: Places,
+    today: dt.date,
+    limit: int = MAX_LINKED,
+) -> tuple[OpportunityLink, ...]:
     """The opportunities to link to a need: current, same category, covering it; closest first.
 
     The order is deterministic (closeness, then title, then id) so the same inputs always give the

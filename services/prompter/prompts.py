@@ -26,14 +26,18 @@ class Draft:
 
     @property
     def content_hash(self) -> str:
-        content = {"title": self.title, "body": self.body,
-                   "opportunities": [o.model_dump(mode="json") for o in self.opportunities]}
+        content = {
+            "title": self.title,
+            "body": self.body,
+            "opportunities": [o.model_dump(mode="json") for o in self.opportunities],
+        }
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def compose(need: StreetNeedChanged, candidates: Iterable[Opportunity], places: Places,
-            today: dt.date) -> Draft | None:
+def compose(
+    need: StreetNeedChanged, candidates: Iterable[Opportunity], places: Places, today: dt.date
+) -> Draft | None:
     """The prompt for a need, or None when it calls for none (a ward's steady quarterly trend)."""
     links = nearby(need, candidates, places, today)
     wording = render(need, len(links))
@@ -46,14 +50,22 @@ def _minute(at: dt.datetime) -> dt.datetime:
 
 def published(need: StreetNeedChanged, draft: Draft, revision: int, at: dt.datetime) -> PromptPublished:
     return PromptPublished(
-        prompt_id=need.key, revision=revision, area_id=need.area_id, area_kind=need.area_kind,
-        area_name=need.area_name, ward_code=need.ward_code, street_ids=need.street_ids,
-        category=need.category, sensitivity=need.sensitivity, title=draft.title, body=draft.body,
-        opportunities=draft.opportunities, published_at=_minute(at),
+        prompt_id=need.key,
+        revision=revision,
+        area_id=need.area_id,
+        area_kind=need.area_kind,
+        area_name=need.area_name,
+        ward_code=need.ward_code,
+        street_ids=need.street_ids,
+        category=need.category,
+        sensitivity=need.sensitivity,
+        title=draft.title,
+        body=draft.body,
+        opportunities=draft.opportunities,
+        published_at=_minute(at),
     )
 
 
 def retired(prompt_id: str, at: dt.datetime) -> PromptRetired:
     area_id, _, category = prompt_id.rpartition(":")
-    return PromptRetired(prompt_id=prompt_id, area_id=area_id, category=category,
-                         retired_at=_minute(at))
+    return PromptRetired(prompt_id=prompt_id, area_id=area_id, category=category, retired_at=_minute(at))

@@ -44,13 +44,13 @@ def _utc_now() -> dt.datetime:
 class PromptPublisher:
     """Applies needs, tombstones and opportunity changes; publishes the prompts that change."""
 
-    def __init__(self, pool: asyncpg.Pool, broker: KafkaBroker, places: Places,
-                 clock: Clock = _utc_now) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, broker: KafkaBroker, places: Places, clock: Clock = _utc_now
+    ) -> None:
         self.pool, self.broker, self.places, self.clock = pool, broker, places, clock
 
     async def _publish(self, event: BaseModel, key: str) -> None:
-        await self.broker.publish(event.model_dump_json().encode(), topic=PROMPTS.name,
-                                  key=key.encode())
+        await self.broker.publish(event.model_dump_json().encode(), topic=PROMPTS.name, key=key.encode())
 
     async def _refresh(self, conn: asyncpg.Connection, need: StreetNeedChanged) -> bool:
         """Publish a new revision if the prompt's content changed (inside the caller's transaction).
@@ -58,21 +58,32 @@ class PromptPublisher:
         A need that calls for no prompt (a ward's steady trend) retires the prompt that is out.
         """
         now = self.clock()
-        draft = compose(need, await repo.candidate_opportunities(conn, str(need.category)),
-                        self.places, now.date())
+        draft = compose(
+            need, await repo.candidate_opportunities(conn, str(need.category)), self.places, now.date()
+        )
         if draft is None:
             return await self._retire(conn, need.key)
         state = await repo.prompt_state(conn, need.key)
-        unchanged = state is not None and state["status"] == "published" and (
-            state["content_hash"] == draft.content_hash)
+        unchanged = (
+            state is not None
+            and state["status"] == "published"
+            and (state["content_hash"] == draft.content_hash)
+        )
         if unchanged:
             return False
         revision = (state["revision"] if state is not None else 0) + 1
         event = published(need, draft, revision, now)
-        await repo.save_prompt(conn, prompt_id=need.key, revision=revision,
-                               content_hash=draft.content_hash, status="published", area_id=need.area_id,
-                               category=str(need.category), ward_code=need.ward_code,
-                               prompt_json=event.model_dump_json())
+        await repo.save_prompt(
+            conn,
+            prompt_id=need.key,
+            revision=revision,
+            content_hash=draft.content_hash,
+            status="published",
+            area_id=need.area_id,
+            category=str(need.category),
+            ward_code=need.ward_code,
+            prompt_json=event.model_dump_json(),
+        )
         await self._publish(event, need.key)
         log.info("prompt published", extra={"prompt_id": need.key, "revision": revision})
         return True
@@ -84,9 +95,17 @@ class PromptPublisher:
             return False
         event = retired(prompt_id, self.clock())
         area_id, _, category = prompt_id.rpartition(":")
-        await repo.save_prompt(conn, prompt_id=prompt_id, revision=state["revision"],
-                               content_hash=None, status="retired", area_id=area_id,
-                               category=category, ward_code=None, prompt_json=event.model_dump_json())
+        await repo.save_prompt(
+            conn,
+            prompt_id=prompt_id,
+            revision=state["revision"],
+            content_hash=None,
+            status="retired",
+            area_id=area_id,
+            category=category,
+            ward_code=None,
+            prompt_json=event.model_dump_json(),
+        )
         await self._publish(event, prompt_id)
         log.info("prompt retired", extra={"prompt_id": prompt_id})
         return True
@@ -122,8 +141,11 @@ class PromptPublisher:
         categories = {str(c) for o in versions for c in o.categories}
         async with self.pool.acquire() as conn:
             needs = await repo.active_needs(conn, categories)
-        affected = [n.key for n in needs
-                    if any(n.category in o.categories and covers(o, n, self.places) for o in versions)]
+        affected = [
+            n.key
+            for n in needs
+            if any(n.category in o.categories and covers(o, n, self.places) for o in versions)
+        ]
         return await self.reevaluate(affected)
 
     async def reconcile(self) -> int:

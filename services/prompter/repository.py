@@ -14,14 +14,40 @@ from shared.contracts import Category, ResidentResponded, StreetNeedChanged
 from .matching import Area, Opportunity
 
 __all__ = [
-    "active_need_keys", "active_needs", "candidate_opportunities", "deactivate_need", "get_opportunity",
-    "impact", "insert_opportunity", "list_opportunities", "lock_need", "prompt_state",
-    "record_response", "retire_opportunity", "save_prompt", "to_opportunity", "update_opportunity",
+    "active_need_keys",
+    "active_needs",
+    "candidate_opportunities",
+    "deactivate_need",
+    "get_opportunity",
+    "impact",
+    "insert_opportunity",
+    "list_opportunities",
+    "lock_need",
+    "prompt_state",
+    "record_response",
+    "retire_opportunity",
+    "save_prompt",
+    "to_opportunity",
+    "update_opportunity",
     "upsert_need",
 ]
 
-_OPP_COLUMNS = ("title", "organisation", "description", "url", "contact", "categories", "ward_codes",
-                "street_ids", "lat", "lon", "radius_m", "times", "starts_on", "ends_on")
+_OPP_COLUMNS = (
+    "title",
+    "organisation",
+    "description",
+    "url",
+    "contact",
+    "categories",
+    "ward_codes",
+    "street_ids",
+    "lat",
+    "lon",
+    "radius_m",
+    "times",
+    "starts_on",
+    "ends_on",
+)
 
 
 async def upsert_need(conn: asyncpg.Connection, need: StreetNeedChanged) -> bool:
@@ -34,21 +60,27 @@ async def upsert_need(conn: asyncpg.Connection, need: StreetNeedChanged) -> bool
         "  need = EXCLUDED.need, active = true, updated_at = now()"
         "  WHERE n.version <= EXCLUDED.version"
         " RETURNING prompt_id",
-        need.key, str(need.category), need.ward_code, list(need.street_ids), need.version,
+        need.key,
+        str(need.category),
+        need.ward_code,
+        list(need.street_ids),
+        need.version,
         need.model_dump_json(),
     )
     return row is not None
 
 
 async def deactivate_need(conn: asyncpg.Connection, prompt_id: str) -> None:
-    await conn.execute("UPDATE prompter.needs SET active = false, updated_at = now()"
-                       " WHERE prompt_id = $1", prompt_id)
+    await conn.execute(
+        "UPDATE prompter.needs SET active = false, updated_at = now() WHERE prompt_id = $1", prompt_id
+    )
 
 
 async def lock_need(conn: asyncpg.Connection, prompt_id: str) -> StreetNeedChanged | None:
     """The active need under a row lock (serialises re-evaluation with the handler), or None."""
-    raw = await conn.fetchval("SELECT need FROM prompter.needs WHERE prompt_id = $1 AND active"
-                              " FOR UPDATE", prompt_id)
+    raw = await conn.fetchval(
+        "SELECT need FROM prompter.needs WHERE prompt_id = $1 AND active FOR UPDATE", prompt_id
+    )
     return None if raw is None else StreetNeedChanged.model_validate_json(raw)
 
 
@@ -56,25 +88,38 @@ async def active_need_keys(conn: asyncpg.Connection, categories: Iterable[str] |
     if categories is None:
         rows = await conn.fetch("SELECT prompt_id FROM prompter.needs WHERE active ORDER BY prompt_id")
     else:
-        rows = await conn.fetch("SELECT prompt_id FROM prompter.needs WHERE active AND category = ANY($1)"
-                                " ORDER BY prompt_id", sorted(set(categories)))
+        rows = await conn.fetch(
+            "SELECT prompt_id FROM prompter.needs WHERE active AND category = ANY($1) ORDER BY prompt_id",
+            sorted(set(categories)),
+        )
     return [r["prompt_id"] for r in rows]
 
 
 async def active_needs(conn: asyncpg.Connection, categories: Iterable[str]) -> list[StreetNeedChanged]:
-    rows = await conn.fetch("SELECT need FROM prompter.needs WHERE active AND category = ANY($1)",
-                            sorted(set(categories)))
+    rows = await conn.fetch(
+        "SELECT need FROM prompter.needs WHERE active AND category = ANY($1)", sorted(set(categories))
+    )
     return [StreetNeedChanged.model_validate_json(r["need"]) for r in rows]
 
 
 async def prompt_state(conn: asyncpg.Connection, prompt_id: str) -> asyncpg.Record | None:
-    return await conn.fetchrow("SELECT revision, content_hash, status FROM prompter.prompts"
-                               " WHERE prompt_id = $1", prompt_id)
+    return await conn.fetchrow(
+        "SELECT revision, content_hash, status FROM prompter.prompts WHERE prompt_id = $1", prompt_id
+    )
 
 
-async def save_prompt(conn: asyncpg.Connection, *, prompt_id: str, revision: int, content_hash: str | None,
-                      status: str, area_id: str, category: str, ward_code: str | None,
-                      prompt_json: str) -> None:
+async def save_prompt(
+    conn: asyncpg.Connection,
+    *,
+    prompt_id: str,
+    revision: int,
+    content_hash: str | None,
+    status: str,
+    area_id: str,
+    category: str,
+    ward_code: str | None,
+    prompt_json: str,
+) -> None:
     await conn.execute(
         "INSERT INTO prompter.prompts (prompt_id, revision, content_hash, status, area_id, category,"
         " ward_code, prompt) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb)"
@@ -82,26 +127,42 @@ async def save_prompt(conn: asyncpg.Connection, *, prompt_id: str, revision: int
         "  content_hash = EXCLUDED.content_hash, status = EXCLUDED.status,"
         "  ward_code = COALESCE(EXCLUDED.ward_code, prompter.prompts.ward_code),"
         "  prompt = EXCLUDED.prompt, updated_at = now()",
-        prompt_id, revision, content_hash, status, area_id, category, ward_code, prompt_json,
+        prompt_id,
+        revision,
+        content_hash,
+        status,
+        area_id,
+        category,
+        ward_code,
+        prompt_json,
     )
 
 
 # --- opportunities ---------------------------------------------------------------------------
 
+
 def to_opportunity(row: asyncpg.Record) -> Opportunity:
     return Opportunity(
-        id=str(row["id"]), title=row["title"], organisation=row["organisation"],
+        id=str(row["id"]),
+        title=row["title"],
+        organisation=row["organisation"],
         categories=frozenset(Category(c) for c in row["categories"]),
-        area=Area(tuple(row["ward_codes"]), tuple(row["street_ids"]), row["lat"], row["lon"],
-                  row["radius_m"]),
-        url=row["url"], times=row["times"], starts_on=row["starts_on"], ends_on=row["ends_on"],
+        area=Area(
+            tuple(row["ward_codes"]), tuple(row["street_ids"]), row["lat"], row["lon"], row["radius_m"]
+        ),
+        url=row["url"],
+        times=row["times"],
+        starts_on=row["starts_on"],
+        ends_on=row["ends_on"],
         retired=row["retired_at"] is not None,
     )
 
 
 async def candidate_opportunities(conn: asyncpg.Connection, category: str) -> list[Opportunity]:
-    rows = await conn.fetch("SELECT * FROM prompter.opportunities WHERE retired_at IS NULL"
-                            " AND categories @> ARRAY[$1]::text[]", category)
+    rows = await conn.fetch(
+        "SELECT * FROM prompter.opportunities WHERE retired_at IS NULL AND categories @> ARRAY[$1]::text[]",
+        category,
+    )
     return [to_opportunity(r) for r in rows]
 
 
@@ -110,46 +171,62 @@ async def insert_opportunity(conn: asyncpg.Connection, values: dict[str, Any]) -
     params = ", ".join(f"${i}" for i in range(2, len(_OPP_COLUMNS) + 2))
     return await conn.fetchrow(
         f"INSERT INTO prompter.opportunities (id, {columns}) VALUES ($1, {params}) RETURNING *",
-        uuid.uuid4(), *(values[c] for c in _OPP_COLUMNS))
+        uuid.uuid4(),
+        *(values[c] for c in _OPP_COLUMNS),
+    )
 
 
-async def get_opportunity(conn: asyncpg.Connection, opp_id: uuid.UUID, *,
-                          for_update: bool = False) -> asyncpg.Record | None:
+async def get_opportunity(
+    conn: asyncpg.Connection, opp_id: uuid.UUID, *, for_update: bool = False
+) -> asyncpg.Record | None:
     lock = " FOR UPDATE" if for_update else ""
     return await conn.fetchrow(f"SELECT * FROM prompter.opportunities WHERE id = $1{lock}", opp_id)
 
 
-async def update_opportunity(conn: asyncpg.Connection, opp_id: uuid.UUID,
-                             values: dict[str, Any]) -> asyncpg.Record | None:
+async def update_opportunity(
+    conn: asyncpg.Connection, opp_id: uuid.UUID, values: dict[str, Any]
+) -> asyncpg.Record | None:
     sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(_OPP_COLUMNS, start=2))
     return await conn.fetchrow(
         f"UPDATE prompter.opportunities SET {sets}, updated_at = now()"
         " WHERE id = $1 AND retired_at IS NULL RETURNING *",
-        opp_id, *(values[c] for c in _OPP_COLUMNS))
+        opp_id,
+        *(values[c] for c in _OPP_COLUMNS),
+    )
 
 
 async def retire_opportunity(conn: asyncpg.Connection, opp_id: uuid.UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(
         "UPDATE prompter.opportunities SET retired_at = COALESCE(retired_at, now()), updated_at = now()"
-        " WHERE id = $1 RETURNING *", opp_id)
+        " WHERE id = $1 RETURNING *",
+        opp_id,
+    )
 
 
-async def list_opportunities(conn: asyncpg.Connection, category: str | None,
-                             today: dt.date) -> list[asyncpg.Record]:
+async def list_opportunities(
+    conn: asyncpg.Connection, category: str | None, today: dt.date
+) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT * FROM prompter.opportunities WHERE retired_at IS NULL"
         " AND ($1::text IS NULL OR categories @> ARRAY[$1]::text[])"
-        " AND (ends_on IS NULL OR ends_on >= $2) ORDER BY organisation, title, id", category, today)
+        " AND (ends_on IS NULL OR ends_on >= $2) ORDER BY organisation, title, id",
+        category,
+        today,
+    )
 
 
 # --- responses -------------------------------------------------------------------------------
+
 
 async def record_response(conn: asyncpg.Connection, response: ResidentResponded) -> bool:
     """Count one response (in the caller's transaction); False if this response id was seen."""
     seen = await conn.fetchval(
         "INSERT INTO prompter.responses_seen (response_id, prompt_id, responded_on) VALUES ($1, $2, $3)"
         " ON CONFLICT (response_id) DO NOTHING RETURNING true",
-        response.response_id, response.prompt_id, response.responded_on)
+        response.response_id,
+        response.prompt_id,
+        response.responded_on,
+    )
     if not seen:
         return False
     await conn.execute(
@@ -159,20 +236,29 @@ async def record_response(conn: asyncpg.Connection, response: ResidentResponded)
         " ON CONFLICT (prompt_id) DO UPDATE SET responses = c.responses + 1,"
         "  since = LEAST(c.since, EXCLUDED.since), last_on = GREATEST(c.last_on, EXCLUDED.last_on),"
         "  ward_code = COALESCE(c.ward_code, EXCLUDED.ward_code)",
-        response.prompt_id, response.area_id, str(response.category), response.responded_on)
+        response.prompt_id,
+        response.area_id,
+        str(response.category),
+        response.responded_on,
+    )
     return True
 
 
-async def impact(conn: asyncpg.Connection,
-                 ward: str | None = None) -> tuple[Sequence[asyncpg.Record], Sequence[asyncpg.Record]]:
+async def impact(
+    conn: asyncpg.Connection, ward: str | None = None
+) -> tuple[Sequence[asyncpg.Record], Sequence[asyncpg.Record]]:
     """(per-prompt counts, per-ward totals), optionally for one ward."""
     prompts = await conn.fetch(
         "SELECT c.prompt_id, c.area_id, c.category, c.ward_code, c.responses, c.since, c.last_on,"
         "  p.status, p.prompt->>'title' AS title"
         " FROM prompter.response_counts c LEFT JOIN prompter.prompts p USING (prompt_id)"
-        " WHERE $1::text IS NULL OR c.ward_code = $1 ORDER BY c.responses DESC, c.prompt_id", ward)
+        " WHERE $1::text IS NULL OR c.ward_code = $1 ORDER BY c.responses DESC, c.prompt_id",
+        ward,
+    )
     wards = await conn.fetch(
         "SELECT ward_code, sum(responses)::int AS responses, count(*)::int AS prompts, min(since) AS since"
         " FROM prompter.response_counts WHERE $1::text IS NULL OR ward_code = $1"
-        " GROUP BY ward_code ORDER BY ward_code NULLS LAST", ward)
+        " GROUP BY ward_code ORDER BY ward_code NULLS LAST",
+        ward,
+    )
     return prompts, wards

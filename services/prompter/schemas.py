@@ -9,8 +9,16 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationInfo, fiel
 
 from shared.contracts import Category
 
-__all__ = ["AreaIn", "ImpactOut", "OpportunityIn", "OpportunityList", "OpportunityOut", "Point",
-           "PromptImpact", "WardImpact"]
+__all__ = [
+    "AreaIn",
+    "ImpactOut",
+    "OpportunityIn",
+    "OpportunityList",
+    "OpportunityOut",
+    "Point",
+    "PromptImpact",
+    "WardImpact",
+]
 
 
 class Point(BaseModel):
@@ -28,8 +36,9 @@ class AreaIn(BaseModel):
     ward_codes: list[str] = Field([], max_length=50, description="ONS ward codes, e.g. E05013660.")
     street_ids: list[str] = Field([], max_length=500, description="Gazetteer street ids.")
     point: Point | None = Field(None, description="Centre of a circle; give radius_m with it.")
-    radius_m: float | None = Field(None, gt=0, le=5000, validate_default=True,
-                                   description="Radius around `point`, in metres.")
+    radius_m: float | None = Field(
+        None, gt=0, le=5000, validate_default=True, description="Radius around `point`, in metres."
+    )
 
     @field_validator("ward_codes", "street_ids")
     @classmethod
@@ -66,8 +75,10 @@ class OpportunityIn(BaseModel):
     description: str = Field("", max_length=2000)
     url: HttpUrl | None = Field(None, description="Where to find out more or sign up.")
     contact: str | None = Field(
-        None, max_length=200,
-        description="The organisation's public contact (email or phone of the group, not a person).")
+        None,
+        max_length=200,
+        description="The organisation's public contact (email or phone of the group, not a person).",
+    )
     categories: list[Category] = Field(..., min_length=1, description="Category codes it helps with.")
     area: AreaIn
     times: str | None = Field(None, max_length=100, description="Plain text, e.g. 'Tuesdays 12-2pm'.")
@@ -96,12 +107,20 @@ class OpportunityIn(BaseModel):
         """Column values for the repository."""
         point = self.area.point
         return {
-            "title": self.title, "organisation": self.organisation, "description": self.description,
-            "url": str(self.url) if self.url else None, "contact": self.contact,
-            "categories": [str(c) for c in self.categories], "ward_codes": self.area.ward_codes,
-            "street_ids": self.area.street_ids, "lat": point.lat if point else None,
-            "lon": point.lon if point else None, "radius_m": self.area.radius_m, "times": self.times,
-            "starts_on": self.starts_on, "ends_on": self.ends_on,
+            "title": self.title,
+            "organisation": self.organisation,
+            "description": self.description,
+            "url": str(self.url) if self.url else None,
+            "contact": self.contact,
+            "categories": [str(c) for c in self.categories],
+            "ward_codes": self.area.ward_codes,
+            "street_ids": self.area.street_ids,
+            "lat": point.lat if point else None,
+            "lon": point.lon if point else None,
+            "radius_m": self.area.radius_m,
+            "times": self.times,
+            "starts_on": self.starts_on,
+            "ends_on": self.ends_on,
         }
 
 
@@ -116,13 +135,22 @@ class OpportunityOut(OpportunityIn):
     def from_row(cls, row: Any) -> OpportunityOut:
         point = Point(lat=row["lat"], lon=row["lon"]) if row["lat"] is not None else None
         return cls.model_construct(
-            id=str(row["id"]), title=row["title"], organisation=row["organisation"],
-            description=row["description"], url=row["url"], contact=row["contact"],
+            id=str(row["id"]),
+            title=row["title"],
+            organisation=row["organisation"],
+            description=row["description"],
+            url=row["url"],
+            contact=row["contact"],
             categories=[Category(c) for c in row["categories"]],
-            area=AreaIn.model_construct(ward_codes=list(row["ward_codes"]),
-                                        street_ids=list(row["street_ids"]), point=point,
-                                        radius_m=row["radius_m"]),
-            times=row["times"], starts_on=row["starts_on"], ends_on=row["ends_on"],
+            area=AreaIn.model_construct(
+                ward_codes=list(row["ward_codes"]),
+                street_ids=list(row["street_ids"]),
+                point=point,
+                radius_m=row["radius_m"],
+            ),
+            times=row["times"],
+            starts_on=row["starts_on"],
+            ends_on=row["ends_on"],
             updated_at=row["updated_at"].replace(microsecond=0),
         )
 

@@ -15,17 +15,26 @@ class PrompterSettings(CommonSettings):
 
     host: str = Field("127.0.0.1", title="HTTP bind address")
     port: int = Field(8003, title="HTTP port", ge=1, le=65535)
-    group_id: str = Field("prompter", title="Kafka consumer group",
-                          description="Consumer group for street-needs and resident-responses. "
-                          "Tests set a random one to read the topics afresh.", min_length=1)
+    group_id: str = Field(
+        "prompter",
+        title="Kafka consumer group",
+        description="Consumer group for street-needs and resident-responses. "
+        "Tests set a random one to read the topics afresh.",
+        min_length=1,
+    )
     admin_token: SecretStr | None = Field(
-        None, title="Partner/council Bearer token",
+        None,
+        title="Partner/council Bearer token",
         description="Required for writing opportunities and reading impact. Unset: those endpoints "
-        "answer 403. A stop-gap until per-partner credentials exist.")
+        "answer 403. A stop-gap until per-partner credentials exist.",
+    )
     reconcile_interval_s: float = Field(
-        3600.0, title="Reconcile interval (seconds)", gt=0,
+        3600.0,
+        title="Reconcile interval (seconds)",
+        gt=0,
         description="How often every active prompt is re-evaluated (opportunities start and end by "
-        "date; a crash may have interrupted a re-evaluation).")
+        "date; a crash may have interrupted a re-evaluation).",
+    )
 
     @field_validator("admin_token")
     @classmethod

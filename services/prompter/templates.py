@@ -22,8 +22,9 @@ __all__ = ["TEMPLATES", "TREND_TEMPLATES", "Wording", "place_phrase", "render", 
 
 _BAND_WORDS: dict[Band, str] = {"some": "Some", "several": "Several", "many": "Many"}
 # The aggregator names a publication unit after its main street: "Agar Grove and 3 nearby streets".
-_UNIT_NAME = re.compile(r"^(?P<lead>.+?)\s+(?:and|&)\s+(?:\d+\s+)?(?:other\s+)?nearby streets?$",
-                        re.IGNORECASE)
+_UNIT_NAME = re.compile(
+    r"^(?P<lead>.+?)\s+(?:and|&)\s+(?:\d+\s+)?(?:other\s+)?nearby streets?$", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,7 @@ def _join(*sentences: str) -> str:
 
 # --- person categories: band words, never numbers -------------------------------------------
 
+
 def _isolation(where: str, band: Band, n_opps: int) -> Wording:
     who = f"{word_for(band)} older neighbours {where}"
     return Wording(
@@ -88,6 +90,7 @@ def _overcrowding(where: str, band: Band, n_opps: int) -> Wording:
 
 
 # --- person categories, a ward's quarterly trend: more or fewer, never how many --------------
+
 
 def _isolation_trend(where: str, direction: Trend, n_opps: int) -> Wording | None:
     if direction == "up":
@@ -145,6 +148,7 @@ TREND_TEMPLATES: dict[Category, Callable[[str, Trend, int], Wording | None]] = {
 
 # --- place categories: exact counts allowed ------------------------------------------------
 
+
 @dataclass(frozen=True, slots=True)
 class _Place:
     noun: str  # what the reports are of: "3 reports of {noun}"
@@ -152,35 +156,61 @@ class _Place:
 
 
 _PLACES: dict[Category, _Place] = {
-    Category.FLY_TIPPING: _Place("fly-tipping", (
-        "Neighbours could organise a clean-up together.",
-        "You can also tell the council when you see new dumping.")),
-    Category.DUMPED_RUBBISH: _Place("rubbish left out", (
-        "Neighbours could share the bin days and help each other put bags out on time.",)),
-    Category.GRAFFITI: _Place("graffiti", (
-        "Neighbours could team up to paint over it.",
-        "Some streets turn a blank wall into a mural everyone likes.")),
-    Category.LITTER: _Place("litter", (
-        "A litter pick with neighbours takes about an hour.",
-        "It makes the street feel cared for.")),
-    Category.OVERGROWN_VEGETATION: _Place("overgrown plants", (
-        "Neighbours could get together to cut plants back and clear the path.",)),
-    Category.HARD_TO_MANAGE_SPACE: _Place("a neglected space", (
-        "A messy corner could become a small garden or a place to meet.",
-        "Neighbours could plan it together.")),
-    Category.DOG_FOULING: _Place("dog mess", (
-        "Neighbours could put up friendly signs and carry spare bags to share.",)),
-    Category.ABANDONED_VEHICLE: _Place("a car that seems to be left", (
-        "Neighbours can help by telling the council how long it has been there.",)),
-    Category.STREET_FURNITURE: _Place("broken benches, bins or signs", (
-        "Neighbours could tell the council and help look after what is left.",)),
-    Category.PAVEMENT_DEFECT: _Place("broken pavement", (
-        "Please take care when you walk here.",
-        "Neighbours could help people with buggies or walking sticks find a good way round.")),
-    Category.DRAINAGE: _Place("blocked drains", (
-        "Neighbours could clear leaves from the drains near their homes.",)),
-    Category.STREET_LIGHTING: _Place("street lights not working", (
-        "Neighbours could walk home together after dark until it is fixed.",)),
+    Category.FLY_TIPPING: _Place(
+        "fly-tipping",
+        (
+            "Neighbours could organise a clean-up together.",
+            "You can also tell the council when you see new dumping.",
+        ),
+    ),
+    Category.DUMPED_RUBBISH: _Place(
+        "rubbish left out", ("Neighbours could share the bin days and help each other put bags out on time.",)
+    ),
+    Category.GRAFFITI: _Place(
+        "graffiti",
+        (
+            "Neighbours could team up to paint over it.",
+            "Some streets turn a blank wall into a mural everyone likes.",
+        ),
+    ),
+    Category.LITTER: _Place(
+        "litter",
+        ("A litter pick with neighbours takes about an hour.", "It makes the street feel cared for."),
+    ),
+    Category.OVERGROWN_VEGETATION: _Place(
+        "overgrown plants", ("Neighbours could get together to cut plants back and clear the path.",)
+    ),
+    Category.HARD_TO_MANAGE_SPACE: _Place(
+        "a neglected space",
+        (
+            "A messy corner could become a small garden or a place to meet.",
+            "Neighbours could plan it together.",
+        ),
+    ),
+    Category.DOG_FOULING: _Place(
+        "dog mess", ("Neighbours could put up friendly signs and carry spare bags to share.",)
+    ),
+    Category.ABANDONED_VEHICLE: _Place(
+        "a car that seems to be left",
+        ("Neighbours can help by telling the council how long it has been there.",),
+    ),
+    Category.STREET_FURNITURE: _Place(
+        "broken benches, bins or signs",
+        ("Neighbours could tell the council and help look after what is left.",),
+    ),
+    Category.PAVEMENT_DEFECT: _Place(
+        "broken pavement",
+        (
+            "Please take care when you walk here.",
+            "Neighbours could help people with buggies or walking sticks find a good way round.",
+        ),
+    ),
+    Category.DRAINAGE: _Place(
+        "blocked drains", ("Neighbours could clear leaves from the drains near their homes.",)
+    ),
+    Category.STREET_LIGHTING: _Place(
+        "street lights not working", ("Neighbours could walk home together after dark until it is fixed.",)
+    ),
 }
 
 
@@ -236,8 +266,9 @@ def _check_catalogue() -> None:
     for c in _PLACES:
         if info(c).sensitivity is not Sensitivity.PLACE:
             raise RuntimeError(f"{c} is a person category but has a count template")
-    untrended = [c for c in Category
-                 if info(c).sensitivity is Sensitivity.PERSON and c not in TREND_TEMPLATES]
+    untrended = [
+        c for c in Category if info(c).sensitivity is Sensitivity.PERSON and c not in TREND_TEMPLATES
+    ]
     if untrended:
         raise RuntimeError(f"no ward trend template for {untrended}")
 

@@ -72,14 +72,21 @@ def simulate(
     count: Annotated[int | None, typer.Option(help="Live signals to send (bulk, without --rate).")] = None,
     bulk: Annotated[int | None, typer.Option(help="Signals to send as fast as possible.")] = None,
     batch_size: Annotated[int, typer.Option(help="Signals per request in bulk.")] = 1000,
-    backfill_days: Annotated[float, typer.Option(help="Days of history (and the open register) to "
-                                                 "send first, occurred_at in the past.")] = 0.0,
-    scale: Annotated[float | None, typer.Option(help="Volume relative to a realistic council "
-                                                "(1 = Camden's).")] = None,
+    backfill_days: Annotated[
+        float,
+        typer.Option(help="Days of history (and the open register) to send first, occurred_at in the past."),
+    ] = 0.0,
+    scale: Annotated[
+        float | None, typer.Option(help="Volume relative to a realistic council (1 = Camden's).")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed: same seed, same signals and ids.")] = None,
-    url: Annotated[str, typer.Option(envvar="INGEST_URL", help="Ingest's base URL.")] = "http://127.0.0.1:8001",
-    api_key: Annotated[str | None, typer.Option(help="Council system key (default: COUNCIL_API_KEY, "
-                                                "then .local/demo-keys.env).")] = None,
+    url: Annotated[
+        str, typer.Option(envvar="INGEST_URL", help="Ingest's base URL.")
+    ] = "http://127.0.0.1:8001",
+    api_key: Annotated[
+        str | None,
+        typer.Option(help="Council system key (default: COUNCIL_API_KEY, then .local/demo-keys.env)."),
+    ] = None,
     kafka_bootstrap_servers: Annotated[str | None, typer.Option(envvar="KAFKA_BOOTSTRAP_SERVERS")] = None,
     database_url: Annotated[str, typer.Option(envvar="DATABASE_URL", help="Where the gazetteer is.")] = "",
 ) -> None:
@@ -89,8 +96,9 @@ def simulate(
     if sink not in SINKS:
         raise typer.BadParameter(f"--sink must be one of {', '.join(SINKS)}")
     if council not in REFERENCE_DIRS:
-        raise typer.BadParameter(f"no reference data for council {council!r} "
-                                 f"(have: {', '.join(REFERENCE_DIRS)})")
+        raise typer.BadParameter(
+            f"no reference data for council {council!r} (have: {', '.join(REFERENCE_DIRS)})"
+        )
     if bulk is None and count is not None and rate is None:
         bulk, count = count, None
     if not (backfill_days or bulk or rate):
@@ -102,15 +110,44 @@ def simulate(
         raise typer.BadParameter("no API key: pass --api-key, set COUNCIL_API_KEY, or run `make run`")
     if not database_url:
         raise typer.BadParameter("DATABASE_URL is not set (the gazetteer is read from it)")
-    progress = asyncio.run(_run(
-        sink=sink, council=council, rate=rate, duration=duration, count=count, bulk=bulk,
-        batch_size=batch_size, backfill_days=backfill_days, scale=scale, seed=seed, url=url, key=key or "",
-        kafka=kafka_bootstrap_servers, database_url=database_url))
+    progress = asyncio.run(
+        _run(
+            sink=sink,
+            council=council,
+            rate=rate,
+            duration=duration,
+            count=count,
+            bulk=bulk,
+            batch_size=batch_size,
+            backfill_days=backfill_days,
+            scale=scale,
+            seed=seed,
+            url=url,
+            key=key or "",
+            kafka=kafka_bootstrap_servers,
+            database_url=database_url,
+        )
+    )
     typer.echo(progress.summary(), err=True)
 
 
-async def _run(*, sink, council, rate, duration, count, bulk, batch_size, backfill_days, scale, seed,
-               url, key, kafka, database_url) -> Progress:
+async def _run(
+    *,
+    sink,
+    council,
+    rate,
+    duration,
+    count,
+    bulk,
+    batch_size,
+    backfill_days,
+    scale,
+    seed,
+    url,
+    key,
+    kafka,
+    database_url,
+) -> Progress:
     conn = await asyncpg.connect(database_url)
     try:
         gazetteer = await repository.load(conn)
@@ -118,8 +155,12 @@ async def _run(*, sink, council, rate, duration, count, bulk, batch_size, backfi
         await conn.close()
     # Open311 carries environmental reports only, located by a point.
     place_only = [c for c, i in CATALOGUE.items() if i.sensitivity is Sensitivity.PLACE]
-    options = dict(council=council, seed=seed, categories=place_only if sink == "open311" else None,
-                   location_mix=LocationMix(1, 0, 0) if sink == "open311" else LocationMix())
+    options = dict(
+        council=council,
+        seed=seed,
+        categories=place_only if sink == "open311" else None,
+        location_mix=LocationMix(1, 0, 0) if sink == "open311" else LocationMix(),
+    )
     reference = load_reference(REFERENCE_DIRS[council])
     model = SignalModel(gazetteer, reference, scale=scale or 1.0, **options)
     now = dt.datetime.now(dt.UTC)
@@ -134,8 +175,7 @@ async def _run(*, sink, council, rate, duration, count, bulk, batch_size, backfi
         logging.info("simulating %s with seed %s at scale %.3g", council, model.seed, model.scale)
         if days:
             stream = model.signals(now - dt.timedelta(days=days), warm=bool(backfill_days))
-            await send_bulk(_until(stream, now), target, limit=bulk, batch_size=batch_size,
-                            progress=progress)
+            await send_bulk(_until(stream, now), target, limit=bulk, batch_size=batch_size, progress=progress)
             logging.info("history sent: %s", progress.summary())
         if rate:
             live = model.signals(now, warm=False) if not days else _after(model, now, days, backfill_days)

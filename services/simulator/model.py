@@ -34,7 +34,11 @@ from shared.gazetteer.model import Gazetteer
 from .reference import Reference
 
 __all__ = [
-    "BASELINE_PER_DAY", "CLOSE_PROBABILITY", "LIFETIME_FACTOR", "LocationMix", "SignalModel",
+    "BASELINE_PER_DAY",
+    "CLOSE_PROBABILITY",
+    "LIFETIME_FACTOR",
+    "LocationMix",
+    "SignalModel",
     "Simulated",
 ]
 
@@ -92,17 +96,26 @@ class SignalModel:
     """Generates CouncilSignals for one council from its gazetteer and reference data."""
 
     def __init__(
-        self, gazetteer: Gazetteer, reference: Reference, *, council: str = "camden",
-        seed: int | None = None, scale: float = 1.0, categories: Iterable[Category] | None = None,
-        location_mix: LocationMix = LocationMix(), personal_fields: float = 0.5,
+        self,
+        gazetteer: Gazetteer,
+        reference: Reference,
+        *,
+        council: str = "camden",
+        seed: int | None = None,
+        scale: float = 1.0,
+        categories: Iterable[Category] | None = None,
+        location_mix: LocationMix = LocationMix(),
+        personal_fields: float = 0.5,
     ) -> None:
         if scale <= 0:
             raise ValueError("scale must be positive")
         self.seed = random.SystemRandom().randrange(2**32) if seed is None else seed
         self.council, self.scale, self.personal_fields = council, scale, personal_fields
         self._gaz, self._proj = gazetteer, gazetteer.projector
-        self._mix = _Picker(["point", "street_id", "address"],
-                            [location_mix.point, location_mix.street_id, location_mix.address])
+        self._mix = _Picker(
+            ["point", "street_id", "address"],
+            [location_mix.point, location_mix.street_id, location_mix.address],
+        )
         self._index_streets(gazetteer)
         rates = self._category_rates(reference, categories)
         self.per_day = sum(rates.values()) * scale
@@ -119,27 +132,30 @@ class SignalModel:
         if not by_lsoa:
             raise ValueError("the gazetteer's streets have no LSOA codes")
         ids = [sid for sids in by_lsoa.values() for sid in sids]
-        metric = self._proj.to_metric(
-            np.asarray([gazetteer.streets[i].geometry for i in ids], dtype=object))
+        metric = self._proj.to_metric(np.asarray([gazetteer.streets[i].geometry for i in ids], dtype=object))
         self._metric = dict(zip(ids, metric, strict=True))
         self._length = dict(zip(ids, shapely.length(metric).tolist(), strict=True))
         self._by_length = {
-            lsoa: _Picker(sids, [self._length[s] for s in sids]) for lsoa, sids in by_lsoa.items()}
+            lsoa: _Picker(sids, [self._length[s] for s in sids]) for lsoa, sids in by_lsoa.items()
+        }
         self._by_address = {}
         for lsoa, sids in by_lsoa.items():
             counts = [gazetteer.streets[s].address_count for s in sids]
             self._by_address[lsoa] = _Picker(sids, counts) if sum(counts) else self._by_length[lsoa]
         self._lsoa_addresses = {
             lsoa: sum(gazetteer.streets[s].address_count for s in sids) or len(sids)
-            for lsoa, sids in by_lsoa.items()}
+            for lsoa, sids in by_lsoa.items()
+        }
         keys = defaultdict(list)
         for s in gazetteer.streets.values():
             keys[s.norm_name].append(s.id)
         self._unique_name = {sids[0] for sids in keys.values() if len(sids) == 1}
 
     def _category_rates(self, reference, categories) -> dict[Category, float]:
-        rates = {Category.ISOLATION: BASELINE_PER_DAY["isolation"],
-                 Category.OVERCROWDING: BASELINE_PER_DAY["overcrowding"]}
+        rates = {
+            Category.ISOLATION: BASELINE_PER_DAY["isolation"],
+            Category.OVERCROWDING: BASELINE_PER_DAY["overcrowding"],
+        }
         for category, share in reference.category_mix().items():
             rates[category] = BASELINE_PER_DAY["place"] * share
         if categories is not None:
@@ -194,13 +210,15 @@ class SignalModel:
 
     # --- generation ------------------------------------------------------------------------
 
-    def signals(self, start: dt.datetime, end: dt.datetime | None = None, *,
-                warm: bool = True) -> Iterator[CouncilSignal]:
+    def signals(
+        self, start: dt.datetime, end: dt.datetime | None = None, *, warm: bool = True
+    ) -> Iterator[CouncilSignal]:
         """Signals in time order; see `simulate`."""
         return (s.signal for s in self.simulate(start, end, warm=warm))
 
-    def simulate(self, start: dt.datetime, end: dt.datetime | None = None, *,
-                 warm: bool = True) -> Iterator[Simulated]:
+    def simulate(
+        self, start: dt.datetime, end: dt.datetime | None = None, *, warm: bool = True
+    ) -> Iterator[Simulated]:
         """Signals from `start` (to `end`, or endless), in time order, each with its true street.
 
         When `warm`, the run begins with the register a council already holds at `start`: the
@@ -231,8 +249,7 @@ class SignalModel:
                     heapq.heappush(pending, (closes_at, seq, opened))
             if limit is not None and t > limit:
                 return
-            yield self._signal(rng, number, opened, action,
-                               start + dt.timedelta(seconds=t))
+            yield self._signal(rng, number, opened, action, start + dt.timedelta(seconds=t))
 
     def _open(self, rng: random.Random, seq: int, category: Category) -> _Open:
         lsoa = self._lsoa[category](rng)
@@ -263,11 +280,19 @@ class SignalModel:
         personal = {}
         if rng.random() < self.personal_fields:
             n = number % 1000
-            personal = {"name": f"Test Resident {n}", "email": f"test.resident.{n}@example.invalid",
-                        "phone": f"07700 900{n:03d}",  # Ofcom's drama range: never a real line
-                        "notes": f"Synthetic test record {number} ({opened.category}, {action})."}
+            personal = {
+                "name": f"Test Resident {n}",
+                "email": f"test.resident.{n}@example.invalid",
+                "phone": f"07700 900{n:03d}",  # Ofcom's drama range: never a real line
+                "notes": f"Synthetic test record {number} ({opened.category}, {action}).",
+            }
         signal = CouncilSignal(
-            event_id=f"sim-{self.council}-{self.seed}-{number:08d}-{action[0]}", category=opened.category,
-            action=action, subject_ref=opened.subject_ref, occurred_at=occurred_at,
-            location=opened.location, **personal)
+            event_id=f"sim-{self.council}-{self.seed}-{number:08d}-{action[0]}",
+            category=opened.category,
+            action=action,
+            subject_ref=opened.subject_ref,
+            occurred_at=occurred_at,
+            location=opened.location,
+            **personal,
+        )
         return Simulated(signal, opened.street_id, opened.lsoa)

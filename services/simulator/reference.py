@@ -79,8 +79,7 @@ def load_reference(directory: Path = CAMDEN_DIR) -> Reference:
         category = fms_category(row["SHEF_B_CODE"])
         if category is None:
             continue
-        for lsoa, share in _successors(row["lsoa"], row["lsoa11_name"], loneliness, msoa_members,
-                                       codes_2011):
+        for lsoa, share in _successors(row["lsoa"], row["lsoa11_name"], loneliness, msoa_members, codes_2011):
             reports[(lsoa, category)] += int(row["reports"]) * share
     months = len({r["month"] for r in rows})
     return Reference(loneliness, ward_of, dict(reports), months)

@@ -38,8 +38,14 @@ class Progress:
         return f"{self.signals} signals in {self.seconds:.1f}s ({rate:.0f}/s): {outcomes or 'nothing sent'}"
 
 
-async def send_bulk(stream: Iterator[CouncilSignal], sink: Sink, *, limit: int | None,
-                    batch_size: int = 1000, progress: Progress | None = None) -> Progress:
+async def send_bulk(
+    stream: Iterator[CouncilSignal],
+    sink: Sink,
+    *,
+    limit: int | None,
+    batch_size: int = 1000,
+    progress: Progress | None = None,
+) -> Progress:
     """Send up to `limit` signals (all, if None; the stream must then end) in batches."""
     progress = progress or Progress()
     started = time.monotonic()
@@ -59,9 +65,15 @@ async def send_bulk(stream: Iterator[CouncilSignal], sink: Sink, *, limit: int |
     return progress
 
 
-async def send_paced(stream: Iterator[CouncilSignal], sink: Sink, *, rate: float,
-                     limit: int | None = None, duration_s: float | None = None,
-                     progress: Progress | None = None) -> Progress:
+async def send_paced(
+    stream: Iterator[CouncilSignal],
+    sink: Sink,
+    *,
+    rate: float,
+    limit: int | None = None,
+    duration_s: float | None = None,
+    progress: Progress | None = None,
+) -> Progress:
     """Send `rate` signals a second, restamped to the time of sending, until `limit` or `duration_s`."""
     if rate <= 0:
         raise ValueError("rate must be positive")

@@ -56,19 +56,29 @@ async def _post(client: httpx.AsyncClient, url: str, **kwargs) -> httpx.Response
 class HttpSink:
     """`POST {base_url}/v1/signals` with a JSON array body and a Bearer key."""
 
-    def __init__(self, base_url: str, api_key: str, *, timeout_s: float = 60.0,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout_s: float = 60.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self._client = httpx.AsyncClient(
-            base_url=base_url, timeout=timeout_s, headers={"Authorization": f"Bearer {api_key}"},
-            transport=transport)
+            base_url=base_url,
+            timeout=timeout_s,
+            headers={"Authorization": f"Bearer {api_key}"},
+            transport=transport,
+        )
 
     async def start(self) -> None:
         return None
 
     async def send(self, batch: Sequence[CouncilSignal]) -> Tally:
         body = b"[" + b",".join(s.model_dump_json(exclude_none=True).encode() for s in batch) + b"]"
-        response = await _post(self._client, "/v1/signals", content=body,
-                               headers={"Content-Type": "application/json"})
+        response = await _post(
+            self._client, "/v1/signals", content=body, headers={"Content-Type": "application/json"}
+        )
         if response is None:
             return Tally(failed=len(batch))
         if response.status_code != 202:
@@ -89,10 +99,13 @@ def open311_form(signal: CouncilSignal, api_key: str, seq: int) -> dict[str, str
     loc = signal.location
     n = seq % 1000
     form = {
-        "api_key": api_key, "service_code": signal.category.value,
+        "api_key": api_key,
+        "service_code": signal.category.value,
         "description": signal.notes or f"Synthetic test report {signal.event_id}",
-        "email": f"test.resident.{n}@example.invalid", "first_name": "Test",
-        "last_name": f"Resident {n}", "deviceid": f"test-device-{n}",
+        "email": f"test.resident.{n}@example.invalid",
+        "first_name": "Test",
+        "last_name": f"Resident {n}",
+        "deviceid": f"test-device-{n}",
         "attribute[uprn]": f"99{seq % 10**10:010d}",  # 12 digits, outside the issued UPRN range
     }
     if loc.lat is not None:
@@ -111,8 +124,15 @@ class Open311Sink:
     signals and withdrawals are counted as `skipped` (run the model with place categories only).
     """
 
-    def __init__(self, base_url: str, api_key: str, *, concurrency: int = 8, timeout_s: float = 30.0,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        concurrency: int = 8,
+        timeout_s: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self._client = httpx.AsyncClient(base_url=base_url, timeout=timeout_s, transport=transport)
         self._key, self._seq = api_key, 0
         self._gate = asyncio.Semaphore(concurrency)
@@ -124,8 +144,9 @@ class Open311Sink:
         if signal.action != "raised" or signal.sensitivity is Sensitivity.PERSON:
             return "skipped"
         async with self._gate:
-            response = await _post(self._client, "/open311/v2/requests.json",
-                                   data=open311_form(signal, self._key, seq))
+            response = await _post(
+                self._client, "/open311/v2/requests.json", data=open311_form(signal, self._key, seq)
+            )
         if response is None:
             return "failed"
         if response.status_code in (200, 201):
@@ -147,8 +168,12 @@ class KafkaSink:
 
     def __init__(self, settings: CommonSettings, api_key: str) -> None:
         self._producer = AIOKafkaProducer(
-            **client_options(settings), client_id="streetneeds-simulator",
-            acks="all", enable_idempotence=True, linger_ms=5)
+            **client_options(settings),
+            client_id="streetneeds-simulator",
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+        )
         self._headers = [("x-api-key", api_key.encode())]
 
     async def start(self) -> None:
@@ -157,8 +182,11 @@ class KafkaSink:
     async def send(self, batch: Sequence[CouncilSignal]) -> Tally:
         futures = [
             await self._producer.send(
-                COUNCIL_SIGNALS.name, value=s.model_dump_json(exclude_none=True).encode(),
-                key=s.event_id.encode(), headers=self._headers)
+                COUNCIL_SIGNALS.name,
+                value=s.model_dump_json(exclude_none=True).encode(),
+                key=s.event_id.encode(),
+                headers=self._headers,
+            )
             for s in batch
         ]
         results = await asyncio.gather(*futures, return_exceptions=True)

@@ -74,17 +74,22 @@ class CouncilSignal(BaseModel):
 
     schema_version: Literal[1] = 1
     event_id: str = Field(
-        ..., min_length=1, max_length=200,
+        ...,
+        min_length=1,
+        max_length=200,
         description="The council system's own id for this event: the idempotency key. "
         "Sending the same event_id again has no second effect.",
     )
     category: Category = Field(..., description="Category code from the catalogue.")
     action: SignalAction = Field(
-        ..., description="`raised` flags a need (report opened); `withdrawn` ends it "
+        ...,
+        description="`raised` flags a need (report opened); `withdrawn` ends it "
         "(flag withdrawn, consent withdrawn, moved away, report closed).",
     )
     subject_ref: str = Field(
-        ..., min_length=1, max_length=200,
+        ...,
+        min_length=1,
+        max_length=200,
         description="The council's reference for the person, household or report. "
         "Replaced at the door by a keyed pseudonym.",
     )
@@ -112,16 +117,15 @@ class SignalAnonymised(_Contract):
 
     schema_version: Literal[1] = 1
     event_id: UUID = Field(
-        ..., description="Deterministic (UUIDv5 of council system and its event_id): a retried "
+        ...,
+        description="Deterministic (UUIDv5 of council system and its event_id): a retried "
         "signal has the same id everywhere.",
     )
     category: Category
     sensitivity: Sensitivity
     action: SignalAction
     street_id: str = Field(..., max_length=64, description="Gazetteer street id (the Kafka key).")
-    subject_key: str = Field(
-        ..., pattern=r"^[0-9a-f]{64}$", description="HMAC-SHA-256 pseudonym, hex."
-    )
+    subject_key: str = Field(..., pattern=r"^[0-9a-f]{64}$", description="HMAC-SHA-256 pseudonym, hex.")
     key_version: int = Field(..., ge=1, description="Which pseudonymisation secret was used.")
     occurred_at: AwareDatetime = Field(
         ..., description="Coarsened: midnight UTC (person) or the hour (place)."
@@ -153,7 +157,8 @@ class StreetNeedChanged(_Contract):
     trend: Trend | None = Field(None, description="This period against the previous one.")
     since: dt.date = Field(..., description="First day of the period this state has held since.")
     period: str = Field(
-        ..., pattern=r"^(\d{4}-(0[1-9]|1[0-2])|\d{4}-Q[1-4]|live)$",
+        ...,
+        pattern=r"^(\d{4}-(0[1-9]|1[0-2])|\d{4}-Q[1-4]|live)$",
         description="`YYYY-MM` (person, monthly release), `YYYY-Qn` (person, ward trend, quarterly) "
         "or `live` (place).",
     )

@@ -69,38 +69,69 @@ class Topic:
 
 
 COUNCIL_SIGNALS = Topic(
-    "council-signals.v1", CouncilSignal, key="council event_id", partitions=3,
-    retention_ms=1 * DAY_MS, audience="council systems produce; only ingest consumes",
+    "council-signals.v1",
+    CouncilSignal,
+    key="council event_id",
+    partitions=3,
+    retention_ms=1 * DAY_MS,
+    audience="council systems produce; only ingest consumes",
     description="Raw council signals (personal data). Short retention.",
 )
 SIGNALS_ANONYMISED = Topic(
-    "signals-anonymised.v1", SignalAnonymised, key="street_id", partitions=6,
-    retention_ms=400 * DAY_MS, audience="ingest produces; only the aggregator consumes",
+    "signals-anonymised.v1",
+    SignalAnonymised,
+    key="street_id",
+    partitions=6,
+    retention_ms=400 * DAY_MS,
+    audience="ingest produces; only the aggregator consumes",
     description="Signals after anonymisation at the door. Kept 400 days (longer than any "
     "category lifetime plus the privacy ledger's year) so the aggregator can rebuild by replay.",
 )
 STREET_NEEDS = Topic(
-    "street-needs.v1", StreetNeedChanged, key="{area_id}:{category}", partitions=6,
-    retention_ms=-1, compacted=True,
+    "street-needs.v1",
+    StreetNeedChanged,
+    key="{area_id}:{category}",
+    partitions=6,
+    retention_ms=-1,
+    compacted=True,
     audience="aggregator produces; prompter and VCS partners (own consumer groups) consume",
     description="Publishable street-level needs; a tombstone when no longer publishable.",
     extra_config={"min.compaction.lag.ms": str(60 * 60 * 1000)},
 )
 PROMPTS = Topic(
-    "prompts.v1", PromptEvent, key="prompt_id", partitions=6, retention_ms=-1,
-    compacted=True, audience="prompter produces; feeds consumes",
+    "prompts.v1",
+    PromptEvent,
+    key="prompt_id",
+    partitions=6,
+    retention_ms=-1,
+    compacted=True,
+    audience="prompter produces; feeds consumes",
     description="Prompts for action (PromptPublished or PromptRetired, by `event_type`).",
 )
 RESIDENT_RESPONSES = Topic(
-    "resident-responses.v1", ResidentResponded, key="prompt_id", partitions=3,
-    retention_ms=400 * DAY_MS, audience="feeds produces; prompter and operators consume",
+    "resident-responses.v1",
+    ResidentResponded,
+    key="prompt_id",
+    partitions=3,
+    retention_ms=400 * DAY_MS,
+    audience="feeds produces; prompter and operators consume",
     description="Anonymous 'I can help' responses to prompts.",
 )
 DEAD_LETTERS = Topic(
-    "dead-letters.v1", DeadLettered, key="source topic", partitions=1, retention_ms=7 * DAY_MS,
-    audience="operators only", description="Input that could not be accepted, with reason and bytes.",
+    "dead-letters.v1",
+    DeadLettered,
+    key="source topic",
+    partitions=1,
+    retention_ms=7 * DAY_MS,
+    audience="operators only",
+    description="Input that could not be accepted, with reason and bytes.",
 )
 
 ALL_TOPICS: tuple[Topic, ...] = (
-    COUNCIL_SIGNALS, SIGNALS_ANONYMISED, STREET_NEEDS, PROMPTS, RESIDENT_RESPONSES, DEAD_LETTERS,
+    COUNCIL_SIGNALS,
+    SIGNALS_ANONYMISED,
+    STREET_NEEDS,
+    PROMPTS,
+    RESIDENT_RESPONSES,
+    DEAD_LETTERS,
 )

@@ -61,18 +61,14 @@ def read_boundary(path: Path) -> BaseGeometry:
     return shapely.make_valid(shapely.union_all([shape(f["geometry"]) for f in features]))
 
 
-def within_boundary(
-    streets: Sequence[Street], boundary: BaseGeometry, projector: Projector
-) -> list[Street]:
+def within_boundary(streets: Sequence[Street], boundary: BaseGeometry, projector: Projector) -> list[Street]:
     """The streets that reach into the boundary (within BOUNDARY_MARGIN_M of it)."""
     area = projector.to_metric(boundary).buffer(BOUNDARY_MARGIN_M)
     lines = projector.to_metric(np.asarray([s.geometry for s in streets], dtype=object))
     return [s for s, inside in zip(streets, shapely.intersects(area, lines), strict=True) if inside]
 
 
-def assign_areas(
-    streets: Sequence[Street], areas: Sequence[Area], projector: Projector
-) -> list[Area | None]:
+def assign_areas(streets: Sequence[Street], areas: Sequence[Area], projector: Projector) -> list[Area | None]:
     """For each street, the area holding most of its length; else the nearest within
     NEAREST_AREA_M; else None."""
     if not streets or not areas:

@@ -29,8 +29,13 @@ class ImportReport:
     skipped: dict[str, int] = field(default_factory=dict)
 
     def as_counts(self) -> dict:
-        return {"segments": self.segments, "streets": self.streets, "addresses": self.addresses,
-                "units": {str(k): v for k, v in self.units.items()}, "skipped": self.skipped}
+        return {
+            "segments": self.segments,
+            "streets": self.streets,
+            "addresses": self.addresses,
+            "units": {str(k): v for k, v in self.units.items()},
+            "skipped": self.skipped,
+        }
 
 
 def file_sha256(path: Path) -> str:

@@ -14,8 +14,11 @@ DATA = Path(__file__).resolve().parents[2] / "data" / "camden"
 
 def import_options() -> dict[str, Path]:
     """The boundary files that go with Camden's OpenStreetMap extract."""
-    return {"wards": DATA / "wards-2022.geojson", "lsoas": DATA / "lsoa-2021.geojson",
-            "boundary": DATA / "boundary.geojson"}
+    return {
+        "wards": DATA / "wards-2022.geojson",
+        "lsoas": DATA / "lsoa-2021.geojson",
+        "boundary": DATA / "boundary.geojson",
+    }
 
 
 def build_camden() -> tuple[Gazetteer, ImportReport]:

@@ -15,8 +15,7 @@ from .build import ImportReport, build_gazetteer
 from .model import Gazetteer
 
 app = typer.Typer(
-    help="Street gazetteer: streets, addresses per street, wards and publication units from "
-    "OpenStreetMap.",
+    help="Street gazetteer: streets, addresses per street, wards and publication units from OpenStreetMap.",
     no_args_is_help=True,
 )
 
@@ -26,22 +25,22 @@ _FILE = {"exists": True, "dir_okay": False, "readable": True}
 
 @app.command("import")
 def import_(
-    file: Path = typer.Argument(..., help="OSM extract (.osm.pbf, .osm) or GeoJSON of streets.",
-                                **_FILE),
-    wards: Path | None = typer.Option(None, help="Wards GeoJSON (ward code/name properties).",
-                                      **_FILE),
-    lsoas: Path | None = typer.Option(None, help="LSOA GeoJSON (lsoa code/name properties).",
-                                      **_FILE),
-    boundary: Path | None = typer.Option(None, help="Council boundary GeoJSON: keeps only the "
-                                         "streets inside it; points outside it are rejected.",
-                                         **_FILE),
+    file: Path = typer.Argument(..., help="OSM extract (.osm.pbf, .osm) or GeoJSON of streets.", **_FILE),
+    wards: Path | None = typer.Option(None, help="Wards GeoJSON (ward code/name properties).", **_FILE),
+    lsoas: Path | None = typer.Option(None, help="LSOA GeoJSON (lsoa code/name properties).", **_FILE),
+    boundary: Path | None = typer.Option(
+        None,
+        help="Council boundary GeoJSON: keeps only the streets inside it; points outside it are rejected.",
+        **_FILE,
+    ),
     database_url: str = _DB,
 ) -> None:
     """Import (or re-import: same file, same ids) the gazetteer; applies its migrations first."""
     started = time.perf_counter()
     with tqdm(desc=f"reading {file.name}", unit=" objects", unit_scale=True) as bar:
-        gazetteer, report = build_gazetteer(file, wards=wards, lsoas=lsoas, boundary=boundary,
-                                            progress=bar.update)
+        gazetteer, report = build_gazetteer(
+            file, wards=wards, lsoas=lsoas, boundary=boundary, progress=bar.update
+        )
     typer.echo("saving...")
     asyncio.run(_save(database_url, gazetteer, report))
     typer.echo(_summary(gazetteer, report, time.perf_counter() - started))
@@ -70,8 +69,10 @@ def _summary(gazetteer: Gazetteer, report: ImportReport, seconds: float) -> str:
     for threshold in report.units:
         units = gazetteer.units_for(threshold)
         held = sum(not u.publishable for u in units)
-        lines.append(f"  units >= {threshold} addresses: {len(units)} "
-                     f"({sum(u.is_ward for u in units)} whole wards, {held} not publishable)")
+        lines.append(
+            f"  units >= {threshold} addresses: {len(units)} "
+            f"({sum(u.is_ward for u in units)} whole wards, {held} not publishable)"
+        )
     return "\n".join(lines)
 
 
@@ -86,8 +87,7 @@ def search(
     if not rows:
         typer.echo("no streets found")
     for r in rows:
-        typer.echo(f"{r['id']}  {r['name']}  ({r['ward_name'] or 'no ward'}, "
-                   f"{r['address_count']} addresses)")
+        typer.echo(f"{r['id']}  {r['name']}  ({r['ward_name'] or 'no ward'}, {r['address_count']} addresses)")
 
 
 async def _search(dsn: str, prefix: str, limit: int):

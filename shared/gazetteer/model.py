@@ -128,9 +128,7 @@ class Gazetteer:
         The longest street name found as whole words wins ("Agar Grove" over "Grove").
         """
         words = name_key(address).split()
-        phrases = (
-            " ".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, len(words) + 1)
-        )
+        phrases = (" ".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, len(words) + 1))
         found = [p for p in phrases if p in self._by_key]
         if not found:
             return None

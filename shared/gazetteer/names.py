@@ -11,10 +11,25 @@ __all__ = ["name_key", "plain_name"]
 # "Agar Grove" and "AGAR GROVE" are one street. "st" stands for both "street" and "saint": the
 # two never collide in practice and mapping both avoids guessing which one an "St" means.
 _CANONICAL = {
-    "street": "st", "saint": "st", "road": "rd", "avenue": "ave", "av": "ave",
-    "lane": "ln", "place": "pl", "square": "sq", "gardens": "gdns", "crescent": "cres",
-    "terrace": "ter", "terr": "ter", "court": "ct", "drive": "dr", "grove": "gr",
-    "close": "cl", "mount": "mt", "parade": "pde", "strasse": "str",
+    "street": "st",
+    "saint": "st",
+    "road": "rd",
+    "avenue": "ave",
+    "av": "ave",
+    "lane": "ln",
+    "place": "pl",
+    "square": "sq",
+    "gardens": "gdns",
+    "crescent": "cres",
+    "terrace": "ter",
+    "terr": "ter",
+    "court": "ct",
+    "drive": "dr",
+    "grove": "gr",
+    "close": "cl",
+    "mount": "mt",
+    "parade": "pde",
+    "strasse": "str",
 }
 _WORD = re.compile(r"[^\W_]+")
 

@@ -29,14 +29,37 @@ from .model import Street
 from .names import name_key
 
 __all__ = [
-    "STREET_HIGHWAYS", "Address", "Extract", "Segment", "count_addresses", "merge_segments",
-    "read_extract", "segment_order", "street_id",
+    "STREET_HIGHWAYS",
+    "Address",
+    "Extract",
+    "Segment",
+    "count_addresses",
+    "merge_segments",
+    "read_extract",
+    "segment_order",
+    "street_id",
 ]
 
-STREET_HIGHWAYS = frozenset({
-    "residential", "living_street", "unclassified", "tertiary", "secondary", "primary", "trunk",
-    "road", "pedestrian", "service", "footway", "path", "cycleway", "steps", "track", "bridleway",
-})
+STREET_HIGHWAYS = frozenset(
+    {
+        "residential",
+        "living_street",
+        "unclassified",
+        "tertiary",
+        "secondary",
+        "primary",
+        "trunk",
+        "road",
+        "pedestrian",
+        "service",
+        "footway",
+        "path",
+        "cycleway",
+        "steps",
+        "track",
+        "bridleway",
+    }
+)
 # Same-named segments this close (touching, or across a junction or a dual carriageway) are one street.
 JOIN_DISTANCE_M = 50.0
 # An address with addr:street goes to the nearest street of that name if it is this close...
@@ -80,7 +103,10 @@ def read_extract(path: Path, progress: Callable[[int], None] | None = None) -> E
 def _address(lon: float, lat: float, tags) -> Address:
     street = tags.get("addr:street")
     return Address(
-        lon, lat, name_key(street) if street else None, tags.get("addr:housenumber").strip(),
+        lon,
+        lat,
+        name_key(street) if street else None,
+        tags.get("addr:housenumber").strip(),
         tags.get("addr:unit") or tags.get("addr:flats"),
     )
 
@@ -177,9 +203,7 @@ def _street(segs: list[Segment]) -> Street:
     return Street(street_id(ids), name, name_key(name), shapely.line_merge(MultiLineString(parts)), ids)
 
 
-def count_addresses(
-    streets: Sequence[Street], addresses: Sequence[Address], projector: Projector
-) -> Counter:
+def count_addresses(streets: Sequence[Street], addresses: Sequence[Address], projector: Projector) -> Counter:
     """Set each street's address_count; returns how the addresses were matched.
 
     Distinct (street, house number, unit) are counted once: an address mapped both as a building and

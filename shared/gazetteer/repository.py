@@ -34,38 +34,89 @@ async def save(conn: asyncpg.Connection, gazetteer: Gazetteer, report: ImportRep
         for table in _TABLES:
             await conn.execute(f"DELETE FROM {SCHEMA}.{table}")
         await conn.copy_records_to_table(
-            "streets", schema_name=SCHEMA,
-            columns=["id", "name", "norm_name", "search_name", "ward_code", "ward_name",
-                     "lsoa_code", "address_count", "geometry"],
-            records=[(s.id, s.name, s.norm_name, plain_name(s.name), s.ward_code, s.ward_name,
-                      s.lsoa_code, s.address_count, shapely.to_wkb(s.geometry)) for s in streets],
+            "streets",
+            schema_name=SCHEMA,
+            columns=[
+                "id",
+                "name",
+                "norm_name",
+                "search_name",
+                "ward_code",
+                "ward_name",
+                "lsoa_code",
+                "address_count",
+                "geometry",
+            ],
+            records=[
+                (
+                    s.id,
+                    s.name,
+                    s.norm_name,
+                    plain_name(s.name),
+                    s.ward_code,
+                    s.ward_name,
+                    s.lsoa_code,
+                    s.address_count,
+                    shapely.to_wkb(s.geometry),
+                )
+                for s in streets
+            ],
         )
         await conn.copy_records_to_table(
-            "segments", schema_name=SCHEMA, columns=["id", "street_id"],
+            "segments",
+            schema_name=SCHEMA,
+            columns=["id", "street_id"],
             records=[(seg, s.id) for s in streets for seg in s.segment_ids],
         )
         await conn.copy_records_to_table(
-            "wards", schema_name=SCHEMA, columns=["code", "name", "geometry"],
+            "wards",
+            schema_name=SCHEMA,
+            columns=["code", "name", "geometry"],
             records=[(w.code, w.name, shapely.to_wkb(w.geometry)) for w in gazetteer.wards],
         )
         if gazetteer.boundary is not None:
-            await conn.execute(f"INSERT INTO {SCHEMA}.boundary (geometry) VALUES ($1)",
-                               shapely.to_wkb(gazetteer.boundary))
+            await conn.execute(
+                f"INSERT INTO {SCHEMA}.boundary (geometry) VALUES ($1)", shapely.to_wkb(gazetteer.boundary)
+            )
         await conn.copy_records_to_table(
-            "units", schema_name=SCHEMA,
-            columns=["id", "min_addresses", "name", "ward_code", "is_ward", "publishable",
-                     "address_count", "street_ids"],
-            records=[(u.id, u.min_addresses, u.name, u.ward_code, u.is_ward, u.publishable,
-                      u.address_count, list(u.street_ids)) for u in gazetteer.units],
+            "units",
+            schema_name=SCHEMA,
+            columns=[
+                "id",
+                "min_addresses",
+                "name",
+                "ward_code",
+                "is_ward",
+                "publishable",
+                "address_count",
+                "street_ids",
+            ],
+            records=[
+                (
+                    u.id,
+                    u.min_addresses,
+                    u.name,
+                    u.ward_code,
+                    u.is_ward,
+                    u.publishable,
+                    u.address_count,
+                    list(u.street_ids),
+                )
+                for u in gazetteer.units
+            ],
         )
         await conn.copy_records_to_table(
-            "unit_streets", schema_name=SCHEMA, columns=["street_id", "min_addresses", "unit_id"],
+            "unit_streets",
+            schema_name=SCHEMA,
+            columns=["street_id", "min_addresses", "unit_id"],
             records=[(s, u.min_addresses, u.id) for u in gazetteer.units for s in u.street_ids],
         )
         if report is not None:
             await conn.execute(
                 f"INSERT INTO {SCHEMA}.imports (source, sha256, counts) VALUES ($1, $2, $3::jsonb)",
-                report.source, report.sha256, json.dumps(report.as_counts()),
+                report.source,
+                report.sha256,
+                json.dumps(report.as_counts()),
             )
 
 
@@ -79,18 +130,29 @@ async def load(conn: asyncpg.Connection) -> Gazetteer:
         segments.setdefault(r["street_id"], []).append(r["id"])
     streets = {
         r["id"]: Street(
-            id=r["id"], name=r["name"], norm_name=r["norm_name"],
+            id=r["id"],
+            name=r["name"],
+            norm_name=r["norm_name"],
             geometry=shapely.from_wkb(r["geometry"]),
             segment_ids=tuple(sorted(segments.get(r["id"], ()), key=segment_order)),
-            address_count=r["address_count"], ward_code=r["ward_code"],
-            ward_name=r["ward_name"], lsoa_code=r["lsoa_code"],
+            address_count=r["address_count"],
+            ward_code=r["ward_code"],
+            ward_name=r["ward_name"],
+            lsoa_code=r["lsoa_code"],
         )
         for r in await conn.fetch(f"SELECT * FROM {SCHEMA}.streets ORDER BY id")
     }
     units = [
-        Unit(id=r["id"], min_addresses=r["min_addresses"], street_ids=tuple(r["street_ids"]),
-             ward_code=r["ward_code"], is_ward=r["is_ward"], publishable=r["publishable"],
-             address_count=r["address_count"], name=r["name"])
+        Unit(
+            id=r["id"],
+            min_addresses=r["min_addresses"],
+            street_ids=tuple(r["street_ids"]),
+            ward_code=r["ward_code"],
+            is_ward=r["is_ward"],
+            publishable=r["publishable"],
+            address_count=r["address_count"],
+            name=r["name"],
+        )
         for r in await conn.fetch(f"SELECT * FROM {SCHEMA}.units ORDER BY id")
     ]
     wards = [
@@ -98,8 +160,12 @@ async def load(conn: asyncpg.Connection) -> Gazetteer:
         for r in await conn.fetch(f"SELECT * FROM {SCHEMA}.wards ORDER BY code")
     ]
     boundary = await conn.fetchval(f"SELECT geometry FROM {SCHEMA}.boundary")
-    return Gazetteer(streets=streets, units=units, wards=wards,
-                     boundary=shapely.from_wkb(boundary) if boundary is not None else None)
+    return Gazetteer(
+        streets=streets,
+        units=units,
+        wards=wards,
+        boundary=shapely.from_wkb(boundary) if boundary is not None else None,
+    )
 
 
 async def search(conn: asyncpg.Connection, prefix: str, limit: int = 10) -> list[asyncpg.Record]:
@@ -119,5 +185,7 @@ async def search(conn: asyncpg.Connection, prefix: str, limit: int = 10) -> list
         ORDER BY (search_name LIKE $1 || '%' OR norm_name LIKE $2 || '%') DESC, norm_name, id
         LIMIT $3
         """,
-        plain, key, limit,
+        plain,
+        key,
+        limit,
     )

@@ -67,9 +67,7 @@ class Snapper:
         missed = np.flatnonzero(np.isnan(distances))
         if missed.size:
             # Only the misses pay for an unbounded search, to report how far they really are.
-            (src, _), dist = self._tree.query_nearest(
-                points[missed], return_distance=True, all_matches=False
-            )
+            (src, _), dist = self._tree.query_nearest(points[missed], return_distance=True, all_matches=False)
             distances[missed[src]] = dist
         return ids, distances
 

@@ -17,13 +17,16 @@ from hashlib import sha256
 import numpy as np
 import shapely
 
+from shared.privacy import MIN_STREET_ADDRESSES, MIN_UNIT_ADDRESSES
+
 from .geo import Projector
 from .model import Street, Unit
 
 __all__ = ["PERSON_MIN_ADDRESSES", "PLACE_MIN_ADDRESSES", "TOUCH_DISTANCE_M", "build_units"]
 
-PERSON_MIN_ADDRESSES = 40  # ONS output-area floor
-PLACE_MIN_ADDRESSES = 8  # data.police.uk snap-point catchment
+# The floors are the privacy policy's (shared.privacy), named here as the unit builder uses them.
+PERSON_MIN_ADDRESSES = MIN_UNIT_ADDRESSES
+PLACE_MIN_ADDRESSES = MIN_STREET_ADDRESSES
 # Streets this close adjoin (they meet at a junction; mapped lines rarely meet exactly).
 TOUCH_DISTANCE_M = 20.0
 
@@ -44,8 +47,13 @@ def build_units(
     for ward, idx in by_ward.items():
         members = [ordered[i] for i in idx]
         for cluster in _agglomerate(members, geoms[idx], min_addresses):
-            units.append(_unit([members[i] for i in cluster], min_addresses,
-                               whole_ward=ward is not None and len(cluster) == len(members)))
+            units.append(
+                _unit(
+                    [members[i] for i in cluster],
+                    min_addresses,
+                    whole_ward=ward is not None and len(cluster) == len(members),
+                )
+            )
     return sorted(units, key=lambda u: u.id)
 
 
@@ -91,8 +99,7 @@ def _nearest(k: int, members: dict, owner: list[int], geoms: np.ndarray, tree) -
     shape_k = shapely.union_all(geoms[members[k]])
     reach = TOUCH_DISTANCE_M * 4
     while True:
-        hits = [j for j in tree.query(shape_k, predicate="dwithin", distance=reach).tolist()
-                if owner[j] != k]
+        hits = [j for j in tree.query(shape_k, predicate="dwithin", distance=reach).tolist() if owner[j] != k]
         if hits:
             dist = shapely.distance(shape_k, geoms[hits])
             return min(zip(dist.tolist(), (owner[j] for j in hits), strict=True))[1]

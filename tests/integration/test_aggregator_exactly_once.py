@@ -58,17 +58,31 @@ def make_events(streets: list[str], n: int, rnd: random.Random) -> list[SignalAn
         at = now - dt.timedelta(hours=rnd.randrange(0, 24 * min(cinfo.lifetime_days, 10)))
         if cinfo.sensitivity == "person":
             at = at.replace(hour=0)
-        events.append(SignalAnonymised(
-            event_id=uuid.uuid4(), category=category, sensitivity=cinfo.sensitivity,
-            action="withdrawn" if rnd.random() < 0.2 else "raised", street_id=rnd.choice(streets),
-            subject_key=rnd.choice(subjects), key_version=1, occurred_at=at, council_id="test",
-            source="kafka"))
+        events.append(
+            SignalAnonymised(
+                event_id=uuid.uuid4(),
+                category=category,
+                sensitivity=cinfo.sensitivity,
+                action="withdrawn" if rnd.random() < 0.2 else "raised",
+                street_id=rnd.choice(streets),
+                subject_key=rnd.choice(subjects),
+                key_version=1,
+                occurred_at=at,
+                council_id="test",
+                source="kafka",
+            )
+        )
     return events
 
 
 def start(env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "services.aggregator"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.aggregator"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 async def topic_records(settings: CommonSettings, since_ms: int) -> tuple[int, dict[int, int]]:
@@ -107,25 +121,36 @@ async def applied(url: str) -> tuple[dict[int, int], int]:
 
 
 def mine(state: SignalState, subjects: set[str]) -> SignalState:
-    return SignalState({k: v for k, v in state.raised.items() if k[2] in subjects},
-                       {k: v for k, v in state.withdrawn.items() if k[0] in subjects})
+    return SignalState(
+        {k: v for k, v in state.raised.items() if k[2] in subjects},
+        {k: v for k, v in state.withdrawn.items() if k[0] in subjects},
+    )
 
 
-async def test_sigkill_mid_batch_neither_loses_nor_double_counts(stack, kafka_settings, fresh_database_url,
-                                                                  random_id):
+async def test_sigkill_mid_batch_neither_loses_nor_double_counts(
+    stack, kafka_settings, fresh_database_url, random_id
+):
     rnd = random.Random(random_id)
     streets = rnd.sample(await with_gazetteer(stack["database"], fresh_database_url), 60)
     replay_from = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=2)
-    env = {**os.environ, "DATABASE_URL": fresh_database_url, "KAFKA_BOOTSTRAP_SERVERS": stack["kafka"],
-           "AGGREGATOR_GROUP_ID": f"test-{random_id}", "AGGREGATOR_PORT": str(rnd.randrange(20000, 30000)),
-           "AGGREGATOR_REPLAY_FROM": replay_from.isoformat(), "AGGREGATOR_BATCH_MAX_RECORDS": "200",
-           "AGGREGATOR_BATCH_TIMEOUT_MS": "50", "LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": fresh_database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": stack["kafka"],
+        "AGGREGATOR_GROUP_ID": f"test-{random_id}",
+        "AGGREGATOR_PORT": str(rnd.randrange(20000, 30000)),
+        "AGGREGATOR_REPLAY_FROM": replay_from.isoformat(),
+        "AGGREGATOR_BATCH_MAX_RECORDS": "200",
+        "AGGREGATOR_BATCH_TIMEOUT_MS": "50",
+        "LOG_LEVEL": "WARNING",
+    }
     events = make_events(streets, 3000, rnd)
-    producer = AIOKafkaProducer(bootstrap_servers=stack["kafka"], acks="all", enable_idempotence=True,
-                                linger_ms=5)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=stack["kafka"], acks="all", enable_idempotence=True, linger_ms=5
+    )
     await producer.start()
     try:
-        chunks = [events[i:i + 500] for i in range(0, len(events), 500)]
+        chunks = [events[i : i + 500] for i in range(0, len(events), 500)]
         for chunk in chunks[:2]:
             for e in chunk:
                 await producer.send(TOPIC, e.model_dump_json().encode(), key=e.street_id.encode())
@@ -169,9 +194,13 @@ async def test_sigkill_mid_batch_neither_loses_nor_double_counts(stack, kafka_se
     assert active_subjects(live.rows(), now) == active_subjects(expected.rows(), now)
 
     # Rebuild: replaying the topic into fresh state arrives at exactly the same result.
-    settings = AggregatorSettings(_env_file=None, database_url=fresh_database_url,
-                                  kafka_bootstrap_servers=stack["kafka"], replay_from=replay_from,
-                                  group_id=f"test-{random_id}")
+    settings = AggregatorSettings(
+        _env_file=None,
+        database_url=fresh_database_url,
+        kafka_bootstrap_servers=stack["kafka"],
+        replay_from=replay_from,
+        group_id=f"test-{random_id}",
+    )
     await rebuild_state(settings, publish=False)
     conn = await asyncpg.connect(fresh_database_url)
     try:

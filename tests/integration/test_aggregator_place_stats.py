@@ -25,8 +25,9 @@ def edge_times(rnd: random.Random, lifetime_days: int) -> dt.datetime:
     """Times on and around every boundary the counts use: expiry, now, both trend windows."""
     window = dt.timedelta(days=TREND_DAYS)
     edges = [NOW, NOW - dt.timedelta(days=lifetime_days), NOW - window, NOW - 2 * window]
-    at = rnd.choice(edges) + rnd.choice([dt.timedelta(0), dt.timedelta(microseconds=1),
-                                          -dt.timedelta(microseconds=1), dt.timedelta(hours=1)])
+    at = rnd.choice(edges) + rnd.choice(
+        [dt.timedelta(0), dt.timedelta(microseconds=1), -dt.timedelta(microseconds=1), dt.timedelta(hours=1)]
+    )
     return at if rnd.random() < 0.6 else NOW - dt.timedelta(hours=rnd.randrange(-48, 24 * 100))
 
 
@@ -47,18 +48,23 @@ async def test_sql_place_stats_equal_the_pure_definition(stack, fresh_database_u
         for street, category, subject in rnd.sample(sorted(raised), 800):
             at = raised[(street, category, subject)]
             withdrawn[(subject, category)] = rnd.choice(
-                [at, at - dt.timedelta(microseconds=1), edge_times(rnd, TREND_DAYS)])
-        await conn.executemany("INSERT INTO aggregator.signals VALUES ($1, $2, $3, $4)",
-                               [(*k, v) for k, v in raised.items()])
-        await conn.executemany("INSERT INTO aggregator.withdrawals VALUES ($1, $2, $3)",
-                               [(*k, v) for k, v in withdrawn.items()])
+                [at, at - dt.timedelta(microseconds=1), edge_times(rnd, TREND_DAYS)]
+            )
+        await conn.executemany(
+            "INSERT INTO aggregator.signals VALUES ($1, $2, $3, $4)", [(*k, v) for k, v in raised.items()]
+        )
+        await conn.executemany(
+            "INSERT INTO aggregator.withdrawals VALUES ($1, $2, $3)", [(*k, v) for k, v in withdrawn.items()]
+        )
         rows = await repo.rows(conn)
 
-        assert await repo.place_stats(conn, NOW, TREND_DAYS, PLACE_CATEGORIES) == \
-            place_stats(rows, NOW, TREND_DAYS)
+        assert await repo.place_stats(conn, NOW, TREND_DAYS, PLACE_CATEGORIES) == place_stats(
+            rows, NOW, TREND_DAYS
+        )
         some_streets, some_categories = set(streets[:5]), set(PLACE_CATEGORIES[:4])
         subset = [r for r in rows if r.street_id in some_streets and r.category in some_categories]
-        assert await repo.place_stats(conn, NOW, TREND_DAYS, some_categories, some_streets) == \
-            place_stats(subset, NOW, TREND_DAYS)
+        assert await repo.place_stats(conn, NOW, TREND_DAYS, some_categories, some_streets) == place_stats(
+            subset, NOW, TREND_DAYS
+        )
     finally:
         await conn.close()

@@ -42,9 +42,17 @@ async def copy_gazetteer(main_url: str, url: str) -> None:
 
 def signal(category: str, street: str, subject: str, at: dt.datetime, action: str = "raised"):
     return SignalAnonymised(
-        event_id=uuid.uuid4(), category=category, sensitivity=info(category).sensitivity, action=action,
-        street_id=street, subject_key=subject, key_version=1, occurred_at=at, council_id="t",
-        source="kafka")
+        event_id=uuid.uuid4(),
+        category=category,
+        sensitivity=info(category).sensitivity,
+        action=action,
+        street_id=street,
+        subject_key=subject,
+        key_version=1,
+        occurred_at=at,
+        council_id="t",
+        source="kafka",
+    )
 
 
 async def produce(bootstrap: str, events: list[SignalAnonymised]) -> None:
@@ -52,8 +60,9 @@ async def produce(bootstrap: str, events: list[SignalAnonymised]) -> None:
     await producer.start()
     try:
         for e in events:
-            await producer.send(SIGNALS_ANONYMISED.name, e.model_dump_json().encode(),
-                                key=e.street_id.encode())
+            await producer.send(
+                SIGNALS_ANONYMISED.name, e.model_dump_json().encode(), key=e.street_id.encode()
+            )
         await producer.flush()
     finally:
         await producer.stop()
@@ -70,10 +79,17 @@ async def until(check, attempts: int = 600):  # 2 minutes: CI machines can be bu
 async def test_place_and_person_needs_reach_api_and_topic(stack, fresh_database_url, random_id):
     await copy_gazetteer(stack["database"], fresh_database_url)
     settings = AggregatorSettings(
-        _env_file=None, database_url=fresh_database_url, kafka_bootstrap_servers=stack["kafka"],
-        group_id=f"test-{random_id}", replay_from=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=2),
-        operator_token="op-secret", noise=False, release_check_interval_seconds=3600,
-        batch_timeout_ms=50, outbox_interval_seconds=0.1)
+        _env_file=None,
+        database_url=fresh_database_url,
+        kafka_bootstrap_servers=stack["kafka"],
+        group_id=f"test-{random_id}",
+        replay_from=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=2),
+        operator_token="op-secret",
+        noise=False,
+        release_check_interval_seconds=3600,
+        batch_timeout_ms=50,
+        outbox_interval_seconds=0.1,
+    )
     app = create_app(settings)
     # Only what this test publishes: the compacted topic keeps earlier runs' values for our keys.
     needs_partitions = await topic_partitions(settings, STREET_NEEDS.name)
@@ -91,12 +107,15 @@ async def test_place_and_person_needs_reach_api_and_topic(stack, fresh_database_
         unit_id = areas.person_unit_of(street)
         period = last_finished_period(now)
         month_day = dt.datetime.fromisoformat(f"{period}-10T00:00:00+00:00")
-        await produce(stack["kafka"], [
-            *(signal("fly_tipping", street, s, now) for s in subjects[:3]),
-            signal("fly_tipping", street, subjects[0], now + dt.timedelta(hours=1), "withdrawn"),
-            *(signal("isolation", street, s, month_day) for s in subjects[3:14]),
-            signal("isolation", street, subjects[3], month_day + dt.timedelta(days=3), "withdrawn"),
-        ])
+        await produce(
+            stack["kafka"],
+            [
+                *(signal("fly_tipping", street, s, now) for s in subjects[:3]),
+                signal("fly_tipping", street, subjects[0], now + dt.timedelta(hours=1), "withdrawn"),
+                *(signal("isolation", street, s, month_day) for s in subjects[3:14]),
+                signal("isolation", street, subjects[3], month_day + dt.timedelta(days=3), "withdrawn"),
+            ],
+        )
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
 
         async def place_published():
@@ -109,15 +128,19 @@ async def test_place_and_person_needs_reach_api_and_topic(stack, fresh_database_
 
         async def all_applied():
             async with app.state.runtime.pool.acquire() as conn:
-                n = await conn.fetchval("SELECT count(*) FROM aggregator.signals WHERE subject_key = ANY($1)",
-                                        subjects)
+                n = await conn.fetchval(
+                    "SELECT count(*) FROM aggregator.signals WHERE subject_key = ANY($1)", subjects
+                )
             return n == 14
+
         await until(all_applied)
-        summary = await release_period(app.state.runtime.pool, areas, settings.policy(), period,
-                                       dt.datetime.now(dt.UTC))
+        summary = await release_period(
+            app.state.runtime.pool, areas, settings.policy(), period, dt.datetime.now(dt.UTC)
+        )
         assert summary.published >= 1
-        again = await release_period(app.state.runtime.pool, areas, settings.policy(), period,
-                                     dt.datetime.now(dt.UTC))
+        again = await release_period(
+            app.state.runtime.pool, areas, settings.policy(), period, dt.datetime.now(dt.UTC)
+        )
         assert again.already_released
 
         # Other tests share the topic, so the expectation is computed from the stored fold.
@@ -137,8 +160,11 @@ async def test_place_and_person_needs_reach_api_and_topic(stack, fresh_database_
         assert geo.headers["content-type"].startswith("application/geo+json")
         features = geo.json()["features"]
         assert geo.json()["type"] == "FeatureCollection" and len(features) == 2
-        lon, lat = features[0]["geometry"]["coordinates"][0][:2] if features[0]["geometry"]["type"] == \
-            "LineString" else features[0]["geometry"]["coordinates"][0][0][:2]
+        lon, lat = (
+            features[0]["geometry"]["coordinates"][0][:2]
+            if features[0]["geometry"]["type"] == "LineString"
+            else features[0]["geometry"]["coordinates"][0][0][:2]
+        )
         assert -0.3 < lon < 0.0 and 51.4 < lat < 51.6  # Camden, lon/lat order
 
         area = (await client.get(f"/v1/areas/{street}")).json()
@@ -158,17 +184,24 @@ async def test_place_and_person_needs_reach_api_and_topic(stack, fresh_database_
         assert not any(s in public for s in subjects)
 
         # Closing the last reports turns the place cell into a tombstone.
-        await produce(stack["kafka"], [signal("fly_tipping", street, s, now + dt.timedelta(hours=2),
-                                              "withdrawn") for s in subjects[1:3]])
+        await produce(
+            stack["kafka"],
+            [
+                signal("fly_tipping", street, s, now + dt.timedelta(hours=2), "withdrawn")
+                for s in subjects[1:3]
+            ],
+        )
 
         async def gone():
             r = await client.get("/v1/needs", params={"street": street, "category": "fly_tipping"})
             return r.json()["needs"] == []
+
         await until(gone)
 
         async def outbox_empty():
             async with app.state.runtime.pool.acquire() as conn:
                 return await conn.fetchval("SELECT count(*) FROM aggregator.outbox") == 0
+
         await until(outbox_empty)
 
     # What a real consumer of the compacted topic reads for our keys, in order.
@@ -180,6 +213,7 @@ async def test_place_and_person_needs_reach_api_and_topic(stack, fresh_database_
         consumer.seek(tp, offset)
     seen: dict[bytes, list] = {}
     try:
+
         async def read_all():
             for records in (await consumer.getmany(timeout_ms=1000, max_records=5000)).values():
                 for rec in records:
@@ -187,6 +221,7 @@ async def test_place_and_person_needs_reach_api_and_topic(stack, fresh_database_
                         seen.setdefault(rec.key, []).append(json.loads(rec.value) if rec.value else None)
             place = seen.get(f"{street}:fly_tipping".encode(), [])
             return bool(place) and place[-1] is None and f"{unit_id}:isolation".encode() in seen
+
         await until(read_all)
     finally:
         await consumer.stop()

@@ -66,8 +66,9 @@ async def _read_key(bootstrap: str, partitions, starts, key: bytes) -> list[byte
 
 
 async def test_two_quarters_of_releases_publish_a_ward_trend(stack, fresh_database_url):
-    settings = AggregatorSettings(_env_file=None, database_url=fresh_database_url,
-                                  kafka_bootstrap_servers=stack["kafka"], noise=False)
+    settings = AggregatorSettings(
+        _env_file=None, database_url=fresh_database_url, kafka_bootstrap_servers=stack["kafka"], noise=False
+    )
     policy = settings.policy()
     now = dt.datetime.now(dt.UTC)
     quarter = _last_finished_quarter(now)
@@ -77,8 +78,11 @@ async def test_two_quarters_of_releases_publish_a_ward_trend(stack, fresh_databa
         async with pool.acquire() as conn:
             await apply_migrations(conn, "aggregator", MIGRATIONS)
             areas = await load_areas(conn, policy)
-        publishable = Counter(u.ward_code for u in areas.person_units.values()
-                              if u.publishable and u.address_count >= policy.min_unit_addresses)
+        publishable = Counter(
+            u.ward_code
+            for u in areas.person_units.values()
+            if u.publishable and u.address_count >= policy.min_unit_addresses
+        )
         # A ward of several units (its total survives suppression) and one of a single unit (it cannot).
         ward = min(w for w, n in publishable.items() if n >= 3)
         lone = min(w for w, n in publishable.items() if n == 1)
@@ -89,8 +93,9 @@ async def test_two_quarters_of_releases_publish_a_ward_trend(stack, fresh_databa
         raised = dt.datetime.fromisoformat(f"{this[0]}-01T00:00:00+00:00")
         subjects = [uuid.uuid4().hex * 2 for _ in range(10)]
         async with pool.acquire() as conn:
-            await repo.apply_delta(conn, BatchDelta(raised={(street, "isolation", s): raised
-                                                            for s in subjects}))
+            await repo.apply_delta(
+                conn, BatchDelta(raised={(street, "isolation", s): raised for s in subjects})
+            )
 
         partitions, starts = await _end_offsets(settings)
         for month in (*last, *this[:2]):
@@ -110,10 +115,13 @@ async def test_two_quarters_of_releases_publish_a_ward_trend(stack, fresh_databa
         assert again.already_released and again.quarter is None
         async with pool.acquire() as conn:
             assert await conn.fetchval("SELECT count(*) FROM aggregator.outbox") == queued
-            withheld = {(r["area_id"], r["category"]): r["reason"]
-                        for r in await repo.list_withheld(conn, quarter, 5000, 0)}
-            kept = await conn.fetchval("SELECT count(*) FROM aggregator.ward_totals WHERE period = ANY($1)",
-                                       [*this, *last])
+            withheld = {
+                (r["area_id"], r["category"]): r["reason"]
+                for r in await repo.list_withheld(conn, quarter, 5000, 0)
+            }
+            kept = await conn.fetchval(
+                "SELECT count(*) FROM aggregator.ward_totals WHERE period = ANY($1)", [*this, *last]
+            )
         assert kept > 0  # ward totals persisted per release: a restart can still sum a quarter
         assert withheld[(lone, "isolation")] == "secondary_suppression"
         assert (ward, "isolation") not in withheld
@@ -153,8 +161,9 @@ async def test_two_quarters_of_releases_publish_a_ward_trend(stack, fresh_databa
 
 
 async def test_a_quarter_waits_for_a_month_released_late(stack, fresh_database_url):
-    settings = AggregatorSettings(_env_file=None, database_url=fresh_database_url,
-                                  kafka_bootstrap_servers=stack["kafka"], noise=False)
+    settings = AggregatorSettings(
+        _env_file=None, database_url=fresh_database_url, kafka_bootstrap_servers=stack["kafka"], noise=False
+    )
     policy = settings.policy()
     now = dt.datetime.now(dt.UTC)
     quarter = _last_finished_quarter(now)
@@ -174,10 +183,12 @@ async def test_a_quarter_waits_for_a_month_released_late(stack, fresh_database_u
         assert (await release_period(pool, areas, policy, third, now)).quarter is None  # decided once
         async with pool.acquire() as conn:
             reasons = {r["reason"] for r in await repo.list_withheld(conn, quarter, 5000, 0)}
-            done = await conn.fetchval("SELECT count(*) FROM aggregator.quarter_trends WHERE quarter = $1",
-                                       quarter)
-            trends = await conn.fetchval("SELECT count(*) FROM aggregator.published WHERE area_id = ANY($1)",
-                                         list(areas.wards))
+            done = await conn.fetchval(
+                "SELECT count(*) FROM aggregator.quarter_trends WHERE quarter = $1", quarter
+            )
+            trends = await conn.fetchval(
+                "SELECT count(*) FROM aggregator.published WHERE area_id = ANY($1)", list(areas.wards)
+            )
         assert reasons == {"quarter_incomplete"} and done == 1 and trends == 0
     finally:
         await pool.close()

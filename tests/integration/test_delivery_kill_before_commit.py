@@ -36,13 +36,17 @@ EVENTS = 3000
 
 
 def _start(env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "services.ingest"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.ingest"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 async def _accepted(conn: asyncpg.Connection, system_id: uuid.UUID) -> int:
-    return await conn.fetchval(
-        "SELECT count(*) FROM ingest.accepted_signals WHERE system_id = $1", system_id)
+    return await conn.fetchval("SELECT count(*) FROM ingest.accepted_signals WHERE system_id = $1", system_id)
 
 
 async def _wait_for(conn, system_id, at_least: int, proc: subprocess.Popen, within: float) -> int:
@@ -57,13 +61,19 @@ async def _wait_for(conn, system_id, at_least: int, proc: subprocess.Popen, with
 
 
 async def test_killed_consumer_restarts_with_one_effect_per_event(
-        stack, kafka_bootstrap, fresh_database_url, camden_gazetteer, random_id, unused_tcp_port):
+    stack, kafka_bootstrap, fresh_database_url, camden_gazetteer, random_id, unused_tcp_port
+):
     conn = await asyncpg.connect(fresh_database_url)
     await apply_migrations(conn, "ingest", ROOT / "services/ingest/migrations")
     key = generate_key()
-    system = await create_system(conn, name=f"kill-test {random_id}", council_id="camden",
-                                 key_hash=hash_key(key), categories=[c.value for c in CATALOGUE],
-                                 rate_per_minute=None)
+    system = await create_system(
+        conn,
+        name=f"kill-test {random_id}",
+        council_id="camden",
+        key_hash=hash_key(key),
+        categories=[c.value for c in CATALOGUE],
+        rate_per_minute=None,
+    )
 
     streets = sorted(camden_gazetteer.streets)
     rng = random.Random(random_id)
@@ -74,19 +84,34 @@ async def test_killed_consumer_restarts_with_one_effect_per_event(
     try:
         for event_id in event_ids:
             signal_ = CouncilSignal(
-                event_id=event_id, category=rng.choice(["isolation", "fly_tipping", "graffiti"]),
-                action="raised", subject_ref=f"S-{rng.randrange(10**9)}", occurred_at=now,
-                location=Location(street_id=rng.choice(streets)), name="Test Resident")
-            await producer.send(COUNCIL_SIGNALS.name, signal_.model_dump_json().encode(),
-                                key=event_id.encode(), headers=[("x-api-key", key.encode())])
+                event_id=event_id,
+                category=rng.choice(["isolation", "fly_tipping", "graffiti"]),
+                action="raised",
+                subject_ref=f"S-{rng.randrange(10**9)}",
+                occurred_at=now,
+                location=Location(street_id=rng.choice(streets)),
+                name="Test Resident",
+            )
+            await producer.send(
+                COUNCIL_SIGNALS.name,
+                signal_.model_dump_json().encode(),
+                key=event_id.encode(),
+                headers=[("x-api-key", key.encode())],
+            )
         await producer.flush()
     finally:
         await producer.stop()
 
-    env = {**os.environ, "DATABASE_URL": fresh_database_url, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-           "INGEST_PORT": str(unused_tcp_port), "INGEST_CONSUMER_GROUP": f"kill-{random_id}",
-           "INGEST_PSEUDONYM_KEYS": f"1:{'k' * 40}", "INGEST_PSEUDONYM_KEY_VERSION": "1",
-           "LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": fresh_database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "INGEST_PORT": str(unused_tcp_port),
+        "INGEST_CONSUMER_GROUP": f"kill-{random_id}",
+        "INGEST_PSEUDONYM_KEYS": f"1:{'k' * 40}",
+        "INGEST_PSEUDONYM_KEY_VERSION": "1",
+        "LOG_LEVEL": "WARNING",
+    }
     kills = 0
     try:
         for threshold in (300, 1200, 2100):
@@ -113,9 +138,13 @@ async def test_killed_consumer_restarts_with_one_effect_per_event(
 
     expected = {str(event_uuid(system.id, e)) for e in event_ids}
     seen: dict[str, int] = {}
-    consumer = AIOKafkaConsumer(SIGNALS_ANONYMISED.name, bootstrap_servers=kafka_bootstrap,
-                                group_id=f"check-{random_id}", auto_offset_reset="earliest",
-                                enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        SIGNALS_ANONYMISED.name,
+        bootstrap_servers=kafka_bootstrap,
+        group_id=f"check-{random_id}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     try:
         async with asyncio.timeout(90):

@@ -40,8 +40,13 @@ async def _start_group_at_end(kafka: str, group_id: str) -> None:
 async def app_client(stack, fresh_database_url, random_id) -> AsyncIterator[tuple[httpx.AsyncClient, object]]:
     group = f"feeds-conditional-{random_id}"
     await _start_group_at_end(stack["kafka"], group)
-    settings = FeedsSettings(database_url=fresh_database_url, kafka_bootstrap_servers=stack["kafka"],
-                             base_url="http://test", group_id=group, _env_file=None)
+    settings = FeedsSettings(
+        database_url=fresh_database_url,
+        kafka_bootstrap_servers=stack["kafka"],
+        base_url="http://test",
+        group_id=group,
+        _env_file=None,
+    )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
@@ -51,10 +56,19 @@ async def app_client(stack, fresh_database_url, random_id) -> AsyncIterator[tupl
 
 def _street_prompt(street, random_id: str, **overrides) -> PromptPublished:
     fields = dict(
-        prompt_id=f"t{random_id}-{street.id}:graffiti", revision=1, area_id=street.id, area_kind="street",
-        area_name=street.name, ward_code=street.ward_code, street_ids=(street.id,), category="graffiti",
-        sensitivity="place", title=f"Graffiti on {street.name}", body="Walls need paint.",
-        published_at=dt.datetime.now(dt.UTC).replace(microsecond=0))
+        prompt_id=f"t{random_id}-{street.id}:graffiti",
+        revision=1,
+        area_id=street.id,
+        area_kind="street",
+        area_name=street.name,
+        ward_code=street.ward_code,
+        street_ids=(street.id,),
+        category="graffiti",
+        sensitivity="place",
+        title=f"Graffiti on {street.name}",
+        body="Walls need paint.",
+        published_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
+    )
     fields.update(overrides)
     return PromptPublished(**fields)
 
@@ -121,16 +135,25 @@ async def test_304_is_answered_without_rendering_and_each_visible_change_moves_t
     assert helped[atom] == revised[atom], "Atom does not show counts: its ETag stays"
 
     # A revision that moves the prompt to another street takes it out of this feed.
-    await apply_event(pool, settings, prompt.model_copy(update={
-        "revision": 3, "area_id": other.id, "street_ids": (other.id,), "title": "Moved"}))
+    await apply_event(
+        pool,
+        settings,
+        prompt.model_copy(
+            update={"revision": 3, "area_id": other.id, "street_ids": (other.id,), "title": "Moved"}
+        ),
+    )
     moved = await tags()
     assert all(moved[u] != helped[u] for u in helped) and "Moved" not in (await client.get(atom)).text
 
     back = prompt.model_copy(update={"revision": 4, "title": "Back again"})
     await apply_event(pool, settings, back)
     returned = await tags()
-    retirement = PromptRetired(prompt_id=prompt.prompt_id, area_id=street.id, category=prompt.category,
-                               retired_at=dt.datetime.now(dt.UTC))
+    retirement = PromptRetired(
+        prompt_id=prompt.prompt_id,
+        area_id=street.id,
+        category=prompt.category,
+        retired_at=dt.datetime.now(dt.UTC),
+    )
     await apply_event(pool, settings, retirement)
     retired = await tags()
     assert all(retired[u] != returned[u] for u in returned), "a retirement must change every ETag"
@@ -149,10 +172,19 @@ async def test_person_revisions_on_one_day_change_the_etag(app_client, random_id
     url = f"/streets/{street.id}.json"
     day = dt.datetime.combine(dt.datetime.now(dt.UTC).date(), dt.time(), tzinfo=dt.UTC)
     prompt = PromptPublished(
-        prompt_id=f"t{random_id}-{unit.id}:isolation", revision=1, area_id=unit.id, area_kind="unit",
-        area_name=unit.name, ward_code=unit.ward_code, street_ids=unit.street_ids, category="isolation",
-        sensitivity="person", title="Some neighbours may be lonely", body="Host a lunch club?",
-        published_at=day)
+        prompt_id=f"t{random_id}-{unit.id}:isolation",
+        revision=1,
+        area_id=unit.id,
+        area_kind="unit",
+        area_name=unit.name,
+        ward_code=unit.ward_code,
+        street_ids=unit.street_ids,
+        category="isolation",
+        sensitivity="person",
+        title="Some neighbours may be lonely",
+        body="Host a lunch club?",
+        published_at=day,
+    )
     await apply_event(runtime.pool, runtime.settings, prompt)
     first = await client.get(url)
     revised = prompt.model_copy(update={"revision": 2, "body": "Or tea?"})

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from services.cli import app
 from services.feeds import repository as repo
-from services.feeds.areas import Selection
 from services.feeds.main import MIGRATIONS, NAME
 from shared.db import apply_migrations
+from shared.gazetteer.selection import Selection
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -26,18 +26,26 @@ async def _setup(url: str) -> None:
         await apply_migrations(conn, NAME, MIGRATIONS)
         for token, idle_days in ((b"read", 0), (b"idle", 40), (b"recent", 20)):
             await repo.create_subscription(conn, token.ljust(32, b"."), SELECTION)
-            await conn.execute("UPDATE feeds.subscriptions SET last_read_on = current_date - $2::int "
-                               "WHERE token_sha256 = $1", token.ljust(32, b"."), idle_days)
+            await conn.execute(
+                "UPDATE feeds.subscriptions SET last_read_on = current_date - $2::int "
+                "WHERE token_sha256 = $1",
+                token.ljust(32, b"."),
+                idle_days,
+            )
         # Reading the recent one marks it read today, once: the second read writes nothing.
         recent = b"recent".ljust(32, b".")
         assert (await repo.find_subscription(conn, recent))[1]
         xmin = await conn.fetchval(
-            "SELECT xmin::text FROM feeds.subscriptions WHERE token_sha256 = $1", recent)
+            "SELECT xmin::text FROM feeds.subscriptions WHERE token_sha256 = $1", recent
+        )
         await repo.find_subscription(conn, recent)
+        assert (
+            await conn.fetchval("SELECT xmin::text FROM feeds.subscriptions WHERE token_sha256 = $1", recent)
+            == xmin
+        )
         assert await conn.fetchval(
-            "SELECT xmin::text FROM feeds.subscriptions WHERE token_sha256 = $1", recent) == xmin
-        assert await conn.fetchval(
-            "SELECT last_read_on = current_date FROM feeds.subscriptions WHERE token_sha256 = $1", recent)
+            "SELECT last_read_on = current_date FROM feeds.subscriptions WHERE token_sha256 = $1", recent
+        )
     finally:
         await conn.close()
 

@@ -34,8 +34,13 @@ AGAR_GROVE = "Agar Grove"
 @asynccontextmanager
 async def _replica(database_url: str, kafka: str, group_id: str) -> AsyncIterator[tuple[str, FastAPI]]:
     sock, base = loopback_socket()
-    settings = FeedsSettings(database_url=database_url, kafka_bootstrap_servers=kafka, base_url=base,
-                             group_id=group_id, _env_file=None)
+    settings = FeedsSettings(
+        database_url=database_url,
+        kafka_bootstrap_servers=kafka,
+        base_url=base,
+        group_id=group_id,
+        _env_file=None,
+    )
     app = create_app(settings)
     async with serve(app, sock):
         yield base, app
@@ -44,8 +49,10 @@ async def _replica(database_url: str, kafka: str, group_id: str) -> AsyncIterato
 @pytest.fixture
 async def replicas(stack, fresh_database_url, random_id):
     group = f"feeds-replicas-{random_id}"
-    async with _replica(fresh_database_url, stack["kafka"], group) as a, \
-            _replica(fresh_database_url, stack["kafka"], group) as b:
+    async with (
+        _replica(fresh_database_url, stack["kafka"], group) as a,
+        _replica(fresh_database_url, stack["kafka"], group) as b,
+    ):
         yield a, b
 
 
@@ -87,11 +94,19 @@ async def _live(base: str, street: dict) -> tuple[httpx.AsyncClient, Live]:
 
 def _prompt(street: dict, random_id: str, n: int) -> PromptPublished:
     return PromptPublished(
-        prompt_id=f"r{random_id}{n}-{street['id']}:graffiti", revision=1, area_id=street["id"],
-        area_kind="street", area_name=street["name"], ward_code=street["ward_code"],
-        street_ids=(street["id"],), category="graffiti", sensitivity="place",
-        title=f"Graffiti on {street['name']} ({random_id} {n})", body="A wall needs painting.",
-        published_at=dt.datetime.now(dt.UTC).replace(microsecond=0))
+        prompt_id=f"r{random_id}{n}-{street['id']}:graffiti",
+        revision=1,
+        area_id=street["id"],
+        area_kind="street",
+        area_name=street["name"],
+        ward_code=street["ward_code"],
+        street_ids=(street["id"],),
+        category="graffiti",
+        sensitivity="place",
+        title=f"Graffiti on {street['name']} ({random_id} {n})",
+        body="A wall needs painting.",
+        published_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
+    )
 
 
 async def _agar_grove(base: str) -> dict:
@@ -117,7 +132,8 @@ async def test_change_stored_by_one_replica_reaches_a_client_of_the_other_even_a
         try:
             killed = await admin.fetchval(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE application_name = 'feeds-listener' AND datname = current_database()")
+                "WHERE application_name = 'feeds-listener' AND datname = current_database()"
+            )
             assert killed == 2
             second = _prompt(street, random_id, 2)
             await apply_event(runtime_a.pool, runtime_a.settings, second)
@@ -137,8 +153,9 @@ async def test_prompt_from_the_broker_reaches_clients_of_both_replicas(replicas,
     producer = AIOKafkaProducer(bootstrap_servers=stack["kafka"], acks="all")
     await producer.start()
     try:
-        await producer.send_and_wait(PROMPTS.name, prompt.model_dump_json().encode(),
-                                     key=prompt.prompt_id.encode())
+        await producer.send_and_wait(
+            PROMPTS.name, prompt.model_dump_json().encode(), key=prompt.prompt_id.encode()
+        )
     finally:
         await producer.stop()
     try:
@@ -159,8 +176,10 @@ async def test_i_can_help_counts_are_shared_and_never_count_an_unpublished_respo
     runtime_a = app_a.state.runtime
     await apply_event(runtime_a.pool, runtime_a.settings, prompt)
     path = f"/v1/prompts/{prompt.prompt_id}/responses"
-    async with httpx.AsyncClient(base_url=base_a, timeout=30) as a, \
-            httpx.AsyncClient(base_url=base_b, timeout=30) as b:
+    async with (
+        httpx.AsyncClient(base_url=base_a, timeout=30) as a,
+        httpx.AsyncClient(base_url=base_b, timeout=30) as b,
+    ):
         assert (await a.post(path)).json()["responses"] == 1
         assert (await b.post(path)).json()["responses"] == 2
 

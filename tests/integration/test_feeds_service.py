@@ -386,16 +386,24 @@ async def test_browsers_get_error_pages_and_machines_problem_json(served):
     base, _ = served
     browser = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
-        for path, status in [("/streets/no-such-street", 404), ("/wards/E99999999", 404),
-                             ("/prompts/no-such-prompt", 404), ("/n/zzzzzzz", 404)]:
+        for path, status in [
+            ("/streets/no-such-street", 404),
+            ("/wards/E99999999", 404),
+            ("/prompts/no-such-prompt", 404),
+            ("/n/zzzzzzz", 404),
+        ]:
             page = await client.get(path, headers=browser)
             assert page.status_code == status and page.headers["content-type"].startswith("text/html"), path
             assert 'lang="en-GB"' in page.text and "Find a street" in page.text
             machine = await client.get(path)
             assert machine.status_code == status
             assert machine.headers["content-type"] == "application/problem+json"
-        sub = (await client.post("/v1/subscriptions", json={"ward_code": (await _street(
-            client, "agar", "Agar Grove"))["ward_code"]})).json()
+        sub = (
+            await client.post(
+                "/v1/subscriptions",
+                json={"ward_code": (await _street(client, "agar", "Agar Grove"))["ward_code"]},
+            )
+        ).json()
         path = sub["feed_url"].removeprefix(base)
         await client.post(f"{path}/unsubscribe")
         ended = await client.get(path, headers=browser)
@@ -403,8 +411,11 @@ async def test_browsers_get_error_pages_and_machines_problem_json(served):
         assert ended.headers["referrer-policy"] == "no-referrer"
         feed = await client.get(f"{path}.atom", headers=browser)
         assert feed.status_code == 410 and feed.headers["content-type"] == "application/problem+json"
-        form = await client.post("/subscriptions", data={"kind": "area", "lat": "51.5", "lon": "-0.13",
-                                                         "radius_m": "99999"}, headers=browser)
+        form = await client.post(
+            "/subscriptions",
+            data={"kind": "area", "lat": "51.5", "lon": "-0.13", "radius_m": "99999"},
+            headers=browser,
+        )
         assert form.status_code == 422 and "<strong>radius_m</strong>" in form.text
         typed = await client.post("/subscriptions", data={"kind": "area", "lat": "north"}, headers=browser)
         assert typed.status_code == 422 and "<strong>lat</strong>" in typed.text

@@ -46,8 +46,10 @@ async def snapshot(conn) -> dict:
 
 async def test_import_reimport_and_load(conn):
     gazetteer, report = build_gazetteer(
-        CAMDEN / "camden.osm.pbf", wards=CAMDEN / "wards-2022.geojson",
-        lsoas=CAMDEN / "lsoa-2021.geojson", boundary=CAMDEN / "boundary.geojson",
+        CAMDEN / "camden.osm.pbf",
+        wards=CAMDEN / "wards-2022.geojson",
+        lsoas=CAMDEN / "lsoa-2021.geojson",
+        boundary=CAMDEN / "boundary.geojson",
     )
     assert await repo.migrate(conn) == ["001_init.sql"]
     await repo.save(conn, gazetteer, report)
@@ -57,8 +59,10 @@ async def test_import_reimport_and_load(conn):
     assert first["unit_streets"] == 2 * len(gazetteer.streets)  # one unit per street at 8 and 40
 
     again, report_again = build_gazetteer(
-        CAMDEN / "camden.osm.pbf", wards=CAMDEN / "wards-2022.geojson",
-        lsoas=CAMDEN / "lsoa-2021.geojson", boundary=CAMDEN / "boundary.geojson",
+        CAMDEN / "camden.osm.pbf",
+        wards=CAMDEN / "wards-2022.geojson",
+        lsoas=CAMDEN / "lsoa-2021.geojson",
+        boundary=CAMDEN / "boundary.geojson",
     )
     assert await repo.migrate(conn) == []
     await repo.save(conn, again, report_again)
@@ -70,10 +74,23 @@ async def test_import_reimport_and_load(conn):
     assert list(loaded.streets) == sorted(gazetteer.streets)
     for sid, street in gazetteer.streets.items():
         got = loaded.streets[sid]
-        assert (got.name, got.norm_name, got.address_count, got.ward_code, got.ward_name,
-                got.lsoa_code, got.segment_ids) == (
-            street.name, street.norm_name, street.address_count, street.ward_code,
-            street.ward_name, street.lsoa_code, street.segment_ids)
+        assert (
+            got.name,
+            got.norm_name,
+            got.address_count,
+            got.ward_code,
+            got.ward_name,
+            got.lsoa_code,
+            got.segment_ids,
+        ) == (
+            street.name,
+            street.norm_name,
+            street.address_count,
+            street.ward_code,
+            street.ward_name,
+            street.lsoa_code,
+            street.segment_ids,
+        )
         assert shapely.equals_exact(got.geometry, street.geometry, tolerance=0)
     assert sorted(loaded.units, key=lambda u: u.id) == sorted(gazetteer.units, key=lambda u: u.id)
     assert [w.code for w in loaded.wards] == [w.code for w in gazetteer.wards]
@@ -86,7 +103,8 @@ async def test_import_reimport_and_load(conn):
     rows = await repo.search(conn, "agar gr", 5)
     assert [r["id"] for r in rows] == [s.id for s in loaded.search("agar gr", 5)] == [agar.id]
     assert [r["name"] for r in await repo.search(conn, "kings cross rd")] == [
-        s.name for s in loaded.search("kings cross rd")]
+        s.name for s in loaded.search("kings cross rd")
+    ]
 
 
 async def test_load_before_any_import(conn):

@@ -31,16 +31,26 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 STREET_COORDS = [(-0.1301, 51.5412), (-0.1288, 51.5420)]  # lon, lat (Camden)
 
 
-def _need(area_id: str, ward: str, *, category: str = "fly_tipping", version: int = 1,
-          count: int = 3) -> StreetNeedChanged:
+def _need(
+    area_id: str, ward: str, *, category: str = "fly_tipping", version: int = 1, count: int = 3
+) -> StreetNeedChanged:
     person = category == "isolation"
     return StreetNeedChanged(
-        area_id=area_id, area_kind="unit" if person else "street", area_name=f"Test {area_id}",
-        ward_code=ward, street_ids=(area_id,), category=category,
-        sensitivity="person" if person else "place", band="some" if person else None,
-        count=None if person else count, trend="up", since=dt.date(2026, 11, 1),
+        area_id=area_id,
+        area_kind="unit" if person else "street",
+        area_name=f"Test {area_id}",
+        ward_code=ward,
+        street_ids=(area_id,),
+        category=category,
+        sensitivity="person" if person else "place",
+        band="some" if person else None,
+        count=None if person else count,
+        trend="up",
+        since=dt.date(2026, 11, 1),
         period="2026-10" if person else "live",
-        published_at=dt.datetime(2026, 11, 22, 10, version, tzinfo=dt.UTC), version=version)
+        published_at=dt.datetime(2026, 11, 22, 10, version, tzinfo=dt.UTC),
+        version=version,
+    )
 
 
 async def _publish(bootstrap: str, records: list[tuple[str, bytes | None]]) -> None:
@@ -97,19 +107,37 @@ class Receiver:
 @asynccontextmanager
 async def running(db: str, bootstrap: str, random_id: str, **overrides) -> AsyncIterator[tuple]:
     settings = PartnersSettings(
-        database_url=db, kafka_bootstrap_servers=bootstrap, group_id=f"partners-test-{random_id}",
-        load_gazetteer=False, webhook_allow_loopback=True, webhook_poll_interval_s=0.05,
-        webhook_backoff_base_s=0.05, webhook_backoff_cap_s=0.2, webhook_max_attempts=3, **overrides)
-    streets = {sid: Street(id=sid, name=f"Test {sid}", norm_name=f"test {sid}",
-                           geometry=LineString(STREET_COORDS), segment_ids=())
-               for sid in (f"way/{random_id}", f"way/{random_id}b")}
+        database_url=db,
+        kafka_bootstrap_servers=bootstrap,
+        group_id=f"partners-test-{random_id}",
+        load_gazetteer=False,
+        webhook_allow_loopback=True,
+        webhook_poll_interval_s=0.05,
+        webhook_backoff_base_s=0.05,
+        webhook_backoff_cap_s=0.2,
+        webhook_max_attempts=3,
+        **overrides,
+    )
+    streets = {
+        sid: Street(
+            id=sid,
+            name=f"Test {sid}",
+            norm_name=f"test {sid}",
+            geometry=LineString(STREET_COORDS),
+            segment_ids=(),
+        )
+        for sid in (f"way/{random_id}", f"way/{random_id}b")
+    }
     app = create_app(settings, gazetteer=Gazetteer(streets=streets))
     async with app.router.lifespan_context(app):
         key = new_key()
         async with app.state.runtime.pool.acquire() as conn:
             partner = await repository.create_partner(conn, f"partner {random_id}", hash_key(key))
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test",
-                                     headers={"Authorization": f"Bearer {key}"}) as client:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://test",
+            headers={"Authorization": f"Bearer {key}"},
+        ) as client:
             yield app, client, partner
 
 
@@ -118,12 +146,16 @@ async def test_needs_formats_history_tombstone_and_auth(fresh_database_url, kafk
     async with running(fresh_database_url, kafka_bootstrap, random_id) as (app, client, partner):
         first, second = _need(street, ward, version=1, count=3), _need(street, ward, version=2, count=5)
         person = _need(other, ward, category="isolation")
-        await _publish(kafka_bootstrap, [
-            (first.key, first.model_dump_json().encode()), (second.key, second.model_dump_json().encode()),
-            (person.key, person.model_dump_json().encode()),
-            (f"{street}:graffiti", b"{not json"),  # malformed: dead-lettered, the rest carries on
-            (first.key, second.model_dump_json().encode()),  # redelivered change: no second history row
-        ])
+        await _publish(
+            kafka_bootstrap,
+            [
+                (first.key, first.model_dump_json().encode()),
+                (second.key, second.model_dump_json().encode()),
+                (person.key, person.model_dump_json().encode()),
+                (f"{street}:graffiti", b"{not json"),  # malformed: dead-lettered, the rest carries on
+                (first.key, second.model_dump_json().encode()),  # redelivered change: no second history row
+            ],
+        )
 
         async def both_current():
             items = (await client.get("/v1/needs", params={"ward": ward})).json()["items"]
@@ -138,13 +170,14 @@ async def test_needs_formats_history_tombstone_and_auth(fresh_database_url, kafk
         # Filters and a cursor.
         page = (await client.get("/v1/needs", params={"ward": ward, "limit": 1})).json()
         assert len(page["items"]) == 1 and page["next_cursor"]
-        rest = (await client.get("/v1/needs", params={"ward": ward, "limit": 1,
-                                                      "cursor": page["next_cursor"]})).json()
+        rest = (
+            await client.get("/v1/needs", params={"ward": ward, "limit": 1, "cursor": page["next_cursor"]})
+        ).json()
         assert len(rest["items"]) == 1 and rest["next_cursor"] is None
         assert rest["items"][0]["area_id"] != page["items"][0]["area_id"]
         only = (await client.get("/v1/needs", params={"ward": ward, "category": "isolation"})).json()
         assert [i["area_id"] for i in only["items"]] == [other]
-        inside = (await client.get("/v1/needs", params={"ward": ward, "bbox": "-0.14,51.54,-0.12,51.55"}))
+        inside = await client.get("/v1/needs", params={"ward": ward, "bbox": "-0.14,51.54,-0.12,51.55"})
         assert len(inside.json()["items"]) == 2
         outside = (await client.get("/v1/needs", params={"ward": ward, "bbox": "1,51,2,52"})).json()
         assert outside["items"] == []
@@ -174,15 +207,28 @@ async def test_needs_formats_history_tombstone_and_auth(fresh_database_url, kafk
 
         await _until(removed, "the tombstoned need leaves the current state")
         history = (await client.get("/v1/needs/history", params={"area_id": street})).json()["items"]
-        assert [(h["change"], h["version"]) for h in history] == [("changed", 1), ("changed", 2),
-                                                                   ("removed", 2)]
+        assert [(h["change"], h["version"]) for h in history] == [
+            ("changed", 1),
+            ("changed", 2),
+            ("removed", 2),
+        ]
         assert history[1]["need"]["count"] == 5 and history[2]["need"] is None
-        since = (await client.get("/v1/needs/history", params={
-            "area_id": street, "since": "2026-11-22T10:02:00+00:00",
-            "until": "2026-11-22T10:03:00+00:00"})).json()["items"]
+        since = (
+            await client.get(
+                "/v1/needs/history",
+                params={
+                    "area_id": street,
+                    "since": "2026-11-22T10:02:00+00:00",
+                    "until": "2026-11-22T10:03:00+00:00",
+                },
+            )
+        ).json()["items"]
         assert [h["version"] for h in since] == [2]
-        hcsv = list(csv.DictReader(io.StringIO(
-            (await client.get("/v1/needs/history.csv", params={"area_id": street})).text)))
+        hcsv = list(
+            csv.DictReader(
+                io.StringIO((await client.get("/v1/needs/history.csv", params={"area_id": street})).text)
+            )
+        )
         assert [r["change"] for r in hcsv] == ["changed", "changed", "removed"]
 
         # Authentication: no key, unknown key, revoked key.
@@ -207,8 +253,11 @@ async def test_webhooks_signed_retried_dead_and_replayed(fresh_database_url, kaf
         async with running(fresh_database_url, kafka_bootstrap, random_id) as (_, client, _):
             refused = await client.post("/v1/webhooks", json={"url": "file:///etc/passwd"})
             assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "url"
-            created = (await client.post("/v1/webhooks", json={
-                "url": good.url, "wards": [ward], "categories": ["fly_tipping"]})).json()
+            created = (
+                await client.post(
+                    "/v1/webhooks", json={"url": good.url, "wards": [ward], "categories": ["fly_tipping"]}
+                )
+            ).json()
             secret = created["secret"]
             assert secret.startswith("whsec_")
             shown = (await client.get(f"/v1/webhooks/{created['id']}")).json()
@@ -233,11 +282,13 @@ async def test_webhooks_signed_retried_dead_and_replayed(fresh_database_url, kaf
             assert delivery["attempts"] == 3 and delivery["last_status"] == 500
             assert len(failing.received) == 3
             assert len({h["webhook-id"] for h, _ in failing.received}) == 1  # same id on every retry
-            assert (await client.get(f"/v1/webhooks/{bad['id']}/deliveries",
-                                     params={"status": "dead"})).json()["items"] == [delivery]
+            assert (
+                await client.get(f"/v1/webhooks/{bad['id']}/deliveries", params={"status": "dead"})
+            ).json()["items"] == [delivery]
 
-            replayed = await client.post(f"/v1/webhooks/{created['id']}/replay",
-                                         params={"since": "2026-11-01T00:00:00+00:00"})
+            replayed = await client.post(
+                f"/v1/webhooks/{created['id']}/replay", params={"since": "2026-11-01T00:00:00+00:00"}
+            )
             assert replayed.status_code == 202 and replayed.json() == {"queued": 1}
             await _until(lambda: good.got(2), "the replayed delivery")
             again_headers, again_body = good.received[1]

@@ -22,12 +22,21 @@ TOKEN = "integration-test-token-0123456789"
 
 @pytest.fixture
 async def prompter(fresh_database_url: str, kafka_bootstrap: str) -> AsyncIterator[httpx.AsyncClient]:
-    settings = PrompterSettings(database_url=fresh_database_url, kafka_bootstrap_servers=kafka_bootstrap,
-                                group_id=f"prompter-test-{uuid.uuid4().hex}", admin_token=TOKEN)
+    settings = PrompterSettings(
+        database_url=fresh_database_url,
+        kafka_bootstrap_servers=kafka_bootstrap,
+        group_id=f"prompter-test-{uuid.uuid4().hex}",
+        admin_token=TOKEN,
+    )
     app = create_app(settings)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://test",
-            headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://test",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        ) as client,
+    ):
         yield client
 
 
@@ -40,8 +49,13 @@ async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
 
 
 async def _consumer(bootstrap: str, topic: str) -> AIOKafkaConsumer:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"t-{uuid.uuid4().hex}",
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"t-{uuid.uuid4().hex}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     return consumer
 
@@ -56,11 +70,24 @@ async def _read_until(consumer: AIOKafkaConsumer, keep: Callable, done: Callable
 
 
 def _need(area_id: str, street_id: str, version: int = 1) -> bytes:
-    return json.dumps({
-        "schema_version": 1, "area_id": area_id, "area_kind": "street", "area_name": "Camden Road",
-        "ward_code": "E05013654", "street_ids": [street_id], "category": "fly_tipping",
-        "sensitivity": "place", "count": 3, "trend": "up", "since": "2026-11-03", "period": "live",
-        "published_at": "2026-11-20T14:05:00+00:00", "version": version}).encode()
+    return json.dumps(
+        {
+            "schema_version": 1,
+            "area_id": area_id,
+            "area_kind": "street",
+            "area_name": "Camden Road",
+            "ward_code": "E05013654",
+            "street_ids": [street_id],
+            "category": "fly_tipping",
+            "sensitivity": "place",
+            "count": 3,
+            "trend": "up",
+            "since": "2026-11-03",
+            "period": "live",
+            "published_at": "2026-11-20T14:05:00+00:00",
+            "version": version,
+        }
+    ).encode()
 
 
 def _prompt(value: bytes) -> PromptPublished | PromptRetired:
@@ -76,8 +103,9 @@ async def _a_street(database_url: str) -> str:
         await conn.close()
 
 
-async def test_need_to_prompt_dedup_relink_and_retire(prompter, producer, kafka_bootstrap, random_id,
-                                                      fresh_database_url):
+async def test_need_to_prompt_dedup_relink_and_retire(
+    prompter, producer, kafka_bootstrap, random_id, fresh_database_url
+):
     # A random area id keeps this test's prompt key apart from every other run; the street is real
     # (the fresh database holds the Camden gazetteer) because opportunities must name known streets.
     area_id, street_id = f"it-{random_id}", await _a_street(fresh_database_url)
@@ -97,27 +125,39 @@ async def test_need_to_prompt_dedup_relink_and_retire(prompter, producer, kafka_
         assert event.body.startswith("Neighbours could organise a clean-up") and event.opportunities == ()
 
         (letter,) = await _read_until(
-            letters, lambda r: area_id.encode() in base64.b64decode(json.loads(r.value)["original_b64"]),
-            lambda found: len(found) >= 1)
+            letters,
+            lambda r: area_id.encode() in base64.b64decode(json.loads(r.value)["original_b64"]),
+            lambda found: len(found) >= 1,
+        )
         letter = DeadLettered.model_validate_json(letter.value)
         assert letter.service == "prompter" and letter.source_topic == STREET_NEEDS.name and letter.errors
 
         # The identical need again: no new prompt. A partner registers a clean-up on the street: the
         # prompt's content changes, so revision 2 links it. Then the tombstone retires the prompt.
         await producer.send_and_wait(STREET_NEEDS.name, _need(area_id, street_id), key=key)
-        created = await prompter.post("/v1/opportunities", json={
-            "title": "Camden Road clean-up", "organisation": "Friends of Camden Road",
-            "url": "https://example.org/cleanup", "contact": "hello@example.org",
-            "categories": ["fly_tipping"], "area": {"street_ids": [street_id]}, "times": "Saturdays 10am"})
+        created = await prompter.post(
+            "/v1/opportunities",
+            json={
+                "title": "Camden Road clean-up",
+                "organisation": "Friends of Camden Road",
+                "url": "https://example.org/cleanup",
+                "contact": "hello@example.org",
+                "categories": ["fly_tipping"],
+                "area": {"street_ids": [street_id]},
+                "times": "Saturdays 10am",
+            },
+        )
         assert created.status_code == 201, created.text
         await producer.send_and_wait(STREET_NEEDS.name, None, key=key)
 
-        rest = await _read_until(prompts, mine,
-                                 lambda found: any(_prompt(r.value).event_type == "prompt_retired"
-                                                   for r in found))
+        rest = await _read_until(
+            prompts, mine, lambda found: any(_prompt(r.value).event_type == "prompt_retired" for r in found)
+        )
         events = [_prompt(r.value) for r in rest]
         assert [(e.event_type, getattr(e, "revision", None)) for e in events] == [
-            ("prompt_published", 2), ("prompt_retired", None)]
+            ("prompt_published", 2),
+            ("prompt_retired", None),
+        ]
         assert [o.opportunity_id for o in events[0].opportunities] == [created.json()["id"]]
         assert events[0].opportunities[0].when == "Saturdays 10am"
         assert events[1].prompt_id == key.decode() and events[1].area_id == area_id
@@ -127,8 +167,9 @@ async def test_need_to_prompt_dedup_relink_and_retire(prompter, producer, kafka_
 
     conn = await asyncpg.connect(fresh_database_url)
     try:
-        row = await conn.fetchrow("SELECT revision, status, content_hash FROM prompter.prompts"
-                                  " WHERE prompt_id = $1", key.decode())
+        row = await conn.fetchrow(
+            "SELECT revision, status, content_hash FROM prompter.prompts WHERE prompt_id = $1", key.decode()
+        )
         active = await conn.fetchval("SELECT active FROM prompter.needs WHERE prompt_id = $1", key.decode())
     finally:
         await conn.close()
@@ -136,15 +177,30 @@ async def test_need_to_prompt_dedup_relink_and_retire(prompter, producer, kafka_
 
 
 def _ward_trend(ward: str, trend: str, version: int) -> bytes:
-    return json.dumps({
-        "schema_version": 1, "area_id": ward, "area_kind": "ward", "area_name": "Belsize",
-        "ward_code": ward, "street_ids": ["way/1", "way/2"], "category": "isolation",
-        "sensitivity": "person", "band": None, "count": None, "trend": trend, "since": "2026-07-01",
-        "period": "2026-Q3", "published_at": "2026-10-01T09:00:00+00:00", "version": version}).encode()
+    return json.dumps(
+        {
+            "schema_version": 1,
+            "area_id": ward,
+            "area_kind": "ward",
+            "area_name": "Belsize",
+            "ward_code": ward,
+            "street_ids": ["way/1", "way/2"],
+            "category": "isolation",
+            "sensitivity": "person",
+            "band": None,
+            "count": None,
+            "trend": trend,
+            "since": "2026-07-01",
+            "period": "2026-Q3",
+            "published_at": "2026-10-01T09:00:00+00:00",
+            "version": version,
+        }
+    ).encode()
 
 
-async def test_ward_trend_prompts_and_a_steady_trend_retires_them(prompter, producer, kafka_bootstrap,
-                                                                   random_id):
+async def test_ward_trend_prompts_and_a_steady_trend_retires_them(
+    prompter, producer, kafka_bootstrap, random_id
+):
     ward = f"W{random_id}"
     key = f"{ward}:isolation".encode()
     prompts = await _consumer(kafka_bootstrap, PROMPTS.name)
@@ -156,7 +212,10 @@ async def test_ward_trend_prompts_and_a_steady_trend_retires_them(prompter, prod
         await prompts.stop()
     events = [_prompt(r.value) for r in found]
     assert [(e.event_type, getattr(e, "revision", None)) for e in events] == [
-        ("prompt_published", 1), ("prompt_retired", None), ("prompt_published", 2)]
+        ("prompt_published", 1),
+        ("prompt_retired", None),
+        ("prompt_published", 2),
+    ]
     assert events[0].title == "More older neighbours in Belsize may be feeling lonely"
     assert events[2].title == "Fewer older neighbours in Belsize seem lonely than last season"
     assert events[0].area_kind == "ward" and events[0].ward_code == ward

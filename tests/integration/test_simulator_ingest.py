@@ -40,21 +40,32 @@ async def _system(database_url: str, council: str) -> tuple[str, object]:
         await apply_migrations(conn, "ingest", INGEST_MIGRATIONS)
         key = generate_key()
         system = await repository.create_system(
-            conn, name="simulator test", council_id=council, key_hash=hash_key(key),
-            categories=[c.value for c in Category], rate_per_minute=None)
+            conn,
+            name="simulator test",
+            council_id=council,
+            key_hash=hash_key(key),
+            categories=[c.value for c in Category],
+            rate_per_minute=None,
+        )
         return key, system.id
     finally:
         await conn.close()
 
 
 def _settings(database_url: str, kafka: str, group: str) -> IngestSettings:
-    return IngestSettings(database_url=database_url, kafka_bootstrap_servers=kafka,
-                          pseudonym_keys="1:" + "s" * 40, pseudonym_key_version=1, consumer_group=group)
+    return IngestSettings(
+        database_url=database_url,
+        kafka_bootstrap_servers=kafka,
+        pseudonym_keys="1:" + "s" * 40,
+        pseudonym_key_version=1,
+        consumer_group=group,
+    )
 
 
 @pytest.mark.parametrize("transport", ["http", "kafka"])
-async def test_simulated_signals_arrive_anonymised(transport, gazetteer, fresh_database_url,
-                                                   kafka_bootstrap, random_id):
+async def test_simulated_signals_arrive_anonymised(
+    transport, gazetteer, fresh_database_url, kafka_bootstrap, random_id
+):
     key, system_id = await _system(fresh_database_url, "camden")
     model = SignalModel(gazetteer, load_reference(CAMDEN), seed=int(random_id, 16))
     now = dt.datetime.now(dt.UTC)

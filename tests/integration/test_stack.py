@@ -26,7 +26,8 @@ async def test_topics_exist_with_the_declared_configuration(kafka_bootstrap, kaf
         described = await admin.describe_topics([t.name for t in ALL_TOPICS])
         partitions = {d["topic"]: len(d["partitions"]) for d in described}
         configs = await admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, t.name) for t in ALL_TOPICS])
+            [ConfigResource(ConfigResourceType.TOPIC, t.name) for t in ALL_TOPICS]
+        )
     finally:
         await admin.close()
     actual = {}
@@ -44,16 +45,26 @@ async def test_ensure_topics_is_safe_to_rerun(kafka_settings):
 
 
 async def test_a_contract_round_trips_through_the_real_broker(kafka_bootstrap, random_id):
-    record = dead_letter(service="test", source_topic="x", value=b"\x00not json", key=random_id.encode(),
-                         reason=f"round trip {random_id}")
+    record = dead_letter(
+        service="test",
+        source_topic="x",
+        value=b"\x00not json",
+        key=random_id.encode(),
+        reason=f"round trip {random_id}",
+    )
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-    consumer = AIOKafkaConsumer(DEAD_LETTERS.name, bootstrap_servers=kafka_bootstrap,
-                                group_id=f"t-{random_id}", auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        DEAD_LETTERS.name,
+        bootstrap_servers=kafka_bootstrap,
+        group_id=f"t-{random_id}",
+        auto_offset_reset="earliest",
+    )
     await producer.start()
     await consumer.start()
     try:
-        await producer.send_and_wait(DEAD_LETTERS.name, record.model_dump_json().encode(),
-                                     key=random_id.encode())
+        await producer.send_and_wait(
+            DEAD_LETTERS.name, record.model_dump_json().encode(), key=random_id.encode()
+        )
         async with asyncio.timeout(30):
             async for msg in consumer:
                 if msg.key == random_id.encode():
@@ -88,9 +99,16 @@ async def test_operators_can_read_dead_letters_since_a_time(kafka_bootstrap, kaf
     from shared.dead_letters import original_text, read_dead_letters
 
     started = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
-    record = dead_letter(service=f"svc-{random_id}", source_topic="council-signals.v1",
-                         value=b'{"event_id": 1}', key=None, reason="invalid contract",
-                         errors=("event_id: Input should be a valid string",), partition=0, offset=7)
+    record = dead_letter(
+        service=f"svc-{random_id}",
+        source_topic="council-signals.v1",
+        value=b'{"event_id": 1}',
+        key=None,
+        reason="invalid contract",
+        errors=("event_id: Input should be a valid string",),
+        partition=0,
+        offset=7,
+    )
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     await producer.start()
     try:

@@ -26,9 +26,14 @@ NOW = dt.datetime(2026, 11, 1, 9, 30, tzinfo=dt.UTC)
 
 
 def council_signal(**over) -> dict:
-    body = {"event_id": "asc-1", "category": "isolation", "action": "raised",
-            "subject_ref": "P-123", "occurred_at": NOW.isoformat(),
-            "location": {"lat": 51.54, "lon": -0.13}}
+    body = {
+        "event_id": "asc-1",
+        "category": "isolation",
+        "action": "raised",
+        "subject_ref": "P-123",
+        "occurred_at": NOW.isoformat(),
+        "location": {"lat": 51.54, "lon": -0.13},
+    }
     body.update(over)
     return body
 
@@ -39,11 +44,14 @@ def test_council_signal_drops_fields_the_contract_does_not_name():
     assert "1941" not in dumped and "nhs" not in dumped
 
 
-@pytest.mark.parametrize("location, message", [
-    ({"lat": 51.5}, "lat and lon must be given together"),
-    ({}, "give lat and lon, street_id, or address"),
-    ({"lat": 99, "lon": 0}, "less than or equal to 90"),
-])
+@pytest.mark.parametrize(
+    "location, message",
+    [
+        ({"lat": 51.5}, "lat and lon must be given together"),
+        ({}, "give lat and lon, street_id, or address"),
+        ({"lat": 99, "lon": 0}, "less than or equal to 90"),
+    ],
+)
 def test_location_must_say_where(location, message):
     with pytest.raises(ValidationError, match=message):
         CouncilSignal.model_validate(council_signal(location=location))
@@ -56,16 +64,35 @@ def test_occurred_at_needs_a_timezone():
 
 def test_anonymised_signal_refuses_personal_fields():
     with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
-        SignalAnonymised(event_id=uuid.uuid4(), category="isolation", sensitivity="person",
-                         action="raised", street_id="s-1", subject_key="a" * 64, key_version=1,
-                         occurred_at=NOW, council_id="camden", source="http", name="Ann")
+        SignalAnonymised(
+            event_id=uuid.uuid4(),
+            category="isolation",
+            sensitivity="person",
+            action="raised",
+            street_id="s-1",
+            subject_key="a" * 64,
+            key_version=1,
+            occurred_at=NOW,
+            council_id="camden",
+            source="http",
+            name="Ann",
+        )
 
 
 def _need(**over) -> dict:
-    body = {"area_id": "u40-abc", "area_kind": "unit", "area_name": "Agar Grove and 2 nearby streets",
-            "street_ids": ("s-1",), "category": "isolation", "sensitivity": "person",
-            "band": "some", "since": "2026-10-01", "period": "2026-10",
-            "published_at": NOW.isoformat(), "version": 1}
+    body = {
+        "area_id": "u40-abc",
+        "area_kind": "unit",
+        "area_name": "Agar Grove and 2 nearby streets",
+        "street_ids": ("s-1",),
+        "category": "isolation",
+        "sensitivity": "person",
+        "band": "some",
+        "since": "2026-10-01",
+        "period": "2026-10",
+        "published_at": NOW.isoformat(),
+        "version": 1,
+    }
     body.update(over)
     return body
 
@@ -112,8 +139,9 @@ def test_committed_docs_match_the_code():
     """docs/ is generated (make docs): a contract change without regenerating fails here."""
     for path, doc in docs.documents().items():
         assert path.exists(), f"{path} missing: run make docs"
-        assert json.loads(path.read_text()) == json.loads(docs.render(doc)), \
+        assert json.loads(path.read_text()) == json.loads(docs.render(doc)), (
             f"{path.name} drifted from the code: run make docs"
+        )
 
 
 def test_readme_configuration_table_matches_the_settings():

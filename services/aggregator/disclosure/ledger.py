@@ -52,9 +52,7 @@ class Ledger:
                 self._annual[(subject_key, parse_period(period)[0])] += epsilon
 
 
-def release_spend(
-    subjects: Iterable[str], period: str, policy: DisclosurePolicy
-) -> dict[LedgerKey, float]:
+def release_spend(subjects: Iterable[str], period: str, policy: DisclosurePolicy) -> dict[LedgerKey, float]:
     """What a release costs: the whole per-release epsilon for every subject counted in it."""
     return {(subject, period): policy.epsilon_per_release for subject in subjects}
 

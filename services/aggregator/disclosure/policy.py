@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from shared import privacy
 from shared.contracts import CATALOGUE, Sensitivity
 
 __all__ = ["DEFAULT_PERSON_CATEGORIES", "DisclosurePolicy"]
@@ -23,14 +24,14 @@ class DisclosurePolicy:
     single value for the whole month and cannot flicker within it.
     """
 
-    min_subjects: int = 8  # rule 4: a cell shows only if its noisy count is at least this
-    min_unit_addresses: int = 40  # rule 3: a person publication unit covers at least this many
-    min_street_addresses: int = 8  # rule 2: smaller streets publish place needs at their place unit
-    rounding_base: int = 5  # rule 4: internal counts are rounded to the nearest multiple of this
-    several_from: int = 15  # rule 4: "some" is min_subjects..several_from-1
-    many_from: int = 30  # rule 4: "several" is several_from..many_from-1, "many" from here
-    epsilon_per_release: float = 0.5  # rule 6: per subject per monthly release, all categories
-    annual_epsilon_cap: float = 6.0  # rule 6: per subject per calendar year, kept in the ledger
+    min_subjects: int = privacy.MIN_SUBJECTS  # rule 4
+    min_unit_addresses: int = privacy.MIN_UNIT_ADDRESSES  # rule 3
+    min_street_addresses: int = privacy.MIN_STREET_ADDRESSES  # rule 2
+    rounding_base: int = privacy.ROUNDING_BASE  # rule 4
+    several_from: int = privacy.SEVERAL_FROM  # rule 4
+    many_from: int = privacy.MANY_FROM  # rule 4
+    epsilon_per_release: float = privacy.EPSILON_PER_RELEASE  # rule 6
+    annual_epsilon_cap: float = privacy.ANNUAL_EPSILON_CAP  # rule 6
     noise: bool = True  # rule 6: off only for tests and demonstrations, never in production
     # The categories that share one release's epsilon. Fixed in advance: the split must not
     # depend on which categories happen to have data.
@@ -47,9 +48,7 @@ class DisclosurePolicy:
             raise ValueError("address floors and rounding_base must be at least 1")
         if not 0 < self.epsilon_per_release <= self.annual_epsilon_cap:
             raise ValueError("need 0 < epsilon_per_release <= annual_epsilon_cap")
-        if not self.person_categories or len(set(self.person_categories)) != len(
-            self.person_categories
-        ):
+        if not self.person_categories or len(set(self.person_categories)) != len(self.person_categories):
             raise ValueError("person_categories must be non-empty and distinct")
         if self.release_delay_days < 0:
             raise ValueError("release_delay_days must not be negative")

@@ -13,15 +13,24 @@ from shared.contracts import DeadLettered, SignalAnonymised
 
 
 def record(value: bytes | None, offset: int = 7) -> ConsumerRecord:
-    return ConsumerRecord("signals-anonymised.v1", 2, offset, 0, 0, b"s1", value, None,
-                          len(value or b""), 2, [])
+    return ConsumerRecord(
+        "signals-anonymised.v1", 2, offset, 0, 0, b"s1", value, None, len(value or b""), 2, []
+    )
 
 
 def valid(**changes) -> dict:
     event = SignalAnonymised(
-        event_id=uuid.uuid4(), category="graffiti", sensitivity="place", action="raised",
-        street_id="s1", subject_key="ab" * 32, key_version=1,
-        occurred_at=dt.datetime(2026, 5, 1, 10, tzinfo=dt.UTC), council_id="c", source="kafka")
+        event_id=uuid.uuid4(),
+        category="graffiti",
+        sensitivity="place",
+        action="raised",
+        street_id="s1",
+        subject_key="ab" * 32,
+        key_version=1,
+        occurred_at=dt.datetime(2026, 5, 1, 10, tzinfo=dt.UTC),
+        council_id="c",
+        source="kafka",
+    )
     return {**json.loads(event.model_dump_json()), **changes}
 
 

@@ -21,15 +21,26 @@ POLICY = DisclosurePolicy()
 
 @pytest.mark.parametrize(
     ("count", "band"),
-    [(-3, None), (0, None), (7, None), (8, "some"), (14, "some"), (15, "several"),
-     (29, "several"), (30, "many"), (500, "many")],
+    [
+        (-3, None),
+        (0, None),
+        (7, None),
+        (8, "some"),
+        (14, "some"),
+        (15, "several"),
+        (29, "several"),
+        (30, "many"),
+        (500, "many"),
+    ],
 )
 def test_bands(count, band):
     assert band_for(count, POLICY) == band
 
 
-@pytest.mark.parametrize(("count", "rounded"), [(0, 0), (2, 0), (3, 5), (7, 5), (8, 10), (12, 10),
-                                                (13, 15), (14, 15), (-2, 0), (-3, -5)])
+@pytest.mark.parametrize(
+    ("count", "rounded"),
+    [(0, 0), (2, 0), (3, 5), (7, 5), (8, 10), (12, 10), (13, 15), (14, 15), (-2, 0), (-3, -5)],
+)
 def test_round_to_nearest_five(count, rounded):
     assert round_to_base(count, 5) == rounded
 
@@ -47,10 +58,8 @@ def test_trend():
 
 def test_policy_defaults_are_privacy_md():
     p = DisclosurePolicy()
-    assert (p.min_subjects, p.min_unit_addresses, p.min_street_addresses, p.rounding_base) == (
-        8, 40, 8, 5)
-    assert (p.several_from, p.many_from, p.epsilon_per_release, p.annual_epsilon_cap) == (
-        15, 30, 0.5, 6.0)
+    assert (p.min_subjects, p.min_unit_addresses, p.min_street_addresses, p.rounding_base) == (8, 40, 8, 5)
+    assert (p.several_from, p.many_from, p.epsilon_per_release, p.annual_epsilon_cap) == (15, 30, 0.5, 6.0)
     assert p.noise and p.ward_aggregates
     assert set(p.person_categories) == {"isolation", "overcrowding"}
     assert p.epsilon_per_cell == 0.25
@@ -58,9 +67,16 @@ def test_policy_defaults_are_privacy_md():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"min_subjects": 15}, {"many_from": 10}, {"epsilon_per_release": 0},
-     {"epsilon_per_release": 7.0}, {"rounding_base": 0}, {"person_categories": ()},
-     {"person_categories": ("isolation", "isolation")}, {"release_delay_days": -1}],
+    [
+        {"min_subjects": 15},
+        {"many_from": 10},
+        {"epsilon_per_release": 0},
+        {"epsilon_per_release": 7.0},
+        {"rounding_base": 0},
+        {"person_categories": ()},
+        {"person_categories": ("isolation", "isolation")},
+        {"release_delay_days": -1},
+    ],
 )
 def test_policy_rejects_nonsense(kwargs):
     with pytest.raises(ValueError):

@@ -17,10 +17,13 @@ from services.aggregator.disclosure import (
 SUBJECTS = [f"{i:064x}" for i in range(6)]
 releases = st.lists(
     st.tuples(
-        st.integers(2024, 2025), st.integers(1, 12),
-        st.dictionaries(st.tuples(st.sampled_from(SUBJECTS),
-                                  st.sampled_from(["isolation", "overcrowding"])),
-                        st.sampled_from(["u1", "u2"]), max_size=12),
+        st.integers(2024, 2025),
+        st.integers(1, 12),
+        st.dictionaries(
+            st.tuples(st.sampled_from(SUBJECTS), st.sampled_from(["isolation", "overcrowding"])),
+            st.sampled_from(["u1", "u2"]),
+            max_size=12,
+        ),
     ),
     max_size=40,
 )
@@ -96,7 +99,11 @@ def test_capped_subjects_are_audited_as_budget_exhausted():
     assert counted.counts == {("u1", "isolation"): 4}
     assert counted.excluded == {("u1", "isolation"): 2}
     result = compute_person_release(
-        "2024-02", counted.counts, {"u1": UnitInfo(60, "W")}, policy,
-        now=dt.datetime(2024, 3, 1, tzinfo=dt.UTC), excluded=counted.excluded,
+        "2024-02",
+        counted.counts,
+        {"u1": UnitInfo(60, "W")},
+        policy,
+        now=dt.datetime(2024, 3, 1, tzinfo=dt.UTC),
+        excluded=counted.excluded,
     )
     assert [(w.unit_id, w.reason) for w in result.withheld] == [("u1", "budget_exhausted")]

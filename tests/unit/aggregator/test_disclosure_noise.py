@@ -36,6 +36,7 @@ def test_draw_noise_is_discrete_laplace_at_scale_one_over_epsilon(epsilon):
 
 def _seeded_sampler(rng):
     """Discrete Laplace as the difference of two geometrics: OpenDP's distribution, but seedable."""
+
     def sample(true, epsilon):
         log_alpha = -epsilon
 
@@ -43,6 +44,7 @@ def _seeded_sampler(rng):
             return int(math.log(1.0 - rng.random()) / log_alpha)
 
         return true + geometric() - geometric()
+
     return sample
 
 
@@ -64,8 +66,9 @@ def _attacker_advantage(policy, background, trials=2000, seed=20240101):
         ranks = []
         for month, period in enumerate(MONTHS):
             count = background + (month == secret)
-            result = compute_person_release(period, {("u", "isolation"): count}, units, policy,
-                                            now=AFTER, sampler=sampler)
+            result = compute_person_release(
+                period, {("u", "isolation"): count}, units, policy, now=AFTER, sampler=sampler
+            )
             bands = [c.band for c in result.published if c.category == "isolation"]
             ranks.append(BAND_RANK[bands[0] if bands else None])
         best = [m for m, r in enumerate(ranks) if r == max(ranks)]

@@ -36,8 +36,9 @@ AFTER = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
 
 def _totals(wards, this: int, last: int, cells: int = 3):
     """Every month of Q3 totals `this` and of Q2 `last`, per ward and category."""
-    return {(m, w, c): WardTotal(this if m in Q3 else last, cells)
-            for m in SIX for w in wards for c in CATEGORIES}
+    return {
+        (m, w, c): WardTotal(this if m in Q3 else last, cells) for m in SIX for w in wards for c in CATEGORIES
+    }
 
 
 def test_quarter_calendar():
@@ -62,7 +63,11 @@ def test_trend_tolerance_is_the_95_percent_range_of_noise_and_rounding():
 
 def test_trend_is_steady_within_the_tolerance():
     assert (trend(10, 0, 10), trend(11, 0, 10), trend(0, 11, 10), trend(0, 10, 10)) == (
-        "steady", "up", "down", "steady")
+        "steady",
+        "up",
+        "down",
+        "steady",
+    )
 
 
 def test_full_quarters_give_a_trend_per_ward_and_category():
@@ -80,11 +85,14 @@ def test_full_quarters_give_a_trend_per_ward_and_category():
 
 @pytest.mark.parametrize("missing", SIX)
 def test_no_partial_quarters(missing):
-    result = compute_ward_trends("2026-Q3", set(SIX) - {missing}, _totals(["W1", "W2"], 50, 0),
-                                 ["W1", "W2"], POLICY)
+    result = compute_ward_trends(
+        "2026-Q3", set(SIX) - {missing}, _totals(["W1", "W2"], 50, 0), ["W1", "W2"], POLICY
+    )
     assert result.trends == ()
     assert {(w.ward_code, w.reason) for w in result.withheld} == {
-        ("W1", "quarter_incomplete"), ("W2", "quarter_incomplete")}
+        ("W1", "quarter_incomplete"),
+        ("W2", "quarter_incomplete"),
+    }
 
 
 @pytest.mark.parametrize("month", SIX)
@@ -94,9 +102,13 @@ def test_a_ward_without_a_safe_total_in_any_month_gets_no_trend(month):
     result = compute_ward_trends("2026-Q3", set(SIX), totals, ["W1", "W2"], POLICY)
     assert ("W1", "isolation") not in {(t.ward_code, t.category) for t in result.trends}
     assert [(w.ward_code, w.category, w.reason) for w in result.withheld] == [
-        ("W1", "isolation", "secondary_suppression")]
+        ("W1", "isolation", "secondary_suppression")
+    ]
     assert {(t.ward_code, t.category) for t in result.trends} == {
-        ("W1", "overcrowding"), ("W2", "isolation"), ("W2", "overcrowding")}
+        ("W1", "overcrowding"),
+        ("W2", "isolation"),
+        ("W2", "overcrowding"),
+    }
 
 
 def test_wards_without_a_code_are_not_decided():
@@ -106,8 +118,9 @@ def test_wards_without_a_code_are_not_decided():
 
 def test_release_keeps_the_number_of_cells_behind_each_ward_total():
     units = {f"u{i}": UnitInfo(50, "W1" if i < 3 else "W2") for i in range(5)}
-    result = compute_person_release("2026-07", {("u0", "isolation"): 12}, units,
-                                    DisclosurePolicy(noise=False), now=AFTER)
+    result = compute_person_release(
+        "2026-07", {("u0", "isolation"): 12}, units, DisclosurePolicy(noise=False), now=AFTER
+    )
     assert set(result.ward_cells) == set(result.ward_totals)
     assert result.ward_cells[("W1", "isolation")] == 3 and result.ward_cells[("W2", "overcrowding")] == 2
 
@@ -117,6 +130,7 @@ def _discrete_laplace(rng: random.Random):
         p = 1 - math.exp(-epsilon)  # difference of two geometric draws is discrete Laplace
         geometric = lambda: int(math.log(1 - rng.random()) / math.log(1 - p))  # noqa: E731
         return true + geometric() - geometric()
+
     return sample
 
 
@@ -129,11 +143,16 @@ def test_noise_alone_rarely_flips_a_trend():
     for _ in range(300):
         totals, released = {}, set()
         for month in SIX:
-            result = compute_person_release(month, counts, units, POLICY, now=AFTER,
-                                             sampler=_discrete_laplace(rng))
+            result = compute_person_release(
+                month, counts, units, POLICY, now=AFTER, sampler=_discrete_laplace(rng)
+            )
             released.add(month)
-            totals.update({(month, w, c): WardTotal(n, result.ward_cells[(w, c)])
-                           for (w, c), n in result.ward_totals.items()})
+            totals.update(
+                {
+                    (month, w, c): WardTotal(n, result.ward_cells[(w, c)])
+                    for (w, c), n in result.ward_totals.items()
+                }
+            )
         for t in compute_ward_trends("2026-Q3", released, totals, ["W1"], POLICY).trends:
             trials += 1
             flips += t.trend != "steady"
@@ -150,11 +169,16 @@ def test_a_real_change_shows_through_the_noise():
         for month in SIX:
             base = 20 if month in Q3 else 3  # every unit: 17 more subjects a month, ~300 a quarter
             counts = {(u, c): base for u in units for c in CATEGORIES}
-            result = compute_person_release(month, counts, units, POLICY, now=AFTER,
-                                             sampler=_discrete_laplace(rng))
+            result = compute_person_release(
+                month, counts, units, POLICY, now=AFTER, sampler=_discrete_laplace(rng)
+            )
             released.add(month)
-            totals.update({(month, w, c): WardTotal(n, result.ward_cells[(w, c)])
-                           for (w, c), n in result.ward_totals.items()})
+            totals.update(
+                {
+                    (month, w, c): WardTotal(n, result.ward_cells[(w, c)])
+                    for (w, c), n in result.ward_totals.items()
+                }
+            )
         for t in compute_ward_trends("2026-Q3", released, totals, ["W1"], POLICY).trends:
             trials += 1
             ups += t.trend == "up"
@@ -177,7 +201,8 @@ totals_st = st.dictionaries(
 def test_property_a_trend_is_a_direction_never_a_count(totals, released):
     result = compute_ward_trends("2026-Q3", released, totals, ["W1", "W2", "W3"], POLICY)
     decided = [(t.ward_code, t.category) for t in result.trends] + [
-        (w.ward_code, w.category) for w in result.withheld]
+        (w.ward_code, w.category) for w in result.withheld
+    ]
     assert sorted(decided) == sorted((w, c) for w in ("W1", "W2", "W3") for c in CATEGORIES)
     for t in result.trends:
         assert [f.name for f in dataclasses.fields(t)] == ["ward_code", "category", "trend"]

@@ -25,8 +25,12 @@ AFTER = dt.datetime(2040, 1, 1, tzinfo=dt.UTC)
 periods = st.builds(lambda y, m: f"{y:04d}-{m:02d}", st.integers(2020, 2030), st.integers(1, 12))
 units_st = st.dictionaries(
     st.sampled_from(UNIT_IDS[:6]),
-    st.builds(UnitInfo, address_count=st.integers(0, 120),
-              ward_code=st.sampled_from(["W1", "W2"]), publishable=st.booleans()),
+    st.builds(
+        UnitInfo,
+        address_count=st.integers(0, 120),
+        ward_code=st.sampled_from(["W1", "W2"]),
+        publishable=st.booleans(),
+    ),
     max_size=6,
 )
 # Unit ids u6 and u7 are never in `units`: counts on units the gazetteer no longer has.
@@ -48,14 +52,11 @@ def _no_draws(true, epsilon):
 @given(periods, counts_st, units_st, policies, st.integers(0, 10**8), st.data())
 def test_nothing_published_that_rules_forbid(period, counts, units, policy, delay_s, data):
     now = period_end(period) + dt.timedelta(seconds=delay_s)
-    result = compute_person_release(period, counts, units, policy, now=now,
-                                    sampler=_sampler(data))
+    result = compute_person_release(period, counts, units, policy, now=now, sampler=_sampler(data))
     noisy = {
-        (u, c): result.new_draws.get((period, u, c), counts.get((u, c), 0))
-        for u in units for c in CATEGORIES
+        (u, c): result.new_draws.get((period, u, c), counts.get((u, c), 0)) for u in units for c in CATEGORIES
     }
-    assert [f.name for f in dataclasses.fields(Cell)] == [
-        "unit_id", "category", "band", "rounded_count"]
+    assert [f.name for f in dataclasses.fields(Cell)] == ["unit_id", "category", "band", "rounded_count"]
     for cell in result.published:
         unit = units[cell.unit_id]
         assert unit.publishable and unit.address_count >= 40
@@ -72,9 +73,15 @@ def test_nothing_published_that_rules_forbid(period, counts, units, policy, dela
     assert {k for k, n in counts.items() if n > 0} <= published | set(withheld)
     if policy.ward_aggregates:
         for (ward, category), _ in result.ward_totals.items():
-            hidden = [u for u in units if units[u].ward_code == ward and (u, category) in noisy
-                      and units[u].publishable and units[u].address_count >= 40
-                      and (u, category) not in published]
+            hidden = [
+                u
+                for u in units
+                if units[u].ward_code == ward
+                and (u, category) in noisy
+                and units[u].publishable
+                and units[u].address_count >= 40
+                and (u, category) not in published
+            ]
             assert len(hidden) != 1, "a ward total would reveal one withheld unit"
     else:
         assert not result.ward_totals
@@ -91,14 +98,15 @@ def test_a_month_that_has_not_ended_is_refused(period, offset_s, units, counts):
 @given(periods, counts_st, counts_st, units_st, st.data())
 def test_noise_is_drawn_once_and_reused(period, counts, later_counts, units, data):
     policy = DisclosurePolicy()
-    first = compute_person_release(period, counts, units, policy, now=AFTER,
-                                   sampler=_sampler(data))
-    again = compute_person_release(period, counts, units, policy, first.new_draws, now=AFTER,
-                                   sampler=_no_draws)
+    first = compute_person_release(period, counts, units, policy, now=AFTER, sampler=_sampler(data))
+    again = compute_person_release(
+        period, counts, units, policy, first.new_draws, now=AFTER, sampler=_no_draws
+    )
     assert again == dataclasses.replace(first, new_draws={})
     # A month once drawn is final: changed counts must not move it, or the change would leak.
-    changed = compute_person_release(period, later_counts, units, policy, first.new_draws,
-                                     now=AFTER, sampler=_no_draws)
+    changed = compute_person_release(
+        period, later_counts, units, policy, first.new_draws, now=AFTER, sampler=_no_draws
+    )
     assert changed.published == first.published
     assert changed.ward_totals == first.ward_totals
 
@@ -122,41 +130,75 @@ def _exact(**kwargs):
 
 
 def test_audit_reasons():
-    units = {"big": UnitInfo(60, "W1"), "small": UnitInfo(39, "W1"),
-             "closed": UnitInfo(90, "W1", publishable=False), "quiet": UnitInfo(60, "W2"),
-             "capped": UnitInfo(60, "W3"), "shown": UnitInfo(60, "W3"), "gone": UnitInfo(60, "W4")}
-    counts = {("big", "isolation"): 9, ("small", "isolation"): 30, ("closed", "isolation"): 30,
-              ("quiet", "isolation"): 7, ("gone", "isolation"): 3, ("capped", "isolation"): 2,
-              ("shown", "isolation"): 12, ("nowhere", "isolation"): 12}
-    result = compute_person_release("2024-03", counts, units, _exact(ward_aggregates=False),
-                                    now=AFTER, excluded={("capped", "isolation"): 6})
+    units = {
+        "big": UnitInfo(60, "W1"),
+        "small": UnitInfo(39, "W1"),
+        "closed": UnitInfo(90, "W1", publishable=False),
+        "quiet": UnitInfo(60, "W2"),
+        "capped": UnitInfo(60, "W3"),
+        "shown": UnitInfo(60, "W3"),
+        "gone": UnitInfo(60, "W4"),
+    }
+    counts = {
+        ("big", "isolation"): 9,
+        ("small", "isolation"): 30,
+        ("closed", "isolation"): 30,
+        ("quiet", "isolation"): 7,
+        ("gone", "isolation"): 3,
+        ("capped", "isolation"): 2,
+        ("shown", "isolation"): 12,
+        ("nowhere", "isolation"): 12,
+    }
+    result = compute_person_release(
+        "2024-03",
+        counts,
+        units,
+        _exact(ward_aggregates=False),
+        now=AFTER,
+        excluded={("capped", "isolation"): 6},
+    )
     assert {(w.unit_id, w.reason) for w in result.withheld} == {
-        ("small", "unit_too_small"), ("closed", "unit_not_publishable"),
-        ("nowhere", "unit_not_publishable"), ("quiet", "below_threshold"),
-        ("gone", "below_threshold"), ("capped", "budget_exhausted")}
+        ("small", "unit_too_small"),
+        ("closed", "unit_not_publishable"),
+        ("nowhere", "unit_not_publishable"),
+        ("quiet", "below_threshold"),
+        ("gone", "below_threshold"),
+        ("capped", "budget_exhausted"),
+    }
     assert {(c.unit_id, c.band, c.rounded_count) for c in result.published} == {
-        ("big", "some", 10), ("shown", "some", 10)}
+        ("big", "some", 10),
+        ("shown", "some", 10),
+    }
 
 
 def test_secondary_suppression_withholds_the_next_smallest():
     units = {"a": UnitInfo(60, "W"), "b": UnitInfo(60, "W"), "c": UnitInfo(60, "W")}
-    counts = {("a", "isolation"): 3, ("b", "isolation"): 9, ("c", "isolation"): 20,
-              ("a", "overcrowding"): 9, ("b", "overcrowding"): 9, ("c", "overcrowding"): 9}
+    counts = {
+        ("a", "isolation"): 3,
+        ("b", "isolation"): 9,
+        ("c", "isolation"): 20,
+        ("a", "overcrowding"): 9,
+        ("b", "overcrowding"): 9,
+        ("c", "overcrowding"): 9,
+    }
     result = compute_person_release("2024-03", counts, units, _exact(), now=AFTER)
     assert {(c.unit_id, c.category) for c in result.published} == {
-        ("c", "isolation"), ("a", "overcrowding"), ("b", "overcrowding"), ("c", "overcrowding")}
+        ("c", "isolation"),
+        ("a", "overcrowding"),
+        ("b", "overcrowding"),
+        ("c", "overcrowding"),
+    }
     assert ("b", "isolation", "secondary_suppression") in {
-        (w.unit_id, w.category, w.reason) for w in result.withheld}
+        (w.unit_id, w.category, w.reason) for w in result.withheld
+    }
     assert result.ward_totals == {("W", "isolation"): 30, ("W", "overcrowding"): 25}
-    without = compute_person_release("2024-03", counts, units, _exact(ward_aggregates=False),
-                                     now=AFTER)
+    without = compute_person_release("2024-03", counts, units, _exact(ward_aggregates=False), now=AFTER)
     assert ("b", "isolation") in {(c.unit_id, c.category) for c in without.published}
 
 
 def test_a_ward_total_that_is_one_withheld_unit_is_not_kept():
     units = {"a": UnitInfo(60, "W")}
-    result = compute_person_release("2024-03", {("a", "isolation"): 5}, units, _exact(),
-                                    now=AFTER)
+    result = compute_person_release("2024-03", {("a", "isolation"): 5}, units, _exact(), now=AFTER)
     assert ("W", "isolation") not in result.ward_totals
 
 

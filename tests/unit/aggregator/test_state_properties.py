@@ -36,9 +36,18 @@ ADDRESSES = {"s1": 30, "s2": 5, "s3": 12, "s4": 3, "s5": 50, "s6": 2}
 
 
 def gazetteer() -> Gazetteer:
-    streets = {sid: Street(sid, sid.upper(), sid, LineString([(i * 0.01, 51.5), (i * 0.01 + 0.005, 51.5)]),
-                           (), n, "W1" if i < 3 else "W2")
-               for i, (sid, n) in enumerate(ADDRESSES.items())}
+    streets = {
+        sid: Street(
+            sid,
+            sid.upper(),
+            sid,
+            LineString([(i * 0.01, 51.5), (i * 0.01 + 0.005, 51.5)]),
+            (),
+            n,
+            "W1" if i < 3 else "W2",
+        )
+        for i, (sid, n) in enumerate(ADDRESSES.items())
+    }
     units = [
         Unit("p-a", 8, ("s1", "s2"), "W1", False, True, 35, "A"),
         Unit("p-b", 8, ("s3",), "W1", False, True, 12, "B"),
@@ -55,14 +64,28 @@ def event(street: str, category: str, subject: int, day: int, hour: int, withdra
     if sensitivity is Sensitivity.PLACE:
         at += dt.timedelta(hours=hour)
     return SignalAnonymised(
-        event_id=uuid.uuid4(), category=category, sensitivity=sensitivity,
-        action="withdrawn" if withdrawn else "raised", street_id=street,
-        subject_key=f"{subject:064x}", key_version=1, occurred_at=at, council_id="c", source="kafka")
+        event_id=uuid.uuid4(),
+        category=category,
+        sensitivity=sensitivity,
+        action="withdrawn" if withdrawn else "raised",
+        street_id=street,
+        subject_key=f"{subject:064x}",
+        key_version=1,
+        occurred_at=at,
+        council_id="c",
+        source="kafka",
+    )
 
 
-events = st.builds(event, st.sampled_from(sorted(ADDRESSES)), st.sampled_from(CATEGORIES),
-                   st.integers(0, 60), st.integers(0, 100), st.integers(0, 23),
-                   st.sampled_from([False, False, False, True]))
+events = st.builds(
+    event,
+    st.sampled_from(sorted(ADDRESSES)),
+    st.sampled_from(CATEGORIES),
+    st.integers(0, 60),
+    st.integers(0, 100),
+    st.integers(0, 23),
+    st.sampled_from([False, False, False, True]),
+)
 streams = st.lists(events, min_size=0, max_size=200)
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -94,8 +117,11 @@ def test_rebuild_in_any_batching_and_order_equals_live(stream, cuts, rnd) -> Non
 def test_withdrawn_subjects_leave_the_aggregate_at_once(stream) -> None:
     state = SignalState()
     state.apply(stream)
-    withdrawn = {(k, c) for (k, c), w in state.withdrawn.items()
-                 if all(at <= w for (_, c2, k2), at in state.raised.items() if (k2, c2) == (k, c))}
+    withdrawn = {
+        (k, c)
+        for (k, c), w in state.withdrawn.items()
+        if all(at <= w for (_, c2, k2), at in state.raised.items() if (k2, c2) == (k, c))
+    }
     for (_, category), subjects in active_subjects(state.rows(), NOW).items():
         assert not {(s, category) for s in subjects} & withdrawn
     areas = Areas(gazetteer(), DisclosurePolicy())
@@ -114,8 +140,12 @@ def seeded_sampler(seed: int):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(events, max_size=300), st.integers(0, 2**32), st.sampled_from(["2026-02", "2026-03"]),
-       st.booleans())
+@given(
+    st.lists(events, max_size=300),
+    st.integers(0, 2**32),
+    st.sampled_from(["2026-02", "2026-03"]),
+    st.booleans(),
+)
 def test_no_person_cell_published_below_thresholds(stream, seed, period, noise) -> None:
     # Many subjects on few streets so that some cells pass the threshold.
     policy = DisclosurePolicy(noise=noise)
@@ -124,8 +154,16 @@ def test_no_person_cell_published_below_thresholds(stream, seed, period, noise) 
     state.apply(stream)
     members = person_memberships(state.rows(), period, areas.person_unit_of)
     counted = tally(period, members, Ledger(), policy)
-    result = compute_person_release(period, counted.counts, areas.person_units, policy, {}, now=NOW,
-                                    excluded=counted.excluded, sampler=seeded_sampler(seed))
+    result = compute_person_release(
+        period,
+        counted.counts,
+        areas.person_units,
+        policy,
+        {},
+        now=NOW,
+        excluded=counted.excluded,
+        sampler=seeded_sampler(seed),
+    )
     noisy = {(u, c): n for (_, u, c), n in result.new_draws.items()} if noise else counted.counts
     views = person_views(result, areas)
     for change in diff(views, {}, views, NOW):

@@ -12,28 +12,44 @@ from shared.http import Problem, install_problem_handlers
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8"
 
 
-@pytest.mark.parametrize(("accept", "html"), [
-    (BROWSER, True),
-    ("text/html", True),
-    ("text/*;q=0.5, application/json;q=0.4", True),
-    ("application/json, text/html;q=0.9", False),
-    ("application/problem+json", False),
-    ("*/*", False),  # httpx, curl and most HTTP libraries
-    ("", False),
-    ("text/html;q=0", False),
-    ("TEXT/HTML;Q=0.8, */*;q=0.1", True),
-    ("text/html;q=oops", False),
-])
+@pytest.mark.parametrize(
+    ("accept", "html"),
+    [
+        (BROWSER, True),
+        ("text/html", True),
+        ("text/*;q=0.5, application/json;q=0.4", True),
+        ("application/json, text/html;q=0.9", False),
+        ("application/problem+json", False),
+        ("*/*", False),  # httpx, curl and most HTTP libraries
+        ("", False),
+        ("text/html;q=0", False),
+        ("TEXT/HTML;Q=0.8, */*;q=0.1", True),
+        ("text/html;q=oops", False),
+    ],
+)
 def test_accept_negotiation(accept, html):
     assert prefers_html(accept) is html
 
 
-@pytest.mark.parametrize(("path", "page"), [
-    ("/streets/s-1", True), ("/wards/E05013652", True), ("/prompts/a:b", True), ("/s/tok", True),
-    ("/n/abc", True), ("/subscriptions", True), ("/nowhere", True),
-    ("/v1/subscriptions", False), ("/cap/x.xml", False), ("/streets/s-1.atom", False),
-    ("/s/tok.rss", False), ("/wards/W1.json", False), ("/s/tok/events", False), ("/metrics", False),
-])
+@pytest.mark.parametrize(
+    ("path", "page"),
+    [
+        ("/streets/s-1", True),
+        ("/wards/E05013652", True),
+        ("/prompts/a:b", True),
+        ("/s/tok", True),
+        ("/n/abc", True),
+        ("/subscriptions", True),
+        ("/nowhere", True),
+        ("/v1/subscriptions", False),
+        ("/cap/x.xml", False),
+        ("/streets/s-1.atom", False),
+        ("/s/tok.rss", False),
+        ("/wards/W1.json", False),
+        ("/s/tok/events", False),
+        ("/metrics", False),
+    ],
+)
 def test_which_paths_are_pages(path, page):
     assert is_page(path) is page
 
@@ -62,8 +78,12 @@ def client() -> httpx.AsyncClient:
 
     @app.post("/prompts/{prompt_id}/help")
     async def help_(prompt_id: str):
-        raise Problem(429, "Too many responses", "Thank you! Please try again a little later.",
-                      headers={"Retry-After": "30"})
+        raise Problem(
+            429,
+            "Too many responses",
+            "Thank you! Please try again a little later.",
+            headers={"Retry-After": "30"},
+        )
 
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
 
@@ -91,8 +111,12 @@ async def test_browsers_get_an_accessible_page_with_the_same_status_and_headers(
 
 async def test_feeds_api_and_non_browser_clients_keep_problem_json(client):
     async with client:
-        for path, accept in [("/streets/s-1.atom", BROWSER), ("/streets/s-1", "*/*"),
-                             ("/streets/s-1", "application/json"), ("/s/tok", "application/problem+json")]:
+        for path, accept in [
+            ("/streets/s-1.atom", BROWSER),
+            ("/streets/s-1", "*/*"),
+            ("/streets/s-1", "application/json"),
+            ("/s/tok", "application/problem+json"),
+        ]:
             r = await client.get(path, headers={"Accept": accept})
             assert r.headers["content-type"] == "application/problem+json", (path, accept)
             assert r.json()["status"] in (404, 410)

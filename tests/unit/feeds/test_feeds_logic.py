@@ -9,7 +9,6 @@ import pytest
 from pydantic import ValidationError
 from starlette.requests import Request
 
-from services.feeds.areas import Areas, UnknownArea
 from services.feeds.conditional import cacheable
 from services.feeds.consume import Tombstone, parse_prompt_record
 from services.feeds.live import Hub, stream
@@ -17,6 +16,7 @@ from services.feeds.ratelimit import RateLimiter
 from services.feeds.repository import Change
 from services.feeds.tokens import hash_token, new_token, valid_token
 from shared.contracts import PromptRetired
+from shared.gazetteer.selection import Areas, UnknownArea
 
 
 def _matches(sel, p):

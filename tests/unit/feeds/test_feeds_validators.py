@@ -5,17 +5,24 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from services.feeds.areas import Selection
 from services.feeds.feedcache import BodyCache, feed_etag
 from services.feeds.repository import FeedState
 from services.feeds.settings import FeedsSettings
 from services.feeds.views import FeedTarget
+from shared.gazetteer.selection import Selection
 
-SETTINGS = FeedsSettings(database_url="postgresql://x@localhost/x", kafka_bootstrap_servers="localhost:9092",
-                         _env_file=None)
-TARGET = FeedTarget(Selection("street", "Agar Grove", ("s-1",), ("u-1",), ("W1",)), "/streets/s-1",
-                    "Agar Grove", "What neighbours could help with.", "street/s-1",
-                    subscribe={"kind": "street", "street_id": "s-1"}, notice_path="/streets/s-1/notice")
+SETTINGS = FeedsSettings(
+    database_url="postgresql://x@localhost/x", kafka_bootstrap_servers="localhost:9092", _env_file=None
+)
+TARGET = FeedTarget(
+    Selection("street", "Agar Grove", ("s-1",), ("u-1",), ("W1",)),
+    "/streets/s-1",
+    "Agar Grove",
+    "What neighbours could help with.",
+    "street/s-1",
+    subscribe={"kind": "street", "street_id": "s-1"},
+    notice_path="/streets/s-1/notice",
+)
 STATE = FeedState(12, 3, dt.datetime(2026, 5, 2, 14, 37, 21, tzinfo=dt.UTC), None)
 
 
@@ -33,13 +40,22 @@ def test_etag_is_strong_stable_and_moves_with_every_input():
         feed_etag(TARGET, "atom", SETTINGS, dataclasses.replace(STATE, last_modified=None)),
         feed_etag(TARGET, "atom", SETTINGS, dataclasses.replace(STATE, counts="abc")),
     ]
-    changed = {"path": "/streets/s-2", "title": "Agar Place", "description": "x", "tag_key": "street/s-2",
-               "private": True, "subscribe": None, "notice_path": None, "unsubscribe_path": "/u",
-               "extra": {"k": 1},
-               "selection": dataclasses.replace(TARGET.selection, unit_ids=("u-2",))}
+    changed = {
+        "path": "/streets/s-2",
+        "title": "Agar Place",
+        "description": "x",
+        "tag_key": "street/s-2",
+        "private": True,
+        "subscribe": None,
+        "notice_path": None,
+        "unsubscribe_path": "/u",
+        "extra": {"k": 1},
+        "selection": dataclasses.replace(TARGET.selection, unit_ids=("u-2",)),
+    }
     assert set(changed) == {f.name for f in dataclasses.fields(FeedTarget)}  # every field is an input
-    variants += [feed_etag(dataclasses.replace(TARGET, **{k: v}), "atom", SETTINGS, STATE)
-                 for k, v in changed.items()]
+    variants += [
+        feed_etag(dataclasses.replace(TARGET, **{k: v}), "atom", SETTINGS, STATE) for k, v in changed.items()
+    ]
     assert len({etag, *variants}) == len(variants) + 1
 
 

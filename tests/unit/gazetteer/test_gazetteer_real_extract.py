@@ -10,7 +10,10 @@ from .conftest import by_name
 def test_imports_without_boundary_files(kirchberg, kirchberg_build):
     report = kirchberg_build[1]
     assert sorted(s.name for s in kirchberg.streets.values()) == [
-        "Goethestraße", "Haydnstraße", "Richard-Wagner-Straße"]
+        "Goethestraße",
+        "Haydnstraße",
+        "Richard-Wagner-Straße",
+    ]
     # Two named ways were clipped to a single node at the extract's edge.
     assert report.skipped["skipped_degenerate_ways"] == 2
     assert all(s.ward_code is None and s.lsoa_code is None for s in kirchberg.streets.values())

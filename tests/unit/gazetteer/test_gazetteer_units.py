@@ -16,8 +16,9 @@ def street(i: int, count: int, ward: str | None = None, row: int = 0, col: int |
     col = i if col is None else col
     line = LineString([(10 + DX * col, 48 + DY * row), (10 + DX * (col + 1), 48 + DY * row)])
     name = f"Street {i:03d}"
-    return Street(f"s-{i:03d}", name, name_key(name), line, (f"way/{i}",), count,
-                  ward, f"Ward {ward}" if ward else None)
+    return Street(
+        f"s-{i:03d}", name, name_key(name), line, (f"way/{i}",), count, ward, f"Ward {ward}" if ward else None
+    )
 
 
 def check_partition(streets, units):
@@ -74,8 +75,7 @@ def test_units_never_cross_wards():
 
 
 def test_same_input_in_any_order_gives_the_same_units():
-    streets = [street(i, (i * 7) % 23, "A" if i % 3 else "B", row=i // 6, col=i % 6)
-               for i in range(30)]
+    streets = [street(i, (i * 7) % 23, "A" if i % 3 else "B", row=i // 6, col=i % 6) for i in range(30)]
     shuffled = streets[:]
     random.Random(1).shuffle(shuffled)
     assert build_units(streets, 40) == build_units(shuffled, 40)

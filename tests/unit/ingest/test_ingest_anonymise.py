@@ -15,7 +15,9 @@ from shared.contracts import CouncilSignal, Location, Sensitivity
 SECRET = "k" * 40
 SYSTEM = uuid.UUID("00000000-0000-4000-8000-000000000001")
 PERSONAL = {
-    "name": "Edith Quigglesworth", "email": "edith.q@example.org", "phone": "+44 20 7946 0991",
+    "name": "Edith Quigglesworth",
+    "email": "edith.q@example.org",
+    "phone": "+44 20 7946 0991",
     "notes": "Lives alone since husband died; daughter visits rarely",
     "subject_ref": "ASC-PERSON-771203",
 }
@@ -23,26 +25,50 @@ PERSONAL = {
 
 def _signal(**overrides) -> CouncilSignal:
     raw = {
-        "event_id": "asc-evt-1", "category": "isolation", "action": "raised",
-        "subject_ref": PERSONAL["subject_ref"], "occurred_at": "2026-03-14T21:47:13+01:00",
+        "event_id": "asc-evt-1",
+        "category": "isolation",
+        "action": "raised",
+        "subject_ref": PERSONAL["subject_ref"],
+        "occurred_at": "2026-03-14T21:47:13+01:00",
         "location": {"lat": 51.543917, "lon": -0.129843, "address": "14 Agar Grove, London NW1 9SL"},
-        "name": PERSONAL["name"], "email": PERSONAL["email"], "phone": PERSONAL["phone"],
-        "notes": PERSONAL["notes"], "date_of_birth": "1931-02-03", "nhs_number": "943 476 5919",
+        "name": PERSONAL["name"],
+        "email": PERSONAL["email"],
+        "phone": PERSONAL["phone"],
+        "notes": PERSONAL["notes"],
+        "date_of_birth": "1931-02-03",
+        "nhs_number": "943 476 5919",
     }
     raw.update(overrides)
     return CouncilSignal.model_validate(raw)
 
 
 def _anon(gazetteer, signal, council="camden", secrets=None, version=1):
-    return anonymise(signal, system_id=SYSTEM, council_id=council, gazetteer=gazetteer,
-                     pseudonymiser=Pseudonymiser(secrets or {1: SECRET}, version), source="http",
-                     max_distance_m=150)
+    return anonymise(
+        signal,
+        system_id=SYSTEM,
+        council_id=council,
+        gazetteer=gazetteer,
+        pseudonymiser=Pseudonymiser(secrets or {1: SECRET}, version),
+        source="http",
+        max_distance_m=150,
+    )
 
 
 def test_no_personal_field_survives(gazetteer):
     out = _anon(gazetteer, _signal()).model_dump_json()
-    for value in [*PERSONAL.values(), "14 Agar Grove", "NW1 9SL", "51.543917", "-0.129843", "51.54",
-                  "1931-02-03", "943 476 5919", "asc-evt-1", "21:47", "20:47"]:
+    for value in [
+        *PERSONAL.values(),
+        "14 Agar Grove",
+        "NW1 9SL",
+        "51.543917",
+        "-0.129843",
+        "51.54",
+        "1931-02-03",
+        "943 476 5919",
+        "asc-evt-1",
+        "21:47",
+        "20:47",
+    ]:
         assert value not in out, value
     assert '"street_id":"way/1001"' in out
 

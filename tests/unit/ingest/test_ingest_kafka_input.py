@@ -27,9 +27,17 @@ class FakePipeline:
 
     async def accept(self, items, system, source):
         self.seen.extend(items)
-        return [Outcome(i, "rejected", errors=("location: too far from any street (212 m)",),
-                        reason="too_far_from_street") if item.get("event_id") == "far"
-                else Outcome(i, "accepted") for i, item in enumerate(items)]
+        return [
+            Outcome(
+                i,
+                "rejected",
+                errors=("location: too far from any street (212 m)",),
+                reason="too_far_from_street",
+            )
+            if item.get("event_id") == "far"
+            else Outcome(i, "accepted")
+            for i, item in enumerate(items)
+        ]
 
 
 async def test_bad_records_are_dead_lettered_and_good_ones_go_on():
@@ -42,10 +50,14 @@ async def test_bad_records_are_dead_lettered_and_good_ones_go_on():
         dead.extend(records)
 
     good = json.dumps({"event_id": "ok", "category": "isolation"}).encode()
-    records = [_record(0, b"{not json"), _record(1, good, key=None), _record(2, good, key=b"wrong"),
-               _record(3, json.dumps({"event_id": "x", "category": "overcrowding"}).encode()),
-               _record(4, json.dumps({"event_id": "far", "category": "isolation"}).encode()),
-               _record(5, good)]
+    records = [
+        _record(0, b"{not json"),
+        _record(1, good, key=None),
+        _record(2, good, key=b"wrong"),
+        _record(3, json.dumps({"event_id": "x", "category": "overcrowding"}).encode()),
+        _record(4, json.dumps({"event_id": "far", "category": "isolation"}).encode()),
+        _record(5, good),
+    ]
     await handle_records(records, pipeline=pipeline, find_system=find, publish_dead_letters=publish)
     assert [d.offset for d in dead] == [0, 1, 2, 3, 4]
     reasons = [d.reason for d in dead]

@@ -46,13 +46,16 @@ def test_pinpointed_address_id_and_missing_fields():
     assert NOT_PINPOINTED == "#NOTPINPOINTED#"
 
 
-@pytest.mark.parametrize(("pairs", "message"), [
-    ([("lat", "51.5")], "lat and long must be sent together"),
-    ([("lat", "north"), ("long", "1")], "lat must be a number"),
-    ([("lat", "nan"), ("long", "1")], "finite"),
-    ([("lat", "95"), ("long", "1")], "WGS84"),
-    ([("description", "x" * 4001)], "longer than 4000"),
-])
+@pytest.mark.parametrize(
+    ("pairs", "message"),
+    [
+        ([("lat", "51.5")], "lat and long must be sent together"),
+        ([("lat", "north"), ("long", "1")], "lat must be a number"),
+        ([("lat", "nan"), ("long", "1")], "finite"),
+        ([("lat", "95"), ("long", "1")], "WGS84"),
+        ([("description", "x" * 4001)], "longer than 4000"),
+    ],
+)
 def test_form_errors(pairs, message):
     with pytest.raises(Open311Error, match=message) as err:
         parse_form(pairs)
@@ -78,15 +81,17 @@ def test_services_are_place_categories_only_and_render_as_xml():
     root = etree.fromstring(xml)
     assert root.tag == "services" and root.find("service/type").text == "realtime"
     assert root.find("service/metadata").text == "true"
-    definition = etree.fromstring(render("xml", "service_definition", "", service_definition(
-        place_services()[0]))[0])
+    definition = etree.fromstring(
+        render("xml", "service_definition", "", service_definition(place_services()[0]))[0]
+    )
     assert definition.find("attributes/attribute/code").text == "uprn"
     assert definition.find("attributes/attribute/required").text == "false"
 
 
 def test_error_format():
     assert errors_body(404, "service_code x was not found") == [
-        {"code": 404, "description": "service_code x was not found"}]
+        {"code": 404, "description": "service_code x was not found"}
+    ]
     root = etree.fromstring(render("xml", "errors", "error", errors_body(400, "bad"))[0])
     assert root.tag == "errors" and root.find("error/code").text == "400"
     assert root.find("error/description").text == "bad"

@@ -15,10 +15,19 @@ KEY = "way/1:fly_tipping"
 
 def _need(version: int, area_id: str = "way/1", count: int = 3) -> StreetNeedChanged:
     return StreetNeedChanged(
-        area_id=area_id, area_kind="street", area_name="Test Street", ward_code="E05000001",
-        street_ids=(area_id,), category="fly_tipping", sensitivity="place", count=count,
-        since=dt.date(2026, 11, 1), period="live",
-        published_at=dt.datetime(2026, 11, 22, 10, version, tzinfo=dt.UTC), version=version)
+        area_id=area_id,
+        area_kind="street",
+        area_name="Test Street",
+        ward_code="E05000001",
+        street_ids=(area_id,),
+        category="fly_tipping",
+        sensitivity="place",
+        count=count,
+        since=dt.date(2026, 11, 1),
+        period="live",
+        published_at=dt.datetime(2026, 11, 22, 10, version, tzinfo=dt.UTC),
+        version=version,
+    )
 
 
 def _change(version: int, count: int = 3) -> Change:
@@ -35,18 +44,21 @@ def _history(plan) -> list[tuple[str, int]]:
 
 def test_parse_keeps_kafka_order_and_names_why_records_are_rejected() -> None:
     good = _need(1)
-    ops, rejected = parse([
-        _record(0, KEY.encode(), good.model_dump_json().encode()),
-        _record(1, KEY.encode(), b"{not json"),
-        _record(2, b"way/2:fly_tipping", good.model_dump_json().encode()),  # key of another area
-        _record(3, None, None),
-        _record(4, KEY.encode(), None),
-    ])
+    ops, rejected = parse(
+        [
+            _record(0, KEY.encode(), good.model_dump_json().encode()),
+            _record(1, KEY.encode(), b"{not json"),
+            _record(2, b"way/2:fly_tipping", good.model_dump_json().encode()),  # key of another area
+            _record(3, None, None),
+            _record(4, KEY.encode(), None),
+        ]
+    )
     assert ops == [Change(KEY, good.model_dump(mode="json")), Removal(KEY)]
     assert [(r.record.offset, r.reason) for r in rejected] == [
         (1, "value is not a valid StreetNeedChanged"),
         (2, "key must be {area_id}:{category} of the value, got 'way/2:fly_tipping'"),
-        (3, "tombstone without a key")]
+        (3, "tombstone without a key"),
+    ]
     assert rejected[0].errors
 
 

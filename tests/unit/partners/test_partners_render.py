@@ -27,21 +27,34 @@ from shared.contracts import StreetNeedChanged
 from shared.gazetteer.model import Gazetteer, Street
 
 NEED = StreetNeedChanged(
-    area_id="way/1", area_kind="street", area_name='Agar Grove, "north", end', ward_code="E05013660",
-    street_ids=("way/1", "way/2"), category="fly_tipping", sensitivity="place", count=4, trend="up",
-    since=dt.date(2026, 11, 1), period="live",
-    published_at=dt.datetime(2026, 11, 22, 10, 5, tzinfo=dt.UTC), version=3,
+    area_id="way/1",
+    area_kind="street",
+    area_name='Agar Grove, "north", end',
+    ward_code="E05013660",
+    street_ids=("way/1", "way/2"),
+    category="fly_tipping",
+    sensitivity="place",
+    count=4,
+    trend="up",
+    since=dt.date(2026, 11, 1),
+    period="live",
+    published_at=dt.datetime(2026, 11, 22, 10, 5, tzinfo=dt.UTC),
+    version=3,
 ).model_dump(mode="json")
 
 
 def _gazetteer() -> Gazetteer:
     # London is west of Greenwich: longitude about -0.13, latitude about 51.54.
-    return Gazetteer(streets={
-        "way/1": Street("way/1", "Agar Grove", "agar grove",
-                        LineString([(-0.1301, 51.5412), (-0.1288, 51.542)]), ()),
-        "way/2": Street("way/2", "Agar Place", "agar place",
-                        LineString([(-0.1288, 51.542), (-0.127, 51.543)]), ()),
-    })
+    return Gazetteer(
+        streets={
+            "way/1": Street(
+                "way/1", "Agar Grove", "agar grove", LineString([(-0.1301, 51.5412), (-0.1288, 51.542)]), ()
+            ),
+            "way/2": Street(
+                "way/2", "Agar Place", "agar place", LineString([(-0.1288, 51.542), (-0.127, 51.543)]), ()
+            ),
+        }
+    )
 
 
 def test_geojson_geometry_is_longitude_then_latitude() -> None:
@@ -81,21 +94,39 @@ def test_csv_has_a_header_crlf_and_quotes_per_rfc_4180() -> None:
 
 def test_history_rows_cover_changes_and_removals() -> None:
     changed_at = dt.datetime(2026, 11, 22, 10, 5, tzinfo=dt.UTC)
-    base = {"key": "way/1:fly_tipping", "area_id": "way/1", "category": "fly_tipping", "version": 3,
-            "changed_at": changed_at}
-    items = [history_item({**base, "id": 1, "change": "changed", "payload": NEED}),
-             history_item({**base, "id": 2, "change": "removed", "payload": None})]
+    base = {
+        "key": "way/1:fly_tipping",
+        "area_id": "way/1",
+        "category": "fly_tipping",
+        "version": 3,
+        "changed_at": changed_at,
+    }
+    items = [
+        history_item({**base, "id": 1, "change": "changed", "payload": NEED}),
+        history_item({**base, "id": 2, "change": "removed", "payload": None}),
+    ]
     rows = list(csv.DictReader(io.StringIO(to_csv(HISTORY_FIELDS, map(history_row, items)))))
     assert [(r["history_id"], r["change"], r["area_id"], r["count"]) for r in rows] == [
-        ("1", "changed", "way/1", "4"), ("2", "removed", "way/1", "")]
+        ("1", "changed", "way/1", "4"),
+        ("2", "removed", "way/1", ""),
+    ]
 
 
 def test_webhook_bodies_name_the_change() -> None:
     changed_at = dt.datetime(2026, 11, 22, 10, 5, tzinfo=dt.UTC)
     assert webhook_body({"change": "changed", "changed_at": changed_at, "payload": NEED}).startswith(
-        '{"type":"street_need.changed","timestamp":"2026-11-22T10:05:00+00:00","data":{')
-    removed = webhook_body({"change": "removed", "changed_at": changed_at, "key": "way/1:litter",
-                            "area_id": "way/1", "category": "litter", "version": 2})
+        '{"type":"street_need.changed","timestamp":"2026-11-22T10:05:00+00:00","data":{'
+    )
+    removed = webhook_body(
+        {
+            "change": "removed",
+            "changed_at": changed_at,
+            "key": "way/1:litter",
+            "area_id": "way/1",
+            "category": "litter",
+            "version": 2,
+        }
+    )
     assert '"type":"street_need.removed"' in removed and '"version":2' in removed
 
 
@@ -106,15 +137,31 @@ def test_cursors_round_trip_and_reject_garbage() -> None:
         decode_cursor("%%%")
 
 
-@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.org/x", "gopher://x",
-                                 "http://user:pw@127.0.0.1/", "http:///nohost"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/passwd",
+        "ftp://example.org/x",
+        "gopher://x",
+        "http://user:pw@127.0.0.1/",
+        "http:///nohost",
+    ],
+)
 def test_only_http_urls_without_credentials_are_accepted(url: str) -> None:
     with pytest.raises(UnsafeUrl):
         check_webhook_url(url, allow_loopback=True, require_https=False)
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8080/hook", "http://[::1]/hook", "http://10.0.0.5/",
-                                 "http://169.254.169.254/latest/meta-data", "http://192.168.1.1/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hook",
+        "http://[::1]/hook",
+        "http://10.0.0.5/",
+        "http://169.254.169.254/latest/meta-data",
+        "http://192.168.1.1/",
+    ],
+)
 def test_loopback_private_and_link_local_targets_need_the_dev_setting(url: str) -> None:
     with pytest.raises(UnsafeUrl):
         check_webhook_url(url, allow_loopback=False, require_https=False)

@@ -34,9 +34,13 @@ def test_a_hand_written_check_following_the_spec_text_agrees() -> None:
     # the whsec_ prefix; header `v1,<base64 signature>`.
     secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
     ts = 1674087231
-    expected = base64.b64encode(hmac.new(
-        base64.b64decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), b"msg_p5jXN8AQM9LWM0D4loKWxJek." +
-        str(ts).encode() + b"." + BODY, hashlib.sha256).digest()).decode()
+    expected = base64.b64encode(
+        hmac.new(
+            base64.b64decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            b"msg_p5jXN8AQM9LWM0D4loKWxJek." + str(ts).encode() + b"." + BODY,
+            hashlib.sha256,
+        ).digest()
+    ).decode()
     assert sign(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", ts, BODY) == f"v1,{expected}"
 
 
@@ -44,8 +48,11 @@ def test_we_verify_what_the_standardwebhooks_package_signs() -> None:
     secret = new_secret()
     ts = int(time.time())
     signature = Webhook(secret).sign("msg_1", dt.datetime.fromtimestamp(ts, dt.UTC), BODY.decode())
-    verify_signature(secret, {"Webhook-Id": "msg_1", "Webhook-Timestamp": str(ts),
-                              "Webhook-Signature": f"v0,bogus {signature}"}, BODY)
+    verify_signature(
+        secret,
+        {"Webhook-Id": "msg_1", "Webhook-Timestamp": str(ts), "Webhook-Signature": f"v0,bogus {signature}"},
+        BODY,
+    )
 
 
 @pytest.mark.parametrize("tamper", ["body", "id", "timestamp", "secret"])

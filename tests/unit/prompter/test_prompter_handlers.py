@@ -78,9 +78,15 @@ async def test_malformed_need_is_dead_lettered_and_the_consumer_carries_on(wired
 
 async def test_response_is_counted_and_a_bad_one_dead_lettered(wired):
     broker, publisher, letters = wired
-    response = {"schema_version": 1, "response_id": str(uuid.uuid4()), "prompt_id": "way/2001:fly_tipping",
-                "area_id": "way/2001", "category": "fly_tipping", "kind": "can_help",
-                "responded_on": "2026-11-20"}
+    response = {
+        "schema_version": 1,
+        "response_id": str(uuid.uuid4()),
+        "prompt_id": "way/2001:fly_tipping",
+        "area_id": "way/2001",
+        "category": "fly_tipping",
+        "kind": "can_help",
+        "responded_on": "2026-11-20",
+    }
     async with TestKafkaBroker(broker) as br:
         await br.publish(response, topic=RESIDENT_RESPONSES.name, key=b"way/2001:fly_tipping")
         await br.publish({**response, "name": "Alice"}, topic=RESIDENT_RESPONSES.name)

@@ -33,14 +33,30 @@ PLACES = FakePlaces()
 
 def _need(*street_ids: str, category=Category.FLY_TIPPING, ward=None) -> StreetNeedChanged:
     return StreetNeedChanged(
-        area_id=street_ids[0], area_kind="street", area_name="X Road", ward_code=ward,
-        street_ids=street_ids, category=category, sensitivity="place", count=2,
-        since=TODAY, period="live", published_at=dt.datetime(2026, 11, 20, tzinfo=dt.UTC), version=1)
+        area_id=street_ids[0],
+        area_kind="street",
+        area_name="X Road",
+        ward_code=ward,
+        street_ids=street_ids,
+        category=category,
+        sensitivity="place",
+        count=2,
+        since=TODAY,
+        period="live",
+        published_at=dt.datetime(2026, 11, 20, tzinfo=dt.UTC),
+        version=1,
+    )
 
 
 def _opp(id_: str, area: Area, *, categories=(Category.FLY_TIPPING,), title=None, **kw) -> Opportunity:
-    return Opportunity(id=id_, title=title or f"Clean-up {id_}", organisation="Friends of X",
-                       categories=frozenset(categories), area=area, **kw)
+    return Opportunity(
+        id=id_,
+        title=title or f"Clean-up {id_}",
+        organisation="Friends of X",
+        categories=frozenset(categories),
+        area=area,
+        **kw,
+    )
 
 
 def _ids(links) -> list[str]:
@@ -76,18 +92,22 @@ def test_radius_reaches_streets_within_it_only():
 
 def test_dates_and_retirement():
     area = Area(street_ids=("way/near",))
-    opps = [_opp("future", area, starts_on=TODAY + dt.timedelta(days=1)),
-            _opp("ended", area, ends_on=TODAY - dt.timedelta(days=1)),
-            _opp("retired", area, retired=True),
-            _opp("today", area, starts_on=TODAY, ends_on=TODAY)]
+    opps = [
+        _opp("future", area, starts_on=TODAY + dt.timedelta(days=1)),
+        _opp("ended", area, ends_on=TODAY - dt.timedelta(days=1)),
+        _opp("retired", area, retired=True),
+        _opp("today", area, starts_on=TODAY, ends_on=TODAY),
+    ]
     assert _ids(nearby(_need("way/near"), opps, PLACES, TODAY)) == ["today"]
 
 
 def test_closest_first_then_title_and_at_most_a_few():
-    opps = [_opp("ward", Area(ward_codes=("W1",)), title="A ward-wide group"),
-            _opp("circle", Area(lat=51.5, lon=-0.13, radius_m=500), title="B circle"),
-            _opp("street2", Area(street_ids=("way/near",)), title="D street"),
-            _opp("street1", Area(street_ids=("way/near",)), title="C street")]
+    opps = [
+        _opp("ward", Area(ward_codes=("W1",)), title="A ward-wide group"),
+        _opp("circle", Area(lat=51.5, lon=-0.13, radius_m=500), title="B circle"),
+        _opp("street2", Area(street_ids=("way/near",)), title="D street"),
+        _opp("street1", Area(street_ids=("way/near",)), title="C street"),
+    ]
     links = nearby(_need("way/near"), opps, PLACES, TODAY)
     assert _ids(links) == ["street1", "street2", "circle"][:MAX_LINKED]
     assert _ids(nearby(_need("way/near"), list(reversed(opps)), PLACES, TODAY)) == _ids(links)
@@ -96,8 +116,13 @@ def test_closest_first_then_title_and_at_most_a_few():
 def test_link_carries_public_fields_only():
     opp = _opp("a", Area(street_ids=("way/near",)), url="https://example.org", times="Tuesdays 12-2pm")
     (link,) = nearby(_need("way/near"), [opp], PLACES, TODAY)
-    assert link.model_dump() == {"opportunity_id": "a", "title": "Clean-up a", "organisation": "Friends of X",
-                                 "url": "https://example.org", "when": "Tuesdays 12-2pm"}
+    assert link.model_dump() == {
+        "opportunity_id": "a",
+        "title": "Clean-up a",
+        "organisation": "Friends of X",
+        "url": "https://example.org",
+        "when": "Tuesdays 12-2pm",
+    }
 
 
 def test_covers_ward_by_code_street_or_point():

@@ -20,16 +20,24 @@ NEED = StreetNeedChanged.model_validate_json(RAW)
 
 
 def _opp(title="Camden Road clean-up", **kw) -> Opportunity:
-    return Opportunity(id="o1", title=title, organisation="Friends of Camden Road",
-                       categories=frozenset({Category.FLY_TIPPING}), area=Area(street_ids=("way/2001",)),
-                       **kw)
+    return Opportunity(
+        id="o1",
+        title=title,
+        organisation="Friends of Camden Road",
+        categories=frozenset({Category.FLY_TIPPING}),
+        area=Area(street_ids=("way/2001",)),
+        **kw,
+    )
 
 
 def test_same_inputs_same_hash_even_with_a_newer_need_version():
-    later = NEED.model_copy(update={"version": 8, "published_at": dt.datetime(2026, 11, 21, tzinfo=dt.UTC),
-                                    "trend": "steady"})
-    assert compose(NEED, [_opp()], NO_PLACES, TODAY).content_hash == \
-        compose(later, [_opp()], NO_PLACES, TODAY).content_hash
+    later = NEED.model_copy(
+        update={"version": 8, "published_at": dt.datetime(2026, 11, 21, tzinfo=dt.UTC), "trend": "steady"}
+    )
+    assert (
+        compose(NEED, [_opp()], NO_PLACES, TODAY).content_hash
+        == compose(later, [_opp()], NO_PLACES, TODAY).content_hash
+    )
 
 
 def test_hash_changes_with_count_or_opportunity():
@@ -63,15 +71,21 @@ def test_read_need_tombstone(value):
     assert read_need(b"way/2001:fly_tipping", value) == Tombstone("way/2001:fly_tipping")
 
 
-@pytest.mark.parametrize(("key", "value", "reason"), [
-    (b"way/2001:fly_tipping", b"{not json", "not a valid StreetNeedChanged"),
-    (b"way/2001:fly_tipping", json.dumps({**json.loads(RAW), "count": None}).encode(),
-     "not a valid StreetNeedChanged"),
-    (b"way/2001:isolation", RAW, "key does not match"),
-    (b"no-colon", None, "key is not"),
-    (b"way/1:unknown_thing", None, "unknown category"),
-    (b"\xff\xfe", None, "not UTF-8"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "reason"),
+    [
+        (b"way/2001:fly_tipping", b"{not json", "not a valid StreetNeedChanged"),
+        (
+            b"way/2001:fly_tipping",
+            json.dumps({**json.loads(RAW), "count": None}).encode(),
+            "not a valid StreetNeedChanged",
+        ),
+        (b"way/2001:isolation", RAW, "key does not match"),
+        (b"no-colon", None, "key is not"),
+        (b"way/1:unknown_thing", None, "unknown category"),
+        (b"\xff\xfe", None, "not UTF-8"),
+    ],
+)
 def test_read_need_rejects(key, value, reason):
     with pytest.raises(Rejected) as caught:
         read_need(key, value)

@@ -38,13 +38,15 @@ def spearman(a, b) -> float:
         for v in np.unique(x):  # ties share their average rank
             r[x == v] = r[x == v].mean()
         return r
+
     return float(np.corrcoef(ranks(a), ranks(b))[0, 1])
 
 
 def test_isolation_flags_follow_loneliness_rates(gazetteer, reference):
     model = SignalModel(gazetteer, reference, seed=11, categories=[Category.ISOLATION])
-    counts = Counter(s.lsoa for s in islice(model.simulate(START, warm=False), 30_000)
-                     if s.signal.action == "raised")
+    counts = Counter(
+        s.lsoa for s in islice(model.simulate(START, warm=False), 30_000) if s.signal.action == "raised"
+    )
     lsoas = sorted({s.lsoa_code for s in gazetteer.streets.values()})
     rho = spearman([counts[x] for x in lsoas], [reference.loneliness[x] for x in lsoas])
     assert rho > 0.5, rho
@@ -124,7 +126,8 @@ def test_the_open_register_comes_first_and_is_within_lifetimes(gazetteer, refere
     assert persons[Category.ISOLATION] > 1_000 and persons[Category.OVERCROWDING] > 1_000
     assert len(signals) == pytest.approx(model.expected_events(10), rel=0.1)
     assert sum(1 for _ in model.signals(START, end, warm=False)) == pytest.approx(
-        model.expected_events(10, warm=False), rel=0.1)
+        model.expected_events(10, warm=False), rel=0.1
+    )
 
 
 def test_same_seed_same_signals_and_scale_scales(gazetteer, reference):

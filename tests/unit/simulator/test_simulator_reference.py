@@ -34,8 +34,11 @@ def test_every_mapped_report_lands_on_a_2021_lsoa(reference):
 
 def test_changed_2011_lsoas_go_to_their_msoa_successors(reference):
     # E01000953 (Camden 022B) has no 2021 code; Camden 022F and 022G are new in 2021.
-    rows = [r for r in csv.DictReader((CAMDEN / "fixmystreet-reports-lsoa-month.csv").open())
-            if r["lsoa"] == "E01000953" and r["SHEF_B_CODE"] == "B26"]
+    rows = [
+        r
+        for r in csv.DictReader((CAMDEN / "fixmystreet-reports-lsoa-month.csv").open())
+        if r["lsoa"] == "E01000953" and r["SHEF_B_CODE"] == "B26"
+    ]
     n = sum(int(r["reports"]) for r in rows)
     assert n > 0
     got = {lsoa: v for (lsoa, c), v in reference.reports.items() if c is Category.FLY_TIPPING}

@@ -18,8 +18,14 @@ T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 def signal(i: int, category="fly_tipping", action="raised", **loc) -> CouncilSignal:
-    return CouncilSignal(event_id=f"e{i}", category=category, action=action, subject_ref=f"s{i}",
-                         occurred_at=T0, location=Location(**(loc or {"lat": 51.54, "lon": -0.14})))
+    return CouncilSignal(
+        event_id=f"e{i}",
+        category=category,
+        action=action,
+        subject_ref=f"s{i}",
+        occurred_at=T0,
+        location=Location(**(loc or {"lat": 51.54, "lon": -0.14})),
+    )
 
 
 class FakeSink:
@@ -39,8 +45,9 @@ async def test_http_sink_posts_json_batches_with_bearer_and_retries_429():
         if len(seen) == 1:
             return httpx.Response(429, headers={"Retry-After": "0"})
         items = json.loads(request.content)
-        return httpx.Response(202, json={"accepted": len(items) - 1, "duplicate": 1, "rejected": 0,
-                                         "items": []})
+        return httpx.Response(
+            202, json={"accepted": len(items) - 1, "duplicate": 1, "rejected": 0, "items": []}
+        )
 
     sink = HttpSink("http://ingest", "sn_key", transport=httpx.MockTransport(handler))
     tally = await sink.send([signal(1), signal(2)])

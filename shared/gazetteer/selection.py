@@ -1,4 +1,8 @@
-"""Resolve what a resident subscribes to (street, streets, ward, radius) to gazetteer streets and units."""
+"""Resolve what a resident follows (street, streets, ward, radius) to gazetteer streets and units.
+
+Shared by every service that serves residents (feeds, notifier): person prompts match only whole
+published units (privacy rule 3), so a radius never makes an ad-hoc area for them.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,11 @@ import numpy as np
 import shapely
 from shapely.geometry import Point
 
-from shared.gazetteer.model import Gazetteer, Street
+from shared.privacy import MIN_UNIT_ADDRESSES
 
-__all__ = ["PERSON_UNIT_MIN_ADDRESSES", "Areas", "Selection", "UnknownArea"]
+from .model import Gazetteer, Street
 
-# PRIVACY.md rule 3: person categories are published only on fixed units of >= 40 addresses.
-PERSON_UNIT_MIN_ADDRESSES = 40
+__all__ = ["Areas", "Selection", "UnknownArea"]
 
 
 class UnknownArea(ValueError):
@@ -81,8 +84,10 @@ class Areas:
     def ward_streets(self, ward_code: str) -> list[Street]:
         if ward_code not in self.wards:
             raise UnknownArea("ward_code", f"no ward with code {ward_code!r}")
-        return sorted((s for s in self.gazetteer.streets.values() if s.ward_code == ward_code),
-                      key=lambda s: (s.name, s.id))
+        return sorted(
+            (s for s in self.gazetteer.streets.values() if s.ward_code == ward_code),
+            key=lambda s: (s.name, s.id),
+        )
 
     def search(self, q: str, limit: int = 10) -> list[Street]:
         return self.gazetteer.search(q, limit=limit)
@@ -91,17 +96,22 @@ class Areas:
         units = set()
         for s in streets:
             try:
-                units.add(self.gazetteer.unit_of(s.id, PERSON_UNIT_MIN_ADDRESSES).id)
+                units.add(self.gazetteer.unit_of(s.id, MIN_UNIT_ADDRESSES).id)
             except KeyError:  # a street in no unit: person categories never show there
                 continue
         return tuple(sorted(units))
 
-    def _selection(self, kind: str, label: str, streets: list[Street],
-                   ward_codes: tuple[str, ...] | None = None) -> Selection:
-        wards = ward_codes if ward_codes is not None else tuple(
-            sorted({s.ward_code for s in streets if s.ward_code}))
-        return Selection(kind, label, tuple(s.id for s in streets), self._units(streets), wards,
-                         tuple(streets))
+    def _selection(
+        self, kind: str, label: str, streets: list[Street], ward_codes: tuple[str, ...] | None = None
+    ) -> Selection:
+        wards = (
+            ward_codes
+            if ward_codes is not None
+            else tuple(sorted({s.ward_code for s in streets if s.ward_code}))
+        )
+        return Selection(
+            kind, label, tuple(s.id for s in streets), self._units(streets), wards, tuple(streets)
+        )
 
     def for_streets(self, street_ids: list[str]) -> Selection:
         streets = [self.street(i) for i in dict.fromkeys(street_ids)]
@@ -110,7 +120,8 @@ class Areas:
         if len(streets) == 1:
             return self._selection("street", streets[0].name, streets)
         label = ", ".join(s.name for s in streets[:3]) + (
-            f" and {len(streets) - 3} more" if len(streets) > 3 else "")
+            f" and {len(streets) - 3} more" if len(streets) > 3 else ""
+        )
         return self._selection("streets", label, streets)
 
     def for_ward(self, ward_code: str) -> Selection:
