@@ -58,7 +58,7 @@ lint: venv ## Lint with ruff
 
 .PHONY: docs
 docs: venv ## Regenerate docs/ (AsyncAPI, OpenAPI, JSON Schema) from the code
-	$(PY) -m shared.docs write
+	$(PY) -m services.docs write
 
 .PHONY: stop
 stop: ## Stop services started by `make run`, then Kafka and PostgreSQL

@@ -8,6 +8,7 @@ import importlib
 import typer
 
 from shared.kafka import ensure_topics
+from shared.registry import SERVICES
 from shared.settings import CommonSettings
 
 app = typer.Typer(help="streetneeds: council-visible needs, street by street, safely.", no_args_is_help=True)
@@ -17,11 +18,7 @@ app.add_typer(topics, name="topics")
 # Each service's own commands live beside it, in `<package>/cli.py` with a Typer `app`.
 for name, package in (
     ("gazetteer", "shared.gazetteer"),
-    ("ingest", "services.ingest"),
-    ("aggregator", "services.aggregator"),
-    ("prompter", "services.prompter"),
-    ("feeds", "services.feeds"),
-    ("partners", "services.partners"),
+    *((service.name, service.module) for service in SERVICES),
     ("simulate", "services.simulator"),
 ):
     try:

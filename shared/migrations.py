@@ -5,19 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from .db import apply_migrations, create_pool
+from .registry import GAZETTEER_MIGRATIONS, SERVICES
 
 __all__ = ["MIGRATIONS", "migrate_all"]
 
-_ROOT = Path(__file__).resolve().parents[1]
-
 # schema -> folder of NNN_name.sql files. Order matters only in that reference data comes first.
 MIGRATIONS: dict[str, Path] = {
-    "gazetteer": _ROOT / "shared/gazetteer/migrations",
-    "ingest": _ROOT / "services/ingest/migrations",
-    "aggregator": _ROOT / "services/aggregator/migrations",
-    "prompter": _ROOT / "services/prompter/migrations",
-    "feeds": _ROOT / "services/feeds/migrations",
-    "partners": _ROOT / "services/partners/migrations",
+    "gazetteer": GAZETTEER_MIGRATIONS,
+    **{service.schema: service.migrations for service in SERVICES},
 }
 
 

@@ -25,14 +25,12 @@ SECRETS = LOCAL / "secrets.env"
 DEMO_KEYS = LOCAL / "demo-keys.env"
 PY = sys.executable
 
+sys.path.insert(0, str(ROOT))
+from shared.registry import SERVICES as REGISTRY  # noqa: E402  (run.py runs as a script)
+from shared.registry import by_name  # noqa: E402
+
 # name, port, what a person finds there
-SERVICES = (
-    ("ingest", 8001, "council signals: /docs, Open311 at /open311/v2/services.xml"),
-    ("aggregator", 8002, "street-level needs: /v1/needs.geojson"),
-    ("prompter", 8003, "prompts and opportunities: /v1/opportunities"),
-    ("feeds", 8000, "residents' feeds: / (search your street)"),
-    ("partners", 8004, "VCS partner API: /docs"),
-)
+SERVICES = tuple((s.name, s.port, s.hint) for s in REGISTRY)
 
 
 def load_env(path: Path) -> dict[str, str]:
@@ -89,7 +87,7 @@ def start(env: dict[str, str]) -> list[tuple[str, int, subprocess.Popen]]:
     for name, port, _ in SERVICES:
         log = (RUN_DIR / f"{name}.log").open("ab")
         proc = subprocess.Popen(
-            [PY, "-m", f"services.{name}"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            [PY, "-m", by_name(name).module], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
         (RUN_DIR / f"{name}.pid").write_text(str(proc.pid))
         procs.append((name, port, proc))

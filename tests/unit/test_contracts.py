@@ -9,7 +9,7 @@ import uuid
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from shared import docs
+from services import docs
 from shared.contracts import (
     ALL_TOPICS,
     CATALOGUE,

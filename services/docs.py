@@ -1,7 +1,7 @@
 """Generate the committed contract documents in docs/ from the code: AsyncAPI, JSON Schema, OpenAPI.
 
-python -m shared.docs write   # regenerate (make docs)
-python -m shared.docs check   # exit 1 if docs/ drifted from the code (the tests do the same)
+python -m services.docs write   # regenerate (make docs)
+python -m services.docs check   # exit 1 if docs/ drifted from the code (the tests do the same)
 """
 
 from __future__ import annotations
@@ -15,13 +15,15 @@ from typing import Any
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
-from .contracts import ALL_TOPICS
-from .settings import CommonSettings
+from shared.contracts import ALL_TOPICS
+from shared.registry import SERVICES as REGISTRY
+from shared.registry import by_name
+from shared.settings import CommonSettings
 
 __all__ = ["DOCS", "SERVICES", "asyncapi", "documents", "json_schemas", "openapi"]
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-SERVICES = ("ingest", "aggregator", "prompter", "feeds", "partners")
+SERVICES = tuple(s.name for s in REGISTRY)
 
 
 def asyncapi() -> dict[str, Any]:
@@ -69,7 +71,7 @@ def json_schemas() -> dict[str, dict[str, Any]]:
 
 def openapi(service: str) -> dict[str, Any]:
     """The service's OpenAPI document, from its FastAPI app (built, never started)."""
-    main = importlib.import_module(f"services.{service}.main")
+    main = importlib.import_module(f"{by_name(service).module}.main")
     settings_cls = _settings_class(service)
     # Building the app reads no secret and connects nowhere, so unvalidated placeholders suffice.
     settings = settings_cls.model_construct(
@@ -79,7 +81,7 @@ def openapi(service: str) -> dict[str, Any]:
 
 
 def _settings_class(service: str) -> type[CommonSettings]:
-    module = importlib.import_module(f"services.{service}.settings")
+    module = importlib.import_module(f"{by_name(service).module}.settings")
     (cls,) = {
         v
         for v in vars(module).values()
