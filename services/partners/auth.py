@@ -8,9 +8,9 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.http import Problem
+from shared.keys import hash_key
 
 from . import repository
-from .keys import hash_key
 
 __all__ = ["current_partner"]
 

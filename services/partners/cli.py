@@ -10,9 +10,9 @@ import typer
 
 from shared.db import with_schema
 from shared.keyfile import save_key
+from shared.keys import hash_key, new_key
 
 from . import repository
-from .keys import hash_key, new_key
 from .main import MIGRATIONS
 from .settings import PartnersSettings
 

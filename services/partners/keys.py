@@ -1,19 +1,5 @@
-"""Partner API keys: random, shown once, stored only as a SHA-256 hash."""
+"""Partner API keys: the shared key model (kept here so existing imports keep working)."""
 
-from __future__ import annotations
-
-import hashlib
-import secrets
+from shared.keys import KEY_PREFIX, hash_key, new_key
 
 __all__ = ["KEY_PREFIX", "hash_key", "new_key"]
-
-KEY_PREFIX = "snp_"  # recognisable in logs and secret scanners
-
-
-def new_key() -> str:
-    return KEY_PREFIX + secrets.token_urlsafe(32)
-
-
-def hash_key(key: str) -> str:
-    # 256 random bits need no slow hash: a plain SHA-256 cannot be brute-forced back to the key.
-    return hashlib.sha256(key.encode()).hexdigest()
