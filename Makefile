@@ -41,11 +41,25 @@ setup: stack ## Stack + topics + migrations + the Camden gazetteer (each step sa
 run: setup ## Set up everything, start every service, load demo signals; Ctrl-C stops all
 	$(PY) deploy/local/run.py
 
+.PHONY: browser
+browser: ## Install Debian's chromium + chromium-driver for the browser tests (as root, when missing)
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver; \
+	  else echo "chromium/chromedriver missing and not root: browser tests will be skipped"; fi; \
+	fi
+
 .PHONY: test
-test: setup ## Set up everything and run the whole test suite against real Kafka and PostgreSQL
+test: setup browser ## Set up everything and run the whole test suite against real Kafka and PostgreSQL
 	set -a && . .local/stack.env && set +a && \
 	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
+
+.PHONY: screenshots
+screenshots: setup browser ## PNGs of every resident page at desktop and phone sizes in .local/screenshots/
+	set -a && . .local/stack.env && set +a && \
+	$(PY) -m pytest tests/browser/test_screenshots.py -q -p no:cacheprovider $(PYTEST_ARGS)
 
 .PHONY: bench
 bench: setup ## Run the benchmarks and print figures for the README
