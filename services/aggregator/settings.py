@@ -16,7 +16,7 @@ __all__ = ["AggregatorSettings"]
 
 
 class AggregatorSettings(CommonSettings):
-    """`AGGREGATOR_*` environment variables (and `.local/stack.env`); defaults are PRIVACY.md's."""
+    """`AGGREGATOR_*` environment variables (and `.local/stack.env`); defaults are docs/privacy.md's."""
 
     model_config = SettingsConfigDict(env_prefix="AGGREGATOR_", env_file=".local/stack.env", extra="ignore")
 

@@ -1,4 +1,4 @@
-"""Anonymisation at the door (PRIVACY.md rule 1): a CouncilSignal in, a SignalAnonymised out, nothing else.
+"""Anonymisation at the door (docs/privacy.md rule 1): a CouncilSignal in, a SignalAnonymised out, no more.
 
 Pure functions, no I/O. What survives: the category and action, a street id, a keyed pseudonym of
 the subject, a coarsened time, the council id and a deterministic event id. Everything else the

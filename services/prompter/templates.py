@@ -3,7 +3,7 @@
 Written for a reading age of about 9: short sentences, everyday words, no alarm words or jargon.
 Person categories are described by band words only (some/several/many) — never a number.
 
-A ward's quarterly trend (a person need with no band, PRIVACY.md rule 5) says only "more" or
+A ward's quarterly trend (a person need with no band, docs/privacy.md rule 5) says only "more" or
 "fewer" than last season: up asks for help, down thanks neighbours and still invites helpers.
 A steady trend gets no prompt (`render` returns None, and a prompt already out for that ward is
 retired): "about the same as last season" asks nothing new, says nothing about how many, and would

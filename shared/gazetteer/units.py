@@ -1,4 +1,4 @@
-"""Publication units: fixed groups of adjoining streets, each covering >= N addresses (PRIVACY.md).
+"""Publication units: fixed groups of adjoining streets covering >= N addresses (docs/privacy.md rule 3).
 
 Computed from the gazetteer alone (never from signals), deterministic, one unit per street, never
 across a ward boundary. Greedy agglomeration inside each ward: a street with enough addresses is

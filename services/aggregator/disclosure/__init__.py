@@ -1,4 +1,4 @@
-"""Statistical disclosure control for the aggregator (PRIVACY.md), pure and broker-free.
+"""Statistical disclosure control for the aggregator (docs/privacy.md), pure and broker-free.
 
 Where each rule is enforced: `DisclosurePolicy` holds every threshold. `tally` counts each
 subject once per category in one fixed unit and leaves out subjects at the annual cap (rule 6).

@@ -1,4 +1,4 @@
-"""The disclosure policy: every threshold of PRIVACY.md as a documented, validated setting."""
+"""The disclosure policy: every threshold of docs/privacy.md as a documented, validated setting."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ DEFAULT_PERSON_CATEGORIES: tuple[str, ...] = tuple(
 
 @dataclass(frozen=True, slots=True)
 class DisclosurePolicy:
-    """Statistical disclosure control settings; defaults are PRIVACY.md's.
+    """Statistical disclosure control settings; defaults are docs/privacy.md's.
 
     Hysteresis (rule 5, "a band change must hold for the whole month") needs no setting: a person
     release counts the distinct subjects active in one whole calendar month, is computed once after

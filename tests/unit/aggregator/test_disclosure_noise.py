@@ -1,4 +1,4 @@
-"""Noise: OpenDP's discrete Laplace at the right scale, and the differencing attacker of PRIVACY.md."""
+"""Noise: OpenDP's discrete Laplace at the right scale, and the differencing attacker of docs/privacy.md."""
 
 import datetime as dt
 import math
