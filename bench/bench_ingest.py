@@ -26,14 +26,14 @@ from bench.bench_gazetteer import camden, save
 from services.ingest import repository
 from services.ingest.anonymise import event_uuid
 from services.ingest.auth import generate_key, hash_key
-from services.simulator.model import SignalModel
-from services.simulator.reference import load_reference
-from services.simulator.sinks import HttpSink, KafkaSink
-from services.simulator.watch import AnonymisedWatcher
 from shared.contracts import Category
 from shared.db import apply_migrations, create_database, drop_database
 from shared.gazetteer.camden import DATA as CAMDEN
 from shared.settings import CommonSettings
+from simulator.model import SignalModel
+from simulator.reference import load_reference
+from simulator.sinks import HttpSink, KafkaSink
+from simulator.watch import AnonymisedWatcher
 
 ROOT = Path(__file__).resolve().parents[1]
 SIGNALS = 20_000

@@ -19,7 +19,7 @@ app.add_typer(topics, name="topics")
 for name, package in (
     ("gazetteer", "shared.gazetteer"),
     *((service.name, service.module) for service in SERVICES),
-    ("simulate", "services.simulator"),
+    ("simulate", "simulator"),
 ):
     try:
         module = importlib.import_module(f"{package}.cli")

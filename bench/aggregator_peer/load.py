@@ -17,9 +17,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import OffsetAndMetadata
 
-from services.simulator.model import BASELINE_PER_DAY
-from services.simulator.reference import load_reference
 from shared.contracts import SIGNALS_ANONYMISED, Category, Sensitivity, SignalAnonymised, info
+from simulator.model import BASELINE_PER_DAY
+from simulator.reference import load_reference
 
 __all__ = [
     "Record",

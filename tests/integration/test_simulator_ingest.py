@@ -15,13 +15,13 @@ from services.ingest.anonymise import event_uuid
 from services.ingest.auth import generate_key, hash_key
 from services.ingest.main import create_app
 from services.ingest.settings import IngestSettings
-from services.simulator.model import SignalModel
-from services.simulator.reference import load_reference
-from services.simulator.runner import send_bulk
-from services.simulator.sinks import HttpSink, KafkaSink
-from services.simulator.watch import AnonymisedWatcher
 from shared.contracts import Category
 from shared.db import apply_migrations
+from simulator.model import SignalModel
+from simulator.reference import load_reference
+from simulator.runner import send_bulk
+from simulator.sinks import HttpSink, KafkaSink
+from simulator.watch import AnonymisedWatcher
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import shapely
 
-from services.simulator.model import SignalModel
-from services.simulator.reference import load_reference
 from shared.contracts import Category, CouncilSignal, Sensitivity, info
+from simulator.model import SignalModel
+from simulator.reference import load_reference
 
 CAMDEN = Path(__file__).resolve().parents[3] / "data" / "camden"
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

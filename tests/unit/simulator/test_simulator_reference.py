@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from services.simulator.reference import fms_category, load_reference
 from shared.contracts import Category
+from simulator.reference import fms_category, load_reference
 
 CAMDEN = Path(__file__).resolve().parents[3] / "data" / "camden"
 

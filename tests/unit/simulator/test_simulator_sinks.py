@@ -9,10 +9,10 @@ from urllib.parse import parse_qs
 
 import httpx
 
-from services.simulator.cli import api_key_from
-from services.simulator.runner import send_bulk, send_paced
-from services.simulator.sinks import HttpSink, Open311Sink, Tally, open311_form
 from shared.contracts import CouncilSignal, Location
+from simulator.cli import api_key_from
+from simulator.runner import send_bulk, send_paced
+from simulator.sinks import HttpSink, Open311Sink, Tally, open311_form
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
