@@ -14,6 +14,9 @@ from .geo import Projector
 __all__ = ["DEFAULT_MAX_DISTANCE_M", "Snapper", "TooFarFromStreet"]
 
 DEFAULT_MAX_DISTANCE_M = 150.0
+CELL_M = 20.0  # grid resolution: smaller cells mean fewer candidates per point but a longer set-up
+MAX_CELLS = 1_000_000
+CHUNK = 65_536
 
 
 class TooFarFromStreet(ValueError):
@@ -27,8 +30,77 @@ class TooFarFromStreet(ValueError):
         )
 
 
+class _Segments:
+    """Every street as straight segments in metres, with the street each belongs to."""
+
+    def __init__(self, metric: np.ndarray) -> None:
+        parts, owner = shapely.get_parts(metric, return_index=True)
+        coords, line = shapely.get_coordinates(parts, return_index=True)
+        same = line[1:] == line[:-1]  # consecutive vertices of one line form a segment
+        self.x0, self.y0 = coords[:-1, 0][same], coords[:-1, 1][same]
+        dx, dy = coords[1:, 0][same] - self.x0, coords[1:, 1][same] - self.y0
+        self.dx, self.dy = dx, dy
+        length2 = dx * dx + dy * dy
+        self.inv_length2 = np.divide(1.0, length2, out=np.zeros_like(length2), where=length2 > 0)
+        self.street = owner[line[:-1][same]]
+
+    def distance(self, px: np.ndarray, py: np.ndarray, seg: np.ndarray) -> np.ndarray:
+        """Distance from each point to its segment (arrays of equal length)."""
+        x0, y0, dx, dy = self.x0[seg], self.y0[seg], self.dx[seg], self.dy[seg]
+        ux, uy = px - x0, py - y0
+        t = np.clip((ux * dx + uy * dy) * self.inv_length2[seg], 0.0, 1.0)
+        return np.hypot(ux - t * dx, uy - t * dy)
+
+
+class _Grid:
+    """For each square cell of the streets' surroundings, the segments that can be nearest to a
+    point in it: those within D + diagonal of the cell centre, where D is the centre's nearest distance
+    (a point in the cell is at most half a diagonal from the centre, so any other segment is farther).
+    Looking a point up is then a few segment distances in numpy, with no search and no Python loop."""
+
+    def __init__(self, tree: shapely.STRtree, segments: _Segments, margin: float, cell: float) -> None:
+        xmin, ymin, xmax, ymax = shapely.total_bounds(tree.geometries)
+        width, height = xmax - xmin + 2 * margin, ymax - ymin + 2 * margin
+        # Coarser cells for a large extract keep the set-up time and memory bounded.
+        cell = max(cell, math.sqrt(width * height / MAX_CELLS))
+        self.x0, self.y0, self.cell = xmin - margin, ymin - margin, cell
+        self.nx, self.ny = max(1, math.ceil(width / cell)), max(1, math.ceil(height / cell))
+        cx = self.x0 + (np.arange(self.nx) + 0.5) * cell
+        cy = self.y0 + (np.arange(self.ny) + 0.5) * cell
+        gx, gy = np.meshgrid(cx, cy, indexing="ij")  # cell index = ix * ny + iy
+        centres = shapely.points(gx.ravel(), gy.ravel())
+        _, nearest = tree.query_nearest(centres, return_distance=True, all_matches=False)
+        segment_lines = shapely.linestrings(
+            np.stack(
+                [
+                    np.column_stack([segments.x0, segments.y0]),
+                    np.column_stack([segments.x0 + segments.dx, segments.y0 + segments.dy]),
+                ],
+                axis=1,
+            )
+        )
+        reach = nearest + cell * math.sqrt(2.0) + 1e-6
+        cells, segs = shapely.STRtree(segment_lines).query(centres, predicate="dwithin", distance=reach)
+        order = np.lexsort((segs, cells))  # grouped by cell
+        self.candidates = segs[order].astype(np.int32)
+        counts = np.bincount(cells, minlength=len(centres))
+        self.counts = counts.astype(np.int64)
+        self.starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+
+    def cells(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Cell index of each point, -1 outside the grid."""
+        ix = np.floor((x - self.x0) / self.cell).astype(np.int64)
+        iy = np.floor((y - self.y0) / self.cell).astype(np.int64)
+        inside = (ix >= 0) & (ix < self.nx) & (iy >= 0) & (iy < self.ny)
+        return np.where(inside, ix * self.ny + iy, -1)
+
+
 class Snapper:
-    """Nearest-street lookup over streets' geometries (WGS84 in, metric STRtree inside)."""
+    """Nearest-street lookup over streets' geometries (WGS84 in, metres inside).
+
+    Points near the streets go through a precomputed grid of candidate segments (exact, vectorised);
+    points beyond it through an STRtree.
+    """
 
     def __init__(
         self,
@@ -37,13 +109,17 @@ class Snapper:
         *,
         projector: Projector | None = None,
         max_distance_m: float = DEFAULT_MAX_DISTANCE_M,
+        cell_m: float = CELL_M,
     ) -> None:
         if len(street_ids) != len(geometries) or not street_ids:
             raise ValueError("need one geometry per street, and at least one street")
         self.projector = projector or Projector.for_geometries(geometries)
         self.max_distance_m = max_distance_m
         self._ids = np.asarray(street_ids, dtype=object)
-        self._tree = shapely.STRtree(self.projector.to_metric(np.asarray(geometries, dtype=object)))
+        metric = self.projector.to_metric(np.asarray(geometries, dtype=object))
+        self._tree = shapely.STRtree(metric)
+        self._segments = _Segments(metric)
+        self._grid = _Grid(self._tree, self._segments, margin=max_distance_m, cell=cell_m)
 
     def snap_many(
         self, lons, lats, max_distance_m: float | None = None
@@ -56,20 +132,39 @@ class Snapper:
         x, y = self.projector.xy(np.atleast_1d(lons), np.atleast_1d(lats))
         if not (np.isfinite(x).all() and np.isfinite(y).all()):
             raise ValueError("coordinates must be finite WGS84 longitudes and latitudes")
-        points = shapely.points(x, y)
-        ids: list[str | None] = [None] * len(points)
-        distances = np.full(len(points), np.nan)
-        (src, dst), dist = self._tree.query_nearest(
-            points, max_distance=limit, return_distance=True, all_matches=False
-        )
-        for i, j, d in zip(src.tolist(), dst.tolist(), dist.tolist(), strict=True):
-            ids[i], distances[i] = self._ids[j], d
-        missed = np.flatnonzero(np.isnan(distances))
-        if missed.size:
-            # Only the misses pay for an unbounded search, to report how far they really are.
-            (src, _), dist = self._tree.query_nearest(points[missed], return_distance=True, all_matches=False)
-            distances[missed[src]] = dist
-        return ids, distances
+        n = len(x)
+        street = np.zeros(n, dtype=np.int64)
+        distances = np.empty(n)
+        grid = self._grid
+        cell = grid.cells(x, y)
+        near = np.flatnonzero(cell >= 0)
+        for i in range(0, near.size, CHUNK):  # chunks bound the (point, candidate) arrays' memory
+            part = near[i : i + CHUNK]
+            street[part], distances[part] = self._nearest_in_grid(x[part], y[part], cell[part])
+        far = np.flatnonzero(cell < 0)
+        if far.size:
+            (src, dst), dist = self._tree.query_nearest(
+                shapely.points(x[far], y[far]), return_distance=True, all_matches=False
+            )
+            street[far[src]], distances[far[src]] = dst, dist
+        ids = self._ids[street]
+        ids[distances > limit] = None
+        return ids.tolist(), distances
+
+    def _nearest_in_grid(
+        self, x: np.ndarray, y: np.ndarray, cell: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        grid, segments = self._grid, self._segments
+        counts = grid.counts[cell]
+        ends = np.cumsum(counts)
+        offsets = ends - counts
+        point = np.repeat(np.arange(len(x)), counts)
+        seg = grid.candidates[np.arange(ends[-1]) - offsets[point] + grid.starts[cell][point]]
+        dist = segments.distance(x[point], y[point], seg)
+        best = np.minimum.reduceat(dist, offsets)
+        hits = np.flatnonzero(dist == best[point])
+        first = hits[np.concatenate([[True], point[hits][1:] != point[hits][:-1]])]
+        return segments.street[seg[first]], best
 
     def snap_one(self, lon: float, lat: float, max_distance_m: float | None = None) -> tuple[str, float]:
         """(street id, distance in metres); raises TooFarFromStreet beyond the maximum distance."""
