@@ -15,7 +15,7 @@ from faststream.kafka import KafkaBroker
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from pydantic import ValidationError
 
-from .contracts import ALL_TOPICS, DeadLettered, Topic
+from .contracts import ALL_TOPICS, DEAD_LETTERS, DeadLettered, Topic
 from .settings import CommonSettings
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "dead_letter",
     "ensure_topics",
     "make_broker",
+    "publish_dead_letter",
     "validation_errors",
 ]
 
@@ -122,6 +123,39 @@ async def _wait_until_visible(
             raise TimeoutError(f"topics not ready after {timeout_s:.0f}s: {', '.join(partitions)}")
         if partitions:
             await asyncio.sleep(0.1)
+
+
+async def publish_dead_letter(
+    broker: KafkaBroker,
+    *,
+    service: str,
+    record: Any,
+    reason: str,
+    errors: tuple[str, ...] = (),
+) -> DeadLettered:
+    """Put a consumed record that could not be accepted on the dead-letter topic, with its reason.
+
+    The one way every consumer dead-letters: `record` is the aiokafka ConsumerRecord (faststream's
+    `msg.raw_message`). The letter is keyed by its source topic and carries the original bytes.
+    """
+    letter = dead_letter(
+        service=service,
+        source_topic=record.topic,
+        value=record.value,
+        key=record.key,
+        reason=reason,
+        errors=errors,
+        partition=record.partition,
+        offset=record.offset,
+    )
+    await broker.publish(
+        letter.model_dump_json().encode(), topic=DEAD_LETTERS.name, key=record.topic.encode()
+    )
+    log.warning(
+        "record dead-lettered",
+        extra={"service": service, "topic": record.topic, "offset": record.offset, "reason": reason},
+    )
+    return letter
 
 
 def validation_errors(exc: ValidationError) -> tuple[str, ...]:

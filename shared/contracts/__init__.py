@@ -25,6 +25,8 @@ from .topics import (
     RESIDENT_RESPONSES,
     SIGNALS_ANONYMISED,
     STREET_NEEDS,
+    ContractError,
+    Tombstone,
     Topic,
 )
 
@@ -41,6 +43,7 @@ __all__ = [
     "Band",
     "Category",
     "CategoryInfo",
+    "ContractError",
     "CouncilSignal",
     "DeadLettered",
     "Location",
@@ -53,6 +56,7 @@ __all__ = [
     "SignalAction",
     "SignalAnonymised",
     "StreetNeedChanged",
+    "Tombstone",
     "Topic",
     "Trend",
     "info",
