@@ -26,6 +26,7 @@ from shared.settings import CommonSettings
 
 from . import repository as repo
 from .areas import Areas
+from .outbox import Wakeup
 from .processing import Parsed, parse_record, process_batch
 from .settings import AggregatorSettings
 
@@ -68,8 +69,10 @@ class SignalConsumer:
         *,
         group_id: str | None = None,
         assign_all: bool = False,
+        wakeup: Wakeup | None = None,
     ) -> None:
         self.pool, self.settings, self.areas = pool, settings, areas
+        self.wakeup = wakeup  # the outbox relay's, set after a commit that queued rows
         self.group_id = group_id if assign_all else (group_id or settings.group_id)
         self.assign_all = assign_all
         self.lock = asyncio.Lock()
@@ -199,6 +202,8 @@ class SignalConsumer:
                 await asyncio.sleep(1)
                 await self.seek_to_stored(list(batches))
                 return
+            if self.wakeup is not None and (outcome.changes or outcome.dead_lettered):
+                self.wakeup.set()
             BATCH.observe(time.perf_counter() - started)
             EVENTS.inc(outcome.events)
             DEAD.inc(outcome.dead_lettered)

@@ -13,7 +13,7 @@ from shared.service import Runtime, create_service_app
 from .api import router
 from .areas import load_areas
 from .consumer import SignalConsumer
-from .outbox import relay_forever, start_producer
+from .outbox import Wakeup, relay_forever, start_producer
 from .processing import refresh_forever
 from .releases import release_forever
 from .settings import AggregatorSettings
@@ -38,13 +38,18 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
         async with runtime.pool.acquire() as conn:
             areas = await load_areas(conn, settings.policy())
         producer = await start_producer(settings)
-        consumer = SignalConsumer(runtime.pool, settings, areas)
+        wakeup = Wakeup()
+        consumer = SignalConsumer(runtime.pool, settings, areas, wakeup=wakeup)
         await consumer.start()
         runtime.state.update(areas=areas, producer=producer, consumer=consumer)
         runtime.spawn(consumer.run(), "aggregator-consumer")
         runtime.spawn(
             relay_forever(
-                runtime.pool, producer, limit=settings.outbox_batch, interval=settings.outbox_interval_seconds
+                runtime.pool,
+                producer,
+                limit=settings.outbox_batch,
+                interval=settings.outbox_interval_seconds,
+                wakeup=wakeup,
             ),
             "aggregator-outbox",
         )

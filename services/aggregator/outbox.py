@@ -4,6 +4,10 @@ Rows are written in the same transaction as the state change, so nothing is lost
 publish. Rows are deleted only after Kafka acknowledged them, so a crash republishes some: harmless,
 as street-needs is compacted and keyed and each value carries its version. One replica relays at a
 time (an advisory lock), which keeps each key's versions in order on the topic.
+
+The relay wakes when rows are committed, not on a timer: the batch's transaction sends a NOTIFY
+(delivered at commit, to every replica's relay) and the consumer in this process sets `Wakeup` right
+after its commit. The poll interval is only the fallback for a lost listening connection.
 """
 
 from __future__ import annotations
@@ -20,11 +24,36 @@ from shared.settings import CommonSettings
 
 from . import repository as repo
 
-__all__ = ["relay_forever", "relay_once", "start_producer"]
+__all__ = ["CHANNEL", "Wakeup", "notify_committed", "relay_forever", "relay_once", "start_producer"]
 
 log = logging.getLogger(__name__)
 RELAYED = Counter("aggregator_outbox_relayed_total", "Outbox rows published to Kafka")
 _LOCK = "SELECT pg_try_advisory_xact_lock(hashtextextended('aggregator.outbox', 0))"
+CHANNEL = "aggregator_outbox"
+
+
+class Wakeup:
+    """Tells the relay that outbox rows were committed (in-process, and from NOTIFY)."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def set(self, *_: object) -> None:  # also an asyncpg listener callback
+        self._event.set()
+
+    def clear(self) -> None:
+        self._event.clear()
+
+    async def wait(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._event.wait(), seconds)
+        except TimeoutError:
+            pass
+
+
+async def notify_committed(conn: asyncpg.Connection) -> None:
+    """Inside a transaction that queued rows: wake every relay once it commits (not before)."""
+    await conn.execute(f"NOTIFY {CHANNEL}")
 
 
 async def start_producer(settings: CommonSettings) -> AIOKafkaProducer:
@@ -52,14 +81,49 @@ async def relay_once(pool: asyncpg.Pool, producer: AIOKafkaProducer, limit: int)
 
 
 async def relay_forever(
-    pool: asyncpg.Pool, producer: AIOKafkaProducer, *, limit: int, interval: float
+    pool: asyncpg.Pool,
+    producer: AIOKafkaProducer,
+    *,
+    limit: int,
+    interval: float,
+    wakeup: Wakeup | None = None,
 ) -> None:
-    while True:
-        try:
-            if await relay_once(pool, producer, limit) == limit:
-                continue  # more are waiting
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("outbox relay failed; retrying")
-        await asyncio.sleep(interval)
+    """Relay whenever rows are committed (`wakeup`, and NOTIFY on a listening connection of its own),
+    and every `interval` seconds in case a notification was missed."""
+    wakeup = wakeup or Wakeup()
+    listener: asyncpg.Connection | None = None
+    try:
+        while True:
+            if listener is None or listener.is_closed():
+                if listener is not None:
+                    await pool.release(listener)
+                listener = await _listen(pool, wakeup)
+            wakeup.clear()  # before reading: a commit from here on wakes the next round
+            try:
+                if await relay_once(pool, producer, limit) == limit:
+                    continue  # more are waiting
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay failed; retrying")
+                await asyncio.sleep(interval)
+            await wakeup.wait(interval)
+    finally:
+        if listener is not None and not listener.is_closed():
+            await pool.release(listener)
+
+
+async def _listen(pool: asyncpg.Pool, wakeup: Wakeup) -> asyncpg.Connection | None:
+    """A pooled connection held for LISTEN; None (polling only) when it cannot be had."""
+    try:
+        conn = await pool.acquire(timeout=5)
+    except Exception:
+        log.warning("no connection to LISTEN for outbox rows; polling", exc_info=True)
+        return None
+    try:
+        await conn.add_listener(CHANNEL, wakeup.set)
+    except Exception:
+        await pool.release(conn)
+        log.warning("LISTEN for outbox rows failed; polling", exc_info=True)
+        return None
+    return conn

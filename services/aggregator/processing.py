@@ -24,6 +24,7 @@ from shared.kafka import dead_letter, validation_errors
 
 from . import repository as repo
 from .areas import Areas
+from .outbox import notify_committed
 from .state import reduce_batch
 from .views import LIVE, diff, place_views, place_withheld
 
@@ -139,6 +140,8 @@ async def process_batch(
         changes = await refresh_place(conn, areas, place_cells, now, trend_days) if place_cells else 0
         await repo.insert_dead_letters(conn, DEAD_LETTERS.name, dead)
         await repo.claim_offsets(conn, SIGNALS_ANONYMISED.name, moves)
+        if changes or dead:
+            await notify_committed(conn)
     if dead:
         log.warning("dead-lettered invalid signals", extra={"count": len(dead)})
     return BatchOutcome(len(events), len(dead), changes)
@@ -150,7 +153,8 @@ async def refresh_forever(pool: asyncpg.Pool, areas: Areas, *, interval: float, 
         await asyncio.sleep(interval)
         try:
             async with pool.acquire() as conn, conn.transaction():
-                await refresh_place(conn, areas, None, dt.datetime.now(dt.UTC), trend_days)
+                if await refresh_place(conn, areas, None, dt.datetime.now(dt.UTC), trend_days):
+                    await notify_committed(conn)
         except asyncio.CancelledError:
             raise
         except Exception:

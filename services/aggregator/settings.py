@@ -55,7 +55,12 @@ class AggregatorSettings(CommonSettings):
         description="How often expiries and sliding trends are re-evaluated without new events.",
     )
     release_check_interval_seconds: float = Field(3600.0, title="Monthly release check interval", gt=0)
-    outbox_interval_seconds: float = Field(0.5, title="Outbox relay poll interval", gt=0)
+    outbox_interval_seconds: float = Field(
+        2.0,
+        title="Outbox relay fallback poll interval",
+        gt=0,
+        description="The relay wakes on commit (NOTIFY and in-process); this only bounds a missed wake-up.",
+    )
     outbox_batch: int = Field(500, title="Outbox rows relayed per round", ge=1)
     trend_days: int = Field(30, title="Place trend window (days): this window against the one before", ge=1)
 
