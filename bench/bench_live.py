@@ -1,0 +1,305 @@
+"""The live path from outside: council `POST /v1/signals` -> the street's SSE `prompt` event.
+
+Every service runs as in production (ingest, aggregator, prompter, feeds: one process each) on a
+fresh database; a probe opens `GET /streets/{id}/events`, posts one place signal for that street
+and times the `prompt` event, one sample at a time, at a random moment. Measured idle and while
+another client posts ~1,000 signals/s in batches to the same ingest (the background load).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import random
+import secrets
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+from bench.aggregator_peer import db, load
+from bench.aggregator_peer.procs import Proc, free_port, start
+from shared.contracts import (
+    CATALOGUE,
+    COUNCIL_SIGNALS,
+    PROMPTS,
+    RESIDENT_RESPONSES,
+    STREET_NEEDS,
+    Sensitivity,
+)
+from shared.db import drop_database
+from shared.privacy import MIN_STREET_ADDRESSES
+
+__all__ = ["run"]
+
+SAMPLES = 100  # per condition
+BACKGROUND_RATE = 1_000  # signals/s
+BACKGROUND_BATCH = 100
+SAMPLE_TIMEOUT_S = 10.0
+CORES = os.cpu_count()
+PLACE = sorted(str(c) for c, i in CATALOGUE.items() if i.sensitivity is Sensitivity.PLACE)
+
+
+def _row(benchmark: str, value: float, unit: str, notes: str = "") -> dict:
+    return {"benchmark": benchmark, "value": round(value, 2), "unit": unit, "notes": notes}
+
+
+def _signal(street: str, category: str, subject: str) -> dict:
+    return {
+        "event_id": f"bench-live-{uuid.uuid4()}",
+        "category": category,
+        "action": "raised",
+        "subject_ref": subject,
+        "occurred_at": dt.datetime.now(dt.UTC).isoformat(),
+        "location": {"street_id": street},
+    }
+
+
+async def _system_key(url: str, logs: Path) -> str:
+    """A council system without a rate limit to speak of, made with the ingest CLI."""
+    key_file = logs / "keys.env"
+    proc = start(
+        "create-system",
+        [
+            *("-m", "services.cli", "ingest", "create-system", "bench live", "--council", "camden"),
+            *("--rate-per-minute", "1000000", "--key-file", str(key_file)),
+        ],
+        {"DATABASE_URL": url},
+        logs,
+    )
+    if await asyncio.to_thread(proc.popen.wait, 60) != 0:
+        raise RuntimeError(f"create-system failed:\n{proc.tail()}")
+    return key_file.read_text().strip().partition("=")[2]
+
+
+async def _services(url: str, kafka: str, logs: Path) -> tuple[list[Proc], str, str, str]:
+    """Ingest, aggregator, prompter, feeds; each group starts at the end of what it consumes."""
+    api_key = await _system_key(url, logs)
+    tag = secrets.token_hex(5)
+    groups = {n: f"bench-live-{n}-{tag}" for n in ("ingest", "aggregator", "prompter", "feeds")}
+    await load.commit_group(
+        kafka, groups["ingest"], COUNCIL_SIGNALS.name, await load.end_offsets(kafka, COUNCIL_SIGNALS.name)
+    )
+    for topic in (STREET_NEEDS.name, RESIDENT_RESPONSES.name):
+        await load.commit_group(kafka, groups["prompter"], topic, await load.end_offsets(kafka, topic))
+    await load.commit_group(kafka, groups["feeds"], PROMPTS.name, await load.end_offsets(kafka, PROMPTS.name))
+    common = {"DATABASE_URL": url, "KAFKA_BOOTSTRAP_SERVERS": kafka, "LOG_LEVEL": "WARNING"}
+    ports = {n: free_port() for n in groups}
+    feeds_base = f"http://127.0.0.1:{ports['feeds']}"
+    procs = [
+        start(
+            "ingest",
+            ["-m", "services.ingest"],
+            {
+                **common,
+                "INGEST_PORT": str(ports["ingest"]),
+                "INGEST_PSEUDONYM_KEYS": f"1:{secrets.token_hex(24)}",
+                "INGEST_PSEUDONYM_KEY_VERSION": "1",
+                "INGEST_CONSUMER_GROUP": groups["ingest"],
+            },
+            logs,
+            ports["ingest"],
+        ),
+        start(
+            "aggregator",
+            ["-m", "services.aggregator"],
+            {
+                **common,
+                "DATABASE_URL": f"{url}?search_path=aggregator,public",
+                "AGGREGATOR_GROUP_ID": groups["aggregator"],
+                "AGGREGATOR_PORT": str(ports["aggregator"]),
+                "AGGREGATOR_REPLAY_FROM": dt.datetime.now(dt.UTC).isoformat(),
+            },
+            logs,
+            ports["aggregator"],
+        ),
+        start(
+            "prompter",
+            ["-m", "services.prompter"],
+            {
+                **common,
+                "PROMPTER_PORT": str(ports["prompter"]),
+                "PROMPTER_GROUP_ID": groups["prompter"],
+                "PROMPTER_ADMIN_TOKEN": secrets.token_urlsafe(24),
+            },
+            logs,
+            ports["prompter"],
+        ),
+        start(
+            "feeds",
+            ["-m", "services.feeds"],
+            {
+                **common,
+                "FEEDS_PORT": str(ports["feeds"]),
+                "FEEDS_GROUP_ID": groups["feeds"],
+                "FEEDS_BASE_URL": feeds_base,
+            },
+            logs,
+            ports["feeds"],
+        ),
+    ]
+    return procs, f"http://127.0.0.1:{ports['ingest']}", feeds_base, api_key
+
+
+async def _first_prompt(response: httpx.Response) -> float:
+    """perf_counter() when the stream's first `prompt` event has fully arrived."""
+    event = None
+    async for line in response.aiter_lines():
+        if line.startswith("event:"):
+            event = line.partition(":")[2].strip()
+        elif line == "" and event == "prompt":
+            return time.perf_counter()
+        elif line == "":
+            event = None
+    raise RuntimeError("the event stream ended")
+
+
+async def _probe(
+    client: httpx.AsyncClient, ingest: str, feeds: str, key: str, samples: list[tuple[str, str]]
+) -> tuple[list[float], int]:
+    """Latencies (ms) of the samples, one at a time; and how many never arrived."""
+    got, missed = [], 0
+    for street, category in samples:
+        await asyncio.sleep(random.uniform(0.05, 0.3))  # a random phase against any batching
+        async with client.stream("GET", f"{feeds}/streets/{street}/events") as stream:
+            if stream.status_code != 200:
+                raise RuntimeError(f"feeds answered {stream.status_code} for {street}'s events")
+            waiter = asyncio.ensure_future(_first_prompt(stream))
+            await asyncio.sleep(0.05)  # the stream subscribes to the hub once it starts
+            sent = time.perf_counter()
+            r = await client.post(
+                f"{ingest}/v1/signals",
+                json=_signal(street, category, f"bench-live-{uuid.uuid4()}"),
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            if r.status_code != 202:
+                waiter.cancel()
+                raise RuntimeError(f"ingest answered {r.status_code}: {r.text[:300]}")
+            try:
+                arrived = await asyncio.wait_for(waiter, SAMPLE_TIMEOUT_S)
+            except TimeoutError:
+                missed += 1
+                continue
+            got.append((arrived - sent) * 1000)
+    return got, missed
+
+
+async def _background(ingest: str, key: str, streets: list[str], stop: asyncio.Event) -> tuple[int, float]:
+    """POST batches of signals at BACKGROUND_RATE until `stop`; (signals accepted, seconds)."""
+    rng = random.Random(5)
+    subjects = [f"bench-live-bg-{i}" for i in range(5_000)]
+    accepted = 0
+    started = time.perf_counter()
+    interval = BACKGROUND_BATCH / BACKGROUND_RATE
+    async with httpx.AsyncClient(timeout=30, headers={"Authorization": f"Bearer {key}"}) as client:
+        pending: set[asyncio.Task] = set()
+
+        async def post(batch: list[dict]) -> None:
+            nonlocal accepted
+            r = await client.post(f"{ingest}/v1/signals", json=batch)
+            if r.status_code in (200, 202, 207):
+                accepted += len(batch)
+
+        tick = started
+        while not stop.is_set():
+            batch = [
+                _signal(rng.choice(streets), rng.choice(PLACE), rng.choice(subjects))
+                for _ in range(BACKGROUND_BATCH)
+            ]
+            task = asyncio.create_task(post(batch))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            tick += interval
+            await asyncio.sleep(max(0.0, tick - time.perf_counter()))
+        await asyncio.gather(*pending, return_exceptions=True)
+    return accepted, time.perf_counter() - started
+
+
+def _rows(name: str, latencies: list[float], missed: int, notes: str) -> list[dict]:
+    if not latencies:
+        return [_row(f"{name}: FAILED", float("nan"), "", f"no sample arrived ({missed} missed)")]
+    q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [latencies[0]] * 99
+    return [
+        _row(f"{name}.p50", q[49], "ms", f"{len(latencies)}/{len(latencies) + missed} arrived; {notes}"),
+        _row(f"{name}.p99", q[98], "ms"),
+        _row(f"{name}.max", max(latencies), "ms"),
+    ]
+
+
+async def _run(env: dict[str, str]) -> list[dict]:
+    kafka, admin_url = env["KAFKA_BOOTSTRAP_SERVERS"], env["DATABASE_URL"]
+    gazetteer = await asyncio.to_thread(db.camden_gazetteer)
+    publishable = sorted(s.id for s in gazetteer.streets.values() if s.address_count >= MIN_STREET_ADDRESSES)
+    rng = random.Random(11)
+    chosen = rng.sample(publishable, 2 * SAMPLES)
+    samples = [(s, rng.choice(PLACE)) for s in chosen]
+    background_streets = sorted(set(gazetteer.streets) - set(chosen))
+    url = await db.database_with(admin_url, gazetteer)
+    procs: list[Proc] = []
+    rows: list[dict] = []
+    setup = (
+        "council POST /v1/signals (one place signal on a street of its own) -> ingest -> "
+        "signals-anonymised -> aggregator -> street-needs -> prompter -> prompts -> feeds -> "
+        "GET /streets/{id}/events receives the `prompt` event; one process per service, default "
+        f"settings; probe one sample at a time at a random moment; {CORES} cores shared by Kafka, "
+        "PostgreSQL, the four services and the clients"
+    )
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
+            procs, ingest, feeds, key = await _services(url, kafka, Path(tmp))
+            try:
+                for proc in procs:
+                    await proc.ready(120)
+                await asyncio.sleep(3)  # consumers join their groups
+                async with httpx.AsyncClient(timeout=httpx.Timeout(30, read=None)) as client:
+                    idle, missed = await _probe(client, ingest, feeds, key, samples[:SAMPLES])
+                    rows += _rows("live.council_post_to_sse.idle", idle, missed, setup)
+                    stop = asyncio.Event()
+                    background = asyncio.create_task(_background(ingest, key, background_streets, stop))
+                    await asyncio.sleep(5)  # let the load settle
+                    try:
+                        loaded, missed = await _probe(client, ingest, feeds, key, samples[SAMPLES:])
+                    finally:
+                        stop.set()
+                        accepted, took = await background
+                    rows += _rows(
+                        "live.council_post_to_sse.loaded",
+                        loaded,
+                        missed,
+                        f"meanwhile another client POSTed batches of {BACKGROUND_BATCH} place signals "
+                        f"aiming at {BACKGROUND_RATE:,}/s: {accepted / took:,.0f} signals/s accepted",
+                    )
+            except Exception as exc:
+                alive = ", ".join(f"{p.name} {'up' if p.popen.poll() is None else 'exited'}" for p in procs)
+                tails = "; ".join(f"{p.name}: {p.tail(3)}" for p in procs if p.popen.poll() is not None)
+                rows.append(
+                    _row(
+                        "live: FAILED",
+                        float("nan"),
+                        "",
+                        f"{type(exc).__name__}: {exc} ({alive}) {tails}"[:400],
+                    )
+                )
+            finally:
+                for proc in reversed(procs):
+                    proc.stop()
+    finally:
+        await drop_database(admin_url, url)
+    return rows
+
+
+def run(env: dict[str, str]) -> list[dict]:
+    return asyncio.run(_run(env))
+
+
+if __name__ == "__main__":
+    from bench.__main__ import bench_env
+
+    os.environ.setdefault("STREETNEEDS_TOPIC_PREFIX", f"bench-{uuid.uuid4().hex[:8]}.")
+    for row in run(bench_env()):
+        print(json.dumps(row))
