@@ -1,0 +1,191 @@
+"""What residents do with e-mail alerts: sign up (double opt-in), confirm, change, unsubscribe."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+from email_validator import EmailNotValidError, validate_email
+
+from shared.contracts import Category
+from shared.gazetteer.selection import Areas, Selection, UnknownArea
+
+from . import repository as repo
+from .mail import confirmation_mail
+from .settings import NotifierSettings
+from .smtp import Mailer
+from .tokens import address_hmac, confirm_token, read_link_token, sha256
+
+__all__ = [
+    "FREQUENCIES",
+    "AlertError",
+    "SignUp",
+    "confirm",
+    "confirmation_state",
+    "parse_signup",
+    "resolve_place",
+    "sign_up",
+    "subscription_for_link",
+]
+
+FREQUENCIES = ("instant", "daily", "weekly")
+
+
+class AlertError(Exception):
+    """Something a resident should be told in plain language (status, title, what to do)."""
+
+    def __init__(self, status: int, title: str, *paragraphs: str) -> None:
+        super().__init__(title)
+        self.status, self.title, self.paragraphs = status, title, list(paragraphs)
+
+
+@dataclass(frozen=True)
+class SignUp:
+    email: str
+    selection: Selection
+    categories: list[str]
+    frequency: str
+
+
+def _number(name: str, value: str | None) -> float:
+    try:
+        return float(value or "")
+    except ValueError:
+        raise AlertError(422, "Please check the place", f"The {name} is not a number.") from None
+
+
+def resolve_place(areas: Areas, settings: NotifierSettings, form: dict[str, str]) -> Selection:
+    kind = form.get("kind") or (
+        "street" if form.get("street_id") else "ward" if form.get("ward_code") else "area"
+    )
+    try:
+        if kind == "street":
+            return areas.for_streets([form.get("street_id", "")])
+        if kind == "ward":
+            return areas.for_ward(form.get("ward_code", ""))
+        if kind == "area":
+            lat, lon, radius = (_number(n, form.get(n)) for n in ("lat", "lon", "radius_m"))
+            if not 50 <= radius <= settings.max_radius_m:
+                raise AlertError(
+                    422, "Please check the distance", f"Choose 50 to {settings.max_radius_m} metres."
+                )
+            return areas.for_circle(lat, lon, radius)
+    except UnknownArea as exc:
+        raise AlertError(422, "We could not find that place", str(exc).capitalize() + ".") from None
+    raise AlertError(422, "Please check the place", "Choose a street, a ward or a distance around a point.")
+
+
+def parse_signup(
+    areas: Areas, settings: NotifierSettings, form: dict[str, str], categories: list[str]
+) -> SignUp:
+    """Validate a sign-up form; AlertError (422) names what to fix."""
+    try:
+        email = validate_email(form.get("email", "").strip(), check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        raise AlertError(
+            422,
+            "Please check your e-mail address",
+            "That does not look like an e-mail address, e.g. name@example.org.",
+        ) from None
+    frequency = form.get("frequency") or "instant"
+    if frequency not in FREQUENCIES:
+        raise AlertError(422, "Please choose how often", "Choose instant, daily or weekly.")
+    known = {c.value for c in Category}
+    chosen = sorted({c for c in categories if c})
+    if unknown := [c for c in chosen if c not in known]:
+        raise AlertError(422, "Please check the kinds of need", f"We do not know {', '.join(unknown)}.")
+    return SignUp(email, resolve_place(areas, settings, form), chosen, frequency)
+
+
+async def sign_up(pool: asyncpg.Pool, settings: NotifierSettings, request: SignUp, now: dt.datetime) -> None:
+    """Store a pending alert and send its confirmation mail — both or neither."""
+    secret = settings.link_secret.get_secret_value()
+    token, digest = confirm_token()
+    async with pool.acquire() as conn:
+        if await repo.is_suppressed(conn, address_hmac(secret, request.email)):
+            raise AlertError(
+                409,
+                "We cannot send mail to that address",
+                "Mail to it bounced or was reported as unwanted, so we stopped. Try another address.",
+            )
+        if await repo.signups_since(conn, request.email, now - dt.timedelta(days=1)) >= (
+            settings.signups_per_address_per_day
+        ):
+            raise AlertError(429, "Too many sign-ups for this address", "Please try again tomorrow.")
+        async with conn.transaction():
+            sel = request.selection
+            sid = await repo.insert_pending(
+                conn,
+                email=request.email,
+                kind=sel.kind,
+                label=sel.label,
+                street_ids=list(sel.street_ids),
+                unit_ids=list(sel.unit_ids),
+                ward_codes=list(sel.ward_codes),
+                categories=request.categories,
+                frequency=request.frequency,
+                confirm_sha256=digest,
+                expires_at=now + dt.timedelta(hours=settings.confirm_hours),
+            )
+            sub = await repo.subscription(conn, sid)
+            assert sub is not None
+            mailer = Mailer(settings)
+            try:
+                await mailer.send(confirmation_mail(settings, sub, token, now))
+            except Exception:  # any failure rolls the row back: nothing stored half-done
+                raise AlertError(
+                    503,
+                    "We could not send the confirmation mail",
+                    "Nothing was saved. Please try again later.",
+                ) from None
+            finally:
+                await mailer.close()
+
+
+async def confirmation_state(
+    pool: asyncpg.Pool, token: str, now: dt.datetime, *, confirm_now: bool
+) -> repo.Subscription:
+    """The pending alert a confirmation link names (confirmed when `confirm_now`); AlertError otherwise."""
+    async with pool.acquire() as conn, conn.transaction():
+        sub = await repo.subscription_by_confirm(conn, sha256(token))
+        if sub is None:
+            raise AlertError(
+                404,
+                "We do not recognise this link",
+                "It may be mistyped or cut short, or the alert it was for has been ended. "
+                "You can sign up again from any street page.",
+            )
+        if sub.status == "active":
+            raise AlertError(
+                410,
+                "This link has already been used",
+                "Your alerts are confirmed. To change or stop them, "
+                "use the links at the foot of any alert mail.",
+            )
+        if sub.confirm_expires_at <= now:
+            await repo.delete_subscription(conn, sub.subscription_id)
+            raise AlertError(
+                410,
+                "This link has expired",
+                "We have deleted the request. Please sign up again from the street page.",
+            )
+        if confirm_now:
+            await repo.activate(conn, sub, now)
+    return sub
+
+
+async def confirm(pool: asyncpg.Pool, token: str, now: dt.datetime) -> repo.Subscription:
+    return await confirmation_state(pool, token, now, confirm_now=True)
+
+
+async def subscription_for_link(
+    pool: asyncpg.Pool, settings: NotifierSettings, token: str
+) -> tuple[uuid.UUID, repo.Subscription | None]:
+    """(id, alert) a manage/unsubscribe link names; the alert is None once it has ended."""
+    sid = read_link_token(settings.link_secret.get_secret_value(), token)
+    if sid is None:
+        raise AlertError(404, "We do not recognise this link", "It may be mistyped or cut short.")
+    async with pool.acquire() as conn:
+        return sid, await repo.subscription(conn, sid)

@@ -1,0 +1,140 @@
+"""The mails: confirmation, instant alert and digest, as plain text + HTML with RFC 8058 headers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import format_datetime
+from urllib.parse import quote
+
+from shared.contracts import CATALOGUE, Category, PromptPublished
+
+from .pages import render
+from .repository import Subscription
+from .settings import NotifierSettings
+from .tokens import link_token
+
+__all__ = ["Links", "confirmation_mail", "digest_mail", "instant_mail", "links_for", "message_id"]
+
+
+@dataclass(frozen=True)
+class Links:
+    manage: str
+    unsubscribe: str
+
+
+def links_for(settings: NotifierSettings, sid: uuid.UUID) -> Links:
+    token = link_token(settings.link_secret.get_secret_value(), sid)
+    return Links(f"{settings.base_url}/manage/{token}", f"{settings.base_url}/unsubscribe/{token}")
+
+
+def message_id(settings: NotifierSettings, *parts: object) -> str:
+    """A Message-ID derived from what the mail is for, so a resent mail carries the same one."""
+    digest = hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:40]
+    return f"<{digest}@{settings.mail_domain}>"
+
+
+def prompt_url(settings: NotifierSettings, prompt_id: str) -> str:
+    return f"{settings.feeds_url}/prompts/{quote(prompt_id, safe='')}"
+
+
+def _categories(sub: Subscription) -> str:
+    if not sub.categories:
+        return "all kinds of need"
+    return ", ".join(CATALOGUE[Category(c)].name for c in sub.categories)
+
+
+def _message(
+    settings: NotifierSettings,
+    *,
+    to: str,
+    subject: str,
+    template: str,
+    unsubscribe: str,
+    msg_id: str,
+    now: dt.datetime,
+    **context: object,
+) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = settings.mail_from
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(now.astimezone(dt.UTC))
+    msg["Message-ID"] = msg_id
+    # RFC 2369 + RFC 8058: mail clients show an unsubscribe button that POSTs to the URL, one click.
+    subject = quote("unsubscribe " + unsubscribe.rsplit("/", 1)[1])
+    mailto = f"mailto:{settings.unsubscribe_mailto}?subject={subject}"
+    msg["List-Unsubscribe"] = f"<{unsubscribe}>, <{mailto}>"
+    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    msg["Auto-Submitted"] = "auto-generated"
+    context = {"settings": settings, "unsubscribe_url": unsubscribe, **context}
+    msg.set_content(render(f"{template}.txt", **context).decode())
+    msg.add_alternative(render(f"{template}.html", **context).decode(), subtype="html")
+    return msg
+
+
+def confirmation_mail(
+    settings: NotifierSettings, sub: Subscription, confirm_token: str, now: dt.datetime
+) -> EmailMessage:
+    links = links_for(settings, sub.subscription_id)
+    return _message(
+        settings,
+        to=sub.email,
+        subject=f"Confirm your streetneeds alerts for {sub.label}",
+        template="mail_confirm",
+        unsubscribe=links.unsubscribe,
+        msg_id=message_id(settings, "confirm", sub.subscription_id, uuid.uuid4()),
+        now=now,
+        sub=sub,
+        what=_categories(sub),
+        confirm_url=f"{settings.base_url}/confirm/{confirm_token}",
+        hours=settings.confirm_hours,
+        manage_url=links.manage,
+    )
+
+
+def instant_mail(
+    settings: NotifierSettings, sub: Subscription, event: PromptPublished, now: dt.datetime
+) -> EmailMessage:
+    links = links_for(settings, sub.subscription_id)
+    return _message(
+        settings,
+        to=sub.email,
+        subject=f"{event.title} – {event.area_name}",
+        template="mail_instant",
+        unsubscribe=links.unsubscribe,
+        msg_id=message_id(settings, "instant", sub.subscription_id, event.prompt_id, event.revision),
+        now=now,
+        sub=sub,
+        e=event,
+        url=prompt_url(settings, event.prompt_id),
+        manage_url=links.manage,
+    )
+
+
+def digest_mail(
+    settings: NotifierSettings,
+    sub: Subscription,
+    period: str,
+    events: list[PromptPublished],
+    now: dt.datetime,
+) -> EmailMessage:
+    links = links_for(settings, sub.subscription_id)
+    word = "today's" if period.startswith("daily") else "this week's"
+    items = [(e, prompt_url(settings, e.prompt_id)) for e in events]
+    return _message(
+        settings,
+        to=sub.email,
+        subject=f"{word.capitalize()} streetneeds digest for {sub.label} ({len(events)} new)",
+        template="mail_digest",
+        unsubscribe=links.unsubscribe,
+        msg_id=message_id(settings, "digest", sub.subscription_id, period),
+        now=now,
+        sub=sub,
+        items=items,
+        word=word,
+        manage_url=links.manage,
+    )

@@ -1,0 +1,83 @@
+"""Wiring of the notifier: broker, prompts consumer, sender and digest loops, gazetteer, pages."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from shared.gazetteer import repository as gazetteer_repository
+from shared.gazetteer.model import Gazetteer
+from shared.gazetteer.selection import Areas
+from shared.kafka import make_broker
+from shared.service import Runtime, create_service_app
+from shared.web import mount_static
+
+from . import web, webhooks
+from .consume import apply_event
+from .digests import digest_loop
+from .handlers import register_handlers
+from .ratelimit import RateLimiter
+from .sender import Sender
+from .settings import NotifierSettings
+
+__all__ = ["MIGRATIONS", "NAME", "create_app"]
+
+log = logging.getLogger(__name__)
+NAME = "notifier"
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def create_app(
+    settings: NotifierSettings,
+    *,
+    gazetteer: Gazetteer | None = None,
+    clock: Callable[[], dt.datetime] = _utcnow,
+    run_digests: bool = True,
+) -> FastAPI:
+    """`gazetteer` overrides the one in the database and `clock` the wall clock (tests)."""
+    broker = make_broker(settings, client_id=NAME)
+
+    async def on_startup(runtime: Runtime) -> None:
+        gaz = gazetteer
+        if gaz is None:
+            async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
+                gaz = await gazetteer_repository.load(conn)
+        if not gaz.streets:
+            log.warning("the gazetteer is empty: run `streetneeds gazetteer import` (sign-ups answer 503)")
+        runtime.state["areas"] = Areas(gaz) if gaz.streets else None
+        runtime.state["apply"] = lambda event: apply_event(runtime.pool, event, clock())
+        sender = Sender(runtime.pool, settings, clock)  # type: ignore[arg-type]
+        for worker in range(settings.sender_workers):
+            runtime.spawn(sender.run(worker), f"notifier-sender-{worker}")
+        if run_digests:
+            runtime.spawn(digest_loop(runtime.pool, settings, clock), "notifier-digests")  # type: ignore[arg-type]
+
+    app = create_service_app(
+        name=NAME,
+        title="streetneeds notifier",
+        description="E-mail alerts for residents: double opt-in, instant or daily/weekly digests by "
+        "category, one-click unsubscribe (RFC 8058), bounce and complaint suppression.",
+        settings=settings,
+        broker=broker,
+        schema=NAME,
+        migrations=MIGRATIONS,
+        extra_migrations=((gazetteer_repository.SCHEMA, gazetteer_repository.MIGRATIONS),),
+        on_startup=on_startup,
+    )
+    runtime: Runtime = app.state.runtime
+    runtime.state["clock"] = clock
+    runtime.state["limiter"] = RateLimiter(settings.signup_rate_per_minute, settings.signup_burst)
+    register_handlers(broker, runtime, settings.group_id)
+    web.install_alert_errors(app, settings)
+    app.include_router(web.router)
+    app.include_router(webhooks.router)
+    mount_static(app)
+    return app

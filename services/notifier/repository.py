@@ -1,0 +1,379 @@
+"""SQL of the notifier: subscriptions, suppressed addresses, consumed changes and the mail outbox."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+
+from shared.contracts import PromptPublished
+
+__all__ = [
+    "Claimed",
+    "Subscription",
+    "activate",
+    "claim",
+    "create_digests",
+    "delete_subscription",
+    "digest_events",
+    "drop_expired_pending",
+    "fan_out_instant",
+    "insert_pending",
+    "is_suppressed",
+    "mark_sent",
+    "purge_sent",
+    "record_change",
+    "record_retired",
+    "release",
+    "signups_since",
+    "subscription",
+    "subscription_by_confirm",
+    "suppress",
+    "update_preferences",
+]
+
+_COLUMNS = (
+    "subscription_id, email, kind, label, street_ids, unit_ids, ward_codes, categories, frequency, "
+    "status, confirm_expires_at, confirmed_at"
+)
+
+
+@dataclass(frozen=True)
+class Subscription:
+    subscription_id: uuid.UUID
+    email: str
+    kind: str
+    label: str
+    street_ids: list[str]
+    unit_ids: list[str]
+    ward_codes: list[str]
+    categories: list[str]
+    frequency: str
+    status: str
+    confirm_expires_at: dt.datetime
+    confirmed_at: dt.datetime | None
+
+
+def _sub(row: asyncpg.Record | None) -> Subscription | None:
+    return Subscription(**dict(row)) if row is not None else None
+
+
+async def insert_pending(
+    conn: asyncpg.Connection,
+    *,
+    email: str,
+    kind: str,
+    label: str,
+    street_ids: list[str],
+    unit_ids: list[str],
+    ward_codes: list[str],
+    categories: list[str],
+    frequency: str,
+    confirm_sha256: bytes,
+    expires_at: dt.datetime,
+) -> uuid.UUID:
+    sid = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO notifier.subscriptions (subscription_id, email, kind, label, street_ids, unit_ids,"
+        " ward_codes, categories, frequency, status, confirm_sha256, confirm_expires_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11)",
+        sid,
+        email,
+        kind,
+        label,
+        street_ids,
+        unit_ids,
+        ward_codes,
+        categories,
+        frequency,
+        confirm_sha256,
+        expires_at,
+    )
+    return sid
+
+
+async def signups_since(conn: asyncpg.Connection, email: str, since: dt.datetime) -> int:
+    return await conn.fetchval(
+        "SELECT count(*) FROM notifier.subscriptions WHERE email = $1 AND created_at >= $2", email, since
+    )
+
+
+async def subscription_by_confirm(conn: asyncpg.Connection, digest: bytes) -> Subscription | None:
+    return _sub(
+        await conn.fetchrow(
+            f"SELECT {_COLUMNS} FROM notifier.subscriptions WHERE confirm_sha256 = $1 FOR UPDATE", digest
+        )
+    )
+
+
+async def subscription(conn: asyncpg.Connection, sid: uuid.UUID) -> Subscription | None:
+    return _sub(
+        await conn.fetchrow(f"SELECT {_COLUMNS} FROM notifier.subscriptions WHERE subscription_id = $1", sid)
+    )
+
+
+async def activate(conn: asyncpg.Connection, sub: Subscription, now: dt.datetime) -> None:
+    """Confirm `sub`; an earlier alert of the same address for the same place is replaced, not doubled."""
+    await conn.execute(
+        "DELETE FROM notifier.subscriptions WHERE email = $1 AND status = 'active' AND kind = $2"
+        " AND street_ids = $3 AND ward_codes = $4 AND subscription_id <> $5",
+        sub.email,
+        sub.kind,
+        sub.street_ids,
+        sub.ward_codes,
+        sub.subscription_id,
+    )
+    await conn.execute(
+        "UPDATE notifier.subscriptions SET status = 'active', confirmed_at = $2 WHERE subscription_id = $1",
+        sub.subscription_id,
+        now,
+    )
+
+
+async def delete_subscription(conn: asyncpg.Connection, sid: uuid.UUID) -> bool:
+    return await conn.fetchval(
+        "WITH d AS (DELETE FROM notifier.subscriptions WHERE subscription_id = $1 RETURNING 1)"
+        " SELECT count(*) > 0 FROM d",
+        sid,
+    )
+
+
+async def update_preferences(
+    conn: asyncpg.Connection, sid: uuid.UUID, categories: list[str], frequency: str
+) -> bool:
+    done = await conn.execute(
+        "UPDATE notifier.subscriptions SET categories = $2, frequency = $3"
+        " WHERE subscription_id = $1 AND status = 'active'",
+        sid,
+        categories,
+        frequency,
+    )
+    return done.endswith(" 1")
+
+
+async def drop_expired_pending(conn: asyncpg.Connection, now: dt.datetime) -> int:
+    """Unconfirmed sign-ups are deleted once their link expires: nothing kept for an unconfirmed address."""
+    done = await conn.execute(
+        "DELETE FROM notifier.subscriptions WHERE status = 'pending' AND confirm_expires_at < $1", now
+    )
+    return int(done.split()[-1])
+
+
+async def is_suppressed(conn: asyncpg.Connection, email_hmac: bytes) -> bool:
+    return await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM notifier.suppressed WHERE email_hmac = $1)", email_hmac
+    )
+
+
+async def suppress(conn: asyncpg.Connection, email: str, email_hmac: bytes, reason: str) -> int:
+    """Stop mailing an address: its alerts are deleted and only a keyed hash of it is kept."""
+    await conn.execute(
+        "INSERT INTO notifier.suppressed (email_hmac, reason) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        email_hmac,
+        reason,
+    )
+    done = await conn.execute("DELETE FROM notifier.subscriptions WHERE email = $1", email)
+    return int(done.split()[-1])
+
+
+async def record_change(conn: asyncpg.Connection, event: PromptPublished, received_at: dt.datetime) -> bool:
+    """Record a consumed change; False when this prompt revision was consumed before."""
+    inserted = await conn.fetchval(
+        "INSERT INTO notifier.changes (prompt_id, revision, area_id, area_kind, street_ids, category,"
+        " sensitivity, event, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9)"
+        " ON CONFLICT DO NOTHING RETURNING true",
+        event.prompt_id,
+        event.revision,
+        event.area_id,
+        str(event.area_kind),
+        list(event.street_ids),
+        str(event.category),
+        str(event.sensitivity),
+        event.model_dump_json(),
+        received_at,
+    )
+    await conn.execute("DELETE FROM notifier.retired WHERE prompt_id = $1", event.prompt_id)
+    return bool(inserted)
+
+
+async def record_retired(conn: asyncpg.Connection, prompt_id: str, at: dt.datetime) -> None:
+    await conn.execute(
+        "INSERT INTO notifier.retired (prompt_id, retired_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        prompt_id,
+        at,
+    )
+
+
+# Who follows a change, mirroring shared.gazetteer.selection.Selection.matches: ward prompts by ward
+# code, person prompts by whole publication unit (or street), place prompts by street.
+def _follows(area_kind: str, sensitivity: str, alias: str = "s") -> str:
+    if area_kind == "ward":
+        return f"{alias}.ward_codes @> ARRAY[$1::text]"
+    if sensitivity == "person":
+        return f"({alias}.unit_ids @> ARRAY[$1::text] OR {alias}.street_ids && $2::text[])"
+    return f"{alias}.street_ids && $2::text[]"
+
+
+async def fan_out_instant(conn: asyncpg.Connection, event: PromptPublished) -> int:
+    """One outbox row per instant subscriber who follows the change (in the caller's transaction)."""
+    done = await conn.execute(
+        "INSERT INTO notifier.outbox (subscription_id, kind, prompt_id, revision)"
+        " SELECT s.subscription_id, 'instant', $4, $5 FROM notifier.subscriptions s"
+        " WHERE s.status = 'active' AND s.frequency = 'instant'"
+        " AND $1::text IS NOT NULL AND $2::text[] IS NOT NULL"  # every parameter typed, whichever is used
+        f" AND {_follows(str(event.area_kind), str(event.sensitivity))}"
+        " AND (cardinality(s.categories) = 0 OR $3 = ANY(s.categories))"
+        " ON CONFLICT DO NOTHING",
+        event.area_id,
+        list(event.street_ids),
+        str(event.category),
+        event.prompt_id,
+        event.revision,
+    )
+    return int(done.split()[-1])
+
+
+_CHANGE_MATCHES = (
+    "(CASE WHEN c.area_kind = 'ward' THEN s.ward_codes @> ARRAY[c.area_id]"
+    " WHEN c.sensitivity = 'person' AND s.unit_ids @> ARRAY[c.area_id] THEN true"
+    " ELSE s.street_ids && c.street_ids END)"
+    " AND (cardinality(s.categories) = 0 OR c.category = ANY(s.categories))"
+    " AND NOT EXISTS (SELECT 1 FROM notifier.retired r WHERE r.prompt_id = c.prompt_id)"
+)
+
+
+async def create_digests(
+    conn: asyncpg.Connection, frequency: str, key: str, start: dt.datetime, end: dt.datetime
+) -> int:
+    """One digest row per subscriber with something new in the period; a period is never built twice."""
+    done = await conn.execute(
+        "INSERT INTO notifier.outbox (subscription_id, kind, period, period_start, period_end)"
+        " SELECT s.subscription_id, 'digest', $2, $3, $4 FROM notifier.subscriptions s"
+        " WHERE s.status = 'active' AND s.frequency = $1 AND s.confirmed_at < $4"
+        " AND EXISTS (SELECT 1 FROM notifier.changes c"
+        f"  WHERE c.received_at >= $3 AND c.received_at < $4 AND {_CHANGE_MATCHES})"
+        " ON CONFLICT DO NOTHING",
+        frequency,
+        key,
+        start,
+        end,
+    )
+    return int(done.split()[-1])
+
+
+async def digest_events(
+    conn: asyncpg.Connection, sid: uuid.UUID, start: dt.datetime, end: dt.datetime
+) -> list[PromptPublished]:
+    """The latest revision of each prompt a subscriber follows that changed in the period."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT ON (c.prompt_id) c.event FROM notifier.changes c, notifier.subscriptions s"
+        f" WHERE s.subscription_id = $1 AND c.received_at >= $2 AND c.received_at < $3 AND {_CHANGE_MATCHES}"
+        " ORDER BY c.prompt_id, c.revision DESC",
+        sid,
+        start,
+        end,
+    )
+    return [PromptPublished.model_validate_json(r["event"]) for r in rows]
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """An outbox row claimed for sending, with what the mail needs."""
+
+    id: int
+    kind: str
+    prompt_id: str | None
+    revision: int | None
+    period: str | None
+    period_start: dt.datetime | None
+    period_end: dt.datetime | None
+    attempts: int
+    subscription: Subscription
+    event: PromptPublished | None
+
+
+async def claim(conn: asyncpg.Connection, limit: int, lease_s: float) -> list[Claimed]:
+    """Lease up to `limit` due rows; other senders (any replica) skip them until the lease runs out."""
+    rows = await conn.fetch(
+        "WITH due AS (SELECT id FROM notifier.outbox"
+        "  WHERE sent_at IS NULL AND failed_at IS NULL AND not_before <= now()"
+        "  AND (lease_until IS NULL OR lease_until < now())"
+        "  ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)"
+        " UPDATE notifier.outbox o SET lease_until = now() + make_interval(secs => $2)"
+        " FROM due WHERE o.id = due.id"
+        " RETURNING o.id, o.kind, o.prompt_id, o.revision, o.period, o.period_start, o.period_end,"
+        " o.attempts, o.subscription_id",
+        limit,
+        lease_s,
+    )
+    if not rows:
+        return []
+    subs = {
+        r["subscription_id"]: Subscription(**dict(r))
+        for r in await conn.fetch(
+            f"SELECT {_COLUMNS} FROM notifier.subscriptions WHERE subscription_id = ANY($1::uuid[])",
+            list({r["subscription_id"] for r in rows}),
+        )
+    }
+    keys = [(r["prompt_id"], r["revision"]) for r in rows if r["kind"] == "instant"]
+    events = {}
+    if keys:
+        for r in await conn.fetch(
+            "SELECT c.prompt_id, c.revision, c.event FROM notifier.changes c"
+            " JOIN unnest($1::text[], $2::int[]) AS k(p, v) ON c.prompt_id = k.p AND c.revision = k.v",
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+        ):
+            events[(r["prompt_id"], r["revision"])] = PromptPublished.model_validate(json.loads(r["event"]))
+    return sorted(
+        (
+            Claimed(
+                r["id"],
+                r["kind"],
+                r["prompt_id"],
+                r["revision"],
+                r["period"],
+                r["period_start"],
+                r["period_end"],
+                r["attempts"],
+                subs[r["subscription_id"]],
+                events.get((r["prompt_id"], r["revision"])),
+            )
+            for r in rows
+            if r["subscription_id"] in subs
+        ),
+        key=lambda c: c.id,
+    )
+
+
+async def mark_sent(conn: asyncpg.Connection, row_id: int) -> None:
+    await conn.execute(
+        "UPDATE notifier.outbox SET sent_at = now(), lease_until = NULL, attempts = attempts + 1"
+        " WHERE id = $1",
+        row_id,
+    )
+
+
+async def release(conn: asyncpg.Connection, row_id: int, error: str, *, retry_in_s: float | None) -> None:
+    """A failed attempt: try again after `retry_in_s`, or give up (None)."""
+    await conn.execute(
+        "UPDATE notifier.outbox SET attempts = attempts + 1, lease_until = NULL, last_error = $2,"
+        " not_before = now() + make_interval(secs => coalesce($3, 0)),"
+        " failed_at = CASE WHEN $3::float8 IS NULL THEN now() END WHERE id = $1",
+        row_id,
+        error[:500],
+        retry_in_s,
+    )
+
+
+async def purge_sent(conn: asyncpg.Connection, days: int) -> int:
+    """Old sent instant rows go; the consumed change itself (changes) is what prevents a repeat."""
+    done = await conn.execute(
+        "DELETE FROM notifier.outbox WHERE kind = 'instant' AND (sent_at < now() - make_interval(days => $1)"
+        " OR failed_at < now() - make_interval(days => $1))",
+        days,
+    )
+    return int(done.split()[-1])

@@ -1,0 +1,218 @@
+"""The notifier's pages: sign up, confirm, manage and unsubscribe (RFC 8058 one-click), in plain language."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
+
+from shared.contracts import CATALOGUE, Sensitivity
+
+from . import repository as repo
+from .alerts import (
+    FREQUENCIES,
+    AlertError,
+    confirm,
+    confirmation_state,
+    parse_signup,
+    resolve_place,
+    sign_up,
+    subscription_for_link,
+)
+from .mail import links_for
+from .pages import render
+from .settings import NotifierSettings
+
+__all__ = ["install_alert_errors", "router"]
+
+router = APIRouter(tags=["e-mail alerts"])
+_PRIVATE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+CATEGORIES = [
+    (group, [(c.code.value, c.name) for c in CATALOGUE.values() if c.sensitivity is sensitivity])
+    for group, sensitivity in (("About places", Sensitivity.PLACE), ("About people", Sensitivity.PERSON))
+]
+
+
+def _ctx(request: Request) -> tuple[Any, NotifierSettings, Callable[[], dt.datetime]]:
+    runtime = request.app.state.runtime
+    return runtime, runtime.settings, runtime.state["clock"]
+
+
+def _page(settings: NotifierSettings, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    body = render(template, base_url=settings.feeds_url, private=True, **context)
+    return HTMLResponse(body, status_code=status, headers=_PRIVATE)
+
+
+def _areas(runtime: Any):
+    areas = runtime.state.get("areas")
+    if areas is None:
+        raise AlertError(
+            503, "Alerts are not ready yet", "The street list has not been loaded. Please try later."
+        )
+    return areas
+
+
+def install_alert_errors(app: FastAPI, settings: NotifierSettings) -> None:
+    @app.exception_handler(AlertError)
+    async def _alert_error(request: Request, exc: AlertError) -> Response:
+        return _page(
+            settings, "message.html", exc.status, title=exc.title, paragraphs=exc.paragraphs, problem=True
+        )
+
+
+@router.get("/subscribe", response_class=HTMLResponse, summary="The sign-up form for e-mail alerts")
+async def signup_form(request: Request) -> Response:
+    runtime, settings, _ = _ctx(request)
+    place = {
+        k: v
+        for k, v in request.query_params.items()
+        if k in ("kind", "street_id", "ward_code", "lat", "lon", "radius_m")
+    }
+    sel = resolve_place(_areas(runtime), settings, place)
+    return _page(
+        settings,
+        "signup.html",
+        title=f"E-mail alerts for {sel.label}",
+        label=sel.label,
+        place=place,
+        action=f"{settings.base_url}/subscribe",
+        categories=CATEGORIES,
+        frequencies=FREQUENCIES,
+    )
+
+
+@router.post(
+    "/subscribe", response_class=HTMLResponse, summary="Sign up for e-mail alerts (sends a confirmation)"
+)
+async def signup(request: Request) -> Response:
+    runtime, settings, clock = _ctx(request)
+    if not runtime.state["limiter"].allow(request.client.host if request.client else ""):
+        raise AlertError(429, "Too many sign-ups from here", "Please wait a minute and try again.")
+    form = await request.form()
+    fields = {k: str(v) for k, v in form.items() if isinstance(v, str)}
+    request_ = parse_signup(_areas(runtime), settings, fields, [str(c) for c in form.getlist("categories")])
+    await sign_up(runtime.pool, settings, request_, clock())
+    return _page(
+        settings,
+        "message.html",
+        title="Check your inbox",
+        paragraphs=[
+            "We have sent a confirmation link to the address you gave, "
+            f"for alerts about {request_.selection.label}.",
+            f"Open it within {settings.confirm_hours} hours to start your alerts. "
+            "Nothing is sent until you do.",
+        ],
+    )
+
+
+@router.get("/confirm/{token}", response_class=HTMLResponse, summary="Confirmation link from the mail")
+async def confirm_page(request: Request, token: str) -> Response:
+    runtime, settings, clock = _ctx(request)
+    sub = await confirmation_state(runtime.pool, token, clock(), confirm_now=False)
+    # A button, not a GET that confirms: mail scanners open links, and must not confirm for the resident.
+    return _page(
+        settings,
+        "confirm.html",
+        title="Confirm your alerts",
+        sub=sub,
+        action=f"{settings.base_url}/confirm/{token}",
+    )
+
+
+@router.post("/confirm/{token}", response_class=HTMLResponse, summary="Confirm an alert (single use)")
+async def confirm_post(request: Request, token: str) -> Response:
+    runtime, settings, clock = _ctx(request)
+    sub = await confirm(runtime.pool, token, clock())
+    links = links_for(settings, sub.subscription_id)
+    return _page(settings, "confirmed.html", title="Your alerts are on", sub=sub, links=links)
+
+
+async def _live(request: Request, token: str) -> tuple[Any, NotifierSettings, repo.Subscription]:
+    runtime, settings, _ = _ctx(request)
+    _, sub = await subscription_for_link(runtime.pool, settings, token)
+    if sub is None or sub.status != "active":
+        raise AlertError(
+            410,
+            "These alerts have ended",
+            "You will get no more mail about them. You can sign up again from any street page.",
+        )
+    return runtime, settings, sub
+
+
+@router.get("/manage/{token}", response_class=HTMLResponse, summary="Manage an alert")
+async def manage_page(request: Request, token: str) -> Response:
+    _, settings, sub = await _live(request, token)
+    return _page(
+        settings,
+        "manage.html",
+        title="Manage your alerts",
+        sub=sub,
+        action=f"{settings.base_url}/manage/{token}",
+        unsubscribe=f"{settings.base_url}/unsubscribe/{token}",
+        categories=CATEGORIES,
+        frequencies=FREQUENCIES,
+    )
+
+
+@router.post("/manage/{token}", response_class=HTMLResponse, summary="Change how often and which needs")
+async def manage_post(request: Request, token: str) -> Response:
+    runtime, settings, sub = await _live(request, token)
+    form = await request.form()
+    frequency = str(form.get("frequency") or "")
+    chosen = sorted({str(c) for c in form.getlist("categories")})
+    if frequency not in FREQUENCIES:
+        raise AlertError(422, "Please choose how often", "Choose instant, daily or weekly.")
+    if unknown := [c for c in chosen if c not in {c.code.value for c in CATALOGUE.values()}]:
+        raise AlertError(422, "Please check the kinds of need", f"We do not know {', '.join(unknown)}.")
+    async with runtime.pool.acquire() as conn:
+        await repo.update_preferences(conn, sub.subscription_id, chosen, frequency)
+    return _page(
+        settings,
+        "message.html",
+        title="Your alerts are updated",
+        paragraphs=[f"You will get {frequency} alerts about {sub.label}."],
+        links=[(f"{settings.base_url}/manage/{token}", "Back to your alerts")],
+    )
+
+
+@router.get("/unsubscribe/{token}", response_class=HTMLResponse, summary="Unsubscribe page (one button)")
+async def unsubscribe_page(request: Request, token: str) -> Response:
+    runtime, settings, _ = _ctx(request)
+    _, sub = await subscription_for_link(runtime.pool, settings, token)
+    if sub is None:
+        return _page(
+            settings,
+            "message.html",
+            title="You are unsubscribed",
+            paragraphs=["You will get no more mail about these alerts."],
+        )
+    return _page(
+        settings,
+        "unsubscribe.html",
+        title="Unsubscribe",
+        sub=sub,
+        action=f"{settings.base_url}/unsubscribe/{token}",
+    )
+
+
+@router.post(
+    "/unsubscribe/{token}",
+    response_class=HTMLResponse,
+    summary="Unsubscribe in one click (RFC 8058: the mail client POSTs List-Unsubscribe=One-Click)",
+)
+async def unsubscribe_post(request: Request, token: str) -> Response:
+    runtime, settings, _ = _ctx(request)
+    sid, _ = await subscription_for_link(runtime.pool, settings, token)
+    async with runtime.pool.acquire() as conn:
+        await repo.delete_subscription(conn, sid)  # idempotent: a second click finds nothing to delete
+    return _page(
+        settings,
+        "message.html",
+        title="You are unsubscribed",
+        paragraphs=[
+            "You will get no more mail about these alerts, and we have deleted your address from them."
+        ],
+    )

@@ -1,0 +1,64 @@
+"""Bounces and complaints from the mail provider: a token-protected JSON webhook that suppresses addresses.
+
+Payload (`POST /v1/bounces`, `Authorization: Bearer <NOTIFIER_WEBHOOK_TOKEN>`):
+`{"events": [{"type": "bounce" | "complaint", "email": "...", "permanent": true}]}`. A bounce that is
+not permanent (a full mailbox) is ignored; a permanent bounce or any complaint deletes the address's
+alerts and keeps only a keyed hash of it, so it is never mailed again.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Literal
+
+from fastapi import APIRouter, Header, Request
+from pydantic import BaseModel, Field
+
+from shared.http import Problem
+
+from . import repository as repo
+from .tokens import address_hmac
+
+__all__ = ["BounceEvent", "Bounces", "router"]
+
+router = APIRouter(tags=["mail provider"])
+
+
+class BounceEvent(BaseModel):
+    type: Literal["bounce", "complaint"]
+    email: str = Field(..., min_length=3, max_length=320)
+    permanent: bool = True
+
+
+class Bounces(BaseModel):
+    events: list[BounceEvent] = Field(..., max_length=1000)
+
+
+class Suppressed(BaseModel):
+    suppressed: int = Field(..., description="Addresses newly or again suppressed.")
+    alerts_deleted: int
+
+
+@router.post(
+    "/v1/bounces", response_model=Suppressed, summary="Report bounces and complaints (mail provider)"
+)
+async def bounces(request: Request, body: Bounces, authorization: str | None = Header(None)) -> Suppressed:
+    runtime = request.app.state.runtime
+    settings = runtime.settings
+    if settings.webhook_token is None:
+        raise Problem(404, "Not found", "the bounce webhook is off (NOTIFIER_WEBHOOK_TOKEN is not set)")
+    expected = f"Bearer {settings.webhook_token.get_secret_value()}"
+    if not authorization or not hmac.compare_digest(authorization.encode(), expected.encode()):
+        raise Problem(
+            401, "Unauthorised", "send Authorization: Bearer <token>", headers={"WWW-Authenticate": "Bearer"}
+        )
+    secret = settings.link_secret.get_secret_value()
+    suppressed = deleted = 0
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        for event in body.events:
+            if event.type == "bounce" and not event.permanent:
+                continue
+            email = event.email.strip().lower()
+            deleted += await repo.suppress(conn, email, address_hmac(secret, email), event.type)
+            suppressed += 1
+    return Suppressed(suppressed=suppressed, alerts_deleted=deleted)
