@@ -47,6 +47,8 @@ def local_secrets() -> dict[str, str]:
         "INGEST_PSEUDONYM_KEY_VERSION": lambda: "1",
         "AGGREGATOR_OPERATOR_TOKEN": lambda: secrets.token_urlsafe(32),
         "PROMPTER_ADMIN_TOKEN": lambda: secrets.token_urlsafe(32),
+        "INGEST_OPERATOR_TOKEN": lambda: secrets.token_urlsafe(32),
+        "PARTNERS_OPERATOR_TOKEN": lambda: secrets.token_urlsafe(32),
     }
     have = load_env(SECRETS)
     missing = {k: make() for k, make in wanted.items() if k not in have}
@@ -63,7 +65,15 @@ DEMO_SETTINGS = {"AGGREGATOR_RELEASE_CHECK_INTERVAL_SECONDS": "30"}
 
 
 def service_env() -> dict[str, str]:
-    return {**DEMO_SETTINGS, **os.environ, **load_env(LOCAL / "stack.env"), **local_secrets()}
+    found = local_secrets()
+    # The console calls each service with that service's own operator token.
+    console = {
+        "CONSOLE_INGEST_TOKEN": found["INGEST_OPERATOR_TOKEN"],
+        "CONSOLE_AGGREGATOR_TOKEN": found["AGGREGATOR_OPERATOR_TOKEN"],
+        "CONSOLE_PROMPTER_TOKEN": found["PROMPTER_ADMIN_TOKEN"],
+        "CONSOLE_PARTNERS_TOKEN": found["PARTNERS_OPERATOR_TOKEN"],
+    }
+    return {**DEMO_SETTINGS, **os.environ, **load_env(LOCAL / "stack.env"), **found, **console}
 
 
 def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 90) -> bool:
@@ -133,6 +143,25 @@ def demo_keys(env: dict[str, str]) -> dict[str, str]:
             check=True,
             stdout=subprocess.DEVNULL,
         )
+    if "CONSOLE_PASSWORD" not in load_env(DEMO_KEYS):
+        subprocess.run(
+            [
+                PY,
+                "-m",
+                "services.cli",
+                "console",
+                "create-operator",
+                "demo-admin",
+                "--role",
+                "admin",
+                "--key-file",
+                str(DEMO_KEYS),
+            ],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     return load_env(DEMO_KEYS)
 
 
@@ -193,6 +222,10 @@ def main() -> None:
         print(f"\n  demo keys ({DEMO_KEYS.relative_to(ROOT)}):")
         for k, v in keys.items():
             print(f"    {k}={v}")
+        if "CONSOLE_PASSWORD" in keys:
+            console = f"http://127.0.0.1:{by_name('console').port}/sign-in"
+            print(f"\n  operators' console: {console} — sign in as {keys['CONSOLE_USERNAME']}")
+            print(f"    password: {keys['CONSOLE_PASSWORD']}")
         simulator = None
         if not args.no_demo:
             print("\n  loading demo signals (45 days of Camden) and then a live trickle…", flush=True)

@@ -12,10 +12,11 @@ from shared.gazetteer.model import Gazetteer
 from shared.kafka import make_broker
 from shared.service import Runtime, create_service_app
 
-from . import api, handlers, open311_api
+from . import admin_api, api, handlers, open311_api
 from .anonymise import Pseudonymiser
 from .auth import RateLimiter
 from .pipeline import Pipeline
+from .quiet import QuietErrors
 from .settings import IngestSettings
 
 __all__ = ["create_app"]
@@ -62,6 +63,8 @@ def create_app(settings: IngestSettings, *, gazetteer: Gazetteer | None = None) 
     handlers.register(broker, app.state.runtime)
     app.include_router(api.router)
     app.include_router(open311_api.router)
+    app.include_router(admin_api.router)
+    app.add_middleware(QuietErrors)  # docs/privacy.md rule 1: no input in any log line
     _document_request_models(app)
     return app
 

@@ -69,6 +69,11 @@ class IngestSettings(CommonSettings):
         "Thank you. Your report is shared, without personal details, as a street-level need.",
         title="Open311 service_notice",
     )
+    operator_token: SecretStr | None = Field(
+        None,
+        title="Operator bearer token",
+        description="Required by the operators' API under /v1/admin (the console); unset, it refuses everyone.",
+    )
 
     @field_validator("pseudonym_keys")
     @classmethod

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from shared.kafka import make_broker
 from shared.service import Runtime, create_service_app
 
-from . import needs_api, webhooks_api
+from . import admin_api, needs_api, webhooks_api
 from .delivery import run_delivery_worker
 from .geometry import AreaGeometry, load_gazetteer
 from .handlers import register_handlers
@@ -50,4 +50,5 @@ def create_app(settings: PartnersSettings, *, gazetteer: Gazetteer | None = None
     register_handlers(broker, app.state.runtime, settings.group_id)
     app.include_router(needs_api.router)
     app.include_router(webhooks_api.router)
+    app.include_router(admin_api.router)
     return app

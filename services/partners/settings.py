@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import CommonSettings
@@ -37,6 +37,11 @@ class PartnersSettings(CommonSettings):
     )
     load_gazetteer: bool = Field(
         True, title="Load the gazetteer at start-up for GeoJSON geometry and bbox filtering"
+    )
+    operator_token: SecretStr | None = Field(
+        None,
+        title="Operator bearer token",
+        description="Required by the operators' API under /v1/admin (the console); unset, it refuses everyone.",
     )
 
     @model_validator(mode="after")

@@ -1,0 +1,274 @@
+"""Operators' API (the console): council systems and their keys, volumes, rejects, withdrawals, key versions.
+
+Bearer INGEST_OPERATOR_TOKEN. Keys are shown once in the answer that creates or rotates them; only
+their hash is stored. A withdrawal by council reference goes through the same pipeline as any
+signal, so the reference is pseudonymised at the door and never stored in clear.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+
+from shared.contracts import Category
+from shared.http import Problem
+from shared.service import Runtime
+
+from . import metrics, repository
+from .auth import generate_key, hash_key
+from .pipeline import OutOfScope, ProduceFailed
+
+__all__ = ["router"]
+
+COUNCIL_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+
+
+def _runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+def operator(request: Request) -> None:
+    """Bearer token from INGEST_OPERATOR_TOKEN; everyone is refused while it is unset."""
+    token = _runtime(request).settings.operator_token  # type: ignore[attr-defined]
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if (
+        token is None
+        or scheme.lower() != "bearer"
+        or not secrets.compare_digest(given.encode(), token.get_secret_value().encode())
+    ):
+        raise Problem(
+            401,
+            "Operator token required",
+            "send Authorization: Bearer <operator token>",
+            headers={"WWW-Authenticate": 'Bearer realm="ingest-operators"'},
+        )
+
+
+router = APIRouter(prefix="/v1/admin", tags=["operators"], dependencies=[Depends(operator)])
+
+
+class SystemOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    council_id: str
+    categories: list[str]
+    rate_per_minute: int | None
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+
+
+class SystemCreated(BaseModel):
+    system: SystemOut
+    key: str = Field(..., description="The API key, shown once; only its hash is stored.")
+
+
+class SystemIn(BaseModel):
+    name: str = Field(..., min_length=1, max_length=200)
+    council_id: str = Field(..., pattern=COUNCIL_PATTERN)
+    categories: list[Category] = Field(..., min_length=1)
+    rate_per_minute: int | None = Field(None, ge=1, le=100_000)
+
+
+class SystemUpdate(BaseModel):
+    categories: list[Category] = Field(..., min_length=1)
+    rate_per_minute: int | None = Field(None, ge=1, le=100_000)
+
+
+class WithdrawalIn(BaseModel):
+    system_id: uuid.UUID
+    subject_ref: str = Field(..., min_length=1, max_length=200)
+    categories: list[Category] | None = Field(None, description="Default: every category of the system.")
+
+
+def _out(row: Any) -> SystemOut:
+    return SystemOut(
+        id=row["id"],
+        name=row["name"],
+        council_id=row["council_id"],
+        categories=sorted(row["categories"]),
+        rate_per_minute=row["rate_per_minute"],
+        created_at=row["created_at"],
+        revoked_at=row["revoked_at"],
+    )
+
+
+_COLUMNS = "id, name, council_id, categories, rate_per_minute, created_at, revoked_at"
+
+
+@router.get("/systems", response_model=list[SystemOut], summary="Council systems (never their keys)")
+async def list_systems(request: Request) -> list[SystemOut]:
+    rows = await _runtime(request).pool.fetch(  # type: ignore[union-attr]
+        f"SELECT {_COLUMNS} FROM ingest.council_systems ORDER BY created_at, id"
+    )
+    return [_out(r) for r in rows]
+
+
+@router.post("/systems", response_model=SystemCreated, status_code=201, summary="Register a council system")
+async def create_system(request: Request, body: SystemIn) -> SystemCreated:
+    key = generate_key()
+    async with _runtime(request).pool.acquire() as conn:  # type: ignore[union-attr]
+        system = await repository.create_system(
+            conn,
+            name=body.name,
+            council_id=body.council_id,
+            key_hash=hash_key(key),
+            categories=sorted({c.value for c in body.categories}),
+            rate_per_minute=body.rate_per_minute,
+        )
+        row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM ingest.council_systems WHERE id = $1", system.id)
+    return SystemCreated(system=_out(row), key=key)
+
+
+async def _one_active(conn: Any, system_id: uuid.UUID) -> Any:
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM ingest.council_systems WHERE id = $1 FOR UPDATE", system_id
+    )
+    if row is None:
+        raise Problem(404, "No such council system", f"no council system {system_id}")
+    if row["revoked_at"] is not None:
+        raise Problem(409, "Council system revoked", f"council system {system_id} is revoked")
+    return row
+
+
+@router.post("/systems/{system_id}/rotate", response_model=SystemCreated, summary="Replace a system's key")
+async def rotate_system(request: Request, system_id: uuid.UUID) -> SystemCreated:
+    """The old key stops working at once; the new one is shown once."""
+    key = generate_key()
+    async with _runtime(request).pool.acquire() as conn, conn.transaction():  # type: ignore[union-attr]
+        await _one_active(conn, system_id)
+        row = await conn.fetchrow(
+            f"UPDATE ingest.council_systems SET key_hash = $2 WHERE id = $1 RETURNING {_COLUMNS}",
+            system_id,
+            hash_key(key),
+        )
+    return SystemCreated(system=_out(row), key=key)
+
+
+@router.post("/systems/{system_id}/revoke", response_model=SystemOut, summary="Revoke a system's key")
+async def revoke_system(request: Request, system_id: uuid.UUID) -> SystemOut:
+    async with _runtime(request).pool.acquire() as conn, conn.transaction():  # type: ignore[union-attr]
+        await _one_active(conn, system_id)
+        row = await conn.fetchrow(
+            f"UPDATE ingest.council_systems SET revoked_at = now() WHERE id = $1 RETURNING {_COLUMNS}",
+            system_id,
+        )
+    return _out(row)
+
+
+@router.put("/systems/{system_id}", response_model=SystemOut, summary="Set categories and rate limit")
+async def update_system(request: Request, system_id: uuid.UUID, body: SystemUpdate) -> SystemOut:
+    async with _runtime(request).pool.acquire() as conn, conn.transaction():  # type: ignore[union-attr]
+        await _one_active(conn, system_id)
+        row = await conn.fetchrow(
+            "UPDATE ingest.council_systems SET categories = $2, rate_per_minute = $3 WHERE id = $1"
+            f" RETURNING {_COLUMNS}",
+            system_id,
+            sorted({c.value for c in body.categories}),
+            body.rate_per_minute,
+        )
+    return _out(row)
+
+
+@router.get("/volumes", summary="Signals accepted per system and day")
+async def volumes(request: Request, days: Annotated[int, Query(ge=1, le=366)] = 30) -> list[dict[str, Any]]:
+    """Counts of accepted signals (ingest records no category per accepted signal: per system only)."""
+    rows = await _runtime(request).pool.fetch(  # type: ignore[union-attr]
+        """SELECT a.system_id, s.name, (a.accepted_at AT TIME ZONE 'UTC')::date AS day, count(*) AS signals
+           FROM ingest.accepted_signals a JOIN ingest.council_systems s ON s.id = a.system_id
+           WHERE a.accepted_at >= now() - make_interval(days => $1)
+           GROUP BY 1, 2, 3 ORDER BY 3, 2""",
+        days,
+    )
+    return [
+        {
+            "system_id": str(r["system_id"]),
+            "system": r["name"],
+            "day": r["day"].isoformat(),
+            "signals": r["signals"],
+        }
+        for r in rows
+    ]
+
+
+@router.get("/open311-volumes", summary="Open311 requests per service code and day")
+async def open311_volumes(
+    request: Request, days: Annotated[int, Query(ge=1, le=366)] = 30
+) -> list[dict[str, Any]]:
+    rows = await _runtime(request).pool.fetch(  # type: ignore[union-attr]
+        """SELECT service_code, (requested_at AT TIME ZONE 'UTC')::date AS day, count(*) AS requests
+           FROM ingest.open311_requests WHERE requested_at >= now() - make_interval(days => $1)
+           GROUP BY 1, 2 ORDER BY 2, 1""",
+        days,
+    )
+    return [
+        {"category": r["service_code"], "day": r["day"].isoformat(), "requests": r["requests"]} for r in rows
+    ]
+
+
+@router.get("/rejects", summary="Rejected signals by source and reason since this replica started")
+async def rejects() -> list[dict[str, Any]]:
+    found = []
+    for family in metrics.REJECTED.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_total") and sample.value:
+                found.append({**sample.labels, "count": int(sample.value)})
+    return sorted(found, key=lambda r: (-r["count"], r["source"], r["reason"]))
+
+
+@router.get("/pseudonym-keys", summary="Pseudonymisation secret versions (never the secrets)")
+async def pseudonym_keys(request: Request) -> dict[str, Any]:
+    settings = _runtime(request).settings
+    return {
+        "versions": sorted(settings.pseudonym_keys_by_version),  # type: ignore[attr-defined]
+        "in_use": settings.pseudonym_key_version,  # type: ignore[attr-defined]
+    }
+
+
+@router.post("/withdrawals", status_code=202, summary="Withdraw a subject by council reference")
+async def withdraw(request: Request, body: WithdrawalIn) -> dict[str, Any]:
+    """A `withdrawn` signal per category through the ordinary pipeline: the reference is pseudonymised
+    at the door like any other, and the aggregator ends the subject on every street at once."""
+    runtime = _runtime(request)
+    async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
+        row = await conn.fetchrow("SELECT key_hash FROM ingest.council_systems WHERE id = $1", body.system_id)
+        system = await repository.find_system(conn, row["key_hash"]) if row else None
+    if system is None:
+        raise Problem(404, "No such active council system", f"no active council system {body.system_id}")
+    categories = sorted({c.value for c in body.categories} if body.categories else system.categories)
+    if unknown := [c for c in categories if c not in system.categories]:
+        raise Problem(
+            422,
+            "Category not allowed for this system",
+            errors=[{"field": "categories", "message": f"not allowed: {', '.join(unknown)}"}],
+        )
+    gazetteer = runtime.state["gazetteer"]
+    # The aggregator ends a withdrawn subject on every street; the street named here is only a carrier.
+    street_id = next(iter(gazetteer.streets))
+    now = dt.datetime.now(dt.UTC)
+    batch = uuid.uuid4().hex
+    items = [
+        {
+            "event_id": f"console-withdrawal:{batch}:{category}",
+            "category": category,
+            "action": "withdrawn",
+            "subject_ref": body.subject_ref,
+            "occurred_at": now.isoformat(),
+            "location": {"street_id": street_id},
+        }
+        for category in categories
+    ]
+    try:
+        outcomes = await runtime.state["pipeline"].accept(items, system, "http")
+    except OutOfScope as exc:
+        raise Problem(422, "Category not allowed for this system", str(exc)) from exc
+    except ProduceFailed as exc:
+        raise Problem(503, "Kafka unavailable", "nothing was recorded; try again") from exc
+    bad = [o for o in outcomes if o.outcome == "rejected"]
+    if bad:
+        raise Problem(422, "Withdrawal rejected", "; ".join(e for o in bad for e in o.errors))
+    return {"categories": categories, "accepted": sum(o.outcome == "accepted" for o in outcomes)}

@@ -1,0 +1,108 @@
+"""Operators' API (the console): partner organisations and their keys (create, rotate, revoke; shown once).
+
+Bearer PARTNERS_OPERATOR_TOKEN; everyone is refused while it is unset. Only key hashes are stored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+
+from shared.http import Problem
+
+from . import repository
+from .keys import hash_key, new_key
+
+__all__ = ["router"]
+
+
+def operator(request: Request) -> None:
+    token = request.app.state.runtime.settings.operator_token
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if (
+        token is None
+        or scheme.lower() != "bearer"
+        or not secrets.compare_digest(given.encode(), token.get_secret_value().encode())
+    ):
+        raise Problem(
+            401,
+            "Operator token required",
+            "send Authorization: Bearer <operator token>",
+            headers={"WWW-Authenticate": 'Bearer realm="partners-operators"'},
+        )
+
+
+router = APIRouter(prefix="/v1/admin", tags=["operators"], dependencies=[Depends(operator)])
+
+
+class PartnerOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+
+
+class PartnerCreated(BaseModel):
+    partner: PartnerOut
+    key: str = Field(..., description="The API key, shown once; only its hash is stored.")
+
+
+class PartnerIn(BaseModel):
+    name: str = Field(..., min_length=1, max_length=200)
+
+
+def _pool(request: Request) -> Any:
+    return request.app.state.runtime.pool
+
+
+@router.get("/partners", response_model=list[PartnerOut], summary="Partner organisations (never keys)")
+async def list_partners(request: Request) -> list[dict[str, Any]]:
+    async with _pool(request).acquire() as conn:
+        return await repository.list_partners(conn)
+
+
+@router.post("/partners", response_model=PartnerCreated, status_code=201, summary="Add a partner")
+async def create_partner(request: Request, body: PartnerIn) -> dict[str, Any]:
+    key = new_key()
+    async with _pool(request).acquire() as conn:
+        partner = await repository.create_partner(conn, body.name, hash_key(key))
+    return {"partner": partner, "key": key}
+
+
+async def _active(conn: Any, partner_id: uuid.UUID) -> None:
+    row = await conn.fetchrow("SELECT revoked_at FROM partners.partners WHERE id = $1 FOR UPDATE", partner_id)
+    if row is None:
+        raise Problem(404, "No such partner", f"no partner {partner_id}")
+    if row["revoked_at"] is not None:
+        raise Problem(409, "Partner revoked", f"partner {partner_id} is revoked")
+
+
+@router.post("/partners/{partner_id}/rotate", response_model=PartnerCreated, summary="Replace a key")
+async def rotate_partner(request: Request, partner_id: uuid.UUID) -> dict[str, Any]:
+    """The old key stops working at once; the new one is shown once."""
+    key = new_key()
+    async with _pool(request).acquire() as conn, conn.transaction():
+        await _active(conn, partner_id)
+        row = await conn.fetchrow(
+            "UPDATE partners.partners SET key_hash = $2 WHERE id = $1"
+            " RETURNING id, name, created_at, revoked_at",
+            partner_id,
+            hash_key(key),
+        )
+    return {"partner": dict(row), "key": key}
+
+
+@router.post("/partners/{partner_id}/revoke", response_model=PartnerOut, summary="Revoke a partner's key")
+async def revoke_partner(request: Request, partner_id: uuid.UUID) -> dict[str, Any]:
+    async with _pool(request).acquire() as conn, conn.transaction():
+        await _active(conn, partner_id)
+        await repository.revoke_partner(conn, partner_id)
+        row = await conn.fetchrow(
+            "SELECT id, name, created_at, revoked_at FROM partners.partners WHERE id = $1", partner_id
+        )
+    return dict(row)
