@@ -36,13 +36,15 @@ class AreaNeeds(BaseModel):
     needs: list[StreetNeedChanged]
 
 
-class WithheldCell(BaseModel):
+class WithheldCount(BaseModel):
+    """How many cells were held back, per period, category and reason (never which: rule 8)."""
+
     period: str = Field(
         ..., description="`YYYY-MM` (person release), `YYYY-Qn` (ward trend) or `live` (place)."
     )
-    area_id: str
     category: str
     reason: str
+    cells: int = Field(..., ge=1, description="Held-back cells (unit, ward or street) with this reason.")
     recorded_at: str
 
 
@@ -183,18 +185,18 @@ def operator(request: Request) -> None:
 
 @router.get(
     "/audit/withheld",
-    response_model=list[WithheldCell],
+    response_model=list[WithheldCount],
     dependencies=[Depends(operator)],
-    summary="Operators: every held-back cell and why",
+    summary="Operators: how many cells were held back, and why",
+    description="Counts per period, category and reason (docs/privacy.md rule 8). Which units were held "
+    "back is not shown: that would say where a few residents are flagged.",
 )
 async def get_withheld(
     request: Request,
-    period: Annotated[str | None, Query(max_length=7)] = None,
-    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    period: Annotated[str | None, Query(max_length=7, pattern=r"^(\d{4}-(\d{2}|Q[1-4])|live)$")] = None,
 ) -> list[dict[str, Any]]:
     async with _runtime(request).pool.acquire() as conn:
-        rows = await repo.list_withheld(conn, period, limit, offset)
+        rows = await repo.withheld_summary(conn, period)
     return [{**dict(r), "recorded_at": r["recorded_at"].isoformat()} for r in rows]
 
 

@@ -26,6 +26,7 @@ from . import repository as repo
 from .areas import Areas
 from .outbox import notify_committed
 from .state import reduce_batch
+from .subjects import canonical_events, without_pseudonyms
 from .views import LIVE, diff, place_views, place_withheld
 
 __all__ = [
@@ -67,7 +68,7 @@ def parse_record(rec: ConsumerRecord) -> Parsed:
         letter = dead_letter(
             service="aggregator",
             source_topic=rec.topic,
-            value=rec.value,
+            value=without_pseudonyms(rec.value),  # dead letters never carry a pseudonym
             key=rec.key,
             reason="not a valid SignalAnonymised",
             errors=errors,
@@ -132,8 +133,9 @@ async def process_batch(
     together or not at all."""
     events = [p for p in parsed if isinstance(p, SignalAnonymised)]
     dead = [p for p in parsed if not isinstance(p, SignalAnonymised)]
-    delta = reduce_batch(events)
     async with conn.transaction():
+        # One person is one subject across key rotation (docs/privacy.md): map, then fold.
+        delta = reduce_batch(await canonical_events(conn, events))
         await repo.apply_delta(conn, delta)
         touched = delta.touched() | await repo.streets_of_withdrawals(conn, delta.withdrawn)
         place_cells = {(s, c) for s, c in touched if c in PLACE_CATEGORIES}

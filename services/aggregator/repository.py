@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -39,6 +40,7 @@ __all__ = [
     "place_stats",
     "quarter_done",
     "record_withheld",
+    "record_withheld_counts",
     "release_exists",
     "released_months",
     "reset_state",
@@ -47,6 +49,7 @@ __all__ = [
     "save_release",
     "snapshot",
     "streets_of_withdrawals",
+    "withheld_summary",
     "write_changes",
 ]
 
@@ -402,6 +405,43 @@ async def record_withheld(
         )
 
 
+async def record_withheld_counts(
+    conn: asyncpg.Connection, period: str, held: Iterable[tuple[str, str]]
+) -> None:
+    """A monthly release's audit: how many cells were held back per category and reason (rule 8).
+
+    Never which units: a list of units held back "below threshold" would say where 1-7 flagged
+    residents live, and "budget_exhausted" per unit where someone is flagged often.
+    """
+    counts = Counter(held)
+    if counts:
+        keys = sorted(counts)
+        await conn.execute(
+            """INSERT INTO aggregator.withheld_counts (period, category, reason, cells)
+               SELECT $1, * FROM unnest($2::text[], $3::text[], $4::int[])
+               ON CONFLICT (period, category, reason)
+               DO UPDATE SET cells = EXCLUDED.cells, recorded_at = now()""",
+            period,
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [counts[k] for k in keys],
+        )
+
+
+async def withheld_summary(conn: asyncpg.Connection, period: str | None) -> list[asyncpg.Record]:
+    """Held-back cells counted per period, category and reason, over every kind of period."""
+    return await conn.fetch(
+        """SELECT period, category, reason, sum(cells)::int AS cells, max(recorded_at) AS recorded_at
+           FROM (SELECT period, category, reason, cells, recorded_at FROM aggregator.withheld_counts
+                 UNION ALL
+                 SELECT period, category, reason, 1, recorded_at FROM aggregator.withheld) AS held
+           WHERE $1::text IS NULL OR period = $1
+           GROUP BY period, category, reason
+           ORDER BY period DESC, category, reason""",
+        period,
+    )
+
+
 async def clear_withheld(conn: asyncpg.Connection, period: str) -> None:
     """Drop a period's audit rows before its decisions are recorded afresh."""
     await conn.execute("DELETE FROM aggregator.withheld WHERE period = $1", period)
@@ -458,7 +498,7 @@ async def save_release(
         " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
         [(result.period, c.unit_id, c.category, c.band, c.rounded_count) for c in cells],
     )
-    await record_withheld(conn, result.period, {(w.unit_id, w.category): w.reason for w in result.withheld})
+    await record_withheld_counts(conn, result.period, [(w.category, w.reason) for w in result.withheld])
     totals = sorted(result.ward_totals.items())
     await conn.executemany(
         "INSERT INTO aggregator.ward_totals (period, ward_code, category, total, cells)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -13,6 +14,8 @@ from shared.settings import CommonSettings
 from .disclosure import DisclosurePolicy
 
 __all__ = ["AggregatorSettings"]
+
+log = logging.getLogger(__name__)
 
 
 class AggregatorSettings(CommonSettings):
@@ -42,6 +45,14 @@ class AggregatorSettings(CommonSettings):
         "when catching up, where one transaction per many records is what makes replay fast.",
     )
     batch_timeout_ms: int = Field(500, title="Longest wait for a batch to fill", ge=1)
+    parallel_batches: int = Field(
+        2,
+        title="Batches applied at once (lanes of partitions)",
+        ge=1,
+        le=16,
+        description="Each lane commits in order; lanes' transactions overlap, so PostgreSQL works on "
+        "several cores while this process parses the next records.",
+    )
     replay_from: dt.datetime | None = Field(
         None,
         title="Replay start for partitions with no stored position",
@@ -83,6 +94,13 @@ class AggregatorSettings(CommonSettings):
     noise: bool = Field(True, title="Rule 6: add noise (off only in tests and demonstrations)")
     ward_aggregates: bool = Field(True, title="Rule 7: keep ward totals (with secondary suppression)")
     release_delay_days: int = Field(0, title="Rule 5: days after a month ends before its release")
+    allow_weaker_than_policy: bool = Field(
+        False,
+        title="Allow privacy settings weaker than docs/privacy.md",
+        description="Only for tests and demonstrations: without it the aggregator refuses to start with "
+        "noise off, a threshold or unit floor below the policy's, or a larger epsilon; with it, it "
+        "starts and logs a warning naming each weaker setting.",
+    )
 
     @model_validator(mode="after")
     def _valid_policy(self) -> AggregatorSettings:
@@ -92,7 +110,36 @@ class AggregatorSettings(CommonSettings):
             raise ValueError(f"AGGREGATOR_ disclosure settings are inconsistent: {exc}") from None
         if self.replay_from is not None and self.replay_from.tzinfo is None:
             raise ValueError("AGGREGATOR_REPLAY_FROM needs a timezone")
+        weaker = self.weaker_than_policy()
+        if weaker and not self.allow_weaker_than_policy:
+            raise ValueError(
+                "privacy settings weaker than docs/privacy.md: "
+                + "; ".join(weaker)
+                + " (set AGGREGATOR_ALLOW_WEAKER_THAN_POLICY=true only for tests and demonstrations)"
+            )
+        if weaker:
+            log.warning(
+                "PRIVACY SETTINGS WEAKER THAN POLICY (tests/demonstrations only): %s", "; ".join(weaker)
+            )
         return self
+
+    def weaker_than_policy(self) -> list[str]:
+        """Each setting that protects less than shared/privacy.py's figure, named as its variable."""
+        floors = (
+            ("MIN_SUBJECTS", self.min_subjects, privacy.MIN_SUBJECTS),
+            ("MIN_UNIT_ADDRESSES", self.min_unit_addresses, privacy.MIN_UNIT_ADDRESSES),
+            ("MIN_STREET_ADDRESSES", self.min_street_addresses, privacy.MIN_STREET_ADDRESSES),
+            ("ROUNDING_BASE", self.rounding_base, privacy.ROUNDING_BASE),
+        )
+        out = [f"AGGREGATOR_{n}={v} < {floor}" for n, v, floor in floors if v < floor]
+        ceilings = (
+            ("EPSILON_PER_RELEASE", self.epsilon_per_release, privacy.EPSILON_PER_RELEASE),
+            ("ANNUAL_EPSILON_CAP", self.annual_epsilon_cap, privacy.ANNUAL_EPSILON_CAP),
+        )
+        out += [f"AGGREGATOR_{n}={v} > {ceiling}" for n, v, ceiling in ceilings if v > ceiling]
+        if not self.noise:
+            out.append("AGGREGATOR_NOISE=false")
+        return out
 
     def policy(self) -> DisclosurePolicy:
         """The disclosure policy these settings describe."""

@@ -20,9 +20,23 @@ from shared.contracts import CouncilSignal, Location, Sensitivity, SignalAnonymi
 from shared.gazetteer.model import Gazetteer
 from shared.gazetteer.snapping import TooFarFromStreet
 
-__all__ = ["EVENT_NAMESPACE", "Pseudonymiser", "Rejected", "anonymise", "coarsen", "event_uuid", "locate"]
+__all__ = [
+    "EVENT_NAMESPACE",
+    "FUTURE_TOLERANCE",
+    "PAST_MARGIN",
+    "Pseudonymiser",
+    "Rejected",
+    "anonymise",
+    "check_time",
+    "coarsen",
+    "event_uuid",
+    "locate",
+]
 
 Source = Literal["http", "open311", "kafka"]
+
+FUTURE_TOLERANCE = dt.timedelta(minutes=10)  # clock skew between a council system and us
+PAST_MARGIN = dt.timedelta(days=62)  # two months: an unreleased previous month, two 30-day trend windows
 
 # Fixed forever: changing it would give every retried signal a new id and break de-duplication.
 EVENT_NAMESPACE = uuid.UUID("5b0e3c1e-4d55-5e2b-9a53-7c7d0e1a6f10")
@@ -47,18 +61,30 @@ class Pseudonymiser:
     - no system id, because one council's systems (social care, housing) share its references.
     Without the secret, which only ingest holds, a pseudonym cannot be recomputed from a guess.
     Rotation: add a new version to INGEST_PSEUDONYM_KEYS and switch INGEST_PSEUDONYM_KEY_VERSION;
-    events carry `key_version` so the aggregator can tell the two generations apart.
+    events carry `key_version` and, in `previous_keys`, the pseudonyms under the older versions still
+    listed, so that the aggregator keeps one subject across the rotation.
     """
 
     def __init__(self, secrets: Mapping[int, str | bytes], version: int) -> None:
         if version not in secrets:
             raise ValueError(f"no pseudonymisation secret for version {version}")
         self.version = version
-        self._key = secrets[version].encode() if isinstance(secrets[version], str) else secrets[version]
+        keys = {v: k.encode() if isinstance(k, str) else k for v, k in secrets.items()}
+        self._key = keys[version]
+        # Older versions still listed: events carry the subject under them too, so that the
+        # aggregator links the generations (docs/privacy.md, key rotation).
+        self._older = [keys[v] for v in sorted(keys) if v < version]
 
     def subject_key(self, council_id: str, subject_ref: str) -> str:
-        message = f"{council_id}:{subject_ref}".encode()
-        return hmac.new(self._key, message, hashlib.sha256).hexdigest()  # type: ignore[arg-type]
+        return self._hmac(self._key, council_id, subject_ref)
+
+    def previous_keys(self, council_id: str, subject_ref: str) -> tuple[str, ...]:
+        """The subject's pseudonyms under every older listed version, oldest first."""
+        return tuple(self._hmac(k, council_id, subject_ref) for k in self._older)
+
+    @staticmethod
+    def _hmac(key: bytes, council_id: str, subject_ref: str) -> str:
+        return hmac.new(key, f"{council_id}:{subject_ref}".encode(), hashlib.sha256).hexdigest()
 
 
 def event_uuid(system_id: uuid.UUID | str, council_event_id: str) -> uuid.UUID:
@@ -106,6 +132,29 @@ def locate(gazetteer: Gazetteer, location: Location, max_distance_m: float) -> s
     return street.id
 
 
+def check_time(at: dt.datetime, lifetime_days: int, now: dt.datetime) -> None:
+    """Rejected unless `at` is one a signal could count from (docs/privacy.md, time tolerance).
+
+    Future: more than FUTURE_TOLERANCE ahead (clock skew allowed). Past: older than the category's
+    lifetime plus PAST_MARGIN — such a signal has expired before any month still to be released
+    (the previous month may still be unreleased) and before the place trend's two windows.
+    """
+    if at > now + FUTURE_TOLERANCE:
+        raise Rejected(
+            "occurred_at",
+            f"more than {FUTURE_TOLERANCE.seconds // 60} minutes in the future",
+            "future_dated",
+        )
+    oldest = dt.timedelta(days=lifetime_days) + PAST_MARGIN
+    if at < now - oldest:
+        raise Rejected(
+            "occurred_at",
+            f"older than {oldest.days} days (the category's lifetime and {PAST_MARGIN.days} days): "
+            "it could never count",
+            "too_old",
+        )
+
+
 def anonymise(
     signal: CouncilSignal,
     *,
@@ -115,9 +164,12 @@ def anonymise(
     pseudonymiser: Pseudonymiser,
     source: Source,
     max_distance_m: float,
+    now: dt.datetime | None = None,
 ) -> SignalAnonymised:
-    """The only form of a signal that leaves ingest."""
-    sensitivity = info(signal.category).sensitivity
+    """The only form of a signal that leaves ingest. Rejected when its time could never count."""
+    category = info(signal.category)
+    sensitivity = category.sensitivity
+    check_time(signal.occurred_at, category.lifetime_days, now or dt.datetime.now(dt.UTC))
     return SignalAnonymised(
         event_id=event_uuid(system_id, signal.event_id),
         category=signal.category,
@@ -126,6 +178,7 @@ def anonymise(
         street_id=locate(gazetteer, signal.location, max_distance_m),
         subject_key=pseudonymiser.subject_key(council_id, signal.subject_ref),
         key_version=pseudonymiser.version,
+        previous_keys=pseudonymiser.previous_keys(council_id, signal.subject_ref),
         occurred_at=coarsen(signal.occurred_at, sensitivity),
         council_id=council_id,
         source=source,

@@ -7,15 +7,17 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from shared.contracts import CATALOGUE, CouncilSignal
+from shared.contracts import CATALOGUE, Category, CouncilSignal, Sensitivity
+from shared.gazetteer.model import Gazetteer
 from shared.http import Problem
 from shared.service import Runtime
 
 from .access import identify
 from .auth import RateLimiter
 from .pipeline import OutOfScope, Pipeline, ProduceFailed
+from .places import place_area
 from .repository import System
-from .schemas import BatchResult, CategoryOut, ItemResult, SignalBatch, problem_responses
+from .schemas import BatchResult, CategoryOut, ItemResult, PlacedOn, SignalBatch, problem_responses
 
 __all__ = ["openapi_models", "router"]
 
@@ -80,6 +82,20 @@ def _items(body: bytes) -> list[Any]:
             errors=[{"field": "items", "message": "must be a non-empty list"}],
         )
     return data
+
+
+def _placed_on(runtime: Runtime, street_id: str | None, item: Any) -> PlacedOn | None:
+    """The street an item went to (never its coordinates); for place needs, where it is shown."""
+    gazetteer: Gazetteer = runtime.state["gazetteer"]
+    street = gazetteer.streets.get(street_id) if street_id else None
+    if street is None:
+        return None
+    category = item.get("category") if isinstance(item, dict) else None
+    shown = None
+    if category in CATALOGUE and CATALOGUE[Category(category)].sensitivity is Sensitivity.PLACE:
+        area = place_area(gazetteer, street.id)
+        shown = area.name if area is not None else None
+    return PlacedOn(street_id=street.id, street_name=street.name, shown_as=shown)
 
 
 def _field_error(index: int, error: str) -> dict[str, str]:
@@ -153,6 +169,7 @@ async def post_signals(request: Request) -> BatchResult:
             id=o.id,
             outcome=o.outcome,
             errors=[f"items[{o.index}].{e}" for e in o.errors],
+            placed_on=_placed_on(runtime, o.street_id, items[o.index]),
         )
         for o in outcomes
     ]

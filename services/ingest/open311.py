@@ -35,6 +35,7 @@ __all__ = [
     "service_view",
     "to_xml",
     "w3c",
+    "xml_safe",
 ]
 
 NOT_PINPOINTED = "#NOTPINPOINTED#"  # FixMyStreet's address_id when the reporter placed no pin
@@ -215,6 +216,15 @@ def errors_body(status: int, description: str) -> list[dict[str, Any]]:
     return [{"code": status, "description": description}]
 
 
+# Characters XML 1.0 cannot carry (C0 controls other than tab/newline/return, surrogates, U+FFFE/F).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_safe(text: str) -> str:
+    """`text` without the characters XML cannot carry (each becomes U+FFFD), so rendering never fails."""
+    return _NOT_XML.sub("\ufffd", text)
+
+
 def _xml_value(parent: etree._Element, tag: str, value: Any) -> None:
     element = etree.SubElement(parent, tag)
     if isinstance(value, Mapping):
@@ -226,7 +236,7 @@ def _xml_value(parent: etree._Element, tag: str, value: Any) -> None:
     elif isinstance(value, bool):
         element.text = "true" if value else "false"
     elif value is not None:
-        element.text = str(value)
+        element.text = xml_safe(str(value))
 
 
 def to_xml(root: str, item: str, rows: Sequence[Mapping[str, Any]] | Mapping[str, Any]) -> bytes:

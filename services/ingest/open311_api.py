@@ -20,10 +20,11 @@ from shared.gazetteer.model import Gazetteer
 from shared.service import Runtime
 
 from . import repository
-from .access import identify
+from .access import Caller, identify
 from .auth import RateLimiter
 from .open311 import (
     Open311Error,
+    Open311Form,
     date_range,
     discovery,
     errors_body,
@@ -35,6 +36,7 @@ from .open311 import (
     w3c,
 )
 from .pipeline import Accepted, OutOfScope, Pipeline, ProduceFailed
+from .places import place_area
 
 __all__ = ["router"]
 
@@ -48,9 +50,15 @@ _ERRORS_DOC = {
     for s, d in (
         (400, "A required field is missing or invalid, or the location is outside the borough"),
         (403, "api_key missing, unknown, or not allowed this service"),
-        (404, "service_code, jurisdiction_id, request or token not found"),
+        (404, "service_code, jurisdiction_id, request or token not found, or the format is not served"),
+        (413, "The form is larger than 64 KiB"),
+        (429, "Too many requests from this api_key; see Retry-After"),
+        (503, "The report could not be recorded; retry"),
     )
 }
+MAX_FORM_BYTES = 64 * 1024  # a report is a few fields and a 4,000-character description at most
+MAX_ID_LENGTH = 64
+MAX_ADDRESS = Location.model_fields["address"].metadata[0].max_length
 _OK = {"content": {"application/xml": {}, "application/json": {}}}
 
 
@@ -73,9 +81,51 @@ def _error(fmt: str, exc: Open311Error) -> Response:
 
 
 def _format(fmt: str) -> str:
-    if fmt not in _FORMATS:
-        raise Open311Error(404, f"format .{fmt} is not served; use .xml or .json")
+    if fmt not in _FORMATS:  # never echoed: it may hold anything, control characters included
+        raise Open311Error(404, "this format is not served; use .xml or .json")
     return fmt
+
+
+def _ids(raw: list[str]) -> list[str]:
+    """Request ids as given, without any that cannot be one (control characters never reach SQL)."""
+    return [i for i in raw if i.isprintable() and len(i) <= MAX_ID_LENGTH]
+
+
+async def _form(request: Request, runtime: Runtime) -> tuple[Open311Form, Caller | None]:
+    """The parsed form, authenticating first when the key came outside the body.
+
+    A key in the `X-API-Key` header is checked before the body is read (the spec's `api_key` field
+    can only be checked after); a body longer than MAX_FORM_BYTES is refused without reading it whole.
+    A key in the query string is not taken: URLs end up in logs.
+    """
+    early = request.headers.get("x-api-key")
+    caller = await _authenticate(runtime, early) if early else None
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+        raise Open311Error(413, f"the request body is larger than {MAX_FORM_BYTES} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise Open311Error(413, f"the request body is larger than {MAX_FORM_BYTES} bytes")
+    request._body = bytes(body)  # Starlette parses the form from this instead of the spent stream
+    form = parse_form((await request.form()).multi_items())  # type: ignore[arg-type]
+    if early and form.api_key not in (None, early):
+        raise Open311Error(403, "the api_key in the body differs from the one given before it")
+    return form, caller
+
+
+async def _authenticate(runtime: Runtime, key: str | None) -> Caller:
+    if key is None:
+        raise Open311Error(403, "api_key was not provided")
+    caller = await identify(runtime, key)
+    if caller.system is None:
+        raise Open311Error(403, "api_key is not valid")
+    if caller.wait_s > 0:
+        raise Open311Error(
+            429, "too many requests; retry later", {"Retry-After": RateLimiter.retry_after(caller.wait_s)}
+        )
+    return caller
 
 
 def _service(code: str | None) -> Category:
@@ -87,8 +137,10 @@ def _service(code: str | None) -> Category:
 
 
 def _request_view(row: repository.Open311Row, gazetteer: Gazetteer, agency: str) -> dict[str, Any]:
-    street = gazetteer.streets.get(row.street_id)
-    point = street.geometry.representative_point() if street is not None else None
+    # A report is shown where the aggregator shows it (docs/privacy.md rule 2): its street, or the
+    # place unit a small street belongs to, or with no place at all.
+    area = place_area(gazetteer, row.street_id)
+    point = area.point if area is not None else None
     return {
         "service_request_id": row.service_request_id,
         "status": row.status,
@@ -97,9 +149,9 @@ def _request_view(row: repository.Open311Row, gazetteer: Gazetteer, agency: str)
         "agency_responsible": agency,
         "requested_datetime": w3c(row.requested_at),
         "updated_datetime": w3c(row.updated_at),
-        "address": street.name if street is not None else None,
-        "lat": round(point.y, 6) if point is not None else None,
-        "long": round(point.x, 6) if point is not None else None,
+        "address": area.name if area is not None else None,
+        "lat": round(point[1], 6) if point is not None else None,
+        "long": round(point[0], 6) if point is not None else None,
     }
 
 
@@ -195,23 +247,21 @@ async def post_request(request: Request, fmt: str) -> Response:
     runtime: Runtime = request.app.state.runtime
     try:
         _format(fmt)
-        form = parse_form((await request.form()).multi_items())  # type: ignore[arg-type]
-        if form.api_key is None:
-            raise Open311Error(403, "api_key was not provided")
-        caller = await identify(runtime, form.api_key)
-        if caller.system is None:
-            raise Open311Error(403, "api_key is not valid")
-        if caller.wait_s > 0:
-            raise Open311Error(
-                429, "too many requests; retry later", {"Retry-After": RateLimiter.retry_after(caller.wait_s)}
-            )
+        form, caller = await _form(request, runtime)
+        if caller is None:
+            caller = await _authenticate(runtime, form.api_key)
         system = caller.system
+        assert system is not None
         category = _service(form.service_code)
         if form.jurisdiction_id is not None and form.jurisdiction_id != system.council_id:
             raise Open311Error(404, f"jurisdiction_id {form.jurisdiction_id} was not found")
         if form.lat is not None and form.long is not None:
             location = Location(lat=form.lat, lon=form.long)
         elif form.address_string is not None:
+            if (
+                len(form.address_string) > MAX_ADDRESS
+            ):  # refused by name, never quoted (docs/privacy.md rule 1)
+                raise Open311Error(400, f"address_string is longer than {MAX_ADDRESS} characters")
             location = Location(address=form.address_string)
         else:
             raise Open311Error(
@@ -294,7 +344,7 @@ async def list_requests(
         if statuses and not set(statuses) <= {"open", "closed"}:
             raise Open311Error(400, "status must be open or closed")
         if service_request_id:  # the spec: this overrides all other arguments
-            rows = await repository.open311_rows(runtime.pool, ids=_csv(service_request_id))  # type: ignore[arg-type]
+            rows = await repository.open311_rows(runtime.pool, ids=_ids(_csv(service_request_id) or []))  # type: ignore[arg-type]
         else:
             start, end = date_range(start_date, end_date, dt.datetime.now(dt.UTC))
             rows = await repository.open311_rows(
@@ -318,9 +368,9 @@ async def get_request(request: Request, service_request_id: str, fmt: str) -> Re
     runtime: Runtime = request.app.state.runtime
     try:
         _format(fmt)
-        rows = await repository.open311_rows(runtime.pool, ids=[service_request_id])  # type: ignore[arg-type]
+        rows = await repository.open311_rows(runtime.pool, ids=_ids([service_request_id]))  # type: ignore[arg-type]
         if not rows:
-            raise Open311Error(404, f"service_request_id {service_request_id} was not found")
+            raise Open311Error(404, "service_request_id was not found")
         return _respond(fmt, "service_requests", "request", _views(runtime, rows))
     except Open311Error as exc:
         return _error(fmt, exc)
@@ -336,9 +386,9 @@ async def get_token(request: Request, token: str, fmt: str) -> Response:
     runtime: Runtime = request.app.state.runtime
     try:
         _format(fmt)
-        rows = await repository.open311_rows(runtime.pool, ids=[token])  # type: ignore[arg-type]
+        rows = await repository.open311_rows(runtime.pool, ids=_ids([token]))  # type: ignore[arg-type]
         if not rows:
-            raise Open311Error(404, f"token {token} was not found")
+            raise Open311Error(404, "token was not found")
         return _respond(
             fmt,
             "service_requests",

@@ -16,6 +16,7 @@ would risk the opposite failure â€” recorded but never produced, a lost signal â
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -31,7 +32,7 @@ from shared.gazetteer.model import Gazetteer
 from shared.kafka import validation_errors
 
 from . import metrics, repository
-from .anonymise import Pseudonymiser, Rejected, Source, anonymise
+from .anonymise import Pseudonymiser, Rejected, Source, anonymise, coarsen
 from .repository import System
 
 __all__ = ["Accepted", "OutOfScope", "Outcome", "Pipeline", "ProduceFailed", "out_of_scope"]
@@ -49,6 +50,7 @@ class Outcome:
     id: uuid.UUID | None = None  # the anonymised event's id
     errors: tuple[str, ...] = ()
     reason: str | None = None
+    street_id: str | None = None  # where an accepted or duplicate item was placed
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,8 @@ def out_of_scope(items: Sequence[Any], system: System) -> list[tuple[int, str]]:
             if isinstance(item, CouncilSignal)
             else (item.get("category") if isinstance(item, dict) else None)
         )
-        if category in known and category not in system.categories:
+        # Anything may arrive here ({} or a list included): only a known category name is in scope.
+        if isinstance(category, str) and category in known and category not in system.categories:
             found.append((index, category))
     return found
 
@@ -105,6 +108,7 @@ class Pipeline:
         """Validate and anonymise every item (pure). Raises OutOfScope before anything else is done."""
         rejected: list[Outcome] = []
         valid: list[tuple[int, CouncilSignal]] = []
+        now = dt.datetime.now(dt.UTC)
         for index, item in enumerate(items):
             try:
                 signal = item if isinstance(item, CouncilSignal) else CouncilSignal.model_validate(item)
@@ -135,6 +139,7 @@ class Pipeline:
                     pseudonymiser=self.pseudonymiser,
                     source=source,
                     max_distance_m=self.max_distance_m,
+                    now=now,
                 )
             except Rejected as exc:
                 rejected.append(
@@ -155,14 +160,18 @@ class Pipeline:
         first: dict[uuid.UUID, Accepted] = {}
         for a in valid:  # the same event twice in one batch: the first one counts
             if a.event.event_id in first:
-                outcomes[a.index] = Outcome(a.index, "duplicate", a.signal.event_id, a.event.event_id)
+                outcomes[a.index] = Outcome(
+                    a.index, "duplicate", a.signal.event_id, a.event.event_id, street_id=a.event.street_id
+                )
             else:
                 first[a.event.event_id] = a
         if first:
             fresh = await self._record_and_produce(list(first.values()), system, source, extra)
             for a in first.values():
                 kind: OutcomeKind = "accepted" if a.event.event_id in fresh else "duplicate"
-                outcomes[a.index] = Outcome(a.index, kind, a.signal.event_id, a.event.event_id)
+                outcomes[a.index] = Outcome(
+                    a.index, kind, a.signal.event_id, a.event.event_id, street_id=a.event.street_id
+                )
         result = [outcomes[i] for i in range(len(items))]
         for o in result:
             if o.outcome == "accepted":
@@ -205,12 +214,15 @@ class Pipeline:
         if not events:
             return
         async with asyncio.timeout(self.produce_timeout_s):
-            # Enqueue all, then await every ack: aiokafka batches them into few requests.
+            # Enqueue all, then await every ack: aiokafka batches them into few requests. The record
+            # timestamp is coarsened as the event's own time is (docs/privacy.md rule 1).
+            now = dt.datetime.now(dt.UTC)
             pending = [
                 await self.broker.publish(
                     e.model_dump_json().encode(),
                     SIGNALS_ANONYMISED.name,
                     key=e.street_id.encode(),
+                    timestamp_ms=int(coarsen(now, e.sensitivity).timestamp() * 1000),
                     no_confirm=True,
                 )
                 for e in events

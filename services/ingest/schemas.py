@@ -9,13 +9,33 @@ from pydantic import BaseModel, Field
 
 from shared.contracts import Category, CouncilSignal, Sensitivity
 
-__all__ = ["BatchResult", "CategoryOut", "ItemResult", "ProblemOut", "SignalBatch", "problem_responses"]
+__all__ = [
+    "BatchResult",
+    "CategoryOut",
+    "ItemResult",
+    "PlacedOn",
+    "ProblemOut",
+    "SignalBatch",
+    "problem_responses",
+]
 
 
 class SignalBatch(BaseModel):
     """A batch of signals. The body may also be a bare JSON array, or one signal object."""
 
     items: list[CouncilSignal] = Field(..., description="Up to INGEST_MAX_BATCH signals (default 5,000).")
+
+
+class PlacedOn(BaseModel):
+    """Where an item was placed: its street and, for place categories, where it will be shown."""
+
+    street_id: str
+    street_name: str
+    shown_as: str | None = Field(
+        None,
+        description="Place categories: the area name the street's reports are published under (the "
+        "street itself, or the place unit of a street under 8 addresses); null when not published.",
+    )
 
 
 class ItemResult(BaseModel):
@@ -26,6 +46,9 @@ class ItemResult(BaseModel):
     errors: list[str] = Field(
         default_factory=list,
         description="One per bad field, e.g. `items[3].location: too far from any street (212 m)`.",
+    )
+    placed_on: PlacedOn | None = Field(
+        None, description="Accepted or duplicate items: the street the location resolved to."
     )
 
 

@@ -127,6 +127,12 @@ class SignalAnonymised(_Contract):
     street_id: str = Field(..., max_length=64, description="Gazetteer street id (the Kafka key).")
     subject_key: str = Field(..., pattern=r"^[0-9a-f]{64}$", description="HMAC-SHA-256 pseudonym, hex.")
     key_version: int = Field(..., ge=1, description="Which pseudonymisation secret was used.")
+    previous_keys: tuple[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")], ...] = Field(
+        (),
+        max_length=16,
+        description="The same subject's pseudonyms under every older listed secret version (key "
+        "rotation): the aggregator treats them as one subject with `subject_key`.",
+    )
     occurred_at: AwareDatetime = Field(
         ..., description="Coarsened: midnight UTC (person) or the hour (place)."
     )

@@ -86,6 +86,7 @@ async def test_place_and_person_needs_reach_api_and_topic(stack, fresh_database_
         replay_from=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=2),
         operator_token="op-secret",
         noise=False,
+        allow_weaker_than_policy=True,
         release_check_interval_seconds=3600,
         batch_timeout_ms=50,
         outbox_interval_seconds=0.1,

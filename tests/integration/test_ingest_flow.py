@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
 import json
 import re
 import uuid
@@ -34,6 +35,10 @@ from shared.gazetteer.names import name_key
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 DATA = Path(__file__).resolve().parents[1] / "data/ingest/gazetteer.geojson"
+# Recent enough to count (signals that could never count are refused), with minutes and seconds.
+SENT_AT = (dt.datetime.now(dt.UTC) - dt.timedelta(days=2)).replace(
+    hour=10, minute=47, second=13, microsecond=0
+)
 NEAR_AGAR_GROVE = (51.543917, -0.129843)  # ~10 m from Agar Grove in the test gazetteer
 FAR_FROM_STREETS = (51.553, -0.118)  # inside the boundary, ~785 m from any street
 OUTSIDE = (51.5, -0.2)
@@ -166,7 +171,7 @@ def _signal(event_id: str, subject: str, category: str = "isolation", at=NEAR_AG
         "category": category,
         "action": "raised",
         "subject_ref": subject,
-        "occurred_at": "2026-03-14T10:47:13+00:00",
+        "occurred_at": SENT_AT.isoformat(),
         "location": {"lat": at[0], "lon": at[1], "address": PERSONAL["address"]},
         "name": PERSONAL["name"],
         "email": PERSONAL["email"],
@@ -418,7 +423,7 @@ async def test_open311_client_flow(ingest):
                     "category": "fly_tipping",
                     "action": "withdrawn",
                     "subject_ref": request_id,
-                    "occurred_at": "2026-03-15T08:00:00+00:00",
+                    "occurred_at": (SENT_AT + dt.timedelta(hours=3)).isoformat(),
                     "location": {"street_id": "way/1001"},
                 }
             ],

@@ -42,7 +42,10 @@ def _signal(**overrides) -> CouncilSignal:
     return CouncilSignal.model_validate(raw)
 
 
-def _anon(gazetteer, signal, council="camden", secrets=None, version=1):
+NOW = dt.datetime(2026, 3, 20, tzinfo=dt.UTC)  # a few days after the signals above
+
+
+def _anon(gazetteer, signal, council="camden", secrets=None, version=1, now=NOW):
     return anonymise(
         signal,
         system_id=SYSTEM,
@@ -51,6 +54,7 @@ def _anon(gazetteer, signal, council="camden", secrets=None, version=1):
         pseudonymiser=Pseudonymiser(secrets or {1: SECRET}, version),
         source="http",
         max_distance_m=150,
+        now=now,
     )
 
 
@@ -135,3 +139,40 @@ def test_settings_fail_fast_on_missing_or_short_secrets(monkeypatch):
     ok = _settings(_env_file=None, pseudonym_keys=f"1:{SECRET}, 2:{'q' * 32}", pseudonym_key_version=2)
     assert set(ok.pseudonym_keys_by_version) == {1, 2}
     assert isinstance(ok.pseudonym_keys, SecretStr) and SECRET not in repr(ok)
+
+
+def test_rotation_carries_the_older_pseudonyms_so_one_person_stays_one_subject(gazetteer):
+    v1 = _anon(gazetteer, _signal())
+    assert v1.previous_keys == ()
+    rotated = _anon(gazetteer, _signal(), secrets={1: SECRET, 2: "r" * 40, 3: "t" * 40}, version=2)
+    assert rotated.key_version == 2 and rotated.subject_key != v1.subject_key
+    assert rotated.previous_keys == (v1.subject_key,)  # the newer, not yet used version 3 is not sent
+    third = _anon(gazetteer, _signal(), secrets={1: SECRET, 2: "r" * 40, 3: "t" * 40}, version=3)
+    assert third.previous_keys == (v1.subject_key, rotated.subject_key)
+
+
+@pytest.mark.parametrize(
+    ("at", "category", "reason"),
+    [
+        (NOW + dt.timedelta(minutes=11), "isolation", "future_dated"),
+        (NOW + dt.timedelta(days=400), "graffiti", "future_dated"),
+        (NOW - dt.timedelta(days=180 + 63), "isolation", "too_old"),
+        (NOW - dt.timedelta(days=7 + 63), "litter", "too_old"),
+    ],
+)
+def test_signals_that_could_never_count_are_rejected_with_a_reason(gazetteer, at, category, reason):
+    with pytest.raises(Rejected) as caught:
+        _anon(gazetteer, _signal(occurred_at=at.isoformat(), category=category))
+    assert caught.value.reason == reason and caught.value.field == "occurred_at"
+
+
+@pytest.mark.parametrize(
+    ("at", "category"),
+    [
+        (NOW + dt.timedelta(minutes=9), "isolation"),  # clock skew
+        (NOW - dt.timedelta(days=180 + 61), "isolation"),  # may still count in an unreleased month
+        (NOW - dt.timedelta(days=7 + 61), "litter"),  # still in the place trend's windows
+    ],
+)
+def test_signals_within_the_tolerance_are_accepted(gazetteer, at, category):
+    assert _anon(gazetteer, _signal(occurred_at=at.isoformat(), category=category)).category == category
