@@ -164,15 +164,17 @@ async def confirmation_state(
                 "Your alerts are confirmed. To change or stop them, "
                 "use the links at the foot of any alert mail.",
             )
-        if sub.confirm_expires_at <= now:
-            await repo.delete_subscription(conn, sub.subscription_id)
-            raise AlertError(
-                410,
-                "This link has expired",
-                "We have deleted the request. Please sign up again from the street page.",
-            )
-        if confirm_now:
+        expired = sub.confirm_expires_at <= now
+        if expired:
+            await repo.delete_subscription(conn, sub.subscription_id)  # committed: raised after the block
+        elif confirm_now:
             await repo.activate(conn, sub, now)
+    if expired:
+        raise AlertError(
+            410,
+            "This link has expired",
+            "We have deleted the request. Please sign up again from the street page.",
+        )
     return sub
 
 

@@ -14,6 +14,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from services.notifier.digests import build_due_digests
 from services.notifier.main import create_app
 from services.notifier.settings import NotifierSettings
 from services.notifier.sink import MailSink, free_port, messages
@@ -77,10 +78,10 @@ async def notifier(stack, fresh_database_url, camden_gazetteer, random_id, tmp_p
         sender_idle_s=0.1,
         digest_check_s=3600,
     )
-    with MailSink(maildir, smtp_port):
+    with MailSink(maildir, smtp_port) as sink:
         async with serve(create_app(settings, gazetteer=camden_gazetteer, clock=clock), sock):
             async with httpx.AsyncClient(base_url=base, headers=HTML, timeout=30) as client:
-                yield client, settings, maildir, clock
+                yield client, settings, maildir, clock, sink
 
 
 @pytest.fixture
@@ -117,7 +118,7 @@ async def _sign_up(client, street_id: str, email: str, **extra) -> httpx.Respons
 async def test_sign_up_confirm_once_one_mail_per_change_then_one_click_unsubscribe(
     notifier, producer, camden_gazetteer, random_id
 ):
-    client, settings, maildir, _ = notifier
+    client, settings, maildir, _, _ = notifier
     street = _street(camden_gazetteer, 3)
     email = f"resident-{random_id}@example.org"
     response = await _sign_up(client, street, email.upper().replace("EXAMPLE", "Example"))
@@ -150,9 +151,16 @@ async def test_sign_up_confirm_once_one_mail_per_change_then_one_click_unsubscri
     def subjects():
         return [m["Subject"] for m in _mails_to(maildir, email)]
 
+    # Records of one prompt stay in order (same key, same partition): once revision 2 is mailed, the
+    # repeated revision 1 has been consumed too. Other prompts may land on other partitions.
     await _eventually(lambda: any(marker.title in s for s in subjects()), "the marker prompt's mail")
+    await _eventually(lambda: any(f"Prompt {random_id}-1 r2" in s for s in subjects()), "revision 2's mail")
     assert sum(first.title in s for s in subjects()) == 1
     assert sum(f"Prompt {random_id}-1 r2" in s for s in subjects()) == 1
+    other = _prompt(_street(camden_gazetteer, 400), random_id, 2).prompt_id
+    consumed = "SELECT count(*) FROM notifier.changes WHERE prompt_id = $1"
+    await _eventually(lambda: _count(settings, consumed, other), "the other street's prompt to be consumed")
+    assert await _count(settings, "SELECT count(*) FROM notifier.outbox WHERE prompt_id = $1", other) == 0
     assert not any(f"{random_id}-2 " in s for s in subjects())
     alert = next(m for m in _mails_to(maildir, email) if first.title in m["Subject"])
     assert alert["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
@@ -170,3 +178,107 @@ async def test_sign_up_confirm_once_one_mail_per_change_then_one_click_unsubscri
         assert await conn.fetchval("SELECT count(*) FROM notifier.subscriptions") == 0
     finally:
         await conn.close()
+
+
+async def _count(settings, sql: str, *args) -> int:
+    conn = await asyncpg.connect(settings.database_dsn())
+    try:
+        return await conn.fetchval(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def _subscribed(client, maildir, street: str, email: str, **extra) -> None:
+    assert (await _sign_up(client, street, email, **extra)).status_code == 200
+    mail = (await _eventually(lambda: _mails_to(maildir, email), "the confirmation mail"))[0]
+    assert (await client.post(_link(mail, "confirm"))).status_code == 200
+
+
+async def test_bad_input_gets_plain_language_pages_and_nothing_half_done(
+    notifier, camden_gazetteer, random_id
+):
+    client, settings, maildir, clock, sink = notifier
+    street = _street(camden_gazetteer, 5)
+    rows = "SELECT count(*) FROM notifier.subscriptions"
+
+    bad = await _sign_up(client, street, "not-an-address")
+    assert bad.status_code == 422 and "does not look like an e-mail address" in bad.text
+    nowhere = await _sign_up(client, "no-such-street", f"a-{random_id}@example.org")
+    assert nowhere.status_code == 422 and "could not find that place" in nowhere.text
+    often = await _sign_up(client, street, f"a-{random_id}@example.org", frequency="hourly")
+    assert often.status_code == 422 and "instant, daily or weekly" in often.text
+    assert await _count(settings, rows) == 0
+
+    unknown = await client.get("/confirm/not-a-token")
+    assert unknown.status_code == 404 and "do not recognise this link" in unknown.text
+    assert (await client.get("/manage/abc.def")).status_code == 404
+    assert (await client.post("/unsubscribe/abc.def")).status_code == 404
+
+    # The mail server is down: the sign-up is refused and nothing is stored.
+    sink.stop()
+    down = await _sign_up(client, street, f"b-{random_id}@example.org")
+    assert down.status_code == 503 and "Nothing was saved" in down.text
+    assert await _count(settings, rows) == 0
+    sink.__init__(maildir, settings.smtp_port)
+    sink.start()
+
+    # A link used after it expired: a plain page, and the unconfirmed address is deleted.
+    email = f"late-{random_id}@example.org"
+    assert (await _sign_up(client, street, email)).status_code == 200
+    mail = (await _eventually(lambda: _mails_to(maildir, email), "the confirmation mail"))[0]
+    assert await _count(settings, rows) == 1
+    clock.now += dt.timedelta(hours=settings.confirm_hours, seconds=1)
+    late = await client.post(_link(mail, "confirm"))
+    assert late.status_code == 410 and "expired" in late.text
+    assert await _count(settings, rows) == 0
+
+
+async def test_digests_are_built_on_schedule_and_never_twice(notifier, producer, camden_gazetteer, random_id):
+    client, settings, maildir, clock, _ = notifier
+    street = _street(camden_gazetteer, 7)
+    email = f"daily-{random_id}@example.org"
+    clock.now = dt.datetime(2026, 11, 26, 10, 0, tzinfo=dt.UTC)
+    await _subscribed(client, maildir, street, email, frequency="daily")
+    event = _prompt(street, random_id, 1)
+    await _publish(producer, event)
+    changes = "SELECT count(*) FROM notifier.changes WHERE prompt_id = $1"
+    await _eventually(lambda: _count(settings, changes, event.prompt_id), "the change to be consumed")
+    assert len(_mails_to(maildir, email)) == 1, "a daily subscriber gets no instant mail"
+
+    pool = await asyncpg.create_pool(settings.database_dsn(), min_size=1, max_size=2)
+    try:
+        before = await build_due_digests(pool, settings, dt.datetime(2026, 11, 27, 6, 59, tzinfo=dt.UTC))
+        assert before["daily:2026-11-26"] == 0, "the period with the change has not ended yet"
+        due = dt.datetime(2026, 11, 27, 7, 0, tzinfo=dt.UTC)
+        assert (await build_due_digests(pool, settings, due))["daily:2026-11-27"] == 1
+        assert (await build_due_digests(pool, settings, due + dt.timedelta(hours=5)))["daily:2026-11-27"] == 0
+    finally:
+        await pool.close()
+
+    def digests():
+        return [m for m in _mails_to(maildir, email) if "digest" in m["Subject"]]
+
+    digest = (await _eventually(digests, "the digest mail"))[0]
+    assert event.title in digest.get_body(("plain",)).get_content()
+    assert digest["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    sent = "SELECT count(*) FROM notifier.outbox WHERE kind = 'digest' AND sent_at IS NOT NULL"
+    await _eventually(lambda: _count(settings, sent), "the digest to be marked sent")
+    assert len(digests()) == 1
+
+
+async def test_bounce_webhook_suppresses_the_address(notifier, camden_gazetteer, random_id):
+    client, settings, maildir, _, _ = notifier
+    street = _street(camden_gazetteer, 9)
+    email = f"bounce-{random_id}@example.org"
+    await _subscribed(client, maildir, street, email)
+    payload = {"events": [{"type": "complaint", "email": email.upper()}]}
+
+    refused = await client.post("/v1/bounces", json=payload, headers={"Accept": "application/json"})
+    assert refused.status_code == 401 and refused.headers["content-type"] == "application/problem+json"
+    token = settings.webhook_token.get_secret_value()
+    done = await client.post("/v1/bounces", json=payload, headers={"Authorization": f"Bearer {token}"})
+    assert done.status_code == 200 and done.json() == {"suppressed": 1, "alerts_deleted": 1}
+    assert await _count(settings, "SELECT count(*) FROM notifier.subscriptions WHERE email = $1", email) == 0
+
+    again = await _sign_up(client, street, email)
+    assert again.status_code == 409 and "cannot send mail to that address" in again.text
