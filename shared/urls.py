@@ -11,7 +11,7 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
-__all__ = ["UnsafeUrl", "check_webhook_url"]
+__all__ = ["UnsafeUrl", "check_link_url", "check_webhook_url"]
 
 
 class UnsafeUrl(ValueError):
@@ -45,4 +45,32 @@ def check_webhook_url(url: str, *, allow_loopback: bool, require_https: bool) ->
     for address in _addresses(parts.hostname):
         if not address.is_global:
             raise UnsafeUrl(f"{parts.hostname} is a loopback, private or reserved address")
+    return url
+
+
+_LOCAL_NAMES = ("localhost", ".localhost", ".local", ".internal", ".lan", ".home.arpa")
+
+
+def check_link_url(url: str) -> str:
+    """Return `url` if it may be shown to residents as a link, else raise `UnsafeUrl` saying why.
+
+    Like the webhook check, without the DNS look-up: the server never fetches these links (residents'
+    browsers do), so the guard is against credentials and links into private networks.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise UnsafeUrl("the URL scheme must be http or https")
+    host = (parts.hostname or "").rstrip(".").lower()
+    if not host:
+        raise UnsafeUrl("the URL has no host")
+    if parts.username or parts.password:
+        raise UnsafeUrl("credentials in the URL are not accepted")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        if "." not in host or host == "localhost" or host.endswith(_LOCAL_NAMES[1:]):
+            raise UnsafeUrl(f"{host} is not a public host name") from None
+        return url
+    if not address.is_global:
+        raise UnsafeUrl(f"{host} is a loopback, private or reserved address")
     return url

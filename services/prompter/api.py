@@ -1,185 +1,323 @@
-"""HTTP API: opportunities (public list; partner/council writes) and response impact (partners)."""
+"""HTTP API: opportunities (public list; each organisation writes its own), the change audit, the
+platforms directory, residents' offers of contact, and response impact."""
 
 from __future__ import annotations
 
 import datetime as dt
-import hmac
-import logging
 import uuid
+from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.contracts import Category
 from shared.http import Problem
 from shared.service import Runtime
 
+from . import actions
+from . import org_repository as org_repo
 from . import repository as repo
-from .matching import NO_PLACES, Places, covers_ward
-from .places import GazetteerPlaces
-from .publisher import PromptPublisher
-from .schemas import ImpactOut, OpportunityIn, OpportunityList, OpportunityOut, PromptImpact, WardImpact
+from .auth import Caller, council_reader, current_organisation
+from .matching import NO_PLACES, covers_ward
+from .schemas import (
+    ChangeList,
+    ImpactOut,
+    OfferIn,
+    OfferList,
+    OfferOut,
+    OpportunityChange,
+    OpportunityIn,
+    OpportunityList,
+    OpportunityOut,
+    PlatformIn,
+    PlatformList,
+    PlatformOut,
+    PlatformSwitch,
+    PromptImpact,
+    WardImpact,
+)
 
 __all__ = ["router"]
 
-log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1")
-_bearer = HTTPBearer(
-    auto_error=False,
-    scheme_name="partnerToken",
-    description="The council/partner token (PROMPTER_ADMIN_TOKEN).",
-)
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/problem+json": {}}}
+
+
+_AUTH = {401: _problem("No API key, or an unknown one."), 403: _problem("The key was revoked.")}
+_COUNCIL = {
+    401: _problem("No token, or an unknown one."),
+    403: _problem("Not the operator or a council admin organisation."),
+}
+_INVALID = {422: _problem("A field is invalid (named in `errors`).")}
+_MISSING = {404: _problem("No such opportunity of yours (another organisation's answers 404 too).")}
+_RETIRED = {409: _problem("The opportunity is retired.")}
 
 
 def _runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-def require_partner(
-    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
-) -> None:
-    """401 without a Bearer token, 403 with a wrong one (or when no token is configured)."""
-    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
-        raise Problem(
-            401,
-            "Authentication required",
-            "Send `Authorization: Bearer <token>`.",
-            headers={"WWW-Authenticate": 'Bearer realm="prompter"'},
-        )
-    expected = _runtime(request).settings.admin_token
-    if expected is None or not hmac.compare_digest(
-        credentials.credentials.encode(), expected.get_secret_value().encode()
-    ):
-        raise Problem(403, "Not allowed", "This token may not change opportunities or read impact.")
-
-
-def _places(runtime: Runtime) -> Places:
-    return runtime.state.get("places", NO_PLACES)
-
-
-def _check_area(body: OpportunityIn, places: Places) -> None:
-    """Unknown street ids are a 422 naming each one (only checkable once a gazetteer is loaded)."""
-    if not isinstance(places, GazetteerPlaces):
-        return
-    errors = [
-        {"field": f"area.street_ids.{i}", "message": "unknown street id", "type": "value_error"}
-        for i, sid in enumerate(body.area.street_ids)
-        if not places.has_street(sid)
-    ]
-    if errors:
-        raise Problem(
-            422,
-            "Request body or parameters are invalid",
-            "; ".join(f"{e['field']}: {e['message']}" for e in errors),
-            errors=errors,
-        )
-
-
-def _not_found(opp_id: uuid.UUID) -> Problem:
-    return Problem(
-        404,
-        "No such opportunity",
-        f"No opportunity has id {opp_id}.",
-        errors=[{"field": "opportunity_id", "message": "not found", "type": "not_found"}],
-    )
-
-
-async def _reevaluate(runtime: Runtime, before, after) -> None:
-    publisher: PromptPublisher = runtime.state["publisher"]
-    try:
-        await publisher.opportunity_changed(before, after)
-    except Exception:
-        # The opportunity is stored; failing the request now would invite a duplicate registration.
-        # The periodic reconcile re-evaluates every prompt, so the change still reaches them.
-        log.exception("re-evaluating prompts failed; the reconcile loop will catch up")
+def _out(row) -> OpportunityOut:
+    return OpportunityOut.from_row(row)
 
 
 @router.post(
     "/opportunities",
     status_code=201,
     response_model=OpportunityOut,
-    dependencies=[Depends(require_partner)],
     tags=["opportunities"],
+    responses={**_AUTH, **_INVALID},
 )
-async def register_opportunity(body: OpportunityIn, request: Request, response: Response) -> OpportunityOut:
-    """Register a way to help. Prompts it is near are republished with a link to it."""
-    runtime = _runtime(request)
-    _check_area(body, _places(runtime))
-    async with runtime.pool.acquire() as conn:
-        row = await repo.insert_opportunity(conn, body.columns())
-    await _reevaluate(runtime, None, repo.to_opportunity(row))
+async def register_opportunity(
+    body: OpportunityIn, request: Request, response: Response, org=Depends(current_organisation)
+) -> OpportunityOut:
+    """Register a way to help, owned by the key's organisation. Prompts it is near link to it."""
+    row = await actions.create_opportunity(_runtime(request), org, body)
     response.headers["Location"] = f"/v1/opportunities/{row['id']}"
-    return OpportunityOut.from_row(row)
+    return _out(row)
 
 
 @router.put(
     "/opportunities/{opportunity_id}",
     response_model=OpportunityOut,
-    dependencies=[Depends(require_partner)],
     tags=["opportunities"],
+    responses={**_AUTH, **_MISSING, **_RETIRED, **_INVALID},
 )
 async def update_opportunity(
-    opportunity_id: uuid.UUID, body: OpportunityIn, request: Request
+    opportunity_id: uuid.UUID, body: OpportunityIn, request: Request, org=Depends(current_organisation)
 ) -> OpportunityOut:
-    """Replace an opportunity's details; prompts it was or is now near are re-evaluated."""
-    runtime = _runtime(request)
-    _check_area(body, _places(runtime))
-    async with runtime.pool.acquire() as conn, conn.transaction():
-        before = await repo.get_opportunity(conn, opportunity_id, for_update=True)
-        row = await repo.update_opportunity(conn, opportunity_id, body.columns()) if before else None
-    if row is None:
-        raise _not_found(opportunity_id)
-    await _reevaluate(runtime, repo.to_opportunity(before), repo.to_opportunity(row))
-    return OpportunityOut.from_row(row)
+    """Replace one of your opportunities' details; prompts it was or is now near are re-evaluated."""
+    return _out(await actions.update_opportunity(_runtime(request), org, opportunity_id, body))
+
+
+@router.post(
+    "/opportunities/{opportunity_id}/pause",
+    response_model=OpportunityOut,
+    tags=["opportunities"],
+    responses={**_AUTH, **_MISSING, **_RETIRED},
+)
+async def pause_opportunity(
+    opportunity_id: uuid.UUID, request: Request, org=Depends(current_organisation)
+) -> OpportunityOut:
+    """Pause one of your opportunities: prompts drop the link until it is resumed."""
+    return _out(await actions.change_status(_runtime(request), org, opportunity_id, pause=True))
+
+
+@router.post(
+    "/opportunities/{opportunity_id}/resume",
+    response_model=OpportunityOut,
+    tags=["opportunities"],
+    responses={**_AUTH, **_MISSING, **_RETIRED},
+)
+async def resume_opportunity(
+    opportunity_id: uuid.UUID, request: Request, org=Depends(current_organisation)
+) -> OpportunityOut:
+    """Resume a paused opportunity of yours."""
+    return _out(await actions.change_status(_runtime(request), org, opportunity_id, pause=False))
 
 
 @router.delete(
     "/opportunities/{opportunity_id}",
     status_code=204,
-    dependencies=[Depends(require_partner)],
     tags=["opportunities"],
+    responses={**_AUTH, **_MISSING},
 )
-async def retire_opportunity(opportunity_id: uuid.UUID, request: Request) -> Response:
-    """Retire an opportunity (repeating it is harmless); prompts drop the link."""
-    runtime = _runtime(request)
-    async with runtime.pool.acquire() as conn:
-        row = await repo.retire_opportunity(conn, opportunity_id)
-    if row is None:
-        raise _not_found(opportunity_id)
-    await _reevaluate(runtime, repo.to_opportunity(row), None)
+async def retire_opportunity(
+    opportunity_id: uuid.UUID, request: Request, org=Depends(current_organisation)
+) -> Response:
+    """Retire one of your opportunities (repeating it is harmless); prompts drop the link."""
+    await actions.retire_opportunity(_runtime(request), org, opportunity_id)
     return Response(status_code=204)
 
 
-@router.get("/opportunities", response_model=OpportunityList, tags=["opportunities"])
+@router.get("/opportunities", response_model=OpportunityList, tags=["opportunities"], responses=_INVALID)
 async def list_opportunities(
     request: Request,
     ward: str | None = Query(None, max_length=16, description="ONS ward code."),
     category: Category | None = Query(None, description="Category code."),
 ) -> OpportunityList:
-    """Current and future opportunities (public), optionally in one ward and/or for one category."""
+    """Active current and future opportunities (public), optionally in one ward and/or for one category."""
     runtime = _runtime(request)
     async with runtime.pool.acquire() as conn:
         rows = await repo.list_opportunities(conn, category, dt.datetime.now(dt.UTC).date())
-    places = _places(runtime)
+    places = runtime.state.get("places", NO_PLACES)
     if ward is not None:
         rows = [r for r in rows if covers_ward(repo.to_opportunity(r), ward, places)]
-    return OpportunityList(opportunities=[OpportunityOut.from_row(r) for r in rows])
+    return OpportunityList(opportunities=[_out(r) for r in rows])
 
 
-@router.get("/opportunities/{opportunity_id}", response_model=OpportunityOut, tags=["opportunities"])
+@router.get(
+    "/opportunities/{opportunity_id}",
+    response_model=OpportunityOut,
+    tags=["opportunities"],
+    responses={404: _problem("No such active opportunity."), **_INVALID},
+)
 async def get_opportunity(opportunity_id: uuid.UUID, request: Request) -> OpportunityOut:
+    """One active opportunity (public)."""
     async with _runtime(request).pool.acquire() as conn:
         row = await repo.get_opportunity(conn, opportunity_id)
-    if row is None or row["retired_at"] is not None:
-        raise _not_found(opportunity_id)
-    return OpportunityOut.from_row(row)
+    if row is None or row["status"] != "active":
+        raise actions.not_found(opportunity_id)
+    return _out(row)
 
 
-@router.get("/impact", response_model=ImpactOut, dependencies=[Depends(require_partner)], tags=["impact"])
+@router.get(
+    "/opportunities/{opportunity_id}/changes",
+    response_model=ChangeList,
+    tags=["opportunities"],
+    responses={**_AUTH, **_MISSING},
+)
+async def opportunity_changes(
+    opportunity_id: uuid.UUID, request: Request, org=Depends(current_organisation)
+) -> ChangeList:
+    """Every change to one of your opportunities (who, when, what), newest first."""
+    async with _runtime(request).pool.acquire() as conn:
+        await actions.owned(conn, opportunity_id, org)
+        rows = await org_repo.changes(conn, opportunity_id=opportunity_id)
+    return ChangeList(changes=[OpportunityChange(**r) for r in rows])
+
+
+# --- your organisation ------------------------------------------------------------------------
+
+
+@router.get(
+    "/organisation/opportunities", response_model=OpportunityList, tags=["organisation"], responses=_AUTH
+)
+async def my_opportunities(request: Request, org=Depends(current_organisation)) -> OpportunityList:
+    """All your opportunities, active, paused and retired."""
+    async with _runtime(request).pool.acquire() as conn:
+        rows = await repo.organisation_opportunities(conn, org["id"])
+    return OpportunityList(opportunities=[_out(r) for r in rows])
+
+
+@router.get("/organisation/offers", response_model=OfferList, tags=["organisation"], responses=_AUTH)
+async def my_offers(request: Request, org=Depends(current_organisation)) -> OfferList:
+    """Offers of help you received: contact details where residents consented, and the counts."""
+    async with _runtime(request).pool.acquire() as conn:
+        rows = await org_repo.offers_for(conn, org["id"])
+        totals = await org_repo.offer_totals(conn, org["id"])
+        responses = await org_repo.responses_for(conn, org["id"])
+    offers = [
+        OfferOut(
+            id=str(r["id"]),
+            prompt_id=r["prompt_id"],
+            opportunity_id=str(r["opportunity_id"]) if r["opportunity_id"] else None,
+            first_name=r["first_name"],
+            email=r["email"],
+            consent_text=r["consent_text"],
+            created_at=r["created_at"],
+        )
+        for r in rows
+    ]
+    return OfferList(offers=offers, responses=responses, **totals)
+
+
+@router.post(
+    "/organisation/offers/{offer_id}/handed-over",
+    status_code=204,
+    tags=["organisation"],
+    responses={**_AUTH, 404: _problem("No such offer of yours (or already handed over).")},
+)
+async def offer_handed_over(
+    offer_id: uuid.UUID, request: Request, org=Depends(current_organisation)
+) -> Response:
+    """You have the resident's details: they are deleted now."""
+    async with _runtime(request).pool.acquire() as conn, conn.transaction():
+        done = await org_repo.hand_over(conn, org["id"], offer_id, dt.datetime.now(dt.UTC).date())
+    if not done:
+        raise Problem(404, "No such offer", errors=[{"field": "offer_id", "message": "not found"}])
+    return Response(status_code=204)
+
+
+@router.post(
+    "/offers",
+    status_code=201,
+    tags=["residents"],
+    responses={404: _problem("The prompt is not live."), **_INVALID},
+)
+async def offer(body: OfferIn, request: Request) -> dict[str, str]:
+    """A resident leaves a first name and email for ONE organisation the prompt links (with consent)."""
+    organisation, _ = await actions.make_offer(_runtime(request), body, dt.datetime.now(dt.UTC))
+    return {"organisation": organisation, "status": "stored for that organisation only"}
+
+
+# --- the council's overview -------------------------------------------------------------------
+
+
+@router.get("/changes", response_model=ChangeList, tags=["council"], responses=_COUNCIL)
+async def all_changes(
+    request: Request,
+    organisation_id: uuid.UUID | None = Query(None, description="Only this organisation's."),
+    caller: Caller = Depends(council_reader),
+) -> ChangeList:
+    """Every organisation's opportunity changes (who, when, what), newest first: for the council."""
+    async with _runtime(request).pool.acquire() as conn:
+        rows = await org_repo.changes(conn, organisation_id=organisation_id, limit=1000)
+    return ChangeList(changes=[OpportunityChange(**r) for r in rows])
+
+
+def _platform(row) -> PlatformOut:
+    return PlatformOut(
+        id=row["id"],
+        name=row["name"],
+        description=row["description"],
+        url=row["url"],
+        categories=[Category(c) for c in row["categories"]],
+        coverage=row["coverage"],
+        source=row["source"],
+        enabled=row["enabled"],
+    )
+
+
+@router.get("/platforms", response_model=PlatformList, tags=["platforms"])
+async def list_platforms(request: Request) -> PlatformList:
+    """The platforms directory, with which entries the council has switched on (public)."""
+    async with _runtime(request).pool.acquire() as conn:
+        rows = await org_repo.all_platforms(conn)
+    return PlatformList(platforms=[_platform(r) for r in rows])
+
+
+@router.post(
+    "/platforms",
+    status_code=201,
+    response_model=PlatformOut,
+    tags=["platforms"],
+    responses={**_COUNCIL, 409: _problem("The id is taken."), **_INVALID},
+)
+async def add_platform(
+    body: PlatformIn, request: Request, caller: Caller = Depends(council_reader)
+) -> PlatformOut:
+    """Add the council's own platform to the directory."""
+    return _platform(await actions.add_platform(_runtime(request), body))
+
+
+@router.put(
+    "/platforms/{platform_id}",
+    response_model=PlatformOut,
+    tags=["platforms"],
+    responses={
+        **_COUNCIL,
+        404: _problem("No such platform."),
+        409: _problem("It is the last enabled platform of a category."),
+        **_INVALID,
+    },
+)
+async def switch_platform(
+    platform_id: str, body: PlatformSwitch, request: Request, caller: Caller = Depends(council_reader)
+) -> PlatformOut:
+    """Switch a platform on or off for this council's prompts."""
+    return _platform(await actions.switch_platform(_runtime(request), platform_id, body.enabled))
+
+
+@router.get("/impact", response_model=ImpactOut, tags=["impact"], responses={**_COUNCIL, **_INVALID})
 async def impact(
-    request: Request, ward: str | None = Query(None, max_length=16, description="ONS ward code.")
+    request: Request,
+    ward: str | None = Query(None, max_length=16, description="ONS ward code."),
+    caller: Caller = Depends(council_reader),
 ) -> ImpactOut:
-    """'I can help' responses per prompt (since the first one) and per ward, for partners and operators."""
+    """'I can help' responses per prompt (since the first one) and per ward, for the council."""
     async with _runtime(request).pool.acquire() as conn:
         prompts, wards = await repo.impact(conn, ward)
     return ImpactOut(

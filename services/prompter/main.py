@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from pathlib import Path
 
@@ -10,10 +11,15 @@ from fastapi import FastAPI
 
 from shared.kafka import make_broker
 from shared.service import Runtime, create_service_app
+from shared.web import mount_static
 
+from . import impact_pages, org_pages
+from . import org_repository as org_repo
 from .api import router
 from .handlers import SERVICE, register_handlers
+from .pages import install_html_errors
 from .places import load_places
+from .platforms import check_every_category, load_directory
 from .publisher import PromptPublisher
 from .settings import PrompterSettings
 
@@ -40,16 +46,35 @@ async def _reconcile_forever(publisher: PromptPublisher, interval_s: float) -> N
         await asyncio.sleep(delay)
 
 
+async def purge_offers(pool, retention_days: int, now: dt.datetime) -> int:
+    """Delete residents' contact details left unhanded for `retention_days` (the clock is a parameter)."""
+    async with pool.acquire() as conn, conn.transaction():
+        return await org_repo.purge_offers(conn, now - dt.timedelta(days=retention_days))
+
+
+async def _purge_forever(runtime: Runtime, settings: PrompterSettings) -> None:
+    while True:
+        try:
+            gone = await purge_offers(runtime.pool, settings.offer_retention_days, dt.datetime.now(dt.UTC))
+            if gone:
+                log.info("unhanded offers of help deleted", extra={"deleted": gone})
+        except Exception:  # the database away must not end the loop
+            log.exception("purging offers failed; retrying next interval")
+        await asyncio.sleep(settings.purge_interval_s)
+
+
 def create_app(settings: PrompterSettings) -> FastAPI:
     broker = make_broker(settings, client_id=SERVICE)
 
     async def on_startup(runtime: Runtime) -> None:
+        directory = load_directory()
+        check_every_category(directory)
         async with runtime.pool.acquire() as conn:
             runtime.state["places"] = await load_places(conn)
+            await org_repo.load_directory(conn, directory)
         publisher = PromptPublisher(runtime.pool, broker, runtime.state["places"])
         runtime.state["publisher"] = publisher
-        if settings.admin_token is None:
-            log.warning("PROMPTER_ADMIN_TOKEN is not set: opportunity writes and impact answer 403")
+        runtime.spawn(_purge_forever(runtime, settings), "prompter-purge-offers")
         runtime.spawn(_reconcile_forever(publisher, settings.reconcile_interval_s), "prompter-reconcile")
 
     app = create_service_app(
@@ -65,4 +90,8 @@ def create_app(settings: PrompterSettings) -> FastAPI:
     )
     register_handlers(broker, app.state.runtime, settings.group_id)
     app.include_router(router)
+    app.include_router(org_pages.router)
+    app.include_router(impact_pages.router)
+    install_html_errors(app, settings.feeds_url)
+    mount_static(app)
     return app

@@ -83,6 +83,13 @@ class Opportunity:
     starts_on: dt.date | None = None
     ends_on: dt.date | None = None
     retired: bool = False
+    paused: bool = False
+    what: str = ""
+    time_needed: str | None = None
+    dbs_needed: bool = False
+    contact_email: str | None = None
+    contact_phone: str | None = None
+    organisation_id: str | None = None
 
     def link(self) -> OpportunityLink:
         return OpportunityLink(
@@ -91,13 +98,21 @@ class Opportunity:
             organisation=self.organisation,
             url=self.url,
             when=self.times,
+            kind="local",
+            what=self.what[:500] or None,
+            time_needed=self.time_needed,
+            dbs_needed=self.dbs_needed,
+            contact_email=self.contact_email,
+            contact_phone=self.contact_phone,
+            organisation_id=self.organisation_id,
         )
 
 
 def is_current(opp: Opportunity, today: dt.date) -> bool:
-    """Not retired, already started and not yet ended."""
+    """Not retired or paused, already started and not yet ended."""
     return (
         not opp.retired
+        and not opp.paused
         and (opp.starts_on is None or opp.starts_on <= today)
         and (opp.ends_on is None or today <= opp.ends_on)
     )

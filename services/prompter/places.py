@@ -54,6 +54,12 @@ class GazetteerPlaces:
     def has_street(self, street_id: str) -> bool:
         return street_id in self._gaz.streets
 
+    def ward_names(self) -> dict[str, str]:
+        """Ward code -> name, from the boundaries and, failing those, from the streets."""
+        names = {s.ward_code: s.ward_name for s in self._gaz.streets.values() if s.ward_code and s.ward_name}
+        names.update({w.code: w.name for w in self._gaz.wards})
+        return names
+
 
 async def load_places(conn: asyncpg.Connection) -> Places:
     """The gazetteer from the database, or NO_PLACES (with a warning) where none is imported yet."""

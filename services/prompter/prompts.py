@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from shared.contracts import OpportunityLink, PromptPublished, PromptRetired, StreetNeedChanged
 
 from .matching import Opportunity, Places, nearby
+from .platforms import Platform, platform_links
 from .templates import render
 
 __all__ = ["Draft", "compose", "published", "retired"]
@@ -36,11 +37,19 @@ class Draft:
 
 
 def compose(
-    need: StreetNeedChanged, candidates: Iterable[Opportunity], places: Places, today: dt.date
+    need: StreetNeedChanged,
+    candidates: Iterable[Opportunity],
+    places: Places,
+    today: dt.date,
+    platforms: Iterable[Platform] = (),
 ) -> Draft | None:
-    """The prompt for a need, or None when it calls for none (a ward's steady quarterly trend)."""
-    links = nearby(need, candidates, places, today)
-    wording = render(need, len(links))
+    """The prompt for a need, or None when it calls for none (a ward's steady quarterly trend).
+
+    Local opportunities come first (the wording counts only them), then the category's platforms.
+    """
+    local = nearby(need, candidates, places, today)
+    wording = render(need, len(local))
+    links = local + platform_links(need.category, platforms)
     return None if wording is None else Draft(wording.title, wording.body, links)
 
 

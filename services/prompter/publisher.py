@@ -27,6 +27,7 @@ from pydantic import BaseModel
 
 from shared.contracts import PROMPTS, ResidentResponded, StreetNeedChanged
 
+from . import org_repository as org_repo
 from . import repository as repo
 from .matching import Opportunity, Places, covers
 from .prompts import compose, published, retired
@@ -58,8 +59,13 @@ class PromptPublisher:
         A need that calls for no prompt (a ward's steady trend) retires the prompt that is out.
         """
         now = self.clock()
+        category = str(need.category)
         draft = compose(
-            need, await repo.candidate_opportunities(conn, str(need.category)), self.places, now.date()
+            need,
+            await repo.candidate_opportunities(conn, category),
+            self.places,
+            now.date(),
+            await org_repo.enabled_platforms(conn, category),
         )
         if draft is None:
             return await self._retire(conn, need.key)
@@ -121,7 +127,7 @@ class PromptPublisher:
     async def retire_need(self, prompt_id: str) -> bool:
         """A tombstone: the need is no longer publishable; retire its prompt if one is out."""
         async with self.pool.acquire() as conn, conn.transaction():
-            await repo.deactivate_need(conn, prompt_id)
+            await repo.deactivate_need(conn, prompt_id, self.clock().date())
             return await self._retire(conn, prompt_id)
 
     async def reevaluate(self, prompt_ids: Iterable[str]) -> int:
@@ -147,6 +153,12 @@ class PromptPublisher:
             if any(n.category in o.categories and covers(o, n, self.places) for o in versions)
         ]
         return await self.reevaluate(affected)
+
+    async def platforms_changed(self, categories: Iterable[str]) -> int:
+        """Re-evaluate every active prompt of the categories a platform (un)listing touches."""
+        async with self.pool.acquire() as conn:
+            keys = await repo.active_need_keys(conn, categories)
+        return await self.reevaluate(keys)
 
     async def reconcile(self) -> int:
         """Re-evaluate every active need: picks up opportunities that started or ended with the date,

@@ -23,16 +23,18 @@ __all__ = [
     "insert_opportunity",
     "list_opportunities",
     "lock_need",
+    "organisation_opportunities",
     "prompt_state",
     "record_response",
     "retire_opportunity",
     "save_prompt",
+    "set_status",
     "to_opportunity",
     "update_opportunity",
     "upsert_need",
 ]
 
-_OPP_COLUMNS = (
+OPPORTUNITY_COLUMNS = _OPP_COLUMNS = (
     "title",
     "organisation",
     "description",
@@ -47,6 +49,11 @@ _OPP_COLUMNS = (
     "times",
     "starts_on",
     "ends_on",
+    "what",
+    "time_needed",
+    "dbs_needed",
+    "contact_email",
+    "contact_phone",
 )
 
 
@@ -67,13 +74,39 @@ async def upsert_need(conn: asyncpg.Connection, need: StreetNeedChanged) -> bool
         need.version,
         need.model_dump_json(),
     )
+    if row is not None:
+        await conn.execute(
+            "INSERT INTO prompter.needs_history (prompt_id, category, sensitivity, ward_code, active, count,"
+            " band, trend, on_day) VALUES ($1, $2, $3, $4, true, $5, $6, $7, $8)",
+            need.key,
+            str(need.category),
+            str(need.sensitivity),
+            need.ward_code,
+            need.count,
+            need.band,
+            need.trend,
+            need.published_at.astimezone(dt.UTC).date(),
+        )
     return row is not None
 
 
-async def deactivate_need(conn: asyncpg.Connection, prompt_id: str) -> None:
-    await conn.execute(
-        "UPDATE prompter.needs SET active = false, updated_at = now() WHERE prompt_id = $1", prompt_id
+async def deactivate_need(conn: asyncpg.Connection, prompt_id: str, on_day: dt.date) -> None:
+    """Mark the need gone; the history records its end (once: a repeated tombstone changes nothing)."""
+    row = await conn.fetchrow(
+        "UPDATE prompter.needs SET active = false, updated_at = now() WHERE prompt_id = $1 AND active"
+        " RETURNING category, ward_code, need->>'sensitivity' AS sensitivity",
+        prompt_id,
     )
+    if row is not None:
+        await conn.execute(
+            "INSERT INTO prompter.needs_history (prompt_id, category, sensitivity, ward_code, active, on_day)"
+            " VALUES ($1, $2, $3, $4, false, $5)",
+            prompt_id,
+            row["category"],
+            row["sensitivity"],
+            row["ward_code"],
+            on_day,
+        )
 
 
 async def lock_need(conn: asyncpg.Connection, prompt_id: str) -> StreetNeedChanged | None:
@@ -122,8 +155,10 @@ async def save_prompt(
 ) -> None:
     await conn.execute(
         "INSERT INTO prompter.prompts (prompt_id, revision, content_hash, status, area_id, category,"
-        " ward_code, prompt) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb)"
+        " ward_code, prompt, first_published_on) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb,"
+        " CASE WHEN $4 = 'published' THEN current_date END)"
         " ON CONFLICT (prompt_id) DO UPDATE SET revision = EXCLUDED.revision,"
+        "  first_published_on = COALESCE(prompter.prompts.first_published_on, EXCLUDED.first_published_on),"
         "  content_hash = EXCLUDED.content_hash, status = EXCLUDED.status,"
         "  ward_code = COALESCE(EXCLUDED.ward_code, prompter.prompts.ward_code),"
         "  prompt = EXCLUDED.prompt, updated_at = now()",
@@ -155,23 +190,35 @@ def to_opportunity(row: asyncpg.Record) -> Opportunity:
         starts_on=row["starts_on"],
         ends_on=row["ends_on"],
         retired=row["retired_at"] is not None,
+        paused=row["status"] == "paused",
+        what=row["what"],
+        time_needed=row["time_needed"],
+        dbs_needed=row["dbs_needed"],
+        contact_email=row["contact_email"],
+        contact_phone=row["contact_phone"],
+        organisation_id=str(row["organisation_id"]) if row["organisation_id"] else None,
     )
 
 
 async def candidate_opportunities(conn: asyncpg.Connection, category: str) -> list[Opportunity]:
     rows = await conn.fetch(
-        "SELECT * FROM prompter.opportunities WHERE retired_at IS NULL AND categories @> ARRAY[$1]::text[]",
+        "SELECT * FROM prompter.opportunities WHERE retired_at IS NULL AND status = 'active'"
+        " AND categories @> ARRAY[$1]::text[]",
         category,
     )
     return [to_opportunity(r) for r in rows]
 
 
-async def insert_opportunity(conn: asyncpg.Connection, values: dict[str, Any]) -> asyncpg.Record:
+async def insert_opportunity(
+    conn: asyncpg.Connection, values: dict[str, Any], organisation_id: uuid.UUID | None = None
+) -> asyncpg.Record:
     columns = ", ".join(_OPP_COLUMNS)
-    params = ", ".join(f"${i}" for i in range(2, len(_OPP_COLUMNS) + 2))
+    params = ", ".join(f"${i}" for i in range(3, len(_OPP_COLUMNS) + 3))
     return await conn.fetchrow(
-        f"INSERT INTO prompter.opportunities (id, {columns}) VALUES ($1, {params}) RETURNING *",
+        f"INSERT INTO prompter.opportunities (id, organisation_id, {columns}) VALUES ($1, $2, {params})"
+        " RETURNING *",
         uuid.uuid4(),
+        organisation_id,
         *(values[c] for c in _OPP_COLUMNS),
     )
 
@@ -181,6 +228,24 @@ async def get_opportunity(
 ) -> asyncpg.Record | None:
     lock = " FOR UPDATE" if for_update else ""
     return await conn.fetchrow(f"SELECT * FROM prompter.opportunities WHERE id = $1{lock}", opp_id)
+
+
+async def set_status(conn: asyncpg.Connection, opp_id: uuid.UUID, status: str) -> asyncpg.Record | None:
+    """Pause or resume a live opportunity (not a retired one)."""
+    return await conn.fetchrow(
+        "UPDATE prompter.opportunities SET status = $2, updated_at = now()"
+        " WHERE id = $1 AND retired_at IS NULL RETURNING *",
+        opp_id,
+        status,
+    )
+
+
+async def organisation_opportunities(conn: asyncpg.Connection, organisation_id: uuid.UUID) -> list:
+    return await conn.fetch(
+        "SELECT * FROM prompter.opportunities WHERE organisation_id = $1"
+        " ORDER BY retired_at IS NOT NULL, title, id",
+        organisation_id,
+    )
 
 
 async def update_opportunity(
@@ -197,7 +262,8 @@ async def update_opportunity(
 
 async def retire_opportunity(conn: asyncpg.Connection, opp_id: uuid.UUID) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        "UPDATE prompter.opportunities SET retired_at = COALESCE(retired_at, now()), updated_at = now()"
+        "UPDATE prompter.opportunities SET retired_at = COALESCE(retired_at, now()), status = 'retired',"
+        " updated_at = now()"
         " WHERE id = $1 RETURNING *",
         opp_id,
     )
@@ -207,7 +273,7 @@ async def list_opportunities(
     conn: asyncpg.Connection, category: str | None, today: dt.date
 ) -> list[asyncpg.Record]:
     return await conn.fetch(
-        "SELECT * FROM prompter.opportunities WHERE retired_at IS NULL"
+        "SELECT * FROM prompter.opportunities WHERE retired_at IS NULL AND status = 'active'"
         " AND ($1::text IS NULL OR categories @> ARRAY[$1]::text[])"
         " AND (ends_on IS NULL OR ends_on >= $2) ORDER BY organisation, title, id",
         category,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
@@ -24,10 +26,31 @@ class PrompterSettings(CommonSettings):
     )
     admin_token: SecretStr | None = Field(
         None,
-        title="Partner/council Bearer token",
-        description="Required for writing opportunities and reading impact. Unset: those endpoints "
-        "answer 403. A stop-gap until per-partner credentials exist.",
+        title="Operator Bearer token",
+        description="Lets the operator read every organisation's changes and impact, and manage the "
+        "platforms directory (as a council admin organisation can). Opportunities are written only "
+        "with organisations' own keys. Unset: only council admin organisations can.",
     )
+    base_url: str = Field(
+        "http://127.0.0.1:8003",
+        title="Public base URL",
+        description="Where residents and organisations reach the prompter's pages (offers form, "
+        "organisations' pages, impact pages). An https URL makes the session cookie Secure.",
+    )
+    feeds_url: str = Field(
+        "http://127.0.0.1:8000",
+        title="Residents' pages URL",
+        description="The feeds service's public URL, for links back to prompts and streets.",
+    )
+    offer_retention_days: int = Field(
+        30,
+        title="Days a resident's contact details are kept",
+        ge=1,
+        le=30,
+        description="Unhanded offers of help are deleted after this (at most 30, the privacy promise).",
+    )
+    purge_interval_s: float = Field(3600.0, title="Interval of the offers purge (seconds)", gt=0)
+    session_hours: float = Field(8.0, title="Organisations' web sign-in lasts (hours)", gt=0, le=24 * 7)
     reconcile_interval_s: float = Field(
         3600.0,
         title="Reconcile interval (seconds)",
@@ -35,6 +58,13 @@ class PrompterSettings(CommonSettings):
         description="How often every active prompt is re-evaluated (opportunities start and end by "
         "date; a crash may have interrupted a re-evaluation).",
     )
+
+    @field_validator("base_url", "feeds_url")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an absolute http(s) URL, e.g. https://help.example.org")
+        return value.rstrip("/")
 
     @field_validator("admin_token")
     @classmethod

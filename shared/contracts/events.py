@@ -190,13 +190,28 @@ class StreetNeedChanged(_Contract):
 
 
 class OpportunityLink(_Contract):
-    """A registered opportunity to help, as linked from a prompt."""
+    """A way to help, as linked from a prompt: a local opportunity or a platform from the directory.
 
-    opportunity_id: str
+    Everything here is the organisation's public information; no resident's data.
+    """
+
+    opportunity_id: str = Field(..., description="Opportunity uuid, or `platform:{id}` for a platform.")
     title: str
     organisation: str
     url: str | None = None
     when: str | None = Field(None, description="Plain-language times, e.g. 'Tuesdays 12-2pm'.")
+    kind: Literal["local", "platform"] = Field(
+        "local", description="`local`: registered by a group for this area; `platform`: from the directory."
+    )
+    description: str | None = Field(None, max_length=300, description="One plain sentence about it.")
+    what: str | None = Field(None, max_length=500, description="What a helper does.")
+    time_needed: str | None = Field(None, max_length=100, description="e.g. 'An hour a week'.")
+    dbs_needed: bool | None = Field(None, description="Whether a DBS check is needed (local only).")
+    contact_email: str | None = Field(None, max_length=200, description="The organisation's public email.")
+    contact_phone: str | None = Field(None, max_length=40, description="The organisation's public phone.")
+    organisation_id: str | None = Field(
+        None, description="The organisation that registered it (local), for offers of contact."
+    )
 
 
 class PromptPublished(_Contract):

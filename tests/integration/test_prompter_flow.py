@@ -13,8 +13,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from services.prompter.main import create_app
+from services.prompter.org_repository import create_organisation
 from services.prompter.settings import PrompterSettings
 from shared.contracts import DEAD_LETTERS, PROMPTS, STREET_NEEDS, DeadLettered, PromptPublished, PromptRetired
+from shared.keys import hash_key, new_key
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 TOKEN = "integration-test-token-0123456789"
@@ -29,15 +31,16 @@ async def prompter(fresh_database_url: str, kafka_bootstrap: str) -> AsyncIterat
         admin_token=TOKEN,
     )
     app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
+    key = new_key("sno_")
+    async with app.router.lifespan_context(app):
+        async with app.state.runtime.pool.acquire() as conn:  # the app has migrated the schema
+            await create_organisation(conn, "Friends of Camden Road", "vcs", hash_key(key))
+        async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app),
             base_url="http://test",
-            headers={"Authorization": f"Bearer {TOKEN}"},
-        ) as client,
-    ):
-        yield client
+            headers={"Authorization": f"Bearer {key}"},
+        ) as client:
+            yield client
 
 
 @pytest.fixture
@@ -122,7 +125,9 @@ async def test_need_to_prompt_dedup_relink_and_retire(
         event = _prompt(first.value)
         assert isinstance(event, PromptPublished) and event.revision == 1
         assert event.title == "3 reports of fly-tipping on Camden Road this month"
-        assert event.body.startswith("Neighbours could organise a clean-up") and event.opportunities == ()
+        assert event.body.startswith("Neighbours could organise a clean-up")
+        # No local group yet, but never no way to help: the platforms directory fills in.
+        assert event.opportunities and {o.kind for o in event.opportunities} == {"platform"}
 
         (letter,) = await _read_until(
             letters,
@@ -141,7 +146,7 @@ async def test_need_to_prompt_dedup_relink_and_retire(
                 "title": "Camden Road clean-up",
                 "organisation": "Friends of Camden Road",
                 "url": "https://example.org/cleanup",
-                "contact": "hello@example.org",
+                "contact_email": "hello@example.org",
                 "categories": ["fly_tipping"],
                 "area": {"street_ids": [street_id]},
                 "times": "Saturdays 10am",
@@ -158,8 +163,10 @@ async def test_need_to_prompt_dedup_relink_and_retire(
             ("prompt_published", 2),
             ("prompt_retired", None),
         ]
-        assert [o.opportunity_id for o in events[0].opportunities] == [created.json()["id"]]
-        assert events[0].opportunities[0].when == "Saturdays 10am"
+        linked = events[0].opportunities
+        assert linked[0].opportunity_id == created.json()["id"] and linked[0].kind == "local"
+        assert linked[0].when == "Saturdays 10am" and linked[0].contact_email == "hello@example.org"
+        assert {o.kind for o in linked[1:]} == {"platform"}  # local first, then platforms
         assert events[1].prompt_id == key.decode() and events[1].area_id == area_id
     finally:
         await prompts.stop()
@@ -171,9 +178,14 @@ async def test_need_to_prompt_dedup_relink_and_retire(
             "SELECT revision, status, content_hash FROM prompter.prompts WHERE prompt_id = $1", key.decode()
         )
         active = await conn.fetchval("SELECT active FROM prompter.needs WHERE prompt_id = $1", key.decode())
+        history = await conn.fetch(
+            "SELECT active, count FROM prompter.needs_history WHERE prompt_id = $1 ORDER BY id", key.decode()
+        )
     finally:
         await conn.close()
     assert (row["revision"], row["status"], row["content_hash"], active) == (2, "retired", None, False)
+    # The impact pages' history: raised with its count (the identical repeat is a stale version), then gone.
+    assert [(h["active"], h["count"]) for h in history] == [(True, 3), (True, 3), (False, None)]
 
 
 def _ward_trend(ward: str, trend: str, version: int) -> bytes:

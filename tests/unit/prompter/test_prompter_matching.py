@@ -114,7 +114,15 @@ def test_closest_first_then_title_and_at_most_a_few():
 
 
 def test_link_carries_public_fields_only():
-    opp = _opp("a", Area(street_ids=("way/near",)), url="https://example.org", times="Tuesdays 12-2pm")
+    opp = _opp(
+        "a",
+        Area(street_ids=("way/near",)),
+        url="https://example.org",
+        times="Tuesdays 12-2pm",
+        what="Bring gloves.",
+        contact_email="group@example.org",
+        organisation_id="org-1",
+    )
     (link,) = nearby(_need("way/near"), [opp], PLACES, TODAY)
     assert link.model_dump() == {
         "opportunity_id": "a",
@@ -122,7 +130,20 @@ def test_link_carries_public_fields_only():
         "organisation": "Friends of X",
         "url": "https://example.org",
         "when": "Tuesdays 12-2pm",
+        "kind": "local",
+        "description": None,
+        "what": "Bring gloves.",
+        "time_needed": None,
+        "dbs_needed": False,
+        "contact_email": "group@example.org",
+        "contact_phone": None,
+        "organisation_id": "org-1",
     }
+
+
+def test_a_paused_opportunity_is_not_linked():
+    opp = _opp("a", Area(street_ids=("way/near",)), paused=True)
+    assert nearby(_need("way/near"), [opp], PLACES, TODAY) == ()
 
 
 def test_covers_ward_by_code_street_or_point():

@@ -1,0 +1,232 @@
+"""What organisations and residents do, shared by the JSON API and the HTML forms.
+
+Each change to an opportunity is stored with its audit row in one transaction (nothing half-written),
+then the prompts it touches are re-evaluated (after commit: a failed re-evaluation is caught up by the
+reconcile loop, and failing the request would invite a duplicate registration).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from typing import Any
+
+from shared.contracts import PromptPublished
+from shared.http import Problem
+from shared.service import Runtime
+
+from . import org_repository as org_repo
+from . import repository as repo
+from .matching import NO_PLACES, Places
+from .places import GazetteerPlaces
+from .platforms import uncovered
+from .publisher import PromptPublisher
+from .schemas import CONSENT_TEXT, OfferIn, OpportunityIn, PlatformIn
+
+__all__ = [
+    "add_platform",
+    "change_status",
+    "create_opportunity",
+    "make_offer",
+    "owned",
+    "retire_opportunity",
+    "switch_platform",
+    "update_opportunity",
+]
+
+log = logging.getLogger(__name__)
+_AUDITED = (*repo.OPPORTUNITY_COLUMNS, "status")
+
+
+def not_found(opp_id: uuid.UUID | str) -> Problem:
+    return Problem(
+        404,
+        "No such opportunity",
+        f"No opportunity of yours has id {opp_id}.",
+        errors=[{"field": "opportunity_id", "message": "not found", "type": "not_found"}],
+    )
+
+
+def _places(runtime: Runtime) -> Places:
+    return runtime.state.get("places", NO_PLACES)
+
+
+def check_area(body: OpportunityIn, places: Places) -> None:
+    """Unknown street ids are a 422 naming each one (only checkable once a gazetteer is loaded)."""
+    if not isinstance(places, GazetteerPlaces):
+        return
+    errors = [
+        {"field": f"area.street_ids.{i}", "message": "unknown street id", "type": "value_error"}
+        for i, sid in enumerate(body.area.street_ids)
+        if not places.has_street(sid)
+    ]
+    if errors:
+        raise Problem(
+            422,
+            "Request body or parameters are invalid",
+            "; ".join(f"{e['field']}: {e['message']}" for e in errors),
+            errors=errors,
+        )
+
+
+def _diff(before: Any | None, after: Any) -> dict[str, dict[str, Any]]:
+    out = {}
+    for column in _AUDITED:
+        old = before[column] if before is not None else None
+        new = after[column]
+        if isinstance(old, list | tuple) or isinstance(new, list | tuple):
+            old, new = list(old or []), list(new or [])
+        if old != new:
+            out[column] = {"from": old, "to": new}
+    return out
+
+
+async def _reevaluate(runtime: Runtime, before, after) -> None:
+    publisher: PromptPublisher = runtime.state["publisher"]
+    try:
+        await publisher.opportunity_changed(before, after)
+    except Exception:
+        log.exception("re-evaluating prompts failed; the reconcile loop will catch up")
+
+
+async def owned(conn, opp_id: uuid.UUID, org: Any, *, for_update: bool = False):
+    """The organisation's own opportunity, or 404 (another's answers exactly like a missing one)."""
+    row = await repo.get_opportunity(conn, opp_id, for_update=for_update)
+    if row is None or row["organisation_id"] != org["id"]:
+        raise not_found(opp_id)
+    return row
+
+
+async def create_opportunity(runtime: Runtime, org: Any, body: OpportunityIn):
+    check_area(body, _places(runtime))
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        row = await repo.insert_opportunity(conn, body.columns(org["name"]), org["id"])
+        await org_repo.record_change(conn, row["id"], org, "created", _diff(None, row))
+    await _reevaluate(runtime, None, repo.to_opportunity(row))
+    return row
+
+
+async def update_opportunity(runtime: Runtime, org: Any, opp_id: uuid.UUID, body: OpportunityIn):
+    check_area(body, _places(runtime))
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        before = await owned(conn, opp_id, org, for_update=True)
+        if before["retired_at"] is not None:
+            raise Problem(409, "This opportunity is retired", "Register a new one instead.")
+        row = await repo.update_opportunity(conn, opp_id, body.columns(org["name"]))
+        diff = _diff(before, row)
+        if diff:
+            await org_repo.record_change(conn, opp_id, org, "updated", diff)
+    await _reevaluate(runtime, repo.to_opportunity(before), repo.to_opportunity(row))
+    return row
+
+
+async def change_status(runtime: Runtime, org: Any, opp_id: uuid.UUID, pause: bool):
+    """Pause (prompts drop the link) or resume; repeating either is harmless."""
+    status, action = ("paused", "paused") if pause else ("active", "resumed")
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        before = await owned(conn, opp_id, org, for_update=True)
+        if before["retired_at"] is not None:
+            raise Problem(409, "This opportunity is retired", "A retired opportunity cannot be changed.")
+        row = await repo.set_status(conn, opp_id, status)
+        if before["status"] != status:
+            await org_repo.record_change(conn, opp_id, org, action, _diff(before, row))
+    await _reevaluate(runtime, repo.to_opportunity(before), repo.to_opportunity(row))
+    return row
+
+
+async def retire_opportunity(runtime: Runtime, org: Any, opp_id: uuid.UUID):
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        before = await owned(conn, opp_id, org, for_update=True)
+        row = await repo.retire_opportunity(conn, opp_id)
+        if before["retired_at"] is None:
+            await org_repo.record_change(conn, opp_id, org, "retired", _diff(before, row))
+    await _reevaluate(runtime, repo.to_opportunity(before), None)
+    return row
+
+
+# --- platforms --------------------------------------------------------------------------------
+
+
+async def switch_platform(runtime: Runtime, platform_id: str, enabled: bool):
+    """Switch a platform on or off; 409 if that would leave a category with no way to help."""
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        await conn.execute("LOCK TABLE prompter.platforms IN SHARE ROW EXCLUSIVE MODE")
+        row = await org_repo.switch_platform(conn, platform_id, enabled)
+        if row is None:
+            raise Problem(
+                404,
+                "No such platform",
+                f"No platform has id {platform_id!r}.",
+                errors=[{"field": "platform_id", "message": "not found", "type": "not_found"}],
+            )
+        missing = uncovered(org_repo.to_platforms(await org_repo.all_platforms(conn)))
+        if missing:
+            raise Problem(
+                409,
+                "A category would have no way to help",
+                "Switch on another platform for " + ", ".join(sorted(missing)) + " first.",
+                errors=[{"field": "enabled", "message": f"last platform for {c}"} for c in sorted(missing)],
+            )
+    await runtime.state["publisher"].platforms_changed(row["categories"])
+    return row
+
+
+async def add_platform(runtime: Runtime, body: PlatformIn):
+    values = body.model_dump(mode="json")
+    values["categories"] = sorted(values["categories"])
+    async with runtime.pool.acquire() as conn:
+        row = await org_repo.add_platform(conn, values)
+    if row is None:
+        raise Problem(
+            409,
+            "That platform id is taken",
+            f"A platform with id {body.id!r} exists.",
+            errors=[{"field": "id", "message": "already exists", "type": "conflict"}],
+        )
+    await runtime.state["publisher"].platforms_changed(row["categories"])
+    return row
+
+
+# --- a resident's offer with contact details --------------------------------------------------
+
+
+async def make_offer(runtime: Runtime, offer: OfferIn, now: dt.datetime) -> tuple[str, PromptPublished]:
+    """Store a consented offer for ONE organisation linked from the prompt; (its name, the prompt).
+
+    404 when the prompt is not live; 422 when the organisation is not one the prompt links.
+    """
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            "SELECT status, prompt FROM prompter.prompts WHERE prompt_id = $1", offer.prompt_id
+        )
+        if row is None or row["status"] != "published":
+            raise Problem(
+                404,
+                "No such prompt",
+                "It may have been retired: the need is no longer reported.",
+                errors=[{"field": "prompt_id", "message": "not found", "type": "not_found"}],
+            )
+        prompt = PromptPublished.model_validate_json(row["prompt"])
+        links = [o for o in prompt.opportunities if o.organisation_id == str(offer.organisation_id)]
+        if offer.opportunity_id is not None:
+            links = [o for o in links if o.opportunity_id == str(offer.opportunity_id)]
+        if not links:
+            raise Problem(
+                422,
+                "That organisation is not offered here",
+                "Choose one of the organisations listed with this prompt.",
+                errors=[{"field": "organisation_id", "message": "not linked from this prompt"}],
+            )
+        organisation = links[0].organisation
+        await org_repo.save_offer(
+            conn,
+            organisation_id=offer.organisation_id,
+            opportunity_id=uuid.UUID(links[0].opportunity_id),
+            prompt_id=offer.prompt_id,
+            first_name=offer.first_name,
+            email=str(offer.email),
+            consent_text=CONSENT_TEXT.format(organisation=organisation),
+            now=now,
+        )
+    return organisation, prompt

@@ -1,0 +1,74 @@
+"""HTML for people: the prompter's templates over the shared base page, and errors as plain pages."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.contracts import CATALOGUE
+from shared.http import Problem
+from shared.web import page_renderer
+
+__all__ = ["NO_STORE", "install_html_errors", "is_page", "page", "render"]
+
+render = page_renderer(
+    Path(__file__).parent / "templates",
+    category_names={str(c): i.name for c, i in CATALOGUE.items()},
+)
+NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "same-origin"}
+# Organisations' pages, the residents' offer form and the impact pages are for people.
+_PAGES = re.compile(r"^/(organisations|offers|impact)(/|$)")
+_HINTS = {
+    401: "Please sign in again with your organisation's API key.",
+    403: "This page is for another kind of organisation.",
+    404: "The link may be mistyped, or the page may have been taken down.",
+    409: "Nothing was changed.",
+    422: "Please go back, check what you entered, and try again.",
+}
+
+
+def is_page(path: str) -> bool:
+    return bool(_PAGES.match(path))
+
+
+def page(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
+    return HTMLResponse(body, status_code=status, headers={**NO_STORE, **(headers or {})})
+
+
+def _error_page(problem: Response, base_url: str) -> HTMLResponse:
+    body = json.loads(problem.body)
+    status = body["status"]
+    html = render(
+        "error.html",
+        base_url=base_url,
+        title=body["title"],
+        detail=body.get("detail", ""),
+        status=status,
+        errors=body.get("errors", []),
+        hint=_HINTS.get(status, ""),
+        private=True,
+    )
+    headers = {
+        k: v for k, v in problem.headers.items() if k.lower() not in ("content-type", "content-length")
+    }
+    return page(html, status, headers)
+
+
+def install_html_errors(app: FastAPI, base_url: str) -> None:
+    """On people's pages every error is a plain page naming the field; the JSON API keeps problem+json."""
+    for exc_class in (Problem, RequestValidationError, StarletteHTTPException):
+        as_problem = app.exception_handlers[exc_class]
+
+        async def handler(request: Request, exc: Exception, as_problem=as_problem) -> Response:
+            response = await as_problem(request, exc)
+            if is_page(request.url.path):
+                return _error_page(response, base_url)
+            return response
+
+        app.add_exception_handler(exc_class, handler)
