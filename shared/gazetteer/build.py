@@ -10,7 +10,7 @@ from pathlib import Path
 from .boundaries import assign_areas, read_areas, read_boundary, within_boundary
 from .geo import Projector
 from .model import Gazetteer, Ward
-from .osm import count_addresses, merge_segments, read_extract
+from .osm import count_addresses, match_postcodes, merge_segments, read_extract
 from .units import PERSON_MIN_ADDRESSES, PLACE_MIN_ADDRESSES, build_units
 
 __all__ = ["DEFAULT_THRESHOLDS", "ImportReport", "build_gazetteer", "file_sha256"]
@@ -27,12 +27,14 @@ class ImportReport:
     addresses: dict[str, int]  # read, by_name, by_proximity, unmatched, duplicates, counted
     units: dict[int, int]  # threshold -> number of units
     skipped: dict[str, int] = field(default_factory=dict)
+    postcodes: dict[str, int] = field(default_factory=dict)  # read, by_name, ..., postcodes, pairs
 
     def as_counts(self) -> dict:
         return {
             "segments": self.segments,
             "streets": self.streets,
             "addresses": self.addresses,
+            "postcodes": self.postcodes,
             "units": {str(k): v for k, v in self.units.items()},
             "skipped": self.skipped,
         }
@@ -67,6 +69,7 @@ def build_gazetteer(
         if not streets:
             raise ValueError(f"{path}: no street lies inside the boundary {boundary}")
     matched = count_addresses(streets, extract.addresses, projector)
+    postcodes, postcode_stats = match_postcodes(streets, extract.postcodes, projector)
     ward_areas = read_areas(wards, "ward") if wards else []
     for street, ward in zip(streets, assign_areas(streets, ward_areas, projector), strict=True):
         street.ward_code, street.ward_name = (ward.code, ward.name) if ward else (None, None)
@@ -79,6 +82,7 @@ def build_gazetteer(
         units=units,
         wards=[Ward(a.code, a.name, a.geometry) for a in ward_areas],
         boundary=area,
+        postcodes=postcodes,
     )
     report = ImportReport(
         source=Path(path).name,
@@ -88,5 +92,6 @@ def build_gazetteer(
         addresses=dict(matched),
         units={t: sum(u.min_addresses == t for u in units) for t in thresholds},
         skipped=dict(extract.stats),
+        postcodes=dict(postcode_stats),
     )
     return gazetteer, report

@@ -63,6 +63,9 @@ def _summary(gazetteer: Gazetteer, report: ImportReport, seconds: float) -> str:
         f"  addresses: {a.get('counted', 0)} counted of {a.get('read', 0)} read "
         f"({a.get('by_name', 0)} by addr:street, {a.get('by_proximity', 0)} by proximity, "
         f"{a.get('duplicates', 0)} duplicates, {a.get('unmatched', 0)} unmatched)",
+        f"  postcodes: {report.postcodes.get('postcodes', 0)} on {report.postcodes.get('pairs', 0)} "
+        f"postcode-street pairs, from {report.postcodes.get('read', 0)} tagged objects "
+        f"({report.postcodes.get('unmatched', 0)} on no street)",
         f"  wards:     {len(gazetteer.wards)}; streets without a ward: "
         f"{sum(s.ward_code is None for s in gazetteer.streets.values())}",
     ]

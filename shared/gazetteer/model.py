@@ -64,6 +64,8 @@ class Gazetteer:
     units: list[Unit] = field(default_factory=list)
     wards: list[Ward] = field(default_factory=list)
     boundary: BaseGeometry | None = None
+    # Postcode ("NW1 9LS") -> ids of the streets its addresses are on, most addresses first.
+    postcodes: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def address_count(self) -> int:

@@ -32,9 +32,12 @@ __all__ = [
     "STREET_HIGHWAYS",
     "Address",
     "Extract",
+    "PostcodePoint",
     "Segment",
     "count_addresses",
+    "match_postcodes",
     "merge_segments",
+    "normalise_postcode",
     "read_extract",
     "segment_order",
     "street_id",
@@ -85,11 +88,43 @@ class Address:
     unit: str | None  # addr:unit or addr:flats: flats sharing a house number are separate homes
 
 
+@dataclass(frozen=True)
+class PostcodePoint:
+    """Where an OSM object tagged `addr:postcode` is, and the street it names (if it does)."""
+
+    lon: float
+    lat: float
+    postcode: str  # normalise_postcode of addr:postcode
+    street_key: str | None
+
+
 @dataclass
 class Extract:
     segments: list[Segment]
     addresses: list[Address]
     stats: Counter = field(default_factory=Counter)
+    postcodes: list[PostcodePoint] = field(default_factory=list)
+
+
+_POSTCODE = re.compile(r"^([A-Z]{1,2}[0-9][A-Z0-9]?)\s*([0-9][A-Z]{2})$")
+
+
+def normalise_postcode(text: str) -> str | None:
+    """A UK postcode in its printed form ('nw19ls' -> 'NW1 9LS'), or None if it is not one."""
+    m = _POSTCODE.match(re.sub(r"\s+", " ", text.strip().upper()))
+    return f"{m.group(1)} {m.group(2)}" if m else None
+
+
+def _postcode(lon: float, lat: float, tags, out: Extract) -> None:
+    raw = tags.get("addr:postcode")
+    if raw is None:
+        return
+    code = normalise_postcode(raw)
+    if code is None:
+        out.stats["skipped_bad_postcodes"] += 1
+        return
+    street = tags.get("addr:street")
+    out.postcodes.append(PostcodePoint(lon, lat, code, name_key(street) if street else None))
 
 
 def read_extract(path: Path, progress: Callable[[int], None] | None = None) -> Extract:
@@ -118,8 +153,10 @@ def _read_osm(path: Path, progress: Callable[[int], None] | None) -> Extract:
             progress(_PROGRESS_EVERY)
         tags = obj.tags
         if obj.is_node():
-            if "addr:housenumber" in tags and obj.location.valid():
-                out.addresses.append(_address(obj.location.lon, obj.location.lat, tags))
+            if obj.location.valid():
+                if "addr:housenumber" in tags:
+                    out.addresses.append(_address(obj.location.lon, obj.location.lat, tags))
+                _postcode(obj.location.lon, obj.location.lat, tags, out)
             continue
         if not obj.is_way():
             # Multipolygon buildings with addresses are rare; skipping them only under-counts,
@@ -133,9 +170,11 @@ def _read_osm(path: Path, progress: Callable[[int], None] | None) -> Extract:
                 out.stats["skipped_degenerate_ways"] += 1  # clipped at the extract's edge
             else:
                 out.segments.append(Segment(f"way/{obj.id}", tags["name"].strip(), line))
-        if "addr:housenumber" in tags and coords:
+        if coords and ("addr:housenumber" in tags or "addr:postcode" in tags):
             lon, lat = np.mean(np.asarray(coords), axis=0)
-            out.addresses.append(_address(float(lon), float(lat), tags))
+            if "addr:housenumber" in tags:
+                out.addresses.append(_address(float(lon), float(lat), tags))
+            _postcode(float(lon), float(lat), tags, out)
     if progress:
         progress(n % _PROGRESS_EVERY)
     return out
@@ -152,8 +191,10 @@ def _read_geojson(path: Path) -> Extract:
             ident = props.get("id", feature.get("id"))
             seg_id = str(ident) if ident is not None else f"feature/{i}"
             out.segments.append(Segment(seg_id, str(props["name"]).strip(), geom))
-        elif geom.geom_type == "Point" and props.get("addr:housenumber"):
-            out.addresses.append(_address(geom.x, geom.y, props))
+        elif geom.geom_type == "Point":
+            if props.get("addr:housenumber"):
+                out.addresses.append(_address(geom.x, geom.y, props))
+            _postcode(geom.x, geom.y, props, out)
     return out
 
 
@@ -216,15 +257,32 @@ def count_addresses(streets: Sequence[Street], addresses: Sequence[Address], pro
     if not streets or not addresses:
         stats["unmatched"] = len(addresses)
         return stats
+    match = _match(streets, addresses, projector, stats)
+    seen: set[tuple[int, str, str | None]] = set()
+    for i in np.flatnonzero(match >= 0).tolist():
+        a = addresses[i]
+        home = (int(match[i]), a.housenumber.casefold(), a.unit)
+        if home in seen:
+            stats["duplicates"] += 1
+            continue
+        seen.add(home)
+        streets[home[0]].address_count += 1
+    stats["counted"] = len(seen)
+    return stats
+
+
+def _match(streets: Sequence[Street], points_, projector: Projector, stats: Counter) -> np.ndarray:
+    """Index of the street each point (`.lon`, `.lat`, `.street_key`) belongs to, or -1: the
+    nearest street of the name it gives, else the nearest street close by."""
     geoms = projector.to_metric(np.asarray([s.geometry for s in streets], dtype=object))
-    x, y = projector.xy([a.lon for a in addresses], [a.lat for a in addresses])
+    x, y = projector.xy([a.lon for a in points_], [a.lat for a in points_])
     points = shapely.points(x, y)
-    match = np.full(len(addresses), -1)
+    match = np.full(len(points_), -1)
     by_key: dict[str, list[int]] = {}
     for j, s in enumerate(streets):
         by_key.setdefault(s.norm_name, []).append(j)
     wanted: dict[str, list[int]] = {}
-    for i, a in enumerate(addresses):
+    for i, a in enumerate(points_):
         if a.street_key in by_key:
             wanted.setdefault(a.street_key, []).append(i)
     for key, idx in wanted.items():
@@ -241,14 +299,31 @@ def count_addresses(streets: Sequence[Street], addresses: Sequence[Address], pro
     match[rest[src]] = dst
     stats["by_proximity"] = len(src)
     stats["unmatched"] = int((match < 0).sum())
-    seen: set[tuple[int, str, str | None]] = set()
+    return match
+
+
+def match_postcodes(
+    streets: Sequence[Street], points: Sequence[PostcodePoint], projector: Projector
+) -> tuple[dict[str, tuple[str, ...]], Counter]:
+    """Postcode -> ids of its streets (most-tagged first), and how the tagged objects matched.
+
+    Objects are matched to streets as addresses are: the street `addr:street` names, else the
+    nearest one close by; the rest (a postcode on a park, say) add nothing.
+    """
+    stats = Counter(dict.fromkeys(("read", "by_name", "by_proximity", "unmatched"), 0))
+    stats["read"] = len(points)
+    if not streets or not points:
+        stats["unmatched"] = len(points)
+        stats["postcodes"] = stats["pairs"] = 0
+        return {}, stats
+    match = _match(streets, points, projector, stats)
+    tally: dict[str, Counter] = {}
     for i in np.flatnonzero(match >= 0).tolist():
-        a = addresses[i]
-        home = (int(match[i]), a.housenumber.casefold(), a.unit)
-        if home in seen:
-            stats["duplicates"] += 1
-            continue
-        seen.add(home)
-        streets[home[0]].address_count += 1
-    stats["counted"] = len(seen)
-    return stats
+        tally.setdefault(points[i].postcode, Counter())[streets[int(match[i])].id] += 1
+    out = {
+        code: tuple(sid for sid, _ in sorted(c.items(), key=lambda kv: (-kv[1], kv[0])))
+        for code, c in sorted(tally.items())
+    }
+    stats["postcodes"] = len(out)
+    stats["pairs"] = sum(len(v) for v in out.values())
+    return out, stats

@@ -20,7 +20,7 @@ __all__ = ["MIGRATIONS", "SCHEMA", "load", "migrate", "save", "search"]
 SCHEMA = "gazetteer"
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Child tables first. DELETE, not TRUNCATE: readers keep seeing the old gazetteer until commit.
-_TABLES = ("unit_streets", "units", "segments", "streets", "wards", "boundary")
+_TABLES = ("postcodes", "unit_streets", "units", "segments", "streets", "wards", "boundary")
 
 
 async def migrate(conn: asyncpg.Connection) -> list[str]:
@@ -111,6 +111,16 @@ async def save(conn: asyncpg.Connection, gazetteer: Gazetteer, report: ImportRep
             columns=["street_id", "min_addresses", "unit_id"],
             records=[(s, u.min_addresses, u.id) for u in gazetteer.units for s in u.street_ids],
         )
+        await conn.copy_records_to_table(
+            "postcodes",
+            schema_name=SCHEMA,
+            columns=["postcode", "street_id", "rank"],
+            records=[
+                (code, sid, rank)
+                for code, ids in sorted(gazetteer.postcodes.items())
+                for rank, sid in enumerate(ids)
+            ],
+        )
         if report is not None:
             await conn.execute(
                 f"INSERT INTO {SCHEMA}.imports (source, sha256, counts) VALUES ($1, $2, $3::jsonb)",
@@ -160,11 +170,15 @@ async def load(conn: asyncpg.Connection) -> Gazetteer:
         for r in await conn.fetch(f"SELECT * FROM {SCHEMA}.wards ORDER BY code")
     ]
     boundary = await conn.fetchval(f"SELECT geometry FROM {SCHEMA}.boundary")
+    postcodes: dict[str, list[str]] = {}
+    for r in await conn.fetch(f"SELECT postcode, street_id FROM {SCHEMA}.postcodes ORDER BY postcode, rank"):
+        postcodes.setdefault(r["postcode"], []).append(r["street_id"])
     return Gazetteer(
         streets=streets,
         units=units,
         wards=wards,
         boundary=shapely.from_wkb(boundary) if boundary is not None else None,
+        postcodes={k: tuple(v) for k, v in postcodes.items()},
     )
 
 

@@ -16,6 +16,7 @@ from shapely.geometry import Point
 from shared.privacy import MIN_UNIT_ADDRESSES
 
 from .model import Gazetteer, Street
+from .search import Found, StreetFinder
 
 __all__ = ["Areas", "Selection", "UnknownArea"]
 
@@ -89,8 +90,20 @@ class Areas:
             key=lambda s: (s.name, s.id),
         )
 
+    @cached_property
+    def finder(self) -> StreetFinder:
+        return StreetFinder(self.gazetteer)
+
     def search(self, q: str, limit: int = 10) -> list[Street]:
-        return self.gazetteer.search(q, limit=limit)
+        """Streets by name, forgiving typos and abbreviations (see search.StreetFinder)."""
+        return self.finder.streets(q, limit=limit)
+
+    def find(self, q: str, limit: int = 20) -> Found:
+        """A postcode's streets, candidates for a partial postcode, or streets by name."""
+        return self.finder.find(q, limit=limit)
+
+    def label(self, street: Street) -> str:
+        return self.finder.label(street)
 
     def _units(self, streets) -> tuple[str, ...]:
         units = set()
@@ -127,6 +140,11 @@ class Areas:
     def for_ward(self, ward_code: str) -> Selection:
         streets = self.ward_streets(ward_code)
         return self._selection("ward", f"{self.wards[ward_code]} ward", streets, (ward_code,))
+
+    def for_all(self, label: str) -> Selection:
+        """Everything the gazetteer covers (the council-wide map of needs)."""
+        streets = sorted(self.gazetteer.streets.values(), key=lambda s: (s.name, s.id))
+        return self._selection("all", label, streets, tuple(sorted(self.wards)))
 
     def for_circle(self, lat: float, lon: float, radius_m: float) -> Selection:
         """Streets any part of which lies within `radius_m` of the point."""

@@ -1,0 +1,211 @@
+"""Find a place the way residents type it: a postcode (full or partial) or a street name with typos,
+abbreviations, missing apostrophes or a leading "the"; duplicate names told apart by ward and a
+nearby street ("Camden Square, off Camden Road, Cantelowes")."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import shapely
+from rapidfuzz import fuzz, process
+
+from .model import Gazetteer, Street
+from .names import name_key
+from .osm import normalise_postcode
+
+__all__ = ["Found", "StreetFinder"]
+
+# Fuzzy matches scoring below this (0-100, rapidfuzz WRatio) are not shown.
+MIN_SCORE = 72
+# Streets whose lines come this close count as "nearby" when telling same-named streets apart.
+NEARBY_M = 30.0
+# An outward code and, optionally, the start of the inward code: "NW1", "NW1 9", "nw19l".
+_PARTIAL_POSTCODE = re.compile(r"^[A-Z]{1,2}[0-9][A-Z0-9]?(\s*[0-9][A-Z]{0,1})?$")
+_THE = re.compile(r"^(the )+")
+# Street-type words (canonical forms, see names.py) are compared apart from the rest of the name, so
+# "camdn rd" is scored on "camdn" ~ "camden" and only then preferred for being a road.
+_TYPES = frozenset(
+    "st rd ave ln pl sq gdns cres ter ct dr gr cl mt pde way mews walk row yard hill park".split()
+)
+# Shorthand residents type that names.py does not canonicalise (it would change stored keys).
+_SHORTHAND = {
+    "x": "cross",
+    "pk": "park",
+    "gt": "great",
+    "twn": "town",
+    "n": "north",
+    "s": "south",
+    "e": "east",
+    "w": "west",
+}
+
+
+@dataclass(frozen=True)
+class Found:
+    """What a search found. `kind`: postcode, postcodes (candidates for a partial one),
+    unknown_postcode, streets, or nothing."""
+
+    kind: str
+    query: str
+    streets: list[Street] = field(default_factory=list)
+    postcode: str | None = None
+    postcodes: list[str] = field(default_factory=list)
+
+
+def _key(text: str) -> str:
+    return _THE.sub("", name_key(text))
+
+
+def _core(key: str) -> str:
+    """The key without its street-type words ("camden rd" -> "camden"); the key if that is all."""
+    words = [w for w in key.split() if w not in _TYPES]
+    return " ".join(words) or key
+
+
+class StreetFinder:
+    """Search over one in-memory gazetteer (built lazily; the feeds keep one per loaded gazetteer)."""
+
+    def __init__(self, gazetteer: Gazetteer) -> None:
+        self.gazetteer = gazetteer
+
+    @cached_property
+    def _cores(self) -> tuple[list[str], list[list[tuple[str, list[Street]]]]]:
+        """Distinct name cores, and for each the (key, streets) sharing it (busiest street first)."""
+        by_key: dict[str, list[Street]] = {}
+        for s in sorted(self.gazetteer.streets.values(), key=lambda s: (-s.address_count, s.name, s.id)):
+            by_key.setdefault(_key(s.name), []).append(s)
+        by_core: dict[str, list[tuple[str, list[Street]]]] = {}
+        for key in sorted(by_key, key=lambda k: (-by_key[k][0].address_count, k)):
+            by_core.setdefault(_core(key), []).append((key, by_key[key]))
+        cores = sorted(by_core)
+        return cores, [by_core[c] for c in cores]
+
+    @cached_property
+    def _compact_postcodes(self) -> list[tuple[str, str]]:
+        return sorted((p.replace(" ", ""), p) for p in self.gazetteer.postcodes)
+
+    def find(self, query: str, limit: int = 10) -> Found:
+        q = " ".join(query.split())
+        if not q:
+            return Found("nothing", q)
+        full = normalise_postcode(q)
+        if full is not None:
+            ids = self.gazetteer.postcodes.get(full)
+            if ids is None:
+                return Found("unknown_postcode", q, postcode=full)
+            return Found("postcode", q, [self.gazetteer.streets[i] for i in ids], postcode=full)
+        upper = q.upper()
+        if _PARTIAL_POSTCODE.match(upper):
+            codes = self.postcodes_starting(upper, limit=50)
+            if codes:
+                return Found("postcodes", q, postcodes=codes)
+        streets = self.streets(q, limit)
+        return Found("streets" if streets else "nothing", q, streets)
+
+    def postcodes_starting(self, partial: str, limit: int = 50) -> list[str]:
+        """Known postcodes beginning with `partial` (spaces ignored: "nw19" finds "NW1 9LS")."""
+        compact = re.sub(r"\s+", "", partial.upper())
+        pairs = self._compact_postcodes
+        lo = _bisect(pairs, compact)
+        out = []
+        for c, code in pairs[lo:]:
+            if not c.startswith(compact) or len(out) >= limit:
+                break
+            out.append(code)
+        return out
+
+    def streets(self, query: str, limit: int = 10) -> list[Street]:
+        """Streets ranked by how well their name matches: the whole name, then its start, then the
+        start of a word, then spelling similarity (typos, missing letters)."""
+        q = " ".join(_SHORTHAND.get(w, w) for w in _key(query).split())
+        if not q:
+            return []
+        core, types = _core(q), set(q.split()) & _TYPES
+        cores, groups = self._cores
+        hits = process.extract(
+            core, cores, scorer=fuzz.WRatio, processor=None, limit=max(limit * 3, 30), score_cutoff=MIN_SCORE
+        )
+        ranked = []
+        for _, score, i in hits:
+            for rank, (key, streets) in enumerate(groups[i]):
+                words = set(key.split())
+                bonus = (
+                    (30 if key == q else 20 if key.startswith(q) else 10 if f" {q}" in f" {key}" else 0)
+                    + 10 * len(types & words)
+                    - 5 * len(types - words)
+                )
+                ranked.append((-(score + bonus), -streets[0].address_count, rank, key, streets))
+        ranked.sort(key=lambda r: r[:4])
+        out: list[Street] = []
+        for *_, streets in ranked:
+            out.extend(streets)
+            if len(out) >= limit:
+                break
+        return out[:limit]
+
+    def label(self, street: Street) -> str:
+        """The street's name, with a nearby street when another street has the same name, and its
+        ward: "Camden Square, off Camden Road, Cantelowes"."""
+        parts = [street.name]
+        if street.id in self._namesakes:
+            near = self.nearby(street)
+            if near is not None:
+                parts.append(f"off {near.name}")
+        if street.ward_name:
+            parts.append(street.ward_name)
+        return ", ".join(parts)
+
+    @cached_property
+    def _namesakes(self) -> set[str]:
+        by_key: dict[str, list[str]] = {}
+        for s in self.gazetteer.streets.values():
+            by_key.setdefault(s.norm_name, []).append(s.id)
+        return {i for ids in by_key.values() if len(ids) > 1 for i in ids}
+
+    @cached_property
+    def _tree(self) -> tuple[list[str], np.ndarray, shapely.STRtree]:
+        ids = sorted(self.gazetteer.streets)
+        geoms = self.gazetteer.projector.to_metric(
+            np.asarray([self.gazetteer.streets[i].geometry for i in ids], dtype=object)
+        )
+        return ids, geoms, shapely.STRtree(geoms)
+
+    def _near(self, street: Street) -> list[Street]:
+        """Differently named streets within NEARBY_M of this one, busiest and longest first."""
+        ids, geoms, tree = self._tree
+        me = geoms[self._index[street.id]]
+        found = []
+        for j in tree.query(me, predicate="dwithin", distance=NEARBY_M).tolist():
+            other = self.gazetteer.streets[ids[j]]
+            if other.norm_name != street.norm_name:
+                found.append(((-other.address_count, -float(shapely.length(geoms[j])), other.name), other))
+        return [o for _, o in sorted(found, key=lambda f: f[0])]
+
+    @cached_property
+    def _index(self) -> dict[str, int]:
+        return {sid: i for i, sid in enumerate(self._tree[0])}
+
+    def nearby(self, street: Street) -> Street | None:
+        """A street near this one (a junction, usually) that its namesakes are not also near, if any."""
+        near = self._near(street)
+        others = [
+            s
+            for s in self.gazetteer.streets.values()
+            if s.norm_name == street.norm_name and s.id != street.id
+        ]
+        shared = {o.id for s in others for o in self._near(s)}
+        return next((o for o in near if o.id not in shared), near[0] if near else None)
+
+
+def _bisect(pairs: list[tuple[str, str]], prefix: str) -> int:
+    lo, hi = 0, len(pairs)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if pairs[mid][0] < prefix:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
