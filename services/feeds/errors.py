@@ -22,7 +22,7 @@ from .pages import render
 __all__ = ["install_html_errors", "is_page", "prefers_html"]
 
 # The JSON API, CAP alerts, feed documents, live streams and operational routes are for machines.
-_MACHINE = re.compile(r"^/(v1|cap)/|\.(atom|rss|json|xml)$|/events$|^/(healthz|readyz|metrics)$")
+_MACHINE = re.compile(r"^/(v1|cap)/|\.(atom|rss|json|geojson|xml)$|/events$|^/(healthz|readyz|metrics)$")
 _JSON = ("application/problem+json", "application/json")
 _HINTS = {
     404: "The link may be mistyped, or the page may have been taken down.",
@@ -30,6 +30,27 @@ _HINTS = {
     422: "Please go back, check what you entered, and try again.",
     429: "Please wait a little and try again.",
 }
+
+
+# What residents call the fields of the forms (pages never show a field's internal name).
+_FIELD_LABELS = {
+    "radius_m": "Distance",
+    "lat": "Point on the map",
+    "lon": "Point on the map",
+    "street_id": "Street",
+    "street_ids": "Streets",
+    "ward_code": "Ward",
+    "kind": "What to follow",
+    "q": "Search",
+}
+
+
+def _plain(error: dict) -> dict:
+    field, message = error.get("field") or "", error.get("message", "")
+    if not field:
+        return {"message": message}
+    label = _FIELD_LABELS.get(field.split(".")[0], "Your answer")
+    return {"message": f"{label}: {message}"}
 
 
 def is_page(path: str) -> bool:
@@ -70,7 +91,7 @@ def _page(problem: Response, base_url: str) -> HTMLResponse:
         title=body["title"],
         detail=body.get("detail", ""),
         status=status,
-        errors=body.get("errors", []),
+        errors=[_plain(e) for e in body.get("errors", [])],
         hint=_HINTS.get(status, ""),
         private=True,
     )

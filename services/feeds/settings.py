@@ -44,6 +44,19 @@ class FeedsSettings(CommonSettings):
     sse_queue_size: int = Field(
         256, title="Live events buffered per SSE client before it is dropped (it resumes by id)", ge=8
     )
+    council_name: str = Field("Camden", title="The council's area, as residents call it (in messages)")
+    notice_contact: str = Field(
+        "",
+        title="Phone/contact line printed on street and ward notices",
+        description="For neighbours who are not online; set it to the council's or a local group's line.",
+    )
+    map_tile_url: str | None = Field(
+        None,
+        title="Map tile URL template (optional)",
+        description="e.g. https://tiles.example.org/{z}/{x}/{y}.png. Unset: the map draws only our own "
+        "streets, wards and boundary, which works offline.",
+    )
+    map_tile_attribution: str = Field("", title="Attribution shown with the map tiles (HTML allowed)")
     feed_cache_max_age_s: int = Field(60, title="Cache-Control max-age of feeds (seconds)", ge=0)
     feed_max_entries: int = Field(200, title="Most entries in one feed", ge=1)
     feed_cache_mb: float = Field(

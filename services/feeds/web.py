@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 from typing import Annotated, Literal
 
+import segno
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -65,6 +66,7 @@ def _ward_target(areas: Areas, ward_code: str) -> FeedTarget:
         f"What neighbours could help with in {sel.label}.",
         f"ward/{ward_code}",
         subscribe={"kind": "ward", "ward_code": ward_code},
+        notice_path=f"/wards/{ward_code}/notice",
     )
 
 
@@ -90,18 +92,50 @@ async def home(request: Request) -> Response:
     return _home(request, settings, areas, None)
 
 
+# Distances offered for "near me" (metres); the form also accepts any value in [MIN_RADIUS_M, max].
+MIN_RADIUS_M = 50
+RADII = (100, 200, 300, 500, 1000, 2000)
+
+
+def _radii(settings: FeedsSettings) -> list[int]:
+    return [r for r in RADII if MIN_RADIUS_M <= r <= settings.max_radius_m] or [settings.max_radius_m]
+
+
+def _home_context(settings: FeedsSettings, areas: Areas, q: str | None) -> dict:
+    found = areas.find(q, limit=20) if q else None
+    labels = {s.id: areas.label(s) for s in found.streets} if found else {}
+    return {
+        "base_url": settings.base_url,
+        "title": f"Search: {q}" if q else "Find your street",
+        "description": f"Needs neighbours could help with in {settings.council_name}, street by street.",
+        "canonical": f"{settings.base_url}/",
+        "council": settings.council_name,
+        "q": q,
+        "found": found,
+        "labels": labels,
+        "wards": sorted(areas.wards.items(), key=lambda kv: kv[1]),
+        "radii": _radii(settings),
+        "min_radius_m": MIN_RADIUS_M,
+        "max_radius_m": settings.max_radius_m,
+        "map": _map_settings(settings, f"{settings.base_url}/map/needs.geojson", pick=True),
+    }
+
+
+def _map_settings(settings: FeedsSettings, layers: str, *, pick: bool = False) -> dict:
+    return {
+        "layers": layers,
+        "tiles": settings.map_tile_url or "",
+        "attribution": settings.map_tile_attribution,
+        "pick": pick,
+    }
+
+
 def _home(request: Request, settings: FeedsSettings, areas: Areas, q: str | None) -> Response:
-    streets = areas.search(q, limit=20) if q else []
-    wards = sorted(areas.wards.items(), key=lambda kv: kv[1])
-    body = render(
-        "home.html",
-        base_url=settings.base_url,
-        title="Find your street",
-        q=q,
-        streets=streets,
-        wards=wards,
-        max_radius_m=settings.max_radius_m,
-    )
+    if q:
+        found = areas.find(q, limit=2)
+        if found.kind == "postcode" and len(found.streets) == 1:  # a postcode on one street: straight there
+            return RedirectResponse(f"{settings.base_url}/streets/{found.streets[0].id}", status_code=303)
+    body = render("home.html", **_home_context(settings, areas, q))
     return cacheable(request, body, HTML, last_modified=None, max_age=300)
 
 
@@ -125,16 +159,38 @@ async def street_events(request: Request, street_id: str):
     "/streets/{street_id}/notice", response_class=HTMLResponse, summary="A printable A4 notice for the street"
 )
 async def street_notice(request: Request, street_id: str) -> Response:
-    runtime, settings, areas = runtime_of(request)
-    target = _street_target(areas, street_id)
+    target = _street_target(runtime_of(request)[2], street_id)
+    return await _notice(request, target, short_code(street_id), f"on {target.title}")
+
+
+@router.get(
+    "/wards/{ward_code}/notice", response_class=HTMLResponse, summary="A printable A4 notice for the ward"
+)
+async def ward_notice(request: Request, ward_code: str) -> Response:
+    target = _ward_target(runtime_of(request)[2], ward_code)
+    return await _notice(request, target, short_code(f"ward/{ward_code}"), f"in {target.title}")
+
+
+# A notice has room for this many needs on one A4 page; the rest are behind its link.
+NOTICE_MAX_NEEDS = 3
+
+
+async def _notice(request: Request, target: FeedTarget, code: str, where: str) -> Response:
+    runtime, settings, _ = runtime_of(request)
     entries, last_modified = await load_entries(runtime, target)
-    today = dt.datetime.now(dt.UTC).date()
+    short_url = f"{settings.base_url}/n/{code}"
+    qr = segno.make(short_url, error="m").svg_inline(scale=4, title=f"QR code for {short_url}", border=2)
     body = render(
         "notice.html",
-        street_name=target.title,
-        entries=entries,
-        printed_on=today,
-        short_url=f"{settings.base_url.split('://', 1)[1]}/n/{short_code(street_id)}",
+        base_url=settings.base_url,
+        place=target.title,
+        where=where,
+        entries=entries[:NOTICE_MAX_NEEDS],
+        more=max(0, len(entries) - NOTICE_MAX_NEEDS),
+        printed_on=dt.datetime.now(dt.UTC).date(),
+        short_url=short_url.split("://", 1)[1],
+        qr_svg=qr,
+        contact=settings.notice_contact,
     )
     return cacheable(request, body, HTML, last_modified=last_modified, max_age=settings.feed_cache_max_age_s)
 
@@ -147,10 +203,14 @@ async def street_page(request: Request, street_id: str) -> Response:
 @router.get("/n/{code}", summary="Short link from a printed notice to its street")
 async def short_link(request: Request, code: str) -> Response:
     runtime, settings, areas = runtime_of(request)
-    codes = runtime.state.setdefault("short_codes", {short_code(i): i for i in areas.gazetteer.streets})
+    codes = runtime.state.get("short_codes")
+    if codes is None:
+        codes = {short_code(i): f"/streets/{i}" for i in areas.gazetteer.streets}
+        codes.update({short_code(f"ward/{w}"): f"/wards/{w}" for w in areas.wards})
+        runtime.state["short_codes"] = codes
     if code not in codes:
-        raise Problem(404, "No street has that short code")
-    return RedirectResponse(f"{settings.base_url}/streets/{codes[code]}", status_code=301)
+        raise Problem(404, "No street or ward has that short code")
+    return RedirectResponse(f"{settings.base_url}{codes[code]}", status_code=301)
 
 
 @router.get("/wards/{ward_code}.{fmt}", summary="A ward's feed as Atom, RSS or JSON Feed")
@@ -229,11 +289,13 @@ async def subscribe_form(
     street_id: Annotated[str | None, Form()] = None,
     street_ids: Annotated[list[str] | None, Form()] = None,
     ward_code: Annotated[str | None, Form()] = None,
-    lat: Annotated[float | None, Form()] = None,
-    lon: Annotated[float | None, Form()] = None,
-    radius_m: Annotated[float | None, Form()] = None,
+    lat: Annotated[str | None, Form()] = None,
+    lon: Annotated[str | None, Form()] = None,
+    radius_m: Annotated[str | None, Form()] = None,
 ) -> Response:
     runtime, settings, areas = runtime_of(request)
+    near_me = kind == "area" or (not kind and (lat or lon or radius_m))
+    point = _point(areas, settings, kind, lat, lon, radius_m) if near_me else None
     sel = resolve(
         areas,
         settings,
@@ -241,9 +303,7 @@ async def subscribe_form(
         street_id=street_id,
         street_ids=street_ids,
         ward_code=ward_code,
-        lat=lat,
-        lon=lon,
-        radius_m=radius_m,
+        **(point or {}),
     )
     done = await subscribe(runtime, sel)
     path = f"/s/{done.token}"
@@ -260,6 +320,49 @@ async def subscribe_form(
     return HTMLResponse(
         body, status_code=201, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
     )
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _resident_error(message: str, title: str = "Please check what you chose") -> Problem:
+    """A 422 whose message is written for residents (shown as-is on the HTML error page)."""
+    return Problem(422, title, message, errors=[{"field": "", "message": message}])
+
+
+def _point(areas: Areas, settings: FeedsSettings, kind, lat, lon, radius) -> dict[str, float]:
+    """lat/lon/radius from the "near me" form, checked with messages residents understand."""
+    la, lo, r = _number(lat), _number(lon), _number(radius)
+    problems = []
+    if la is None or lo is None:
+        problems.append("Choose a point first: use your location, or click the map.")
+    if r is None or not (MIN_RADIUS_M <= r <= settings.max_radius_m):
+        problems.append(f"Choose a distance between {MIN_RADIUS_M:,} and {settings.max_radius_m:,} metres.")
+    if problems:
+        raise Problem(
+            422,
+            "Please check what you chose",
+            " ".join(problems),
+            errors=[{"field": "", "message": m} for m in problems],
+        )
+    if not (-90 <= la <= 90 and -180 <= lo <= 180) or not areas.gazetteer.contains(lo, la):
+        raise _resident_error(
+            f"That point is outside {settings.council_name}. Choose a point inside "
+            f"{settings.council_name}, or search for a street.",
+            "That point is outside the area we cover",
+        )
+    try:
+        areas.for_circle(la, lo, r)
+    except UnknownArea:
+        raise _resident_error(
+            "We couldn't find a street that close to the point. Choose a larger distance.",
+            "Nothing near that point",
+        ) from None
+    return {"lat": la, "lon": lo, "radius_m": r}
 
 
 @router.get("/prompts/{prompt_id}", response_class=HTMLResponse, summary="One prompt, with 'I can help'")

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 
-__all__ = ["STATIC_DIR", "TEMPLATES_DIR", "mount_static", "page_renderer"]
+__all__ = ["STATIC_DIR", "TEMPLATES_DIR", "HeadAsGet", "mount_static", "page_renderer"]
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -34,6 +34,8 @@ def page_renderer(templates: Path, **globals_: Any):
         context.setdefault("alternates", [])
         context.setdefault("private", False)
         context.setdefault("counts", {})
+        context.setdefault("map", None)
+        context.setdefault("canonical", None)
         return env.get_template(template).render(**context).encode()
 
     return render
@@ -42,3 +44,28 @@ def page_renderer(templates: Path, **globals_: Any):
 def mount_static(app: FastAPI) -> None:
     """Serve the shared static files at `/static/` (long-cached: file names carry versions)."""
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+
+class HeadAsGet:
+    """ASGI middleware: answer HEAD on every GET route with the GET's status and headers, no body.
+
+    FastAPI routes declare GET only (so HEAD would be 405). Live streams (`/events`) never end, so
+    they are left alone.
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD" or scope["path"].endswith("/events"):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_no_body(message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, send_no_body)

@@ -7,10 +7,13 @@ test is skipped with the reason.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
 import tempfile
+import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -121,3 +124,126 @@ def axe():
 @pytest.fixture(scope="session")
 def screenshot():
     return save_screenshot
+
+
+class LiveFeeds:
+    """The feeds service (real Kafka + PostgreSQL, Camden gazetteer) served from a background thread,
+    so synchronous Selenium tests can browse it; `publish` puts prompts on prompts.v1 like the prompter."""
+
+    def __init__(self, stack: dict[str, str], template: str) -> None:
+        self.stack, self.template = stack, template
+        self.base = ""
+        self.settings = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, name="live-feeds", daemon=True)
+
+    def start(self) -> LiveFeeds:
+        self._thread.start()
+        if not self._ready.wait(120) or self._error:
+            raise RuntimeError(f"the feeds service did not start: {self._error!r}")
+        return self
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # reported to the test thread
+            self._error = exc
+            self._ready.set()
+
+    async def _main(self) -> None:
+        from services.feeds.main import create_app
+        from services.feeds.settings import FeedsSettings
+        from shared.db import create_database, drop_database
+        from tests.support import loopback_socket, serve
+
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        url = await create_database(self.stack["database"], prefix="t_browser", template=self.template)
+        sock, self.base = loopback_socket()
+        self.settings = FeedsSettings(
+            database_url=url,
+            kafka_bootstrap_servers=self.stack["kafka"],
+            base_url=self.base,
+            group_id=f"feeds-browser-{uuid.uuid4().hex[:8]}",
+            notice_contact="Camden Council contact centre (example): 020 0000 0000",
+            _env_file=None,
+        )
+        try:
+            async with serve(create_app(self.settings), sock):
+                self._ready.set()
+                await self._stop.wait()
+        finally:
+            await drop_database(self.stack["database"], url)
+
+    def stop(self) -> None:
+        if self._loop and self._stop:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(60)
+
+    def publish(self, *prompts: Any) -> None:
+        """Publish PromptPublished events (from this, the test's, thread) and wait for the acks."""
+        from aiokafka import AIOKafkaProducer
+
+        from shared.contracts import PROMPTS
+
+        async def send() -> None:
+            producer = AIOKafkaProducer(bootstrap_servers=self.stack["kafka"], acks="all")
+            await producer.start()
+            try:
+                for p in prompts:
+                    await producer.send_and_wait(
+                        PROMPTS.name, p.model_dump_json().encode(), key=p.prompt_id.encode()
+                    )
+            finally:
+                await producer.stop()
+
+        asyncio.run(send())
+
+
+@pytest.fixture(scope="session")
+def feeds_site(stack: dict[str, str], gazetteer_template: str) -> Iterator[LiveFeeds]:
+    """The running feeds service for browser journeys (skips, like every integration test, without
+    Kafka/PostgreSQL)."""
+    site = LiveFeeds(stack, gazetteer_template).start()
+    try:
+        yield site
+    finally:
+        site.stop()
+
+
+def place_prompt(street: Any, tag: str, category: str = "fly_tipping", title: str | None = None) -> Any:
+    """A place prompt on one street, as the prompter publishes it."""
+    import datetime as dt
+
+    from shared.contracts import OpportunityLink, PromptPublished
+
+    return PromptPublished(
+        prompt_id=f"b{tag}-{street.id}:{category}",
+        revision=1,
+        area_id=street.id,
+        area_kind="street",
+        area_name=street.name,
+        ward_code=street.ward_code,
+        street_ids=(street.id,),
+        category=category,
+        sensitivity="place",
+        title=title or f"Fly-tipping on {street.name} ({tag})",
+        body="Bags have been left by the corner. A clean-up group meets nearby.",
+        opportunities=(
+            OpportunityLink(
+                opportunity_id="o-1",
+                title="Clean-up Saturday",
+                organisation="Camden Clean Streets",
+                url="https://example.org/cleanup",
+                when="Saturdays 10am at the library",
+            ),
+        ),
+        published_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
+    )
+
+
+@pytest.fixture(scope="session")
+def place_prompt_factory():
+    return place_prompt

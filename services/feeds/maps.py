@@ -1,0 +1,127 @@
+"""GeoJSON for the residents' map: the gazetteer as an offline basemap, and needs drawn by category.
+
+Place needs are drawn on their street (or unit); person needs only ever as the released band on
+the whole published unit or ward they were released for, exactly as the feeds show them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from shared.gazetteer import geojson
+from shared.gazetteer.selection import Selection
+
+from .conditional import cacheable
+from .entries import FeedEntry
+from .views import FeedTarget, load_entries, runtime_of
+from .web import _street_target, _subscription_target, _ward_target
+
+__all__ = ["GEOJSON", "router"]
+
+router = APIRouter(tags=["map"])
+GEOJSON = "application/geo+json"
+# The basemap changes only when the gazetteer is re-imported (and the service restarted).
+BASEMAP_MAX_AGE_S = 86_400
+
+
+def _basemap(request: Request, name: str) -> Response:
+    runtime, _, areas = runtime_of(request)
+    cache = runtime.state.setdefault("basemap", {})
+    if name not in cache:
+        build = geojson.streets_collection if name == "streets" else geojson.wards_collection
+        body = geojson.dumps(build(areas.gazetteer))
+        cache[name] = (body, f'"{hashlib.sha256(body).hexdigest()[:20]}"')
+    body, etag = cache[name]
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers={"ETag": etag})
+    return Response(
+        body,
+        media_type=GEOJSON,
+        headers={"ETag": etag, "Cache-Control": f"public, max-age={BASEMAP_MAX_AGE_S}"},
+    )
+
+
+@router.get("/map/streets.geojson", summary="Every street of the gazetteer (GeoJSON, simplified)")
+async def streets_geojson(request: Request) -> Response:
+    return _basemap(request, "streets")
+
+
+@router.get("/map/areas.geojson", summary="Ward boundaries and the council boundary (GeoJSON)")
+async def areas_geojson(request: Request) -> Response:
+    return _basemap(request, "areas")
+
+
+def need_feature(areas, e: FeedEntry) -> dict | None:
+    """A need as a map feature on the area it was released for, or None if that area is unknown."""
+    shape = areas.gazetteer.area_shape(e.area_kind, e.area_id, e.street_ids)
+    if shape is None:
+        return None
+    props = {
+        "role": "need",
+        "title": e.title,
+        "category": e.category,
+        "category_name": e.category_name,
+        "sensitivity": e.sensitivity.value,
+        "area": e.area_name,
+        "area_kind": e.area_kind,
+        "url": e.url,
+    }
+    return geojson.feature(shape, props, geojson.AREA_TOLERANCE if e.area_kind == "ward" else 0.00002)
+
+
+async def _needs(request: Request, target: FeedTarget, focus: list[dict]) -> Response:
+    runtime, settings, areas = runtime_of(request)
+    entries, last_modified = await load_entries(runtime, target)
+    needs = [f for f in (need_feature(areas, e) for e in entries) if f is not None]
+    body = geojson.dumps(geojson.collection([*focus, *needs]))
+    return cacheable(
+        request,
+        body,
+        GEOJSON,
+        last_modified=last_modified,
+        max_age=settings.feed_cache_max_age_s,
+        private=target.private,
+    )
+
+
+def _focus(areas, sel: Selection) -> list[dict]:
+    """The followed streets (or ward) highlighted on the map, so it opens on them."""
+    if sel.kind == "ward" and sel.ward_codes:
+        ward = next((w for w in areas.gazetteer.wards if w.code == sel.ward_codes[0]), None)
+        if ward is not None:
+            return [
+                geojson.feature(ward.geometry, {"role": "focus", "name": ward.name}, geojson.AREA_TOLERANCE)
+            ]
+    return [geojson.street_feature(s, role="focus") for s in sel.streets]
+
+
+@router.get("/map/needs.geojson", summary="Every current need, drawn on its area (GeoJSON)")
+async def needs_geojson(request: Request) -> Response:
+    _, settings, areas = runtime_of(request)
+    sel = areas.for_all(settings.council_name)
+    target = FeedTarget(sel, "/", sel.label, "", "all")
+    return await _needs(request, target, [])
+
+
+@router.get("/streets/{street_id}/map.geojson", summary="A street and its needs (GeoJSON)")
+async def street_geojson(request: Request, street_id: str) -> Response:
+    areas = runtime_of(request)[2]
+    target = _street_target(areas, street_id)
+    return await _needs(request, target, _focus(areas, target.selection))
+
+
+@router.get("/wards/{ward_code}/map.geojson", summary="A ward and its needs (GeoJSON)")
+async def ward_geojson(request: Request, ward_code: str) -> Response:
+    areas = runtime_of(request)[2]
+    target = _ward_target(areas, ward_code)
+    return await _needs(request, target, _focus(areas, target.selection))
+
+
+@router.get("/s/{token}/map.geojson", summary="A subscription's streets and needs (GeoJSON, private)")
+async def subscription_geojson(request: Request, token: str) -> Response:
+    areas = runtime_of(request)[2]
+    target = await _subscription_target(request, token)
+    return await _needs(request, target, _focus(areas, target.selection))
