@@ -39,6 +39,7 @@ SERVICES: tuple[Service, ...] = (
     Service("prompter", 8003, "prompter", "prompts and opportunities: /v1/opportunities"),
     Service("feeds", 8000, "feeds", "residents' feeds: / (search your street)"),
     Service("partners", 8004, "partners", "VCS partner API: /docs"),
+    Service("notifier", 8005, "notifier", "e-mail alerts: the form on every street page"),
     Service("console", 8006, "console", "council operators' console: / (sign in: CONSOLE_* in demo keys)"),
 )
 

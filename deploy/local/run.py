@@ -49,6 +49,8 @@ def local_secrets() -> dict[str, str]:
         "PROMPTER_ADMIN_TOKEN": lambda: secrets.token_urlsafe(32),
         "INGEST_OPERATOR_TOKEN": lambda: secrets.token_urlsafe(32),
         "PARTNERS_OPERATOR_TOKEN": lambda: secrets.token_urlsafe(32),
+        "NOTIFIER_LINK_SECRET": lambda: secrets.token_urlsafe(48),
+        "NOTIFIER_WEBHOOK_TOKEN": lambda: secrets.token_urlsafe(32),
     }
     have = load_env(SECRETS)
     missing = {k: make() for k, make in wanted.items() if k not in have}
@@ -102,6 +104,19 @@ def start(env: dict[str, str]) -> list[tuple[str, int, subprocess.Popen]]:
         (RUN_DIR / f"{name}.pid").write_text(str(proc.pid))
         procs.append((name, port, proc))
     return procs
+
+
+def start_mail_sink(env: dict[str, str]) -> subprocess.Popen:
+    """The local SMTP sink the notifier sends to by default: mail lands in .local/mail/, readable at :8025."""
+    proc = subprocess.Popen(
+        [PY, "-m", "services.notifier.sink", "--maildir", str(LOCAL / "mail"), "--smtp-port", "1025"],
+        cwd=ROOT,
+        env=env,
+        stdout=(RUN_DIR / "mail-sink.log").open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+    (RUN_DIR / "mail-sink.pid").write_text(str(proc.pid))
+    return proc
 
 
 def demo_keys(env: dict[str, str]) -> dict[str, str]:
@@ -208,6 +223,7 @@ def main() -> None:
     keys = demo_keys(env)
     env.update(keys)
     procs = start(env)
+    mail_sink = start_mail_sink(env)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
     started = time.monotonic()
     try:
@@ -219,6 +235,8 @@ def main() -> None:
         print(f"  all services up in {time.monotonic() - started:.1f}s\n")
         for name, port, hint in SERVICES:
             print(f"  {name:<11} {hint} → http://127.0.0.1:{port}")
+        print(f"  {'mail':<11} .local/mail/ and http://127.0.0.1:8025 (every mail sent on this machine)")
+        procs.append(("mail-sink", 8025, mail_sink))
         print(f"\n  demo keys ({DEMO_KEYS.relative_to(ROOT)}):")
         for k, v in keys.items():
             print(f"    {k}={v}")
