@@ -1,4 +1,4 @@
-"""`streetneeds aggregator ...`: rebuild the state by replay, and release a month of person needs."""
+"""`streetneeds aggregator ...`: rebuild the state by replay, release a month, purge ended pseudonyms."""
 
 from __future__ import annotations
 
@@ -18,8 +18,11 @@ from .outbox import relay_once, start_producer
 from .processing import refresh_place
 from .releases import CATCH_UP_LAG, release_period
 from .settings import AggregatorSettings
+from .subjects import purge as purge_subjects
 
-__all__ = ["app", "rebuild_state"]
+__all__ = ["app", "purge_state", "rebuild_state"]
+
+PURGE_MARGIN_DAYS = 62  # as ingest's time tolerance: the previous month may be unreleased
 
 app = typer.Typer(help="The aggregator: rebuild its state, release person needs.", no_args_is_help=True)
 
@@ -111,3 +114,25 @@ def release(
         typer.echo(asyncio.run(_release(AggregatorSettings(), period, force)))
     except (ValueError, ReleaseNotDue) as exc:
         raise typer.BadParameter(str(exc), param_hint="--period") from None
+
+
+async def purge_state(settings: AggregatorSettings, now: dt.datetime | None = None) -> dict[str, int]:
+    """Delete pseudonyms no longer needed (docs/privacy.md, retention): only rows that ended more
+    than two months (and two place trend windows) ago, so no release still to be made needs them."""
+    now = now or dt.datetime.now(dt.UTC)
+    keep_days = max(PURGE_MARGIN_DAYS, 2 * settings.trend_days)
+    pool = await create_pool(settings.database_url)
+    try:
+        async with pool.acquire() as conn:
+            await apply_migrations(conn, "aggregator", MIGRATIONS)
+            return dict(await purge_subjects(conn, now, keep_days))
+    finally:
+        await pool.close()
+
+
+@app.command("purge")
+def purge() -> None:
+    """Delete the pseudonyms of signals that ended over two months ago, of withdrawals no raise can
+    need any more, and ledger entries of past years (run monthly; a rebuild brings rows back until then)."""
+    deleted = asyncio.run(purge_state(AggregatorSettings()))
+    typer.echo("purged: " + ", ".join(f"{n} {table}" for table, n in deleted.items()))

@@ -16,6 +16,7 @@ from . import admin_api, api, handlers, open311_api
 from .anonymise import Pseudonymiser
 from .auth import RateLimiter
 from .pipeline import Pipeline
+from .quiet import QuietErrors
 from .settings import IngestSettings
 
 __all__ = ["create_app"]
@@ -63,6 +64,7 @@ def create_app(settings: IngestSettings, *, gazetteer: Gazetteer | None = None) 
     app.include_router(api.router)
     app.include_router(open311_api.router)
     app.include_router(admin_api.router)
+    app.add_middleware(QuietErrors)  # docs/privacy.md rule 1: no input in any log line
     _document_request_models(app)
     return app
 

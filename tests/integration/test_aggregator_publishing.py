@@ -84,7 +84,7 @@ async def test_place_and_person_needs_reach_api_and_topic(stack, fresh_database_
         kafka_bootstrap_servers=stack["kafka"],
         group_id=f"test-{random_id}",
         replay_from=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=2),
-        operator_token="op-secret",
+        operator_token="op-secret-0123456789abcdefghij",
         noise=False,
         allow_weaker_than_policy=True,
         release_check_interval_seconds=3600,
@@ -176,8 +176,13 @@ async def test_place_and_person_needs_reach_api_and_topic(stack, fresh_database_
 
         denied = await client.get("/v1/audit/withheld")
         assert denied.status_code == 401 and denied.json()["status"] == 401
-        auth = {"Authorization": "Bearer op-secret"}
-        assert (await client.get("/v1/audit/withheld", headers=auth)).status_code == 200
+        auth = {"Authorization": "Bearer op-secret-0123456789abcdefghij"}
+        audit = await client.get("/v1/audit/withheld", headers=auth)
+        assert audit.status_code == 200
+        # Counts by reason only (docs/privacy.md rule 8): no unit, street or subject is named.
+        assert all(
+            set(row) == {"period", "category", "reason", "cells", "recorded_at"} for row in audit.json()
+        )
         releases = (await client.get("/v1/releases", headers=auth)).json()
         assert releases[0]["period"] == period
 
