@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -17,7 +18,16 @@ from .auth import RateLimiter
 from .pipeline import OutOfScope, Pipeline, ProduceFailed
 from .places import place_area
 from .repository import System
-from .schemas import BatchResult, CategoryOut, ItemResult, PlacedOn, SignalBatch, problem_responses
+from .schemas import (
+    BatchResult,
+    CategoryOut,
+    ItemResult,
+    PlacedOn,
+    SignalBatch,
+    WithdrawEverywhere,
+    WithdrawnEverywhere,
+    problem_responses,
+)
 
 __all__ = ["openapi_models", "router"]
 
@@ -182,6 +192,61 @@ async def post_signals(request: Request) -> BatchResult:
         )
     count = {k: sum(o.outcome == k for o in outcomes) for k in ("accepted", "duplicate", "rejected")}
     return BatchResult(items=results, **count)
+
+
+@router.post(
+    "/withdrawals",
+    status_code=202,
+    response_model=WithdrawnEverywhere,
+    summary="Withdraw a subject from everything",
+    description="Consent withdrawn, moved away, died: one `withdrawn` signal for every category this "
+    "system may send, through the same door as any signal (the reference is pseudonymised, nothing "
+    "is stored in clear). The subject leaves every count at once. `event_id` makes retries safe.",
+    responses=problem_responses(401, 422, 429, 503),
+)
+async def withdraw_everywhere(request: Request, body: WithdrawEverywhere) -> WithdrawnEverywhere:
+    runtime: Runtime = request.app.state.runtime
+    system = await _system(request, runtime)
+    gazetteer: Gazetteer = runtime.state["gazetteer"]
+    categories = sorted(system.categories)
+    at = (body.occurred_at or dt.datetime.now(dt.UTC)).isoformat()
+    # The aggregator ends a withdrawn subject on every street: the street here only carries the event.
+    carrier = min(gazetteer.streets)
+    items = [
+        {
+            "event_id": f"{body.event_id}#everywhere:{category}",
+            "category": category,
+            "action": "withdrawn",
+            "subject_ref": body.subject_ref,
+            "occurred_at": at,
+            "location": {"street_id": carrier},
+        }
+        for category in categories
+    ]
+    pipeline: Pipeline = runtime.state["pipeline"]
+    try:
+        outcomes = await pipeline.accept(items, system, "http")
+    except ProduceFailed:
+        raise Problem(
+            503,
+            "Withdrawal could not be handed on",
+            "Nothing was recorded; retry.",
+            headers={"Retry-After": "5"},
+        ) from None
+    if bad := [o for o in outcomes if o.outcome == "rejected"]:
+        raise Problem(
+            422,
+            "Withdrawal rejected",
+            errors=[
+                {"field": e.partition(": ")[0], "message": e.partition(": ")[2]}
+                for o in bad
+                for e in o.errors
+            ],
+        )
+    return WithdrawnEverywhere(
+        categories=categories,  # type: ignore[arg-type]
+        accepted=sum(o.outcome == "accepted" for o in outcomes),
+    )
 
 
 @router.get(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared.contracts import Category, CouncilSignal, Sensitivity
 
@@ -16,6 +16,8 @@ __all__ = [
     "PlacedOn",
     "ProblemOut",
     "SignalBatch",
+    "WithdrawEverywhere",
+    "WithdrawnEverywhere",
     "problem_responses",
 ]
 
@@ -36,6 +38,26 @@ class PlacedOn(BaseModel):
         description="Place categories: the area name the street's reports are published under (the "
         "street itself, or the place unit of a street under 8 addresses); null when not published.",
     )
+
+
+class WithdrawEverywhere(BaseModel):
+    """Withdraw one subject from every category this system may send (docs/privacy.md rule 9)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    event_id: str = Field(
+        ...,
+        min_length=1,
+        max_length=180,
+        description="Idempotency key: sending it again has no second effect.",
+    )
+    subject_ref: str = Field(..., min_length=1, max_length=200, description="Pseudonymised at the door.")
+    occurred_at: AwareDatetime | None = Field(None, description="When consent ended etc.; default: now.")
+
+
+class WithdrawnEverywhere(BaseModel):
+    categories: list[Category] = Field(..., description="Every category the subject was withdrawn from.")
+    accepted: int = Field(..., description="Withdrawals recorded now (0 when this event_id was sent before).")
 
 
 class ItemResult(BaseModel):

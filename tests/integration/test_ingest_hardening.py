@@ -226,3 +226,21 @@ async def test_acceptance_time_and_record_timestamps_are_coarse(ingest, kafka_bo
     assert accepted and all(
         r["accepted_at"] == NOW.replace(hour=0, minute=0, second=0, microsecond=0) for r in accepted
     )
+
+
+async def test_a_subject_is_withdrawn_from_everything_once(ingest, kafka_bootstrap):
+    client, key, council = ingest["client"], ingest["key"], ingest["council"]
+    start = await _end_offsets(kafka_bootstrap, SIGNALS_ANONYMISED)
+    body = {"event_id": "moved-away-1", "subject_ref": "ASC-PERSON-771203", "name": "Edith Quigglesworth"}
+    first = await client.post("/v1/withdrawals", json=body, headers={"X-API-Key": key})
+    again = await client.post("/v1/withdrawals", json=body, headers={"X-API-Key": key})
+    assert first.status_code == again.status_code == 202, first.text
+    every = ["fly_tipping", "graffiti", "isolation", "overcrowding"]
+    assert first.json() == {"categories": every, "accepted": 4}
+    assert again.json() == {"categories": every, "accepted": 0}  # a retry has no second effect
+    end = await _end_offsets(kafka_bootstrap, SIGNALS_ANONYMISED)
+    events = [e for _, e in await _read(kafka_bootstrap, start, end, _anonymised_of(council))]
+    assert sorted(e.category.value for e in events) == every
+    assert {e.action for e in events} == {"withdrawn"} and len({e.subject_key for e in events}) == 1
+    assert "Quigglesworth" not in first.text and "771203" not in first.text
+    assert (await client.post("/v1/withdrawals", json=body)).status_code == 401
