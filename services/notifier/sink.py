@@ -111,6 +111,18 @@ def mailbox_app(maildir: Path) -> FastAPI:
         )
         return _PAGE.format(title="Local mailbox", body=body)
 
+    # The suffixed routes first: a Maildir key has dots, so `/m/{key}` would match them too.
+    @app.get("/m/{key}.html", response_class=HTMLResponse)
+    async def show_html(key: str) -> str:
+        part = find(key).get_body(("html",))
+        if part is None:
+            raise HTTPException(404, "this message has no HTML part")
+        return part.get_content()
+
+    @app.get("/m/{key}.eml", response_class=PlainTextResponse)
+    async def source(key: str) -> str:
+        return find(key).as_string()
+
     @app.get("/m/{key}", response_class=HTMLResponse)
     async def show(key: str) -> str:
         msg = find(key)
@@ -125,17 +137,6 @@ def mailbox_app(maildir: Path) -> FastAPI:
             f"<pre>{_linkify(text.get_content()) if text else ''}</pre>"
         )
         return _PAGE.format(title=html.escape(str(msg["Subject"])), body=body)
-
-    @app.get("/m/{key}.html", response_class=HTMLResponse)
-    async def show_html(key: str) -> str:
-        part = find(key).get_body(("html",))
-        if part is None:
-            raise HTTPException(404, "this message has no HTML part")
-        return part.get_content()
-
-    @app.get("/m/{key}.eml", response_class=PlainTextResponse)
-    async def source(key: str) -> str:
-        return find(key).as_string()
 
     return app
 
