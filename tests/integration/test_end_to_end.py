@@ -46,6 +46,9 @@ PERSONAL = {
 }
 
 
+LONG_ADDRESS = ("Flat 9, Ninety Court, 90 Nonesuch Lane, London NW1 9ZZ; " * 10).strip()  # > 500 chars
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -134,6 +137,7 @@ async def system(stack, fresh_database_url, random_id, tmp_path) -> AsyncIterato
             "database": fresh_database_url,
             "topic_prefix": env["STREETNEEDS_TOPIC_PREFIX"],
             "env": env,
+            "logs": tmp_path,
         }
     finally:
         for proc in procs:
@@ -339,6 +343,15 @@ async def test_council_signal_to_resident_feed_with_privacy_intact(
 
         await _eventually(gone, "the fly-tipping prompt to leave the feed")
 
+        # Input that is refused must not reach a log line either (docs/privacy.md rule 1): an address
+        # over the contract's 500 characters, by the JSON API and by Open311.
+        too_long = {**flags[0], "event_id": f"{random_id}-long", "location": {"address": LONG_ADDRESS}}
+        refused = await client.post(f"{urls['ingest']}/v1/signals", json=[too_long], headers=council)
+        assert refused.status_code == 422, refused.text
+        form = {"api_key": system["council_key"], "service_code": "graffiti", "address_string": LONG_ADDRESS}
+        refused = await client.post(f"{urls['ingest']}/open311/v2/requests.json", data=form)
+        assert refused.status_code == 400, refused.text
+
         # 4. Privacy: collect every public output and scan it.
         public = [
             (await client.get(f"{urls['feeds']}/streets/{street.id}")).text,
@@ -414,6 +427,13 @@ async def test_council_signal_to_resident_feed_with_privacy_intact(
             assert not leaks(dump, scan), f"{table[0]}.{table[1]} holds {leaks(dump, scan)}"
     finally:
         await conn.close()
+
+    # Logs: no personal value in any service's log, ever — pseudonyms included.
+    for name in SERVICES:
+        log = (system["logs"] / f"{name}.log").read_text(errors="replace")
+        assert log.strip(), f"{name} logged nothing: the scan would prove nothing"
+        found = leaks(log, [*forbidden, LONG_ADDRESS[:40]])
+        assert not found, f"{name}'s log holds {found}"
 
 
 async def _matching(entries_coro, word: str):
