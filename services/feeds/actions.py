@@ -11,12 +11,16 @@ from shared.gazetteer.selection import Areas, Selection, UnknownArea
 from shared.http import Problem
 from shared.service import Runtime
 
+from . import help_repository as help_repo
 from . import repository as repo
 from .ratelimit import RateLimiter
 from .settings import FeedsSettings
 from .tokens import hash_token, new_token, valid_token
 
 __all__ = ["Subscribed", "resolve", "respond", "subscribe", "subscription"]
+
+# uuid5 namespace of "I can help" response ids (fixed: the same resident and prompt, the same id).
+_RESPONSES = uuid.UUID("5b3f6f9e-2f4c-4a57-9d0e-7c1b8e2a4d61")
 
 
 @dataclass(frozen=True)
@@ -111,16 +115,22 @@ async def subscription(runtime: Runtime, token: str) -> Selection:
 async def respond(
     runtime: Runtime,
     prompt_id: str,
-    client_ip: str,
-) -> tuple[ResidentResponded, PromptPublished, int]:
-    """Publish an anonymous "I can help" and count it; 404 for an unknown or retired prompt, 429
-    when this client has said it too often."""
+    client_key: str,
+    helper: str,
+) -> tuple[ResidentResponded, PromptPublished, int, bool]:
+    """An anonymous "I can help", counted once per resident per prompt: (event, prompt, count, new).
+
+    `helper` is the resident's random first-party cookie; the response id is uuid5(helper, prompt),
+    so saying it again (any button, any page) changes nothing, here or in the prompter, which
+    de-duplicates by response id. 404 for an unknown or retired prompt; 429 when this client
+    (`client_key`, e.g. its IP) has said it too often.
+    """
     limiter: RateLimiter = runtime.state["limiter"]
     async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
         found = await repo.prompt(conn, prompt_id)
     if found is None or found[1]:
         raise Problem(404, "No such prompt", "It may have been retired: the need is no longer reported.")
-    allowed, retry_after = limiter.allow(client_ip)
+    allowed, retry_after = limiter.allow(client_key)
     if not allowed:
         raise Problem(
             429,
@@ -130,19 +140,22 @@ async def respond(
         )
     prompt = found[0]
     event = ResidentResponded(
-        response_id=uuid.uuid4(),
+        response_id=uuid.uuid5(_RESPONSES, f"{helper}\n{prompt.prompt_id}"),
         prompt_id=prompt.prompt_id,
         area_id=prompt.area_id,
         category=prompt.category,
         responded_on=dt.datetime.now(dt.UTC).date(),
     )
-    # Published before counting: the topic is the record, so nothing is counted that is not on it
-    # (a crash in between leaves one uncounted, which is harmless). The count is a row in the shared
-    # database, so every replica shows the same number. No connection is held during the publish: a
-    # slow broker must not starve the pool that serves pages.
-    await runtime.broker.publish(
-        event.model_dump_json().encode(), topic=RESIDENT_RESPONSES.name, key=prompt.prompt_id.encode()
-    )
     async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
-        count = await repo.add_response(conn, prompt.prompt_id)
-    return event, prompt, count
+        already = await help_repo.seen(conn, event.response_id)
+    if not already:
+        # Published before counting: the topic is the record, so nothing is counted that is not on it
+        # (a crash in between leaves one uncounted; the retry publishes the same id again, which the
+        # prompter counts once). No connection is held during the publish: a slow broker must not
+        # starve the pool that serves pages.
+        await runtime.broker.publish(
+            event.model_dump_json().encode(), topic=RESIDENT_RESPONSES.name, key=prompt.prompt_id.encode()
+        )
+    async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
+        new, count = await help_repo.count_once(conn, event.response_id, prompt.prompt_id, event.responded_on)
+    return event, prompt, count, new

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Literal
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.contracts import OpportunityLink
 
 from .actions import resolve, respond, subscribe
+from .help import HELPER_COOKIE, client_key
 from .views import runtime_of
 
 __all__ = ["router"]
@@ -132,7 +133,9 @@ async def create_subscription(request: Request, body: SubscriptionIn) -> Subscri
 )
 async def create_response(request: Request, prompt_id: str) -> ResponseOut:
     runtime, _, _ = runtime_of(request)
-    event, prompt, count = await respond(runtime, prompt_id, request.client.host if request.client else "")
+    # Browsers that clicked on the page send the helper cookie; other clients count per request.
+    helper = request.cookies.get(HELPER_COOKIE) or uuid4().hex
+    event, prompt, count, _ = await respond(runtime, prompt_id, client_key(request), helper)
     return ResponseOut(
         response_id=event.response_id,
         prompt_id=prompt.prompt_id,

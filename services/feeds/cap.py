@@ -108,13 +108,21 @@ def _sub(parent, tag: str, text: str | None = None):
     return el
 
 
+def _way(o) -> str:
+    """One way to help as a line: what, who, when, and how to get in touch."""
+    who = f" ({o.organisation})" if o.kind == "local" and o.organisation != o.title else ""
+    routes = [r for r in (o.url, o.contact_email, o.contact_phone) if r]
+    when = f", {o.when}" if o.when else ""
+    return f"{o.title}{who}{when}" + (f": {' or '.join(routes)}" if routes else "")
+
+
 def _instruction(prompt: PromptPublished) -> str:
-    lines = [
-        f"{o.title} ({o.organisation})" + (f", {o.when}" if o.when else "") + (f": {o.url}" if o.url else "")
-        for o in prompt.opportunities
-    ]
-    head = "Neighbours can help: see the link for local groups and say you can help."
-    return "\n".join([head, *lines])
+    """Names the real ways to help the prompt links: local groups first, then platforms."""
+    if not prompt.opportunities:
+        return "Neighbours can help: open the link below and say you can help."
+    local = any(o.kind == "local" for o in prompt.opportunities)
+    head = "Ways to help" + (", local groups first:" if local else ":")
+    return "\n".join([head, *(_way(o) for o in prompt.opportunities)])
 
 
 def alert_xml(message, *, sender: str, sender_name: str, base_url: str, polygons: list[str]) -> bytes:

@@ -15,7 +15,7 @@ from shared.kafka import make_broker
 from shared.service import Runtime, create_service_app
 from shared.web import mount_static
 
-from . import api, cap_routes, web
+from . import api, cap_routes, help, web
 from . import repository as repo
 from .consume import apply_event
 from .errors import install_html_errors
@@ -71,6 +71,7 @@ def create_app(settings: FeedsSettings, *, gazetteer: Gazetteer | None = None) -
     install_html_errors(app, settings.base_url)
     app.include_router(api.router)
     app.include_router(cap_routes.router)
+    app.include_router(help.router)
     app.include_router(web.router)
     mount_static(app)
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import CommonSettings
@@ -22,6 +22,12 @@ class FeedsSettings(CommonSettings):
         "http://127.0.0.1:8000",
         title="Public base URL",
         description="Absolute URL residents reach this service at; feeds' self links and ids use it.",
+    )
+    prompter_url: str = Field(
+        "http://127.0.0.1:8003",
+        title="Public URL of the prompter",
+        description="Residents' offers of contact post there directly, and street pages link to its "
+        "impact pages.",
     )
     tag_authority: str = Field(
         "streetneeds.org.uk,2026",
@@ -67,11 +73,12 @@ class FeedsSettings(CommonSettings):
         ge=0,
     )
 
-    @field_validator("base_url")
+    @field_validator("base_url", "prompter_url")
     @classmethod
-    def _absolute(cls, value: str) -> str:
+    def _absolute(cls, value: str, info: ValidationInfo) -> str:
         if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError("FEEDS_BASE_URL must be an absolute http(s) URL, e.g. https://feeds.example.org")
+            name = f"FEEDS_{info.field_name.upper()}"
+            raise ValueError(f"{name} must be an absolute http(s) URL, e.g. https://feeds.example.org")
         return value.rstrip("/")
 
     @field_validator("tag_authority")

@@ -101,6 +101,8 @@ def render_feed(
             alternates=alternates(settings, target.path),
             private=target.private,
             subscribe=target.subscribe,
+            prompter_url=settings.prompter_url,  # the ward's impact page (issue 13)
+            ward_codes=target.selection.ward_codes,
             notice_url=f"{settings.base_url}{target.notice_path}" if target.notice_path else None,
             unsubscribe_url=(
                 f"{settings.base_url}{target.unsubscribe_path}" if target.unsubscribe_path else None

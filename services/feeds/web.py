@@ -15,9 +15,8 @@ from shared.gazetteer.selection import Areas, UnknownArea
 from shared.http import Problem
 
 from . import repository as repo
-from .actions import resolve, respond, subscribe, subscription
+from .actions import resolve, subscribe, subscription
 from .conditional import cacheable
-from .entries import entry_from_prompt
 from .pages import render
 from .settings import FeedsSettings
 from .views import HTML, FeedTarget, alternates, events_response, feed_response, load_entries, runtime_of
@@ -363,31 +362,3 @@ def _point(areas: Areas, settings: FeedsSettings, kind, lat, lon, radius) -> dic
             "Nothing near that point",
         ) from None
     return {"lat": la, "lon": lo, "radius_m": r}
-
-
-@router.get("/prompts/{prompt_id}", response_class=HTMLResponse, summary="One prompt, with 'I can help'")
-async def prompt_page(request: Request, prompt_id: str) -> Response:
-    runtime, settings, _ = runtime_of(request)
-    async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
-        found = await repo.prompt(conn, prompt_id)
-        counts = await repo.response_counts(conn, [prompt_id])
-    if found is None:
-        raise Problem(404, "No such prompt")
-    e = entry_from_prompt(found[0], base_url=settings.base_url, tag_authority=settings.tag_authority)
-    body = render(
-        "prompt.html", base_url=settings.base_url, title=e.title, e=e, retired=found[1], counts=counts
-    )
-    return HTMLResponse(body, headers={"Cache-Control": f"public, max-age={settings.feed_cache_max_age_s}"})
-
-
-@router.post(
-    "/prompts/{prompt_id}/help",
-    response_class=HTMLResponse,
-    summary="'I can help' from the HTML button (anonymous)",
-)
-async def help_form(request: Request, prompt_id: str) -> Response:
-    runtime, settings, _ = runtime_of(request)
-    _, prompt, count = await respond(runtime, prompt_id, request.client.host if request.client else "")
-    e = entry_from_prompt(prompt, base_url=settings.base_url, tag_authority=settings.tag_authority)
-    body = render("thanks.html", base_url=settings.base_url, title="Thank you", e=e, count=count)
-    return HTMLResponse(body, headers={"Cache-Control": "no-store"})

@@ -208,7 +208,9 @@ async def make_offer(runtime: Runtime, offer: OfferIn, now: dt.datetime) -> tupl
                 errors=[{"field": "prompt_id", "message": "not found", "type": "not_found"}],
             )
         prompt = PromptPublished.model_validate_json(row["prompt"])
-        links = [o for o in prompt.opportunities if o.organisation_id == str(offer.organisation_id)]
+        links = [o for o in prompt.opportunities if o.kind == "local" and o.organisation_id]
+        if offer.organisation_id is not None:
+            links = [o for o in links if o.organisation_id == str(offer.organisation_id)]
         if offer.opportunity_id is not None:
             links = [o for o in links if o.opportunity_id == str(offer.opportunity_id)]
         if not links:
@@ -221,7 +223,7 @@ async def make_offer(runtime: Runtime, offer: OfferIn, now: dt.datetime) -> tupl
         organisation = links[0].organisation
         await org_repo.save_offer(
             conn,
-            organisation_id=offer.organisation_id,
+            organisation_id=uuid.UUID(links[0].organisation_id),
             opportunity_id=uuid.UUID(links[0].opportunity_id),
             prompt_id=offer.prompt_id,
             first_name=offer.first_name,

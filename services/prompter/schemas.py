@@ -289,8 +289,12 @@ class OfferIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     prompt_id: str = Field(..., min_length=3, max_length=200)
-    organisation_id: uuid.UUID
-    opportunity_id: uuid.UUID | None = None
+    organisation_id: uuid.UUID | None = Field(
+        None, description="The chosen organisation (or give opportunity_id)."
+    )
+    opportunity_id: uuid.UUID | None = Field(
+        None, description="The chosen opportunity; its organisation gets it."
+    )
     first_name: str = Field(..., min_length=1, max_length=60)
     email: EmailStr
     consent: Literal["yes"] = Field(..., description="The resident ticked the consent box.")
@@ -302,6 +306,12 @@ class OfferIn(BaseModel):
         if not value:
             raise ValueError("give your first name")
         return value
+
+    @model_validator(mode="after")
+    def _chosen(self) -> OfferIn:
+        if self.organisation_id is None and self.opportunity_id is None:
+            raise ValueError("choose a group: give opportunity_id or organisation_id")
+        return self
 
 
 class OfferOut(BaseModel):

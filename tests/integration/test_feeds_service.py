@@ -341,7 +341,7 @@ async def test_i_can_help_publishes_resident_responded_and_is_rate_limited(
         "responded_on",
     }
     assert body["kind"] == "can_help" and body["responded_on"] == dt.datetime.now(dt.UTC).date().isoformat()
-    assert uuid.UUID(body["response_id"]).version == 4
+    assert uuid.UUID(body["response_id"]).version == 5  # uuid5(helper cookie, prompt): counted once
 
 
 async def test_malformed_prompt_is_dead_lettered_and_consumption_carries_on(

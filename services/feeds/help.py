@@ -1,0 +1,108 @@
+"""A prompt's page and its "I can help" button: counted once per resident, then the ways to help.
+
+No account: the first click sets a random first-party cookie (HttpOnly, SameSite=Lax, a year) and
+the response id is uuid5(cookie, prompt), so however often one browser clicks, on whichever page,
+the prompt is counted once — in this service and in the prompter, which de-duplicates by id. The
+rate limit per client stays. After clicking, the resident sees the matched ways to help (local
+groups first, then platforms) with their contact routes, and may leave a first name and email for
+ONE local organisation: that form posts straight to the prompter (FEEDS_PROMPTER_URL), so contact
+details never pass through this service or Kafka.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from shared.http import Problem
+
+from . import repository as repo
+from .actions import respond
+from .entries import entry_from_prompt
+from .pages import render
+from .views import runtime_of
+
+__all__ = ["HELPER_COOKIE", "client_key", "helper_token", "router"]
+
+router = APIRouter(tags=["residents"])
+HELPER_COOKIE = "sn_helper"
+_YEAR_S = 365 * 24 * 3600
+
+
+def client_key(request: Request) -> str:
+    """What the rate limit counts by (one call, so a forwarded-header/IPv6-aware key can replace it)."""
+    return request.client.host if request.client else ""
+
+
+def helper_token(request: Request) -> tuple[str, bool]:
+    """(the resident's random helper token, whether it is new and must be set as a cookie)."""
+    token = request.cookies.get(HELPER_COOKIE, "")
+    if 16 <= len(token) <= 64 and token.replace("-", "").replace("_", "").isalnum():
+        return token, False
+    return secrets.token_urlsafe(18), True
+
+
+def _ways(prompt) -> tuple[list, list]:
+    local = [o for o in prompt.opportunities if o.kind == "local"]
+    return local, [o for o in prompt.opportunities if o.kind != "local"]
+
+
+@router.get("/prompts/{prompt_id}", response_class=HTMLResponse, summary="One prompt, with 'I can help'")
+async def prompt_page(request: Request, prompt_id: str) -> Response:
+    runtime, settings, _ = runtime_of(request)
+    async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
+        found = await repo.prompt(conn, prompt_id)
+        counts = await repo.response_counts(conn, [prompt_id])
+    if found is None:
+        raise Problem(404, "No such prompt")
+    e = entry_from_prompt(found[0], base_url=settings.base_url, tag_authority=settings.tag_authority)
+    body = render(
+        "prompt.html",
+        base_url=settings.base_url,
+        title=e.title,
+        e=e,
+        retired=found[1],
+        counts=counts,
+        impact_url=f"{settings.prompter_url}/impact/wards/{e.ward_code}" if e.ward_code else None,
+    )
+    return HTMLResponse(body, headers={"Cache-Control": f"public, max-age={settings.feed_cache_max_age_s}"})
+
+
+@router.post(
+    "/prompts/{prompt_id}/help",
+    response_class=HTMLResponse,
+    summary="'I can help' from the HTML button (anonymous, counted once per resident)",
+)
+async def help_form(request: Request, prompt_id: str) -> Response:
+    runtime, settings, _ = runtime_of(request)
+    token, new_token = helper_token(request)
+    _, prompt, count, counted = await respond(runtime, prompt_id, client_key(request), token)
+    e = entry_from_prompt(prompt, base_url=settings.base_url, tag_authority=settings.tag_authority)
+    local, platforms = _ways(prompt)
+    body = render(
+        "thanks.html",
+        base_url=settings.base_url,
+        title="Thank you",
+        e=e,
+        count=count,
+        counted=counted,
+        local=local,
+        platforms=platforms,
+        choosable=[o for o in local if o.organisation_id],
+        offer_action=f"{settings.prompter_url}/offers",
+        private=True,
+    )
+    response = HTMLResponse(body, headers={"Cache-Control": "no-store"})
+    if new_token:
+        response.set_cookie(
+            HELPER_COOKIE,
+            token,
+            max_age=_YEAR_S,
+            path="/",
+            httponly=True,
+            samesite="lax",
+            secure=settings.base_url.startswith("https://"),
+        )
+    return response
