@@ -8,6 +8,7 @@ test is skipped with the reason.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import shutil
@@ -105,13 +106,24 @@ def describe_violations(violations: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def save_screenshot(driver: Any, name: str, size: tuple[int, int] | None = None) -> Path:
-    """Write a PNG of the current page (optionally at `size`) to the git-ignored screenshots folder."""
+def save_screenshot(
+    driver: Any, name: str, size: tuple[int, int] | None = None, full_page: bool = True
+) -> Path:
+    """Write a PNG of the current page (optionally at `size`; the whole page, not only the window,
+    up to 8,000 px tall) to the git-ignored screenshots folder."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     if size:
         driver.set_window_size(*size)
     path = SCREENSHOTS / f"{name}.png"
-    driver.save_screenshot(str(path))
+    if not full_page:
+        driver.save_screenshot(str(path))
+        return path
+    content = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+    clip = {"x": 0, "y": 0, "width": content["width"], "height": min(content["height"], 8000), "scale": 1}
+    shot = driver.execute_cdp_cmd(
+        "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}
+    )
+    path.write_bytes(base64.b64decode(shot["data"]))
     return path
 
 

@@ -17,7 +17,9 @@ def wait(driver: Any, condition, timeout: float = WAIT_S):
 
 def map_drawn(driver: Any) -> Any:
     """Wait until the Leaflet map has drawn vector paths (streets, wards); return the map element."""
-    wait(driver, EC.presence_of_element_located((By.CSS_SELECTOR, "#map.leaflet-container path")))
+    wait(
+        driver, EC.presence_of_element_located((By.CSS_SELECTOR, "#map.leaflet-container[data-loaded] path"))
+    )
     return driver.find_element(By.ID, "map")
 
 

@@ -6,6 +6,8 @@ with a faked browser location; keyboard-only use; an axe-core scan of every page
 
 from __future__ import annotations
 
+import base64
+import re
 import time
 from urllib.parse import unquote
 
@@ -15,6 +17,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
 
+from tests.browser.conftest import SCREENSHOTS
 from tests.browser.pages import many_street_postcode, map_drawn, one_street_postcode, point_on, wait
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -231,3 +234,29 @@ def test_subscribed_page_passes_axe(browser, feeds_site, camden_gazetteer, axe):
     browser.find_element(By.XPATH, "//button[contains(., 'Get a private feed link for this')]").click()
     wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, ".secret a")))
     assert axe(browser) == []
+
+
+def test_the_printed_notice_fits_one_a4_page(
+    browser, feeds_site, camden_gazetteer, place_prompt_factory, random_id
+):
+    street = many_street_postcode(camden_gazetteer)[1][-1]
+    long_body = "Neighbours have reported this several times this month. " * 8
+    prompts = [
+        place_prompt_factory(street, f"a4{random_id}", category, f"{category} on {street.name}: help wanted")
+        for category in ("fly_tipping", "graffiti", "litter", "dumped_rubbish")
+    ]
+    feeds_site.publish(*[p.model_copy(update={"body": long_body[:1900]}) for p in prompts])
+    browser.get(f"{feeds_site.base}/streets/{street.id}")
+    _until_text(browser, prompts[-1].title)
+    browser.get(f"{feeds_site.base}/streets/{street.id}/notice")
+    assert browser.find_element(By.CSS_SELECTOR, ".find svg")  # the QR code, inline
+    assert "/n/" in browser.find_element(By.CSS_SELECTOR, ".url").text
+    assert "No internet?" in browser.find_element(By.TAG_NAME, "main").text
+    pdf = browser.execute_cdp_cmd(
+        "Page.printToPDF", {"paperWidth": 8.27, "paperHeight": 11.69, "preferCSSPageSize": True}
+    )
+    data = base64.b64decode(pdf["data"])
+    (SCREENSHOTS / "notice.pdf").parent.mkdir(parents=True, exist_ok=True)
+    (SCREENSHOTS / "notice.pdf").write_bytes(data)
+    pages = len(re.findall(rb"/Type\s*/Page(?![s\w])", data))
+    assert pages == 1, f"the notice printed on {pages} pages"

@@ -61,10 +61,11 @@
 
   function fit(layer) {
     var bounds = layer.getBounds();
-    if (bounds.isValid()) { map.fitBounds(bounds, { padding: [16, 16], maxZoom: 17 }); fitted = true; }
+    if (bounds.isValid()) { map.fitBounds(bounds, { padding: [16, 16], maxZoom: 17, animate: false }); fitted = true; }
   }
 
-  getJSON(base + "/map/areas.geojson").then(function (data) {
+  var loading = [];
+  loading.push(getJSON(base + "/map/areas.geojson").then(function (data) {
     var areas = L.geoJSON(data, {
       interactive: false,
       style: function (f) {
@@ -74,14 +75,14 @@
       }
     }).addTo(map);
     if (!fitted) { fit(areas); }
-  }).catch(function () { /* the page's lists remain */ });
+  }).catch(function () { /* the page's lists remain */ }));
 
   function streetPopup(props) {
     return '<a href="' + base + "/streets/" + encodeURIComponent(props.id) + '">' + text(props.name) + "</a>" +
       (props.ward ? "<br>" + text(props.ward) : "");
   }
 
-  getJSON(base + "/map/streets.geojson").then(function (data) {
+  loading.push(getJSON(base + "/map/streets.geojson").then(function (data) {
     var streets = L.geoJSON(data, {
       pane: "streets",
       style: { color: "#505a5f", weight: 2, opacity: 0.8 },
@@ -104,10 +105,10 @@
       var path = layer.getElement && layer.getElement();
       if (path) { path.setAttribute("tabindex", "-1"); }
     });
-  }).catch(function () {});
+  }).catch(function () {}));
 
   if (el.dataset.layers) {
-    getJSON(el.dataset.layers).then(function (data) {
+    loading.push(getJSON(el.dataset.layers).then(function (data) {
       var focus = L.geoJSON(data, {
         pane: "needs",
         filter: function (f) { return f.properties.role === "focus"; },
@@ -119,7 +120,9 @@
         filter: function (f) { return f.properties.role === "need"; },
         style: function (f) {
           var c = colourOf(f.properties);
-          return { color: c, weight: 5, opacity: 0.9, fillColor: c, fillOpacity: 0.12 };
+          // Needs on the same street stay visible: each further category is drawn thinner on top.
+          var order = Object.keys(colours).indexOf(f.properties.category);
+          return { color: c, weight: Math.max(3, 12 - 5 * order), opacity: 0.9, fillColor: c, fillOpacity: 0.12 };
         },
         onEachFeature: function (f, layer) {
           var p = f.properties;
@@ -128,8 +131,10 @@
         }
       }).addTo(map);
       if (focus.getLayers().length) { fit(focus); }
-    }).catch(function () {});
+    }).catch(function () {}));
   }
+  // Tests and screenshots wait for this: every layer drawn and the view settled.
+  Promise.all(loading).then(function () { el.setAttribute("data-loaded", "true"); });
 
   if (!picking) { return; }
   // "Near me": show the form (hidden without JS) and fill it from a click or the browser's location.
