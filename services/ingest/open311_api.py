@@ -203,6 +203,8 @@ async def get_service(service_code: str, fmt: str) -> Response:
     "dropped; the location is snapped to a street.",
     responses={200: _OK, **_ERRORS_DOC},
     openapi_extra={
+        # The shared edge refuses a larger body before reading it (its per-route limit).
+        "x-max-body-bytes": MAX_FORM_BYTES,
         "requestBody": {
             "required": True,
             "content": {
@@ -240,7 +242,7 @@ async def get_service(service_code: str, fmt: str) -> Response:
                     }
                 }
             },
-        }
+        },
     },
 )
 async def post_request(request: Request, fmt: str) -> Response:
@@ -349,7 +351,7 @@ async def list_requests(
             start, end = date_range(start_date, end_date, dt.datetime.now(dt.UTC))
             rows = await repository.open311_rows(
                 runtime.pool,
-                service_codes=_csv(service_code),
+                service_codes=_ids(_csv(service_code) or []) if service_code else None,
                 statuses=statuses,  # type: ignore[arg-type]
                 start=start,
                 end=end,
