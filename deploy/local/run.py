@@ -8,6 +8,7 @@ Runs with the project's virtualenv after `make setup` (stack, topics, migrations
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import signal
@@ -180,6 +181,113 @@ def demo_keys(env: dict[str, str]) -> dict[str, str]:
     return load_env(DEMO_KEYS)
 
 
+# Two demo organisations (issue 13): a voluntary group and the council's community team.
+DEMO_ORGANISATIONS = (
+    ("ORG_API_KEY", "Kentish Town Neighbours (demo)", ["--kind", "vcs"]),
+    ("COUNCIL_ORG_API_KEY", "Camden community team (demo)", ["--kind", "council", "--council-admin"]),
+)
+
+
+def _around(lat: float, lon: float, radius_m: float) -> dict:
+    return {"point": {"lat": lat, "lon": lon}, "radius_m": radius_m}
+
+
+DEMO_OPPORTUNITIES = {
+    "ORG_API_KEY": [
+        {
+            "title": "Tea and a chat at the Tuesday lunch club",
+            "what": "Pour tea, serve lunch and sit with older neighbours who come on their own.",
+            "contact_email": "lunchclub@example.org",
+            "categories": ["isolation"],
+            "area": _around(51.5507, -0.1406, 1500),
+            "times": "Tuesdays 12 to 2pm",
+            "time_needed": "Two hours a week",
+            "dbs_needed": False,
+        },
+        {
+            "title": "Homework club helpers at Queen's Crescent",
+            "what": "Help children aged 7 to 11 with reading and homework in a quiet room.",
+            "url": "https://example.org/homework-club",
+            "categories": ["overcrowding"],
+            "area": _around(51.5497, -0.1533, 1500),
+            "times": "Mondays and Thursdays 4 to 5:30pm",
+            "time_needed": "90 minutes a week",
+            "dbs_needed": True,
+        },
+        {
+            "title": "Saturday litter pick",
+            "what": "Pick litter with neighbours for an hour; gloves, bags and pickers provided.",
+            "contact_phone": "020 7946 0123",
+            "categories": ["litter", "fly_tipping", "dumped_rubbish"],
+            "area": _around(51.5450, -0.1420, 2000),
+            "times": "First Saturday of the month, 10am",
+            "time_needed": "One hour",
+        },
+    ],
+    "COUNCIL_ORG_API_KEY": [
+        {
+            "title": "Befriending phone calls",
+            "what": "Ring an older resident once a week for a friendly chat; training given.",
+            "contact_email": "befriending@example.org",
+            "categories": ["isolation"],
+            "area": _around(51.5450, -0.1600, 5000),
+            "time_needed": "30 minutes a week",
+            "dbs_needed": True,
+        },
+        {
+            "title": "Street greening volunteers",
+            "what": "Plant and look after tree pits and small green corners on your street.",
+            "url": "https://example.org/street-greening",
+            "categories": ["overgrown_vegetation", "hard_to_manage_space"],
+            "area": _around(51.5450, -0.1600, 5000),
+            "times": "Weekends, when it suits you",
+        },
+    ],
+}
+
+
+def demo_organisations(env: dict[str, str]) -> None:
+    """The demo organisations, created once; their keys kept in .local/demo-keys.env."""
+    for key_name, name, options in DEMO_ORGANISATIONS:
+        if key_name not in load_env(DEMO_KEYS):
+            command = ["services.cli", "prompter", "create-organisation", name, *options]
+            subprocess.run(
+                [PY, "-m", *command, "--key-file", str(DEMO_KEYS), "--key-name", key_name],
+                cwd=ROOT,
+                env=env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+
+
+def demo_opportunities(keys: dict[str, str]) -> None:
+    """Register the demo ways to help through the prompter's API (once), then say how to sign in."""
+    base = f"http://127.0.0.1:{by_name('prompter').port}"
+
+    def call(method: str, path: str, key: str, body: dict | None = None) -> dict:
+        request = urllib.request.Request(
+            base + path,
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return json.loads(r.read() or b"{}")
+
+    try:
+        for key_name, opportunities in DEMO_OPPORTUNITIES.items():
+            key = keys.get(key_name)
+            if key and not call("GET", "/v1/organisation/opportunities", key)["opportunities"]:
+                for body in opportunities:
+                    call("POST", "/v1/opportunities", key, body)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        print(f"  demo opportunities not registered ({exc}); see {RUN_DIR / 'prompter.log'}")
+        return
+    print(f"\n  organisations: {base}/organisations — sign in with ORG_API_KEY (a voluntary group)")
+    print("    or COUNCIL_ORG_API_KEY (the council's team: every change, the platforms directory)")
+    print(f"  impact: {base}/impact")
+
+
 def stop_all(procs=None) -> None:
     pids = (
         [p.pid for _, _, p in procs]
@@ -220,6 +328,7 @@ def main() -> None:
         stop_all()
         return
     env = service_env()
+    demo_organisations(env)
     keys = demo_keys(env)
     env.update(keys)
     procs = start(env)
@@ -244,6 +353,7 @@ def main() -> None:
             console = f"http://127.0.0.1:{by_name('console').port}/sign-in"
             print(f"\n  operators' console: {console} — sign in as {keys['CONSOLE_USERNAME']}")
             print(f"    password: {keys['CONSOLE_PASSWORD']}")
+        demo_opportunities(keys)
         simulator = None
         if not args.no_demo:
             print("\n  loading demo signals (45 days of Camden) and then a live trickle…", flush=True)
