@@ -40,28 +40,38 @@ async def _link(conn: asyncpg.Connection, events: Sequence[SignalAnonymised]) ->
     if not best:
         return []
     aliases = sorted(best)
-    await conn.execute(
-        """INSERT INTO aggregator.subject_aliases (alias_key, subject_key, key_version)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::int[])
-           ON CONFLICT (alias_key) DO UPDATE SET subject_key = EXCLUDED.subject_key,
-               key_version = EXCLUDED.key_version
-           WHERE subject_aliases.key_version < EXCLUDED.key_version""",
-        aliases,
-        [best[a][1] for a in aliases],
-        [best[a][0] for a in aliases],
-    )
+    # Only aliases new or moved to a newer key come back: once every subject is linked (each event
+    # after a rotation carries its old pseudonyms) a batch costs this one statement.
+    changed = [
+        r["alias_key"]
+        for r in await conn.fetch(
+            """INSERT INTO aggregator.subject_aliases (alias_key, subject_key, key_version)
+               SELECT * FROM unnest($1::text[], $2::text[], $3::int[])
+               ON CONFLICT (alias_key) DO UPDATE SET subject_key = EXCLUDED.subject_key,
+                   key_version = EXCLUDED.key_version
+               WHERE subject_aliases.key_version < EXCLUDED.key_version
+               RETURNING alias_key""",
+            aliases,
+            [best[a][1] for a in aliases],
+            [best[a][0] for a in aliases],
+        )
+    ]
+    if not changed:
+        return []
     # Collapse chains: an alias whose target is itself an alias points at that one's target.
     for _ in range(8):
         status = await conn.execute(
             """UPDATE aggregator.subject_aliases a
                SET subject_key = b.subject_key, key_version = b.key_version
                FROM aggregator.subject_aliases b
-               WHERE a.subject_key = b.alias_key AND a.alias_key <> b.subject_key"""
+               WHERE a.subject_key = b.alias_key AND a.alias_key <> b.subject_key
+                 AND (a.alias_key = ANY($1::text[]) OR b.alias_key = ANY($1::text[]))""",
+            changed,
         )
         if status.endswith(" 0"):
             break
-    await _rekey(conn, aliases + [best[a][1] for a in aliases])
-    return aliases
+    await _rekey(conn, changed)
+    return changed
 
 
 async def _rekey(conn: asyncpg.Connection, keys: list[str]) -> None:

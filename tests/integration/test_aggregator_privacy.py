@@ -93,6 +93,18 @@ async def test_a_late_old_key_raise_is_mapped_to_the_new_subject(conn):
     assert active_subjects(await repo.rows(conn), NOW) == {}
 
 
+async def test_generations_linked_in_any_order_end_as_one_subject_under_the_newest_key(conn):
+    await apply(conn, event("raised", 3, TODAY - dt.timedelta(days=3)))  # v3 links v1 and v2 to it
+    await apply(conn, event("raised", 2, TODAY - dt.timedelta(days=5), street=OTHER))  # a late v2 event
+    await apply(conn, event("raised", 1, TODAY - dt.timedelta(days=9), street="way/3"))  # and a v1 one
+    assert {r.subject_key for r in await repo.rows(conn)} == {pseudonym(3)}
+    aliases = await conn.fetch("SELECT alias_key, subject_key, key_version FROM aggregator.subject_aliases")
+    assert {(r["alias_key"], r["subject_key"], r["key_version"]) for r in aliases} == {
+        (pseudonym(1), pseudonym(3), 3),
+        (pseudonym(2), pseudonym(3), 3),
+    }
+
+
 async def test_a_re_raise_under_the_new_key_is_one_subject_with_one_budget(conn):
     period = f"{NOW.year:04d}-01"
     await apply(conn, event("raised", 1, TODAY - dt.timedelta(days=20)))
