@@ -12,6 +12,7 @@ import datetime as dt
 import random
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -33,6 +34,7 @@ __all__ = [
     "signal_mix",
 ]
 
+ROOT = Path(__file__).resolve().parents[2]
 Record = tuple[bytes, bytes]  # (key, value)
 WITHDRAWN_SHARE = 0.2
 SPAN = dt.timedelta(days=6)
@@ -44,7 +46,8 @@ def category_weights() -> dict[Category, float]:
         Category.ISOLATION: BASELINE_PER_DAY["isolation"],
         Category.OVERCROWDING: BASELINE_PER_DAY["overcrowding"],
     }
-    for category, share in load_reference().category_mix().items():
+    # The repository's copy, wherever the simulator's default points.
+    for category, share in load_reference(ROOT / "data" / "camden").category_mix().items():
         weights[category] = BASELINE_PER_DAY["place"] * share
     return weights
 

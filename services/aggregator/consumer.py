@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import datetime as dt
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import asyncpg
@@ -26,8 +28,9 @@ from shared.settings import CommonSettings
 
 from . import repository as repo
 from .areas import Areas
+from .decoding import decode_record
 from .outbox import Wakeup
-from .processing import Parsed, parse_record, process_batch
+from .processing import Parsed, process_batch
 from .settings import AggregatorSettings
 
 __all__ = ["SignalConsumer", "caught_up", "topic_partitions"]
@@ -44,20 +47,23 @@ class _Rebalance(ConsumerRebalanceListener):
         self.owner = owner
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        # Wait for the batch in flight to commit before the partitions go to another replica.
-        async with self.owner.lock:
+        # Wait for the batches in flight to commit before the partitions go to another replica.
+        async with self.owner.idle():
             for tp in revoked:
                 self.owner.positions.pop(tp, None)
                 self.owner.reading.pop(tp, None)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        async with self.owner.lock:
+        async with self.owner.idle():
             await self.owner.seek_to_stored(assigned)
 
 
 class SignalConsumer:
     """Consume SIGNALS_ANONYMISED in batches, one database transaction per batch.
 
+    Partitions are split into `settings.parallel_batches` lanes (partition modulo lanes); each lane
+    applies its batches strictly in order, and the lanes' transactions run side by side, as replicas'
+    do (disjoint partitions, per-partition compare-and-set offsets, per-area locks).
     `group_id` None with `assign_all` reads every partition without a group (rebuild).
     """
 
@@ -75,7 +81,8 @@ class SignalConsumer:
         self.wakeup = wakeup  # the outbox relay's, set after a commit that queued rows
         self.group_id = group_id if assign_all else (group_id or settings.group_id)
         self.assign_all = assign_all
-        self.lock = asyncio.Lock()
+        self.lanes = settings.parallel_batches
+        self.locks = [asyncio.Lock() for _ in range(self.lanes)]  # one per lane: its batch in flight
         self.positions: dict[TopicPartition, int] = {}  # stored in the database
         self.reading: dict[TopicPartition, int] = {}  # the next offset to apply
         self.seeks: dict[TopicPartition, int] = {}  # seeks so far: records fetched before one are stale
@@ -88,6 +95,14 @@ class SignalConsumer:
             isolation_level="read_committed",
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
+
+    @contextlib.asynccontextmanager
+    async def idle(self) -> AsyncIterator[None]:
+        """No batch in flight in any lane while inside (rebalances)."""
+        async with contextlib.AsyncExitStack() as stack:
+            for lock in self.locks:
+                await stack.enter_async_context(lock)
+            yield
 
     async def seek_to_stored(self, partitions: list[TopicPartition]) -> None:
         """Position each partition where the database says the state stops."""
@@ -138,17 +153,17 @@ class SignalConsumer:
     async def run(self, *, until_end: bool = False) -> None:
         """Consume forever, or (`until_end`, assign mode) until the end offsets seen at the start.
 
-        Pipelined: while one batch's transaction runs in PostgreSQL, the next batch is fetched and
-        parsed here (Python work on the other core); batches still commit strictly one after another.
+        Pipelined: while the lanes' transactions run in PostgreSQL, the next records are fetched and
+        parsed here; each lane still commits its batches strictly one after another.
         """
         ends = await self.consumer.end_offsets(list(self.positions)) if until_end else {}
-        inflight: asyncio.Task[None] | None = None
+        inflight: dict[int, asyncio.Task[None]] = {}
         try:
             while True:
                 # The position moves only past batches that committed (a failed one seeks back).
                 if (
                     until_end
-                    and inflight is None
+                    and not inflight
                     and all([await self.consumer.position(tp) >= end for tp, end in ends.items()])
                 ):
                     return
@@ -156,22 +171,27 @@ class SignalConsumer:
                     timeout_ms=self.settings.batch_timeout_ms, max_records=self.settings.batch_max_records
                 )
                 # Taken before any await: a seek after this point makes these records stale.
-                fetched = _Fetched(
-                    {tp: self.seeks.get(tp, 0) for tp in batches},
-                    {tp: [(r.offset, parse_record(r)) for r in rs] for tp, rs in batches.items()},
-                )
-                if inflight is not None:
-                    await inflight
-                    inflight = None
-                if batches:
-                    inflight = asyncio.create_task(self._apply(fetched))
+                seeks = {tp: self.seeks.get(tp, 0) for tp in batches}
+                lanes: dict[int, _Fetched] = {}
+                for tp, rs in batches.items():
+                    lane = lanes.setdefault(tp.partition % self.lanes, _Fetched({}, {}))
+                    lane.seeks[tp] = seeks[tp]
+                    lane.records[tp] = [(r.offset, decode_record(r)) for r in rs]
+                if not batches:  # nothing new: let every lane finish (until_end looks again)
+                    for task in inflight.values():
+                        await task
+                    inflight.clear()
+                for i, fetched in lanes.items():
+                    if i in inflight:
+                        await inflight.pop(i)
+                    inflight[i] = asyncio.create_task(self._apply(fetched, i))
         finally:
-            if inflight is not None:
-                inflight.cancel()
-                await asyncio.gather(inflight, return_exceptions=True)
+            for task in inflight.values():
+                task.cancel()
+            await asyncio.gather(*inflight.values(), return_exceptions=True)
 
-    async def _apply(self, fetched: _Fetched) -> None:
-        async with self.lock:
+    async def _apply(self, fetched: _Fetched, lane: int = 0) -> None:
+        async with self.locks[lane]:
             # Keep what follows the stored positions: partitions still ours, not sought since the
             # fetch (the seek repositioned the consumer; they will be read again), at or past the
             # next offset to apply.

@@ -131,8 +131,9 @@ async def process_batch(
 ) -> BatchOutcome:
     """Apply a batch of parsed records exactly once: its effect and the new positions commit
     together or not at all."""
-    events = [p for p in parsed if isinstance(p, SignalAnonymised)]
-    dead = [p for p in parsed if not isinstance(p, SignalAnonymised)]
+    # Events are SignalAnonymised or decoding.FastSignal (same fields); dead letters are tuples.
+    events = [p for p in parsed if not isinstance(p, tuple)]
+    dead = [p for p in parsed if isinstance(p, tuple)]
     async with conn.transaction():
         # One person is one subject across key rotation (docs/privacy.md): map, then fold.
         delta = reduce_batch(await canonical_events(conn, events))
