@@ -366,20 +366,13 @@ async def revoke_partner(request: Request, partner_id: uuid.UUID) -> Response:
 # --- privacy ----------------------------------------------------------------------------------------
 
 
-async def _withheld_counts(request: Request) -> list[tuple[str, str, int]]:
-    """(period, reason, cells) — counts only: the cells themselves (which units) never reach a page."""
-    counts: Counter[tuple[str, str]] = Counter()
-    offset = 0
-    while True:
-        page = await _targets(request).call(
-            "aggregator", "GET", "/v1/audit/withheld", limit=5000, offset=offset
-        )
-        for cell in page:
-            counts[(cell["period"], cell["reason"])] += 1
-        if len(page) < 5000:
-            break
-        offset += 5000
-    return sorted(((p, r, n) for (p, r), n in counts.items()), key=lambda x: (x[0], x[1]), reverse=True)
+async def _withheld_counts(request: Request) -> list[tuple[str, str, str, int]]:
+    """(period, category, reason, cells): counts only, as the aggregator gives them (never which areas)."""
+    counts: Counter[tuple[str, str, str]] = Counter()
+    for row in await _targets(request).call("aggregator", "GET", "/v1/audit/withheld"):
+        # Only the count fields are read: should an area ever be in the answer, it is not carried on.
+        counts[(row["period"], row["category"], row["reason"])] += int(row.get("cells", 1))
+    return sorted(((*key, n) for key, n in counts.items()), key=lambda x: x[:3], reverse=True)
 
 
 def _epsilon(releases: list[dict[str, Any]]) -> list[dict[str, Any]]:
