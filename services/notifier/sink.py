@@ -35,6 +35,8 @@ def free_port() -> int:
 
 class _Handler:
     def __init__(self, maildir: Path) -> None:
+        for sub in ("tmp", "new", "cur"):  # Maildir(create=True) skips them when the folder exists
+            (Path(maildir) / sub).mkdir(parents=True, exist_ok=True)
         self.maildir = mailbox.Maildir(maildir, create=True)
 
     async def handle_DATA(self, server, session, envelope) -> str:
