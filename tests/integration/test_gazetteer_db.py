@@ -51,7 +51,7 @@ async def test_import_reimport_and_load(conn):
         lsoas=CAMDEN / "lsoa-2021.geojson",
         boundary=CAMDEN / "boundary.geojson",
     )
-    assert await repo.migrate(conn) == ["001_init.sql"]
+    assert await repo.migrate(conn) == ["001_init.sql", "002_postcodes.sql"]
     await repo.save(conn, gazetteer, report)
     first = await snapshot(conn)
     assert first["streets"] == len(gazetteer.streets) and first["wards"] == 20
@@ -94,6 +94,7 @@ async def test_import_reimport_and_load(conn):
         assert shapely.equals_exact(got.geometry, street.geometry, tolerance=0)
     assert sorted(loaded.units, key=lambda u: u.id) == sorted(gazetteer.units, key=lambda u: u.id)
     assert [w.code for w in loaded.wards] == [w.code for w in gazetteer.wards]
+    assert loaded.postcodes == gazetteer.postcodes and len(loaded.postcodes) > 1000
     assert loaded.boundary is not None and loaded.boundary.equals(gazetteer.boundary)
 
     [agar] = [s for s in loaded.streets.values() if s.name == "Agar Grove"]
