@@ -18,6 +18,9 @@ from typing import Any
 
 import asyncpg
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from faststream.kafka import KafkaBroker
 
 from .db import apply_migrations, create_pool
@@ -30,6 +33,8 @@ __all__ = ["Runtime", "create_service_app"]
 
 log = logging.getLogger(__name__)
 Hook = Callable[["Runtime"], Awaitable[None]]
+# Swagger UI vendored from npm (swagger-ui-dist), so /docs works offline: see shared/web/static/vendor.
+SWAGGER_UI = Path(__file__).parent / "web" / "static" / "vendor" / "swagger-ui-5.35.0"
 
 
 @dataclass
@@ -91,8 +96,16 @@ def create_service_app(
             await runtime.pool.close()
             log.info("service stopped", extra={"service": name})
 
-    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    app = FastAPI(
+        title=title,
+        description=description,
+        version=version,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.runtime = runtime
+    add_offline_docs(app)
     install_problem_handlers(app)
 
     async def db_ready() -> bool:
@@ -106,3 +119,18 @@ def create_service_app(
 
     add_operational_routes(app, {"database": db_ready, "kafka": kafka_ready})
     return app
+
+
+def add_offline_docs(app: FastAPI) -> None:
+    """`/docs`: Swagger UI from the vendored files at `/docs/assets/` (FastAPI's default uses a CDN)."""
+    app.mount("/docs/assets", StaticFiles(directory=SWAGGER_UI), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} – API",
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/docs/assets/favicon-32x32.png",
+        )

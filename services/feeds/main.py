@@ -7,15 +7,16 @@ from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI
+from starlette.middleware.gzip import GZipMiddleware
 
 from shared.gazetteer import repository as gazetteer_repository
 from shared.gazetteer.model import Gazetteer
 from shared.gazetteer.selection import Areas
 from shared.kafka import make_broker
 from shared.service import Runtime, create_service_app
-from shared.web import mount_static
+from shared.web import HeadAsGet, mount_static
 
-from . import api, cap_routes, help, web
+from . import api, cap_routes, help, maps, web
 from . import repository as repo
 from .consume import apply_event
 from .errors import install_html_errors
@@ -71,7 +72,11 @@ def create_app(settings: FeedsSettings, *, gazetteer: Gazetteer | None = None) -
     install_html_errors(app, settings.base_url)
     app.include_router(api.router)
     app.include_router(cap_routes.router)
+    app.include_router(maps.router)
     app.include_router(help.router)
     app.include_router(web.router)
     mount_static(app)
+    # Large feeds, the CAP index and the map's GeoJSON compress ~5x; small answers are not worth it.
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
+    app.add_middleware(HeadAsGet)
     return app
