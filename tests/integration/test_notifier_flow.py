@@ -5,6 +5,7 @@ controllable clock, bounces."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import re
 from pathlib import Path
@@ -19,6 +20,7 @@ from services.notifier.main import create_app
 from services.notifier.settings import NotifierSettings
 from services.notifier.sink import MailSink, free_port, messages
 from shared.contracts import PROMPTS, PromptPublished
+from shared.dead_letters import read_dead_letters
 from tests.support import loopback_socket, serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -282,3 +284,28 @@ async def test_bounce_webhook_suppresses_the_address(notifier, camden_gazetteer,
 
     again = await _sign_up(client, street, email)
     assert again.status_code == 409 and "cannot send mail to that address" in again.text
+
+
+async def test_malformed_prompt_is_dead_lettered_and_consumption_carries_on(
+    notifier, producer, camden_gazetteer, random_id
+):
+    client, settings, maildir, _, _ = notifier
+    street = _street(camden_gazetteer, 13)
+    email = f"dl-{random_id}@example.org"
+    await _subscribed(client, maildir, street, email)
+    key = f"street:{street}:bad:{random_id}".encode()
+    await producer.send_and_wait(PROMPTS.name, b'{"event_type": "prompt_published", "revision": 0}', key=key)
+    after = _prompt(street, random_id, 1)
+    await _publish(producer, after)
+    await _eventually(
+        lambda: [m for m in _mails_to(maildir, email) if after.title in m["Subject"]], "the alert"
+    )
+
+    async def letter():
+        async for found in read_dead_letters(settings, service="notifier"):
+            if found.key_b64 and base64.b64decode(found.key_b64) == key:
+                return found
+        return None
+
+    found = await _eventually(letter, "the dead letter", attempts=100)
+    assert found.source_topic == PROMPTS.name and found.reason == "malformed prompt event"
