@@ -28,6 +28,7 @@ from services.aggregator.processing import parse_record, process_batch
 from services.aggregator.settings import AggregatorSettings
 from services.aggregator.state import active_subjects, person_memberships
 from services.aggregator.subjects import purge
+from services.ingest.anonymise import Pseudonymiser
 from shared import privacy
 from shared.contracts import DeadLettered, SignalAnonymised
 from shared.db import apply_migrations
@@ -46,6 +47,9 @@ def pseudonym(version: int, ref: str = "ASC-1") -> str:
 
 def event(action: str, version: int, at: dt.datetime, street=STREET, category="isolation", ref="ASC-1"):
     """What ingest sends with secret `version` current and every version up to it listed."""
+    ingest = Pseudonymiser({v: k for v, k in SECRETS.items() if v <= version}, version)
+    assert ingest.subject_key("camden", ref) == pseudonym(version, ref)
+    assert ingest.previous_keys("camden", ref) == tuple(pseudonym(v, ref) for v in range(1, version))
     return SignalAnonymised(
         event_id=uuid.uuid4(),
         category=category,
