@@ -1,0 +1,1 @@
+"""Apache Kafka's own perf tools on the bench's broker: the ceiling row."""
