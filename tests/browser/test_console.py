@@ -1,0 +1,151 @@
+"""The operators' console in a real headless Chromium, against real ingest, partners, aggregator and console
+services: sign in, a council system key shown once then revoked, a form without its CSRF token refused,
+a viewer with no change buttons whose forged POST is refused, every action in the audit, axe on each page."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+
+from shared.db import create_database, drop_database
+from tests.browser.conftest import axe_violations, describe_violations, save_screenshot
+from tests.browser.pages import wait
+from tests.integration.test_console_flow import ConsoleStack
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+
+@pytest.fixture
+def console_site(stack, gazetteer_template, random_id):
+    url = asyncio.run(create_database(stack["database"], prefix="t_console", template=gazetteer_template))
+    try:
+        with ConsoleStack(url, stack["kafka"], random_id) as running:
+            yield running
+    finally:
+        asyncio.run(drop_database(stack["database"], url))
+
+
+def _navigates(browser, action) -> None:
+    """Do `action` (a click or a script that submits) and wait until the next page has replaced this one."""
+    old = browser.find_element(By.TAG_NAME, "html")
+    action()
+    wait(browser, EC.staleness_of(old))
+
+
+def _sign_in(browser, base: str, username: str, password: str) -> None:
+    browser.delete_all_cookies()
+    browser.get(f"{base}/sign-in")
+    browser.find_element(By.ID, "username").send_keys(username)
+    browser.find_element(By.ID, "password").send_keys(password)
+    _navigates(browser, browser.find_element(By.XPATH, "//button[.='Sign in']").click)
+    assert "Signed in as" in browser.find_element(By.TAG_NAME, "main").text
+
+
+def _sign_out(browser) -> None:
+    _navigates(browser, browser.find_element(By.XPATH, "//button[.='Sign out']").click)
+    assert browser.current_url.endswith("/sign-in")
+
+
+def _main_text(browser) -> str:
+    return browser.find_element(By.TAG_NAME, "main").text
+
+
+def _accessible(browser, name: str) -> None:
+    found = axe_violations(browser)
+    save_screenshot(browser, f"console-{name}")
+    assert not found, f"{name}: {describe_violations(found)}"
+
+
+def test_console_keys_roles_csrf_and_audit_in_a_browser(browser, console_site, random_id):
+    base = console_site.urls["console"]
+    admin, viewer = f"admin-{random_id}", f"viewer-{random_id}"
+    admin_password = asyncio.run(console_site.add_operator(admin, "admin"))
+    viewer_password = asyncio.run(console_site.add_operator(viewer, "viewer"))
+
+    browser.delete_all_cookies()
+    browser.get(f"{base}/systems")
+    assert browser.current_url.endswith("/sign-in")  # no session: the sign-in page
+    _accessible(browser, "sign-in")
+    _sign_in(browser, base, admin, admin_password)
+    _accessible(browser, "overview")
+
+    # Create a council system: its key is shown once.
+    name = f"Housing repairs {random_id}"
+    browser.get(f"{base}/systems")
+    browser.find_element(By.ID, "name").send_keys(name)
+    _navigates(browser, browser.find_element(By.XPATH, "//button[.='Create and show the key']").click)
+    assert "shown only once" in _main_text(browser)
+    key = browser.find_element(By.CSS_SELECTOR, "input[data-secret]").get_attribute("value")
+    assert key.startswith("sn_") and len(key) > 40
+    _accessible(browser, "key-shown-once")
+    browser.get(f"{base}/systems")
+    assert name in browser.page_source and key not in browser.page_source
+    _accessible(browser, "systems")
+
+    # Revoke it.
+    _navigates(browser, browser.find_element(By.CSS_SELECTOR, f"button[aria-label='Revoke {name}']").click)
+    assert "revoked: its key no longer works" in _main_text(browser)
+    browser.get(f"{base}/systems")
+    row = browser.find_element(By.XPATH, f"//tr[td[contains(., '{name}')]]")
+    assert "revoked" in row.text
+    assert not row.find_elements(By.CSS_SELECTOR, "button")
+
+    # A form whose CSRF token is taken out is refused and changes nothing.
+    _navigates(
+        browser,
+        lambda: browser.execute_script(
+            "document.querySelector(\"form[action='/systems'] input[name='csrf_token']\").remove();"
+            "document.getElementById('name').value = 'no token system';"
+            "document.querySelector(\"form[action='/systems']\").submit();"
+        ),
+    )
+    assert "This form has expired" in _main_text(browser)
+    browser.get(f"{base}/systems")
+    assert "no token system" not in browser.page_source
+
+    for page in ("privacy", "operations", "partners", "operators"):
+        browser.get(f"{base}/{page}")
+        _accessible(browser, page)
+    _sign_out(browser)
+
+    # A viewer sees no change buttons anywhere, and a forged POST with their own token is refused.
+    _sign_in(browser, base, viewer, viewer_password)
+    for page in ("systems", "partners", "privacy", "operations", "operators"):
+        browser.get(f"{base}/{page}")
+        actions = [f.get_attribute("action") for f in browser.find_elements(By.CSS_SELECTOR, "form")]
+        assert [a for a in actions if not a.endswith("/sign-out")] == [], (page, actions)
+    forge = (
+        "const token = document.querySelector(\"input[name='csrf_token']\").value;"
+        "const f = document.createElement('form'); f.method = 'post'; f.action = '/systems';"
+        "for (const [k, v] of [['csrf_token', token], ['name', 'forged by viewer'], ['council_id', 'camden'],"
+        " ['categories', 'isolation']]) {"
+        " const i = document.createElement('input'); i.type = 'hidden'; i.name = k; i.value = v;"
+        " f.append(i); }"
+        "document.body.append(f); f.submit();"
+    )
+    _navigates(browser, lambda: browser.execute_script(forge))
+    assert "You cannot do this" in _main_text(browser)
+    browser.get(f"{base}/systems")
+    assert "forged by viewer" not in browser.page_source
+    _sign_out(browser)
+
+    # The audit lists each action, who did it and how it went.
+    _sign_in(browser, base, admin, admin_password)
+    browser.get(f"{base}/audit")
+    rows = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "tbody tr")]
+    _accessible(browser, "audit")
+
+    def seen(who: str, what: str, outcome: str) -> bool:
+        return any(re.search(rf"{re.escape(who)} {re.escape(what)} .*{outcome}", r) for r in rows)
+
+    assert seen(admin, "sign in", "done")
+    assert seen(admin, "create council system", "done")
+    assert seen(admin, "revoke council system", "done")
+    assert seen(admin, "create council system", "refused")  # the form without its token
+    assert seen(viewer, "sign in", "done")
+    assert seen(viewer, "create council system", "refused")  # the forged POST
+    assert seen(viewer, "sign out", "done") and seen(admin, "sign out", "done")
