@@ -219,7 +219,7 @@ class Pipeline:
             now = dt.datetime.now(dt.UTC)
             pending = [
                 await self.broker.publish(
-                    e.model_dump_json().encode(),
+                    _wire(e),
                     SIGNALS_ANONYMISED.name,
                     key=e.street_id.encode(),
                     timestamp_ms=int(coarsen(now, e.sensitivity).timestamp() * 1000),
@@ -228,3 +228,9 @@ class Pipeline:
                 for e in events
             ]
             await asyncio.gather(*pending)
+
+
+def _wire(event: SignalAnonymised) -> bytes:
+    """The event's JSON; `previous_keys` only after a key rotation, so that an aggregator from before
+    that field (its contracts forbid unknown fields) reads a deployment that never rotated."""
+    return event.model_dump_json(exclude={"previous_keys"} if not event.previous_keys else None).encode()

@@ -43,3 +43,25 @@ async def test_unexpected_errors_answer_500_and_log_no_value(caplog):
     assert secret not in response.text
     assert caplog.records and all(secret not in r.getMessage() and not r.exc_info for r in caplog.records)
     assert all(secret not in str(r.__dict__) for r in caplog.records)
+
+
+def test_previous_keys_go_on_the_wire_only_after_a_rotation():
+    from services.ingest.pipeline import _wire
+    from shared.contracts import SignalAnonymised
+
+    base = {
+        "event_id": uuid.uuid4(),
+        "category": "isolation",
+        "sensitivity": "person",
+        "action": "raised",
+        "street_id": "way/1",
+        "subject_key": "a" * 64,
+        "key_version": 1,
+        "occurred_at": "2026-11-01T00:00:00Z",
+        "council_id": "camden",
+        "source": "http",
+    }
+    plain = _wire(SignalAnonymised(**base))
+    assert b"previous_keys" not in plain and SignalAnonymised.model_validate_json(plain).previous_keys == ()
+    rotated = _wire(SignalAnonymised(**base | {"key_version": 2, "previous_keys": ("b" * 64,)}))
+    assert SignalAnonymised.model_validate_json(rotated).previous_keys == ("b" * 64,)
