@@ -181,9 +181,10 @@ def demo_keys(env: dict[str, str]) -> dict[str, str]:
     return load_env(DEMO_KEYS)
 
 
-# Two demo organisations (issue 13): a voluntary group and the council's community team.
+# Two demo organisations (issue 13): the demo VCS partner as a voluntary group (its PARTNER_API_KEY is
+# also its organisation key, so one key works on both services) and the council's community team.
 DEMO_ORGANISATIONS = (
-    ("ORG_API_KEY", "Kentish Town Neighbours (demo)", ["--kind", "vcs"]),
+    ("ORG_API_KEY", "Kentish Town Neighbours (demo)", ["--kind", "vcs", "--key-from-env", "PARTNER_API_KEY"]),
     ("COUNCIL_ORG_API_KEY", "Camden community team (demo)", ["--kind", "council", "--council-admin"]),
 )
 
@@ -246,18 +247,19 @@ DEMO_OPPORTUNITIES = {
 }
 
 
-def demo_organisations(env: dict[str, str]) -> None:
-    """The demo organisations, created once; their keys kept in .local/demo-keys.env."""
+def demo_organisations(env: dict[str, str], keys: dict[str, str]) -> dict[str, str]:
+    """The demo organisations, created once (after demo_keys); their keys kept in .local/demo-keys.env."""
     for key_name, name, options in DEMO_ORGANISATIONS:
         if key_name not in load_env(DEMO_KEYS):
             command = ["services.cli", "prompter", "create-organisation", name, *options]
             subprocess.run(
                 [PY, "-m", *command, "--key-file", str(DEMO_KEYS), "--key-name", key_name],
                 cwd=ROOT,
-                env=env,
+                env={**env, **keys},
                 check=True,
                 stdout=subprocess.DEVNULL,
             )
+    return load_env(DEMO_KEYS)
 
 
 def demo_opportunities(keys: dict[str, str]) -> None:
@@ -283,8 +285,9 @@ def demo_opportunities(keys: dict[str, str]) -> None:
     except (urllib.error.URLError, OSError, ValueError) as exc:
         print(f"  demo opportunities not registered ({exc}); see {RUN_DIR / 'prompter.log'}")
         return
-    print(f"\n  organisations: {base}/organisations — sign in with ORG_API_KEY (a voluntary group)")
-    print("    or COUNCIL_ORG_API_KEY (the council's team: every change, the platforms directory)")
+    print(f"\n  organisations: {base}/organisations — sign in with ORG_API_KEY (a voluntary group, the")
+    print("    same key as PARTNER_API_KEY) or COUNCIL_ORG_API_KEY (the council's team: every change,")
+    print("    the platforms directory)")
     print(f"  impact: {base}/impact")
 
 
@@ -328,8 +331,7 @@ def main() -> None:
         stop_all()
         return
     env = service_env()
-    demo_organisations(env)
-    keys = demo_keys(env)
+    keys = demo_organisations(env, demo_keys(env))
     env.update(keys)
     procs = start(env)
     mail_sink = start_mail_sink(env)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Literal
 from uuid import UUID
 
+import asyncpg
 import typer
 
 from shared.db import with_schema
@@ -34,6 +36,11 @@ def create_organisation(
     ),
     key_file: Path | None = typer.Option(None, help="Also set KEY_NAME=<key> in this env file."),
     key_name: str = typer.Option("ORGANISATION_API_KEY", help="The variable name in --key-file."),
+    key_from_env: str | None = typer.Option(
+        None,
+        help="Register the key held in this environment variable instead of a new one (e.g. give a VCS "
+        "partner's existing partners-service key to its organisation). Never pass keys as arguments.",
+    ),
 ) -> None:
     """Create an organisation and print its API key (shown once; only its hash is stored)."""
     if kind not in ("vcs", "council"):
@@ -43,10 +50,17 @@ def create_organisation(
         typer.echo("--council-admin needs --kind council", err=True)
         raise typer.Exit(2)
     k: Literal["vcs", "council"] = kind  # type: ignore[assignment]
-    key = new_key(ORG_KEY_PREFIX)
-    row = asyncio.run(
-        _run(lambda conn: org_repo.create_organisation(conn, name, k, hash_key(key), council_admin))
-    )
+    key = os.environ.get(key_from_env, "") if key_from_env else new_key(ORG_KEY_PREFIX)
+    if len(key) < 32:
+        typer.echo(f"${key_from_env} must hold a key of at least 32 characters", err=True)
+        raise typer.Exit(2)
+    try:
+        row = asyncio.run(
+            _run(lambda conn: org_repo.create_organisation(conn, name, k, hash_key(key), council_admin))
+        )
+    except asyncpg.UniqueViolationError:
+        typer.echo("that key already belongs to an organisation", err=True)
+        raise typer.Exit(1) from None
     typer.echo(f"organisation {row['id']} ({name}, {kind}) created. API key (shown once, keep it secret):")
     typer.echo(key)
     if key_file is not None:

@@ -55,3 +55,12 @@ def test_create_list_and_revoke_organisations(fresh_database_url, kafka_bootstra
     )
     assert runner.invoke(app, ["revoke-organisation", str(row["id"])]).exit_code == 0
     assert "revoked" in runner.invoke(app, ["list-organisations"]).output
+
+    # A VCS partner's existing key can be registered as its organisation's (read from the environment).
+    monkeypatch.setenv("PARTNER_KEY", "snp_" + "k" * 40)
+    same = runner.invoke(app, ["create-organisation", "Partner group", "--key-from-env", "PARTNER_KEY"])
+    assert same.exit_code == 0 and same.output.splitlines()[1] == "snp_" + "k" * 40
+    again = runner.invoke(app, ["create-organisation", "Copy", "--key-from-env", "PARTNER_KEY"])
+    assert again.exit_code == 1 and "already belongs" in again.output
+    monkeypatch.setenv("PARTNER_KEY", "short")
+    assert runner.invoke(app, ["create-organisation", "X", "--key-from-env", "PARTNER_KEY"]).exit_code == 2
