@@ -28,8 +28,11 @@ from pathlib import Path
 from string import Template
 
 ROOT = Path(__file__).resolve().parents[2]
-LOCAL = ROOT / ".local"
+# STREETNEEDS_LOCAL_DIR: a second, independent stack elsewhere (the chaos suite's, on its own ports).
+LOCAL = Path(os.environ.get("STREETNEEDS_LOCAL_DIR") or ROOT / ".local")
 KAFKA_DIR = LOCAL / "kafka"
+# Kafka's jars are fetched once per checkout, whichever stack uses them.
+KAFKA_LIBS = ROOT / ".local" / "kafka" / "libs"
 PG_DIR = LOCAL / "postgres"
 ENV_FILE = LOCAL / "stack.env"
 KAFKA_PORT = int(os.environ.get("STREETNEEDS_KAFKA_PORT", "19092"))
@@ -86,7 +89,7 @@ def apt_install(*packages: str) -> bool:
 
 
 def kafka_fetch() -> Path:
-    libs = KAFKA_DIR / "libs"
+    libs = KAFKA_LIBS
     stamp = libs / ".pom.sha"
     pom = ROOT / "deploy/kafka/pom.xml"
     digest = hashlib.sha256(pom.read_bytes()).hexdigest()  # refetch only when the pom changes
