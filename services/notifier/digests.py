@@ -40,6 +40,6 @@ async def digest_loop(
             queued = await build_due_digests(pool, settings, clock())
             if any(queued.values()):
                 log.info("digests queued", extra={"queued": queued})
-        except (OSError, asyncpg.PostgresError) as exc:
-            log.warning("digest schedule: database unavailable", extra={"error": type(exc).__name__})
+        except Exception as exc:  # tried again at the next check; the period's key does not change
+            log.warning("digest schedule failed", extra={"error": type(exc).__name__})
         await asyncio.sleep(settings.digest_check_s)

@@ -50,10 +50,10 @@ class Sender:
             while True:
                 try:
                     sent = await self.once(mailer)
-                except (OSError, asyncpg.PostgresError) as exc:
-                    log.warning(
-                        "sender: database unavailable", extra={"worker": worker, "error": type(exc).__name__}
-                    )
+                except Exception as exc:  # the loop must outlive any one failure; leased rows come back
+                    # Only the type: messages of SMTP or database errors can quote an address.
+                    log.warning("sender: batch failed", extra={"worker": worker, "error": type(exc).__name__})
+                    await asyncio.sleep(5.0)
                     sent = 0
                 if not sent:
                     await asyncio.sleep(self.settings.sender_idle_s)
