@@ -17,8 +17,21 @@ from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+from pydantic import SecretStr
 
-__all__ = ["apply_migrations", "create_database", "create_pool", "drop_database", "with_schema"]
+__all__ = [
+    "READ_ONLY_SCHEMAS",
+    "apply_migrations",
+    "create_database",
+    "create_pool",
+    "drop_database",
+    "dsn",
+    "grant_service_role",
+    "with_schema",
+]
+
+# Reference data every service may read and none may change.
+READ_ONLY_SCHEMAS = ("gazetteer",)
 
 T = TypeVar("T")
 
@@ -26,8 +39,13 @@ log = logging.getLogger(__name__)
 _NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
 
-async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+def dsn(url: str | SecretStr) -> str:
+    """The connection string, revealed only at the moment of connecting."""
+    return url.get_secret_value() if isinstance(url, SecretStr) else url
+
+
+async def create_pool(url: str | SecretStr, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    return await asyncpg.create_pool(dsn(url), min_size=min_size, max_size=max_size)
 
 
 async def apply_migrations(conn: asyncpg.Connection, schema: str, folder: Path) -> list[str]:
@@ -37,12 +55,15 @@ async def apply_migrations(conn: asyncpg.Connection, schema: str, folder: Path) 
     applied: list[str] = []
     await conn.execute("SELECT pg_advisory_lock($1)", lock)
     try:
-        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-        await conn.execute(
-            f'CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations ('
-            " name text PRIMARY KEY, checksum text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now())"
-        )
+        # Checked first: a service's own role may lack CREATE here (the gazetteer is read-only to it)
+        # and needs nothing created once `streetneeds migrate` has run.
+        if await conn.fetchval("SELECT to_regclass($1)", f'"{schema}".schema_migrations') is None:
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            await conn.execute(
+                f'CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations ('
+                " name text PRIMARY KEY, checksum text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
         done = {
             r["name"]: r["checksum"]
             for r in await conn.fetch(f'SELECT name, checksum FROM "{schema}".schema_migrations')
@@ -70,11 +91,56 @@ async def apply_migrations(conn: asyncpg.Connection, schema: str, folder: Path) 
     return applied
 
 
+async def grant_service_role(
+    conn: asyncpg.Connection, role: str, password: str | None, schema: str, *, read: tuple[str, ...] = ()
+) -> None:
+    """Create (or update) `role`: all rights in its own `schema`, SELECT only in `read`, nothing else.
+
+    Run by the administrator after the migrations; default privileges cover tables later migrations
+    add. Roles are cluster-wide, grants are per database.
+    """
+    ident = await conn.fetchval("SELECT quote_ident($1)", role)
+    exists = await conn.fetchval("SELECT true FROM pg_roles WHERE rolname = $1", role)
+    login = (
+        f"LOGIN PASSWORD {await conn.fetchval('SELECT quote_literal($1)', password)}" if password else "LOGIN"
+    )
+    options = f"{login} NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS"
+    await conn.execute(f"{'ALTER' if exists else 'CREATE'} ROLE {ident} WITH {options}")
+    database = await conn.fetchval("SELECT quote_ident(current_database())")
+    own = f'"{schema}"'
+    statements = [
+        f"GRANT CONNECT, TEMPORARY ON DATABASE {database} TO {ident}",
+        f"REVOKE CREATE ON SCHEMA public FROM {ident}",
+        f"GRANT USAGE, CREATE ON SCHEMA {own} TO {ident}",
+        f"GRANT ALL ON ALL TABLES IN SCHEMA {own} TO {ident}",
+        f"GRANT ALL ON ALL SEQUENCES IN SCHEMA {own} TO {ident}",
+        f"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {own} TO {ident}",
+        f"ALTER DEFAULT PRIVILEGES IN SCHEMA {own} GRANT ALL ON TABLES TO {ident}",
+        f"ALTER DEFAULT PRIVILEGES IN SCHEMA {own} GRANT ALL ON SEQUENCES TO {ident}",
+        f"ALTER DEFAULT PRIVILEGES IN SCHEMA {own} GRANT EXECUTE ON FUNCTIONS TO {ident}",
+    ]
+    for other in read:
+        if await conn.fetchval("SELECT true FROM pg_namespace WHERE nspname = $1", other):
+            statements += [
+                f'GRANT USAGE ON SCHEMA "{other}" TO {ident}',
+                f'GRANT SELECT ON ALL TABLES IN SCHEMA "{other}" TO {ident}',
+                f'GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA "{other}" TO {ident}',
+                f'ALTER DEFAULT PRIVILEGES IN SCHEMA "{other}" GRANT SELECT ON TABLES TO {ident}',
+            ]
+    async with conn.transaction():
+        for statement in statements:
+            await conn.execute(statement)
+    log.info("service role granted", extra={"role": role, "schema": schema})
+
+
 async def with_schema(
-    database_url: str, schema: str, folder: Path, action: Callable[[asyncpg.Connection], Awaitable[T]]
+    database_url: str | SecretStr,
+    schema: str,
+    folder: Path,
+    action: Callable[[asyncpg.Connection], Awaitable[T]],
 ) -> T:
     """Run a command-line task on one connection, after bringing `schema` up to date."""
-    conn = await asyncpg.connect(database_url)
+    conn = await asyncpg.connect(dsn(database_url))
     try:
         await apply_migrations(conn, schema, folder)
         return await action(conn)

@@ -24,7 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from faststream.kafka import KafkaBroker
 
 from .db import apply_migrations, create_pool
-from .http import add_operational_routes, install_problem_handlers
+from .http import EdgeMiddleware, add_operational_routes, document_problems, install_problem_handlers
 from .kafka import ensure_topics
 from .logs import configure_logging
 from .settings import CommonSettings
@@ -72,7 +72,7 @@ def create_service_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(name, settings.log_level)
-        runtime.pool = await create_pool(settings.database_url)
+        runtime.pool = await create_pool(settings.database_dsn())
         async with runtime.pool.acquire() as conn:
             for other_schema, folder in extra_migrations:
                 await apply_migrations(conn, other_schema, folder)
@@ -107,6 +107,9 @@ def create_service_app(
     app.state.runtime = runtime
     add_offline_docs(app)
     install_problem_handlers(app)
+    # Control characters and oversized bodies are refused once, here, for every route of every service.
+    app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)
+    document_problems(app)
 
     async def db_ready() -> bool:
         if runtime.pool is None:
@@ -117,7 +120,9 @@ def create_service_app(
     async def kafka_ready() -> bool:
         return await broker.ping(timeout=2)
 
-    add_operational_routes(app, {"database": db_ready, "kafka": kafka_ready})
+    add_operational_routes(
+        app, {"database": db_ready, "kafka": kafka_ready}, metrics_token=settings.metrics_token
+    )
     return app
 
 

@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Literal, Self
+import os
+import re
+from typing import Any, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, FilePath, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["CommonSettings", "KafkaSaslMechanism", "KafkaSecurityProtocol"]
+__all__ = ["MIN_TOKEN_LENGTH", "CommonSettings", "KafkaSaslMechanism", "KafkaSecurityProtocol", "placeholder"]
+
+# Operator and admin tokens guard whole APIs: shorter ones can be guessed.
+MIN_TOKEN_LENGTH = 20
+# Values copied from examples and never replaced: a deployment must not start with them.
+_PLACEHOLDER = re.compile(
+    r"change[-_ ]?me|replace[-_ ]?me|example|placeholder|your[-_ ]|<[^>]*>|^(secret|password|passwd|token|"
+    r"test|default|admin|1234\d*)$",
+    re.IGNORECASE,
+)
+
+
+def placeholder(value: str) -> bool:
+    """True for a secret copied from an example (`change-me…`, `changeme`, `secret`, `example`…)."""
+    return bool(_PLACEHOLDER.search(value.strip()))
+
 
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
@@ -22,11 +40,32 @@ class CommonSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".local/stack.env", extra="ignore")
 
-    database_url: str = Field(
+    database_url: SecretStr = Field(
         ...,
         title="PostgreSQL URL",
         validation_alias=AliasChoices("DATABASE_URL", "database_url"),
-        description="e.g. postgresql://streetneeds@127.0.0.1:54329/streetneeds",
+        description="e.g. postgresql://streetneeds@127.0.0.1:54329/streetneeds. The administrator's URL "
+        "(migrations, setup); a service connects with `<SERVICE>_DATABASE_URL` (its own role) when set.",
+    )
+    service_database_url: SecretStr | None = Field(
+        None,
+        title="The service's own PostgreSQL URL",
+        validation_alias=AliasChoices("service_database_url"),
+        description="Read from `<SERVICE>_DATABASE_URL` (e.g. FEEDS_DATABASE_URL): the service's own "
+        "role, limited to its schema and read-only on the gazetteer (created by `streetneeds migrate`).",
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        title="Metrics token",
+        validation_alias=AliasChoices("METRICS_TOKEN", "metrics_token"),
+        description="`/metrics` answers only `Authorization: Bearer <token>`; unset, only loopback clients.",
+    )
+    max_body_bytes: int = Field(
+        4 * 1024 * 1024,
+        title="Largest request body",
+        ge=1024,
+        validation_alias=AliasChoices("MAX_BODY_BYTES", "max_body_bytes"),
+        description="Default limit for every route (413 beyond it); some routes set their own.",
     )
     kafka_bootstrap_servers: str = Field(
         ...,
@@ -67,6 +106,38 @@ class CommonSettings(BaseSettings):
         "default: the system's CAs).",
     )
     log_level: str = Field("INFO", title="Log level", validation_alias=AliasChoices("LOG_LEVEL", "log_level"))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _own_database_url(cls, data: Any) -> Any:
+        """`<PREFIX>DATABASE_URL` names the service's own role; DATABASE_URL stays the default."""
+        prefix = cls.model_config.get("env_prefix") or ""
+        if prefix and isinstance(data, dict) and not data.get("service_database_url"):
+            if own := os.environ.get(f"{prefix}DATABASE_URL"):
+                data = {**data, "service_database_url": own}
+        return data
+
+    def database_dsn(self) -> str:
+        """The URL this process connects with: its own role's if given, else DATABASE_URL."""
+        return (self.service_database_url or self.database_url).get_secret_value()
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets(self) -> Self:
+        """Refuse to start with secrets copied from an example, or tokens short enough to guess."""
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if not isinstance(value, SecretStr):
+                continue
+            secret = value.get_secret_value()
+            if name.endswith("database_url"):
+                secret = urlsplit(secret).password or ""
+                if not secret:
+                    continue
+            if placeholder(secret):
+                raise ValueError(f"{name} is a placeholder (e.g. 'change-me'): set a real secret")
+            if name.endswith("token") and len(secret) < MIN_TOKEN_LENGTH:
+                raise ValueError(f"{name} must be at least {MIN_TOKEN_LENGTH} characters")
+        return self
 
     @model_validator(mode="after")
     def _kafka_security_is_complete(self) -> Self:

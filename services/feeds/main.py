@@ -49,7 +49,7 @@ def create_app(settings: FeedsSettings, *, gazetteer: Gazetteer | None = None) -
         runtime.state["apply"] = partial(apply_event, runtime.pool, settings)
         async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
             last = await repo.current_seq(conn)
-        runtime.spawn(Listener(settings.database_url, runtime.state["hub"], last).run(), "feeds-listener")
+        runtime.spawn(Listener(settings.database_dsn(), runtime.state["hub"], last).run(), "feeds-listener")
 
     app = create_service_app(
         name=NAME,

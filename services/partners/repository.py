@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -397,11 +398,46 @@ async def claim_due_deliveries(conn: asyncpg.Connection, limit: int, lease_s: fl
            UPDATE partners.deliveries d SET next_attempt_at = now() + make_interval(secs => $2)
            FROM due, partners.webhooks w
            WHERE d.id = due.id AND w.id = d.webhook_id
-           RETURNING d.id, d.webhook_id, d.message_id, d.body, d.attempts, w.url, w.secret""",
+           RETURNING d.id, d.webhook_id, d.message_id, d.body, d.attempts, w.url, w.secret, w.partner_id""",
             limit,
             lease_s,
         )
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    delivery_id: int
+    delivered: bool
+    http_status: int | None
+    error: str | None
+    retry_in_s: float | None  # None and not delivered: dead
+
+
+async def record_attempts(conn: asyncpg.Connection, attempts: list[Attempt]) -> None:
+    """Record a batch's attempts in one statement (see `record_attempt`)."""
+    if not attempts:
+        return
+    await conn.execute(
+        """UPDATE partners.deliveries d SET
+             attempts = d.attempts + 1, status = a.status, last_status = a.http_status,
+             last_error = a.error,
+             next_attempt_at = CASE WHEN a.status = 'pending'
+                                    THEN now() + make_interval(secs => a.retry_in_s)
+                                    ELSE d.next_attempt_at END,
+             finished_at = CASE WHEN a.status = 'pending' THEN NULL ELSE now() END
+           FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::float8[])
+                AS a(id, status, http_status, error, retry_in_s)
+           WHERE d.id = a.id""",
+        [a.delivery_id for a in attempts],
+        [
+            "delivered" if a.delivered else ("pending" if a.retry_in_s is not None else "dead")
+            for a in attempts
+        ],
+        [a.http_status for a in attempts],
+        [a.error for a in attempts],
+        [a.retry_in_s or 0.0 for a in attempts],
+    )
 
 
 async def record_attempt(

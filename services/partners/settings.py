@@ -24,7 +24,18 @@ class PartnersSettings(CommonSettings):
         60.0, title="First retry delay in seconds (doubles per attempt, with jitter)", gt=0
     )
     webhook_backoff_cap_s: float = Field(6 * 3600.0, title="Longest retry delay in seconds", gt=0)
-    webhook_timeout_s: float = Field(5.0, title="Timeout of one webhook HTTP request in seconds", gt=0)
+    webhook_timeout_s: float = Field(
+        5.0,
+        title="Total deadline of one webhook delivery in seconds",
+        description="Resolving, connecting, sending and reading the answer together.",
+        gt=0,
+    )
+    webhook_max_response_bytes: int = Field(
+        16 * 1024, title="Most bytes of a receiver's answer read before the connection is closed", ge=1
+    )
+    webhook_partner_concurrency: int = Field(
+        8, title="Deliveries in flight at once per partner (and keep-alive connections per host)", ge=1
+    )
     webhook_poll_interval_s: float = Field(
         1.0, title="How often an idle delivery worker looks for due deliveries, in seconds", gt=0
     )
@@ -41,7 +52,8 @@ class PartnersSettings(CommonSettings):
     operator_token: SecretStr | None = Field(
         None,
         title="Operator bearer token",
-        description="Required by the operators' API under /v1/admin (the console); unset, it refuses everyone.",
+        description="Required by the operators' API under /v1/admin (the console); "
+        "unset, it refuses everyone.",
     )
 
     @model_validator(mode="after")
