@@ -147,10 +147,14 @@ def date_range(start: str | None, end: str | None, now: dt.datetime) -> tuple[dt
     hi = _parse_date("end_date", end) if end else None
     if lo is None and hi is None:
         hi = now
-    if lo is None:
-        lo = hi - MAX_RANGE  # type: ignore[operator]
-    if hi is None:
-        hi = lo + MAX_RANGE
+    try:
+        if lo is None:
+            lo = hi - MAX_RANGE  # type: ignore[operator]
+        if hi is None:
+            hi = lo + MAX_RANGE
+        lo, hi = lo.astimezone(dt.UTC), hi.astimezone(dt.UTC)  # as PostgreSQL will compare them
+    except OverflowError:  # e.g. end_date=0001-01-01T00:00:00Z: no window fits before it
+        raise Open311Error(400, "start_date/end_date are outside the supported range") from None
     if hi < lo:
         raise Open311Error(400, "end_date is before start_date")
     if hi - lo > MAX_RANGE:

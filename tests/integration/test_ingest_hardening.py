@@ -96,6 +96,9 @@ async def ingest(fresh_database_url, kafka_bootstrap, random_id):
         "/open311/v2/requests/abc%00.xml",
         "/open311/v2/tokens/%16.json",
         "/open311/v2/requests.json?service_request_id=a%00b",
+        "/open311/v2/requests.json?service_code=graffiti%16",
+        "/open311/v2/requests.xml?end_date=0001-01-01T00:00:00Z",
+        "/open311/v2/requests.xml?start_date=0001-01-01T00:00:00%2B14:00",
     ],
 )
 async def test_control_characters_in_open311_urls_get_a_clean_answer(ingest, path):

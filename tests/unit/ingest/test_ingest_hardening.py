@@ -6,6 +6,7 @@ import logging
 import uuid
 
 import httpx
+import pytest
 from lxml import etree
 
 from services.ingest.open311 import render, to_xml, xml_safe
@@ -65,3 +66,17 @@ def test_previous_keys_go_on_the_wire_only_after_a_rotation():
     assert b"previous_keys" not in plain and SignalAnonymised.model_validate_json(plain).previous_keys == ()
     rotated = _wire(SignalAnonymised(**base | {"key_version": 2, "previous_keys": ("b" * 64,)}))
     assert SignalAnonymised.model_validate_json(rotated).previous_keys == ("b" * 64,)
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [(None, "0001-01-01T00:00:00Z"), ("9999-12-31T00:00:00Z", None), ("0001-01-01T00:00:00+14:00", None)],
+)
+def test_extreme_open311_dates_are_a_400_not_a_crash(start, end):
+    import datetime as dt
+
+    from services.ingest.open311 import Open311Error, date_range
+
+    with pytest.raises(Open311Error) as caught:
+        date_range(start, end, dt.datetime.now(dt.UTC))
+    assert caught.value.status == 400
