@@ -1,0 +1,104 @@
+"""Two notifier replicas on one database and consumer group, their senders competing for the same
+outbox: every mail goes out exactly once (no kill, so no repeat at all)."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import datetime as dt
+import secrets
+import uuid
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from services.notifier.main import MIGRATIONS, create_app
+from services.notifier.settings import NotifierSettings
+from services.notifier.sink import MailSink, free_port, messages
+from shared.contracts import PROMPTS, PromptPublished
+from shared.db import apply_migrations
+from tests.support import loopback_socket, serve
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+
+SUBSCRIBERS = 60
+PROMPTS_N = 10
+
+
+async def test_two_replicas_send_each_mail_once(
+    stack, fresh_database_url, camden_gazetteer, random_id, tmp_path
+):
+    street = sorted(camden_gazetteer.streets)[41]
+    conn = await asyncpg.connect(fresh_database_url)
+    await apply_migrations(conn, "notifier", MIGRATIONS)
+    await conn.executemany(
+        "INSERT INTO notifier.subscriptions (subscription_id, email, kind, label, street_ids, unit_ids,"
+        " ward_codes, categories, frequency, status, confirm_sha256, confirm_expires_at, confirmed_at)"
+        " VALUES ($1, $2, 'street', 'Replica street', $3, '{}', '{}', '{}', 'instant', 'active', $4,"
+        " now(), now())",
+        [
+            (uuid.uuid4(), f"r{i}-{random_id}@example.org", [street], secrets.token_bytes(32))
+            for i in range(SUBSCRIBERS)
+        ],
+    )
+    smtp_port, maildir = free_port(), tmp_path / "mail"
+    secret = secrets.token_urlsafe(32)
+
+    def settings() -> NotifierSettings:
+        return NotifierSettings(
+            database_url=fresh_database_url,
+            kafka_bootstrap_servers=stack["kafka"],
+            link_secret=secret,
+            group_id=f"replicas-{random_id}",
+            smtp_port=smtp_port,
+            sender_workers=3,
+            sender_batch=5,  # small claims, so both replicas' senders interleave on the same rows
+            sender_idle_s=0.05,
+            _env_file=None,
+        )
+
+    events = [
+        PromptPublished(
+            prompt_id=f"street:{street}:litter:{random_id}-{n}",
+            revision=1,
+            area_id=street,
+            area_kind="street",
+            area_name="Replica street",
+            street_ids=(street,),
+            category="litter",
+            sensitivity="place",
+            title=f"Litter {random_id}-{n}",
+            body="By the bus stop.",
+            published_at=dt.datetime.now(dt.UTC),
+        )
+        for n in range(PROMPTS_N)
+    ]
+    total = SUBSCRIBERS * PROMPTS_N
+    (sock_a, _), (sock_b, _) = loopback_socket(), loopback_socket()
+    with MailSink(maildir, smtp_port):
+        async with (
+            serve(create_app(settings(), gazetteer=camden_gazetteer), sock_a),
+            serve(create_app(settings(), gazetteer=camden_gazetteer), sock_b),
+        ):
+            producer = AIOKafkaProducer(bootstrap_servers=stack["kafka"], acks="all")
+            await producer.start()
+            try:
+                for e in events:
+                    await producer.send(PROMPTS.name, e.model_dump_json().encode(), key=e.prompt_id.encode())
+                await producer.flush()
+            finally:
+                await producer.stop()
+            sent = "SELECT count(*) FROM notifier.outbox WHERE sent_at IS NOT NULL"
+            for _ in range(1800):
+                if await conn.fetchval(sent) >= total:
+                    break
+                await asyncio.sleep(0.1)
+        rows = await conn.fetchval("SELECT count(*) FROM notifier.outbox")
+        done = await conn.fetchval(sent)
+        await conn.close()
+        mails = messages(maildir)
+
+    assert rows == total and done == total
+    by_id = collections.Counter(m["Message-ID"] for _, m in mails)
+    assert len(by_id) == total and len(mails) == total, "each mail exactly once across both replicas"
