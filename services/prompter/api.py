@@ -18,6 +18,7 @@ from . import org_repository as org_repo
 from . import repository as repo
 from .auth import Caller, council_reader, current_organisation
 from .matching import NO_PLACES, covers_ward
+from .ratelimit import check_offer_rate
 from .schemas import (
     ChangeList,
     ImpactOut,
@@ -235,10 +236,15 @@ async def offer_handed_over(
     "/offers",
     status_code=201,
     tags=["residents"],
-    responses={404: _problem("The prompt is not live."), **_INVALID},
+    responses={
+        404: _problem("The prompt is not live."),
+        429: _problem("Too many from this client."),
+        **_INVALID,
+    },
 )
 async def offer(body: OfferIn, request: Request) -> dict[str, str]:
     """A resident leaves a first name and email for ONE organisation the prompt links (with consent)."""
+    check_offer_rate(request)
     organisation, _ = await actions.make_offer(_runtime(request), body, dt.datetime.now(dt.UTC))
     return {"organisation": organisation, "status": "stored for that organisation only"}
 

@@ -13,7 +13,7 @@ from shared.kafka import make_broker
 from shared.service import Runtime, create_service_app
 from shared.web import mount_static
 
-from . import impact_pages, org_pages
+from . import admin_api, impact_pages, org_pages
 from . import org_repository as org_repo
 from .api import router
 from .handlers import SERVICE, register_handlers
@@ -21,6 +21,7 @@ from .pages import install_html_errors
 from .places import load_places
 from .platforms import check_every_category, load_directory
 from .publisher import PromptPublisher
+from .ratelimit import RateLimiter
 from .settings import PrompterSettings
 
 __all__ = ["create_app"]
@@ -88,10 +89,12 @@ def create_app(settings: PrompterSettings) -> FastAPI:
         migrations=MIGRATIONS,
         on_startup=on_startup,
     )
+    app.state.runtime.state["offer_limiter"] = RateLimiter(settings.offers_per_minute, settings.offers_burst)
     register_handlers(broker, app.state.runtime, settings.group_id)
     app.include_router(router)
     app.include_router(org_pages.router)
     app.include_router(impact_pages.router)
+    app.include_router(admin_api.router)
     install_html_errors(app, settings.feeds_url)
     mount_static(app)
     return app

@@ -30,6 +30,7 @@ from . import repository as repo
 from .auth import organisation_for_key
 from .forms import CATEGORY_CHOICES, FormInvalid, field_errors, opportunity_from_form, opportunity_to_form
 from .pages import page, render
+from .ratelimit import check_offer_rate
 from .schemas import CONSENT_TEXT, OfferIn, PlatformIn
 
 __all__ = ["SESSION_COOKIE", "router"]
@@ -403,6 +404,7 @@ async def offer_form(
     consent: Annotated[str, Form()] = "",
 ) -> Response:
     """Store the resident's first name and email for the one organisation they chose, with consent."""
+    check_offer_rate(request)
     data = {
         "prompt_id": prompt_id,
         "organisation_id": organisation_id or None,

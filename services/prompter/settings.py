@@ -50,6 +50,8 @@ class PrompterSettings(CommonSettings):
         description="Unhanded offers of help are deleted after this (at most 30, the privacy promise).",
     )
     purge_interval_s: float = Field(3600.0, title="Interval of the offers purge (seconds)", gt=0)
+    offers_per_minute: float = Field(2.0, title="Residents' offers of contact per client per minute", gt=0)
+    offers_burst: int = Field(5, title="Offers of contact burst per client", ge=1)
     session_hours: float = Field(8.0, title="Organisations' web sign-in lasts (hours)", gt=0, le=24 * 7)
     reconcile_interval_s: float = Field(
         3600.0,
