@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -67,6 +68,42 @@ def local_secrets() -> dict[str, str]:
 DEMO_SETTINGS = {"AGGREGATOR_RELEASE_CHECK_INTERVAL_SECONDS": "30"}
 
 
+def role_urls(admin_url: str) -> dict[str, str]:
+    """Each service's own PostgreSQL role (`streetneeds migrate` grants it its schema), generated once."""
+    parts = urllib.parse.urlsplit(admin_url)
+    host = parts.netloc.rpartition("@")[2]
+    wanted = {
+        f"{s.name.upper()}_DATABASE_URL": lambda s=s: urllib.parse.urlunsplit(
+            parts._replace(netloc=f"streetneeds_{s.name}:{secrets.token_urlsafe(24)}@{host}")
+        )
+        for s in REGISTRY
+    }
+    have = load_env(SECRETS)
+    missing = {k: make() for k, make in wanted.items() if k not in have}
+    if missing:
+        with SECRETS.open("a") as f:
+            f.writelines(f"{k}={v}\n" for k, v in missing.items())
+        SECRETS.chmod(0o600)
+    return {k: {**have, **missing}[k] for k in wanted}
+
+
+def own_env(env: dict[str, str], name: str) -> dict[str, str]:
+    """Least privilege: a service gets its own settings, secrets and database role, none of the others'."""
+    others = tuple(f"{s.name.upper()}_" for s in REGISTRY if s.name != name)
+    demo = set(load_env(DEMO_KEYS))  # the demo's council and partner keys belong to the simulator
+    mine = {k: v for k, v in env.items() if not k.startswith(others) and k not in demo}
+    own_url = env.get(f"{name.upper()}_DATABASE_URL")
+    if own_url:
+        mine["DATABASE_URL"] = own_url  # not even the administrator's URL
+    return mine
+
+
+def grant_roles(env: dict[str, str]) -> None:
+    subprocess.run(
+        [PY, "-m", "services.cli", "migrate"], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL
+    )
+
+
 def service_env() -> dict[str, str]:
     found = local_secrets()
     # The console calls each service with that service's own operator token.
@@ -76,7 +113,9 @@ def service_env() -> dict[str, str]:
         "CONSOLE_PROMPTER_TOKEN": found["PROMPTER_ADMIN_TOKEN"],
         "CONSOLE_PARTNERS_TOKEN": found["PARTNERS_OPERATOR_TOKEN"],
     }
-    return {**DEMO_SETTINGS, **os.environ, **load_env(LOCAL / "stack.env"), **found, **console}
+    stack = load_env(LOCAL / "stack.env")
+    roles = role_urls(stack.get("DATABASE_URL") or os.environ["DATABASE_URL"])
+    return {**DEMO_SETTINGS, **os.environ, **stack, **found, **console, **roles}
 
 
 def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 90) -> bool:
@@ -100,7 +139,11 @@ def start(env: dict[str, str]) -> list[tuple[str, int, subprocess.Popen]]:
     for name, port, _ in SERVICES:
         log = (RUN_DIR / f"{name}.log").open("ab")
         proc = subprocess.Popen(
-            [PY, "-m", by_name(name).module], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            [PY, "-m", by_name(name).module],
+            cwd=ROOT,
+            env=own_env(env, name),
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         (RUN_DIR / f"{name}.pid").write_text(str(proc.pid))
         procs.append((name, port, proc))
@@ -333,6 +376,7 @@ def main() -> None:
     env = service_env()
     keys = demo_organisations(env, demo_keys(env))
     env.update(keys)
+    grant_roles(env)
     procs = start(env)
     mail_sink = start_mail_sink(env)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
