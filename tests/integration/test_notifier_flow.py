@@ -309,3 +309,40 @@ async def test_malformed_prompt_is_dead_lettered_and_consumption_carries_on(
 
     found = await _eventually(letter, "the dead letter", attempts=100)
     assert found.source_topic == PROMPTS.name and found.reason == "malformed prompt event"
+
+
+async def test_sign_up_with_categories_then_manage_frequency_and_categories(
+    notifier, producer, camden_gazetteer, random_id
+):
+    client, settings, maildir, _, _ = notifier
+    street = _street(camden_gazetteer, 15)
+    form = await client.get("/subscribe", params={"kind": "street", "street_id": street})
+    assert form.status_code == 200 and 'value="graffiti"' in form.text and 'value="isolation"' in form.text
+    email = f"choosy-{random_id}@example.org"
+    await _subscribed(client, maildir, street, email, categories="graffiti", frequency="instant")
+
+    # A prompt of another category is not mailed; one of the chosen category is.
+    await _publish(producer, _prompt(street, random_id, 1, category="litter"))
+    wanted = _prompt(street, random_id, 2, category="graffiti")
+    await _publish(producer, wanted)
+    await _eventually(
+        lambda: [m for m in _mails_to(maildir, email) if wanted.title in m["Subject"]], "the alert"
+    )
+    litter = _prompt(street, random_id, 1, category="litter").prompt_id
+    consumed = "SELECT count(*) FROM notifier.changes WHERE prompt_id = $1"
+    await _eventually(lambda: _count(settings, consumed, litter), "the litter prompt to be consumed")
+    assert await _count(settings, "SELECT count(*) FROM notifier.outbox WHERE prompt_id = $1", litter) == 0
+
+    alert = next(m for m in _mails_to(maildir, email) if wanted.title in m["Subject"])
+    manage_url = _link(alert, "manage")
+    page = await client.get(manage_url)
+    assert page.status_code == 200 and 'value="graffiti" checked' in page.text
+    saved = await client.post(manage_url, data={"frequency": "weekly", "categories": ["litter", "graffiti"]})
+    assert saved.status_code == 200 and "weekly" in saved.text
+    row = (
+        "SELECT frequency || ':' || array_to_string(categories, ',') FROM notifier.subscriptions"
+        " WHERE email = $1"
+    )
+    assert await _count(settings, row, email) == "weekly:graffiti,litter"
+    bad = await client.post(manage_url, data={"frequency": "hourly"})
+    assert bad.status_code == 422 and "instant, daily or weekly" in bad.text
