@@ -61,6 +61,12 @@ screenshots: setup browser ## PNGs of every resident page at desktop and phone s
 	set -a && . .local/stack.env && set +a && \
 	$(PY) -m pytest tests/browser/test_screenshots.py -q -p no:cacheprovider $(PYTEST_ARGS)
 
+.PHONY: fuzz
+fuzz: setup ## Fuzz every service's OpenAPI with schemathesis, longer than make test does (FUZZ_EXAMPLES=200)
+	set -a && . .local/stack.env && set +a && \
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} FUZZ_SEED=$${FUZZ_SEED:-$$RANDOM} \
+	$(PY) -m pytest tests/fuzz -p no:cacheprovider -o addopts="--import-mode=importlib -ra" $(PYTEST_ARGS)
+
 .PHONY: bench
 bench: setup ## Run the benchmarks and print figures for the README
 	set -a && . .local/stack.env && set +a && $(PY) -m bench
