@@ -64,8 +64,8 @@ screenshots: setup browser ## PNGs of every resident page at desktop and phone s
 .PHONY: fuzz
 fuzz: setup ## Fuzz every service's OpenAPI with schemathesis, longer than make test does (FUZZ_EXAMPLES=200)
 	set -a && . .local/stack.env && set +a && \
-	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} FUZZ_SEED=$${FUZZ_SEED:-$$RANDOM} \
-	$(PY) -m pytest tests/fuzz -p no:cacheprovider -o addopts="--import-mode=importlib -ra" $(PYTEST_ARGS)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} FUZZ_SEED=$${FUZZ_SEED:-$$RANDOM} FUZZ_TIMEOUT=3600 \
+	$(PY) -m pytest tests/fuzz -p no:cacheprovider $(PYTEST_ARGS)
 
 .PHONY: bench
 bench: setup ## Run the benchmarks and print figures for the README
