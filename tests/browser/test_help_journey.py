@@ -20,7 +20,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 
 from shared.keys import hash_key, new_key
-from tests.browser.conftest import axe_violations, describe_violations
+from tests.browser.conftest import axe_violations, describe_violations, save_screenshot
 from tests.browser.pages import wait
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -208,6 +208,7 @@ def test_i_can_help_shows_ways_to_help_and_counts_once(browser, site):
     assert browser.find_element(By.CSS_SELECTOR, "a[href='mailto:hello@ktfriends.example.org']")
     violations = axe_violations(browser)
     assert not violations, describe_violations(violations)
+    save_screenshot(browser, "help-thanks")
 
     for _ in range(2):  # back to the prompt, and "I can help" again: thanked, counted once
         browser.get(page)
@@ -242,5 +243,25 @@ def test_i_can_help_shows_ways_to_help_and_counts_once(browser, site):
     charts = browser.find_elements(By.CSS_SELECTOR, "svg[role='img']")
     assert len(charts) == 2 and all(c.size["width"] > 200 for c in charts)
     assert "Neighbours offered help 1 time" in browser.find_element(By.TAG_NAME, "main").text
+    save_screenshot(browser, "help-impact-ward")
+
+    # The group signs in (no JavaScript needed) and finds the offer, then hands it over.
+    browser.get(f"{site.prompter}/organisations")
+    browser.find_element(By.ID, "api_key").send_keys(key)
+    browser.find_element(By.XPATH, "//button[normalize-space()='Sign in']").click()
+    wait(browser, EC.title_contains("Kentish Town Friends"))
+    main = browser.find_element(By.TAG_NAME, "main").text
+    assert "Tea and a chat on Tuesdays" in main and "sam@example.org" in main
+    violations = axe_violations(browser)
+    assert not violations, describe_violations(violations)
+    save_screenshot(browser, "help-organisation-home")
+    browser.find_element(By.XPATH, "//button[normalize-space()='Mark handed over and delete']").click()
+    wait(browser, EC.title_contains("Kentish Town Friends"))
+    assert "sam@example.org" not in browser.find_element(By.TAG_NAME, "main").text
+    assert site.sql("SELECT count(*) FROM prompter.help_offers") == 0
+    browser.get(f"{site.prompter}/organisations/opportunities/new")
+    violations = axe_violations(browser)
+    assert not violations, describe_violations(violations)
+    save_screenshot(browser, "help-organisation-form")
     violations = axe_violations(browser)
     assert not violations, describe_violations(violations)
