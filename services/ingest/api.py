@@ -209,7 +209,7 @@ async def withdraw_everywhere(request: Request, body: WithdrawEverywhere) -> Wit
     system = await _system(request, runtime)
     gazetteer: Gazetteer = runtime.state["gazetteer"]
     categories = sorted(system.categories)
-    at = (body.occurred_at or dt.datetime.now(dt.UTC)).isoformat()
+    at = dt.datetime.now(dt.UTC).isoformat()
     # The aggregator ends a withdrawn subject on every street: the street here only carries the event.
     carrier = min(gazetteer.streets)
     items = [

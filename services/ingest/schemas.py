@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.contracts import Category, CouncilSignal, Sensitivity
 
@@ -41,7 +41,11 @@ class PlacedOn(BaseModel):
 
 
 class WithdrawEverywhere(BaseModel):
-    """Withdraw one subject from every category this system may send (docs/privacy.md rule 9)."""
+    """Withdraw one subject from every category this system may send (docs/privacy.md rule 9), as of now.
+
+    A withdrawal dated in the past stays possible per category (a `withdrawn` signal): here there
+    is no date to get wrong, so a valid body is always accepted.
+    """
 
     model_config = ConfigDict(extra="ignore")
 
@@ -52,7 +56,6 @@ class WithdrawEverywhere(BaseModel):
         description="Idempotency key: sending it again has no second effect.",
     )
     subject_ref: str = Field(..., min_length=1, max_length=200, description="Pseudonymised at the door.")
-    occurred_at: AwareDatetime | None = Field(None, description="When consent ended etc.; default: now.")
 
 
 class WithdrawnEverywhere(BaseModel):
