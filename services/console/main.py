@@ -13,7 +13,7 @@ from shared.kafka import make_broker
 from shared.service import Runtime, create_service_app
 from shared.web import mount_static
 
-from . import web
+from . import moderation, web
 from .auth import Refused, SignInRequired, current
 from .settings import ConsoleSettings
 from .targets import Targets
@@ -88,5 +88,6 @@ def create_app(settings: ConsoleSettings, *, targets: Targets | None = None) -> 
         )
 
     app.include_router(web.router)
+    app.include_router(moderation.router)
     mount_static(app)
     return app

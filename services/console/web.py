@@ -50,6 +50,7 @@ NAV = (
     ("/", "Overview"),
     ("/systems", "Council systems"),
     ("/partners", "Partners"),
+    ("/moderation", "Moderation"),
     ("/privacy", "Privacy"),
     ("/operations", "Operations"),
     ("/audit", "Audit"),

@@ -13,7 +13,7 @@ from shared.kafka import make_broker
 from shared.service import Runtime, create_service_app
 from shared.web import mount_static
 
-from . import impact_pages, org_pages
+from . import admin_api, impact_pages, org_pages
 from . import org_repository as org_repo
 from .api import router
 from .handlers import SERVICE, register_handlers
@@ -94,6 +94,7 @@ def create_app(settings: PrompterSettings) -> FastAPI:
     app.include_router(router)
     app.include_router(org_pages.router)
     app.include_router(impact_pages.router)
+    app.include_router(admin_api.router)
     install_html_errors(app, settings.feeds_url)
     mount_static(app)
     return app

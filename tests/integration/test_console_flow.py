@@ -27,12 +27,14 @@ from services.ingest.main import create_app as create_ingest
 from services.ingest.settings import IngestSettings
 from services.partners.main import create_app as create_partners
 from services.partners.settings import PartnersSettings
+from services.prompter.main import create_app as create_prompter
+from services.prompter.settings import PrompterSettings
 from shared.contracts import COUNCIL_SIGNALS
 from tests.support import loopback_socket, serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
-TOKENS = {"ingest": "i" * 32, "aggregator": "a" * 32, "partners": "p" * 32}
+TOKENS = {"ingest": "i" * 32, "aggregator": "a" * 32, "partners": "p" * 32, "prompter": "m" * 32}
 HEX64 = re.compile(r"\b[0-9a-f]{64}\b")
 
 
@@ -91,6 +93,9 @@ class ConsoleStack:
                     operator_token=TOKENS["partners"],
                 )
             ),
+            "prompter": lambda: create_prompter(
+                PrompterSettings(**common, group_id=f"console-prompter-{rid}", admin_token=TOKENS["prompter"])
+            ),
             "aggregator": lambda: create_aggregator(
                 AggregatorSettings(
                     **common, group_id=f"console-aggregator-{rid}", operator_token=TOKENS["aggregator"]
@@ -115,8 +120,9 @@ class ConsoleStack:
                 ingest_url=self.urls["ingest"],
                 partners_url=self.urls["partners"],
                 aggregator_url=self.urls["aggregator"],
-                prompter_url="http://127.0.0.1:9",  # not started: the overview says so
-                feeds_url="http://127.0.0.1:9",
+                prompter_url=self.urls["prompter"],
+                feeds_url="http://127.0.0.1:9",  # not started: the overview says so
+                prompter_token=TOKENS["prompter"],
                 ingest_token=TOKENS["ingest"],
                 partners_token=TOKENS["partners"],
                 aggregator_token=TOKENS["aggregator"],
@@ -546,7 +552,8 @@ async def test_operations_and_overview_show_volumes_lag_and_health(console, rand
     assert "Rejected signals" in page
     overview = (await client.get("/")).text
     assert re.search(r"<td>ingest</td><td class=\"ok\">ready</td>", overview)
-    assert re.search(r"<td>prompter</td><td class=\"bad\">not reachable", overview)
+    assert re.search(r"<td>prompter</td><td class=\"ok\">ready</td>", overview)
+    assert re.search(r"<td>feeds</td><td class=\"bad\">not reachable", overview)
     await client.aclose()
 
 
@@ -556,3 +563,97 @@ async def _first_street(database_url: str) -> str:
         return await conn.fetchval("SELECT id FROM gazetteer.streets ORDER BY id LIMIT 1")
     finally:
         await conn.close()
+
+
+async def test_moderation_of_opportunities_platforms_and_organisation_keys(console, random_id):
+    password = await console.add_operator(f"op-{random_id}", "operator")
+    client = await sign_in(console.urls["console"], f"op-{random_id}", password)
+    page = await client.get("/moderation")
+    assert page.status_code == 200
+    csrf = csrf_of(page.text)
+    made = await client.post("/organisations", data={"csrf_token": csrf, "name": f"Lunch club {random_id}"})
+    key = secret_of(made.text)
+    prompter = console.urls["prompter"]
+    street = await _first_street(console.database_url)
+    async with httpx.AsyncClient(base_url=prompter, timeout=30) as api:
+        auth = {"Authorization": f"Bearer {key}"}
+        created = await api.post(
+            "/v1/opportunities",
+            headers=auth,
+            json={
+                "title": f"Tea hosts {random_id}",
+                "what": "Pour tea.",
+                "contact_phone": "020 7974 4444",
+                "categories": ["isolation"],
+                "area": {"street_ids": [street]},
+            },
+        )
+        assert created.status_code == 201, created.text
+        opportunity_id = created.json()["id"]
+
+        async def public_titles() -> list[str]:
+            return [o["title"] for o in (await api.get("/v1/opportunities")).json()["opportunities"]]
+
+        listing = await client.get("/moderation")
+        assert f"Tea hosts {random_id}" in listing.text
+        off = await client.post(f"/opportunities/{opportunity_id}/pause", data={"csrf_token": csrf})
+        assert off.status_code == 200 and "switched off" in off.text
+        assert f"Tea hosts {random_id}" not in await public_titles()
+        on = await client.post(f"/opportunities/{opportunity_id}/resume", data={"csrf_token": csrf})
+        assert on.status_code == 200
+        assert f"Tea hosts {random_id}" in await public_titles()
+
+        platform = {
+            "csrf_token": csrf,
+            "name": "Camden litter pickers",
+            "description": "Borough litter picks.",
+            "url": "https://litter.example.org/",
+            "categories": ["litter"],
+            "coverage": "borough",
+        }
+        added = await client.post("/platforms", data={**platform, "id": f"litter-{random_id}"})
+        assert added.status_code == 200, added.text
+        edited = await client.post(
+            f"/platforms/litter-{random_id}/edit", data={**platform, "name": "Camden litter heroes"}
+        )
+        assert edited.status_code == 200, edited.text
+        switched = await client.post(
+            f"/platforms/litter-{random_id}/switch", data={"csrf_token": csrf, "enabled": "off"}
+        )
+        assert switched.status_code == 200, switched.text
+        ours = [
+            p
+            for p in (await api.get("/v1/platforms")).json()["platforms"]
+            if p["id"] == f"litter-{random_id}"
+        ]
+        assert ours and ours[0]["name"] == "Camden litter heroes" and ours[0]["enabled"] is False
+        bad_url = await client.post(
+            "/platforms", data={**platform, "id": f"bad-{random_id}", "url": "ftp://x"}
+        )
+        assert bad_url.status_code == 422 and "url" in bad_url.text
+
+        org_id = re.search(
+            rf"Lunch club {random_id}<br><span class=\"meta\">([0-9a-f-]{{36}})", listing.text
+        )[1]
+        new_key = secret_of(
+            (await client.post(f"/organisations/{org_id}/rotate", data={"csrf_token": csrf})).text
+        )
+        assert (await api.get("/v1/organisation/offers", headers=auth)).status_code == 401
+        new_auth = {"Authorization": f"Bearer {new_key}"}
+        assert (await api.get("/v1/organisation/offers", headers=new_auth)).status_code == 200
+        await client.post(f"/organisations/{org_id}/revoke", data={"csrf_token": csrf})
+        assert (await api.get("/v1/organisation/offers", headers=new_auth)).status_code == 403
+    actions = {(r["action"], r["outcome"]) for r in await audit_rows(console.database_url)}
+    for expected in (
+        "create organisation",
+        "pause opportunity",
+        "resume opportunity",
+        "add platform",
+        "edit platform",
+        "switch platform",
+        "rotate organisation key",
+        "revoke organisation",
+    ):
+        assert (expected, "done") in actions, expected
+    assert ("add platform", "failed") in actions
+    await client.aclose()

@@ -1,0 +1,200 @@
+"""Operators' API (the console): moderate organisations' opportunities, edit platforms, organisation keys.
+
+Bearer PROMPTER_ADMIN_TOKEN (the operator); everyone else is refused. Adding and switching platforms
+stay on /v1/platforms (the operator may use them); this adds what only the operator may do.
+"""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field, HttpUrl, field_validator
+
+from shared.contracts import Category
+from shared.http import Problem
+from shared.keys import hash_key, new_key
+
+from . import actions
+from . import org_repository as org_repo
+from . import repository as repo
+from .platforms import uncovered
+from .schemas import _check_url
+
+__all__ = ["router"]
+
+ORG_KEY_PREFIX = "sno_"  # as `streetneeds prompter create-organisation` makes them
+
+
+def operator(request: Request) -> None:
+    expected = request.app.state.runtime.settings.admin_token
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if (
+        expected is None
+        or scheme.lower() != "bearer"
+        or not hmac.compare_digest(given.encode(), expected.get_secret_value().encode())
+    ):
+        raise Problem(
+            401,
+            "Operator token required",
+            "send Authorization: Bearer <operator token>",
+            headers={"WWW-Authenticate": 'Bearer realm="prompter-operators"'},
+        )
+
+
+router = APIRouter(prefix="/v1/admin", tags=["operators"], dependencies=[Depends(operator)])
+
+
+class PlatformEdit(BaseModel):
+    name: str = Field(..., min_length=1, max_length=120)
+    description: str = Field(..., min_length=1, max_length=300)
+    url: HttpUrl
+    categories: list[Category] = Field(..., min_length=1)
+    coverage: Literal["national", "london", "borough"] = "borough"
+
+    @field_validator("url")
+    @classmethod
+    def _safe_url(cls, value: HttpUrl) -> HttpUrl:
+        return _check_url(value)
+
+
+class OrganisationIn(BaseModel):
+    name: str = Field(..., min_length=1, max_length=200)
+    kind: Literal["vcs", "council"] = "vcs"
+
+
+def _runtime(request: Request) -> Any:
+    return request.app.state.runtime
+
+
+def _opportunity(row: Any) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "title": row["title"],
+        "organisation": row["organisation"],
+        "organisation_id": str(row["organisation_id"]) if row["organisation_id"] else None,
+        "categories": list(row["categories"]),
+        "status": "retired" if row["retired_at"] is not None else row["status"],
+        "updated_at": row["updated_at"].isoformat(),
+    }
+
+
+def _organisation(row: Any) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "name": row["name"],
+        "kind": row["kind"],
+        "council_admin": row["council_admin"],
+        "created_at": row["created_at"].isoformat(),
+        "revoked_at": row["revoked_at"].isoformat() if row["revoked_at"] else None,
+    }
+
+
+@router.get("/opportunities", summary="Every opportunity, whatever its status or owner")
+async def list_all_opportunities(request: Request) -> list[dict[str, Any]]:
+    rows = await _runtime(request).pool.fetch(
+        "SELECT * FROM prompter.opportunities ORDER BY retired_at NULLS FIRST, organisation, title, id"
+    )
+    return [_opportunity(r) for r in rows]
+
+
+@router.post("/opportunities/{opportunity_id}/{change}", summary="Switch an opportunity off or on")
+async def moderate(request: Request, opportunity_id: uuid.UUID, change: Literal["pause", "resume"]) -> dict:
+    """The operator pauses (prompts drop the link) or resumes any organisation's opportunity."""
+    runtime = _runtime(request)
+    status, action = ("paused", "paused") if change == "pause" else ("active", "resumed")
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        before = await repo.get_opportunity(conn, opportunity_id, for_update=True)
+        if before is None:
+            raise actions.not_found(opportunity_id)
+        if before["retired_at"] is not None:
+            raise Problem(409, "This opportunity is retired", "A retired opportunity cannot be changed.")
+        row = await repo.set_status(conn, opportunity_id, status)
+        if before["status"] != status:
+            # Recorded with no organisation: the change history names the operator as the actor.
+            await org_repo.record_change(conn, opportunity_id, None, action, actions._diff(before, row))
+    await actions._reevaluate(runtime, repo.to_opportunity(before), repo.to_opportunity(row))
+    return _opportunity(row)
+
+
+@router.put("/platforms/{platform_id}", summary="Edit a platform's entry in the directory")
+async def edit_platform(request: Request, platform_id: str, body: PlatformEdit) -> dict[str, Any]:
+    runtime = _runtime(request)
+    values = body.model_dump(mode="json")
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        before = await conn.fetchrow("SELECT * FROM prompter.platforms WHERE id = $1 FOR UPDATE", platform_id)
+        if before is None:
+            raise Problem(404, "No such platform", f"No platform has id {platform_id!r}.")
+        row = await conn.fetchrow(
+            "UPDATE prompter.platforms SET name = $2, description = $3, url = $4, categories = $5,"
+            " coverage = $6, updated_at = now() WHERE id = $1 RETURNING *",
+            platform_id,
+            values["name"],
+            values["description"],
+            values["url"],
+            sorted(values["categories"]),
+            values["coverage"],
+        )
+        missing = uncovered(org_repo.to_platforms(await org_repo.all_platforms(conn)))
+        if missing:
+            raise Problem(
+                409,
+                "A category would have no way to help",
+                "Keep " + ", ".join(sorted(missing)) + " or switch on another platform for it first.",
+            )
+    await runtime.state["publisher"].platforms_changed(
+        sorted(set(before["categories"]) | set(row["categories"]))
+    )
+    return {k: row[k] for k in ("id", "name", "description", "url", "coverage", "source", "enabled")} | {
+        "categories": list(row["categories"])
+    }
+
+
+@router.get("/organisations", summary="Organisations (never their keys)")
+async def list_organisations(request: Request) -> list[dict[str, Any]]:
+    async with _runtime(request).pool.acquire() as conn:
+        return [_organisation(r) for r in await org_repo.list_organisations(conn)]
+
+
+@router.post("/organisations", status_code=201, summary="Add an organisation; its key is shown once")
+async def create_organisation(request: Request, body: OrganisationIn) -> dict[str, Any]:
+    key = new_key(ORG_KEY_PREFIX)
+    async with _runtime(request).pool.acquire() as conn:
+        row = await org_repo.create_organisation(conn, body.name, body.kind, hash_key(key))
+    return {"organisation": _organisation(row), "key": key}
+
+
+async def _active(conn: Any, organisation_id: uuid.UUID) -> None:
+    row = await conn.fetchrow(
+        "SELECT revoked_at FROM prompter.organisations WHERE id = $1 FOR UPDATE", organisation_id
+    )
+    if row is None:
+        raise Problem(404, "No such organisation", f"no organisation {organisation_id}")
+    if row["revoked_at"] is not None:
+        raise Problem(409, "Organisation revoked", f"organisation {organisation_id} is revoked")
+
+
+@router.post("/organisations/{organisation_id}/rotate", summary="Replace an organisation's key")
+async def rotate_organisation(request: Request, organisation_id: uuid.UUID) -> dict[str, Any]:
+    key = new_key(ORG_KEY_PREFIX)
+    async with _runtime(request).pool.acquire() as conn, conn.transaction():
+        await _active(conn, organisation_id)
+        row = await conn.fetchrow(
+            "UPDATE prompter.organisations SET key_hash = $2 WHERE id = $1 RETURNING *",
+            organisation_id,
+            hash_key(key),
+        )
+        # Its web sessions were opened with the old key: they end with it.
+        await conn.execute("DELETE FROM prompter.org_sessions WHERE organisation_id = $1", organisation_id)
+    return {"organisation": _organisation(row), "key": key}
+
+
+@router.post("/organisations/{organisation_id}/revoke", summary="Revoke an organisation's key")
+async def revoke_organisation(request: Request, organisation_id: uuid.UUID) -> dict[str, Any]:
+    async with _runtime(request).pool.acquire() as conn, conn.transaction():
+        await _active(conn, organisation_id)
+        await org_repo.revoke_organisation(conn, organisation_id)
+        row = await conn.fetchrow("SELECT * FROM prompter.organisations WHERE id = $1", organisation_id)
+    return _organisation(row)
