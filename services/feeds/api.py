@@ -32,6 +32,19 @@ class StreetsOut(BaseModel):
     streets: list[StreetOut]
 
 
+class PlaceStreetOut(StreetOut):
+    label: str = Field(..., description="Name, a nearby street when the name is shared, and ward.")
+
+
+class PlacesOut(BaseModel):
+    kind: Literal["postcode", "postcodes", "unknown_postcode", "streets", "nothing"] = Field(
+        ..., description="What the query was taken for."
+    )
+    postcode: str | None = Field(None, description="The postcode, in its printed form, if one was given.")
+    postcodes: list[str] = Field(..., description="Known postcodes starting with a partial postcode.")
+    streets: list[PlaceStreetOut]
+
+
 class SubscriptionIn(BaseModel):
     """One of: a street, a set of streets, a ward, or a radius around a map point."""
 
@@ -90,6 +103,33 @@ async def search_streets(
             )
             for s in areas.search(q, limit=limit)
         ]
+    )
+
+
+@router.get(
+    "/places", response_model=PlacesOut, summary="Find a place: a postcode (full or partial) or a street"
+)
+async def find_place(
+    request: Request, q: str = Query(..., min_length=1, max_length=100), limit: int = Query(10, ge=1, le=50)
+) -> PlacesOut:
+    """As the home page's search box: typos, abbreviations and partial postcodes are understood."""
+    _, settings, areas = runtime_of(request)
+    found = areas.find(q, limit=limit)
+    return PlacesOut(
+        kind=found.kind,  # type: ignore[arg-type]
+        postcode=found.postcode,
+        postcodes=found.postcodes,
+        streets=[
+            PlaceStreetOut(
+                id=s.id,
+                name=s.name,
+                ward_code=s.ward_code,
+                ward_name=s.ward_name,
+                url=f"{settings.base_url}/streets/{s.id}",
+                label=areas.label(s),
+            )
+            for s in found.streets
+        ],
     )
 
 

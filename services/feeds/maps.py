@@ -76,7 +76,10 @@ async def _needs(request: Request, target: FeedTarget, focus: list[dict]) -> Res
     runtime, settings, areas = runtime_of(request)
     entries, last_modified = await load_entries(runtime, target)
     needs = [f for f in (need_feature(areas, e) for e in entries) if f is not None]
-    body = geojson.dumps(geojson.collection([*focus, *needs]))
+    # A foreign member (RFC 7946 §6.1): the deployment's tile layer, if it configured one.
+    basemap = {"tiles": settings.map_tile_url, "attribution": settings.map_tile_attribution}
+    extra = {"basemap": basemap} if settings.map_tile_url else {}
+    body = geojson.dumps(geojson.collection([*focus, *needs], **extra))
     return cacheable(
         request,
         body,

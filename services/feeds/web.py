@@ -116,16 +116,7 @@ def _home_context(settings: FeedsSettings, areas: Areas, q: str | None) -> dict:
         "radii": _radii(settings),
         "min_radius_m": MIN_RADIUS_M,
         "max_radius_m": settings.max_radius_m,
-        "map": _map_settings(settings, f"{settings.base_url}/map/needs.geojson", pick=True),
-    }
-
-
-def _map_settings(settings: FeedsSettings, layers: str, *, pick: bool = False) -> dict:
-    return {
-        "layers": layers,
-        "tiles": settings.map_tile_url or "",
-        "attribution": settings.map_tile_attribution,
-        "pick": pick,
+        "map": {"layers": f"{settings.base_url}/map/needs.geojson"},
     }
 
 

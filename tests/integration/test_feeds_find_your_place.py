@@ -156,3 +156,41 @@ async def test_near_me_follows_whole_streets_around_the_point(client, camden_gaz
         headers={"Accept": BROWSER},
     )
     assert r.status_code == 201 and "Streets within 200 m of a point" in r.text
+
+
+async def test_a_deployment_may_name_a_tile_server(stack, gazetteer_template):
+    url = await create_database(stack["database"], prefix="t_tiles", template=gazetteer_template)
+    sock, base = loopback_socket()
+    settings = FeedsSettings(
+        database_url=url,
+        kafka_bootstrap_servers=stack["kafka"],
+        base_url=base,
+        group_id=f"feeds-tiles-{uuid.uuid4().hex[:8]}",
+        map_tile_url="https://tiles.example.org/{z}/{x}/{y}.png",
+        map_tile_attribution="© Example tiles",
+        _env_file=None,
+    )
+    try:
+        async with serve(create_app(settings), sock), httpx.AsyncClient(base_url=base) as c:
+            layers = (await c.get("/map/needs.geojson")).json()
+            assert layers["basemap"] == {
+                "tiles": "https://tiles.example.org/{z}/{x}/{y}.png",
+                "attribution": "© Example tiles",
+            }
+    finally:
+        await drop_database(stack["database"], url)
+
+
+async def test_without_a_tile_server_the_map_is_ours_alone(client):
+    assert "basemap" not in (await client.get("/map/needs.geojson")).json()
+
+
+async def test_the_api_finds_places_as_the_search_box_does(client, camden_gazetteer):
+    found = (await client.get("/v1/places", params={"q": "nw19ln"})).json()
+    assert found["kind"] == "postcode" and found["postcode"] == "NW1 9LN"
+    assert [s["id"] for s in found["streets"]] == list(camden_gazetteer.postcodes["NW1 9LN"])
+    partial = (await client.get("/v1/places", params={"q": "NW1 9"})).json()
+    assert partial["kind"] == "postcodes" and "NW1 9LN" in partial["postcodes"]
+    named = (await client.get("/v1/places", params={"q": "camden sq"})).json()
+    assert named["kind"] == "streets" and named["streets"][0]["label"].startswith("Camden Square, off ")
+    assert (await client.get("/v1/places", params={"q": "ZZ9 9ZZ"})).json()["kind"] == "unknown_postcode"

@@ -1,6 +1,7 @@
 /* streetneeds map: our own streets, wards and needs drawn with Leaflet; no tiles unless configured.
  *
- * <div id="map" data-base="…" data-layers="…geojson" [data-tiles data-attribution] [data-pick="formId"]>
+ * <div id="map" data-base="…" data-layers="…geojson" [data-pick="formId"]>; the layers may name a
+ * tile server (`basemap`), else the map is drawn from our own streets, wards and boundary only.
  * The page works without this script: every street and need on the map is also in the page's lists.
  * With data-pick, a click on the map (or "Use my location") fills the form's hidden lat/lon fields and
  * draws the circle the radius would follow; the resident never types coordinates.
@@ -48,8 +49,9 @@
   var map = L.map(el, { zoomSnap: 0.5, keyboard: true, scrollWheelZoom: false, minZoom: 11, maxZoom: 19 });
   map.attributionControl.setPrefix('<a href="https://leafletjs.com">Leaflet</a>');
   map.attributionControl.addAttribution("Streets © OpenStreetMap contributors; boundaries © ONS");
-  if (el.dataset.tiles) {
-    L.tileLayer(el.dataset.tiles, { attribution: el.dataset.attribution || "", maxZoom: 19 }).addTo(map);
+  function addTiles(url, attribution) {
+    // Only when a deployment configures a tile server; the default map needs no network beyond us.
+    if (url) { L.tileLayer(url, { attribution: attribution || "", maxZoom: 19 }).addTo(map); }
   }
   map.setView([51.545, -0.16], 13);
   // Streets are drawn under needs, needs under the chosen circle.
@@ -109,6 +111,7 @@
 
   if (el.dataset.layers) {
     loading.push(getJSON(el.dataset.layers).then(function (data) {
+      if (data.basemap) { addTiles(data.basemap.tiles, data.basemap.attribution); }
       var focus = L.geoJSON(data, {
         pane: "needs",
         filter: function (f) { return f.properties.role === "focus"; },
