@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from typing import Any, Literal, Self
@@ -60,6 +61,13 @@ class CommonSettings(BaseSettings):
         validation_alias=AliasChoices("METRICS_TOKEN", "metrics_token"),
         description="`/metrics` answers only `Authorization: Bearer <token>`; unset, only loopback clients.",
     )
+    trusted_proxies: str = Field(
+        "",
+        title="Trusted proxies",
+        validation_alias=AliasChoices("TRUSTED_PROXIES", "trusted_proxies"),
+        description="Comma-separated addresses/CIDRs of reverse proxies whose X-Forwarded-For is believed "
+        "(rate limits, connection caps). Empty: the connecting address is the client.",
+    )
     max_body_bytes: int = Field(
         4 * 1024 * 1024,
         title="Largest request body",
@@ -117,9 +125,24 @@ class CommonSettings(BaseSettings):
                 data = {**data, "service_database_url": own}
         return data
 
+    def trusted_proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [
+            ipaddress.ip_network(p.strip(), strict=False)
+            for p in self.trusted_proxies.split(",")
+            if p.strip()
+        ]
+
     def database_dsn(self) -> str:
         """The URL this process connects with: its own role's if given, else DATABASE_URL."""
         return (self.service_database_url or self.database_url).get_secret_value()
+
+    @model_validator(mode="after")
+    def _proxies_are_networks(self) -> Self:
+        try:
+            self.trusted_proxy_networks()
+        except ValueError as exc:
+            raise ValueError(f"TRUSTED_PROXIES: {exc}") from exc
+        return self
 
     @model_validator(mode="after")
     def _no_placeholder_secrets(self) -> Self:
