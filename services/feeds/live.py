@@ -3,27 +3,71 @@
 The listener publishes each committed change here; every connected client has a bounded
 asyncio queue. A client too slow to keep up is disconnected rather than slowing everyone: its
 browser reconnects with Last-Event-ID and catches up from the database.
+
+Connections are capped, in all and per client (`Hub.admit`: 503 and 429 beyond). A resume point
+older than `REPLAY_LIMIT` changes (or 0) is not replayed change by change: the client gets one
+`refresh` event (reload the feed's current state, e.g. its JSON Feed) and continues live from there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from sse_starlette.event import ServerSentEvent
 
 from shared.gazetteer.selection import Selection
+from shared.http import Problem
 
 from .repository import Change
 
-__all__ = ["Hub", "sse_event", "stream"]
+__all__ = ["MAX_CLIENTS", "MAX_PER_CLIENT", "REPLAY_LIMIT", "Hub", "refresh_event", "sse_event", "stream"]
+
+MAX_CLIENTS = 2000  # open event streams per replica
+MAX_PER_CLIENT = 4  # per client (address, IPv6 /64): a few tabs, not a flood
+REPLAY_LIMIT = 1000  # changes a resuming client is sent one by one; older resume points refresh
 
 
 class Hub:
-    def __init__(self, queue_size: int) -> None:
+    def __init__(
+        self, queue_size: int, *, max_clients: int = MAX_CLIENTS, max_per_client: int = MAX_PER_CLIENT
+    ) -> None:
         self.queue_size = queue_size
+        self.max_clients, self.max_per_client = max_clients, max_per_client
         self._queues: set[asyncio.Queue[Change | None]] = set()
+        self._open: Counter[str] = Counter()
+
+    def admit(self, client: str) -> Callable[[], None]:
+        """Count one more stream for `client`, or raise a 503/429 Problem; returns its release."""
+        if sum(self._open.values()) >= self.max_clients:
+            raise Problem(
+                503, "Too many live connections", "try again shortly", headers={"Retry-After": "30"}
+            )
+        if self._open[client] >= self.max_per_client:
+            raise Problem(
+                429,
+                "Too many live connections from you",
+                f"at most {self.max_per_client} open event streams per client",
+                headers={"Retry-After": "30"},
+            )
+        self._open[client] += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._open[client] -= 1
+                if self._open[client] <= 0:
+                    del self._open[client]
+
+        return release
+
+    @property
+    def connections(self) -> int:
+        return sum(self._open.values())
 
     @property
     def clients(self) -> int:
@@ -53,17 +97,31 @@ def sse_event(change: Change) -> ServerSentEvent:
     return ServerSentEvent(json.dumps(change.entry, ensure_ascii=False), event=event, id=str(change.seq))
 
 
+def refresh_event(seq: int) -> ServerSentEvent:
+    """Tell a client whose resume point is too old to reload the current state; live from `seq` on."""
+    data = json.dumps({"reason": "the resume point is older than this stream replays; reload the feed"})
+    return ServerSentEvent(data, event="refresh", id=str(seq))
+
+
 async def stream(
     hub: Hub,
     selection: Selection,
     last_event_id: int | None,
     backlog: Callable[[int], Awaitable[list[Change]]],
     current: Callable[[], Awaitable[int]],
+    *,
+    release: Callable[[], None] = lambda: None,
+    replay_limit: int = REPLAY_LIMIT,
 ) -> AsyncIterator[ServerSentEvent]:
     """Replay what a resuming client missed, then live changes, each at most once, in order."""
     queue = hub.subscribe()  # before reading the backlog, so nothing falls between the two
     try:
         sent = last_event_id if last_event_id is not None else await current()
+        if last_event_id is not None:
+            now = await current()
+            if last_event_id <= 0 or now - last_event_id > replay_limit:
+                sent = now
+                yield refresh_event(now)
         while True:  # the backlog is read in pages
             page = await backlog(sent)
             if not page:
@@ -83,3 +141,4 @@ async def stream(
                 yield sse_event(change)
     finally:
         hub.unsubscribe(queue)
+        release()

@@ -12,6 +12,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from shared.contracts import PromptPublished
 from shared.gazetteer.selection import Areas, Selection
 from shared.http import Problem
+from shared.ratelimit import client_key
 from shared.service import Runtime
 
 from . import repository as repo
@@ -187,6 +188,7 @@ async def events_response(request: Request, target: FeedTarget) -> EventSourceRe
     last = _last_event_id(request)
     hub: Hub = runtime.state["hub"]
     pool = runtime.pool
+    release = hub.admit(client_key(request, settings))  # 503/429 beyond the connection caps
 
     async def backlog(after: int):
         async with pool.acquire() as conn:  # type: ignore[union-attr]
@@ -199,7 +201,7 @@ async def events_response(request: Request, target: FeedTarget) -> EventSourceRe
     # sse-starlette already sends Cache-Control: no-store and X-Accel-Buffering: no.
     headers = {"Referrer-Policy": "no-referrer"} if target.private else {}
     return EventSourceResponse(
-        stream(hub, target.selection, last, backlog, current),
+        stream(hub, target.selection, last, backlog, current, release=release),
         headers=headers,
         ping=settings.sse_heartbeat_s,
         ping_message_factory=lambda: ServerSentEvent(comment="heartbeat"),
