@@ -67,6 +67,11 @@ fuzz: setup ## Fuzz every service's OpenAPI with schemathesis, longer than make 
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} FUZZ_SEED=$${FUZZ_SEED:-$$RANDOM} FUZZ_TIMEOUT=3600 \
 	$(PY) -m pytest tests/fuzz -p no:cacheprovider $(PYTEST_ARGS)
 
+.PHONY: chaos
+chaos: venv ## Chaos suite, long form, on a broker and database of its own (CHAOS_SIGNALS, CHAOS_TRIALS, CHAOS_SEED)
+	CHAOS_SIGNALS=$${CHAOS_SIGNALS:-100000} CHAOS_TRIALS=$${CHAOS_TRIALS:-5} \
+	$(PY) -m pytest tests/chaos -s -p no:cacheprovider $(PYTEST_ARGS)
+
 .PHONY: bench
 bench: setup ## Run the benchmarks and print figures for the README
 	set -a && . .local/stack.env && set +a && $(PY) -m bench
