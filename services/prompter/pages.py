@@ -21,7 +21,13 @@ render = page_renderer(
     Path(__file__).parent / "templates",
     category_names={str(c): i.name for c, i in CATALOGUE.items()},
 )
-NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "same-origin"}
+NO_STORE = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "same-origin",
+    # Organisations' forms must not be framed by another site (clickjacking).
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'",
+}
 # Organisations' pages, the residents' offer form and the impact pages are for people.
 _PAGES = re.compile(r"^/(organisations|offers|impact)(/|$)")
 _HINTS = {
