@@ -29,6 +29,11 @@ class FeedsSettings(CommonSettings):
         description="Residents' offers of contact post there directly, and street pages link to its "
         "impact pages.",
     )
+    notifier_url: str = Field(
+        "http://127.0.0.1:8005",
+        title="Public URL of the notifier",
+        description="The e-mail alert form on street, ward and area pages posts there.",
+    )
     tag_authority: str = Field(
         "streetneeds.org.uk,2026",
         title="tag: URI authority",
@@ -73,7 +78,7 @@ class FeedsSettings(CommonSettings):
         ge=0,
     )
 
-    @field_validator("base_url", "prompter_url")
+    @field_validator("base_url", "prompter_url", "notifier_url")
     @classmethod
     def _absolute(cls, value: str, info: ValidationInfo) -> str:
         if not re.match(r"^https?://[^/\s]+", value):

@@ -102,6 +102,7 @@ def render_feed(
             alternates=alternates(settings, target.path),
             private=target.private,
             subscribe=target.subscribe,
+            notifier_url=settings.notifier_url,  # the e-mail alert form (issue 9)
             prompter_url=settings.prompter_url,  # the ward's impact page (issue 13)
             ward_codes=target.selection.ward_codes,
             notice_url=f"{settings.base_url}{target.notice_path}" if target.notice_path else None,
