@@ -19,6 +19,7 @@ from .pipeline import OutOfScope, Pipeline, ProduceFailed
 from .places import place_area
 from .repository import System
 from .schemas import (
+    EVERYWHERE_SUFFIX,
     BatchResult,
     CategoryOut,
     ItemResult,
@@ -214,7 +215,7 @@ async def withdraw_everywhere(request: Request, body: WithdrawEverywhere) -> Wit
     carrier = min(gazetteer.streets)
     items = [
         {
-            "event_id": f"{body.event_id}#everywhere:{category}",
+            "event_id": f"{body.event_id}{EVERYWHERE_SUFFIX}{category}",
             "category": category,
             "action": "withdrawn",
             "subject_ref": body.subject_ref,

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.contracts import Category, CouncilSignal, Sensitivity
 
 __all__ = [
+    "EVERYWHERE_EVENT_ID_MAX",
+    "EVERYWHERE_SUFFIX",
     "BatchResult",
     "CategoryOut",
     "ItemResult",
@@ -40,6 +42,11 @@ class PlacedOn(BaseModel):
     )
 
 
+EVERYWHERE_SUFFIX = "#everywhere:"  # + category: the event id of each category's withdrawal
+# Room for the suffix within CouncilSignal's 200-character event ids.
+EVERYWHERE_EVENT_ID_MAX = 200 - len(EVERYWHERE_SUFFIX) - max(len(c.value) for c in Category)
+
+
 class WithdrawEverywhere(BaseModel):
     """Withdraw one subject from every category this system may send (docs/privacy.md rule 9), as of now.
 
@@ -52,7 +59,7 @@ class WithdrawEverywhere(BaseModel):
     event_id: str = Field(
         ...,
         min_length=1,
-        max_length=180,
+        max_length=EVERYWHERE_EVENT_ID_MAX,
         description="Idempotency key: sending it again has no second effect.",
     )
     subject_ref: str = Field(..., min_length=1, max_length=200, description="Pseudonymised at the door.")

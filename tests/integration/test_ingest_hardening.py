@@ -15,6 +15,7 @@ from services.ingest import repository
 from services.ingest.auth import generate_key, hash_key
 from services.ingest.main import create_app
 from services.ingest.open311_api import MAX_FORM_BYTES
+from services.ingest.schemas import EVERYWHERE_EVENT_ID_MAX
 from services.ingest.settings import IngestSettings
 from shared.contracts import SIGNALS_ANONYMISED
 from shared.gazetteer.model import Gazetteer, Unit
@@ -253,3 +254,5 @@ async def test_a_subject_is_withdrawn_from_everything_once(ingest, kafka_bootstr
     assert {e.action for e in events} == {"withdrawn"} and len({e.subject_key for e in events}) == 1
     assert "Quigglesworth" not in first.text and "771203" not in first.text
     assert (await client.post("/v1/withdrawals", json=body)).status_code == 401
+    longest = {"event_id": "x" * EVERYWHERE_EVENT_ID_MAX, "subject_ref": "ASC-2"}  # valid: always accepted
+    assert (await client.post("/v1/withdrawals", json=longest, headers={"X-API-Key": key})).status_code == 202
