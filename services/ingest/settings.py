@@ -72,7 +72,8 @@ class IngestSettings(CommonSettings):
     operator_token: SecretStr | None = Field(
         None,
         title="Operator bearer token",
-        description="Required by the operators' API under /v1/admin (the console); unset, it refuses everyone.",
+        description="Required by the operators' API under /v1/admin (the console); "
+        "unset, it refuses everyone.",
     )
 
     @field_validator("pseudonym_keys")
