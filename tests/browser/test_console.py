@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -149,3 +150,131 @@ def test_console_keys_roles_csrf_and_audit_in_a_browser(browser, console_site, r
     assert seen(viewer, "sign in", "done")
     assert seen(viewer, "create council system", "refused")  # the forged POST
     assert seen(viewer, "sign out", "done") and seen(admin, "sign out", "done")
+
+
+def _produce_bad_council_input(kafka: str, marker: str) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    from shared.contracts import COUNCIL_SIGNALS
+
+    async def send() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait(COUNCIL_SIGNALS.name, b"{not json " + marker.encode(), key=b"k")
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+
+
+def _until_page_has(browser, url: str, css: str, attempts: int = 90):
+    for _ in range(attempts):
+        browser.get(url)
+        found = browser.find_elements(By.CSS_SELECTOR, css)
+        if found:
+            return found
+        time.sleep(1)
+    raise AssertionError(f"{url} never showed {css}")
+
+
+def test_every_console_task_in_a_browser(browser, console_site, random_id):
+    base = console_site.urls["console"]
+    name = f"op-{random_id}"
+    _sign_in(browser, base, name, asyncio.run(console_site.add_operator(name, "operator")))
+
+    # Overview: every service's readiness and the consumer lag.
+    text = _main_text(browser)
+    assert "ingest ready" in text and "Consumer lag" in text
+
+    # Partners: a key shown once, then revoked.
+    partner = f"Food bank {random_id}"
+    browser.get(f"{base}/partners")
+    browser.find_element(By.ID, "name").send_keys(partner)
+    _navigates(browser, browser.find_element(By.XPATH, "//button[.='Create and show the key']").click)
+    assert (
+        browser.find_element(By.CSS_SELECTOR, "input[data-secret]").get_attribute("value").startswith("snp_")
+    )
+    browser.get(f"{base}/partners")
+    _navigates(browser, browser.find_element(By.CSS_SELECTOR, f"button[aria-label='Revoke {partner}']").click)
+    assert "revoked" in _main_text(browser)
+
+    # Council system with its own categories and rate limit, then changed.
+    system = f"Adult care {random_id}"
+    browser.get(f"{base}/systems")
+    browser.find_element(By.ID, "name").send_keys(system)
+    for box in browser.find_elements(By.CSS_SELECTOR, "form[action='/systems'] input[name='categories']"):
+        if box.get_attribute("value") != "isolation":
+            box.click()
+    browser.find_element(By.ID, "rate_per_minute").send_keys("90")
+    _navigates(browser, browser.find_element(By.XPATH, "//button[.='Create and show the key']").click)
+    browser.get(f"{base}/systems")
+    row = browser.find_element(By.XPATH, f"//tr[td[contains(., '{system}')]]")
+    assert "isolation" in row.text and "fly_tipping" not in row.text and "90" in row.text
+    row.find_element(By.TAG_NAME, "summary").click()
+    rate = row.find_element(By.CSS_SELECTOR, "input[name='rate_per_minute']")
+    rate.clear()
+    rate.send_keys("45")
+    _navigates(browser, row.find_element(By.XPATH, ".//button[.='Save']").click)
+    assert "at 45 requests per minute" in _main_text(browser)
+
+    # Privacy: releases, ε, withheld counts, key versions; a withdrawal by council reference.
+    browser.get(f"{base}/privacy")
+    text = _main_text(browser)
+    assert "Privacy budget" in text and "Versions configured: 1" in text
+    browser.find_element(By.ID, "subject_ref").send_keys(f"CASE-{random_id}")
+    _navigates(browser, browser.find_element(By.XPATH, "//button[.='Withdraw']").click)
+    assert "Withdrawal sent" in _main_text(browser) and f"CASE-{random_id}" not in browser.page_source
+
+    # Moderation: a platform added, edited and switched off; an organisation's key.
+    browser.get(f"{base}/moderation")
+    browser.find_element(By.ID, "platform-id").send_keys(f"litter-{random_id}")
+    browser.find_element(By.ID, "new-name").send_keys("Camden litter pickers")
+    browser.find_element(By.ID, "new-description").send_keys("Borough litter picks.")
+    browser.find_element(By.ID, "new-url").send_keys("https://litter.example.org/")
+    form = browser.find_element(By.CSS_SELECTOR, "form[action='/platforms']")
+    form.find_element(By.CSS_SELECTOR, "input[value='litter']").click()
+    _navigates(browser, form.find_element(By.XPATH, ".//button[.='Add platform']").click)
+    assert "added to the directory" in _main_text(browser)
+    browser.get(f"{base}/moderation")
+    _navigates(
+        browser,
+        browser.find_element(By.CSS_SELECTOR, "button[aria-label='Switch off Camden litter pickers']").click,
+    )
+    assert "switched off" in _main_text(browser)
+    browser.get(f"{base}/moderation")
+    browser.find_element(By.ID, "org-name").send_keys(f"Lunch club {random_id}")
+    _navigates(browser, browser.find_element(By.XPATH, "//button[.='Create and show the key']").click)
+    assert (
+        browser.find_element(By.CSS_SELECTOR, "input[data-secret]").get_attribute("value").startswith("sno_")
+    )
+    browser.get(f"{base}/moderation")
+    _accessible(browser, "moderation")
+
+    # Operations: a dead letter with its reason, discarded; the volumes chart and its table.
+    raw = f"RAW-COUNCIL-INPUT-{random_id}"
+    _produce_bad_council_input(console_site.kafka, raw)
+    discard = _until_page_has(browser, f"{base}/operations", "button[aria-label^='Discard dead letter']")
+    assert "ingest" in _main_text(browser) and raw not in browser.page_source  # reasons, not raw input
+    label = discard[0].get_attribute("aria-label")
+    _navigates(browser, discard[0].click)
+    assert "Dead letter discarded" in _main_text(browser)
+    browser.get(f"{base}/operations")
+    assert not browser.find_elements(By.CSS_SELECTOR, f"button[aria-label='{label}']")
+    assert f"CASE-{random_id}" not in browser.page_source and raw not in browser.page_source
+    _accessible(browser, "operations-with-data")
+
+    browser.get(f"{base}/audit")
+    text = _main_text(browser)
+    for action in (
+        "create partner",
+        "revoke partner",
+        "create council system",
+        "set council system categories and rate",
+        "withdraw a subject",
+        "add platform",
+        "switch platform",
+        "create organisation",
+        "discard dead letter",
+    ):
+        assert f"{name} {action}" in text, action

@@ -430,7 +430,16 @@ async def test_privacy_page_shows_withheld_cells_only_as_counts(console, random_
     assert "2026-10" in page and "2026-09" in page
     assert "<td>2026</td><td>2</td><td>1.0</td><td>6.0</td><td>5.0</td>" in page
     assert "Versions configured: 1" in page
-    for path in ("/", "/privacy", "/operations", "/systems", "/partners", "/audit"):
+    for path in (
+        "/",
+        "/privacy",
+        "/operations",
+        "/systems",
+        "/partners",
+        "/moderation",
+        "/operators",
+        "/audit",
+    ):
         html = (await client.get(path)).text
         for unit in units:
             assert unit not in html, (path, unit)
