@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import email.policy
 import hashlib
 import uuid
 from dataclasses import dataclass
@@ -17,7 +18,25 @@ from .repository import Subscription
 from .settings import NotifierSettings
 from .tokens import link_token
 
-__all__ = ["Links", "confirmation_mail", "digest_mail", "instant_mail", "links_for", "message_id"]
+__all__ = [
+    "Links",
+    "confirmation_mail",
+    "digest_mail",
+    "instant_mail",
+    "links_for",
+    "message_id",
+    "wire_bytes",
+]
+
+# List-Unsubscribe is stored raw, folded by us between its two URIs, and never refolded: the default
+# policy turns a line longer than 78 characters into RFC 2047 encoded-words, and no mail client reads
+# an encoded URI as an unsubscribe link.
+_WIRE = email.policy.SMTP.clone(refold_source="none")
+
+
+def wire_bytes(msg: EmailMessage) -> bytes:
+    """The message as sent over SMTP (CRLF line ends, our raw headers left as they are)."""
+    return msg.as_bytes(policy=_WIRE)
 
 
 @dataclass(frozen=True)
@@ -67,7 +86,7 @@ def _message(
     # RFC 2369 + RFC 8058: mail clients show an unsubscribe button that POSTs to the URL, one click.
     subject = quote("unsubscribe " + unsubscribe.rsplit("/", 1)[1])
     mailto = f"mailto:{settings.unsubscribe_mailto}?subject={subject}"
-    msg["List-Unsubscribe"] = f"<{unsubscribe}>, <{mailto}>"
+    msg.set_raw("List-Unsubscribe", f"<{unsubscribe}>,\n <{mailto}>")
     msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     msg["Auto-Submitted"] = "auto-generated"
     context = {"settings": settings, "unsubscribe_url": unsubscribe, **context}

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from email.message import EmailMessage
+from email.utils import parseaddr
 
 import aiosmtplib
 
+from .mail import wire_bytes
 from .settings import NotifierSettings
 
 __all__ = ["Mailer", "PermanentFailure"]
@@ -39,7 +41,8 @@ class Mailer:
         if self._client is None or not self._client.is_connected:
             self._client = await self._connect()
         try:
-            await self._client.send_message(message)
+            sender, recipient = parseaddr(message["From"])[1], parseaddr(message["To"])[1]
+            await self._client.sendmail(sender, [recipient], wire_bytes(message))
         except aiosmtplib.SMTPRecipientsRefused as exc:
             if all(r.code >= 500 for r in exc.recipients):
                 raise PermanentFailure("; ".join(f"{r.code} {r.message}" for r in exc.recipients)) from None

@@ -132,6 +132,8 @@ async def test_sign_up_confirm_once_one_mail_per_change_then_one_click_unsubscri
         "<mailto:" in confirmation["List-Unsubscribe"] and "/unsubscribe/" in confirmation["List-Unsubscribe"]
     )
     assert confirmation.get_body(("plain",)) is not None and confirmation.get_body(("html",)) is not None
+    (raw,) = [p.read_bytes() for p in (maildir / "new").iterdir()]
+    assert b"\nList-Unsubscribe: <http://" in raw, "the URIs arrive as plain text, not encoded-words"
     confirm_url = _link(confirmation, "confirm")
 
     page = await client.get(confirm_url)

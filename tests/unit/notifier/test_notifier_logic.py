@@ -8,7 +8,7 @@ import uuid
 import pytest
 from pydantic import ValidationError
 
-from services.notifier.mail import confirmation_mail, digest_mail, instant_mail, message_id
+from services.notifier.mail import confirmation_mail, digest_mail, instant_mail, message_id, wire_bytes
 from services.notifier.repository import Subscription
 from services.notifier.schedule import latest_period
 from services.notifier.settings import NotifierSettings
@@ -157,6 +157,10 @@ def test_every_mail_has_one_click_unsubscribe_text_and_html_and_manage_link():
             assert f"https://alerts.example.org/manage/{token}" in body
             assert f"https://alerts.example.org/unsubscribe/{token}" in body
         assert msg["To"] == "resident@example.org"
+        # On the wire the URIs stay plain text (not RFC 2047 encoded-words), one per line.
+        wire = wire_bytes(msg).decode()
+        assert f"\r\nList-Unsubscribe: <https://alerts.example.org/unsubscribe/{token}>,\r\n <mailto:" in wire
+        assert "\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" in wire
     assert "https://alerts.example.org/confirm/tok" in _parts(mails[0])[0]
 
 
