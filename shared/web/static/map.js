@@ -115,7 +115,7 @@
       var focus = L.geoJSON(data, {
         pane: "needs",
         filter: function (f) { return f.properties.role === "focus"; },
-        style: { color: "#0b0c0c", weight: 7, opacity: 0.35, fillColor: "#1d70b8", fillOpacity: 0.08 },
+        style: { color: "#1d70b8", weight: 9, opacity: 0.45, fillColor: "#1d70b8", fillOpacity: 0.08 },
         interactive: false
       }).addTo(map);
       L.geoJSON(data, {
