@@ -28,6 +28,7 @@ from .http import EdgeMiddleware, add_operational_routes, document_problems, ins
 from .kafka import ensure_topics
 from .logs import configure_logging
 from .settings import CommonSettings
+from .web import HeadAsGet
 
 __all__ = ["Runtime", "create_service_app"]
 
@@ -106,6 +107,7 @@ def create_service_app(
     )
     app.state.runtime = runtime
     add_offline_docs(app)
+    app.add_middleware(HeadAsGet)  # HEAD answered wherever GET is (FastAPI routes declare GET only)
     install_problem_handlers(app)
     # Control characters and oversized bodies are refused once, here, for every route of every service.
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)

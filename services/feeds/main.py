@@ -14,7 +14,7 @@ from shared.gazetteer.model import Gazetteer
 from shared.gazetteer.selection import Areas
 from shared.kafka import make_broker
 from shared.service import Runtime, create_service_app
-from shared.web import HeadAsGet, mount_static
+from shared.web import mount_static
 
 from . import api, cap_routes, help, maps, web
 from . import repository as repo
@@ -78,5 +78,4 @@ def create_app(settings: FeedsSettings, *, gazetteer: Gazetteer | None = None) -
     mount_static(app)
     # Large feeds, the CAP index and the map's GeoJSON compress ~5x; small answers are not worth it.
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
-    app.add_middleware(HeadAsGet)
     return app
