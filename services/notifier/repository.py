@@ -29,6 +29,7 @@ __all__ = [
     "record_retired",
     "release",
     "signups_since",
+    "stats",
     "subscription",
     "subscription_by_confirm",
     "suppress",
@@ -377,3 +378,20 @@ async def purge_sent(conn: asyncpg.Connection, days: int) -> int:
         days,
     )
     return int(done.split()[-1])
+
+
+async def stats(conn: asyncpg.Connection) -> dict[str, int]:
+    """Counts for operators (never an address): alerts by status and frequency, outbox by state."""
+    counts: dict[str, int] = {}
+    for r in await conn.fetch(
+        "SELECT status || ' ' || frequency AS k, count(*) AS n FROM notifier.subscriptions GROUP BY 1"
+    ):
+        counts[f"alerts {r['k']}"] = r["n"]
+    row = await conn.fetchrow(
+        "SELECT count(*) FILTER (WHERE sent_at IS NULL AND failed_at IS NULL) AS waiting,"
+        " count(*) FILTER (WHERE sent_at IS NOT NULL) AS sent, count(*) FILTER (WHERE failed_at IS NOT NULL)"
+        " AS failed FROM notifier.outbox"
+    )
+    counts.update({f"mails {k}": v for k, v in row.items()})
+    counts["suppressed addresses"] = await conn.fetchval("SELECT count(*) FROM notifier.suppressed")
+    return counts

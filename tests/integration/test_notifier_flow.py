@@ -15,6 +15,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from services.notifier import repository as notifier_repo
 from services.notifier.digests import build_due_digests
 from services.notifier.main import create_app
 from services.notifier.settings import NotifierSettings
@@ -286,6 +287,14 @@ async def test_bounce_webhook_suppresses_the_address(notifier, camden_gazetteer,
 
     again = await _sign_up(client, street, email)
     assert again.status_code == 409 and "cannot send mail to that address" in again.text
+
+    conn = await asyncpg.connect(settings.database_dsn())
+    try:
+        counts = await notifier_repo.stats(conn)  # what `streetneeds notifier stats` prints
+    finally:
+        await conn.close()
+    assert counts["suppressed addresses"] == 1 and "alerts active instant" not in counts
+    assert not [v for v in map(str, counts.values()) if "@" in v]
 
 
 async def test_malformed_prompt_is_dead_lettered_and_consumption_carries_on(
