@@ -260,3 +260,16 @@ def test_the_printed_notice_fits_one_a4_page(
     (SCREENSHOTS / "notice.pdf").write_bytes(data)
     pages = len(re.findall(rb"/Type\s*/Page(?![s\w])", data))
     assert pages == 1, f"the notice printed on {pages} pages"
+
+
+def test_selecting_a_street_on_a_ward_map_opens_its_page(browser, feeds_site, camden_gazetteer):
+    street = one_street_postcode(camden_gazetteer)[1]
+    browser.get(f"{feeds_site.base}/wards/{street.ward_code}")
+    map_drawn(browser)
+    # A click on one street's line, as Leaflet receives it from a pointer.
+    browser.execute_script(
+        "document.querySelector('.leaflet-streets-pane path.leaflet-interactive')"
+        ".dispatchEvent(new MouseEvent('click', {bubbles: true, clientX: 10, clientY: 10}))"
+    )
+    wait(browser, EC.url_contains("/streets/s-"))
+    assert browser.find_element(By.TAG_NAME, "h1").text in {s.name for s in camden_gazetteer.streets.values()}
