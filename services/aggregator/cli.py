@@ -11,12 +11,12 @@ from shared.db import apply_migrations, create_pool
 
 from . import repository as repo
 from .areas import load_areas
-from .consumer import SignalConsumer, caught_up
+from .consumer import SignalConsumer
 from .disclosure import ReleaseNotDue, parse_period, release_due
 from .main import MIGRATIONS
 from .outbox import relay_once, start_producer
 from .processing import refresh_place
-from .releases import CATCH_UP_LAG, release_period
+from .releases import caught_up, release_period
 from .settings import AggregatorSettings
 from .subjects import purge as purge_subjects
 
@@ -76,7 +76,7 @@ async def _release(settings: AggregatorSettings, period: str, force: bool) -> st
         async with pool.acquire() as conn:
             await apply_migrations(conn, "aggregator", MIGRATIONS)
             areas = await load_areas(conn, policy)
-        if not force and not await caught_up(pool, settings, now - CATCH_UP_LAG):
+        if not force and not await caught_up(pool, settings):
             raise typer.BadParameter(
                 "the aggregator has not consumed every signal of that month yet (--force releases anyway)",
                 param_hint="--period",

@@ -9,12 +9,14 @@ import logging
 from dataclasses import dataclass
 
 import asyncpg
+from aiokafka import AIOKafkaConsumer
 
-from shared.contracts import STREET_NEEDS
+from shared.contracts import SIGNALS_ANONYMISED, STREET_NEEDS
+from shared.kafka import client_options
 
 from . import repository as repo
 from .areas import Areas
-from .consumer import caught_up
+from .consumer import topic_partitions
 from .disclosure import (
     DisclosurePolicy,
     Ledger,
@@ -32,9 +34,10 @@ from .state import person_memberships
 from .views import diff, is_ward_trend, person_views, ward_trend_views
 
 __all__ = [
-    "CATCH_UP_LAG",
+    "CATCH_UP_WAIT_S",
     "QuarterSummary",
     "ReleaseSummary",
+    "caught_up",
     "last_finished_period",
     "release_forever",
     "release_period",
@@ -43,8 +46,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 # Late signals about a month can arrive after it ends, so a release waits until the state holds
-# everything appended up to this long ago, not merely everything appended before the month ended.
-CATCH_UP_LAG = dt.timedelta(minutes=1)
+# everything appended to the topic when it was decided, not merely what came before the month ended.
+# Record timestamps are coarse (docs/privacy.md rule 1) and cannot say when a record was appended, so
+# the check takes the topic's end offsets and waits up to this long for the state to reach them.
+CATCH_UP_WAIT_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +176,32 @@ async def release_quarter(
     )
 
 
+async def caught_up(
+    pool: asyncpg.Pool, settings: AggregatorSettings, wait_s: float = CATCH_UP_WAIT_S
+) -> bool:
+    """Whether the stored state reaches, within `wait_s`, every event on the topic now."""
+    partitions = await topic_partitions(settings)
+    consumer = AIOKafkaConsumer(**client_options(settings), group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(partitions)
+        beginnings = await consumer.beginning_offsets(partitions)
+    finally:
+        await consumer.stop()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    while True:
+        async with pool.acquire() as conn:
+            stored = await repo.load_offsets(
+                conn, SIGNALS_ANONYMISED.name, [tp.partition for tp in partitions]
+            )
+        if all(stored.get(tp.partition, beginnings[tp]) >= ends[tp] for tp in partitions):
+            return True
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(min(1.0, wait_s))
+
+
 async def release_forever(pool: asyncpg.Pool, areas: Areas, settings: AggregatorSettings) -> None:
     """Release the last finished month once the consumed state holds every event of it (and, after the
     last month of a quarter, the quarter's ward trends)."""
@@ -184,7 +215,7 @@ async def release_forever(pool: asyncpg.Pool, areas: Areas, settings: Aggregator
             async with pool.acquire() as conn:
                 done = await repo.release_exists(conn, period)
             # A released month is passed again so that its quarter is decided if it is not yet.
-            if done or await caught_up(pool, settings, now - CATCH_UP_LAG):
+            if done or await caught_up(pool, settings):
                 await release_period(pool, areas, policy, period, now)
         except asyncio.CancelledError:
             raise

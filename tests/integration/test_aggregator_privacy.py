@@ -12,11 +12,13 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
 from services.aggregator import repository as repo
 from services.aggregator.areas import Areas
+from services.aggregator.consumer import topic_partitions
 from services.aggregator.disclosure import (
     DisclosurePolicy,
     Ledger,
@@ -25,12 +27,13 @@ from services.aggregator.disclosure import (
     tally,
 )
 from services.aggregator.processing import parse_record, process_batch
+from services.aggregator.releases import caught_up
 from services.aggregator.settings import AggregatorSettings
 from services.aggregator.state import active_subjects, person_memberships
 from services.aggregator.subjects import purge
 from services.ingest.anonymise import Pseudonymiser
 from shared import privacy
-from shared.contracts import DeadLettered, SignalAnonymised
+from shared.contracts import SIGNALS_ANONYMISED, DeadLettered, SignalAnonymised
 from shared.db import apply_migrations
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -224,3 +227,27 @@ def test_settings_weaker_than_the_policy_are_refused_unless_allowed(weaker, capl
     assert allowed.weaker_than_policy()
     assert any("WEAKER THAN POLICY" in r.getMessage() for r in caplog.records)
     assert AggregatorSettings(**base).weaker_than_policy() == []
+
+
+async def test_a_release_waits_for_the_state_to_reach_the_topic_end_not_for_record_times(
+    conn, fresh_database_url, kafka_settings
+):
+    # Record timestamps on the signals topic are coarse (rule 1), so "caught up" is decided on offsets.
+    partitions = await topic_partitions(kafka_settings)
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_settings.kafka_bootstrap_servers)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+    pool = await asyncpg.create_pool(fresh_database_url, min_size=1, max_size=2)
+    try:
+        if any(ends.values()):
+            behind = {tp.partition: max(0, end - 1) for tp, end in ends.items()}
+            await repo.insert_offsets(conn, SIGNALS_ANONYMISED.name, behind)
+            assert not await caught_up(pool, kafka_settings, wait_s=0)
+        await conn.execute("DELETE FROM aggregator.consumer_offsets")
+        await repo.insert_offsets(conn, SIGNALS_ANONYMISED.name, {tp.partition: n for tp, n in ends.items()})
+        assert await caught_up(pool, kafka_settings, wait_s=0)
+    finally:
+        await pool.close()
