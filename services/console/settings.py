@@ -7,12 +7,13 @@ import re
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from shared.registry import SERVICES
 from shared.settings import CommonSettings
 
 __all__ = ["TARGETS", "ConsoleSettings"]
 
-# The services the console calls or checks, by name (each has `<name>_url` and `<name>_token` below).
-TARGETS = ("ingest", "aggregator", "prompter", "feeds", "partners")
+# The services the console checks, from the registry (each has `<name>_url` below; some a `<name>_token`).
+TARGETS = tuple(s.name for s in SERVICES if s.name != "console")
 
 
 def _token(service: str, setting: str) -> SecretStr | None:
@@ -38,6 +39,7 @@ class ConsoleSettings(CommonSettings):
     prompter_url: str = Field("http://127.0.0.1:8003", title="Prompter service URL")
     feeds_url: str = Field("http://127.0.0.1:8000", title="Feeds service URL")
     partners_url: str = Field("http://127.0.0.1:8004", title="Partners service URL")
+    notifier_url: str = Field("http://127.0.0.1:8005", title="Notifier service URL (health only)")
     ingest_token: SecretStr | None = _token("ingest", "INGEST_OPERATOR_TOKEN")
     aggregator_token: SecretStr | None = _token("aggregator", "AGGREGATOR_OPERATOR_TOKEN")
     prompter_token: SecretStr | None = _token("prompter", "PROMPTER_ADMIN_TOKEN")
@@ -49,7 +51,15 @@ class ConsoleSettings(CommonSettings):
         5, title="Failed sign-ins per user name in 15 minutes before sign-in is refused", ge=1
     )
 
-    @field_validator("base_url", "ingest_url", "aggregator_url", "prompter_url", "feeds_url", "partners_url")
+    @field_validator(
+        "base_url",
+        "ingest_url",
+        "aggregator_url",
+        "prompter_url",
+        "feeds_url",
+        "partners_url",
+        "notifier_url",
+    )
     @classmethod
     def _absolute(cls, value: str) -> str:
         if not re.match(r"^https?://[^/\s]+", value):
@@ -61,7 +71,9 @@ class ConsoleSettings(CommonSettings):
         return self.base_url.startswith("https://")
 
     def url(self, target: str) -> str:
-        return getattr(self, f"{target}_url")
+        """A service's URL: its setting, or (a service added to the registry since) its local port."""
+        found = getattr(self, f"{target}_url", None)
+        return found or f"http://127.0.0.1:{next(s.port for s in SERVICES if s.name == target)}"
 
     def token(self, target: str) -> SecretStr | None:
         return getattr(self, f"{target}_token", None)

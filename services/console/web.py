@@ -459,6 +459,7 @@ async def operations_page(request: Request) -> Response:
     decided = await repo.decided_dead_letters(rt.pool)
     pending = [x for x in letters or [] if (x.partition, x.offset) not in decided]
     volumes, volumes_error = await _soft(targets.call("ingest", "GET", "/v1/admin/volumes", days=30))
+    reports, reports_error = await _soft(targets.call("ingest", "GET", "/v1/admin/open311-volumes", days=30))
     rejects, rejects_error = await _soft(targets.call("ingest", "GET", "/v1/admin/rejects"))
     lag, lag_error = await _soft(kafka_ops.consumer_lag(rt.settings))
     per_day: Counter[str] = Counter()
@@ -466,6 +467,14 @@ async def operations_page(request: Request) -> Response:
         per_day[row["day"]] += row["signals"]
     days = sorted(per_day)
     chart = bar_chart([(d, per_day[d]) for d in days], "Signals accepted per day, last 30 days", "volumes")
+    reports_per_day: Counter[str] = Counter()
+    for row in reports or []:
+        reports_per_day[row["day"]] += row["requests"]
+    reports_chart = bar_chart(
+        [(d, reports_per_day[d]) for d in sorted(reports_per_day)],
+        "Open311 reports per day, last 30 days",
+        "reports",
+    )
     return render(
         request,
         "operations.html",
@@ -476,6 +485,9 @@ async def operations_page(request: Request) -> Response:
         volumes=volumes or [],
         volumes_error=volumes_error,
         chart=chart,
+        reports=reports or [],
+        reports_error=reports_error,
+        reports_chart=reports_chart,
         rejects=rejects or [],
         rejects_error=rejects_error,
         lag=lag,

@@ -554,10 +554,17 @@ async def test_operations_and_overview_show_volumes_lag_and_health(console, rand
                 for i in range(4)
             ],
         )
-    assert sent.status_code in (200, 202, 207), sent.text
+        assert sent.status_code in (200, 202, 207), sent.text
+        report = await api.post(
+            f"{console.urls['ingest']}/open311/v2/requests.json",
+            data={"api_key": key, "service_code": "fly_tipping", "lat": "51.5433", "long": "-0.1310"},
+        )
+        assert report.status_code in (200, 201), report.text
     page = (await client.get("/operations")).text
     assert '<svg role="img"' in page and "Signals accepted per day" in page
-    assert re.search(r"<td>Volumes</td><td>3</td>", page), page
+    assert "Open311 reports per day" in page
+    assert re.search(r"<td>fly_tipping</td><td>1</td>", page), page
+    assert re.search(r"<td>Volumes</td><td>4</td>", page), page  # three signals and one Open311 report
     assert "Rejected signals" in page
     overview = (await client.get("/")).text
     assert re.search(r"<td>ingest</td><td class=\"ok\">ready</td>", overview)
@@ -665,4 +672,24 @@ async def test_moderation_of_opportunities_platforms_and_organisation_keys(conso
     ):
         assert (expected, "done") in actions, expected
     assert ("add platform", "failed") in actions
+    await client.aclose()
+
+
+async def test_every_post_route_is_audited_even_when_refused(console, random_id):
+    """Audit completeness: each POST route of the console, forged without a token by a signed-in viewer,
+    is refused and leaves exactly one audit row naming the viewer; no route changes anything unaudited."""
+    from services.console import moderation, web
+
+    every = [*web.router.routes, *moderation.router.routes]
+    routes = sorted({r.path for r in every if "POST" in getattr(r, "methods", set())} - {"/sign-in"})
+    assert len(routes) >= 20, routes
+    password = await console.add_operator(f"viewer-{random_id}", "viewer")
+    client = await sign_in(console.urls["console"], f"viewer-{random_id}", password)
+    for path in routes:
+        url = re.sub(r"\{[a-z_]+_id\}", str(uuid.uuid4()), path).replace("{username}", "someone")
+        before = len(await audit_rows(console.database_url))
+        answer = await client.post(url, data={"name": "x"})
+        assert answer.status_code == 403, (path, answer.status_code)
+        rows = (await audit_rows(console.database_url))[before:]
+        assert [(r["username"], r["outcome"]) for r in rows] == [(f"viewer-{random_id}", "refused")], path
     await client.aclose()
