@@ -148,10 +148,19 @@ def _address(lon: float, lat: float, tags) -> Address:
 
 def _read_osm(path: Path, progress: Callable[[int], None] | None) -> Extract:
     out, n = Extract([], []), 0
-    for n, obj in enumerate(osmium.FileProcessor(str(path)).with_locations(), 1):
+    # Areas too: a postcode tagged only on a multipolygon (a large block, a campus) still names streets.
+    for n, obj in enumerate(osmium.FileProcessor(str(path)).with_locations().with_areas(), 1):
         if progress and n % _PROGRESS_EVERY == 0:
             progress(_PROGRESS_EVERY)
         tags = obj.tags
+        if obj.is_area():
+            # Areas built from closed ways were read as ways; only relations' areas are new here.
+            if not obj.from_way() and "addr:postcode" in tags:
+                ring = [(nd.lon, nd.lat) for r in obj.outer_rings() for nd in r if nd.location.valid()]
+                if ring:
+                    lon, lat = np.mean(np.asarray(ring), axis=0)
+                    _postcode(float(lon), float(lat), tags, out)
+            continue
         if obj.is_node():
             if obj.location.valid():
                 if "addr:housenumber" in tags:

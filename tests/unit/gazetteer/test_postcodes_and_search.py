@@ -86,6 +86,8 @@ def test_camden_postcodes_are_imported_and_counted(camden_build):
     assert all(normalise_postcode(code) == code for code in gazetteer.postcodes)
     assert all(i in gazetteer.streets for ids in gazetteer.postcodes.values() for i in ids)
     assert "Camden Road" in [gazetteer.streets[i].name for i in gazetteer.postcodes["NW1 9LN"]]
+    # Tagged only on a multipolygon relation in the extract (a block of flats): found through its area.
+    assert "WC1B 3DG" in gazetteer.postcodes
 
 
 @pytest.fixture(scope="module")
