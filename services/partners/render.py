@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from shared.contracts import StreetNeedChanged
+from shared.csvsafe import safe_cell
 
 __all__ = [
     "HISTORY_FIELDS",
@@ -60,11 +61,14 @@ def history_row(item: Mapping[str, Any]) -> list[str]:
 
 
 def to_csv(header: Iterable[str], rows: Iterable[list[str]]) -> str:
-    """RFC 4180: a header row, CRLF line ends, fields quoted when they hold , " or line breaks."""
+    """RFC 4180: a header row, CRLF line ends, fields quoted when they hold , " or line breaks.
+
+    Text cells a spreadsheet would run as a formula (`= + - @`, tab, CR) are prefixed with `'`.
+    """
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
     writer.writerow(list(header))
-    writer.writerows(rows)
+    writer.writerows([safe_cell(cell) for cell in row] for row in rows)
     return out.getvalue()
 
 

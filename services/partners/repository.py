@@ -355,21 +355,30 @@ async def list_deliveries(
 
 
 async def replay_history(
-    conn: asyncpg.Connection, webhook: Row, since: dt.datetime, until: dt.datetime | None, body_for: Any
+    conn: asyncpg.Connection,
+    webhook: Row,
+    since: dt.datetime,
+    until: dt.datetime | None,
+    body_for: Any,
+    max_rows: int | None = None,
 ) -> int:
-    """Queue the history since `since` (matching the webhook's filters) again; returns how many."""
+    """Queue the history since `since` (matching the webhook's filters) again; returns how many,
+    or -1 (queueing nothing) when there are more than `max_rows`."""
     rows = await conn.fetch(
         """SELECT id, key, area_id, category, version, change, changed_at, payload
            FROM partners.needs_history
            WHERE changed_at >= $1 AND ($2::timestamptz IS NULL OR changed_at < $2)
              AND (cardinality($3::text[]) = 0 OR category = ANY ($3))
              AND (cardinality($4::text[]) = 0 OR ward_code = ANY ($4))
-           ORDER BY id""",
+           ORDER BY id LIMIT $5""",
         since,
         until,
         webhook["categories"],
         webhook["wards"],
+        None if max_rows is None else max_rows + 1,
     )
+    if max_rows is not None and len(rows) > max_rows:
+        return -1
     items = [_need(r) for r in rows]
     await conn.execute(
         """INSERT INTO partners.deliveries (webhook_id, history_id, message_id, body, replay)

@@ -40,6 +40,15 @@ class PartnersSettings(CommonSettings):
         1.0, title="How often an idle delivery worker looks for due deliveries, in seconds", gt=0
     )
     webhook_batch_size: int = Field(50, title="Deliveries one worker claims at a time", ge=1)
+    webhook_replay_max_days: int = Field(
+        30, title="How far back a webhook replay may reach, in days", ge=1, le=366
+    )
+    webhook_replay_max_rows: int = Field(
+        20_000, title="Most changes one webhook replay may queue (narrow the window beyond)", ge=1
+    )
+    webhook_replay_per_hour: float = Field(
+        6, title="Webhook replays a partner may ask for per hour (a burst of that many)", gt=0
+    )
     webhook_allow_loopback: bool = Field(
         False, title="Allow webhook URLs on loopback/private addresses (tests and local dev only)"
     )

@@ -11,7 +11,8 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
 from shared.contracts import Category
-from shared.http import Problem
+from shared.http import PROBLEM_JSON, Problem
+from shared.ratelimit import TokenBucket
 
 from . import repository
 from .auth import current_partner
@@ -171,6 +172,15 @@ async def list_deliveries(
     status_code=202,
     response_model=Replayed,
     summary="Send the history since a time to this webhook again",
+    description="Within the last `PARTNERS_WEBHOOK_REPLAY_MAX_DAYS` days, at most "
+    "`PARTNERS_WEBHOOK_REPLAY_MAX_ROWS` changes per replay and `PARTNERS_WEBHOOK_REPLAY_PER_HOUR` "
+    "replays per hour per partner.",
+    responses={
+        429: {
+            "description": "Too many replays; retry after the Retry-After seconds",
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+    },
 )
 async def replay(
     webhook_id: UUID,
@@ -180,6 +190,38 @@ async def replay(
     partner: dict = Depends(current_partner),
 ) -> Replayed:
     webhook = await _own_webhook(request, partner, webhook_id)
-    async with request.app.state.runtime.pool.acquire() as conn, conn.transaction():
-        queued = await repository.replay_history(conn, webhook, since, until, webhook_body)
+    runtime = request.app.state.runtime
+    settings = runtime.settings
+    now = dt.datetime.now(dt.UTC)
+    earliest = now - dt.timedelta(days=settings.webhook_replay_max_days)
+    if since < earliest or (until is not None and until <= since):
+        raise Problem(
+            422,
+            "Replay window out of bounds",
+            f"since must be within the last {settings.webhook_replay_max_days} days and before until",
+            errors=[{"field": "since", "message": f"at most {settings.webhook_replay_max_days} days ago"}],
+        )
+    limiter = runtime.state.setdefault(
+        "replay_limiter",
+        TokenBucket(settings.webhook_replay_per_hour / 60.0, burst=settings.webhook_replay_per_hour),
+    )
+    if wait := limiter.take(str(partner["id"])):
+        raise Problem(
+            429,
+            "Too many replays",
+            f"at most {settings.webhook_replay_per_hour:g} replays per hour",
+            headers={"Retry-After": TokenBucket.retry_after(wait)},
+        )
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        queued = await repository.replay_history(
+            conn, webhook, since, until, webhook_body, max_rows=settings.webhook_replay_max_rows
+        )
+    if queued < 0:
+        raise Problem(
+            422,
+            "Replay too large",
+            f"more than {settings.webhook_replay_max_rows} changes in this window: give a later since "
+            "or an earlier until",
+            errors=[{"field": "until", "message": "narrow the window"}],
+        )
     return Replayed(queued=queued)

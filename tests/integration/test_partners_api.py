@@ -250,7 +250,7 @@ async def test_webhooks_signed_retried_dead_and_replayed(fresh_database_url, kaf
     street, ward = f"way/{random_id}", f"W{random_id}"
     good, failing = Receiver(200), Receiver(500)
     try:
-        async with running(fresh_database_url, kafka_bootstrap, random_id) as (_, client, _):
+        async with running(fresh_database_url, kafka_bootstrap, random_id) as (app, client, _):
             refused = await client.post("/v1/webhooks", json={"url": "file:///etc/passwd"})
             assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "url"
             created = (
@@ -264,7 +264,8 @@ async def test_webhooks_signed_retried_dead_and_replayed(fresh_database_url, kaf
             assert "secret" not in shown and shown["wards"] == [ward]
             bad = (await client.post("/v1/webhooks", json={"url": failing.url, "wards": [ward]})).json()
 
-            need = _need(street, ward, version=1)
+            # Published now: replay reaches back a bounded number of days only.
+            need = _need(street, ward, version=1).model_copy(update={"published_at": dt.datetime.now(dt.UTC)})
             await _publish(kafka_bootstrap, [(need.key, need.model_dump_json().encode())])
 
             await _until(lambda: good.got(1), "a delivery to the good receiver")
@@ -287,13 +288,32 @@ async def test_webhooks_signed_retried_dead_and_replayed(fresh_database_url, kaf
             ).json()["items"] == [delivery]
 
             replayed = await client.post(
-                f"/v1/webhooks/{created['id']}/replay", params={"since": "2026-11-01T00:00:00+00:00"}
+                f"/v1/webhooks/{created['id']}/replay",
+                params={"since": (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).isoformat()},
             )
             assert replayed.status_code == 202 and replayed.json() == {"queued": 1}
             await _until(lambda: good.got(2), "the replayed delivery")
             again_headers, again_body = good.received[1]
             assert json.loads(again_body) == payload
             Webhook(secret).verify(again_body, again_headers)
+
+            # Replay is bounded (issue 11, Medium 8): a window, a row cap, a rate per partner.
+            too_old = await client.post(
+                f"/v1/webhooks/{created['id']}/replay", params={"since": "1970-01-01T00:00:00+00:00"}
+            )
+            assert too_old.status_code == 422 and too_old.json()["errors"][0]["field"] == "since"
+            async with app.state.runtime.pool.acquire() as conn:
+                hook = {"id": created["id"], "categories": [], "wards": [ward]}
+                since = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+                assert await repository.replay_history(conn, hook, since, None, str, max_rows=0) == -1
+            answers = [
+                await client.post(
+                    f"/v1/webhooks/{created['id']}/replay",
+                    params={"since": (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).isoformat()},
+                )
+                for _ in range(8)
+            ]
+            assert answers[-1].status_code == 429 and int(answers[-1].headers["retry-after"]) >= 1
 
             assert (await client.delete(f"/v1/webhooks/{created['id']}")).status_code == 204
             assert (await client.get(f"/v1/webhooks/{created['id']}")).status_code == 404
