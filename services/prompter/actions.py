@@ -53,10 +53,15 @@ def _places(runtime: Runtime) -> Places:
 
 
 def check_area(body: OpportunityIn, places: Places) -> None:
-    """Unknown street ids are a 422 naming each one (only checkable once a gazetteer is loaded)."""
+    """Unknown wards and street ids are a 422 naming each one (checkable once a gazetteer is loaded)."""
     if not isinstance(places, GazetteerPlaces):
         return
+    wards = places.ward_names()
     errors = [
+        {"field": f"area.ward_codes.{i}", "message": "not a ward of this council", "type": "value_error"}
+        for i, code in enumerate(body.area.ward_codes)
+        if code not in wards
+    ] + [
         {"field": f"area.street_ids.{i}", "message": "unknown street id", "type": "value_error"}
         for i, sid in enumerate(body.area.street_ids)
         if not places.has_street(sid)

@@ -39,6 +39,8 @@ def opportunity_from_form(form: Any) -> OpportunityIn:
     """Build the same model the JSON API takes; raises FormInvalid naming every bad field."""
     values = {k: form.get(k, "") for k in _FIELDS}
     values["categories"] = form.getlist("categories")
+    # Wards come as ticked boxes (one value each) or, without a gazetteer, as typed codes.
+    values["ward_codes"] = ", ".join(form.getlist("ward_codes"))
     values["dbs_needed"] = form.get("dbs_needed") == "yes"
     point = None
     if _blank(values["lat"]) is not None or _blank(values["lon"]) is not None:

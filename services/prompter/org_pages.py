@@ -65,6 +65,12 @@ def _cookie(request: Request, response: Response, name: str, value: str, max_age
     )
 
 
+def _wards(request: Request) -> list[tuple[str, str]]:
+    places = _runtime(request).state.get("places")
+    names = places.ward_names() if hasattr(places, "ward_names") else {}
+    return sorted(names.items(), key=lambda kv: kv[1])
+
+
 def _render(request: Request, template: str, status: int = 200, **context: Any) -> Response:
     settings = _settings(request)
     body = render(
@@ -73,6 +79,7 @@ def _render(request: Request, template: str, status: int = 200, **context: Any) 
         prompter_url=settings.base_url,
         private=True,
         categories=CATEGORY_CHOICES,
+        wards=_wards(request),
         **context,
     )
     return page(body, status)

@@ -129,6 +129,8 @@ async def test_writes_need_an_organisation_key_and_errors_name_fields(api, db, o
         "/v1/opportunities", headers=auth, json=_opportunity(street_ids=[street, "way/not-a-street"])
     )
     assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "area.street_ids.1"
+    no_ward = await api.post("/v1/opportunities", headers=auth, json=_opportunity(ward_codes=["E99999999"]))
+    assert no_ward.status_code == 422 and no_ward.json()["errors"][0]["field"] == "area.ward_codes.0"
     extra = await api.post(
         "/v1/opportunities",
         headers=auth,

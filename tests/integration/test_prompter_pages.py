@@ -148,6 +148,19 @@ async def test_sign_in_csrf_ownership_and_errors(app, db):
             "active",
         )
 
+        form_page = (await a.get("/organisations/opportunities/new")).text
+        ward = await db.fetchval(
+            "SELECT ward_code FROM gazetteer.streets WHERE ward_code IS NOT NULL LIMIT 1"
+        )
+        assert f'name="ward_codes" value="{ward}"' in form_page  # wards by name, as ticked boxes
+        by_ward = await a.post(
+            "/organisations/opportunities",
+            data={**_form("", csrf_a, title="Ward-wide walk"), "street_ids": "", "ward_codes": [ward]},
+        )
+        assert by_ward.status_code == 303
+        assert await db.fetchval(
+            "SELECT ward_codes FROM prompter.opportunities WHERE title = 'Ward-wide walk'"
+        ) == [ward]
         edit = await a.get(f"/organisations/opportunities/{opp_id}/edit")
         assert 'value="Saturday litter pick"' in edit.text and 'value="litter" checked' in edit.text
         changed = await a.post(
