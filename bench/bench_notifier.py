@@ -42,8 +42,8 @@ __all__ = ["run"]
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBSCRIBERS = 100_000
-SEND_BUDGET_S = 20.0
-DIGEST_SAMPLE = 2_000
+SEND_BUDGET_S = 15.0
+DIGEST_SAMPLE = 500
 STREET = "s-bench-street"
 
 
