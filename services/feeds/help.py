@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from shared.http import Problem
+from shared.ratelimit import client_key as shared_client_key
 
 from . import repository as repo
 from .actions import respond
@@ -32,8 +33,9 @@ _YEAR_S = 365 * 24 * 3600
 
 
 def client_key(request: Request) -> str:
-    """What the rate limit counts by (one call, so a forwarded-header/IPv6-aware key can replace it)."""
-    return request.client.host if request.client else ""
+    """What the rate limit counts by: the shared key (trusted proxies only, IPv6 by /64)."""
+    runtime = getattr(getattr(request.scope.get("app"), "state", None), "runtime", None)
+    return shared_client_key(request, getattr(runtime, "settings", None))
 
 
 def helper_token(request: Request) -> tuple[str, bool]:
