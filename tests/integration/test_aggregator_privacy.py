@@ -251,3 +251,15 @@ async def test_a_release_waits_for_the_state_to_reach_the_topic_end_not_for_reco
         assert await caught_up(pool, kafka_settings, wait_s=0)
     finally:
         await pool.close()
+
+
+def test_the_purge_command_reports_what_it_deleted(fresh_database_url, kafka_settings, monkeypatch):
+    from typer.testing import CliRunner
+
+    from services.aggregator.cli import app
+
+    monkeypatch.setenv("DATABASE_URL", fresh_database_url)
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_settings.kafka_bootstrap_servers)
+    result = CliRunner().invoke(app, ["purge"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("purged: 0 signals, 0 withdrawals, 0 epsilon_ledger, 0 subject_aliases")
