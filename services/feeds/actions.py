@@ -130,14 +130,6 @@ async def respond(
         found = await repo.prompt(conn, prompt_id)
     if found is None or found[1]:
         raise Problem(404, "No such prompt", "It may have been retired: the need is no longer reported.")
-    allowed, retry_after = limiter.allow(client_key)
-    if not allowed:
-        raise Problem(
-            429,
-            "Too many responses",
-            "Thank you! Please try again a little later.",
-            headers={"Retry-After": str(retry_after)},
-        )
     prompt = found[0]
     event = ResidentResponded(
         response_id=uuid.uuid5(_RESPONSES, f"{helper}\n{prompt.prompt_id}"),
@@ -148,7 +140,16 @@ async def respond(
     )
     async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
         already = await help_repo.seen(conn, event.response_id)
+    # Saying it again changes nothing, so it spends no token: only a new response is rate limited.
     if not already:
+        allowed, retry_after = limiter.allow(client_key)
+        if not allowed:
+            raise Problem(
+                429,
+                "Too many responses",
+                "Thank you! Please try again a little later.",
+                headers={"Retry-After": str(retry_after)},
+            )
         # Published before counting: the topic is the record, so nothing is counted that is not on it
         # (a crash in between leaves one uncounted; the retry publishes the same id again, which the
         # prompter counts once). No connection is held during the publish: a slow broker must not

@@ -80,7 +80,18 @@ async def prompt_page(request: Request, prompt_id: str) -> Response:
 async def help_form(request: Request, prompt_id: str) -> Response:
     runtime, settings, _ = runtime_of(request)
     token, new_token = helper_token(request)
-    _, prompt, count, counted = await respond(runtime, prompt_id, client_key(request), token)
+    status, headers, limited = 200, {"Cache-Control": "no-store"}, False
+    try:
+        _, prompt, count, counted = await respond(runtime, prompt_id, client_key(request), token)
+    except Problem as exc:
+        if exc.status != 429:
+            raise
+        # Too many from this address: not counted now, but the ways to help are public anyway.
+        async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
+            prompt = (await repo.prompt(conn, prompt_id))[0]
+            count = (await repo.response_counts(conn, [prompt_id])).get(prompt_id, 0)
+        status, counted, limited = 429, False, True
+        headers.update(exc.headers)
     e = entry_from_prompt(prompt, base_url=settings.base_url, tag_authority=settings.tag_authority)
     local, platforms = _ways(prompt)
     body = render(
@@ -90,13 +101,14 @@ async def help_form(request: Request, prompt_id: str) -> Response:
         e=e,
         count=count,
         counted=counted,
+        limited=limited,
         local=local,
         platforms=platforms,
         choosable=[o for o in local if o.organisation_id],
         offer_action=f"{settings.prompter_url}/offers",
         private=True,
     )
-    response = HTMLResponse(body, headers={"Cache-Control": "no-store"})
+    response = HTMLResponse(body, status_code=status, headers=headers)
     if new_token:
         response.set_cookie(
             HELPER_COOKIE,

@@ -307,6 +307,9 @@ async def test_i_can_help_publishes_resident_responded_and_is_rate_limited(
         assert first.json()["opportunities"][0]["url"] == "https://example.org/cleanup"
         thanks = await client.post(f"/prompts/{prompt.prompt_id}/help", headers={"Accept": "text/html"})
         assert thanks.status_code == 200 and "Clean-up Saturday" in thanks.text
+        again = await client.post(f"/v1/prompts/{prompt.prompt_id}/responses")  # same browser: once
+        assert again.status_code == 201 and again.json()["responses"] == 2
+        client.cookies.clear()  # another resident from the same address: rate limited
         limited = await client.post(f"/v1/prompts/{prompt.prompt_id}/responses")
         assert limited.status_code == 429
         assert limited.headers["content-type"] == "application/problem+json"

@@ -185,6 +185,24 @@ async def test_every_prompt_has_a_way_to_help_and_i_can_help_counts_once(
             assert offered and int(offered[1]) >= 2  # the ward's: older runs' responses may add to it
             street_page = await resident.get(f"/streets/{street['id']}")
             assert f"{p_base}/impact/wards/{street['ward_code']}" in street_page.text
+            # The rate limit stays for new responses from one address, but the page still shows the
+            # ways to help (a repeat from a counted browser spends nothing: checked above, 3 repeats).
+            litter = f"/prompts/{prompt_ids[Category.LITTER]}/help"
+            answers = []
+            for _ in range(6):
+                async with httpx.AsyncClient(
+                    base_url=f_base, timeout=30, headers={"Accept": "text/html"}
+                ) as new:
+                    answers.append(await new.post(litter))
+            assert [a.status_code for a in answers].count(429) >= 1
+            limited = next(a for a in answers if a.status_code == 429)
+            assert int(limited.headers["retry-after"]) > 0 and "could not count this just now" in limited.text
+            assert re.search(r'<a href="https://[^"]+">', limited.text)  # still a way to help
+            counted = await db.fetchval(
+                "SELECT responses FROM feeds.response_counts WHERE prompt_id = $1",
+                prompt_ids[Category.LITTER],
+            )
+            assert counted == [a.status_code for a in answers].count(200)
             for client in (org, resident, neighbour):
                 await client.aclose()
     finally:
