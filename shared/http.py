@@ -559,8 +559,15 @@ def _complete_operation(
                 {"schema": {"$ref": "#/components/schemas/Problem"}} if kind == PROBLEM_JSON else {},
             )
     for key, response in responses.items():  # problems other routes declared: the right media type
-        if key[:1] in "45" and "application/json" in response.get("content", {}) and key != "422":
-            response["content"].setdefault(PROBLEM_JSON, response["content"]["application/json"])
+        if key[:1] not in "45" or key == "422":
+            continue
+        content = response.setdefault("content", {})
+        if "application/json" in content:
+            content.setdefault(PROBLEM_JSON, content["application/json"])
+        for kind in media:
+            content.setdefault(
+                kind, {"schema": {"$ref": "#/components/schemas/Problem"}} if kind == PROBLEM_JSON else {}
+            )
 
 
 def complete_openapi(document: dict[str, Any]) -> dict[str, Any]:

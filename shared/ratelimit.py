@@ -19,7 +19,24 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
-__all__ = ["TokenBucket", "client_key", "parse_networks"]
+from .http import Problem
+
+__all__ = [
+    "RATE_LIMITED",
+    "SUBSCRIPTIONS_PER_MINUTE",
+    "TokenBucket",
+    "client_key",
+    "enforce_rate",
+    "parse_networks",
+]
+
+# New subscriptions (feeds, e-mail alerts) one client may create per minute: enough for a household.
+SUBSCRIPTIONS_PER_MINUTE = 10
+
+# `responses=RATE_LIMITED` on a route that calls `enforce_rate`, so its OpenAPI says it can answer 429.
+RATE_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {"description": "Too many requests from this client; retry after the Retry-After seconds"}
+}
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -120,3 +137,16 @@ def client_key(request: Any, settings: Any = None) -> str:
     if isinstance(address, ipaddress.IPv6Address):
         return str(ipaddress.IPv6Network(f"{address}/64", strict=False))
     return str(address)
+
+
+def enforce_rate(request: Any, name: str, rate_per_minute: float, burst: float) -> None:
+    """Spend one of this client's tokens for `name` (e.g. "subscriptions"), or answer 429."""
+    runtime = request.app.state.runtime
+    limiter = runtime.state.setdefault(f"limiter:{name}", TokenBucket(rate_per_minute, burst))
+    if wait := limiter.take(client_key(request, runtime.settings)):
+        raise Problem(
+            429,
+            "Too many requests",
+            f"at most {rate_per_minute:g} per minute from one client; try again shortly",
+            headers={"Retry-After": TokenBucket.retry_after(wait)},
+        )

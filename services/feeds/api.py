@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.contracts import OpportunityLink
+from shared.ratelimit import RATE_LIMITED, SUBSCRIPTIONS_PER_MINUTE, enforce_rate
 
 from .actions import resolve, respond, subscribe
 from .help import HELPER_COOKIE, client_key
@@ -138,10 +139,12 @@ async def find_place(
     response_model=SubscriptionOut,
     status_code=201,
     summary="Subscribe (no account): returns a secret feed URL",
+    responses=RATE_LIMITED,
 )
 async def create_subscription(request: Request, body: SubscriptionIn) -> SubscriptionOut:
     runtime, settings, areas = runtime_of(request)
     sel = resolve(areas, settings, **body.model_dump())
+    enforce_rate(request, "subscriptions", SUBSCRIPTIONS_PER_MINUTE, SUBSCRIPTIONS_PER_MINUTE)
     done = await subscribe(runtime, sel)
     base = f"{settings.base_url}/s/{done.token}"
     return SubscriptionOut(

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from shared.gazetteer.selection import Areas, UnknownArea
 from shared.http import Problem
+from shared.ratelimit import RATE_LIMITED, SUBSCRIPTIONS_PER_MINUTE, enforce_rate
 
 from . import repository as repo
 from .actions import resolve, subscribe, subscription
@@ -272,6 +273,7 @@ async def subscription_page(request: Request, token: str) -> Response:
     response_class=HTMLResponse,
     status_code=201,
     summary="Subscribe from the HTML form (no account)",
+    responses=RATE_LIMITED,
 )
 async def subscribe_form(
     request: Request,
@@ -295,6 +297,7 @@ async def subscribe_form(
         ward_code=ward_code,
         **(point or {}),
     )
+    enforce_rate(request, "subscriptions", SUBSCRIPTIONS_PER_MINUTE, SUBSCRIPTIONS_PER_MINUTE)
     done = await subscribe(runtime, sel)
     path = f"/s/{done.token}"
     body = render(

@@ -60,3 +60,33 @@ def test_token_bucket_spends_and_refills() -> None:
     assert bucket.take("a") == 0.0
     # per-call rates, as ingest gives each council system its own
     assert bucket.take("system", 1) == 0.0 and bucket.take("system", 1) > 30
+
+
+def test_enforce_rate_answers_429_after_the_burst_for_one_client_only() -> None:
+    from types import SimpleNamespace
+
+    from shared.http import Problem
+    from shared.ratelimit import enforce_rate
+
+    runtime = SimpleNamespace(state={}, settings=_settings())
+    app = SimpleNamespace(state=SimpleNamespace(runtime=runtime))
+
+    def request(peer: str) -> Request:
+        return Request(
+            {"type": "http", "client": (peer, 1), "headers": [], "method": "POST", "path": "/", "app": app}
+        )
+
+    for _ in range(3):
+        enforce_rate(request("2001:db8::1"), "subscriptions", 3, 3)
+    with pytest.raises(Problem) as refused:
+        enforce_rate(request("2001:db8::ffff"), "subscriptions", 3, 3)  # the same /64
+    assert refused.value.status == 429 and int(refused.value.headers["Retry-After"]) >= 1
+    enforce_rate(request("198.51.100.7"), "subscriptions", 3, 3)
+
+
+def test_feeds_subscription_routes_document_the_rate_limit() -> None:
+    from services.docs import openapi
+
+    paths = openapi("feeds")["paths"]
+    assert "429" in paths["/v1/subscriptions"]["post"]["responses"]
+    assert "429" in paths["/subscriptions"]["post"]["responses"]
