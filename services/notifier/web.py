@@ -133,7 +133,13 @@ async def confirm_post(request: Request, token: str) -> Response:
 async def _live(request: Request, token: str) -> tuple[Any, NotifierSettings, repo.Subscription]:
     runtime, settings, _ = _ctx(request)
     _, sub = await subscription_for_link(runtime.pool, settings, token)
-    if sub is None or sub.status != "active":
+    if sub is not None and sub.status == "pending":
+        raise AlertError(
+            409,
+            "These alerts are not confirmed yet",
+            "Open the confirmation link in the mail we sent to start them, or ignore that mail to drop them.",
+        )
+    if sub is None:
         raise AlertError(
             410,
             "These alerts have ended",

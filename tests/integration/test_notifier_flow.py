@@ -136,6 +136,8 @@ async def test_sign_up_confirm_once_one_mail_per_change_then_one_click_unsubscri
     (raw,) = [p.read_bytes() for p in (maildir / "new").iterdir()]
     assert b"\nList-Unsubscribe: <http://" in raw, "the URIs arrive as plain text, not encoded-words"
     confirm_url = _link(confirmation, "confirm")
+    early = await client.get(_link(confirmation, "manage"))
+    assert early.status_code == 409 and "not confirmed yet" in early.text
 
     page = await client.get(confirm_url)
     assert page.status_code == 200 and "Yes, start my alerts" in page.text
