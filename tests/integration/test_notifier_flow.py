@@ -16,12 +16,14 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from services.notifier import repository as notifier_repo
+from services.notifier.alerts import AlertError, parse_signup, sign_up
 from services.notifier.digests import build_due_digests
 from services.notifier.main import create_app
 from services.notifier.settings import NotifierSettings
 from services.notifier.sink import MailSink, free_port, messages
 from shared.contracts import PROMPTS, PromptPublished
 from shared.dead_letters import read_dead_letters
+from shared.gazetteer.selection import Areas
 from tests.support import loopback_socket, serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -80,6 +82,8 @@ async def notifier(stack, fresh_database_url, camden_gazetteer, random_id, tmp_p
         smtp_port=smtp_port,
         sender_idle_s=0.1,
         digest_check_s=3600,
+        signup_burst=5,
+        signups_per_address_per_day=5,
     )
     with MailSink(maildir, smtp_port) as sink:
         async with serve(create_app(settings, gazetteer=camden_gazetteer, clock=clock), sock):
@@ -359,3 +363,23 @@ async def test_sign_up_with_categories_then_manage_frequency_and_categories(
     assert await _count(settings, row, email) == "weekly:graffiti,litter"
     bad = await client.post(manage_url, data={"frequency": "hourly"})
     assert bad.status_code == 422 and "instant, daily or weekly" in bad.text
+
+
+async def test_sign_ups_are_rate_limited_per_client_and_per_address(notifier, camden_gazetteer, random_id):
+    client, settings, maildir, clock, _ = notifier
+    street = _street(camden_gazetteer, 17)
+    email = f"busy-{random_id}@example.org"
+    statuses = [(await _sign_up(client, street, email)).status_code for _ in range(settings.signup_burst + 1)]
+    assert statuses == [200] * settings.signup_burst + [429]
+    assert len(_mails_to(maildir, email)) == settings.signup_burst
+
+    # From another client, the address itself has had its day's confirmation mails.
+    request = parse_signup(Areas(camden_gazetteer), settings, {"email": email, "street_id": street}, [])
+    pool = await asyncpg.create_pool(settings.database_dsn(), min_size=1, max_size=1)
+    try:
+        with pytest.raises(AlertError) as refused:
+            await sign_up(pool, settings, request, clock())
+    finally:
+        await pool.close()
+    assert refused.value.status == 429 and "this address" in refused.value.title
+    assert len(_mails_to(maildir, email)) == settings.signup_burst
