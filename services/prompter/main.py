@@ -21,7 +21,6 @@ from .pages import install_html_errors
 from .places import load_places
 from .platforms import check_every_category, load_directory
 from .publisher import PromptPublisher
-from .ratelimit import RateLimiter
 from .settings import PrompterSettings
 
 __all__ = ["create_app"]
@@ -89,7 +88,6 @@ def create_app(settings: PrompterSettings) -> FastAPI:
         migrations=MIGRATIONS,
         on_startup=on_startup,
     )
-    app.state.runtime.state["offer_limiter"] = RateLimiter(settings.offers_per_minute, settings.offers_burst)
     register_handlers(broker, app.state.runtime, settings.group_id)
     app.include_router(router)
     app.include_router(org_pages.router)

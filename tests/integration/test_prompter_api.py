@@ -350,6 +350,10 @@ async def test_local_first_then_platforms_responses_count_once_offers_and_their_
     totals = (await api.get("/v1/organisation/offers", headers=orgs["a"]["headers"])).json()
     assert (totals["received"], totals["handed_over"], totals["expired"]) == (2, 1, 1)
 
+    # Offers are rate limited per client (5 at once by default; four were spent above).
+    answers = [(await api.post("/v1/offers", json=offer)).status_code for _ in range(3)]
+    assert answers[0] == 201 and 429 in answers
+
 
 async def test_platforms_every_category_switch_and_add(api, db, orgs):
     listed = (await api.get("/v1/platforms")).json()["platforms"]
