@@ -32,10 +32,11 @@ NO_STORE = {
 _PAGES = re.compile(r"^/(organisations|offers|impact)(/|$)")
 _HINTS = {
     401: "Please sign in again with your organisation's API key.",
-    403: "This page is for another kind of organisation.",
+    403: "Nothing was changed.",
     404: "The link may be mistyped, or the page may have been taken down.",
     409: "Nothing was changed.",
     422: "Please go back, check what you entered, and try again.",
+    429: "Please wait a little and try again.",
 }
 
 
@@ -47,7 +48,7 @@ def page(body: bytes, status: int = 200, headers: dict[str, str] | None = None) 
     return HTMLResponse(body, status_code=status, headers={**NO_STORE, **(headers or {})})
 
 
-def _error_page(problem: Response, base_url: str) -> HTMLResponse:
+def _error_page(problem: Response, base_url: str, organisations: bool) -> HTMLResponse:
     body = json.loads(problem.body)
     status = body["status"]
     html = render(
@@ -58,6 +59,7 @@ def _error_page(problem: Response, base_url: str) -> HTMLResponse:
         status=status,
         errors=body.get("errors", []),
         hint=_HINTS.get(status, ""),
+        organisations=organisations,
         private=True,
     )
     headers = {
@@ -74,7 +76,7 @@ def install_html_errors(app: FastAPI, base_url: str) -> None:
         async def handler(request: Request, exc: Exception, as_problem=as_problem) -> Response:
             response = await as_problem(request, exc)
             if is_page(request.url.path):
-                return _error_page(response, base_url)
+                return _error_page(response, base_url, request.url.path.startswith("/organisations"))
             return response
 
         app.add_exception_handler(exc_class, handler)
