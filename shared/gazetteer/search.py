@@ -12,9 +12,10 @@ from functools import cached_property
 import numpy as np
 import shapely
 from rapidfuzz import fuzz, process
+from rapidfuzz.distance import OSA
 
 from .model import Gazetteer, Street
-from .names import name_key
+from .names import _CANONICAL, name_key
 from .osm import normalise_postcode
 
 __all__ = ["Found", "StreetFinder"]
@@ -31,9 +32,7 @@ _PARTIAL_POSTCODE = re.compile(r"^[A-Z]{1,2}[0-9][A-Z0-9]?(\s*[0-9][A-Z]{0,1})?$
 _THE = re.compile(r"^(the )+")
 # Street-type words (canonical forms, see names.py) are compared apart from the rest of the name, so
 # "camdn rd" is scored on "camdn" ~ "camden" and only then preferred for being a road.
-_TYPES = frozenset(
-    "st rd ave ln pl sq gdns cres ter ct dr gr cl mt pde way mews walk row yard hill park".split()
-)
+_TYPES = frozenset("st rd ave ln pl sq gdns cres ter ct dr gr cl mt pde way mews walk row yard".split())
 # Shorthand residents type that names.py does not canonicalise (it would change stored keys).
 _SHORTHAND = {
     "x": "cross",
@@ -45,6 +44,21 @@ _SHORTHAND = {
     "e": "east",
     "w": "west",
 }
+# Street-type words as residents spell them out, for correcting a typo in one ("camden mqws").
+_TYPE_WORDS = {
+    **{w: c for w, c in _CANONICAL.items() if c in _TYPES},
+    **{t: t for t in _TYPES if len(t) >= 3},
+}
+# Type words to split off a run-together name ("camdensquare", "bloomsburyway"), longest first.
+_SPLITTABLE = sorted((w for w in _TYPE_WORDS if len(w) >= 3), key=len, reverse=True)
+
+
+def _score(query: str, choice: str, **_: object) -> float:
+    """rapidfuzz's WRatio, except that a name shorter than the query is compared whole: "heathctoe"
+    is Heathcote, not Heath (WRatio would find "heath" inside it and score it higher)."""
+    if len(choice) < len(query):
+        return fuzz.ratio(query, choice)
+    return fuzz.WRatio(query, choice)
 
 
 @dataclass(frozen=True)
@@ -133,31 +147,17 @@ class StreetFinder:
     def streets(self, query: str, limit: int = 10) -> list[Street]:
         """Streets ranked by how well their name matches: the whole name, then its start, then the
         start of a word, then spelling similarity (typos, missing letters)."""
-        q = " ".join(_SHORTHAND.get(w, w) for w in _key(query).split())
-        if not q:
+        typed = " ".join(_SHORTHAND.get(w, w) for w in _key(query).split())
+        if not typed:
             return []
-        core, types = _core(q), set(q.split()) & _TYPES
-        cores, groups = self._cores
-        ids = self._candidates(core)
-        hits = process.extract(
-            core,
-            [cores[i] for i in ids],
-            scorer=fuzz.WRatio,
-            processor=None,
-            limit=max(limit * 3, 30),
-            score_cutoff=MIN_SCORE,
-        )
-        ranked = []
-        for _, score, j in hits:
-            i = ids[j]
-            for rank, (key, streets) in enumerate(groups[i]):
-                words = set(key.split())
-                bonus = (
-                    (30 if key == q else 20 if key.startswith(q) else 10 if f" {q}" in f" {key}" else 0)
-                    + 10 * len(types & words)
-                    - 5 * len(types - words)
-                )
-                ranked.append((-(score + bonus), -streets[0].address_count, rank, key, streets))
+        # As typed, and with a misspelt or run-in street type fixed: the better match of the two wins
+        # ("kinsgway" is Kingsway as typed; "bloomsburyway" is Bloomsbury Way once split).
+        best: dict[str, tuple] = {}
+        for q in dict.fromkeys((typed, self._fix_type(typed))):
+            for row in self._ranked(q, limit):
+                if row[3] not in best or row[:3] < best[row[3]][:3]:
+                    best[row[3]] = row
+        ranked = list(best.values())
         ranked.sort(key=lambda r: r[:4])
         out: list[Street] = []
         for *_, streets in ranked:
@@ -165,6 +165,52 @@ class StreetFinder:
             if len(out) >= limit:
                 break
         return out[:limit]
+
+    def _ranked(self, q: str, limit: int) -> list[tuple]:
+        """(-score, -addresses, rank, key, streets) of the names matching the normalised query."""
+        core, types = _core(q), set(q.split()) & _TYPES
+        cores, groups = self._cores
+        ids = self._candidates(core)
+        hits = process.extract(
+            core,
+            [cores[i] for i in ids],
+            scorer=_score,
+            processor=None,
+            limit=max(limit * 3, 30),
+            score_cutoff=MIN_SCORE,
+        )
+        ranked = []
+        for _, score, j in hits:
+            for rank, (key, streets) in enumerate(groups[ids[j]]):
+                words = set(key.split())
+                bonus = (
+                    (30 if key == q else 20 if key.startswith(q) else 10 if f" {q}" in f" {key}" else 0)
+                    + 10 * len(types & words)
+                    - 5 * len(types - words)
+                )
+                ranked.append((-(score + bonus), -streets[0].address_count, rank, key, streets))
+        return ranked
+
+    @cached_property
+    def _vocabulary(self) -> frozenset[str]:
+        return frozenset(w for core in self._cores[0] for w in core.split())
+
+    def _fix_type(self, q: str) -> str:
+        """A misspelt street-type word at the end ("rosslyn ews", "redington gardesn") becomes the
+        type, and one run into the name is split off ("camdensquare"), unless some street's name has
+        that word."""
+        *rest, last = q.split() or [""]
+        if last in _TYPES or last in self._vocabulary or len(last) < 3:
+            return q
+        joined = next((w for w in _SPLITTABLE if last.endswith(w) and len(last) - len(w) >= 4), None)
+        if joined:  # "camdensquare" -> "camden sq"
+            return " ".join([*rest, last[: -len(joined)], _TYPE_WORDS[joined]])
+        if not rest:
+            return q
+        best = min(_TYPE_WORDS, key=lambda w: (OSA.distance(last, w), w))
+        if OSA.distance(last, best) <= (1 if len(best) <= 5 else 2):
+            return " ".join([*rest, _TYPE_WORDS[best]])
+        return q
 
     @cached_property
     def _postings(self) -> dict[str, np.ndarray]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
@@ -162,3 +163,28 @@ def test_geojson_of_streets_and_wards_is_small_and_complete(camden_gazetteer):
     areas = wards_collection(camden_gazetteer)
     kinds = [f["properties"]["kind"] for f in areas["features"]]
     assert kinds.count("ward") == len(camden_gazetteer.wards) and kinds.count("boundary") == 1
+
+
+def _misspell(name: str, rng: random.Random) -> str:
+    """One slip as residents make them: a letter dropped, swapped or wrong, or words run together."""
+    text, i = name.lower(), rng.randrange(1, max(2, len(name) - 2))
+    slip = rng.choice(("drop", "swap", "wrong", "join"))
+    if slip == "drop":
+        return text[:i] + text[i + 1 :]
+    if slip == "swap":
+        return text[:i] + text[i + 1] + text[i] + text[i + 2 :]
+    if slip == "wrong":
+        return text[:i] + rng.choice("abcdefghijklmnopqrstuvwxyz") + text[i + 1 :]
+    return text.replace(" ", "", 1)
+
+
+def test_one_slip_in_a_street_name_still_finds_it_first(finder, camden_gazetteer):
+    rng = random.Random(7)
+    names = sorted({s.name for s in camden_gazetteer.streets.values() if s.address_count})
+    sample = rng.sample(names, 300)
+    misses = [
+        (typed, name)
+        for name in sample
+        if (typed := _misspell(name, rng)) and [s.name for s in finder.streets(typed, 1)] != [name]
+    ]
+    assert len(misses) <= 0.03 * len(sample), misses
