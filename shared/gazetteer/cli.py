@@ -13,6 +13,7 @@ from tqdm import tqdm
 from . import repository
 from .build import ImportReport, build_gazetteer
 from .model import Gazetteer
+from .search import Found, StreetFinder
 
 app = typer.Typer(
     help="Street gazetteer: streets, addresses per street, wards and publication units from OpenStreetMap.",
@@ -81,22 +82,27 @@ def _summary(gazetteer: Gazetteer, report: ImportReport, seconds: float) -> str:
 
 @app.command()
 def search(
-    prefix: str = typer.Argument(..., help="Start of a street name, e.g. 'agar gr'."),
+    query: str = typer.Argument(..., help="A street name (typos are fine), a postcode or part of one."),
     limit: int = typer.Option(10, min=1, max=100),
     database_url: str = _DB,
 ) -> None:
-    """Find streets by name prefix."""
-    rows = asyncio.run(_search(database_url, prefix, limit))
-    if not rows:
+    """Find streets as residents do: by name, forgiving typos and abbreviations, or by postcode."""
+    found = asyncio.run(_search(database_url, query, limit))
+    if found.kind == "postcodes":
+        typer.echo("postcodes: " + ", ".join(found.postcodes))
+    elif found.kind == "unknown_postcode":
+        typer.echo(f"no street has the postcode {found.postcode}")
+    elif not found.streets:
         typer.echo("no streets found")
-    for r in rows:
-        typer.echo(f"{r['id']}  {r['name']}  ({r['ward_name'] or 'no ward'}, {r['address_count']} addresses)")
+    for s in found.streets:
+        typer.echo(f"{s.id}  {s.name}  ({s.ward_name or 'no ward'}, {s.address_count} addresses)")
 
 
-async def _search(dsn: str, prefix: str, limit: int):
+async def _search(dsn: str, query: str, limit: int) -> Found:
     conn = await asyncpg.connect(dsn)
     try:
         await repository.migrate(conn)
-        return await repository.search(conn, prefix, limit)
+        gazetteer = await repository.load(conn)
     finally:
         await conn.close()
+    return StreetFinder(gazetteer).find(query, limit=limit)
