@@ -233,7 +233,7 @@ async def _run(env: dict[str, str]) -> list[dict]:
         tracemalloc.start()
         started = time.perf_counter()
         async with pool.acquire() as conn:
-            claimed = await repo.claim(conn, DIGEST_SAMPLE, 600)
+            claimed = await repo.claim(conn, DIGEST_SAMPLE, 600, uuid.uuid4())
             for row in claimed:
                 assert await build(conn, settings, row, now) is not None
         per_mail = (time.perf_counter() - started) / len(claimed)

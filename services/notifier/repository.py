@@ -28,6 +28,7 @@ __all__ = [
     "record_change",
     "record_retired",
     "release",
+    "renew",
     "signups_since",
     "stats",
     "subscription",
@@ -296,19 +297,21 @@ class Claimed:
     event: PromptPublished | None
 
 
-async def claim(conn: asyncpg.Connection, limit: int, lease_s: float) -> list[Claimed]:
-    """Lease up to `limit` due rows; other senders (any replica) skip them until the lease runs out."""
+async def claim(conn: asyncpg.Connection, limit: int, lease_s: float, owner: uuid.UUID) -> list[Claimed]:
+    """Lease up to `limit` due rows to `owner`; other senders (any replica) skip them until the lease
+    runs out."""
     rows = await conn.fetch(
         "WITH due AS (SELECT id FROM notifier.outbox"
         "  WHERE sent_at IS NULL AND failed_at IS NULL AND not_before <= now()"
         "  AND (lease_until IS NULL OR lease_until < now())"
         "  ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)"
-        " UPDATE notifier.outbox o SET lease_until = now() + make_interval(secs => $2)"
+        " UPDATE notifier.outbox o SET lease_until = now() + make_interval(secs => $2), lease_owner = $3"
         " FROM due WHERE o.id = due.id"
         " RETURNING o.id, o.kind, o.prompt_id, o.revision, o.period, o.period_start, o.period_end,"
         " o.attempts, o.subscription_id",
         limit,
         lease_s,
+        owner,
     )
     if not rows:
         return []
@@ -347,6 +350,19 @@ async def claim(conn: asyncpg.Connection, limit: int, lease_s: float) -> list[Cl
             if r["subscription_id"] in subs
         ),
         key=lambda c: c.id,
+    )
+
+
+async def renew(conn: asyncpg.Connection, row_id: int, owner: uuid.UUID, lease_s: float) -> bool:
+    """Extend `owner`'s lease just before sending; False when the row is no longer ours to send."""
+    return bool(
+        await conn.fetchval(
+            "UPDATE notifier.outbox SET lease_until = now() + make_interval(secs => $3)"
+            " WHERE id = $1 AND lease_owner = $2 AND sent_at IS NULL AND failed_at IS NULL RETURNING true",
+            row_id,
+            owner,
+            lease_s,
+        )
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import uuid
 from collections.abc import Callable
 from email.message import EmailMessage
 
@@ -63,15 +64,22 @@ class Sender:
     async def once(self, mailer: Mailer) -> int:
         """Claim one batch and work through it; the number of rows handled."""
         s = self.settings
+        owner = uuid.uuid4()
         async with self.pool.acquire() as conn:
-            rows = await repo.claim(conn, s.sender_batch, s.lease_s)
+            rows = await repo.claim(conn, s.sender_batch, s.lease_s, owner)
             for row in rows:
-                await self._deliver(conn, mailer, row)
+                await self._deliver(conn, mailer, row, owner)
         return len(rows)
 
-    async def _deliver(self, conn: asyncpg.Connection, mailer: Mailer, row: repo.Claimed) -> None:
+    async def _deliver(
+        self, conn: asyncpg.Connection, mailer: Mailer, row: repo.Claimed, owner: uuid.UUID
+    ) -> None:
         s = self.settings
         message = await build(conn, s, row, self.clock())
+        # Renewed right before sending (the lease outlasts one SMTP timeout): a row whose lease ran out
+        # while earlier rows of the batch were slow may have been claimed by another sender.
+        if not await repo.renew(conn, row.id, owner, s.lease_s):
+            return
         if message is None:  # e.g. every prompt of a digest retired meanwhile: nothing to send
             await repo.mark_sent(conn, row.id)
             return

@@ -116,6 +116,9 @@ class NotifierSettings(CommonSettings):
             raise ValueError("NOTIFIER_SMTP_TLS and NOTIFIER_SMTP_STARTTLS exclude each other: choose one")
         if bool(self.smtp_username) != bool(self.smtp_password):
             raise ValueError("NOTIFIER_SMTP_USERNAME and NOTIFIER_SMTP_PASSWORD go together")
+        if self.lease_s <= self.smtp_timeout_s:
+            # A sender renews its lease just before each send; the send must end before the lease does.
+            raise ValueError("NOTIFIER_LEASE_S must be longer than NOTIFIER_SMTP_TIMEOUT_S")
         secure = self.smtp_tls or self.smtp_starttls
         if self.smtp_username and not secure and self.smtp_host not in _LOCAL_HOSTS:
             raise ValueError(

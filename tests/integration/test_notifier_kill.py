@@ -109,6 +109,7 @@ async def test_kill_9_loses_no_mail_and_repeats_only_in_flight_ones(
         "NOTIFIER_SENDER_BATCH": "20",
         "NOTIFIER_SENDER_IDLE_S": "0.1",
         "NOTIFIER_LEASE_S": "3",  # rows a killed sender had claimed come back quickly
+        "NOTIFIER_SMTP_TIMEOUT_S": "2",  # (a lease must outlast one SMTP timeout)
         "LOG_LEVEL": "DEBUG",  # the most the notifier ever logs: checked for addresses below
     }
     waves = [

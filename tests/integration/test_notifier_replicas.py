@@ -102,3 +102,38 @@ async def test_two_replicas_send_each_mail_once(
     assert rows == total and done == total
     by_id = collections.Counter(m["Message-ID"] for _, m in mails)
     assert len(by_id) == total and len(mails) == total, "each mail exactly once across both replicas"
+
+
+async def test_a_sender_whose_lease_ran_out_does_not_send(fresh_database_url, random_id):
+    from services.notifier import repository as repo
+
+    conn = await asyncpg.connect(fresh_database_url)
+    try:
+        await apply_migrations(conn, "notifier", MIGRATIONS)
+        sid = uuid.uuid4()
+        await conn.execute(
+            "INSERT INTO notifier.subscriptions (subscription_id, email, kind, label, street_ids, unit_ids,"
+            " ward_codes, categories, frequency, status, confirm_sha256, confirm_expires_at, confirmed_at)"
+            " VALUES ($1, $2, 'street', 'Lease street', '{s}', '{}', '{}', '{}', 'instant', 'active', $3,"
+            " now(), now())",
+            sid,
+            f"lease-{random_id}@example.org",
+            secrets.token_bytes(32),
+        )
+        await conn.execute(
+            "INSERT INTO notifier.outbox (subscription_id, kind, prompt_id, revision)"
+            " VALUES ($1, 'instant', 'p', 1)",
+            sid,
+        )
+        slow, other = uuid.uuid4(), uuid.uuid4()
+        (row,) = await repo.claim(conn, 10, 0.05, slow)
+        assert await repo.claim(conn, 10, 60, other) == [], "a leased row is skipped"
+        await asyncio.sleep(0.2)  # the slow sender's lease runs out…
+        (again,) = await repo.claim(conn, 10, 60, other)  # …and another sender claims the row
+        assert again.id == row.id
+        assert not await repo.renew(conn, row.id, slow, 60), "the slow sender must not send it"
+        assert await repo.renew(conn, row.id, other, 60)
+        await repo.mark_sent(conn, row.id)
+        assert not await repo.renew(conn, row.id, other, 60), "a sent row is never sent again"
+    finally:
+        await conn.close()

@@ -191,6 +191,7 @@ def test_message_id_is_deterministic_per_row():
         ({"smtp_username": "u"}, "go together"),
         ({"link_secret": "short"}, "at least 32"),
         ({"base_url": "alerts.example.org"}, "absolute"),
+        ({"lease_s": 10, "smtp_timeout_s": 30}, "longer than NOTIFIER_SMTP_TIMEOUT_S"),
     ],
 )
 def test_settings_refuse_unsafe_or_incoherent_smtp(overrides, message):
