@@ -162,7 +162,7 @@ PROMPTS = Topic(
     partitions=6,
     retention_ms=-1,
     compacted=True,
-    audience="prompter produces; feeds consumes",
+    audience="prompter produces; feeds and notifier consume (own consumer groups)",
     description="Prompts for action (PromptPublished or PromptRetired, by `event_type`).",
 )
 RESIDENT_RESPONSES = Topic(
