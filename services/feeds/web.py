@@ -309,6 +309,12 @@ async def subscribe_form(
         alternates=alternates(settings, path),
         unsubscribe_url=f"{settings.base_url}{path}/unsubscribe",
         private=True,
+        # The e-mail alert form (issue 9) for a street or ward; a point near home is not passed on.
+        notifier_url=settings.notifier_url,
+        subscribe={
+            "street": {"kind": "street", "street_id": (sel.street_ids or ("",))[0]},
+            "ward": {"kind": "ward", "ward_code": (sel.ward_codes or ("",))[0]},
+        }.get(sel.kind),
     )
     return HTMLResponse(
         body, status_code=201, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}

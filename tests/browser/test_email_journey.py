@@ -182,3 +182,11 @@ def test_email_alert_journey(browser, alerts_site, camden_gazetteer, random_id):
     browser.get(f"{alerts_site.mailbox}/m/{alert_key}.html")
     browser.find_element(By.LINK_TEXT, "Manage your alerts").click()
     wait(browser, EC.text_to_be_present_in_element((By.TAG_NAME, "h1"), "These alerts have ended"))
+
+    # The page that gives a private feed link offers e-mail alerts for the same street too.
+    browser.get(f"{alerts_site.feeds}/streets/{street.id}")
+    browser.find_element(By.XPATH, "//button[contains(., 'Get a private feed link for this')]").click()
+    wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, ".secret a")))
+    form = browser.find_element(By.CSS_SELECTOR, "form.email-alerts")
+    assert form.get_attribute("action") == f"{alerts_site.notifier}/subscribe"
+    assert form.find_element(By.CSS_SELECTOR, "input[name=street_id]").get_attribute("value") == street.id
