@@ -167,11 +167,23 @@ def test_keyboard_only_search_and_follow(browser, feeds_site, camden_gazetteer):
     assert street.name in browser.find_element(By.TAG_NAME, "h1").text
 
 
-def test_pages_work_without_javascript_hints(browser, feeds_site):
-    """Without JS the near-me form stays hidden and the page says what to do instead (noscript)."""
-    browser.get(f"{feeds_site.base}/")
-    assert "Choosing a point needs JavaScript" in browser.page_source
-    assert browser.find_element(By.CSS_SELECTOR, "form[role=search]").is_displayed()
+def test_pages_work_without_javascript(browser, feeds_site, camden_gazetteer):
+    """Without JS: no map and no near-me form, but the search, its results and the ward list work."""
+    code, street = one_street_postcode(camden_gazetteer)
+    browser.execute_cdp_cmd("Emulation.setScriptExecutionDisabled", {"value": True})
+    try:
+        browser.get(f"{feeds_site.base}/")
+        assert "Choosing a point needs JavaScript" in browser.find_element(By.TAG_NAME, "main").text
+        assert not browser.find_element(By.ID, "near").is_displayed()
+        assert browser.find_elements(By.CSS_SELECTOR, "a[href*='/wards/']")
+        _search(browser, feeds_site.base, code)
+        wait(browser, EC.url_contains(f"/streets/{street.id}"))
+        assert browser.find_element(By.TAG_NAME, "h1").text == street.name
+        assert not browser.find_elements(By.CSS_SELECTOR, "#map.leaflet-container")
+        browser.find_element(By.XPATH, "//button[contains(., 'Get a private feed link for this')]").click()
+        wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, ".secret a")))
+    finally:
+        browser.execute_cdp_cmd("Emulation.setScriptExecutionDisabled", {"value": False})
 
 
 def _every_page(browser, site, gazetteer, prompt_factory, tag: str) -> list[str]:
@@ -222,6 +234,11 @@ def test_axe_finds_no_serious_or_critical_violations_on_any_page(
             except TimeoutException:
                 failures[url] = "map never drawn"
                 continue
+        # Offline: every script, style, image and data file comes from the service itself.
+        loaded = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+        foreign = [u for u in loaded if not u.startswith(feeds_site.base) and not u.startswith("data:")]
+        if foreign:
+            failures[f"{url} (requests)"] = foreign
         found = axe(browser)
         if found:
             failures[url] = [(v["id"], v["impact"], [n["target"] for n in v["nodes"][:3]]) for v in found]
