@@ -305,11 +305,9 @@ async def offer_totals(conn: asyncpg.Connection, organisation_id: uuid.UUID) -> 
 
 
 async def responses_for(conn: asyncpg.Connection, organisation_id: uuid.UUID) -> int:
-    """Anonymous 'I can help' counted on prompts whose latest version links this organisation's offers."""
+    """Anonymous 'I can help' counted on prompts that linked this organisation's ways to help then."""
     return await conn.fetchval(
-        "SELECT COALESCE(sum(c.responses), 0)::int FROM prompter.response_counts c"
-        " JOIN prompter.prompts p USING (prompt_id)"
-        " WHERE EXISTS (SELECT 1 FROM jsonb_array_elements(p.prompt->'opportunities') o"
-        "  WHERE o->>'organisation_id' = $1)",
-        str(organisation_id),
+        "SELECT COALESCE(sum(responses), 0)::int FROM prompter.organisation_responses"
+        " WHERE organisation_id = $1",
+        organisation_id,
     )

@@ -307,6 +307,18 @@ async def record_response(conn: asyncpg.Connection, response: ResidentResponded)
         str(response.category),
         response.responded_on,
     )
+    # Credit the organisations whose ways to help the prompt links now (each once per response).
+    await conn.execute(
+        "INSERT INTO prompter.organisation_responses AS r (organisation_id, month, responses)"
+        " SELECT DISTINCT o.id, date_trunc('month', $2::date)::date, 1"
+        " FROM prompter.prompts p"
+        " CROSS JOIN LATERAL jsonb_array_elements(COALESCE(p.prompt->'opportunities', '[]'::jsonb)) l"
+        " JOIN prompter.organisations o ON o.id::text = l->>'organisation_id'"
+        " WHERE p.prompt_id = $1"
+        " ON CONFLICT (organisation_id, month) DO UPDATE SET responses = r.responses + 1",
+        response.prompt_id,
+        response.responded_on,
+    )
     return True
 
 
