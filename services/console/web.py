@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from shared.contracts import CATALOGUE
+from shared.contracts import ALL_TOPICS, CATALOGUE, DEAD_LETTERS
 from shared.privacy import ANNUAL_EPSILON_CAP, EPSILON_PER_RELEASE
 from shared.web import page_renderer
 
@@ -57,6 +57,8 @@ NAV = (
     ("/operators", "Operators"),
 )
 SIGN_IN_WINDOW = dt.timedelta(minutes=15)
+# Replay writes only to the project's own topics (a forged letter must not make the console write elsewhere).
+REPLAYABLE = frozenset(t.name for t in ALL_TOPICS if t is not DEAD_LETTERS)
 _render = page_renderer(Path(__file__).parent / "templates")
 
 
@@ -144,10 +146,11 @@ async def sign_in(request: Request) -> Response:
     rt = runtime(request)
     username = str(form.get("username") or "").strip().lower()
     password = str(form.get("password") or "")
+    operator = await repo.find_operator(rt.pool, username) if USERNAME.match(username) else None
+    # Only a known operator's name goes into the audit: a password typed into the name field must not.
+    who = operator.username if operator else "-"
     if not tokens_match(str(form.get("csrf_token") or ""), request.cookies.get(SIGN_IN_COOKIE)):
-        await repo.add_audit(
-            rt.pool, username or "-", "sign in", "", "refused", "missing or wrong form token"
-        )
+        await repo.add_audit(rt.pool, who, "sign in", "", "refused", "missing or wrong form token")
         return problem_page(
             request,
             None,
@@ -156,8 +159,8 @@ async def sign_in(request: Request) -> Response:
             "The sign-in form was not sent from this console's page or is out of date. "
             "Reload it and try again.",
         )
-    if await repo.recent_failures(rt.pool, username, SIGN_IN_WINDOW) >= rt.settings.sign_in_attempts:
-        await repo.add_audit(rt.pool, username, "sign in", "", "refused", "too many failed attempts")
+    if operator and await repo.recent_failures(rt.pool, who, SIGN_IN_WINDOW) >= rt.settings.sign_in_attempts:
+        await repo.add_audit(rt.pool, who, "sign in", "", "refused", "too many failed attempts")
         return problem_page(
             request,
             None,
@@ -165,10 +168,10 @@ async def sign_in(request: Request) -> Response:
             "Too many attempts",
             "Too many failed sign-ins for this name. Wait 15 minutes.",
         )
-    operator = await repo.find_operator(rt.pool, username) if USERNAME.match(username) else None
     ok = verify_password(password, operator.password_hash if operator else DUMMY_HASH)
     if not ok or operator is None or operator.disabled_at is not None:
-        await repo.add_audit(rt.pool, username or "-", "sign in", "", "failed", "wrong name or password")
+        detail = "wrong password" if operator else "unknown user name"
+        await repo.add_audit(rt.pool, who, "sign in", "", "failed", detail)
         token = new_token()
         response = render(
             request,
@@ -506,6 +509,12 @@ async def _letter(request: Request, letter_id: str) -> kafka_ops.Letter:
 async def replay_letter(request: Request, letter_id: str) -> Response:
     async def do(form: FormData, session: Session) -> tuple[str, str | None, str]:
         found = await _letter(request, letter_id)
+        if found.letter.source_topic not in REPLAYABLE:
+            raise Refused(
+                422,
+                "Cannot replay",
+                f"{found.letter.source_topic} is not one of this deployment's topics; discard it instead.",
+            )
         rt = runtime(request)
         # Decision and replay together: a failed produce rolls the decision back, so it can be retried.
         async with rt.pool.acquire() as conn, conn.transaction():

@@ -4,6 +4,7 @@ real Kafka and PostgreSQL; keys, roles, CSRF, sessions, the audit, privacy, with
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import re
 import threading
@@ -29,7 +30,7 @@ from services.partners.main import create_app as create_partners
 from services.partners.settings import PartnersSettings
 from services.prompter.main import create_app as create_prompter
 from services.prompter.settings import PrompterSettings
-from shared.contracts import COUNCIL_SIGNALS
+from shared.contracts import COUNCIL_SIGNALS, DEAD_LETTERS, DeadLettered
 from tests.support import loopback_socket, serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -351,7 +352,13 @@ async def test_sessions_cookies_sign_out_expiry_and_failed_sign_ins(console, ran
     async with httpx.AsyncClient(base_url=console.urls["console"], timeout=30) as client:
         page = await client.get("/sign-in")
         csrf = csrf_of(page.text)
-        wrong = await client.post("/sign-in", data={"username": name, "password": "nope", "csrf_token": csrf})
+        typo = await client.post(
+            "/sign-in", data={"username": "my-secret-pw", "password": "x", "csrf_token": csrf}
+        )
+        assert typo.status_code == 401
+        wrong = await client.post(
+            "/sign-in", data={"username": name, "password": "nope", "csrf_token": csrf_of(typo.text)}
+        )
         assert wrong.status_code == 401 and "do not match" in wrong.text
         ok = await client.post(
             "/sign-in", data={"username": name, "password": password, "csrf_token": csrf_of(wrong.text)}
@@ -402,6 +409,8 @@ async def test_sessions_cookies_sign_out_expiry_and_failed_sign_ins(console, ran
         and ("sign out", "done") in actions
         and ("sign in", "refused") in actions
     )
+    # What was typed as a name is kept only when it names an operator (it could be a password).
+    assert not [r for r in await audit_rows(console.database_url) if "my-secret-pw" in str(dict(r))]
 
 
 async def test_privacy_page_shows_withheld_cells_only_as_counts(console, random_id):
@@ -517,6 +526,24 @@ async def test_dead_letters_are_listed_replayed_and_discarded(console, random_id
     assert first not in remaining and second not in remaining
     twice = await client.post(f"/dead-letters/{second}/discard", data={"csrf_token": csrf})
     assert twice.status_code == 422
+    # A letter naming a topic that is not the project's own is never replayed (only discarded).
+    known = await letter_ids()
+    forged = DeadLettered(
+        service="ingest",
+        source_topic="somewhere-else",
+        original_b64=base64.b64encode(b"x").decode(),
+        reason="forged",
+        dead_lettered_at=dt.datetime.now(dt.UTC),
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=console.kafka, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(DEAD_LETTERS.name, forged.model_dump_json().encode(), key=b"forged")
+    finally:
+        await producer.stop()
+    (odd,) = await until(lambda: _more(letter_ids, known, 1), "the forged letter")
+    refused = await client.post(f"/dead-letters/{odd}/replay", data={"csrf_token": csrf})
+    assert refused.status_code == 422 and "discard it instead" in refused.text
     actions = [(r["action"], r["outcome"]) for r in await audit_rows(console.database_url)]
     assert ("replay dead letter", "done") in actions and ("discard dead letter", "done") in actions
     await client.aclose()
