@@ -104,6 +104,11 @@ def _radii(settings: FeedsSettings) -> list[int]:
 def _home_context(settings: FeedsSettings, areas: Areas, q: str | None) -> dict:
     found = areas.find(q, limit=20) if q else None
     labels = {s.id: areas.label(s) for s in found.streets} if found else {}
+    # Each candidate postcode with its streets, so residents recognise theirs.
+    streets_of = {
+        code: ", ".join(areas.gazetteer.streets[i].name for i in areas.gazetteer.postcodes.get(code, ())[:3])
+        for code in (found.postcodes if found else [])
+    }
     return {
         "base_url": settings.base_url,
         "title": f"Search: {q}" if q else "Find your street",
@@ -113,6 +118,7 @@ def _home_context(settings: FeedsSettings, areas: Areas, q: str | None) -> dict:
         "q": q,
         "found": found,
         "labels": labels,
+        "streets_of": streets_of,
         "wards": sorted(areas.wards.items(), key=lambda kv: kv[1]),
         "radii": _radii(settings),
         "min_radius_m": MIN_RADIUS_M,
