@@ -14,9 +14,10 @@ from fastapi.responses import Response
 from shared.gazetteer import geojson
 from shared.gazetteer.selection import Selection
 
+from . import repository as repo
 from .conditional import cacheable
-from .entries import FeedEntry
-from .views import FeedTarget, load_entries, runtime_of
+from .entries import FeedEntry, entry_from_prompt
+from .views import FeedTarget, runtime_of
 from .web import _street_target, _subscription_target, _ward_target
 
 __all__ = ["GEOJSON", "router"]
@@ -25,6 +26,8 @@ router = APIRouter(tags=["map"])
 GEOJSON = "application/geo+json"
 # The basemap changes only when the gazetteer is re-imported (and the service restarted).
 BASEMAP_MAX_AGE_S = 86_400
+# Most needs drawn on one map (a feed shows FEEDS_FEED_MAX_ENTRIES; the council-wide map shows more).
+MAP_MAX_NEEDS = 2000
 
 
 def _basemap(request: Request, name: str) -> Response:
@@ -74,7 +77,13 @@ def need_feature(areas, e: FeedEntry) -> dict | None:
 
 async def _needs(request: Request, target: FeedTarget, focus: list[dict]) -> Response:
     runtime, settings, areas = runtime_of(request)
-    entries, last_modified = await load_entries(runtime, target)
+    async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
+        prompts = await repo.prompts_for(conn, target.selection, MAP_MAX_NEEDS)
+        last_modified = await repo.last_modified(conn, target.selection)
+    entries = [
+        entry_from_prompt(p, base_url=settings.base_url, tag_authority=settings.tag_authority)
+        for p in prompts
+    ]
     needs = [f for f in (need_feature(areas, e) for e in entries) if f is not None]
     # A foreign member (RFC 7946 §6.1): the deployment's tile layer, if it configured one.
     basemap = {"tiles": settings.map_tile_url, "attribution": settings.map_tile_attribution}

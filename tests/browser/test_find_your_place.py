@@ -62,6 +62,8 @@ def test_postcode_to_street_page_map_follow_and_a_new_need(
     prompt = place_prompt_factory(street, random_id)
     feeds_site.publish(prompt)
     _until_text(browser, prompt.title)
+    map_drawn(browser)  # the need is drawn on the map too, in its category's colour, with a key
+    assert "Fly-tipping" in browser.find_element(By.ID, "map-legend").text
     link = browser.find_element(By.LINK_TEXT, prompt.title)
     assert unquote(link.get_attribute("href")).endswith(f"/prompts/{prompt.prompt_id}")
 
