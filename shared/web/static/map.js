@@ -33,8 +33,10 @@
     return colours[props.category];
   }
 
-  function getJSON(url) {
-    return fetch(url, { credentials: "same-origin" }).then(function (r) {
+  function getJSON(url, revalidate) {
+    // Needs change; revalidating (a 304 when unchanged) keeps the map as current as the list beside it.
+    var options = { credentials: "same-origin", cache: revalidate ? "no-cache" : "default" };
+    return fetch(url, options).then(function (r) {
       if (!r.ok) { throw new Error(url + ": " + r.status); }
       return r.json();
     });
@@ -110,7 +112,7 @@
   }).catch(function () {}));
 
   if (el.dataset.layers) {
-    loading.push(getJSON(el.dataset.layers).then(function (data) {
+    loading.push(getJSON(el.dataset.layers, true).then(function (data) {
       if (data.basemap) { addTiles(data.basemap.tiles, data.basemap.attribution); }
       var focus = L.geoJSON(data, {
         pane: "needs",
