@@ -194,3 +194,32 @@ async def test_the_api_finds_places_as_the_search_box_does(client, camden_gazett
     named = (await client.get("/v1/places", params={"q": "camden sq"})).json()
     assert named["kind"] == "streets" and named["streets"][0]["label"].startswith("Camden Square, off ")
     assert (await client.get("/v1/places", params={"q": "ZZ9 9ZZ"})).json()["kind"] == "unknown_postcode"
+
+
+def _far_from_streets(gazetteer, metres: float) -> tuple[float, float]:
+    """A point inside the council with no street within `metres` (a park, a railway yard)."""
+    import numpy as np
+    import shapely
+
+    xmin, ymin, xmax, ymax = gazetteer.boundary.bounds
+    lons, lats = np.meshgrid(np.linspace(xmin, xmax, 80), np.linspace(ymin, ymax, 80))
+    lons, lats = lons.ravel(), lats.ravel()
+    inside = gazetteer.contains_many(lons, lats)
+    x, y = gazetteer.projector.xy(lons[inside], lats[inside])
+    lines = gazetteer.projector.to_metric(np.asarray([s.geometry for s in gazetteer.streets.values()]))
+    tree = shapely.STRtree(lines)
+    points = shapely.points(x, y)
+    _, far = tree.query_nearest(points, return_distance=True, all_matches=False)
+    best = int(np.argmax(far))
+    assert far[best] > metres, "no point in the council is that far from a street"
+    return float(lats[inside][best]), float(lons[inside][best])
+
+
+async def test_nothing_near_a_point_is_said_plainly(client, camden_gazetteer):
+    lat, lon = _far_from_streets(camden_gazetteer, 60)
+    r = await client.post(
+        "/subscriptions",
+        data={"kind": "area", "lat": f"{lat:.5f}", "lon": f"{lon:.5f}", "radius_m": "50"},
+        headers={"Accept": BROWSER},
+    )
+    assert r.status_code == 422 and "find a street that close to the point" in r.text
