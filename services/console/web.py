@@ -317,6 +317,31 @@ async def update_system(request: Request, system_id: uuid.UUID) -> Response:
     return await _act(request, "set council system categories and rate", str(system_id), "operator", do)
 
 
+@router.get("/{kind}/{item_id}/revoke")
+async def confirm_revoke(request: Request, kind: str, item_id: uuid.UUID, name: str = "") -> Response:
+    """Revoking stops a key at once: a page that asks first (the POST to the same address does it)."""
+    session = await page_session(request)
+    what = {"systems": "council system", "partners": "partner", "organisations": "organisation"}.get(kind)
+    if what is None:
+        return problem_page(request, session, 404, "Page not found", "There is no such page in the console.")
+    if not can(session.role, "operator"):
+        return problem_page(
+            request, session, 403, "You cannot do this", f"Your role ({session.role}) can look only."
+        )
+    label = f"{what} '{name[:200]}' ({item_id})" if name else f"{what} {item_id}"
+    return render(
+        request,
+        "confirm.html",
+        session,
+        title=f"Revoke this {what}?",
+        message=f"Revoke the {label}? Its key stops working at once; it cannot be undone (a new "
+        "registration gets a new key).",
+        action=f"/{kind}/{item_id}/revoke",
+        button="Yes, revoke",
+        back="/moderation" if kind == "organisations" else f"/{kind}",
+    )
+
+
 # --- partners -------------------------------------------------------------------------------------
 
 

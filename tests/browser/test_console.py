@@ -88,7 +88,10 @@ def test_console_keys_roles_csrf_and_audit_in_a_browser(browser, console_site, r
     _accessible(browser, "systems")
 
     # Revoke it.
-    _navigates(browser, browser.find_element(By.CSS_SELECTOR, f"button[aria-label='Revoke {name}']").click)
+    _navigates(browser, browser.find_element(By.CSS_SELECTOR, f"a[aria-label='Revoke {name}']").click)
+    assert "cannot be undone" in _main_text(browser)  # it asks first
+    _accessible(browser, "confirm-revoke")
+    _navigates(browser, browser.find_element(By.XPATH, "//button[.='Yes, revoke']").click)
     assert "revoked: its key no longer works" in _main_text(browser)
     browser.get(f"{base}/systems")
     row = browser.find_element(By.XPATH, f"//tr[td[contains(., '{name}')]]")
@@ -196,7 +199,8 @@ def test_every_console_task_in_a_browser(browser, console_site, random_id):
         browser.find_element(By.CSS_SELECTOR, "input[data-secret]").get_attribute("value").startswith("snp_")
     )
     browser.get(f"{base}/partners")
-    _navigates(browser, browser.find_element(By.CSS_SELECTOR, f"button[aria-label='Revoke {partner}']").click)
+    _navigates(browser, browser.find_element(By.CSS_SELECTOR, f"a[aria-label='Revoke {partner}']").click)
+    _navigates(browser, browser.find_element(By.XPATH, "//button[.='Yes, revoke']").click)
     assert "revoked" in _main_text(browser)
 
     # Council system with its own categories and rate limit, then changed.

@@ -238,6 +238,9 @@ async def test_council_system_keys_are_created_shown_once_rotated_and_revoked(co
     assert await _ingest_status(console, key) == 401
     assert await _ingest_status(console, new_key) != 401
 
+    asks = await client.get(f"/systems/{system_id}/revoke", params={"name": "Housing"})
+    assert asks.status_code == 200 and "cannot be undone" in asks.text and "Yes, revoke" in asks.text
+    assert await _ingest_status(console, new_key) != 401  # asking changes nothing
     revoked = await client.post(f"/systems/{system_id}/revoke", data={"csrf_token": csrf})
     assert revoked.status_code == 200 and "revoked" in revoked.text
     assert await _ingest_status(console, new_key) == 401
@@ -302,6 +305,8 @@ async def test_a_viewer_sees_no_change_buttons_and_a_forged_post_changes_nothing
         forms = re.findall(r'<form method="post" action="([^"]+)"', page.text)
         assert forms == ["/sign-out"], (path, forms)
     csrf = csrf_of((await client.get("/systems")).text)  # the viewer's own valid token
+    asked = await client.get(f"/systems/{uuid.uuid4()}/revoke")
+    assert asked.status_code == 403 and "Yes, revoke" not in asked.text
     forged = await client.post(
         "/systems",
         data={"csrf_token": csrf, "name": "forged", "council_id": "camden", "categories": ["isolation"]},
