@@ -292,3 +292,21 @@ def test_selecting_a_street_on_a_ward_map_opens_its_page(browser, feeds_site, ca
     )
     wait(browser, EC.url_contains("/streets/s-"))
     assert browser.find_element(By.TAG_NAME, "h1").text in {s.name for s in camden_gazetteer.streets.values()}
+
+
+def test_keyboard_users_choose_a_point_by_moving_the_map(browser, feeds_site):
+    browser.get(f"{feeds_site.base}/")
+    map_drawn(browser)
+    shown = _tab_to(browser, lambda e: e.get_attribute("id") == "map")
+    before = browser.execute_script("return document.querySelector('.leaflet-map-pane').style.transform")
+    shown.send_keys(Keys.ARROW_LEFT, Keys.ARROW_LEFT, Keys.ARROW_UP)
+    wait(
+        browser,
+        lambda d: (
+            d.execute_script("return document.querySelector('.leaflet-map-pane').style.transform") != before
+        ),
+    )
+    button = _tab_to(browser, lambda e: e.get_attribute("id") == "near-centre")
+    button.send_keys(Keys.ENTER)
+    wait(browser, lambda d: d.find_element(By.ID, "near-lat").get_attribute("value"))
+    assert "Point chosen" in browser.find_element(By.ID, "near-status").text

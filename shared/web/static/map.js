@@ -167,6 +167,8 @@
   }
 
   map.on("click", function (e) { pick(e.latlng); });
+  var centre = document.getElementById("near-centre");
+  if (centre) { centre.addEventListener("click", function () { pick(map.getCenter()); }); }
   radius.addEventListener("change", function () {
     if (circle) { circle.setRadius(metres()); map.fitBounds(circle.getBounds(), { maxZoom: 17 }); pick(circle.getLatLng()); }
   });
