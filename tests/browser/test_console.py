@@ -8,6 +8,7 @@ import asyncio
 import re
 import time
 
+import httpx
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
@@ -15,7 +16,7 @@ from selenium.webdriver.support import expected_conditions as EC
 from shared.db import create_database, drop_database
 from tests.browser.conftest import axe_violations, describe_violations, save_screenshot
 from tests.browser.pages import wait
-from tests.integration.test_console_flow import ConsoleStack
+from tests.integration.test_console_flow import ConsoleStack, _first_street
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -171,6 +172,24 @@ def _produce_bad_council_input(kafka: str, marker: str) -> None:
     asyncio.run(send())
 
 
+def _register_opportunity(site, key: str, title: str) -> None:
+    """An organisation registers a way to help on the prompter with its own key (as it would)."""
+    street = asyncio.run(_first_street(site.database_url))
+    answer = httpx.post(
+        f"{site.urls['prompter']}/v1/opportunities",
+        headers={"Authorization": f"Bearer {key}"},
+        json={
+            "title": title,
+            "what": "Pour tea.",
+            "contact_phone": "020 7974 4444",
+            "categories": ["isolation"],
+            "area": {"street_ids": [street]},
+        },
+        timeout=30,
+    )
+    assert answer.status_code == 201, answer.text
+
+
 def _until_page_has(browser, url: str, css: str, attempts: int = 90):
     for _ in range(attempts):
         browser.get(url)
@@ -247,17 +266,36 @@ def test_every_console_task_in_a_browser(browser, console_site, random_id):
     )
     assert "switched off" in _main_text(browser)
     browser.get(f"{base}/moderation")
+    row = browser.find_element(By.XPATH, "//tr[td[contains(., 'Camden litter pickers')]]")
+    row.find_element(By.XPATH, ".//summary[.='Edit']").click()
+    renamed = row.find_element(By.CSS_SELECTOR, "input[name='name']")
+    renamed.clear()
+    renamed.send_keys("Camden litter heroes")
+    _navigates(browser, row.find_element(By.XPATH, ".//button[.='Save']").click)
+    assert "'Camden litter heroes' saved" in _main_text(browser)
+
+    browser.get(f"{base}/moderation")
     browser.find_element(By.ID, "org-name").send_keys(f"Lunch club {random_id}")
     _navigates(browser, browser.find_element(By.XPATH, "//button[.='Create and show the key']").click)
-    assert (
-        browser.find_element(By.CSS_SELECTOR, "input[data-secret]").get_attribute("value").startswith("sno_")
-    )
+    org_key = browser.find_element(By.CSS_SELECTOR, "input[data-secret]").get_attribute("value")
+    assert org_key.startswith("sno_")
+    title = f"Tea hosts {random_id}"
+    _register_opportunity(console_site, org_key, title)
     browser.get(f"{base}/moderation")
     _accessible(browser, "moderation")
+    _navigates(
+        browser, browser.find_element(By.CSS_SELECTOR, f"button[aria-label='Switch off {title}']").click
+    )
+    assert "switched off: prompts no longer link to it" in _main_text(browser)
+    assert title not in httpx.get(f"{console_site.urls['prompter']}/v1/opportunities").text
 
     # Operations: a dead letter with its reason, discarded; the volumes chart and its table.
     raw = f"RAW-COUNCIL-INPUT-{random_id}"
     _produce_bad_council_input(console_site.kafka, raw)
+    replay = _until_page_has(browser, f"{base}/operations", "button[aria-label^='Replay dead letter']")
+    _navigates(browser, replay[0].click)
+    assert "Replayed to" in _main_text(browser)
+    # Still bad input: ingest dead-letters the replayed copy again, which is then discarded.
     discard = _until_page_has(browser, f"{base}/operations", "button[aria-label^='Discard dead letter']")
     assert "ingest" in _main_text(browser) and raw not in browser.page_source  # reasons, not raw input
     label = discard[0].get_attribute("aria-label")
@@ -279,6 +317,9 @@ def test_every_console_task_in_a_browser(browser, console_site, random_id):
         "add platform",
         "switch platform",
         "create organisation",
+        "replay dead letter",
         "discard dead letter",
+        "edit platform",
+        "pause opportunity",
     ):
         assert f"{name} {action}" in text, action
