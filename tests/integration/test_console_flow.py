@@ -725,3 +725,52 @@ async def test_every_post_route_is_audited_even_when_refused(console, random_id)
         rows = (await audit_rows(console.database_url))[before:]
         assert [(r["username"], r["outcome"]) for r in rows] == [(f"viewer-{random_id}", "refused")], path
     await client.aclose()
+
+
+async def test_admins_create_and_disable_operators_and_only_admins_may(console, random_id):
+    admin_password = await console.add_operator(f"admin-{random_id}", "admin")
+    admin = await sign_in(console.urls["console"], f"admin-{random_id}", admin_password)
+    csrf = csrf_of((await admin.get("/operators")).text)
+    made = await admin.post(
+        "/operators", data={"csrf_token": csrf, "username": f"new-{random_id}", "role": "operator"}
+    )
+    assert made.status_code == 200, made.text
+    password = secret_of(made.text)
+    assert password not in (await admin.get("/operators")).text
+    newcomer = await sign_in(console.urls["console"], f"new-{random_id}", password)
+    assert (await newcomer.get("/systems")).status_code == 200
+    # An operator may change keys but not operators.
+    own = csrf_of((await newcomer.get("/operators")).text)
+    refused = await newcomer.post(
+        "/operators", data={"csrf_token": own, "username": "sneaky", "role": "admin"}
+    )
+    assert refused.status_code == 403
+    taken = await admin.post(
+        "/operators", data={"csrf_token": csrf, "username": f"new-{random_id}", "role": "viewer"}
+    )
+    assert taken.status_code == 422 and "already" in taken.text
+    bad = await admin.post("/operators", data={"csrf_token": csrf, "username": "Bad Name", "role": "viewer"})
+    assert bad.status_code == 422 and "User name" in bad.text
+    disabled = await admin.post(f"/operators/new-{random_id}/disable", data={"csrf_token": csrf})
+    assert disabled.status_code == 200 and "sessions ended" in disabled.text
+    assert (await newcomer.get("/systems")).status_code == 303  # the open session ended at once
+    page = await newcomer.get("/sign-in")
+    again = await newcomer.post(
+        "/sign-in",
+        data={"username": f"new-{random_id}", "password": password, "csrf_token": csrf_of(page.text)},
+    )
+    assert again.status_code == 401
+    conn = await asyncpg.connect(console.database_url)
+    try:
+        stored = await conn.fetchval(
+            "SELECT password_hash FROM console.operators WHERE username = $1", f"new-{random_id}"
+        )
+    finally:
+        await conn.close()
+    assert stored.startswith("scrypt$") and password not in stored
+    actions = {(r["username"], r["action"], r["outcome"]) for r in await audit_rows(console.database_url)}
+    assert (f"admin-{random_id}", "create operator", "done") in actions
+    assert (f"admin-{random_id}", "disable operator", "done") in actions
+    assert (f"new-{random_id}", "create operator", "refused") in actions
+    for client in (admin, newcomer):
+        await client.aclose()
