@@ -12,7 +12,7 @@ import time
 from urllib.parse import unquote
 
 import pytest
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
@@ -33,8 +33,11 @@ def _search(browser, base: str, query: str) -> None:
 def _until_text(browser, text: str, attempts: int = 60) -> None:
     """Reload until the page shows `text` (the feeds consume prompts asynchronously)."""
     for _ in range(attempts):
-        if text in browser.find_element(By.TAG_NAME, "main").text:
-            return
+        try:
+            if text in browser.find_element(By.TAG_NAME, "main").text:
+                return
+        except StaleElementReferenceException:  # the page was still loading
+            pass
         time.sleep(1)
         browser.refresh()
     raise AssertionError(f"the page never showed {text!r}")
@@ -144,10 +147,13 @@ def _tab_to(browser, matches, limit: int = 250):
     """Press Tab until the focused element satisfies `matches`; return it."""
     body = browser.find_element(By.TAG_NAME, "body")
     for _ in range(limit):
-        active = browser.switch_to.active_element
-        if matches(active):
-            return active
-        active.send_keys(Keys.TAB) if active.tag_name != "body" else body.send_keys(Keys.TAB)
+        try:
+            active = browser.switch_to.active_element
+            if matches(active):
+                return active
+            active.send_keys(Keys.TAB) if active.tag_name != "body" else body.send_keys(Keys.TAB)
+        except StaleElementReferenceException:  # focus moved (a map redraw) between two calls: look again
+            continue
     raise AssertionError("never reached the element by keyboard")
 
 
