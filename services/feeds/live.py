@@ -5,8 +5,8 @@ asyncio queue. A client too slow to keep up is disconnected rather than slowing 
 browser reconnects with Last-Event-ID and catches up from the database.
 
 Connections are capped, in all and per client (`Hub.admit`: 503 and 429 beyond). A resume point
-older than `REPLAY_LIMIT` changes (or 0) is not replayed change by change: the client gets one
-`refresh` event (reload the feed's current state, e.g. its JSON Feed) and continues live from there.
+more than `REPLAY_LIMIT` changes old (0 included) is not replayed change by change: the client gets
+one `refresh` event (reload the feed's current state, e.g. its JSON Feed) and continues live.
 """
 
 from __future__ import annotations
@@ -119,7 +119,8 @@ async def stream(
         sent = last_event_id if last_event_id is not None else await current()
         if last_event_id is not None:
             now = await current()
-            if last_event_id <= 0 or now - last_event_id > replay_limit:
+            # 0 ("from the start") is no exception: at most replay_limit changes are ever replayed.
+            if now - last_event_id > replay_limit:
                 sent = now
                 yield refresh_event(now)
         while True:  # the backlog is read in pages

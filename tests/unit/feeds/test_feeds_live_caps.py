@@ -1,5 +1,5 @@
-"""SSE hardening (issue 11, Medium 6): connection caps in all and per client; an old or zero
-Last-Event-ID gets one `refresh` event instead of the whole history."""
+"""SSE hardening (issue 11, Medium 6): connection caps in all and per client; a Last-Event-ID (0
+included) further back than the replay window gets one `refresh` event instead of the whole history."""
 
 from __future__ import annotations
 
@@ -76,4 +76,20 @@ async def test_a_recent_resume_point_is_replayed(gazetteer, ids) -> None:
 
     events = stream(Hub(8), sel, 8, backlog, current)
     assert [(await anext(events)).id for _ in range(2)] == ["9", "10"]
+    await events.aclose()
+
+
+async def test_from_the_start_is_replayed_when_the_history_is_short(gazetteer, ids) -> None:
+    street = ids["agar_grove"]
+    sel = Areas(gazetteer).for_streets([street])
+    log = [_change(seq, street) for seq in range(1, 4)]
+
+    async def backlog(after: int) -> list[Change]:
+        return [c for c in log if c.seq > after]
+
+    async def current() -> int:
+        return log[-1].seq
+
+    events = stream(Hub(8), sel, 0, backlog, current)
+    assert [(await anext(events)).id for _ in range(3)] == ["1", "2", "3"]
     await events.aclose()
