@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import math
 from dataclasses import dataclass
 from ipaddress import IPv6Address
 from urllib.parse import urlsplit, urlunsplit
@@ -28,7 +29,7 @@ from .backoff import backoff_delay
 from .settings import PartnersSettings
 from .signing import signed_headers
 
-__all__ = ["Clients", "Outcome", "deliver_due", "run_delivery_worker", "send"]
+__all__ = ["Clients", "Outcome", "deliver_due", "lease_s", "run_delivery_worker", "send"]
 
 log = logging.getLogger(__name__)
 ATTEMPTS = Counter("partners_webhook_attempts_total", "Webhook delivery attempts by outcome", ["outcome"])
@@ -116,12 +117,17 @@ async def _post(clients: Clients, settings: PartnersSettings, delivery: dict) ->
     return Outcome(ok, response.status_code, None if ok else f"HTTP {response.status_code}", read)
 
 
+def lease_s(settings: PartnersSettings) -> float:
+    """How long a claimed batch is ours: every delivery of one partner, in turns of the partner's
+    concurrency, each within its deadline, and a margin. Past it, another worker may send them."""
+    turns = math.ceil(settings.webhook_batch_size / settings.webhook_partner_concurrency)
+    return turns * settings.webhook_timeout_s + _LEASE_MARGIN_S
+
+
 async def deliver_due(pool: asyncpg.Pool, settings: PartnersSettings, clients: Clients) -> int:
     """Attempt every due delivery this worker can claim (one batch); returns how many."""
     async with pool.acquire() as conn, conn.transaction():
-        batch = await repository.claim_due_deliveries(
-            conn, settings.webhook_batch_size, settings.webhook_timeout_s + _LEASE_MARGIN_S
-        )
+        batch = await repository.claim_due_deliveries(conn, settings.webhook_batch_size, lease_s(settings))
     if not batch:
         return 0
     # Each partner has at most webhook_partner_concurrency deliveries in flight: a slow receiver

@@ -188,3 +188,10 @@ async def test_only_the_start_of_a_large_answer_is_read() -> None:
         await clients.aclose()
     assert outcome.ok
     assert 16 * 1024 <= outcome.read_bytes < 1024 * 1024
+
+
+def test_a_batch_lease_outlasts_its_slowest_partner() -> None:
+    settings = _settings(webhook_batch_size=50, webhook_partner_concurrency=8, webhook_timeout_s=5.0)
+    # 50 deliveries to one partner go 8 at a time: 7 turns of at most 5 s each, before anyone else may
+    # claim them again (no double delivery because one receiver is slow).
+    assert delivery.lease_s(settings) >= 7 * 5.0
