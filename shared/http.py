@@ -12,9 +12,10 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import asyncpg
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from pydantic import SecretStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -30,6 +31,7 @@ __all__ = [
     "body_limit",
     "document_problems",
     "install_problem_handlers",
+    "operator_token",
     "problem_response",
 ]
 
@@ -112,6 +114,32 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(
             Problem(503, "Service temporarily unavailable", "try again shortly", headers={"Retry-After": "5"})
         )
+
+
+def operator_token(setting: str, *, realm: str) -> Callable[..., Awaitable[None]]:
+    """A dependency admitting `Authorization: Bearer <token>` equal to `settings.<setting>`.
+
+    Everyone is refused while the setting is unset. Declared through FastAPI's security classes, so
+    the OpenAPI document names the scheme (`operatorToken`) and each guarded operation's 401/403.
+    """
+    scheme = HTTPBearer(
+        auto_error=False, scheme_name="operatorToken", description="An operator token (service setting)."
+    )
+
+    async def check(
+        request: Request, credentials: HTTPAuthorizationCredentials | None = Security(scheme)
+    ) -> None:
+        token = getattr(request.app.state.runtime.settings, setting, None)
+        given = credentials.credentials if credentials else ""
+        if token is None or not secrets.compare_digest(given.encode(), token.get_secret_value().encode()):
+            raise Problem(
+                401,
+                "Operator token required",
+                "send Authorization: Bearer <operator token>",
+                headers={"WWW-Authenticate": f'Bearer realm="{realm}"'},
+            )
+
+    return check
 
 
 def _allowed_methods(scope: Scope) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import secrets
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -12,7 +11,7 @@ from pydantic import BaseModel, Field
 from shapely.geometry import mapping
 
 from shared.contracts import Category, StreetNeedChanged
-from shared.http import Problem
+from shared.http import Problem, operator_token
 
 from . import repository as repo
 from .areas import Areas
@@ -166,21 +165,8 @@ async def get_area(request: Request, area_id: str) -> dict[str, Any]:
     }
 
 
-def operator(request: Request) -> None:
-    """Bearer token from AGGREGATOR_OPERATOR_TOKEN; everyone is refused while it is unset."""
-    token = _runtime(request).settings.operator_token
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if (
-        token is None
-        or scheme.lower() != "bearer"
-        or not secrets.compare_digest(given.encode(), token.get_secret_value().encode())
-    ):
-        raise Problem(
-            401,
-            "Operator token required",
-            "send Authorization: Bearer <operator token>",
-            headers={"WWW-Authenticate": 'Bearer realm="aggregator-operators"'},
-        )
+# Bearer token from AGGREGATOR_OPERATOR_TOKEN; everyone is refused while it is unset.
+operator = operator_token("operator_token", realm="aggregator-operators")
 
 
 @router.get(

@@ -8,7 +8,6 @@ signal, so the reference is pseudonymised at the door and never stored in clear.
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 import uuid
 from typing import Annotated, Any
 
@@ -16,7 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from shared.contracts import Category
-from shared.http import Problem
+from shared.http import Problem, operator_token
 from shared.service import Runtime
 
 from . import metrics, repository
@@ -32,21 +31,8 @@ def _runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-def operator(request: Request) -> None:
-    """Bearer token from INGEST_OPERATOR_TOKEN; everyone is refused while it is unset."""
-    token = _runtime(request).settings.operator_token  # type: ignore[attr-defined]
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if (
-        token is None
-        or scheme.lower() != "bearer"
-        or not secrets.compare_digest(given.encode(), token.get_secret_value().encode())
-    ):
-        raise Problem(
-            401,
-            "Operator token required",
-            "send Authorization: Bearer <operator token>",
-            headers={"WWW-Authenticate": 'Bearer realm="ingest-operators"'},
-        )
+# Bearer token from INGEST_OPERATOR_TOKEN; everyone is refused while it is unset.
+operator = operator_token("operator_token", realm="ingest-operators")
 
 
 router = APIRouter(prefix="/v1/admin", tags=["operators"], dependencies=[Depends(operator)])

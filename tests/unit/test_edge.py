@@ -219,3 +219,34 @@ def test_a_service_connects_with_its_own_database_url(monkeypatch: pytest.Monkey
     settings = PartnersSettings(_env_file=None, **BASE)
     assert settings.database_dsn() == "postgresql://streetneeds_partners:pw@db/x"
     assert settings.database_url.get_secret_value() == "postgresql://x/y"  # still the administrator's
+
+
+async def test_operator_token_is_a_documented_security_scheme() -> None:
+    from types import SimpleNamespace
+
+    from fastapi import Depends
+
+    from shared.http import operator_token
+
+    app = _app()
+    app.state.runtime = SimpleNamespace(settings=SimpleNamespace(operator_token=SecretStr("o" * 32)))
+
+    @app.get("/v1/audit", dependencies=[Depends(operator_token("operator_token", realm="ops"))])
+    async def audit() -> dict:
+        return {}
+
+    async with _client(app) as client:
+        missing = await client.get("/v1/audit")
+        wrong = await client.get("/v1/audit", headers={"authorization": "Bearer " + "x" * 32})
+        right = await client.get("/v1/audit", headers={"authorization": "Bearer " + "o" * 32})
+    assert missing.status_code == 401 and 'realm="ops"' in missing.headers["www-authenticate"]
+    assert wrong.status_code == 401 and right.status_code == 200
+    doc = app.openapi()
+    assert doc["components"]["securitySchemes"]["operatorToken"]["scheme"] == "bearer"
+    assert {"401", "403"} <= set(doc["paths"]["/v1/audit"]["get"]["responses"])
+
+
+@pytest.mark.parametrize("service", ["aggregator", "ingest"])
+def test_operator_routes_declare_their_security_scheme(service: str) -> None:
+    doc = openapi(service)
+    assert "operatorToken" in doc["components"]["securitySchemes"]
