@@ -169,6 +169,7 @@ class LiveFeeds:
         from services.feeds.main import create_app
         from services.feeds.settings import FeedsSettings
         from shared.db import create_database, drop_database
+        from shared.ratelimit import TokenBucket
         from tests.support import loopback_socket, serve
 
         self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
@@ -182,8 +183,11 @@ class LiveFeeds:
             notice_contact="Camden Council contact centre (example): 020 0000 0000",
             _env_file=None,
         )
+        app = create_app(self.settings)
+        # Every journey subscribes from the same loopback client: a larger bucket than a resident's.
+        app.state.runtime.state["limiter:subscriptions"] = TokenBucket(600, 600)
         try:
-            async with serve(create_app(self.settings), sock):
+            async with serve(app, sock):
                 self._ready.set()
                 await self._stop.wait()
         finally:
