@@ -30,6 +30,9 @@ NEARBY_M = 30.0
 # An outward code and, optionally, the start of the inward code: "NW1", "NW1 9", "nw19l".
 _PARTIAL_POSTCODE = re.compile(r"^[A-Z]{1,2}[0-9][A-Z0-9]?(\s*[0-9][A-Z]{0,1})?$")
 _THE = re.compile(r"^(the )+")
+_POSTCODE_IN_TEXT = re.compile(r"\b[A-Z]{1,2}[0-9][A-Z0-9]?\s*[0-9][A-Z]{2}\b")
+# "12", "12a", "12-14" before a street name: not part of it.
+_HOUSE_NUMBER = re.compile(r"^\s*[0-9]+[a-z]?(\s*-\s*[0-9]+[a-z]?)?\s+", re.I)
 # Street-type words (canonical forms, see names.py) are compared apart from the rest of the name, so
 # "camdn rd" is scored on "camdn" ~ "camden" and only then preferred for being a road.
 _TYPES = frozenset("st rd ave ln pl sq gdns cres ter ct dr gr cl mt pde way mews walk row yard".split())
@@ -86,6 +89,17 @@ def _trigrams(text: str) -> set[str]:
     return grams
 
 
+def _street_part(query: str) -> str:
+    """The street name in a typed address: no flat or house number, no town or postcode after it."""
+    for part in query.split(","):
+        part = _POSTCODE_IN_TEXT.sub("", _HOUSE_NUMBER.sub("", part.strip()).upper()).strip()
+        part = re.sub(r"\s+[A-Z]{1,2}[0-9][A-Z0-9]?$", "", part)  # an outward code: "... NW1"
+        part = re.sub(r"(\s+(LONDON|UK|ENGLAND))+$", "", part)  # a town typed after the street
+        if re.search(r"[A-Z]{3}", part) and not re.fullmatch(r"(FLAT|APARTMENT|UNIT)\s+\w+", part):
+            return part
+    return query
+
+
 def _core(key: str) -> str:
     """The key without its street-type words ("camden rd" -> "camden"); the key if that is all."""
     words = [w for w in key.split() if w not in _TYPES]
@@ -124,12 +138,18 @@ class StreetFinder:
             if ids is None:
                 return Found("unknown_postcode", q, postcode=full)
             return Found("postcode", q, [self.gazetteer.streets[i] for i in ids], postcode=full)
+        # A whole address ("12 Agar Grove, London NW1 9SL"): a postcode we know in it decides.
+        inside = _POSTCODE_IN_TEXT.search(q.upper())
+        code = normalise_postcode(inside.group()) if inside else None
+        if code in self.gazetteer.postcodes:
+            ids = self.gazetteer.postcodes[code]
+            return Found("postcode", q, [self.gazetteer.streets[i] for i in ids], postcode=code)
         upper = q.upper()
         if _PARTIAL_POSTCODE.match(upper):
             codes = self.postcodes_starting(upper, limit=50)
             if codes:
                 return Found("postcodes", q, postcodes=codes)
-        streets = self.streets(q, limit)
+        streets = self.streets(_street_part(q), limit)
         return Found("streets" if streets else "nothing", q, streets)
 
     def postcodes_starting(self, partial: str, limit: int = 50) -> list[str]:

@@ -188,3 +188,19 @@ def test_one_slip_in_a_street_name_still_finds_it_first(finder, camden_gazetteer
         if (typed := _misspell(name, rng)) and [s.name for s in finder.streets(typed, 1)] != [name]
     ]
     assert len(misses) <= 0.03 * len(sample), misses
+
+
+@pytest.mark.parametrize(
+    "typed, street",
+    [
+        ("12 Camden Road, London NW1 9LN", "Camden Road"),
+        ("12 Camden Road", "Camden Road"),
+        ("Flat 3, 12a Agar Grove", "Agar Grove"),
+        ("12-14 kentish twn rd, london", "Kentish Town Road"),
+        ("Camden Road London", "Camden Road"),
+        ("camden road, london nw1", "Camden Road"),
+        ("12 Camden Road, London ZZ9 9ZZ", "Camden Road"),  # an unknown postcode in an address
+    ],
+)
+def test_a_whole_typed_address_finds_its_street(finder, typed, street):
+    assert finder.find(typed).streets[0].name == street
