@@ -46,6 +46,8 @@ def create_app(settings: FeedsSettings, *, gazetteer: Gazetteer | None = None) -
         if not gaz.streets:
             log.warning("the gazetteer is empty: run `streetneeds gazetteer import` (pages answer 503)")
         runtime.state["areas"] = Areas(gaz) if gaz.streets else None
+        if gaz.streets:
+            runtime.state["areas"].finder.warm()  # the search index, before the first resident asks
         runtime.state["apply"] = partial(apply_event, runtime.pool, settings)
         async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
             last = await repo.current_seq(conn)
