@@ -130,7 +130,7 @@ class StreetFinder:
 
     def warm(self) -> None:
         """Build the search index now (seconds for 100,000 streets) rather than on the first search."""
-        _ = self._postings, self._vocabulary, self._compact_postcodes
+        _ = self._postings, self._vocabulary, self._compact_postcodes, self._namesakes, self._index
 
     def find(self, query: str, limit: int = 10) -> Found:
         q = " ".join(query.split())
@@ -276,11 +276,17 @@ class StreetFinder:
         return ", ".join(parts)
 
     @cached_property
-    def _namesakes(self) -> set[str]:
-        by_key: dict[str, list[str]] = {}
+    def _namesakes(self) -> dict[str, list[Street]]:
+        """Street id -> the other streets with the same name key (only for names used twice or more)."""
+        by_key: dict[str, list[Street]] = {}
         for s in self.gazetteer.streets.values():
-            by_key.setdefault(s.norm_name, []).append(s.id)
-        return {i for ids in by_key.values() if len(ids) > 1 for i in ids}
+            by_key.setdefault(s.norm_name, []).append(s)
+        return {
+            s.id: [o for o in group if o.id != s.id]
+            for group in by_key.values()
+            if len(group) > 1
+            for s in group
+        }
 
     @cached_property
     def _tree(self) -> tuple[list[str], np.ndarray, shapely.STRtree]:
@@ -308,12 +314,7 @@ class StreetFinder:
     def nearby(self, street: Street) -> Street | None:
         """A street near this one (a junction, usually) that its namesakes are not also near, if any."""
         near = self._near(street)
-        others = [
-            s
-            for s in self.gazetteer.streets.values()
-            if s.norm_name == street.norm_name and s.id != street.id
-        ]
-        shared = {o.id for s in others for o in self._near(s)}
+        shared = {o.id for s in self._namesakes.get(street.id, ()) for o in self._near(s)}
         return next((o for o in near if o.id not in shared), near[0] if near else None)
 
 
