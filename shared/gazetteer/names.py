@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["name_key", "plain_name"]
+__all__ = ["STREET_TYPES", "name_key", "plain_name"]
 
 # Common street-type words and their abbreviations share one canonical token, so "Agar Gr",
 # "Agar Grove" and "AGAR GROVE" are one street. "st" stands for both "street" and "saint": the
@@ -31,6 +31,8 @@ _CANONICAL = {
     "parade": "pde",
     "strasse": "str",
 }
+# Spelled-out street-type word -> its canonical token (read-only; the search corrects typos in them).
+STREET_TYPES = _CANONICAL
 _WORD = re.compile(r"[^\W_]+")
 
 

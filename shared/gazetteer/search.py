@@ -1,6 +1,6 @@
 """Find a place the way residents type it: a postcode (full or partial) or a street name with typos,
 abbreviations, missing apostrophes or a leading "the"; duplicate names told apart by ward and a
-nearby street ("Camden Square, off Camden Road, Cantelowes")."""
+nearby street ("Camden Square, off Cantelowes Road, Camden Square")."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
 from .model import Gazetteer, Street
-from .names import _CANONICAL, name_key
+from .names import STREET_TYPES, name_key
 from .osm import normalise_postcode
 
 __all__ = ["Found", "StreetFinder"]
@@ -49,7 +49,7 @@ _SHORTHAND = {
 }
 # Street-type words as residents spell them out, for correcting a typo in one ("camden mqws").
 _TYPE_WORDS = {
-    **{w: c for w, c in _CANONICAL.items() if c in _TYPES},
+    **{w: c for w, c in STREET_TYPES.items() if c in _TYPES},
     **{t: t for t in _TYPES if len(t) >= 3},
 }
 # Type words to split off a run-together name ("camdensquare", "bloomsburyway"), longest first.
