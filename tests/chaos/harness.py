@@ -7,6 +7,7 @@ their own (`.local/chaos/<run>/`, via deploy/local/stack.py and STREETNEEDS_LOCA
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import random
 import secrets
@@ -24,7 +25,10 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
-SERVICES = ("ingest", "aggregator", "prompter", "feeds", "partners")
+# The e-mail notifier joins the run where this checkout has it (it is newer than the others).
+NOTIFIER = importlib.util.find_spec("services.notifier") is not None
+SERVICES = ("ingest", "aggregator", "prompter", "feeds", "partners") + (("notifier",) if NOTIFIER else ())
+NOTIFIER_WORKERS = 2
 
 
 def _bindable(port: int) -> bool:
@@ -208,7 +212,7 @@ class Service:
         raise AssertionError(f"{self.name} not ready within {within:.0f}s; see {self.log}")
 
 
-def service_env(stack: Stack, name: str, port: int) -> dict[str, str]:
+def service_env(stack: Stack, name: str, port: int, smtp_port: int = 0) -> dict[str, str]:
     """Each service's settings: its own port, strong secrets, fast timers so a run is short."""
     base = stack.env()
     own = {
@@ -234,6 +238,15 @@ def service_env(stack: Stack, name: str, port: int) -> dict[str, str]:
             "PARTNERS_WEBHOOK_BACKOFF_BASE_S": "1",
             "PARTNERS_WEBHOOK_BACKOFF_CAP_S": "5",
             "PARTNERS_WEBHOOK_POLL_INTERVAL_S": "0.5",
+        },
+        "notifier": {
+            "NOTIFIER_PORT": str(port),
+            "NOTIFIER_LINK_SECRET": secrets.token_urlsafe(32),
+            "NOTIFIER_SMTP_PORT": str(smtp_port),
+            "NOTIFIER_SENDER_WORKERS": str(NOTIFIER_WORKERS),
+            # Mail a killed sender had claimed comes back soon (the lease must outlast one SMTP timeout).
+            "NOTIFIER_SMTP_TIMEOUT_S": "10",
+            "NOTIFIER_LEASE_S": "15",
         },
     }[name]
     return base | own

@@ -56,13 +56,15 @@ class SseFollower:
     stream breaks (a killed feeds process, a restart), as EventSource does."""
 
     url: str
+    source: str = "127.0.0.1"  # each resident its own address: feeds caps streams per client
     last_id: int | None = None
     events: list[SseEvent] = field(default_factory=list)
     reconnects: int = 0
     connected: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(self) -> None:
-        async with httpx.AsyncClient(timeout=httpx.Timeout(10, read=15)) as client:
+        transport = httpx.AsyncHTTPTransport(local_address=self.source)
+        async with httpx.AsyncClient(timeout=httpx.Timeout(10, read=15), transport=transport) as client:
             while True:
                 headers = {"Accept": "text/event-stream"}
                 if self.last_id is not None:
@@ -97,32 +99,6 @@ class SseFollower:
         return sum(n - 1 for n in Counter(e.id for e in self.events).values())
 
 
-async def replay(url: str, after: int | None) -> list[SseEvent]:
-    """Everything the service has for a client resuming after `after`: the backlog, up to the first
-    heartbeat (the system is quiet by now, so the backlog is all there is)."""
-    events: list[SseEvent] = []
-    headers = {"Accept": "text/event-stream"}
-    if after is not None:
-        headers["Last-Event-ID"] = str(after)
-    async with (
-        httpx.AsyncClient(timeout=httpx.Timeout(10, read=30)) as client,
-        client.stream("GET", url, headers=headers) as response,
-    ):
-        assert response.status_code == 200
-        fields: dict[str, str] = {}
-        async for line in response.aiter_lines():
-            if line.startswith(":"):
-                return events
-            if line == "":
-                if "id" in fields:
-                    events.append(SseEvent(int(fields["id"]), fields.get("event", "message"), fields["data"]))
-                fields = {}
-            else:
-                name, _, value = line.partition(":")
-                fields[name] = value.removeprefix(" ")
-    return events
-
-
 async def partitions(bootstrap: str, topic: str) -> list[TopicPartition]:
     """Every partition of `topic`, from the cluster's metadata."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
@@ -136,6 +112,17 @@ async def partitions(bootstrap: str, topic: str) -> list[TopicPartition]:
         TopicPartition(topic, p["partition"])
         for p in sorted(described["partitions"], key=lambda p: p["partition"])
     ]
+
+
+async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """The next offset of each partition of `topic`: where a consumer that has read everything stands."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(await partitions(bootstrap, topic))
+        return {tp.partition: end for tp, end in ends.items()}
+    finally:
+        await consumer.stop()
 
 
 async def read_topic(bootstrap: str, topic: str) -> list:
