@@ -12,7 +12,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.contracts import Category
 from shared.http import Problem, operator_token
@@ -54,6 +54,8 @@ class SystemCreated(BaseModel):
 
 
 class SystemIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: str = Field(..., min_length=1, max_length=200)
     council_id: str = Field(..., pattern=COUNCIL_PATTERN)
     categories: list[Category] = Field(..., min_length=1)
@@ -61,11 +63,15 @@ class SystemIn(BaseModel):
 
 
 class SystemUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     categories: list[Category] = Field(..., min_length=1)
     rate_per_minute: int | None = Field(None, ge=1, le=100_000)
 
 
 class WithdrawalIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     system_id: uuid.UUID
     subject_ref: str = Field(..., min_length=1, max_length=200)
     categories: list[Category] | None = Field(None, description="Default: every category of the system.")
@@ -228,7 +234,7 @@ async def withdraw(request: Request, body: WithdrawalIn) -> dict[str, Any]:
     categories = sorted({c.value for c in body.categories} if body.categories else system.categories)
     if unknown := [c for c in categories if c not in system.categories]:
         raise Problem(
-            422,
+            409,  # the request is well-formed; the system's own scope forbids it
             "Category not allowed for this system",
             errors=[{"field": "categories", "message": f"not allowed: {', '.join(unknown)}"}],
         )
@@ -251,7 +257,7 @@ async def withdraw(request: Request, body: WithdrawalIn) -> dict[str, Any]:
     try:
         outcomes = await runtime.state["pipeline"].accept(items, system, "http")
     except OutOfScope as exc:
-        raise Problem(422, "Category not allowed for this system", str(exc)) from exc
+        raise Problem(409, "Category not allowed for this system", str(exc)) from exc
     except ProduceFailed as exc:
         raise Problem(503, "Kafka unavailable", "nothing was recorded; try again") from exc
     bad = [o for o in outcomes if o.outcome == "rejected"]

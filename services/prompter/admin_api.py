@@ -11,7 +11,7 @@ import uuid
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field, HttpUrl, field_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
 from shared.contracts import Category
 from shared.http import Problem
@@ -48,6 +48,8 @@ router = APIRouter(prefix="/v1/admin", tags=["operators"], dependencies=[Depends
 
 
 class PlatformEdit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: str = Field(..., min_length=1, max_length=120)
     description: str = Field(..., min_length=1, max_length=300)
     url: HttpUrl
@@ -61,6 +63,8 @@ class PlatformEdit(BaseModel):
 
 
 class OrganisationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: str = Field(..., min_length=1, max_length=200)
     kind: Literal["vcs", "council"] = "vcs"
 
