@@ -105,7 +105,14 @@ async def _needs(
 
 Street = Annotated[str | None, Query(max_length=64, description="A gazetteer street id.")]
 Ward = Annotated[str | None, Query(max_length=16, description="A ward code, e.g. E05013652.")]
-Bbox = Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat (WGS84).")]
+Bbox = Annotated[
+    str | None,
+    Query(
+        max_length=200,
+        pattern=r"^$|^[-+]?\d{1,3}(\.\d{0,15})?(,[-+]?\d{1,3}(\.\d{0,15})?){3}$",
+        description="minlon,minlat,maxlon,maxlat (WGS84); empty: no box.",
+    ),
+]
 Cat = Annotated[Category | None, Query(description="Only this category.")]
 
 
