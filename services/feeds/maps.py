@@ -107,7 +107,9 @@ def _focus(areas, sel: Selection) -> list[dict]:
             return [
                 geojson.feature(ward.geometry, {"role": "focus", "name": ward.name}, geojson.AREA_TOLERANCE)
             ]
-    return [geojson.street_feature(s, role="focus") for s in sel.streets]
+    # A stored subscription's selection carries street ids only (no Street objects).
+    streets = areas.gazetteer.streets
+    return [geojson.street_feature(streets[i], role="focus") for i in sel.street_ids if i in streets]
 
 
 @router.get("/map/needs.geojson", summary="Every current need, drawn on its area (GeoJSON)")

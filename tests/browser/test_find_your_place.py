@@ -61,6 +61,11 @@ def test_postcode_to_street_page_map_follow_and_a_new_need(
     wait(browser, EC.url_contains("/s/"))
     assert "Nothing to help with here right now" in browser.page_source
     map_drawn(browser)
+    focus = browser.execute_script(
+        "return fetch(location.pathname + '/map.geojson').then(r => r.json())"
+        ".then(d => d.features.filter(f => f.properties.role === 'focus').map(f => f.properties.id))"
+    )
+    assert focus == [street.id]  # the map opens on the street followed
 
     prompt = place_prompt_factory(street, random_id)
     feeds_site.publish(prompt)
@@ -258,6 +263,7 @@ def test_subscribed_page_passes_axe(browser, feeds_site, camden_gazetteer, axe):
     browser.get(f"{feeds_site.base}/streets/{street.id}")
     browser.find_element(By.XPATH, "//button[contains(., 'Get a private feed link for this')]").click()
     wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, ".secret a")))
+    map_drawn(browser)  # the streets just followed, on a map
     assert axe(browser) == []
 
 

@@ -34,6 +34,11 @@ def test_screenshots_of_every_page(
     browser.find_element(By.XPATH, "//button[contains(., 'Get a private feed link for this')]").click()
     wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, ".secret a")))
     private = browser.find_element(By.CSS_SELECTOR, ".secret a").get_attribute("href")
+    for size_name, size in (("desktop", DESKTOP), ("phone", PHONE)):  # the answer to a POST: shot here
+        browser.set_window_size(*size)
+        map_drawn(browser)
+        screenshot(browser, f"subscribed-{size_name}")
+    browser.set_window_size(*DESKTOP)
     pages = {
         "home": f"{base}/",
         "search-postcode": f"{base}/streets?q={code.replace(' ', '+')}",
