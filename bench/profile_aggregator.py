@@ -1,0 +1,91 @@
+"""Profile the aggregator's consumer in-process on N events: CPU per event (this process and its
+PostgreSQL backends), for py-spy (`py-spy record -o bench/profiles/aggregator.svg -- python -m
+bench.profile_aggregator 100000`). Fresh database and topics of its own; both removed afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import gc
+import os
+import random
+import resource
+import sys
+import time
+import uuid
+from pathlib import Path
+
+os.environ.setdefault("STREETNEEDS_TOPIC_PREFIX", f"bench-{uuid.uuid4().hex[:8]}.")
+
+from bench.__main__ import _topics, bench_env
+from bench.aggregator_peer import db, load
+from shared.db import apply_migrations, create_pool, drop_database
+
+MIGRATIONS = Path(__file__).resolve().parents[1] / "services" / "aggregator" / "migrations"
+
+
+def _cpu_s(pids: set[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+async def main(n: int) -> None:
+    from services.aggregator.areas import load_areas
+    from services.aggregator.consumer import SignalConsumer
+    from services.aggregator.main import GC_THRESHOLD
+    from services.aggregator.settings import AggregatorSettings
+
+    env = bench_env()
+    await _topics(env, create=True)
+    gaz = await asyncio.to_thread(db.camden_gazetteer)
+    url = await db.database_with(env["DATABASE_URL"], gaz)
+    try:
+        settings = AggregatorSettings(
+            database_url=f"{url}?search_path=aggregator,public",
+            kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
+        )
+        streets = sorted((s.id, s.address_count) for s in gaz.streets.values())
+        records = load.signal_mix(streets, n, random.Random(3), dt.datetime.now(dt.UTC))
+        await load.produce(env["KAFKA_BOOTSTRAP_SERVERS"], records)
+        pool = await create_pool(settings.database_url)
+        async with pool.acquire() as conn:
+            await apply_migrations(conn, "aggregator", MIGRATIONS)
+            areas = await load_areas(conn, settings.policy())
+            database = await conn.fetchval("SELECT current_database()")
+        gc.freeze()
+        gc.set_threshold(GC_THRESHOLD, 20, 100)  # as services/aggregator/main.py does
+        consumer = SignalConsumer(pool, settings, areas, group_id=None, assign_all=True)
+        await consumer.start()
+
+        async def backends() -> set[int]:
+            async with pool.acquire() as conn:
+                rows = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", database)
+            return {r[0] for r in rows}
+
+        pids = await backends()
+        pg0, ru0 = _cpu_s(pids), resource.getrusage(resource.RUSAGE_SELF)
+        started = time.perf_counter()
+        await consumer.run(until_end=True)
+        took = time.perf_counter() - started
+        ru1 = resource.getrusage(resource.RUSAGE_SELF)
+        pg = _cpu_s(pids | await backends()) - pg0
+        py = ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime
+        print(
+            f"{n} events in {took:.2f} s = {n / took:,.0f}/s; CPU per event: this process "
+            f"{py / n * 1e6:.1f} us, PostgreSQL {pg / n * 1e6:.1f} us; {settings.parallel_batches} lanes"
+        )
+        await consumer.stop()
+        await pool.close()
+    finally:
+        await drop_database(env["DATABASE_URL"], url)
+        await _topics(env, create=False)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000))
