@@ -281,7 +281,7 @@ async def _recover(stack: Stack, services: dict[str, Service]) -> None:
 
     state: dict = {}
     try:
-        await wait_until("consumers caught up, outbox and delivery queue empty", twice, 300 if LONG else 150)
+        await wait_until("consumers caught up, outbox and delivery queue empty", twice, 900 if LONG else 150)
     except AssertionError as exc:
         raise AssertionError(
             f"{exc}; last seen (lags: ingest, prompter, feeds, partners, notifier) {state}"
