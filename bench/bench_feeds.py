@@ -18,8 +18,10 @@ import datetime as dt
 import json
 import os
 import random
+import re
 import secrets
 import statistics
+import subprocess
 import tempfile
 import time
 from collections import Counter
@@ -65,6 +67,8 @@ CHANGES = 50  # street-needs changes in the latency run, each on a distinct stre
 SSE_PER_STREET = 10  # subscribers listening live on each changed street
 CHANGE_TIMEOUT_S = 10.0
 LATENCY_BUDGET_S = 90.0  # no new change is published after this, so a congested stack cannot stall the run
+WRK = ("-t2", "-c64", "-d10s")  # the issue's settings: 2 threads, 64 connections, 10 s
+WRK_WARD = "Kentish Town South"
 POLL_S = 0.02  # how often the street's Atom feed is polled while a change is pending
 CORES = os.cpu_count()
 PLACE = sorted(c for c, i in CATALOGUE.items() if i.sensitivity is Sensitivity.PLACE)
@@ -572,6 +576,79 @@ async def _reads(
     return rows
 
 
+_WRK_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def _wrk(url: str, pid: int, headers: dict[str, str] | None = None) -> dict:
+    """One `wrk` run (Debian's; not a Python client) against `url`: rate, latency percentiles, status
+    codes seen, and the server process's CPU over the run."""
+    args = ["wrk", *WRK, "--latency"]
+    for k, v in (headers or {}).items():
+        args += ["-H", f"{k}: {v}"]
+    cpu0, busy0 = _cpu_s(pid), _machine_busy_s()
+    out = subprocess.run([*args, url], capture_output=True, text=True, timeout=120, check=True).stdout
+    cpu, busy = _cpu_s(pid) - cpu0, _machine_busy_s()
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    lat = {
+        q: float(v) * _WRK_UNITS[u]
+        for q, v, u in re.findall(r"^\s+(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
+    }
+    m = re.search(r"Latency\s+([\d.]+)(us|ms|s)\s+[\d.]+\w+\s+([\d.]+)(us|ms|s)", out)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    seconds = float(WRK[2].removeprefix("-d").removesuffix("s"))
+    return {
+        "rate": rate,
+        "p50": lat.get("50", float("nan")),
+        "p99": lat.get("99", float("nan")),
+        "max": float(m.group(3)) * _WRK_UNITS[m.group(4)] if m else float("nan"),
+        "bad": int(errors.group(1)) if errors else 0,
+        "cpu_ms_per_request": 1000 * cpu / max(total, 1),
+        "server_cores": cpu / seconds,
+        "machine_busy": (busy[0] - busy0[0]) / max(busy[1] - busy0[1], 1e-9),
+    }
+
+
+async def _wrk_rows(base: str, feeds: Proc, gaz, place_streets: set[str]) -> list[dict]:
+    """The issue's table, measured with wrk: a street's Atom (200 and 304), its HTML page, a ward's Atom."""
+    street = sorted(place_streets)[0]
+    ward = next((w for w in gaz.wards if w.name == WRK_WARD), gaz.wards[0])
+    async with httpx.AsyncClient(timeout=30) as client:
+        etag = (await client.get(f"{base}/streets/{street}.atom")).headers["etag"]
+        entries = (await client.get(f"{base}/wards/{ward.code}.atom")).text.count("<entry")
+    runs = [
+        ("street_atom_304", f"{base}/streets/{street}.atom", {"If-None-Match": etag}, "304 (If-None-Match)"),
+        ("street_atom_200", f"{base}/streets/{street}.atom", {}, "200"),
+        ("street_html_200", f"{base}/streets/{street}", {}, "200, the HTML page"),
+        ("ward_atom_200", f"{base}/wards/{ward.code}.atom", {}, f"200, {ward.name} ({entries} entries)"),
+        (
+            "street_atom_200_gzip",
+            f"{base}/streets/{street}.atom",
+            {"Accept-Encoding": "gzip"},
+            "200 asking for gzip",
+        ),
+    ]
+    rows = []
+    for name, url, headers, what in runs:
+        r = await asyncio.to_thread(_wrk, url, feeds.pid, headers)
+        rows += [
+            _row(
+                f"feeds.wrk.{name}.rate",
+                r["rate"],
+                "requests/s",
+                f"wrk {' '.join(WRK)} on one URL, {what}; non-2xx/3xx {r['bad']}; server CPU "
+                f"{r['cpu_ms_per_request']:.2f} ms per request ({r['server_cores']:.2f} cores); machine "
+                f"{r['machine_busy']:.0%} busy of {CORES} cores (wrk, server, Kafka, PostgreSQL share them: "
+                f"{'the server' if r['server_cores'] > 0.85 else 'the machine, not the server alone,'} is "
+                "the bottleneck); feeds: 1 uvicorn process",
+            ),
+            _row(f"feeds.wrk.{name}.p50", r["p50"], "ms"),
+            _row(f"feeds.wrk.{name}.p99", r["p99"], "ms"),
+            _row(f"feeds.wrk.{name}.max", r["max"], "ms"),
+        ]
+    return rows
+
+
 def _latency_rows(changes: dict) -> list[dict]:
     how = (
         f"{changes['published']} StreetNeedChanged (place; {CHANGES} planned, "
@@ -658,6 +735,7 @@ async def _run(env: dict[str, str]) -> list[dict]:
             procs = await _services(kafka, url, base, port, Path(tmp))
             for proc in procs:
                 await proc.ready(120)
+            rows += await _wrk_rows(base, procs[0], gaz, place_streets)
             rows += await _reads(base, procs[0], gaz, subs, place_streets, rng)
             try:
                 rows += _latency_rows(await _changes(kafka, base, gaz, subs, rng, keys))
