@@ -13,6 +13,7 @@ from shared.contracts import PromptEvent, PromptPublished, PromptRetired, Sensit
 from . import repository as repo
 from .cap import cancel_message, next_message
 from .entries import entry_from_prompt
+from .feedcache import note_local_write
 from .settings import FeedsSettings
 
 __all__ = ["Tombstone", "apply_event", "parse_prompt_record"]
@@ -46,6 +47,15 @@ async def apply_event(
     pool: asyncpg.Pool, settings: FeedsSettings, event: PromptPublished | PromptRetired | Tombstone
 ) -> repo.Change | None:
     """Store the event's effect (idempotent); the change to fan out, or None if nothing changed."""
+    try:
+        return await _store(pool, settings, event)
+    finally:
+        note_local_write()  # even on failure: it may have committed; a spare invalidation is harmless
+
+
+async def _store(
+    pool: asyncpg.Pool, settings: FeedsSettings, event: PromptPublished | PromptRetired | Tombstone
+) -> repo.Change | None:
     async with pool.acquire() as conn:
         if isinstance(event, PromptPublished):
             entry = entry_from_prompt(event, base_url=settings.base_url, tag_authority=settings.tag_authority)

@@ -10,6 +10,7 @@ with one ETag are the same bytes (which is what makes a strong ETag, and the bod
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import OrderedDict
 from importlib.metadata import version
 from pathlib import Path
@@ -19,7 +20,7 @@ import shared.contracts
 from .repository import FeedState
 from .settings import FeedsSettings
 
-__all__ = ["RENDER_VERSION", "BodyCache", "feed_etag"]
+__all__ = ["RENDER_VERSION", "BodyCache", "ValidatorCache", "feed_etag", "local_writes", "note_local_write"]
 
 
 def _render_version() -> str:
@@ -87,3 +88,47 @@ class BodyCache:
         while self.size > self.max_bytes:
             _, old = self._bodies.popitem(last=False)
             self.size -= len(old)
+
+
+_local_writes = 0  # prompt changes committed by this process (read-your-writes before the NOTIFY)
+
+
+def note_local_write() -> None:
+    global _local_writes
+    _local_writes += 1
+
+
+def local_writes() -> int:
+    return _local_writes
+
+
+class ValidatorCache:
+    """A feed's validators (ETag, headers, Last-Modified) by (target, format), kept while no prompt
+    change has been fanned out since they were computed, so a conditional GET (and a 200 whose body is
+    in the BodyCache) needs no query at all.
+
+    `seen` is the last change seq this replica's listener fanned out (every write to feeds.prompts is
+    a numbered change, NOTIFYed on commit) with this process's own count of writes (so a write here is
+    seen at once, before its notification): an entry computed at `seen` is current while it has not
+    moved. The TTL bounds staleness while the listener is reconnecting (below the feeds' max-age).
+    """
+
+    def __init__(self, max_entries: int = 50_000, ttl_s: float = 5.0) -> None:
+        self.max_entries, self.ttl_s = max_entries, ttl_s
+        self._entries: OrderedDict[tuple[str, str], tuple[object, float, tuple]] = OrderedDict()
+
+    def get(self, key: tuple[str, str], seen: object) -> tuple | None:
+        found = self._entries.get(key)
+        if found is None:
+            return None
+        seq, at, value = found
+        if seq != seen or time.monotonic() - at > self.ttl_s:
+            del self._entries[key]
+            return None
+        return value
+
+    def put(self, key: tuple[str, str], seen: object, value: tuple) -> None:
+        self._entries[key] = (seen, time.monotonic(), value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)

@@ -43,10 +43,13 @@ class Listener:
                 self.hub.publish(change)
                 self.last = change.seq
             if len(page) < PAGE:
+                # What views.feed_response's validator cache compares with: caught up to here.
+                self.hub.seen_seq = self.last  # type: ignore[attr-defined]
                 return
 
     async def _serve(self, conn: asyncpg.Connection) -> None:
         """Until the connection is lost: catch up, then again at each notification (or check)."""
+        self.hub.seen_seq = None  # type: ignore[attr-defined]  # changes may be missed until caught up
         lost = asyncio.Event()
         conn.add_termination_listener(lambda _conn: lost.set())
         await conn.add_listener(repo.CHANNEL, self._notified)

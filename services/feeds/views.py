@@ -18,7 +18,7 @@ from shared.service import Runtime
 from . import repository as repo
 from .conditional import headers_for, is_fresh, not_modified
 from .entries import FeedEntry, entry_from_prompt, tag_uri
-from .feedcache import BodyCache, feed_etag
+from .feedcache import BodyCache, ValidatorCache, feed_etag, local_writes
 from .formats import ATOM, JSON_FEED, RSS, FeedMeta, atom, json_feed, rss
 from .live import Hub, stream
 from .pages import render
@@ -136,15 +136,34 @@ async def feed_response(request: Request, target: FeedTarget, fmt: str) -> Respo
     bodies: BodyCache = runtime.state["bodies"]
     html = fmt == "html"
     media_type = HTML if html else FORMATS[fmt][0]
+    # Validators from memory while no prompt changed since (HTML shows "I can help" counts, which
+    # change without a prompt change: always validated by the database).
+    listened = None if html else getattr(runtime.state.get("hub"), "seen_seq", None)
+    seen = None if listened is None else (listened, local_writes())
+    key = (repr(target), fmt)  # the selection too: a subscription's can change without a prompt change
+    cache: ValidatorCache | None = None
+    if seen is not None:
+        cache = runtime.state.setdefault("validators", ValidatorCache())
+        hit = cache.get(key, seen)
+        if hit is not None:
+            etag, headers, last_modified = hit
+            if is_fresh(request, etag, last_modified):
+                return not_modified(headers)
+            cached = bodies.get(etag)
+            if cached is not None:
+                return Response(cached, media_type=media_type, headers=headers)
 
     def validators(state: repo.FeedState) -> tuple[str, dict[str, str]]:
         etag = feed_etag(target, fmt, settings, state)
-        return etag, headers_for(
+        headers = headers_for(
             etag,
             last_modified=state.last_modified,
             max_age=settings.feed_cache_max_age_s,
             private=target.private,
         )
+        if cache is not None:  # `seen` was read before the query: a later change invalidates this
+            cache.put(key, seen, (etag, headers, state.last_modified))
+        return etag, headers
 
     body = None
     async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
