@@ -99,6 +99,12 @@ def render(rows: list[dict], box: dict[str, str]) -> str:
         "",
         "Written by `make bench` (`python -m bench`); loopback only, one machine.",
         "",
+        "Load generators (wrk, the benches' clients), the services, Kafka and PostgreSQL share the "
+        "machine's cores: rows give the server's CPU per request and how busy the whole machine was, "
+        "and say which side was the bottleneck. Kafka's own ProducerPerformance/ConsumerPerformance "
+        "(kafka-tools, the broker's version) on the same broker are the ceiling row; the aggregator is "
+        "compared with them and with Quix Streams on the same events in the same run.",
+        "",
         "| machine | |",
         "| --- | --- |",
         *(f"| {k} | {v} |" for k, v in box.items()),
