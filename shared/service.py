@@ -51,7 +51,19 @@ class Runtime:
 
     def spawn(self, coro: Awaitable[Any], name: str) -> None:
         """Run a background loop for the service's lifetime; it is cancelled on shutdown."""
-        self.tasks.append(asyncio.create_task(coro, name=name))  # type: ignore[arg-type]
+        task = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]
+        task.add_done_callback(_report_ended)
+        self.tasks.append(task)
+
+    def loops_alive(self) -> bool:
+        """Whether every background loop is still running: one that ended means work has stopped."""
+        return not any(task.done() for task in self.tasks)
+
+
+def _report_ended(task: asyncio.Task[Any]) -> None:
+    # A loop that ends by itself (not by shutdown) is a fault: say so at once, and readiness fails.
+    if not task.cancelled():
+        log.error("background loop %s ended", task.get_name(), exc_info=task.exception())
 
 
 def create_service_app(
@@ -122,8 +134,13 @@ def create_service_app(
     async def kafka_ready() -> bool:
         return await broker.ping(timeout=2)
 
+    async def background_ready() -> bool:
+        return runtime.loops_alive()
+
     add_operational_routes(
-        app, {"database": db_ready, "kafka": kafka_ready}, metrics_token=settings.metrics_token
+        app,
+        {"database": db_ready, "kafka": kafka_ready, "background": background_ready},
+        metrics_token=settings.metrics_token,
     )
     return app
 

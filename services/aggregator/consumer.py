@@ -130,6 +130,22 @@ class SignalConsumer:
                 self._seek(tp, stored[tp.partition])  # another replica may have won the insert
         log.info("partitions positioned", extra={"stored": stored, "fresh": [t.partition for t in fresh]})
 
+    async def _back_to_stored(self, partitions: list[TopicPartition]) -> None:
+        """Seek back to the stored positions, however long the database takes to come back.
+
+        Reading the positions needs the database that just failed the batch: giving up here would end
+        the consumer loop while the service still looked alive, and no signal would be counted again.
+        """
+        delay = 1.0
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self.seek_to_stored(partitions)
+                return
+            except Exception:
+                log.warning("stored positions unreadable (database away?); retrying", exc_info=True)
+                delay = min(delay * 2, 30.0)
+
     def _seek(self, tp: TopicPartition, offset: int) -> None:
         """Move to a stored position. Records of `tp` handed out before this (fetched, or still
         buffered and handed out once) are stale: they are skipped, and read again from here."""
@@ -219,8 +235,7 @@ class SignalConsumer:
             except Exception:
                 # Nothing of the batch was committed: go back to the stored positions and retry.
                 log.exception("batch failed; rereading from the stored positions")
-                await asyncio.sleep(1)
-                await self.seek_to_stored(list(batches))
+                await self._back_to_stored(list(batches))
                 return
             if self.wakeup is not None and (outcome.changes or outcome.dead_lettered):
                 self.wakeup.set()

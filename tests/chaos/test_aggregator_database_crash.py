@@ -53,12 +53,6 @@ async def _behind(stack: Stack) -> int:
     return sum(max(0, end - positions.get(p, 0)) for p, end in ends.items())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open bug: SignalConsumer._apply re-reads stored positions in its except path; when the database "
-    "is still down that raises, ends run(), and Runtime.spawn's task dies unnoticed (service stays ready). "
-    "Remove this mark with the fix.",
-)
 async def test_aggregator_consumes_again_after_a_database_crash_mid_stream():
     rnd = random.Random()
     stack = Stack.create()
