@@ -67,7 +67,11 @@ def create_app(settings: FeedsSettings, *, gazetteer: Gazetteer | None = None) -
         on_startup=on_startup,
     )
     runtime: Runtime = app.state.runtime
-    runtime.state["hub"] = Hub(settings.sse_queue_size)
+    runtime.state["hub"] = Hub(
+        settings.sse_queue_size,
+        max_clients=settings.sse_max_clients,
+        max_per_client=settings.sse_max_per_client,
+    )
     runtime.state["bodies"] = BodyCache(int(settings.feed_cache_mb * 1_000_000))
     runtime.state["limiter"] = RateLimiter(settings.help_rate_per_minute, settings.help_burst)
     register_handlers(broker, runtime, settings.group_id)

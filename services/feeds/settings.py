@@ -55,6 +55,13 @@ class FeedsSettings(CommonSettings):
     sse_queue_size: int = Field(
         256, title="Live events buffered per SSE client before it is dropped (it resumes by id)", ge=8
     )
+    sse_max_clients: int = Field(2000, title="Open event streams per replica (503 beyond)", ge=1)
+    sse_max_per_client: int = Field(
+        4, title="Open event streams per client address or IPv6 /64 (429 beyond)", ge=1
+    )
+    sse_replay_limit: int = Field(
+        1000, title="Changes replayed to a resuming client; further back, one refresh event", ge=1
+    )
     council_name: str = Field("Camden", title="The council's area, as residents call it (in messages)")
     notice_contact: str = Field(
         "",

@@ -221,7 +221,15 @@ async def events_response(request: Request, target: FeedTarget) -> EventSourceRe
     # sse-starlette already sends Cache-Control: no-store and X-Accel-Buffering: no.
     headers = {"Referrer-Policy": "no-referrer"} if target.private else {}
     return EventSourceResponse(
-        stream(hub, target.selection, last, backlog, current, release=release),
+        stream(
+            hub,
+            target.selection,
+            last,
+            backlog,
+            current,
+            release=release,
+            replay_limit=settings.sse_replay_limit,
+        ),
         headers=headers,
         ping=settings.sse_heartbeat_s,
         ping_message_factory=lambda: ServerSentEvent(comment="heartbeat"),
