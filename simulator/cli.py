@@ -33,7 +33,7 @@ from .sinks import HttpSink, JsonLinesSink, KafkaSink, Open311Sink, Sink
 
 __all__ = ["api_key_from", "build_window", "simulate"]
 
-DEMO_KEYS = Path(__file__).resolve().parents[2] / ".local" / "demo-keys.env"
+DEMO_KEYS = Path(__file__).resolve().parents[1] / ".local" / "demo-keys.env"
 REFERENCE_DIRS = {"camden": CAMDEN_DIR}
 SINKS = ("http", "open311", "kafka", "stdout")
 

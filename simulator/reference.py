@@ -23,7 +23,7 @@ from shared.contracts import CATALOGUE, Category
 
 __all__ = ["CAMDEN_DIR", "Reference", "fms_category", "load_reference"]
 
-CAMDEN_DIR = Path(__file__).resolve().parents[2] / "data" / "camden"
+CAMDEN_DIR = Path(__file__).resolve().parents[1] / "data" / "camden"
 
 _FMS_TO_CATEGORY: dict[str, Category] = {
     code: c.code for c in CATALOGUE.values() for code in c.fixmystreet_codes
