@@ -117,7 +117,8 @@ class Topic:
         try:
             event = self._adapter.validate_json(value)
         except ValidationError as exc:
-            raise ContractError(f"value is not a valid {self.base_name} event", _field_errors(exc)) from None
+            name = getattr(self.model, "__name__", f"{self.base_name} event")
+            raise ContractError(f"value is not a valid {name}", _field_errors(exc)) from None
         own_key = getattr(event, "key", None)
         if text_key is not None and isinstance(own_key, str) and own_key != text_key:
             raise ContractError(f"key does not match the value's {self.key}", (f"key: expected {own_key!r}",))

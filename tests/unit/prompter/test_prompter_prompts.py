@@ -8,10 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from services.prompter.inbound import Rejected, Tombstone, read_need
 from services.prompter.matching import NO_PLACES, Area, Opportunity
 from services.prompter.prompts import compose, published, retired
-from shared.contracts import Category, PromptPublished, StreetNeedChanged
+from shared.contracts import (
+    STREET_NEEDS,
+    Category,
+    ContractError,
+    PromptPublished,
+    StreetNeedChanged,
+    Tombstone,
+)
 
 DATA = Path(__file__).resolve().parents[2] / "data/prompter"
 TODAY = dt.date(2026, 11, 20)
@@ -62,13 +68,13 @@ def test_retired_event_splits_the_key():
     assert (event.area_id, event.category) == ("unit:40:7", Category.ISOLATION)
 
 
-def test_read_need_accepts_the_golden_message():
-    assert read_need(b"way/2001:fly_tipping", RAW) == NEED
+def test_decode_need_accepts_the_golden_message():
+    assert STREET_NEEDS.decode(b"way/2001:fly_tipping", RAW) == NEED
 
 
 @pytest.mark.parametrize("value", [None, b""])
-def test_read_need_tombstone(value):
-    assert read_need(b"way/2001:fly_tipping", value) == Tombstone("way/2001:fly_tipping")
+def test_decode_need_tombstone(value):
+    assert STREET_NEEDS.decode(b"way/2001:fly_tipping", value) == Tombstone("way/2001:fly_tipping")
 
 
 @pytest.mark.parametrize(
@@ -82,19 +88,19 @@ def test_read_need_tombstone(value):
         ),
         (b"way/2001:isolation", RAW, "key does not match"),
         (b"no-colon", None, "key is not"),
-        (b"way/1:unknown_thing", None, "unknown category"),
+        (b"way/1:unknown_thing", None, "key is not"),
         (b"\xff\xfe", None, "not UTF-8"),
     ],
 )
-def test_read_need_rejects(key, value, reason):
-    with pytest.raises(Rejected) as caught:
-        read_need(key, value)
+def test_decode_need_rejects(key, value, reason):
+    with pytest.raises(ContractError) as caught:
+        STREET_NEEDS.decode(key, value)
     assert reason in caught.value.reason
 
 
 def test_person_count_in_a_message_is_rejected():
     raw = json.loads((DATA / "need_isolation_unit.json").read_text())
     raw["count"] = 9
-    with pytest.raises(Rejected) as caught:
-        read_need(b"unit-40-0001:isolation", json.dumps(raw).encode())
+    with pytest.raises(ContractError) as caught:
+        STREET_NEEDS.decode(b"unit-40-0001:isolation", json.dumps(raw).encode())
     assert caught.value.errors
