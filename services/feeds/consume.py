@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
 import asyncpg
-from pydantic import TypeAdapter
 
-from shared.contracts import PromptEvent, PromptPublished, PromptRetired, Sensitivity
+from shared.contracts import PromptPublished, PromptRetired, Sensitivity, Tombstone
 
 from . import repository as repo
 from .cap import cancel_message, next_message
@@ -16,31 +14,7 @@ from .entries import entry_from_prompt
 from .feedcache import note_local_write
 from .settings import FeedsSettings
 
-__all__ = ["Tombstone", "apply_event", "parse_prompt_record"]
-
-_EVENT = TypeAdapter(PromptEvent)
-
-
-@dataclass(frozen=True)
-class Tombstone:
-    """A null value on the compacted topic: the prompt is gone, like a PromptRetired."""
-
-    prompt_id: str
-
-
-def parse_prompt_record(
-    value: bytes | None,
-    key: bytes | None,
-) -> PromptPublished | PromptRetired | Tombstone:
-    """The event a record carries; raises ValueError (incl. pydantic's ValidationError) when malformed."""
-    if not value:
-        if not key:
-            raise ValueError("a tombstone without a key names no prompt")
-        return Tombstone(key.decode())
-    event = _EVENT.validate_json(value)
-    if key is not None and key.decode(errors="replace") != event.prompt_id:
-        raise ValueError(f"key {key!r} is not the prompt_id {event.prompt_id!r}")
-    return event
+__all__ = ["apply_event"]
 
 
 async def apply_event(
@@ -64,8 +38,9 @@ async def _store(
                 cap = next_message(event, await repo.latest_cap(conn, event.prompt_id), settings.cap_sender)
             return await repo.apply_published(conn, event, entry.as_json(), cap)
         retired_at = event.retired_at if isinstance(event, PromptRetired) else dt.datetime.now(dt.UTC)
-        previous = await repo.latest_cap(conn, event.prompt_id)
+        prompt_id = event.prompt_id if isinstance(event, PromptRetired) else event.key
+        previous = await repo.latest_cap(conn, prompt_id)
         cancel = None
         if previous is not None and previous.msg_type != "Cancel":
             cancel = cancel_message(previous, settings.cap_sender)
-        return await repo.apply_retired(conn, event.prompt_id, retired_at, cancel)
+        return await repo.apply_retired(conn, prompt_id, retired_at, cancel)

@@ -9,13 +9,10 @@ from typing import Any
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from pydantic import ValidationError
 
-from shared.contracts import DEAD_LETTERS, PROMPTS
-from shared.kafka import dead_letter, validation_errors
+from shared.contracts import PROMPTS, ContractError
+from shared.kafka import publish_dead_letter
 from shared.service import Runtime
-
-from .consume import parse_prompt_record
 
 __all__ = ["register_handlers"]
 
@@ -37,23 +34,11 @@ def register_handlers(broker: KafkaBroker, runtime: Runtime, group_id: str) -> N
     async def on_prompt(msg: KafkaMessage) -> None:
         record = msg.raw_message
         try:
-            event = parse_prompt_record(record.value, record.key)
-        except (ValidationError, ValueError, UnicodeDecodeError) as exc:
-            errors = validation_errors(exc) if isinstance(exc, ValidationError) else (str(exc),)
-            letter = dead_letter(
-                service=SERVICE,
-                source_topic=record.topic,
-                value=record.value,
-                key=record.key,
-                reason="malformed prompt event",
-                errors=errors,
-                partition=record.partition,
-                offset=record.offset,
+            event = PROMPTS.decode(record.key, record.value)
+        except ContractError as exc:
+            await publish_dead_letter(
+                broker, service=SERVICE, record=record, reason=exc.reason, errors=exc.errors
             )
-            await broker.publish(
-                letter.model_dump_json().encode(), topic=DEAD_LETTERS.name, key=record.topic.encode()
-            )
-            log.warning("prompt dead-lettered", extra={"offset": record.offset, "errors": errors})
             return
         apply: Callable[[Any], Awaitable[int]] = runtime.state["apply"]
         await apply(event)

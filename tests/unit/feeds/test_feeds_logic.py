@@ -6,16 +6,14 @@ import asyncio
 import datetime as dt
 
 import pytest
-from pydantic import ValidationError
 from starlette.requests import Request
 
 from services.feeds.conditional import cacheable
-from services.feeds.consume import Tombstone, parse_prompt_record
 from services.feeds.live import Hub, stream
 from services.feeds.ratelimit import RateLimiter
 from services.feeds.repository import Change
 from services.feeds.tokens import hash_token, new_token, valid_token
-from shared.contracts import PromptRetired
+from shared.contracts import PROMPTS, ContractError, PromptRetired, Tombstone
 from shared.gazetteer.selection import Areas, UnknownArea
 
 
@@ -140,21 +138,21 @@ def test_capability_tokens_are_128_bit_and_stored_hashed():
 
 def test_parse_prompt_records(make):
     prompt = make()
-    assert parse_prompt_record(prompt.model_dump_json().encode(), prompt.prompt_id.encode()) == prompt
+    assert PROMPTS.decode(prompt.prompt_id.encode(), prompt.model_dump_json().encode()) == prompt
     retired = PromptRetired(
         prompt_id=prompt.prompt_id,
         area_id=prompt.area_id,
         category="graffiti",
         retired_at=dt.datetime(2026, 5, 3, tzinfo=dt.UTC),
     )
-    assert parse_prompt_record(retired.model_dump_json().encode(), None) == retired
-    assert parse_prompt_record(None, b"p1") == Tombstone("p1")
-    with pytest.raises(ValidationError):
-        parse_prompt_record(b'{"event_type": "prompt_published", "prompt_id": "x"}', b"x")
-    with pytest.raises(ValidationError):
-        parse_prompt_record(b"not json", b"x")
-    with pytest.raises(ValueError, match="key"):
-        parse_prompt_record(prompt.model_dump_json().encode(), b"another")
+    assert PROMPTS.decode(None, retired.model_dump_json().encode()) == retired
+    assert PROMPTS.decode(b"p1", None) == Tombstone("p1")
+    with pytest.raises(ContractError):
+        PROMPTS.decode(b"x", b'{"event_type": "prompt_published", "prompt_id": "x"}')
+    with pytest.raises(ContractError):
+        PROMPTS.decode(b"x", b"not json")
+    with pytest.raises(ContractError, match="key"):
+        PROMPTS.decode(b"another", prompt.model_dump_json().encode())
 
 
 def _change(seq, street="s-a"):

@@ -8,12 +8,10 @@ from email.message import EmailMessage
 
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import ValidationError
 
-from services.notifier.consume import Tombstone, parse_prompt_record
 from services.notifier.ratelimit import RateLimiter
 from services.notifier.sink import MailSink, free_port, mailbox_app, messages
-from shared.contracts import PromptPublished, PromptRetired
+from shared.contracts import PROMPTS, ContractError, PromptPublished, PromptRetired, Tombstone
 
 
 def _published() -> PromptPublished:
@@ -34,18 +32,18 @@ def _published() -> PromptPublished:
 
 def test_records_parse_to_events_tombstones_or_errors():
     event = _published()
-    assert parse_prompt_record(event.model_dump_json().encode(), event.prompt_id.encode()) == event
+    assert PROMPTS.decode(event.prompt_id.encode(), event.model_dump_json().encode()) == event
     retired = PromptRetired(
         prompt_id=event.prompt_id, area_id="s-1", category="litter", retired_at=event.published_at
     )
-    assert isinstance(parse_prompt_record(retired.model_dump_json().encode(), None), PromptRetired)
-    assert parse_prompt_record(None, b"street:s-1:litter") == Tombstone("street:s-1:litter")
-    with pytest.raises(ValueError, match="names no prompt"):
-        parse_prompt_record(None, None)
-    with pytest.raises(ValueError, match="is not the prompt_id"):
-        parse_prompt_record(event.model_dump_json().encode(), b"another")
-    with pytest.raises(ValidationError):
-        parse_prompt_record(b'{"event_type": "prompt_published"}', None)
+    assert isinstance(PROMPTS.decode(None, retired.model_dump_json().encode()), PromptRetired)
+    assert PROMPTS.decode(b"street:s-1:litter", None) == Tombstone("street:s-1:litter")
+    with pytest.raises(ContractError, match="names nothing"):
+        PROMPTS.decode(None, None)
+    with pytest.raises(ContractError, match="does not match"):
+        PROMPTS.decode(b"another", event.model_dump_json().encode())
+    with pytest.raises(ContractError):
+        PROMPTS.decode(None, b'{"event_type": "prompt_published"}')
 
 
 def test_rate_limiter_allows_a_burst_then_refills():
