@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from shared.contracts import RESIDENT_RESPONSES, PromptPublished, ResidentResponded
 from shared.gazetteer.selection import Areas, Selection, UnknownArea
 from shared.http import Problem
+from shared.ratelimit import TokenBucket
 from shared.service import Runtime
 
 from . import help_repository as help_repo
 from . import repository as repo
-from .ratelimit import RateLimiter
 from .settings import FeedsSettings
 from .tokens import hash_token, new_token, valid_token
 
@@ -125,7 +125,7 @@ async def respond(
     de-duplicates by response id. 404 for an unknown or retired prompt; 429 when this client
     (`client_key`, e.g. its IP) has said it too often.
     """
-    limiter: RateLimiter = runtime.state["limiter"]
+    limiter: TokenBucket = runtime.state["limiter"]
     async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
         found = await repo.prompt(conn, prompt_id)
     if found is None or found[1]:

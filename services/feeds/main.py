@@ -13,6 +13,7 @@ from shared.gazetteer import repository as gazetteer_repository
 from shared.gazetteer.model import Gazetteer
 from shared.gazetteer.selection import Areas
 from shared.kafka import make_broker
+from shared.ratelimit import TokenBucket
 from shared.service import Runtime, create_service_app
 from shared.web import mount_static
 
@@ -24,7 +25,6 @@ from .feedcache import BodyCache
 from .handlers import register_handlers
 from .listener import Listener
 from .live import Hub
-from .ratelimit import RateLimiter
 from .settings import FeedsSettings
 
 __all__ = ["MIGRATIONS", "NAME", "create_app"]
@@ -73,7 +73,7 @@ def create_app(settings: FeedsSettings, *, gazetteer: Gazetteer | None = None) -
         max_per_client=settings.sse_max_per_client,
     )
     runtime.state["bodies"] = BodyCache(int(settings.feed_cache_mb * 1_000_000))
-    runtime.state["limiter"] = RateLimiter(settings.help_rate_per_minute, settings.help_burst)
+    runtime.state["limiter"] = TokenBucket(settings.help_rate_per_minute, settings.help_burst)
     register_handlers(broker, runtime, settings.group_id)
     install_html_errors(app, settings.base_url)
     app.include_router(api.router)

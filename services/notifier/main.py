@@ -13,6 +13,7 @@ from shared.gazetteer import repository as gazetteer_repository
 from shared.gazetteer.model import Gazetteer
 from shared.gazetteer.selection import Areas
 from shared.kafka import make_broker
+from shared.ratelimit import TokenBucket
 from shared.service import Runtime, create_service_app
 from shared.web import mount_static
 
@@ -20,7 +21,6 @@ from . import web, webhooks
 from .consume import apply_event
 from .digests import digest_loop
 from .handlers import register_handlers
-from .ratelimit import RateLimiter
 from .sender import Sender
 from .settings import NotifierSettings
 
@@ -74,7 +74,7 @@ def create_app(
     )
     runtime: Runtime = app.state.runtime
     runtime.state["clock"] = clock
-    runtime.state["limiter"] = RateLimiter(settings.signup_rate_per_minute, settings.signup_burst)
+    runtime.state["limiter"] = TokenBucket(settings.signup_rate_per_minute, settings.signup_burst)
     register_handlers(broker, runtime, settings.group_id)
     web.install_alert_errors(app, settings)
     app.include_router(web.router)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 
 from shared.contracts import CATALOGUE, Sensitivity
+from shared.ratelimit import client_key
 
 from . import repository as repo
 from .alerts import (
@@ -89,7 +90,7 @@ async def signup_form(request: Request) -> Response:
 )
 async def signup(request: Request) -> Response:
     runtime, settings, clock = _ctx(request)
-    if not runtime.state["limiter"].allow(request.client.host if request.client else ""):
+    if runtime.state["limiter"].take(client_key(request, settings)):
         raise AlertError(429, "Too many sign-ups from here", "Please wait a minute and try again.")
     form = await request.form()
     fields = {k: str(v) for k, v in form.items() if isinstance(v, str)}

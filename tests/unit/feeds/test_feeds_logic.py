@@ -10,11 +10,11 @@ from starlette.requests import Request
 
 from services.feeds.conditional import cacheable
 from services.feeds.live import Hub, stream
-from services.feeds.ratelimit import RateLimiter
 from services.feeds.repository import Change
 from services.feeds.tokens import hash_token, new_token, valid_token
 from shared.contracts import PROMPTS, ContractError, PromptRetired, Tombstone
 from shared.gazetteer.selection import Areas, UnknownArea
+from shared.ratelimit import TokenBucket
 
 
 def _matches(sel, p):
@@ -118,7 +118,7 @@ def test_conditional_get_etag_and_last_modified():
 
 def test_token_bucket_per_client():
     now = [0.0]
-    limiter = RateLimiter(rate_per_minute=6, burst=2, clock=lambda: now[0])
+    limiter = TokenBucket(rate_per_minute=6, burst=2, clock=lambda: now[0])
     assert limiter.allow("10.0.0.1")[0] and limiter.allow("10.0.0.1")[0]
     allowed, retry = limiter.allow("10.0.0.1")
     assert not allowed and retry == 10

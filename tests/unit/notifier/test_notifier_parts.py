@@ -9,9 +9,9 @@ from email.message import EmailMessage
 import pytest
 from fastapi.testclient import TestClient
 
-from services.notifier.ratelimit import RateLimiter
 from services.notifier.sink import MailSink, free_port, mailbox_app, messages
 from shared.contracts import PROMPTS, ContractError, PromptPublished, PromptRetired, Tombstone
+from shared.ratelimit import TokenBucket
 
 
 def _published() -> PromptPublished:
@@ -48,11 +48,11 @@ def test_records_parse_to_events_tombstones_or_errors():
 
 def test_rate_limiter_allows_a_burst_then_refills():
     now = [0.0]
-    limiter = RateLimiter(rate_per_minute=2, burst=3, clock=lambda: now[0])
-    assert [limiter.allow("1.2.3.4") for _ in range(4)] == [True, True, True, False]
-    assert limiter.allow("5.6.7.8"), "another client has its own bucket"
+    limiter = TokenBucket(rate_per_minute=2, burst=3, clock=lambda: now[0])
+    assert [limiter.allow("1.2.3.4")[0] for _ in range(4)] == [True, True, True, False]
+    assert limiter.allow("5.6.7.8")[0], "another client has its own bucket"
     now[0] += 30  # one token per 30 s
-    assert limiter.allow("1.2.3.4") and not limiter.allow("1.2.3.4")
+    assert limiter.allow("1.2.3.4")[0] and not limiter.allow("1.2.3.4")[0]
 
 
 def test_sink_files_mail_in_a_maildir_and_the_mailbox_shows_it(tmp_path):
