@@ -45,6 +45,9 @@ class FeedTarget:
     tag_key: str
     private: bool = False
     subscribe: dict[str, str] | None = None
+    # What an e-mail alert for this feed follows, where that is not `subscribe` (a private feed's street
+    # or ward: the form may name it on the resident's own page).
+    alerts: dict[str, str] | None = None
     notice_path: str | None = None
     unsubscribe_path: str | None = None
     extra: dict = field(default_factory=dict)
@@ -102,6 +105,7 @@ def render_feed(
             alternates=alternates(settings, target.path),
             private=target.private,
             subscribe=target.subscribe,
+            alerts=target.alerts,
             notifier_url=settings.notifier_url,  # the e-mail alert form (issue 9)
             prompter_url=settings.prompter_url,  # the ward's impact page (issue 13)
             ward_codes=target.selection.ward_codes,

@@ -11,7 +11,7 @@ import segno
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from shared.gazetteer.selection import Areas, UnknownArea
+from shared.gazetteer.selection import Areas, Selection, UnknownArea
 from shared.http import Problem
 from shared.ratelimit import RATE_LIMITED, SUBSCRIPTIONS_PER_MINUTE, enforce_rate
 
@@ -83,7 +83,17 @@ async def _subscription_target(request: Request, token: str) -> FeedTarget:
         f"subscription/{key}",
         private=True,
         unsubscribe_path=f"/s/{token}/unsubscribe",
+        alerts=_alerts_for(sel),
     )
+
+
+def _alerts_for(sel: Selection) -> dict[str, str] | None:
+    """What the e-mail form on a private feed's page may follow: its one street or its ward."""
+    if sel.kind == "street" and len(sel.street_ids) == 1:
+        return {"kind": "street", "street_id": sel.street_ids[0]}
+    if sel.kind == "ward" and len(sel.ward_codes) == 1:
+        return {"kind": "ward", "ward_code": sel.ward_codes[0]}
+    return None
 
 
 @router.get("/", response_class=HTMLResponse, summary="Home: find a street")

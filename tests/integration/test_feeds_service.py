@@ -424,3 +424,17 @@ async def test_browsers_get_error_pages_and_machines_problem_json(served):
         assert typed.status_code == 422 and "Choose a point first" in typed.text
         help_ = await client.post("/prompts/no-such-prompt/help", headers=browser)
         assert help_.status_code == 404 and "It may have been retired" in help_.text
+
+
+async def test_a_private_feed_page_offers_e_mail_alerts_for_its_street_but_not_for_a_radius(served):
+    base, settings = served
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        street = await _street(client, "agar", "Agar Grove")
+        followed = await client.post("/v1/subscriptions", json={"street_id": street["id"]})
+        page = await client.get(followed.json()["feed_url"].removeprefix(base))
+        assert f'action="{settings.notifier_url}/subscribe"' in page.text
+        assert f'name="street_id" value="{street["id"]}"' in page.text
+        # A point and radius would tell the notifier where the resident lives: no form offers it.
+        area = await client.post("/v1/subscriptions", json={"lat": 51.5443, "lon": -0.1310, "radius_m": 300})
+        page = await client.get(area.json()["feed_url"].removeprefix(base))
+        assert page.status_code == 200 and "/subscribe" not in page.text
