@@ -495,6 +495,12 @@ async def operations_page(request: Request) -> Response:
         per_day[row["day"]] += row["signals"]
     days = sorted(per_day)
     chart = bar_chart([(d, per_day[d]) for d in days], "Signals accepted per day, last 30 days", "volumes")
+    per_category: Counter[str] = Counter()
+    for row in volumes or []:
+        per_category[row.get("category") or "not recorded"] += row["signals"]
+    category_chart = bar_chart(
+        sorted(per_category.items()), "Signals accepted per category, last 30 days", "volumes-by-category"
+    )
     reports_per_day: Counter[str] = Counter()
     for row in reports or []:
         reports_per_day[row["day"]] += row["requests"]
@@ -513,6 +519,7 @@ async def operations_page(request: Request) -> Response:
         volumes=volumes or [],
         volumes_error=volumes_error,
         chart=chart,
+        category_chart=category_chart,
         reports=reports or [],
         reports_error=reports_error,
         reports_chart=reports_chart,

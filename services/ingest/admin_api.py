@@ -166,20 +166,22 @@ async def update_system(request: Request, system_id: uuid.UUID, body: SystemUpda
     return _out(row)
 
 
-@router.get("/volumes", summary="Signals accepted per system and day")
+@router.get("/volumes", summary="Signals accepted per system, category and day")
 async def volumes(request: Request, days: Annotated[int, Query(ge=1, le=366)] = 30) -> list[dict[str, Any]]:
-    """Counts of accepted signals (ingest records no category per accepted signal: per system only)."""
+    """Accepted signals per system, category and day (category null: accepted before it was kept)."""
     rows = await _runtime(request).pool.fetch(  # type: ignore[union-attr]
-        """SELECT a.system_id, s.name, (a.accepted_at AT TIME ZONE 'UTC')::date AS day, count(*) AS signals
+        """SELECT a.system_id, s.name, a.category, (a.accepted_at AT TIME ZONE 'UTC')::date AS day,
+                  count(*) AS signals
            FROM ingest.accepted_signals a JOIN ingest.council_systems s ON s.id = a.system_id
            WHERE a.accepted_at >= now() - make_interval(days => $1)
-           GROUP BY 1, 2, 3 ORDER BY 3, 2""",
+           GROUP BY 1, 2, 3, 4 ORDER BY 4, 2, 3""",
         days,
     )
     return [
         {
             "system_id": str(r["system_id"]),
             "system": r["name"],
+            "category": r["category"],
             "day": r["day"].isoformat(),
             "signals": r["signals"],
         }

@@ -188,7 +188,11 @@ class Pipeline:
     ) -> set[uuid.UUID]:
         async with self.pool.acquire() as conn, conn.transaction():
             fresh_ids = await repository.insert_accepted(
-                conn, [a.event.event_id for a in batch], system.id, source
+                conn,
+                [a.event.event_id for a in batch],
+                system.id,
+                source,
+                [str(a.event.category) for a in batch],
             )
             fresh = [a for a in batch if a.event.event_id in fresh_ids]
             if extra is not None:

@@ -90,15 +90,21 @@ async def revoke_system(conn: asyncpg.Connection, system_id: uuid.UUID) -> bool:
 
 
 async def insert_accepted(
-    conn: asyncpg.Connection, event_ids: Sequence[uuid.UUID], system_id: uuid.UUID, source: str
+    conn: asyncpg.Connection,
+    event_ids: Sequence[uuid.UUID],
+    system_id: uuid.UUID,
+    source: str,
+    categories: Sequence[str] | None = None,
 ) -> set[uuid.UUID]:
-    """Record the ids; returns those not seen before (the rest are duplicates)."""
+    """Record the ids (with each one's category); returns those not seen before (the rest are duplicates)."""
     rows = await conn.fetch(
-        "INSERT INTO ingest.accepted_signals (event_id, system_id, source)"
-        " SELECT unnest($1::uuid[]), $2, $3 ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+        "INSERT INTO ingest.accepted_signals (event_id, system_id, source, category)"
+        " SELECT e, $2, $3, c FROM unnest($1::uuid[], $4::text[]) AS t(e, c)"
+        " ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
         list(event_ids),
         system_id,
         source,
+        list(categories) if categories is not None else [None] * len(event_ids),
     )
     return {r["event_id"] for r in rows}
 

@@ -596,7 +596,9 @@ async def test_operations_and_overview_show_volumes_lag_and_health(console, rand
     assert '<svg role="img"' in page and "Signals accepted per day" in page
     assert "Open311 reports per day" in page
     assert re.search(r"<td>fly_tipping</td><td>1</td>", page), page
-    assert re.search(r"<td>Volumes</td><td>4</td>", page), page  # three signals and one Open311 report
+    # three signals and one Open311 report, per system and category
+    assert re.search(r"<td>Volumes</td><td>fly_tipping</td><td>4</td>", page), page
+    assert "Signals accepted per category" in page
     assert "Rejected signals" in page
     overview = (await client.get("/")).text
     assert re.search(r"<td>ingest</td><td class=\"ok\">ready</td>", overview)
