@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -11,8 +12,36 @@ from selenium.webdriver.support.ui import WebDriverWait
 WAIT_S = 60
 
 
+def _tolerant(condition):
+    """The condition, read as False while the page it looks at is being replaced (a new page loading
+    can make an element found a moment ago stale, or unknown to the inspector)."""
+
+    def check(driver: Any):
+        try:
+            return condition(driver)
+        except StaleElementReferenceException:
+            return False
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc):
+                return False
+            raise
+
+    return check
+
+
 def wait(driver: Any, condition, timeout: float = WAIT_S):
-    return WebDriverWait(driver, timeout).until(condition)
+    return WebDriverWait(driver, timeout).until(_tolerant(condition))
+
+
+def clicked(driver: Any, element: Any, timeout: float = WAIT_S) -> None:
+    """Click something that loads a new page, and return once the old page has gone.
+
+    Without this, a wait for a title or text that the old page also has succeeds at once, and the next
+    look-up reads the old page (or finds it replaced under it).
+    """
+    old = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(driver, timeout).until(EC.staleness_of(old))
 
 
 def map_drawn(driver: Any) -> Any:

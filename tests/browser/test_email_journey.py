@@ -17,7 +17,7 @@ from selenium.webdriver.support import expected_conditions as EC
 
 from services.notifier.sink import MailSink, free_port, messages
 from tests.browser.conftest import axe_violations, describe_violations, place_prompt
-from tests.browser.pages import wait
+from tests.browser.pages import clicked, wait
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -144,7 +144,7 @@ def test_email_alert_journey(browser, alerts_site, camden_gazetteer, random_id):
 
     browser.get(f"{alerts_site.feeds}/streets/{street.id}")
     browser.find_element(By.ID, "alert-email").send_keys(address)
-    browser.find_element(By.ID, "alert-submit").click()
+    clicked(browser, browser.find_element(By.ID, "alert-submit"))
     wait(browser, EC.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Check your inbox"))
     _no_serious_violations(browser)
 
@@ -152,13 +152,13 @@ def test_email_alert_journey(browser, alerts_site, camden_gazetteer, random_id):
     assert confirmation["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert confirmation.get_body(("plain",)) and confirmation.get_body(("html",))
     browser.get(f"{alerts_site.mailbox}/m/{key}.html")  # the HTML part, as a mail client shows it
-    browser.find_element(By.LINK_TEXT, "Confirm my alerts").click()
-    wait(browser, EC.element_to_be_clickable((By.ID, "confirm"))).click()
+    clicked(browser, browser.find_element(By.LINK_TEXT, "Confirm my alerts"))
+    clicked(browser, wait(browser, EC.element_to_be_clickable((By.ID, "confirm"))))
     wait(browser, EC.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Your alerts are on"))
     _no_serious_violations(browser)
     confirm_url = f"{alerts_site.mailbox}/m/{key}.html"
     browser.get(confirm_url)
-    browser.find_element(By.LINK_TEXT, "Confirm my alerts").click()
+    clicked(browser, browser.find_element(By.LINK_TEXT, "Confirm my alerts"))
     wait(browser, EC.text_to_be_present_in_element((By.TAG_NAME, "h1"), "already been used"))
 
     prompt = place_prompt(street, random_id)
@@ -176,16 +176,18 @@ def test_email_alert_journey(browser, alerts_site, camden_gazetteer, random_id):
 
     alert_key, _ = alerts[0]
     browser.get(f"{alerts_site.mailbox}/m/{alert_key}.html")
-    browser.find_element(By.LINK_TEXT, "Unsubscribe").click()
-    wait(browser, EC.element_to_be_clickable((By.ID, "unsubscribe"))).click()
+    clicked(browser, browser.find_element(By.LINK_TEXT, "Unsubscribe"))
+    clicked(browser, wait(browser, EC.element_to_be_clickable((By.ID, "unsubscribe"))))
     wait(browser, EC.text_to_be_present_in_element((By.TAG_NAME, "h1"), "You are unsubscribed"))
     browser.get(f"{alerts_site.mailbox}/m/{alert_key}.html")
-    browser.find_element(By.LINK_TEXT, "Manage your alerts").click()
+    clicked(browser, browser.find_element(By.LINK_TEXT, "Manage your alerts"))
     wait(browser, EC.text_to_be_present_in_element((By.TAG_NAME, "h1"), "These alerts have ended"))
 
     # The page that gives a private feed link offers e-mail alerts for the same street too.
     browser.get(f"{alerts_site.feeds}/streets/{street.id}")
-    browser.find_element(By.XPATH, "//button[contains(., 'Get a private feed link for this')]").click()
+    clicked(
+        browser, browser.find_element(By.XPATH, "//button[contains(., 'Get a private feed link for this')]")
+    )
     wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, ".secret a")))
     form = browser.find_element(By.CSS_SELECTOR, "form.email-alerts")
     assert form.get_attribute("action") == f"{alerts_site.notifier}/subscribe"

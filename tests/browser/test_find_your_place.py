@@ -18,16 +18,18 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
 
 from tests.browser.conftest import SCREENSHOTS
-from tests.browser.pages import many_street_postcode, map_drawn, one_street_postcode, point_on, wait
+from tests.browser.pages import clicked, many_street_postcode, map_drawn, one_street_postcode, point_on, wait
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
 def _search(browser, base: str, query: str) -> None:
     browser.get(f"{base}/")
+    old = browser.find_element(By.TAG_NAME, "html")
     box = browser.find_element(By.ID, "q")
     box.clear()
     box.send_keys(query, Keys.ENTER)
+    wait(browser, EC.staleness_of(old))  # the results page has replaced the home page
 
 
 def _until_text(browser, text: str, attempts: int = 60) -> None:
@@ -54,10 +56,12 @@ def test_postcode_to_street_page_map_follow_and_a_new_need(
     shown = map_drawn(browser)
     assert shown.is_displayed() and shown.size["height"] > 100
 
-    browser.find_element(By.XPATH, "//button[contains(., 'Get a private feed link for this')]").click()
+    clicked(
+        browser, browser.find_element(By.XPATH, "//button[contains(., 'Get a private feed link for this')]")
+    )
     wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, ".secret a")))
     assert street.name in browser.find_element(By.TAG_NAME, "h1").text
-    browser.find_element(By.CSS_SELECTOR, ".secret a").click()
+    clicked(browser, browser.find_element(By.CSS_SELECTOR, ".secret a"))
     wait(browser, EC.url_contains("/s/"))
     assert "Nothing to help with here right now" in browser.page_source
     map_drawn(browser)
@@ -90,7 +94,7 @@ def test_a_postcode_on_several_streets_and_a_partial_postcode_list_choices(
     _search(browser, base, code[:-2])  # "NW1 9" -> candidates
     choices = [a.text for a in browser.find_elements(By.CSS_SELECTOR, ".results a")]
     assert code in choices
-    browser.find_element(By.LINK_TEXT, code).click()
+    clicked(browser, browser.find_element(By.LINK_TEXT, code))
     wait(browser, EC.text_to_be_present_in_element((By.ID, "results"), f"Streets in {code}"))
 
     _search(browser, base, "ZZ9 9ZZ")
@@ -124,7 +128,7 @@ def test_near_me_uses_the_browser_location_and_follows_whole_streets(browser, fe
         wait(browser, lambda d: d.find_element(By.ID, "near-lat").get_attribute("value"))
         assert abs(float(browser.find_element(By.ID, "near-lat").get_attribute("value")) - lat) < 1e-4
         assert "Point chosen" in browser.find_element(By.ID, "near-status").text
-        browser.find_element(By.XPATH, "//form[@id='near']//button[@type='submit']").click()
+        clicked(browser, browser.find_element(By.XPATH, "//form[@id='near']//button[@type='submit']"))
         wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, ".secret a")))
         assert "Streets within 300 m of a point" in browser.find_element(By.TAG_NAME, "h1").text
 
@@ -132,7 +136,7 @@ def test_near_me_uses_the_browser_location_and_follows_whole_streets(browser, fe
         browser.get(f"{base}/")
         browser.find_element(By.ID, "near-locate").click()
         wait(browser, lambda d: d.find_element(By.ID, "near-lat").get_attribute("value"))
-        browser.find_element(By.XPATH, "//form[@id='near']//button[@type='submit']").click()
+        clicked(browser, browser.find_element(By.XPATH, "//form[@id='near']//button[@type='submit']"))
         wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, ".problem")))
         assert "That point is outside Camden" in browser.find_element(By.TAG_NAME, "main").text
     finally:
@@ -193,7 +197,10 @@ def test_pages_work_without_javascript(browser, feeds_site, camden_gazetteer):
         wait(browser, EC.url_contains(f"/streets/{street.id}"))
         assert browser.find_element(By.TAG_NAME, "h1").text == street.name
         assert not browser.find_elements(By.CSS_SELECTOR, "#map.leaflet-container")
-        browser.find_element(By.XPATH, "//button[contains(., 'Get a private feed link for this')]").click()
+        clicked(
+            browser,
+            browser.find_element(By.XPATH, "//button[contains(., 'Get a private feed link for this')]"),
+        )
         wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, ".secret a")))
     finally:
         browser.execute_cdp_cmd("Emulation.setScriptExecutionDisabled", {"value": False})
@@ -211,7 +218,9 @@ def _every_page(browser, site, gazetteer, prompt_factory, tag: str) -> list[str]
         _until_text(browser, prompt.title, attempts=60)
     except AssertionError:
         pytest.fail("the published prompt never reached the street page")
-    browser.find_element(By.XPATH, "//button[contains(., 'Get a private feed link for this')]").click()
+    clicked(
+        browser, browser.find_element(By.XPATH, "//button[contains(., 'Get a private feed link for this')]")
+    )
     wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, ".secret a")))
     subscribed = browser.current_url
     private = browser.find_element(By.CSS_SELECTOR, ".secret a").get_attribute("href")
@@ -261,7 +270,9 @@ def test_axe_finds_no_serious_or_critical_violations_on_any_page(
 def test_subscribed_page_passes_axe(browser, feeds_site, camden_gazetteer, axe):
     street = one_street_postcode(camden_gazetteer)[1]
     browser.get(f"{feeds_site.base}/streets/{street.id}")
-    browser.find_element(By.XPATH, "//button[contains(., 'Get a private feed link for this')]").click()
+    clicked(
+        browser, browser.find_element(By.XPATH, "//button[contains(., 'Get a private feed link for this')]")
+    )
     wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, ".secret a")))
     map_drawn(browser)  # the streets just followed, on a map
     assert axe(browser) == []

@@ -22,7 +22,7 @@ from selenium.webdriver.support import expected_conditions as EC
 
 from shared.keys import hash_key, new_key
 from tests.browser.conftest import axe_violations, describe_violations, save_screenshot
-from tests.browser.pages import wait
+from tests.browser.pages import clicked, wait
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -201,7 +201,7 @@ def test_i_can_help_shows_ways_to_help_and_counts_once(browser, site):
     assert ways[0].startswith("Tea and a chat on Tuesdays")  # the local group first, then platforms
     platforms = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "ul.ways a[href^='https://']")]
     assert "Age UK Camden" in platforms
-    browser.find_element(By.XPATH, "//button[normalize-space()='I can help']").click()
+    clicked(browser, browser.find_element(By.XPATH, "//button[normalize-space()='I can help']"))
     wait(browser, EC.title_contains("Thank you"))
     body = browser.find_element(By.TAG_NAME, "main").text
     assert "You are the first neighbour to say so" in body
@@ -213,7 +213,7 @@ def test_i_can_help_shows_ways_to_help_and_counts_once(browser, site):
 
     for _ in range(2):  # back to the prompt, and "I can help" again: thanked, counted once
         browser.get(page)
-        browser.find_element(By.XPATH, "//button[normalize-space()='I can help']").click()
+        clicked(browser, browser.find_element(By.XPATH, "//button[normalize-space()='I can help']"))
         wait(browser, EC.title_contains("Thank you"))
         assert "we count it once" in browser.find_element(By.TAG_NAME, "main").text
     assert site.sql("SELECT responses FROM feeds.response_counts WHERE prompt_id = $1", prompt_id) == 1
@@ -227,7 +227,7 @@ def test_i_can_help_shows_ways_to_help_and_counts_once(browser, site):
     assert "1 neighbour said they can help" in browser.find_element(By.TAG_NAME, "main").text
 
     # The optional form: consent is required (the browser enforces it; the prompter does too).
-    browser.find_element(By.XPATH, "//button[normalize-space()='I can help']").click()
+    clicked(browser, browser.find_element(By.XPATH, "//button[normalize-space()='I can help']"))
     wait(browser, EC.title_contains("Thank you"))
     browser.find_element(By.ID, "first_name").send_keys("Sam")
     browser.find_element(By.ID, "email").send_keys("sam@example.org")
@@ -235,7 +235,9 @@ def test_i_can_help_shows_ways_to_help_and_counts_once(browser, site):
     assert "Thank you" in browser.title  # not sent: the consent box is required
     assert site.sql("SELECT count(*) FROM prompter.help_offers") == 0
     browser.find_element(By.NAME, "consent").click()
-    browser.find_element(By.XPATH, "//button[normalize-space()='Send my details to this group']").click()
+    clicked(
+        browser, browser.find_element(By.XPATH, "//button[normalize-space()='Send my details to this group']")
+    )
     wait(browser, EC.title_contains("Your details were sent"))
     assert "Kentish Town Friends" in browser.find_element(By.TAG_NAME, "h1").text
     assert site.sql("SELECT email FROM prompter.help_offers") == "sam@example.org"
@@ -250,14 +252,16 @@ def test_i_can_help_shows_ways_to_help_and_counts_once(browser, site):
     # The group signs in (no JavaScript needed) and finds the offer, then hands it over.
     browser.get(f"{site.prompter}/organisations")
     browser.find_element(By.ID, "api_key").send_keys(key)
-    browser.find_element(By.XPATH, "//button[normalize-space()='Sign in']").click()
+    clicked(browser, browser.find_element(By.XPATH, "//button[normalize-space()='Sign in']"))
     wait(browser, EC.title_contains("Kentish Town Friends"))
     main = browser.find_element(By.TAG_NAME, "main").text
     assert "Tea and a chat on Tuesdays" in main and "sam@example.org" in main
     violations = axe_violations(browser)
     assert not violations, describe_violations(violations)
     save_screenshot(browser, "help-organisation-home")
-    browser.find_element(By.XPATH, "//button[normalize-space()='Mark handed over and delete']").click()
+    clicked(
+        browser, browser.find_element(By.XPATH, "//button[normalize-space()='Mark handed over and delete']")
+    )
     wait(browser, EC.title_contains("Kentish Town Friends"))
     assert "sam@example.org" not in browser.find_element(By.TAG_NAME, "main").text
     assert site.sql("SELECT count(*) FROM prompter.help_offers") == 0

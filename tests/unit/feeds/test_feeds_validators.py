@@ -47,6 +47,7 @@ def test_etag_is_strong_stable_and_moves_with_every_input():
         "tag_key": "street/s-2",
         "private": True,
         "subscribe": None,
+        "alerts": {"kind": "street", "street_id": "s-9"},
         "notice_path": None,
         "unsubscribe_path": "/u",
         "extra": {"k": 1},
