@@ -13,6 +13,7 @@ after its commit. The poll interval is only the fallback for a lost listening co
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import asyncpg
@@ -94,12 +95,16 @@ async def relay_forever(
     listener: asyncpg.Connection | None = None
     try:
         while True:
-            if listener is None or listener.is_closed():
-                if listener is not None:
-                    await pool.release(listener)
-                listener = await _listen(pool, wakeup)
-            wakeup.clear()  # before reading: a commit from here on wakes the next round
+            # Everything a round does may fail while the database is away (a crash, a restart): the
+            # relay retries instead of ending, or nothing would be published again.
             try:
+                if listener is None or listener.is_closed():
+                    if listener is not None:
+                        old, listener = listener, None
+                        with contextlib.suppress(Exception):
+                            await pool.release(old)
+                    listener = await _listen(pool, wakeup)
+                wakeup.clear()  # before reading: a commit from here on wakes the next round
                 if await relay_once(pool, producer, limit) == limit:
                     continue  # more are waiting
             except asyncio.CancelledError:
