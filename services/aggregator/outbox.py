@@ -98,7 +98,7 @@ async def relay_forever(
             # Everything a round does may fail while the database is away (a crash, a restart): the
             # relay retries instead of ending, or nothing would be published again.
             try:
-                if listener is None or listener.is_closed():
+                if listener is None or _gone(listener):
                     if listener is not None:
                         old, listener = listener, None
                         with contextlib.suppress(Exception):
@@ -114,8 +114,17 @@ async def relay_forever(
                 await asyncio.sleep(interval)
             await wakeup.wait(interval)
     finally:
-        if listener is not None and not listener.is_closed():
+        if listener is not None and not _gone(listener):
             await pool.release(listener)
+
+
+def _gone(conn: asyncpg.Connection) -> bool:
+    """Whether a pooled connection was lost. The pool detaches a lost connection's proxy, after which
+    every call on it (`is_closed()` too) raises: that also means gone."""
+    try:
+        return conn.is_closed()
+    except asyncpg.InterfaceError:
+        return True
 
 
 async def _listen(pool: asyncpg.Pool, wakeup: Wakeup) -> asyncpg.Connection | None:

@@ -73,7 +73,7 @@ async def until(check, attempts: int = 600):  # 2 minutes: CI machines can be bu
         if result := await check():
             return result
         await asyncio.sleep(0.2)
-    raise AssertionError("condition not reached")
+    raise AssertionError(f"condition not reached: {check.__name__}")
 
 
 async def test_place_and_person_needs_reach_api_and_topic(stack, fresh_database_url, random_id):
