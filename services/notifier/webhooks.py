@@ -14,7 +14,7 @@ from typing import Literal
 from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel, Field
 
-from shared.http import Problem
+from shared.http import PROBLEM_JSON, Problem
 
 from . import repository as repo
 from .tokens import address_hmac
@@ -27,7 +27,8 @@ router = APIRouter(tags=["mail provider"])
 class BounceEvent(BaseModel):
     type: Literal["bounce", "complaint"]
     email: str = Field(..., min_length=3, max_length=320)
-    permanent: bool = True
+    # strict: true or false only, as the schema says (lax mode would take 0/1 and "yes").
+    permanent: bool = Field(True, strict=True)
 
 
 class Bounces(BaseModel):
@@ -40,7 +41,13 @@ class Suppressed(BaseModel):
 
 
 @router.post(
-    "/v1/bounces", response_model=Suppressed, summary="Report bounces and complaints (mail provider)"
+    "/v1/bounces",
+    response_model=Suppressed,
+    summary="Report bounces and complaints (mail provider)",
+    responses={
+        401: {"description": "No token, or a wrong one.", "content": {PROBLEM_JSON: {}}},
+        404: {"description": "The webhook is off (no token is set).", "content": {PROBLEM_JSON: {}}},
+    },
 )
 async def bounces(request: Request, body: Bounces, authorization: str | None = Header(None)) -> Suppressed:
     runtime = request.app.state.runtime

@@ -124,7 +124,8 @@ class OpportunityIn(BaseModel):
     area: AreaIn
     times: str | None = Field(None, max_length=100, description="When, in plain text: 'Tuesdays 12-2pm'.")
     time_needed: str | None = Field(None, max_length=100, description="e.g. 'Two hours a week'.")
-    dbs_needed: bool = Field(False, description="Whether helpers need a DBS check.")
+    # strict: true or false only, as the schema says (lax mode would take 0/1 and "yes").
+    dbs_needed: bool = Field(False, strict=True, description="Whether helpers need a DBS check.")
     starts_on: dt.date | None = None
     ends_on: dt.date | None = None
 
@@ -274,7 +275,8 @@ class PlatformList(BaseModel):
 class PlatformSwitch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool
+    # strict: true or false only, as the schema says (lax mode would take 0/1 and "yes").
+    enabled: bool = Field(..., strict=True)
 
 
 CONSENT_TEXT = (
