@@ -13,6 +13,7 @@ from .cap import CAP_XML, alert_xml, area_polygons
 from .conditional import cacheable
 from .entries import tag_uri
 from .formats import ATOM, EPOCH
+from .responses import CAP_INDEX, CAP_MESSAGE, AtomResponse, CapResponse
 from .views import runtime_of
 
 __all__ = ["router"]
@@ -20,7 +21,12 @@ __all__ = ["router"]
 router = APIRouter(prefix="/cap", tags=["alerts"])
 
 
-@router.get("/alerts.xml", summary="Atom index of current CAP 1.2 alerts (place categories only)")
+@router.get(
+    "/alerts.xml",
+    response_class=AtomResponse,
+    summary="Atom index of current CAP 1.2 alerts (place categories only)",
+    responses=CAP_INDEX,
+)
 async def alerts_index(request: Request) -> Response:
     runtime, settings, _ = runtime_of(request)
     async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
@@ -54,7 +60,9 @@ async def alerts_index(request: Request) -> Response:
     )
 
 
-@router.get("/{identifier}.xml", summary="One CAP 1.2 alert")
+@router.get(
+    "/{identifier}.xml", response_class=CapResponse, summary="One CAP 1.2 alert", responses=CAP_MESSAGE
+)
 async def alert(request: Request, identifier: str) -> Response:
     runtime, settings, areas = runtime_of(request)
     async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]

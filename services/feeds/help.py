@@ -76,6 +76,9 @@ async def prompt_page(request: Request, prompt_id: str) -> Response:
     "/prompts/{prompt_id}/help",
     response_class=HTMLResponse,
     summary="'I can help' from the HTML button (anonymous, counted once per resident)",
+    responses={
+        429: {"description": "Too many from here: not counted now; the page still shows the ways to help."}
+    },
 )
 async def help_form(request: Request, prompt_id: str) -> Response:
     runtime, settings, _ = runtime_of(request)

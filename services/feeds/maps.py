@@ -17,6 +17,7 @@ from shared.gazetteer.selection import Selection
 from . import repository as repo
 from .conditional import cacheable
 from .entries import FeedEntry, entry_from_prompt
+from .responses import ENDED, GEOJSON_MAP, GeoJSONResponse
 from .views import FeedTarget, runtime_of
 from .web import _street_target, _subscription_target, _ward_target
 
@@ -47,12 +48,22 @@ def _basemap(request: Request, name: str) -> Response:
     )
 
 
-@router.get("/map/streets.geojson", summary="Every street of the gazetteer (GeoJSON, simplified)")
+@router.get(
+    "/map/streets.geojson",
+    response_class=GeoJSONResponse,
+    summary="Every street of the gazetteer (GeoJSON, simplified)",
+    responses=GEOJSON_MAP,
+)
 async def streets_geojson(request: Request) -> Response:
     return _basemap(request, "streets")
 
 
-@router.get("/map/areas.geojson", summary="Ward boundaries and the council boundary (GeoJSON)")
+@router.get(
+    "/map/areas.geojson",
+    response_class=GeoJSONResponse,
+    summary="Ward boundaries and the council boundary (GeoJSON)",
+    responses=GEOJSON_MAP,
+)
 async def areas_geojson(request: Request) -> Response:
     return _basemap(request, "areas")
 
@@ -112,7 +123,12 @@ def _focus(areas, sel: Selection) -> list[dict]:
     return [geojson.street_feature(streets[i], role="focus") for i in sel.street_ids if i in streets]
 
 
-@router.get("/map/needs.geojson", summary="Every current need, drawn on its area (GeoJSON)")
+@router.get(
+    "/map/needs.geojson",
+    response_class=GeoJSONResponse,
+    summary="Every current need, drawn on its area (GeoJSON)",
+    responses=GEOJSON_MAP,
+)
 async def needs_geojson(request: Request) -> Response:
     _, settings, areas = runtime_of(request)
     sel = areas.for_all(settings.council_name)
@@ -120,21 +136,36 @@ async def needs_geojson(request: Request) -> Response:
     return await _needs(request, target, [])
 
 
-@router.get("/streets/{street_id}/map.geojson", summary="A street and its needs (GeoJSON)")
+@router.get(
+    "/streets/{street_id}/map.geojson",
+    response_class=GeoJSONResponse,
+    summary="A street and its needs (GeoJSON)",
+    responses=GEOJSON_MAP,
+)
 async def street_geojson(request: Request, street_id: str) -> Response:
     areas = runtime_of(request)[2]
     target = _street_target(areas, street_id)
     return await _needs(request, target, _focus(areas, target.selection))
 
 
-@router.get("/wards/{ward_code}/map.geojson", summary="A ward and its needs (GeoJSON)")
+@router.get(
+    "/wards/{ward_code}/map.geojson",
+    response_class=GeoJSONResponse,
+    summary="A ward and its needs (GeoJSON)",
+    responses=GEOJSON_MAP,
+)
 async def ward_geojson(request: Request, ward_code: str) -> Response:
     areas = runtime_of(request)[2]
     target = _ward_target(areas, ward_code)
     return await _needs(request, target, _focus(areas, target.selection))
 
 
-@router.get("/s/{token}/map.geojson", summary="A subscription's streets and needs (GeoJSON, private)")
+@router.get(
+    "/s/{token}/map.geojson",
+    response_class=GeoJSONResponse,
+    summary="A subscription's streets and needs (GeoJSON, private)",
+    responses={**GEOJSON_MAP, **ENDED},
+)
 async def subscription_geojson(request: Request, token: str) -> Response:
     areas = runtime_of(request)[2]
     target = await _subscription_target(request, token)

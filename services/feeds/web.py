@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 import segno
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sse_starlette import EventSourceResponse
 
 from shared.gazetteer.selection import Areas, Selection, UnknownArea
 from shared.http import Problem
@@ -19,6 +20,7 @@ from . import repository as repo
 from .actions import resolve, subscribe, subscription
 from .conditional import cacheable
 from .pages import render
+from .responses import ENDED, EVENTS, FEED, PAGE, SEE_OTHER, SHORT_LINK, AtomResponse
 from .settings import FeedsSettings
 from .views import HTML, FeedTarget, alternates, events_response, feed_response, load_entries, runtime_of
 
@@ -96,7 +98,7 @@ def _alerts_for(sel: Selection) -> dict[str, str] | None:
     return None
 
 
-@router.get("/", response_class=HTMLResponse, summary="Home: find a street")
+@router.get("/", response_class=HTMLResponse, summary="Home: find a street", responses=PAGE)
 async def home(request: Request) -> Response:
     _, settings, areas = runtime_of(request)
     return _home(request, settings, areas, None)
@@ -146,24 +148,42 @@ def _home(request: Request, settings: FeedsSettings, areas: Areas, q: str | None
     return cacheable(request, body, HTML, last_modified=None, max_age=300)
 
 
-@router.get("/streets", response_class=HTMLResponse, summary="Search streets by name (HTML)")
+@router.get(
+    "/streets",
+    response_class=HTMLResponse,
+    summary="Search streets by name (HTML)",
+    responses={**PAGE, **SEE_OTHER},
+)
 async def search_page(request: Request, q: str = "") -> Response:
     _, settings, areas = runtime_of(request)
     return _home(request, settings, areas, q.strip())
 
 
-@router.get("/streets/{street_id}.{fmt}", summary="A street's feed as Atom, RSS or JSON Feed")
+@router.get(
+    "/streets/{street_id}.{fmt}",
+    response_class=AtomResponse,
+    summary="A street's feed as Atom, RSS or JSON Feed",
+    responses=FEED,
+)
 async def street_feed(request: Request, street_id: str, fmt: Fmt) -> Response:
     return await feed_response(request, _street_target(runtime_of(request)[2], street_id), fmt)
 
 
-@router.get("/streets/{street_id}/events", summary="A street's live updates (Server-Sent Events)")
+@router.get(
+    "/streets/{street_id}/events",
+    response_class=EventSourceResponse,
+    summary="A street's live updates (Server-Sent Events)",
+    responses=EVENTS,
+)
 async def street_events(request: Request, street_id: str):
     return await events_response(request, _street_target(runtime_of(request)[2], street_id))
 
 
 @router.get(
-    "/streets/{street_id}/notice", response_class=HTMLResponse, summary="A printable A4 notice for the street"
+    "/streets/{street_id}/notice",
+    response_class=HTMLResponse,
+    summary="A printable A4 notice for the street",
+    responses=PAGE,
 )
 async def street_notice(request: Request, street_id: str) -> Response:
     target = _street_target(runtime_of(request)[2], street_id)
@@ -171,7 +191,10 @@ async def street_notice(request: Request, street_id: str) -> Response:
 
 
 @router.get(
-    "/wards/{ward_code}/notice", response_class=HTMLResponse, summary="A printable A4 notice for the ward"
+    "/wards/{ward_code}/notice",
+    response_class=HTMLResponse,
+    summary="A printable A4 notice for the ward",
+    responses=PAGE,
 )
 async def ward_notice(request: Request, ward_code: str) -> Response:
     target = _ward_target(runtime_of(request)[2], ward_code)
@@ -202,12 +225,18 @@ async def _notice(request: Request, target: FeedTarget, code: str, where: str) -
     return cacheable(request, body, HTML, last_modified=last_modified, max_age=settings.feed_cache_max_age_s)
 
 
-@router.get("/streets/{street_id}", response_class=HTMLResponse, summary="A street's page")
+@router.get("/streets/{street_id}", response_class=HTMLResponse, summary="A street's page", responses=PAGE)
 async def street_page(request: Request, street_id: str) -> Response:
     return await feed_response(request, _street_target(runtime_of(request)[2], street_id), "html")
 
 
-@router.get("/n/{code}", summary="Short link from a printed notice to its street")
+@router.get(
+    "/n/{code}",
+    status_code=301,
+    response_class=RedirectResponse,
+    summary="Short link from a printed notice to its street",
+    responses=SHORT_LINK,
+)
 async def short_link(request: Request, code: str) -> Response:
     runtime, settings, areas = runtime_of(request)
     codes = runtime.state.get("short_codes")
@@ -220,32 +249,54 @@ async def short_link(request: Request, code: str) -> Response:
     return RedirectResponse(f"{settings.base_url}{codes[code]}", status_code=301)
 
 
-@router.get("/wards/{ward_code}.{fmt}", summary="A ward's feed as Atom, RSS or JSON Feed")
+@router.get(
+    "/wards/{ward_code}.{fmt}",
+    response_class=AtomResponse,
+    summary="A ward's feed as Atom, RSS or JSON Feed",
+    responses=FEED,
+)
 async def ward_feed(request: Request, ward_code: str, fmt: Fmt) -> Response:
     return await feed_response(request, _ward_target(runtime_of(request)[2], ward_code), fmt)
 
 
-@router.get("/wards/{ward_code}/events", summary="A ward's live updates (Server-Sent Events)")
+@router.get(
+    "/wards/{ward_code}/events",
+    response_class=EventSourceResponse,
+    summary="A ward's live updates (Server-Sent Events)",
+    responses=EVENTS,
+)
 async def ward_events(request: Request, ward_code: str):
     return await events_response(request, _ward_target(runtime_of(request)[2], ward_code))
 
 
-@router.get("/wards/{ward_code}", response_class=HTMLResponse, summary="A ward's page")
+@router.get("/wards/{ward_code}", response_class=HTMLResponse, summary="A ward's page", responses=PAGE)
 async def ward_page(request: Request, ward_code: str) -> Response:
     return await feed_response(request, _ward_target(runtime_of(request)[2], ward_code), "html")
 
 
-@router.get("/s/{token}.{fmt}", summary="A subscription's private feed as Atom, RSS or JSON Feed")
+@router.get(
+    "/s/{token}.{fmt}",
+    response_class=AtomResponse,
+    summary="A subscription's private feed as Atom, RSS or JSON Feed",
+    responses={**FEED, **ENDED},
+)
 async def subscription_feed(request: Request, token: str, fmt: Fmt) -> Response:
     return await feed_response(request, await _subscription_target(request, token), fmt)
 
 
-@router.get("/s/{token}/events", summary="A subscription's live updates (Server-Sent Events)")
+@router.get(
+    "/s/{token}/events",
+    response_class=EventSourceResponse,
+    summary="A subscription's live updates (Server-Sent Events)",
+    responses={**EVENTS, **ENDED},
+)
 async def subscription_events(request: Request, token: str):
     return await events_response(request, await _subscription_target(request, token))
 
 
-@router.get("/s/{token}/unsubscribe", response_class=HTMLResponse, summary="Confirm unsubscribing")
+@router.get(
+    "/s/{token}/unsubscribe", response_class=HTMLResponse, summary="Confirm unsubscribing", responses=ENDED
+)
 async def unsubscribe_confirm(request: Request, token: str) -> Response:
     target = await _subscription_target(request, token)
     settings = runtime_of(request)[1]
@@ -261,7 +312,7 @@ async def unsubscribe_confirm(request: Request, token: str) -> Response:
     return HTMLResponse(body, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
 
 
-@router.post("/s/{token}/unsubscribe", response_class=HTMLResponse, summary="Unsubscribe")
+@router.post("/s/{token}/unsubscribe", response_class=HTMLResponse, summary="Unsubscribe", responses=ENDED)
 async def unsubscribe_post(request: Request, token: str) -> Response:
     runtime, settings, _ = runtime_of(request)
     await _subscription_target(request, token)  # 404 / 410 as for the feed
@@ -279,7 +330,12 @@ async def unsubscribe_post(request: Request, token: str) -> Response:
     return HTMLResponse(body, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
 
 
-@router.get("/s/{token}", response_class=HTMLResponse, summary="A subscription's private page")
+@router.get(
+    "/s/{token}",
+    response_class=HTMLResponse,
+    summary="A subscription's private page",
+    responses={**PAGE, **ENDED},
+)
 async def subscription_page(request: Request, token: str) -> Response:
     return await feed_response(request, await _subscription_target(request, token), "html")
 
