@@ -37,6 +37,16 @@ CATEGORIES = [
 ]
 
 
+def _pages(errors: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI responses for the plain-language error pages (AlertError) a route answers besides the
+    common ones `shared.http` documents for every route."""
+    return {status: {"description": why, "content": {"text/html": {}}} for status, why in errors.items()}
+
+
+_PLACE = {422: "No place given, or one we cannot find (a street, a ward, or a point with a radius)."}
+_ENDED = {410: "The link was already used or has expired, or its alerts have ended."}
+
+
 def _ctx(request: Request) -> tuple[Any, NotifierSettings, Callable[[], dt.datetime]]:
     runtime = request.app.state.runtime
     return runtime, runtime.settings, runtime.state["clock"]
@@ -64,7 +74,12 @@ def install_alert_errors(app: FastAPI, settings: NotifierSettings) -> None:
         )
 
 
-@router.get("/subscribe", response_class=HTMLResponse, summary="The sign-up form for e-mail alerts")
+@router.get(
+    "/subscribe",
+    response_class=HTMLResponse,
+    summary="The sign-up form for e-mail alerts",
+    responses=_pages(_PLACE),
+)
 async def signup_form(request: Request) -> Response:
     runtime, settings, _ = _ctx(request)
     place = {
@@ -86,7 +101,16 @@ async def signup_form(request: Request) -> Response:
 
 
 @router.post(
-    "/subscribe", response_class=HTMLResponse, summary="Sign up for e-mail alerts (sends a confirmation)"
+    "/subscribe",
+    response_class=HTMLResponse,
+    summary="Sign up for e-mail alerts (sends a confirmation)",
+    responses=_pages(
+        {
+            409: "Mail to that address bounced or was reported as unwanted.",
+            422: "No e-mail address, place, frequency or known kind of need: the page says which.",
+            429: "Too many sign-ups from here, or for this address.",
+        }
+    ),
 )
 async def signup(request: Request) -> Response:
     runtime, settings, clock = _ctx(request)
@@ -109,7 +133,12 @@ async def signup(request: Request) -> Response:
     )
 
 
-@router.get("/confirm/{token}", response_class=HTMLResponse, summary="Confirmation link from the mail")
+@router.get(
+    "/confirm/{token}",
+    response_class=HTMLResponse,
+    summary="Confirmation link from the mail",
+    responses=_pages(_ENDED),
+)
 async def confirm_page(request: Request, token: str) -> Response:
     runtime, settings, clock = _ctx(request)
     sub = await confirmation_state(runtime.pool, token, clock(), confirm_now=False)
@@ -123,7 +152,12 @@ async def confirm_page(request: Request, token: str) -> Response:
     )
 
 
-@router.post("/confirm/{token}", response_class=HTMLResponse, summary="Confirm an alert (single use)")
+@router.post(
+    "/confirm/{token}",
+    response_class=HTMLResponse,
+    summary="Confirm an alert (single use)",
+    responses=_pages(_ENDED),
+)
 async def confirm_post(request: Request, token: str) -> Response:
     runtime, settings, clock = _ctx(request)
     sub = await confirm(runtime.pool, token, clock())
@@ -149,7 +183,12 @@ async def _live(request: Request, token: str) -> tuple[Any, NotifierSettings, re
     return runtime, settings, sub
 
 
-@router.get("/manage/{token}", response_class=HTMLResponse, summary="Manage an alert")
+@router.get(
+    "/manage/{token}",
+    response_class=HTMLResponse,
+    summary="Manage an alert",
+    responses=_pages({409: "The alerts are not confirmed yet.", **_ENDED}),
+)
 async def manage_page(request: Request, token: str) -> Response:
     _, settings, sub = await _live(request, token)
     return _page(
@@ -164,7 +203,12 @@ async def manage_page(request: Request, token: str) -> Response:
     )
 
 
-@router.post("/manage/{token}", response_class=HTMLResponse, summary="Change how often and which needs")
+@router.post(
+    "/manage/{token}",
+    response_class=HTMLResponse,
+    summary="Change how often and which needs",
+    responses=_pages({409: "The alerts are not confirmed yet.", **_ENDED}),
+)
 async def manage_post(request: Request, token: str) -> Response:
     runtime, settings, sub = await _live(request, token)
     form = await request.form()
