@@ -142,7 +142,7 @@ def client_key(request: Any, settings: Any = None) -> str:
 def enforce_rate(request: Any, name: str, rate_per_minute: float, burst: float) -> None:
     """Spend one of this client's tokens for `name` (e.g. "subscriptions"), or answer 429."""
     runtime = request.app.state.runtime
-    limiter = runtime.state.setdefault(f"limiter:{name}", TokenBucket(rate_per_minute, burst))
+    limiter = runtime.limiters.setdefault(name, TokenBucket(rate_per_minute, burst))
     if wait := limiter.take(client_key(request, runtime.settings)):
         raise Problem(
             429,

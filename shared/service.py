@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 from fastapi import FastAPI
@@ -27,27 +27,53 @@ from .db import apply_migrations, create_pool
 from .http import EdgeMiddleware, add_operational_routes, document_problems, install_problem_handlers
 from .kafka import ensure_topics
 from .logs import configure_logging
+from .ratelimit import TokenBucket
 from .settings import CommonSettings
 from .web import HeadAsGet
 
 __all__ = ["Runtime", "create_service_app"]
 
 log = logging.getLogger(__name__)
-Hook = Callable[["Runtime"], Awaitable[None]]
+C = TypeVar("C")
+Hook = Callable[["Runtime[Any]"], Awaitable[None]]
 # Swagger UI vendored from npm (swagger-ui-dist), so /docs works offline: see shared/web/static/vendor.
 SWAGGER_UI = Path(__file__).parent / "web" / "static" / "vendor" / "swagger-ui-5.35.0"
 
 
 @dataclass
-class Runtime:
-    """What a running service holds; handlers and routes reach it through `app.state.runtime`."""
+class Runtime(Generic[C]):
+    """What a running service holds; routes reach it through `app.state.runtime`.
+
+    What is the service's own (its producer, areas, hub, limiters…) is one typed object, `context`,
+    given by its startup hook with `provide`; routes take it through the service's FastAPI dependency.
+    """
 
     name: str
     settings: CommonSettings
     broker: KafkaBroker
     pool: asyncpg.Pool | None = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
-    state: dict[str, Any] = field(default_factory=dict)
+    # Per-route token buckets of `shared.ratelimit.enforce_rate`, by name.
+    limiters: dict[str, TokenBucket] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)  # going: services move to `context`
+    _context: C | None = None
+
+    @property
+    def context(self) -> C:
+        """The service's own dependencies; set once at startup, before any message or request."""
+        if self._context is None:
+            raise RuntimeError(f"{self.name}: the service context is given at startup")
+        return self._context
+
+    def provide(self, context: C) -> C:
+        self._context = context
+        return context
+
+    def require_pool(self) -> asyncpg.Pool:
+        """The pool, for a startup hook building its context (the pool is open before hooks run)."""
+        if self.pool is None:
+            raise RuntimeError(f"{self.name}: the database pool is opened at startup")
+        return self.pool
 
     def spawn(self, coro: Awaitable[Any], name: str) -> None:
         """Run a background loop for the service's lifetime; it is cancelled on shutdown."""

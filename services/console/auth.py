@@ -6,12 +6,12 @@ Every refusal is audited. Refusals are plain-language HTML pages (`Refused`), ne
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from fastapi import Request
 from starlette.datastructures import FormData
 
 from . import repository as repo
+from .context import console_context
 from .repository import Session
 from .security import can, hash_token, tokens_match
 
@@ -31,15 +31,11 @@ class SignInRequired(Exception):
     """A page needs a session: answered with a redirect to the sign-in page."""
 
 
-def runtime(request: Request) -> Any:
-    return request.app.state.runtime
-
-
 async def current(request: Request) -> Session | None:
     token = request.cookies.get(COOKIE)
     if not token:
         return None
-    rt = runtime(request)
+    rt = console_context(request)
     settings = rt.settings
     return await repo.touch_session(
         rt.pool,
@@ -62,7 +58,7 @@ async def acting(
     """The session and form of a POST that changes something, after the session, CSRF and role checks."""
     form = await request.form()
     session = await current(request)
-    pool = runtime(request).pool
+    pool = console_context(request).pool
     if session is None:
         await repo.add_audit(pool, "-", action, target, "refused", "no session")
         raise Refused(

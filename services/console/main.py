@@ -15,6 +15,7 @@ from shared.web import mount_static
 
 from . import moderation, web
 from .auth import Refused, SignInRequired, current
+from .context import ConsoleContext
 from .settings import ConsoleSettings
 from .targets import Targets
 
@@ -36,11 +37,11 @@ SECURITY_HEADERS = {
 def create_app(settings: ConsoleSettings, *, targets: Targets | None = None) -> FastAPI:
     broker = make_broker(settings, client_id=NAME)
 
-    async def on_startup(runtime: Runtime) -> None:
-        runtime.state["targets"] = targets or Targets(settings)
+    async def on_startup(runtime: Runtime[ConsoleContext]) -> None:
+        runtime.provide(ConsoleContext(settings, runtime.require_pool(), targets or Targets(settings)))
 
-    async def on_shutdown(runtime: Runtime) -> None:
-        await runtime.state["targets"].close()
+    async def on_shutdown(runtime: Runtime[ConsoleContext]) -> None:
+        await runtime.context.targets.close()
 
     app = create_service_app(
         name=NAME,

@@ -24,8 +24,9 @@ from shared.web import page_renderer
 
 from . import kafka_ops
 from . import repository as repo
-from .auth import COOKIE, SIGN_IN_COOKIE, Refused, acting, page_session, runtime
+from .auth import COOKIE, SIGN_IN_COOKIE, Refused, acting, page_session
 from .charts import bar_chart
+from .context import console_context
 from .repository import Session
 from .security import (
     DUMMY_HASH,
@@ -39,7 +40,7 @@ from .security import (
     tokens_match,
     verify_password,
 )
-from .targets import TargetError
+from .targets import TargetError, Targets
 
 __all__ = ["router"]
 
@@ -65,7 +66,7 @@ _render = page_renderer(Path(__file__).parent / "templates")
 def render(
     request: Request, template: str, session: Session | None, status: int = 200, **context: Any
 ) -> Response:
-    settings = runtime(request).settings
+    settings = console_context(request).settings
     body = _render(
         template,
         base_url="",
@@ -99,8 +100,8 @@ async def _soft(call: Awaitable[Any]) -> tuple[Any, str | None]:
         return None, f"could not be read ({type(exc).__name__})"
 
 
-def _targets(request: Request):
-    return runtime(request).state["targets"]
+def _targets(request: Request) -> Targets:
+    return console_context(request).targets
 
 
 Action = Callable[[FormData, Session], Awaitable[tuple[str, str | None, str]]]
@@ -109,7 +110,7 @@ Action = Callable[[FormData, Session], Awaitable[tuple[str, str | None, str]]]
 async def _act(request: Request, action: str, target: str, needed: str, fn: Action) -> Response:
     """Checks, then `fn` -> (message, secret shown once or None, back link); audits the outcome."""
     session, form = await acting(request, action, target, needed)
-    pool = runtime(request).pool
+    pool = console_context(request).pool
     try:
         message, secret, back = await fn(form, session)
     except (TargetError, Refused) as exc:
@@ -143,7 +144,7 @@ async def sign_in_page(request: Request) -> Response:
 @router.post("/sign-in")
 async def sign_in(request: Request) -> Response:
     form = await request.form()
-    rt = runtime(request)
+    rt = console_context(request)
     username = str(form.get("username") or "").strip().lower()
     password = str(form.get("password") or "")
     operator = await repo.find_operator(rt.pool, username) if USERNAME.match(username) else None
@@ -196,8 +197,8 @@ async def sign_in(request: Request) -> Response:
 @router.post("/sign-out")
 async def sign_out(request: Request) -> Response:
     session, _ = await acting(request, "sign out", "", "viewer")
-    await repo.end_session(runtime(request).pool, session.token_hash)
-    await repo.add_audit(runtime(request).pool, session.username, "sign out")
+    await repo.end_session(console_context(request).pool, session.token_hash)
+    await repo.add_audit(console_context(request).pool, session.username, "sign out")
     response = RedirectResponse("/sign-in", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response
@@ -211,7 +212,7 @@ def _cookie(request: Request, response: Response, name: str, value: str, max_age
         path="/",
         httponly=True,
         samesite="strict",
-        secure=runtime(request).settings.secure_cookies,
+        secure=console_context(request).settings.secure_cookies,
     )
 
 
@@ -222,7 +223,7 @@ def _cookie(request: Request, response: Response, name: str, value: str, max_age
 async def overview(request: Request) -> Response:
     session = await page_session(request)
     health = await _targets(request).health()
-    lag, lag_error = await _soft(kafka_ops.consumer_lag(runtime(request).settings))
+    lag, lag_error = await _soft(kafka_ops.consumer_lag(console_context(request).settings))
     return render(
         request, "overview.html", session, title="Overview", health=health, lag=lag, lag_error=lag_error
     )
@@ -481,7 +482,7 @@ async def withdraw(request: Request) -> Response:
 @router.get("/operations")
 async def operations_page(request: Request) -> Response:
     session = await page_session(request)
-    rt = runtime(request)
+    rt = console_context(request)
     targets = _targets(request)
     letters, letters_error = await _soft(kafka_ops.read_letters(rt.settings))
     decided = await repo.decided_dead_letters(rt.pool)
@@ -531,7 +532,7 @@ async def operations_page(request: Request) -> Response:
 
 
 async def _letter(request: Request, letter_id: str) -> kafka_ops.Letter:
-    for letter in await kafka_ops.read_letters(runtime(request).settings):
+    for letter in await kafka_ops.read_letters(console_context(request).settings):
         if letter.id == letter_id:
             return letter
     raise Refused(404, "No such dead letter", "That dead letter is no longer on the topic (retention ended).")
@@ -547,7 +548,7 @@ async def replay_letter(request: Request, letter_id: str) -> Response:
                 "Cannot replay",
                 f"{found.letter.source_topic} is not one of this deployment's topics; discard it instead.",
             )
-        rt = runtime(request)
+        rt = console_context(request)
         # Decision and replay together: a failed produce rolls the decision back, so it can be retried.
         async with rt.pool.acquire() as conn, conn.transaction():
             if not await repo.decide_dead_letter(
@@ -569,7 +570,7 @@ async def discard_letter(request: Request, letter_id: str) -> Response:
     async def do(form: FormData, session: Session) -> tuple[str, str | None, str]:
         found = await _letter(request, letter_id)
         if not await repo.decide_dead_letter(
-            runtime(request).pool, found.partition, found.offset, "discarded", session.username
+            console_context(request).pool, found.partition, found.offset, "discarded", session.username
         ):
             raise Refused(409, "Already handled", "That dead letter was already replayed or discarded.")
         return "Dead letter discarded: it is hidden from the list.", None, "/operations"
@@ -583,14 +584,14 @@ async def discard_letter(request: Request, letter_id: str) -> Response:
 @router.get("/audit")
 async def audit_page(request: Request) -> Response:
     session = await page_session(request)
-    rows = await repo.list_audit(runtime(request).pool, 500)
+    rows = await repo.list_audit(console_context(request).pool, 500)
     return render(request, "audit.html", session, title="Audit", rows=rows)
 
 
 @router.get("/operators")
 async def operators_page(request: Request) -> Response:
     session = await page_session(request)
-    operators = await repo.list_operators(runtime(request).pool)
+    operators = await repo.list_operators(console_context(request).pool)
     return render(request, "operators.html", session, title="Operators", operators=operators, roles=ROLES)
 
 
@@ -605,7 +606,7 @@ async def create_operator(request: Request) -> Response:
             )
         if role not in ROLES:
             raise Refused(422, "Check the form", "Choose a role: viewer, operator or admin.")
-        pool = runtime(request).pool
+        pool = console_context(request).pool
         if await repo.find_operator(pool, username):
             raise Refused(409, "Name taken", f"There is already an operator called {username}.")
         password = generate_password()
@@ -622,7 +623,7 @@ async def create_operator(request: Request) -> Response:
 @router.post("/operators/{username}/disable")
 async def disable_operator(request: Request, username: str) -> Response:
     async def do(form: FormData, _: Session) -> tuple[str, str | None, str]:
-        async with runtime(request).pool.acquire() as conn:
+        async with console_context(request).pool.acquire() as conn:
             if not await repo.set_operator_disabled(conn, username):
                 raise Refused(404, "No such operator", f"No active operator called {username}.")
         return f"Operator {username} disabled; their sessions ended.", None, "/operators"

@@ -185,7 +185,7 @@ class LiveFeeds:
         )
         app = create_app(self.settings)
         # Every journey subscribes from the same loopback client: a larger bucket than a resident's.
-        app.state.runtime.state["limiter:subscriptions"] = TokenBucket(600, 600)
+        app.state.runtime.limiters["subscriptions"] = TokenBucket(600, 600)
         try:
             async with serve(app, sock):
                 self._ready.set()
