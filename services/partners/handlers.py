@@ -18,6 +18,7 @@ from shared.service import Runtime
 
 from . import repository
 from .changes import HistoryRow, Rejected, Removal, fold, parse
+from .context import PartnersContext
 from .geometry import AreaGeometry
 from .payloads import webhook_body
 
@@ -102,7 +103,7 @@ def dead_letter_publisher(broker: KafkaBroker) -> PublishDeadLetters:
 
 def register_handlers(
     broker: KafkaBroker,
-    runtime: Runtime,
+    runtime: Runtime[PartnersContext],
     group_id: str,
     *,
     max_records: int = MAX_RECORDS,
@@ -128,6 +129,6 @@ def register_handlers(
         await handle_batch(
             records,
             pool=runtime.pool,
-            geometry=runtime.state["geometry"],
+            geometry=runtime.context.geometry,
             publish_dead_letters=publish_dead_letters,
         )

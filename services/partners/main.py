@@ -11,6 +11,7 @@ from shared.kafka import make_broker
 from shared.service import Runtime, create_service_app
 
 from . import admin_api, needs_api, webhooks_api
+from .context import PartnersContext
 from .delivery import run_delivery_worker
 from .geometry import AreaGeometry, load_gazetteer
 from .handlers import register_handlers
@@ -28,12 +29,12 @@ def create_app(settings: PartnersSettings, *, gazetteer: Gazetteer | None = None
     """The partner service. `gazetteer` overrides the one loaded from the database (tests)."""
     broker = make_broker(settings, client_id="partners")
 
-    async def on_startup(runtime: Runtime) -> None:
+    async def on_startup(runtime: Runtime[PartnersContext]) -> None:
         found = gazetteer
         if found is None and settings.load_gazetteer:
             async with runtime.pool.acquire() as conn:
                 found = await load_gazetteer(conn)
-        runtime.state["geometry"] = AreaGeometry(found)
+        runtime.provide(PartnersContext.build(settings, AreaGeometry(found)))
         runtime.spawn(run_delivery_worker(runtime.pool, settings), name="partners-webhook-delivery")
 
     app = create_service_app(

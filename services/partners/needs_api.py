@@ -14,6 +14,7 @@ from shared.http import Problem
 
 from . import repository
 from .auth import current_partner
+from .context import PartnersContext, partners_context
 from .cursor import decode_cursor, encode_cursor
 from .render import (
     HISTORY_FIELDS,
@@ -146,9 +147,10 @@ async def needs_geojson(
     bbox: str | None = _bbox_q,
     cursor: str | None = _cursor,
     limit: int = _limit_q,
+    context: PartnersContext = Depends(partners_context),
 ) -> JSONResponse:
     items, next_cursor = await _needs_page(request, ward, category, area_kind, bbox, cursor, limit)
-    geometry = request.app.state.runtime.state["geometry"]
+    geometry = context.geometry
     features = [feature(n, geometry.geojson(n["area_id"], n["area_kind"], n["street_ids"])) for n in items]
     return JSONResponse(
         feature_collection(features, next_cursor),

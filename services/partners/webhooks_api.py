@@ -16,6 +16,7 @@ from shared.ratelimit import TokenBucket
 
 from . import repository
 from .auth import current_partner
+from .context import PartnersContext, partners_context
 from .cursor import decode_cursor, encode_cursor
 from .payloads import webhook_body
 from .signing import new_secret
@@ -188,6 +189,7 @@ async def replay(
     since: AwareDatetime,
     until: AwareDatetime | None = None,
     partner: dict = Depends(current_partner),
+    context: PartnersContext = Depends(partners_context),
 ) -> Replayed:
     webhook = await _own_webhook(request, partner, webhook_id)
     runtime = request.app.state.runtime
@@ -201,11 +203,7 @@ async def replay(
             f"since must be within the last {settings.webhook_replay_max_days} days and before until",
             errors=[{"field": "since", "message": f"at most {settings.webhook_replay_max_days} days ago"}],
         )
-    limiter = runtime.state.setdefault(
-        "replay_limiter",
-        TokenBucket(settings.webhook_replay_per_hour / 60.0, burst=settings.webhook_replay_per_hour),
-    )
-    if wait := limiter.take(str(partner["id"])):
+    if wait := context.replay_limiter.take(str(partner["id"])):
         raise Problem(
             429,
             "Too many replays",

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 
+from services.partners.context import PartnersContext
 from services.partners.geometry import AreaGeometry
 from services.partners.handlers import register_handlers
 from shared.contracts import DEAD_LETTERS, STREET_NEEDS
+from shared.ratelimit import TokenBucket
 from shared.service import Runtime
 
 
 async def test_malformed_records_are_dead_lettered_and_consumption_carries_on() -> None:
     broker = KafkaBroker()
     runtime = Runtime(name="partners", settings=None, broker=broker)  # no pool: nothing may be stored
-    runtime.state["geometry"] = AreaGeometry()
+    runtime.provide(PartnersContext(geometry=AreaGeometry(), replay_limiter=TokenBucket(1, 1)))
     register_handlers(broker, runtime, "partners")
     letters: list[dict] = []
 

@@ -1,0 +1,31 @@
+"""What the partner service holds while it runs, built at startup; routes take it via `partners_context`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from shared.ratelimit import TokenBucket
+
+from .geometry import AreaGeometry
+from .settings import PartnersSettings
+
+__all__ = ["PartnersContext", "partners_context"]
+
+
+@dataclass(frozen=True)
+class PartnersContext:
+    geometry: AreaGeometry  # street and ward shapes for GeoJSON and webhook bodies
+    replay_limiter: TokenBucket  # webhook replays, keyed by partner
+
+    @classmethod
+    def build(cls, settings: PartnersSettings, geometry: AreaGeometry) -> PartnersContext:
+        per_hour = settings.webhook_replay_per_hour
+        return cls(geometry=geometry, replay_limiter=TokenBucket(per_hour / 60.0, burst=per_hour))
+
+
+def partners_context(request: Request) -> PartnersContext:
+    """FastAPI dependency: the running partner service's context."""
+    context: PartnersContext = request.app.state.runtime.context
+    return context
