@@ -23,12 +23,16 @@ __all__ = [
     "PAGE",
     "SEE_OTHER",
     "SHORT_LINK",
+    "UNDOTTED",
     "AtomResponse",
     "CapResponse",
     "GeoJSONResponse",
 ]
 
 Responses = dict[int | str, dict[str, Any]]
+# A page's street id, ward code or token holds no dot (`/streets/x.atom` is street x's Atom feed): the
+# schema of its path parameter says so, so that no client (or fuzzer) takes `/streets/a.b` for a page.
+UNDOTTED: dict[str, Any] = {"pattern": r"^[^.\x00-\x1f\x7f]*$"}
 # No schema for XML or event streams (a string either way); JSON kinds are objects.
 _OBJECT = {"schema": {"type": "object"}}
 

@@ -8,7 +8,7 @@ import hashlib
 from typing import Annotated, Literal
 
 import segno
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sse_starlette import EventSourceResponse
 
@@ -20,7 +20,7 @@ from . import repository as repo
 from .actions import resolve, subscribe, subscription
 from .conditional import cacheable
 from .pages import render
-from .responses import ENDED, EVENTS, FEED, PAGE, SEE_OTHER, SHORT_LINK, AtomResponse
+from .responses import ENDED, EVENTS, FEED, PAGE, SEE_OTHER, SHORT_LINK, UNDOTTED, AtomResponse
 from .settings import FeedsSettings
 from .views import HTML, FeedTarget, alternates, events_response, feed_response, load_entries, runtime_of
 
@@ -226,7 +226,9 @@ async def _notice(request: Request, target: FeedTarget, code: str, where: str) -
 
 
 @router.get("/streets/{street_id}", response_class=HTMLResponse, summary="A street's page", responses=PAGE)
-async def street_page(request: Request, street_id: str) -> Response:
+async def street_page(
+    request: Request, street_id: Annotated[str, Path(json_schema_extra=UNDOTTED)]
+) -> Response:
     return await feed_response(request, _street_target(runtime_of(request)[2], street_id), "html")
 
 
@@ -270,7 +272,9 @@ async def ward_events(request: Request, ward_code: str):
 
 
 @router.get("/wards/{ward_code}", response_class=HTMLResponse, summary="A ward's page", responses=PAGE)
-async def ward_page(request: Request, ward_code: str) -> Response:
+async def ward_page(
+    request: Request, ward_code: Annotated[str, Path(json_schema_extra=UNDOTTED)]
+) -> Response:
     return await feed_response(request, _ward_target(runtime_of(request)[2], ward_code), "html")
 
 
@@ -336,7 +340,9 @@ async def unsubscribe_post(request: Request, token: str) -> Response:
     summary="A subscription's private page",
     responses={**PAGE, **ENDED},
 )
-async def subscription_page(request: Request, token: str) -> Response:
+async def subscription_page(
+    request: Request, token: Annotated[str, Path(json_schema_extra=UNDOTTED)]
+) -> Response:
     return await feed_response(request, await _subscription_target(request, token), "html")
 
 

@@ -4,6 +4,8 @@ finding of issue 11, where every one of these routes was documented as JSON."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sse_starlette import EventSourceResponse
 
@@ -95,3 +97,18 @@ def test_no_feeds_route_documents_json_it_does_not_send(paths):
             for status, response in op["responses"].items():
                 if "application/json" in response.get("content", {}):
                     assert path.startswith("/v1/"), (path, status)
+
+
+@pytest.mark.parametrize(
+    ("path", "name", "value"),
+    [
+        ("/streets/{street_id}", "street_id", "s-000826463b9f"),
+        ("/wards/{ward_code}", "ward_code", "E05013652"),
+        ("/s/{token}", "token", "Aq3_-x" * 3 + "abcd"),
+    ],
+)
+def test_a_page_id_is_documented_without_a_dot(paths, path, name, value):
+    # `/streets/a.b` is street a's feed in format b (a 422 for an unknown format), never street a.b's page.
+    param = next(p for p in paths[path]["get"]["parameters"] if p["name"] == name)
+    assert re.fullmatch(param["schema"]["pattern"], value)
+    assert not re.fullmatch(param["schema"]["pattern"], value[:4] + "." + value[4:])
