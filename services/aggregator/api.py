@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from shapely.geometry import mapping
@@ -14,7 +14,7 @@ from shared.contracts import Category, StreetNeedChanged
 from shared.http import Problem, operator_token
 
 from . import repository as repo
-from .areas import Areas
+from .context import AggregatorContext, aggregator_context
 
 __all__ = ["router"]
 
@@ -55,12 +55,7 @@ class Release(BaseModel):
     subjects: int
 
 
-def _runtime(request: Request) -> Any:
-    return request.app.state.runtime
-
-
-def _areas(request: Request) -> Areas:
-    return _runtime(request).state["areas"]
+Context = Annotated[AggregatorContext, Depends(aggregator_context)]
 
 
 def _bbox(value: str) -> tuple[float, float, float, float]:
@@ -79,7 +74,11 @@ def _bbox(value: str) -> tuple[float, float, float, float]:
 
 
 async def _needs(
-    request: Request, street: str | None, ward: str | None, bbox: str | None, category: Category | None
+    context: AggregatorContext,
+    street: str | None,
+    ward: str | None,
+    bbox: str | None,
+    category: Category | None,
 ) -> list[dict[str, Any]]:
     given = [n for n, v in (("street", street), ("ward", ward), ("bbox", bbox)) if v is not None]
     if len(given) != 1:
@@ -92,7 +91,7 @@ async def _needs(
                 for f in (given or ["street", "ward", "bbox"])
             ],
         )
-    async with _runtime(request).pool.acquire() as conn:
+    async with context.pool.acquire() as conn:
         rows = await repo.needs(
             conn,
             street=street,
@@ -118,9 +117,9 @@ Cat = Annotated[Category | None, Query(description="Only this category.")]
 
 @router.get("/needs", response_model=NeedsPage, summary="Publishable needs by street, ward or bounding box")
 async def get_needs(
-    request: Request, street: Street = None, ward: Ward = None, bbox: Bbox = None, category: Cat = None
+    context: Context, street: Street = None, ward: Ward = None, bbox: Bbox = None, category: Cat = None
 ) -> dict[str, Any]:
-    return {"needs": await _needs(request, street, ward, bbox, category)}
+    return {"needs": await _needs(context, street, ward, bbox, category)}
 
 
 @router.get(
@@ -130,11 +129,11 @@ async def get_needs(
     responses={200: {"content": {GEOJSON: {}}}},
 )
 async def get_needs_geojson(
-    request: Request, street: Street = None, ward: Ward = None, bbox: Bbox = None, category: Cat = None
+    context: Context, street: Street = None, ward: Ward = None, bbox: Bbox = None, category: Cat = None
 ) -> JSONResponse:
-    areas = _areas(request)
+    areas = context.areas
     features = []
-    for need in await _needs(request, street, ward, bbox, category):
+    for need in await _needs(context, street, ward, bbox, category):
         area = areas.area(need["area_id"])
         geometry = areas.geometry(area) if area else None
         features.append(
@@ -149,9 +148,9 @@ async def get_needs_geojson(
 
 
 @router.get("/areas/{area_id}", response_model=AreaNeeds, summary="One area and its publishable needs")
-async def get_area(request: Request, area_id: str) -> dict[str, Any]:
-    area = _areas(request).area(area_id)
-    async with _runtime(request).pool.acquire() as conn:
+async def get_area(context: Context, area_id: str) -> dict[str, Any]:
+    area = context.areas.area(area_id)
+    async with context.pool.acquire() as conn:
         rows = await repo.needs(conn, area_id=area_id)
     needs = [json.loads(r["payload"]) for r in rows]
     if area is None and not needs:
@@ -185,10 +184,10 @@ operator = operator_token("operator_token", realm="aggregator-operators")
     "back is not shown: that would say where a few residents are flagged.",
 )
 async def get_withheld(
-    request: Request,
+    context: Context,
     period: Annotated[str | None, Query(max_length=7, pattern=r"^(\d{4}-(\d{2}|Q[1-4])|live)$")] = None,
 ) -> list[dict[str, Any]]:
-    async with _runtime(request).pool.acquire() as conn:
+    async with context.pool.acquire() as conn:
         rows = await repo.withheld_summary(conn, period)
     return [{**dict(r), "recorded_at": r["recorded_at"].isoformat()} for r in rows]
 
@@ -199,7 +198,7 @@ async def get_withheld(
     dependencies=[Depends(operator)],
     summary="Operators: monthly person-category releases",
 )
-async def get_releases(request: Request) -> list[dict[str, Any]]:
-    async with _runtime(request).pool.acquire() as conn:
+async def get_releases(context: Context) -> list[dict[str, Any]]:
+    async with context.pool.acquire() as conn:
         rows = await repo.list_releases(conn)
     return [{**dict(r), "released_at": r["released_at"].isoformat()} for r in rows]

@@ -14,6 +14,7 @@ from shared.service import Runtime, create_service_app
 from .api import router
 from .areas import load_areas
 from .consumer import SignalConsumer
+from .context import AggregatorContext
 from .outbox import Wakeup, relay_forever, start_producer
 from .processing import refresh_forever
 from .releases import release_forever
@@ -36,7 +37,7 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
         schema=STREET_NEEDS.model,
     )
 
-    async def on_startup(runtime: Runtime) -> None:
+    async def on_startup(runtime: Runtime[AggregatorContext]) -> None:
         async with runtime.pool.acquire() as conn:
             areas = await load_areas(conn, settings.policy())
         # The gazetteer's areas live as long as the process: keep the collector from scanning them
@@ -47,7 +48,7 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
         wakeup = Wakeup()
         consumer = SignalConsumer(runtime.pool, settings, areas, wakeup=wakeup)
         await consumer.start()
-        runtime.state.update(areas=areas, producer=producer, consumer=consumer)
+        runtime.provide(AggregatorContext(runtime.require_pool(), areas, producer, consumer))
         runtime.spawn(consumer.run(), "aggregator-consumer")
         runtime.spawn(
             relay_forever(
@@ -70,9 +71,9 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
         )
         runtime.spawn(release_forever(runtime.pool, areas, settings), "aggregator-releases")
 
-    async def on_shutdown(runtime: Runtime) -> None:
-        await runtime.state["consumer"].stop()
-        await runtime.state["producer"].stop()
+    async def on_shutdown(runtime: Runtime[AggregatorContext]) -> None:
+        await runtime.context.consumer.stop()
+        await runtime.context.producer.stop()
 
     app = create_service_app(
         name="aggregator",

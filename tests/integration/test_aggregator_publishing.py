@@ -103,7 +103,7 @@ async def test_place_and_person_needs_reach_api_and_topic(stack, fresh_database_
     subjects = [uuid.uuid4().hex * 2 for _ in range(16)]
     now = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
     async with app.router.lifespan_context(app):
-        areas = app.state.runtime.state["areas"]
+        areas = app.state.runtime.context.areas
         street = next(s for s, a in sorted(areas.place_area_of.items()) if a.area_kind == "street")
         unit_id = areas.person_unit_of(street)
         period = last_finished_period(now)

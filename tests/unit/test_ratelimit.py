@@ -68,7 +68,7 @@ def test_enforce_rate_answers_429_after_the_burst_for_one_client_only() -> None:
     from shared.http import Problem
     from shared.ratelimit import enforce_rate
 
-    runtime = SimpleNamespace(state={}, settings=_settings())
+    runtime = SimpleNamespace(limiters={}, settings=_settings())
     app = SimpleNamespace(state=SimpleNamespace(runtime=runtime))
 
     def request(peer: str) -> Request:
