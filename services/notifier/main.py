@@ -18,7 +18,7 @@ from shared.service import Runtime, create_service_app
 from shared.web import mount_static
 
 from . import web, webhooks
-from .consume import apply_event
+from .context import NotifierContext
 from .digests import digest_loop
 from .handlers import register_handlers
 from .sender import Sender
@@ -45,20 +45,22 @@ def create_app(
     """`gazetteer` overrides the one in the database and `clock` the wall clock (tests)."""
     broker = make_broker(settings, client_id=NAME)
 
-    async def on_startup(runtime: Runtime) -> None:
+    async def on_startup(runtime: Runtime[NotifierContext]) -> None:
+        pool = runtime.require_pool()
         gaz = gazetteer
         if gaz is None:
-            async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
+            async with pool.acquire() as conn:
                 gaz = await gazetteer_repository.load(conn)
         if not gaz.streets:
             log.warning("the gazetteer is empty: run `streetneeds gazetteer import` (sign-ups answer 503)")
-        runtime.state["areas"] = Areas(gaz) if gaz.streets else None
-        runtime.state["apply"] = lambda event: apply_event(runtime.pool, event, clock())
-        sender = Sender(runtime.pool, settings, clock)  # type: ignore[arg-type]
+        limiter = TokenBucket(settings.signup_rate_per_minute, settings.signup_burst)
+        areas = Areas(gaz) if gaz.streets else None
+        runtime.provide(NotifierContext(settings, pool, clock, limiter, areas))
+        sender = Sender(pool, settings, clock)
         for worker in range(settings.sender_workers):
             runtime.spawn(sender.run(worker), f"notifier-sender-{worker}")
         if run_digests:
-            runtime.spawn(digest_loop(runtime.pool, settings, clock), "notifier-digests")  # type: ignore[arg-type]
+            runtime.spawn(digest_loop(pool, settings, clock), "notifier-digests")
 
     app = create_service_app(
         name=NAME,
@@ -72,10 +74,7 @@ def create_app(
         extra_migrations=((gazetteer_repository.SCHEMA, gazetteer_repository.MIGRATIONS),),
         on_startup=on_startup,
     )
-    runtime: Runtime = app.state.runtime
-    runtime.state["clock"] = clock
-    runtime.state["limiter"] = TokenBucket(settings.signup_rate_per_minute, settings.signup_burst)
-    register_handlers(broker, runtime, settings.group_id)
+    register_handlers(broker, app.state.runtime, settings.group_id)
     web.install_alert_errors(app, settings)
     app.include_router(web.router)
     app.include_router(webhooks.router)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 
 from shared.contracts import CATALOGUE, Sensitivity
+from shared.gazetteer.selection import Areas
 from shared.ratelimit import client_key
 
 from . import repository as repo
@@ -23,6 +24,7 @@ from .alerts import (
     sign_up,
     subscription_for_link,
 )
+from .context import NotifierContext, notifier_context
 from .mail import links_for
 from .pages import render
 from .settings import NotifierSettings
@@ -47,9 +49,9 @@ _PLACE = {422: "No place given, or one we cannot find (a street, a ward, or a po
 _ENDED = {410: "The link was already used or has expired, or its alerts have ended."}
 
 
-def _ctx(request: Request) -> tuple[Any, NotifierSettings, Callable[[], dt.datetime]]:
-    runtime = request.app.state.runtime
-    return runtime, runtime.settings, runtime.state["clock"]
+def _ctx(request: Request) -> tuple[NotifierContext, NotifierSettings, Callable[[], dt.datetime]]:
+    context = notifier_context(request)
+    return context, context.settings, context.clock
 
 
 def _page(settings: NotifierSettings, template: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -57,8 +59,8 @@ def _page(settings: NotifierSettings, template: str, status: int = 200, **contex
     return HTMLResponse(body, status_code=status, headers=_PRIVATE)
 
 
-def _areas(runtime: Any):
-    areas = runtime.state.get("areas")
+def _areas(ctx: NotifierContext) -> Areas:
+    areas = ctx.areas
     if areas is None:
         raise AlertError(
             503, "Alerts are not ready yet", "The street list has not been loaded. Please try later."
@@ -81,13 +83,13 @@ def install_alert_errors(app: FastAPI, settings: NotifierSettings) -> None:
     responses=_pages(_PLACE),
 )
 async def signup_form(request: Request) -> Response:
-    runtime, settings, _ = _ctx(request)
+    ctx, settings, _ = _ctx(request)
     place = {
         k: v
         for k, v in request.query_params.items()
         if k in ("kind", "street_id", "ward_code", "lat", "lon", "radius_m")
     }
-    sel = resolve_place(_areas(runtime), settings, place)
+    sel = resolve_place(_areas(ctx), settings, place)
     return _page(
         settings,
         "signup.html",
@@ -113,13 +115,13 @@ async def signup_form(request: Request) -> Response:
     ),
 )
 async def signup(request: Request) -> Response:
-    runtime, settings, clock = _ctx(request)
-    if runtime.state["limiter"].take(client_key(request, settings)):
+    ctx, settings, clock = _ctx(request)
+    if ctx.limiter.take(client_key(request, settings)):
         raise AlertError(429, "Too many sign-ups from here", "Please wait a minute and try again.")
     form = await request.form()
     fields = {k: str(v) for k, v in form.items() if isinstance(v, str)}
-    request_ = parse_signup(_areas(runtime), settings, fields, [str(c) for c in form.getlist("categories")])
-    await sign_up(runtime.pool, settings, request_, clock())
+    request_ = parse_signup(_areas(ctx), settings, fields, [str(c) for c in form.getlist("categories")])
+    await sign_up(ctx.pool, settings, request_, clock())
     return _page(
         settings,
         "message.html",
@@ -140,8 +142,8 @@ async def signup(request: Request) -> Response:
     responses=_pages(_ENDED),
 )
 async def confirm_page(request: Request, token: str) -> Response:
-    runtime, settings, clock = _ctx(request)
-    sub = await confirmation_state(runtime.pool, token, clock(), confirm_now=False)
+    ctx, settings, clock = _ctx(request)
+    sub = await confirmation_state(ctx.pool, token, clock(), confirm_now=False)
     # A button, not a GET that confirms: mail scanners open links, and must not confirm for the resident.
     return _page(
         settings,
@@ -159,15 +161,15 @@ async def confirm_page(request: Request, token: str) -> Response:
     responses=_pages(_ENDED),
 )
 async def confirm_post(request: Request, token: str) -> Response:
-    runtime, settings, clock = _ctx(request)
-    sub = await confirm(runtime.pool, token, clock())
+    ctx, settings, clock = _ctx(request)
+    sub = await confirm(ctx.pool, token, clock())
     links = links_for(settings, sub.subscription_id)
     return _page(settings, "confirmed.html", title="Your alerts are on", sub=sub, links=links)
 
 
-async def _live(request: Request, token: str) -> tuple[Any, NotifierSettings, repo.Subscription]:
-    runtime, settings, _ = _ctx(request)
-    _, sub = await subscription_for_link(runtime.pool, settings, token)
+async def _live(request: Request, token: str) -> tuple[NotifierContext, NotifierSettings, repo.Subscription]:
+    ctx, settings, _ = _ctx(request)
+    _, sub = await subscription_for_link(ctx.pool, settings, token)
     if sub is not None and sub.status == "pending":
         raise AlertError(
             409,
@@ -180,7 +182,7 @@ async def _live(request: Request, token: str) -> tuple[Any, NotifierSettings, re
             "These alerts have ended",
             "You will get no more mail about them. You can sign up again from any street page.",
         )
-    return runtime, settings, sub
+    return ctx, settings, sub
 
 
 @router.get(
@@ -210,7 +212,7 @@ async def manage_page(request: Request, token: str) -> Response:
     responses=_pages({409: "The alerts are not confirmed yet.", **_ENDED}),
 )
 async def manage_post(request: Request, token: str) -> Response:
-    runtime, settings, sub = await _live(request, token)
+    ctx, settings, sub = await _live(request, token)
     form = await request.form()
     frequency = str(form.get("frequency") or "")
     chosen = sorted({str(c) for c in form.getlist("categories")})
@@ -218,7 +220,7 @@ async def manage_post(request: Request, token: str) -> Response:
         raise AlertError(422, "Please choose how often", "Choose instant, daily or weekly.")
     if unknown := [c for c in chosen if c not in {c.code.value for c in CATALOGUE.values()}]:
         raise AlertError(422, "Please check the kinds of need", f"We do not know {', '.join(unknown)}.")
-    async with runtime.pool.acquire() as conn:
+    async with ctx.pool.acquire() as conn:
         await repo.update_preferences(conn, sub.subscription_id, chosen, frequency)
     return _page(
         settings,
@@ -231,8 +233,8 @@ async def manage_post(request: Request, token: str) -> Response:
 
 @router.get("/unsubscribe/{token}", response_class=HTMLResponse, summary="Unsubscribe page (one button)")
 async def unsubscribe_page(request: Request, token: str) -> Response:
-    runtime, settings, _ = _ctx(request)
-    _, sub = await subscription_for_link(runtime.pool, settings, token)
+    ctx, settings, _ = _ctx(request)
+    _, sub = await subscription_for_link(ctx.pool, settings, token)
     if sub is None:
         return _page(
             settings,
@@ -255,9 +257,9 @@ async def unsubscribe_page(request: Request, token: str) -> Response:
     summary="Unsubscribe in one click (RFC 8058: the mail client POSTs List-Unsubscribe=One-Click)",
 )
 async def unsubscribe_post(request: Request, token: str) -> Response:
-    runtime, settings, _ = _ctx(request)
-    sid, _ = await subscription_for_link(runtime.pool, settings, token)
-    async with runtime.pool.acquire() as conn:
+    ctx, settings, _ = _ctx(request)
+    sid, _ = await subscription_for_link(ctx.pool, settings, token)
+    async with ctx.pool.acquire() as conn:
         await repo.delete_subscription(conn, sid)  # idempotent: a second click finds nothing to delete
     return _page(
         settings,
