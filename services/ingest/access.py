@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.service import Runtime
-
 from . import repository
 from .auth import RateLimiter, hash_key
+from .context import IngestContext
 from .repository import System
 
 __all__ = ["Caller", "identify"]
@@ -19,12 +18,11 @@ class Caller:
     wait_s: float = 0.0  # > 0: over its rate limit, retry after this long
 
 
-async def identify(runtime: Runtime, key: str) -> Caller:
+async def identify(ctx: IngestContext, key: str) -> Caller:
     digest = hash_key(key)
-    assert runtime.pool is not None
-    system = await repository.find_system(runtime.pool, digest)
+    system = await repository.find_system(ctx.pool, digest)
     if system is None:
         return Caller(None)
-    limiter: RateLimiter = runtime.state["limiter"]
-    rate = system.rate_per_minute or runtime.settings.rate_per_minute  # type: ignore[attr-defined]
+    limiter: RateLimiter = ctx.limiter
+    rate = system.rate_per_minute or ctx.settings.rate_per_minute
     return Caller(system, limiter.take(digest, rate))

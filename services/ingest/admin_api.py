@@ -16,10 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.contracts import Category
 from shared.http import Problem, operator_token
-from shared.service import Runtime
 
 from . import metrics, repository
 from .auth import generate_key, hash_key
+from .context import IngestContext, ingest_context
 from .pipeline import OutOfScope, ProduceFailed
 
 __all__ = ["router"]
@@ -27,8 +27,8 @@ __all__ = ["router"]
 COUNCIL_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
 
-def _runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
+def _ctx(request: Request) -> IngestContext:
+    return ingest_context(request)
 
 
 # Bearer token from INGEST_OPERATOR_TOKEN; everyone is refused while it is unset.
@@ -94,7 +94,7 @@ _COLUMNS = "id, name, council_id, categories, rate_per_minute, created_at, revok
 
 @router.get("/systems", response_model=list[SystemOut], summary="Council systems (never their keys)")
 async def list_systems(request: Request) -> list[SystemOut]:
-    rows = await _runtime(request).pool.fetch(  # type: ignore[union-attr]
+    rows = await _ctx(request).pool.fetch(
         f"SELECT {_COLUMNS} FROM ingest.council_systems ORDER BY created_at, id"
     )
     return [_out(r) for r in rows]
@@ -103,7 +103,7 @@ async def list_systems(request: Request) -> list[SystemOut]:
 @router.post("/systems", response_model=SystemCreated, status_code=201, summary="Register a council system")
 async def create_system(request: Request, body: SystemIn) -> SystemCreated:
     key = generate_key()
-    async with _runtime(request).pool.acquire() as conn:  # type: ignore[union-attr]
+    async with _ctx(request).pool.acquire() as conn:
         system = await repository.create_system(
             conn,
             name=body.name,
@@ -131,7 +131,7 @@ async def _one_active(conn: Any, system_id: uuid.UUID) -> Any:
 async def rotate_system(request: Request, system_id: uuid.UUID) -> SystemCreated:
     """The old key stops working at once; the new one is shown once."""
     key = generate_key()
-    async with _runtime(request).pool.acquire() as conn, conn.transaction():  # type: ignore[union-attr]
+    async with _ctx(request).pool.acquire() as conn, conn.transaction():
         await _one_active(conn, system_id)
         row = await conn.fetchrow(
             f"UPDATE ingest.council_systems SET key_hash = $2 WHERE id = $1 RETURNING {_COLUMNS}",
@@ -143,7 +143,7 @@ async def rotate_system(request: Request, system_id: uuid.UUID) -> SystemCreated
 
 @router.post("/systems/{system_id}/revoke", response_model=SystemOut, summary="Revoke a system's key")
 async def revoke_system(request: Request, system_id: uuid.UUID) -> SystemOut:
-    async with _runtime(request).pool.acquire() as conn, conn.transaction():  # type: ignore[union-attr]
+    async with _ctx(request).pool.acquire() as conn, conn.transaction():
         await _one_active(conn, system_id)
         row = await conn.fetchrow(
             f"UPDATE ingest.council_systems SET revoked_at = now() WHERE id = $1 RETURNING {_COLUMNS}",
@@ -154,7 +154,7 @@ async def revoke_system(request: Request, system_id: uuid.UUID) -> SystemOut:
 
 @router.put("/systems/{system_id}", response_model=SystemOut, summary="Set categories and rate limit")
 async def update_system(request: Request, system_id: uuid.UUID, body: SystemUpdate) -> SystemOut:
-    async with _runtime(request).pool.acquire() as conn, conn.transaction():  # type: ignore[union-attr]
+    async with _ctx(request).pool.acquire() as conn, conn.transaction():
         await _one_active(conn, system_id)
         row = await conn.fetchrow(
             "UPDATE ingest.council_systems SET categories = $2, rate_per_minute = $3 WHERE id = $1"
@@ -169,7 +169,7 @@ async def update_system(request: Request, system_id: uuid.UUID, body: SystemUpda
 @router.get("/volumes", summary="Signals accepted per system, category and day")
 async def volumes(request: Request, days: Annotated[int, Query(ge=1, le=366)] = 30) -> list[dict[str, Any]]:
     """Accepted signals per system, category and day (category null: accepted before it was kept)."""
-    rows = await _runtime(request).pool.fetch(  # type: ignore[union-attr]
+    rows = await _ctx(request).pool.fetch(
         """SELECT a.system_id, s.name, a.category, (a.accepted_at AT TIME ZONE 'UTC')::date AS day,
                   count(*) AS signals
            FROM ingest.accepted_signals a JOIN ingest.council_systems s ON s.id = a.system_id
@@ -193,7 +193,7 @@ async def volumes(request: Request, days: Annotated[int, Query(ge=1, le=366)] = 
 async def open311_volumes(
     request: Request, days: Annotated[int, Query(ge=1, le=366)] = 30
 ) -> list[dict[str, Any]]:
-    rows = await _runtime(request).pool.fetch(  # type: ignore[union-attr]
+    rows = await _ctx(request).pool.fetch(
         """SELECT service_code, (requested_at AT TIME ZONE 'UTC')::date AS day, count(*) AS requests
            FROM ingest.open311_requests WHERE requested_at >= now() - make_interval(days => $1)
            GROUP BY 1, 2 ORDER BY 2, 1""",
@@ -216,10 +216,10 @@ async def rejects() -> list[dict[str, Any]]:
 
 @router.get("/pseudonym-keys", summary="Pseudonymisation secret versions (never the secrets)")
 async def pseudonym_keys(request: Request) -> dict[str, Any]:
-    settings = _runtime(request).settings
+    settings = _ctx(request).settings
     return {
-        "versions": sorted(settings.pseudonym_keys_by_version),  # type: ignore[attr-defined]
-        "in_use": settings.pseudonym_key_version,  # type: ignore[attr-defined]
+        "versions": sorted(settings.pseudonym_keys_by_version),
+        "in_use": settings.pseudonym_key_version,
     }
 
 
@@ -227,8 +227,8 @@ async def pseudonym_keys(request: Request) -> dict[str, Any]:
 async def withdraw(request: Request, body: WithdrawalIn) -> dict[str, Any]:
     """A `withdrawn` signal per category through the ordinary pipeline: the reference is pseudonymised
     at the door like any other, and the aggregator ends the subject on every street at once."""
-    runtime = _runtime(request)
-    async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
+    ctx = _ctx(request)
+    async with ctx.pool.acquire() as conn:
         row = await conn.fetchrow("SELECT key_hash FROM ingest.council_systems WHERE id = $1", body.system_id)
         system = await repository.find_system(conn, row["key_hash"]) if row else None
     if system is None:
@@ -240,7 +240,7 @@ async def withdraw(request: Request, body: WithdrawalIn) -> dict[str, Any]:
             "Category not allowed for this system",
             errors=[{"field": "categories", "message": f"not allowed: {', '.join(unknown)}"}],
         )
-    gazetteer = runtime.state["gazetteer"]
+    gazetteer = ctx.gazetteer
     # The aggregator ends a withdrawn subject on every street; the street named here is only a carrier.
     street_id = next(iter(gazetteer.streets))
     now = dt.datetime.now(dt.UTC)
@@ -257,7 +257,7 @@ async def withdraw(request: Request, body: WithdrawalIn) -> dict[str, Any]:
         for category in categories
     ]
     try:
-        outcomes = await runtime.state["pipeline"].accept(items, system, "http")
+        outcomes = await ctx.pipeline.accept(items, system, "http")
     except OutOfScope as exc:
         raise Problem(409, "Category not allowed for this system", str(exc)) from exc
     except ProduceFailed as exc:

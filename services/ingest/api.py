@@ -11,10 +11,10 @@ from fastapi import APIRouter, Request
 from shared.contracts import CATALOGUE, Category, CouncilSignal, Sensitivity
 from shared.gazetteer.model import Gazetteer
 from shared.http import Problem
-from shared.service import Runtime
 
 from .access import identify
 from .auth import RateLimiter
+from .context import IngestContext, ingest_context
 from .pipeline import OutOfScope, Pipeline, ProduceFailed
 from .places import place_area
 from .repository import System
@@ -44,7 +44,7 @@ def _api_key(request: Request) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
-async def _system(request: Request, runtime: Runtime) -> System:
+async def _system(request: Request, ctx: IngestContext) -> System:
     key = _api_key(request)
     if key is None:
         raise Problem(
@@ -53,7 +53,7 @@ async def _system(request: Request, runtime: Runtime) -> System:
             "Send `Authorization: Bearer <key>` or `X-API-Key: <key>`.",
             headers=_CHALLENGE,
         )
-    caller = await identify(runtime, key)
+    caller = await identify(ctx, key)
     if caller.system is None:
         raise Problem(
             401,
@@ -95,9 +95,9 @@ def _items(body: bytes) -> list[Any]:
     return data
 
 
-def _placed_on(runtime: Runtime, street_id: str | None, item: Any) -> PlacedOn | None:
+def _placed_on(ctx: IngestContext, street_id: str | None, item: Any) -> PlacedOn | None:
     """The street an item went to (never its coordinates); for place needs, where it is shown."""
-    gazetteer: Gazetteer = runtime.state["gazetteer"]
+    gazetteer: Gazetteer = ctx.gazetteer
     street = gazetteer.streets.get(street_id) if street_id else None
     if street is None:
         return None
@@ -142,10 +142,10 @@ def _field_error(index: int, error: str) -> dict[str, str]:
     },
 )
 async def post_signals(request: Request) -> BatchResult:
-    runtime: Runtime = request.app.state.runtime
-    system = await _system(request, runtime)
+    ctx = ingest_context(request)
+    system = await _system(request, ctx)
     items = _items(await request.body())
-    limit = runtime.settings.max_batch  # type: ignore[attr-defined]
+    limit = ctx.settings.max_batch
     if len(items) > limit:
         raise Problem(
             413,
@@ -153,7 +153,7 @@ async def post_signals(request: Request) -> BatchResult:
             f"{len(items)} items; at most {limit} per request.",
             errors=[{"field": "items", "message": f"at most {limit} items"}],
         )
-    pipeline: Pipeline = runtime.state["pipeline"]
+    pipeline: Pipeline = ctx.pipeline
     try:
         outcomes = await pipeline.accept(items, system, "http")
     except OutOfScope as exc:
@@ -180,7 +180,7 @@ async def post_signals(request: Request) -> BatchResult:
             id=o.id,
             outcome=o.outcome,
             errors=[f"items[{o.index}].{e}" for e in o.errors],
-            placed_on=_placed_on(runtime, o.street_id, items[o.index]),
+            placed_on=_placed_on(ctx, o.street_id, items[o.index]),
         )
         for o in outcomes
     ]
@@ -206,9 +206,9 @@ async def post_signals(request: Request) -> BatchResult:
     responses=problem_responses(401, 422, 429, 503),
 )
 async def withdraw_everywhere(request: Request, body: WithdrawEverywhere) -> WithdrawnEverywhere:
-    runtime: Runtime = request.app.state.runtime
-    system = await _system(request, runtime)
-    gazetteer: Gazetteer = runtime.state["gazetteer"]
+    ctx = ingest_context(request)
+    system = await _system(request, ctx)
+    gazetteer: Gazetteer = ctx.gazetteer
     categories = sorted(system.categories)
     at = dt.datetime.now(dt.UTC).isoformat()
     # The aggregator ends a withdrawn subject on every street: the street here only carries the event.
@@ -224,7 +224,7 @@ async def withdraw_everywhere(request: Request, body: WithdrawEverywhere) -> Wit
         }
         for category in categories
     ]
-    pipeline: Pipeline = runtime.state["pipeline"]
+    pipeline: Pipeline = ctx.pipeline
     try:
         outcomes = await pipeline.accept(items, system, "http")
     except ProduceFailed:

@@ -13,6 +13,7 @@ from shared.service import Runtime
 
 from . import repository
 from .auth import hash_key
+from .context import IngestContext
 from .kafka_input import handle_records
 
 __all__ = ["register"]
@@ -20,9 +21,9 @@ __all__ = ["register"]
 MAX_RECORDS = 500  # one transaction and one round of acks per poll: bulk loads go fast
 
 
-def register(broker: KafkaBroker, runtime: Runtime) -> None:
+def register(broker: KafkaBroker, runtime: Runtime[IngestContext]) -> None:
     async def find_system(key: str) -> repository.System | None:
-        return await repository.find_system(runtime.pool, hash_key(key))  # type: ignore[arg-type]
+        return await repository.find_system(runtime.context.pool, hash_key(key))
 
     async def publish_dead_letters(records: list[DeadLettered]) -> None:
         pending = [
@@ -49,7 +50,7 @@ def register(broker: KafkaBroker, runtime: Runtime) -> None:
         records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
         await handle_records(
             records,
-            pipeline=runtime.state["pipeline"],
+            pipeline=runtime.context.pipeline,
             find_system=find_system,
             publish_dead_letters=publish_dead_letters,
         )

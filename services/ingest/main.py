@@ -15,6 +15,7 @@ from shared.service import Runtime, create_service_app
 from . import admin_api, api, handlers, open311_api
 from .anonymise import Pseudonymiser
 from .auth import RateLimiter
+from .context import IngestContext
 from .pipeline import Pipeline
 from .quiet import QuietErrors
 from .settings import IngestSettings
@@ -22,10 +23,10 @@ from .settings import IngestSettings
 __all__ = ["create_app"]
 
 
-async def _load_gazetteer(runtime: Runtime) -> Gazetteer:
+async def _load_gazetteer(runtime: Runtime[IngestContext]) -> Gazetteer:
     from shared.gazetteer.repository import load
 
-    async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
+    async with runtime.require_pool().acquire() as conn:
         return await load(conn)
 
 
@@ -33,20 +34,15 @@ def create_app(settings: IngestSettings, *, gazetteer: Gazetteer | None = None) 
     """The ingest service. `gazetteer` is loaded from the database at start unless given (tests)."""
     broker = make_broker(settings, client_id="ingest")
 
-    async def on_startup(runtime: Runtime) -> None:
+    async def on_startup(runtime: Runtime[IngestContext]) -> None:
         gaz = gazetteer if gazetteer is not None else await _load_gazetteer(runtime)
         if not gaz.streets:  # every signal would be rejected: refuse to start instead
             raise RuntimeError("the gazetteer is empty: run `streetneeds gazetteer import` (make setup)")
         secrets = {v: s.get_secret_value() for v, s in settings.pseudonym_keys_by_version.items()}
-        runtime.state["gazetteer"] = gaz
-        runtime.state["limiter"] = RateLimiter()
-        runtime.state["pipeline"] = Pipeline(
-            runtime.pool,
-            broker,
-            gaz,
-            Pseudonymiser(secrets, settings.pseudonym_key_version),  # type: ignore[arg-type]
-            settings.max_distance_m,
-        )
+        pool = runtime.require_pool()
+        pseudonymiser = Pseudonymiser(secrets, settings.pseudonym_key_version)  # type: ignore[arg-type]
+        pipeline = Pipeline(pool, broker, gaz, pseudonymiser, settings.max_distance_m)
+        runtime.provide(IngestContext(settings, pool, gaz, RateLimiter(), pipeline))
 
     app = create_service_app(
         name="ingest",

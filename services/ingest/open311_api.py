@@ -17,11 +17,11 @@ from fastapi.responses import Response
 
 from shared.contracts import Category, CouncilSignal, Location, info
 from shared.gazetteer.model import Gazetteer
-from shared.service import Runtime
 
 from . import repository
 from .access import Caller, identify
 from .auth import RateLimiter
+from .context import IngestContext, ingest_context
 from .open311 import (
     Open311Error,
     Open311Form,
@@ -91,7 +91,7 @@ def _ids(raw: list[str]) -> list[str]:
     return [i for i in raw if i.isprintable() and len(i) <= MAX_ID_LENGTH]
 
 
-async def _form(request: Request, runtime: Runtime) -> tuple[Open311Form, Caller | None]:
+async def _form(request: Request, ctx: IngestContext) -> tuple[Open311Form, Caller | None]:
     """The parsed form, authenticating first when the key came outside the body.
 
     A key in the `X-API-Key` header is checked before the body is read (the spec's `api_key` field
@@ -99,7 +99,7 @@ async def _form(request: Request, runtime: Runtime) -> tuple[Open311Form, Caller
     A key in the query string is not taken: URLs end up in logs.
     """
     early = request.headers.get("x-api-key")
-    caller = await _authenticate(runtime, early) if early else None
+    caller = await _authenticate(ctx, early) if early else None
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
         raise Open311Error(413, f"the request body is larger than {MAX_FORM_BYTES} bytes")
@@ -115,10 +115,10 @@ async def _form(request: Request, runtime: Runtime) -> tuple[Open311Form, Caller
     return form, caller
 
 
-async def _authenticate(runtime: Runtime, key: str | None) -> Caller:
+async def _authenticate(ctx: IngestContext, key: str | None) -> Caller:
     if key is None:
         raise Open311Error(403, "api_key was not provided")
-    caller = await identify(runtime, key)
+    caller = await identify(ctx, key)
     if caller.system is None:
         raise Open311Error(403, "api_key is not valid")
     if caller.wait_s > 0:
@@ -165,7 +165,7 @@ async def get_discovery(request: Request, fmt: str) -> Response:
         fmt = _format(fmt)
     except Open311Error as exc:
         return _error(fmt, exc)
-    settings = request.app.state.runtime.settings
+    settings = ingest_context(request).settings
     url = str(request.url_for("list_services", fmt="json")).rsplit("/", 1)[0]
     return _respond(fmt, "discovery", "endpoint", discovery(url, settings.agency_responsible))
 
@@ -246,12 +246,12 @@ async def get_service(service_code: str, fmt: str) -> Response:
     },
 )
 async def post_request(request: Request, fmt: str) -> Response:
-    runtime: Runtime = request.app.state.runtime
+    ctx = ingest_context(request)
     try:
         _format(fmt)
-        form, caller = await _form(request, runtime)
+        form, caller = await _form(request, ctx)
         if caller is None:
-            caller = await _authenticate(runtime, form.api_key)
+            caller = await _authenticate(ctx, form.api_key)
         system = caller.system
         assert system is not None
         category = _service(form.service_code)
@@ -296,7 +296,7 @@ async def post_request(request: Request, fmt: str) -> Response:
                     requested_at=a.event.occurred_at,
                 )
 
-        pipeline: Pipeline = runtime.state["pipeline"]
+        pipeline: Pipeline = ctx.pipeline
         try:
             (outcome,) = await pipeline.accept([signal], system, "open311", extra=record)
         except OutOfScope:
@@ -316,10 +316,10 @@ async def post_request(request: Request, fmt: str) -> Response:
         body = [
             {
                 "service_request_id": request_id,
-                "service_notice": runtime.settings.service_notice,
+                "service_notice": ctx.settings.service_notice,
                 "account_id": None,
             }
-        ]  # type: ignore[attr-defined]
+        ]
         return _respond(fmt, "service_requests", "request", body)
     except Open311Error as exc:
         return _error(fmt, exc)
@@ -339,24 +339,24 @@ async def list_requests(
     end_date: str | None = None,
     status: str | None = None,
 ) -> Response:
-    runtime: Runtime = request.app.state.runtime
+    ctx = ingest_context(request)
     try:
         _format(fmt)
         statuses = _csv(status)
         if statuses and not set(statuses) <= {"open", "closed"}:
             raise Open311Error(400, "status must be open or closed")
         if service_request_id:  # the spec: this overrides all other arguments
-            rows = await repository.open311_rows(runtime.pool, ids=_ids(_csv(service_request_id) or []))  # type: ignore[arg-type]
+            rows = await repository.open311_rows(ctx.pool, ids=_ids(_csv(service_request_id) or []))
         else:
             start, end = date_range(start_date, end_date, dt.datetime.now(dt.UTC))
             rows = await repository.open311_rows(
-                runtime.pool,
+                ctx.pool,
                 service_codes=_ids(_csv(service_code) or []) if service_code else None,
                 statuses=statuses,  # type: ignore[arg-type]
                 start=start,
                 end=end,
             )
-        return _respond(fmt, "service_requests", "request", _views(runtime, rows))
+        return _respond(fmt, "service_requests", "request", _views(ctx, rows))
     except Open311Error as exc:
         return _error(fmt, exc)
 
@@ -367,13 +367,13 @@ async def list_requests(
     responses={200: _OK, **_ERRORS_DOC},
 )
 async def get_request(request: Request, service_request_id: str, fmt: str) -> Response:
-    runtime: Runtime = request.app.state.runtime
+    ctx = ingest_context(request)
     try:
         _format(fmt)
-        rows = await repository.open311_rows(runtime.pool, ids=_ids([service_request_id]))  # type: ignore[arg-type]
+        rows = await repository.open311_rows(ctx.pool, ids=_ids([service_request_id]))
         if not rows:
             raise Open311Error(404, "service_request_id was not found")
-        return _respond(fmt, "service_requests", "request", _views(runtime, rows))
+        return _respond(fmt, "service_requests", "request", _views(ctx, rows))
     except Open311Error as exc:
         return _error(fmt, exc)
 
@@ -385,10 +385,10 @@ async def get_request(request: Request, service_request_id: str, fmt: str) -> Re
     responses={200: _OK, **_ERRORS_DOC},
 )
 async def get_token(request: Request, token: str, fmt: str) -> Response:
-    runtime: Runtime = request.app.state.runtime
+    ctx = ingest_context(request)
     try:
         _format(fmt)
-        rows = await repository.open311_rows(runtime.pool, ids=_ids([token]))  # type: ignore[arg-type]
+        rows = await repository.open311_rows(ctx.pool, ids=_ids([token]))
         if not rows:
             raise Open311Error(404, "token was not found")
         return _respond(
@@ -406,6 +406,6 @@ def _csv(raw: str | None) -> list[str] | None:
     return values or None
 
 
-def _views(runtime: Runtime, rows: list[repository.Open311Row]) -> list[dict[str, Any]]:
-    agency = runtime.settings.agency_responsible  # type: ignore[attr-defined]
-    return [_request_view(r, runtime.state["gazetteer"], agency) for r in rows]
+def _views(ctx: IngestContext, rows: list[repository.Open311Row]) -> list[dict[str, Any]]:
+    agency = ctx.settings.agency_responsible
+    return [_request_view(r, ctx.gazetteer, agency) for r in rows]
