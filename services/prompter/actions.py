@@ -14,11 +14,11 @@ from typing import Any
 
 from shared.contracts import PromptPublished
 from shared.http import Problem
-from shared.service import Runtime
 
 from . import org_repository as org_repo
 from . import repository as repo
-from .matching import NO_PLACES, Places
+from .context import PrompterContext
+from .matching import Places
 from .places import GazetteerPlaces
 from .platforms import uncovered
 from .publisher import PromptPublisher
@@ -48,8 +48,8 @@ def not_found(opp_id: uuid.UUID | str) -> Problem:
     )
 
 
-def _places(runtime: Runtime) -> Places:
-    return runtime.state.get("places", NO_PLACES)
+def _places(ctx: PrompterContext) -> Places:
+    return ctx.places
 
 
 def check_area(body: OpportunityIn, places: Places) -> None:
@@ -87,8 +87,8 @@ def _diff(before: Any | None, after: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
-async def _reevaluate(runtime: Runtime, before, after) -> None:
-    publisher: PromptPublisher = runtime.state["publisher"]
+async def _reevaluate(ctx: PrompterContext, before, after) -> None:
+    publisher: PromptPublisher = ctx.publisher
     try:
         await publisher.opportunity_changed(before, after)
     except Exception:
@@ -103,18 +103,18 @@ async def owned(conn, opp_id: uuid.UUID, org: Any, *, for_update: bool = False):
     return row
 
 
-async def create_opportunity(runtime: Runtime, org: Any, body: OpportunityIn):
-    check_area(body, _places(runtime))
-    async with runtime.pool.acquire() as conn, conn.transaction():
+async def create_opportunity(ctx: PrompterContext, org: Any, body: OpportunityIn):
+    check_area(body, _places(ctx))
+    async with ctx.pool.acquire() as conn, conn.transaction():
         row = await repo.insert_opportunity(conn, body.columns(org["name"]), org["id"])
         await org_repo.record_change(conn, row["id"], org, "created", _diff(None, row))
-    await _reevaluate(runtime, None, repo.to_opportunity(row))
+    await _reevaluate(ctx, None, repo.to_opportunity(row))
     return row
 
 
-async def update_opportunity(runtime: Runtime, org: Any, opp_id: uuid.UUID, body: OpportunityIn):
-    check_area(body, _places(runtime))
-    async with runtime.pool.acquire() as conn, conn.transaction():
+async def update_opportunity(ctx: PrompterContext, org: Any, opp_id: uuid.UUID, body: OpportunityIn):
+    check_area(body, _places(ctx))
+    async with ctx.pool.acquire() as conn, conn.transaction():
         before = await owned(conn, opp_id, org, for_update=True)
         if before["retired_at"] is not None:
             raise Problem(409, "This opportunity is retired", "Register a new one instead.")
@@ -122,40 +122,40 @@ async def update_opportunity(runtime: Runtime, org: Any, opp_id: uuid.UUID, body
         diff = _diff(before, row)
         if diff:
             await org_repo.record_change(conn, opp_id, org, "updated", diff)
-    await _reevaluate(runtime, repo.to_opportunity(before), repo.to_opportunity(row))
+    await _reevaluate(ctx, repo.to_opportunity(before), repo.to_opportunity(row))
     return row
 
 
-async def change_status(runtime: Runtime, org: Any, opp_id: uuid.UUID, pause: bool):
+async def change_status(ctx: PrompterContext, org: Any, opp_id: uuid.UUID, pause: bool):
     """Pause (prompts drop the link) or resume; repeating either is harmless."""
     status, action = ("paused", "paused") if pause else ("active", "resumed")
-    async with runtime.pool.acquire() as conn, conn.transaction():
+    async with ctx.pool.acquire() as conn, conn.transaction():
         before = await owned(conn, opp_id, org, for_update=True)
         if before["retired_at"] is not None:
             raise Problem(409, "This opportunity is retired", "A retired opportunity cannot be changed.")
         row = await repo.set_status(conn, opp_id, status)
         if before["status"] != status:
             await org_repo.record_change(conn, opp_id, org, action, _diff(before, row))
-    await _reevaluate(runtime, repo.to_opportunity(before), repo.to_opportunity(row))
+    await _reevaluate(ctx, repo.to_opportunity(before), repo.to_opportunity(row))
     return row
 
 
-async def retire_opportunity(runtime: Runtime, org: Any, opp_id: uuid.UUID):
-    async with runtime.pool.acquire() as conn, conn.transaction():
+async def retire_opportunity(ctx: PrompterContext, org: Any, opp_id: uuid.UUID):
+    async with ctx.pool.acquire() as conn, conn.transaction():
         before = await owned(conn, opp_id, org, for_update=True)
         row = await repo.retire_opportunity(conn, opp_id)
         if before["retired_at"] is None:
             await org_repo.record_change(conn, opp_id, org, "retired", _diff(before, row))
-    await _reevaluate(runtime, repo.to_opportunity(before), None)
+    await _reevaluate(ctx, repo.to_opportunity(before), None)
     return row
 
 
 # --- platforms --------------------------------------------------------------------------------
 
 
-async def switch_platform(runtime: Runtime, platform_id: str, enabled: bool):
+async def switch_platform(ctx: PrompterContext, platform_id: str, enabled: bool):
     """Switch a platform on or off; 409 if that would leave a category with no way to help."""
-    async with runtime.pool.acquire() as conn, conn.transaction():
+    async with ctx.pool.acquire() as conn, conn.transaction():
         await conn.execute("LOCK TABLE prompter.platforms IN SHARE ROW EXCLUSIVE MODE")
         row = await org_repo.switch_platform(conn, platform_id, enabled)
         if row is None:
@@ -173,14 +173,14 @@ async def switch_platform(runtime: Runtime, platform_id: str, enabled: bool):
                 "Switch on another platform for " + ", ".join(sorted(missing)) + " first.",
                 errors=[{"field": "enabled", "message": f"last platform for {c}"} for c in sorted(missing)],
             )
-    await runtime.state["publisher"].platforms_changed(row["categories"])
+    await ctx.publisher.platforms_changed(row["categories"])
     return row
 
 
-async def add_platform(runtime: Runtime, body: PlatformIn):
+async def add_platform(ctx: PrompterContext, body: PlatformIn):
     values = body.model_dump(mode="json")
     values["categories"] = sorted(values["categories"])
-    async with runtime.pool.acquire() as conn:
+    async with ctx.pool.acquire() as conn:
         row = await org_repo.add_platform(conn, values)
     if row is None:
         raise Problem(
@@ -189,19 +189,19 @@ async def add_platform(runtime: Runtime, body: PlatformIn):
             f"A platform with id {body.id!r} exists.",
             errors=[{"field": "id", "message": "already exists", "type": "conflict"}],
         )
-    await runtime.state["publisher"].platforms_changed(row["categories"])
+    await ctx.publisher.platforms_changed(row["categories"])
     return row
 
 
 # --- a resident's offer with contact details --------------------------------------------------
 
 
-async def make_offer(runtime: Runtime, offer: OfferIn, now: dt.datetime) -> tuple[str, PromptPublished]:
+async def make_offer(ctx: PrompterContext, offer: OfferIn, now: dt.datetime) -> tuple[str, PromptPublished]:
     """Store a consented offer for ONE organisation linked from the prompt; (its name, the prompt).
 
     404 when the prompt is not live; 422 when the organisation is not one the prompt links.
     """
-    async with runtime.pool.acquire() as conn, conn.transaction():
+    async with ctx.pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
             "SELECT status, prompt FROM prompter.prompts WHERE prompt_id = $1", offer.prompt_id
         )

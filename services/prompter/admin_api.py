@@ -20,6 +20,7 @@ from shared.keys import hash_key, new_key
 from . import actions
 from . import org_repository as org_repo
 from . import repository as repo
+from .context import PrompterContext, prompter_context
 from .platforms import uncovered
 from .schemas import _check_url
 
@@ -29,7 +30,7 @@ ORG_KEY_PREFIX = "sno_"  # as `streetneeds prompter create-organisation` makes t
 
 
 def operator(request: Request) -> None:
-    expected = request.app.state.runtime.settings.admin_token
+    expected = prompter_context(request).settings.admin_token
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     if (
         expected is None
@@ -69,8 +70,8 @@ class OrganisationIn(BaseModel):
     kind: Literal["vcs", "council"] = "vcs"
 
 
-def _runtime(request: Request) -> Any:
-    return request.app.state.runtime
+def _ctx(request: Request) -> PrompterContext:
+    return prompter_context(request)
 
 
 def _opportunity(row: Any) -> dict[str, Any]:
@@ -98,7 +99,7 @@ def _organisation(row: Any) -> dict[str, Any]:
 
 @router.get("/opportunities", summary="Every opportunity, whatever its status or owner")
 async def list_all_opportunities(request: Request) -> list[dict[str, Any]]:
-    rows = await _runtime(request).pool.fetch(
+    rows = await _ctx(request).pool.fetch(
         "SELECT * FROM prompter.opportunities ORDER BY retired_at NULLS FIRST, organisation, title, id"
     )
     return [_opportunity(r) for r in rows]
@@ -107,9 +108,9 @@ async def list_all_opportunities(request: Request) -> list[dict[str, Any]]:
 @router.post("/opportunities/{opportunity_id}/{change}", summary="Switch an opportunity off or on")
 async def moderate(request: Request, opportunity_id: uuid.UUID, change: Literal["pause", "resume"]) -> dict:
     """The operator pauses (prompts drop the link) or resumes any organisation's opportunity."""
-    runtime = _runtime(request)
+    ctx = _ctx(request)
     status, action = ("paused", "paused") if change == "pause" else ("active", "resumed")
-    async with runtime.pool.acquire() as conn, conn.transaction():
+    async with ctx.pool.acquire() as conn, conn.transaction():
         before = await repo.get_opportunity(conn, opportunity_id, for_update=True)
         if before is None:
             raise actions.not_found(opportunity_id)
@@ -119,15 +120,15 @@ async def moderate(request: Request, opportunity_id: uuid.UUID, change: Literal[
         if before["status"] != status:
             # Recorded with no organisation: the change history names the operator as the actor.
             await org_repo.record_change(conn, opportunity_id, None, action, actions._diff(before, row))
-    await actions._reevaluate(runtime, repo.to_opportunity(before), repo.to_opportunity(row))
+    await actions._reevaluate(ctx, repo.to_opportunity(before), repo.to_opportunity(row))
     return _opportunity(row)
 
 
 @router.put("/platforms/{platform_id}", summary="Edit a platform's entry in the directory")
 async def edit_platform(request: Request, platform_id: str, body: PlatformEdit) -> dict[str, Any]:
-    runtime = _runtime(request)
+    ctx = _ctx(request)
     values = body.model_dump(mode="json")
-    async with runtime.pool.acquire() as conn, conn.transaction():
+    async with ctx.pool.acquire() as conn, conn.transaction():
         before = await conn.fetchrow("SELECT * FROM prompter.platforms WHERE id = $1 FOR UPDATE", platform_id)
         if before is None:
             raise Problem(404, "No such platform", f"No platform has id {platform_id!r}.")
@@ -148,9 +149,7 @@ async def edit_platform(request: Request, platform_id: str, body: PlatformEdit) 
                 "A category would have no way to help",
                 "Keep " + ", ".join(sorted(missing)) + " or switch on another platform for it first.",
             )
-    await runtime.state["publisher"].platforms_changed(
-        sorted(set(before["categories"]) | set(row["categories"]))
-    )
+    await ctx.publisher.platforms_changed(sorted(set(before["categories"]) | set(row["categories"])))
     return {k: row[k] for k in ("id", "name", "description", "url", "coverage", "source", "enabled")} | {
         "categories": list(row["categories"])
     }
@@ -158,14 +157,14 @@ async def edit_platform(request: Request, platform_id: str, body: PlatformEdit) 
 
 @router.get("/organisations", summary="Organisations (never their keys)")
 async def list_organisations(request: Request) -> list[dict[str, Any]]:
-    async with _runtime(request).pool.acquire() as conn:
+    async with _ctx(request).pool.acquire() as conn:
         return [_organisation(r) for r in await org_repo.list_organisations(conn)]
 
 
 @router.post("/organisations", status_code=201, summary="Add an organisation; its key is shown once")
 async def create_organisation(request: Request, body: OrganisationIn) -> dict[str, Any]:
     key = new_key(ORG_KEY_PREFIX)
-    async with _runtime(request).pool.acquire() as conn:
+    async with _ctx(request).pool.acquire() as conn:
         row = await org_repo.create_organisation(conn, body.name, body.kind, hash_key(key))
     return {"organisation": _organisation(row), "key": key}
 
@@ -183,7 +182,7 @@ async def _active(conn: Any, organisation_id: uuid.UUID) -> None:
 @router.post("/organisations/{organisation_id}/rotate", summary="Replace an organisation's key")
 async def rotate_organisation(request: Request, organisation_id: uuid.UUID) -> dict[str, Any]:
     key = new_key(ORG_KEY_PREFIX)
-    async with _runtime(request).pool.acquire() as conn, conn.transaction():
+    async with _ctx(request).pool.acquire() as conn, conn.transaction():
         await _active(conn, organisation_id)
         row = await conn.fetchrow(
             "UPDATE prompter.organisations SET key_hash = $2 WHERE id = $1 RETURNING *",
@@ -197,7 +196,7 @@ async def rotate_organisation(request: Request, organisation_id: uuid.UUID) -> d
 
 @router.post("/organisations/{organisation_id}/revoke", summary="Revoke an organisation's key")
 async def revoke_organisation(request: Request, organisation_id: uuid.UUID) -> dict[str, Any]:
-    async with _runtime(request).pool.acquire() as conn, conn.transaction():
+    async with _ctx(request).pool.acquire() as conn, conn.transaction():
         await _active(conn, organisation_id)
         await org_repo.revoke_organisation(conn, organisation_id)
         row = await conn.fetchrow("SELECT * FROM prompter.organisations WHERE id = $1", organisation_id)

@@ -11,13 +11,13 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from shared.contracts import Category
 from shared.http import Problem
-from shared.service import Runtime
 
 from . import actions
 from . import org_repository as org_repo
 from . import repository as repo
 from .auth import Caller, council_reader, current_organisation
-from .matching import NO_PLACES, covers_ward
+from .context import PrompterContext, prompter_context
+from .matching import covers_ward
 from .ratelimit import check_offer_rate
 from .schemas import (
     ChangeList,
@@ -56,8 +56,8 @@ _MISSING = {404: _problem("No such opportunity of yours (another organisation's 
 _RETIRED = {409: _problem("The opportunity is retired.")}
 
 
-def _runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
+def _ctx(request: Request) -> PrompterContext:
+    return prompter_context(request)
 
 
 def _out(row) -> OpportunityOut:
@@ -75,7 +75,7 @@ async def register_opportunity(
     body: OpportunityIn, request: Request, response: Response, org=Depends(current_organisation)
 ) -> OpportunityOut:
     """Register a way to help, owned by the key's organisation. Prompts it is near link to it."""
-    row = await actions.create_opportunity(_runtime(request), org, body)
+    row = await actions.create_opportunity(_ctx(request), org, body)
     response.headers["Location"] = f"/v1/opportunities/{row['id']}"
     return _out(row)
 
@@ -90,7 +90,7 @@ async def update_opportunity(
     opportunity_id: uuid.UUID, body: OpportunityIn, request: Request, org=Depends(current_organisation)
 ) -> OpportunityOut:
     """Replace one of your opportunities' details; prompts it was or is now near are re-evaluated."""
-    return _out(await actions.update_opportunity(_runtime(request), org, opportunity_id, body))
+    return _out(await actions.update_opportunity(_ctx(request), org, opportunity_id, body))
 
 
 @router.post(
@@ -103,7 +103,7 @@ async def pause_opportunity(
     opportunity_id: uuid.UUID, request: Request, org=Depends(current_organisation)
 ) -> OpportunityOut:
     """Pause one of your opportunities: prompts drop the link until it is resumed."""
-    return _out(await actions.change_status(_runtime(request), org, opportunity_id, pause=True))
+    return _out(await actions.change_status(_ctx(request), org, opportunity_id, pause=True))
 
 
 @router.post(
@@ -116,7 +116,7 @@ async def resume_opportunity(
     opportunity_id: uuid.UUID, request: Request, org=Depends(current_organisation)
 ) -> OpportunityOut:
     """Resume a paused opportunity of yours."""
-    return _out(await actions.change_status(_runtime(request), org, opportunity_id, pause=False))
+    return _out(await actions.change_status(_ctx(request), org, opportunity_id, pause=False))
 
 
 @router.delete(
@@ -129,7 +129,7 @@ async def retire_opportunity(
     opportunity_id: uuid.UUID, request: Request, org=Depends(current_organisation)
 ) -> Response:
     """Retire one of your opportunities (repeating it is harmless); prompts drop the link."""
-    await actions.retire_opportunity(_runtime(request), org, opportunity_id)
+    await actions.retire_opportunity(_ctx(request), org, opportunity_id)
     return Response(status_code=204)
 
 
@@ -140,10 +140,10 @@ async def list_opportunities(
     category: Category | None = Query(None, description="Category code."),
 ) -> OpportunityList:
     """Active current and future opportunities (public), optionally in one ward and/or for one category."""
-    runtime = _runtime(request)
-    async with runtime.pool.acquire() as conn:
+    ctx = _ctx(request)
+    async with ctx.pool.acquire() as conn:
         rows = await repo.list_opportunities(conn, category, dt.datetime.now(dt.UTC).date())
-    places = runtime.state.get("places", NO_PLACES)
+    places = ctx.places
     if ward is not None:
         rows = [r for r in rows if covers_ward(repo.to_opportunity(r), ward, places)]
     return OpportunityList(opportunities=[_out(r) for r in rows])
@@ -157,7 +157,7 @@ async def list_opportunities(
 )
 async def get_opportunity(opportunity_id: uuid.UUID, request: Request) -> OpportunityOut:
     """One active opportunity (public)."""
-    async with _runtime(request).pool.acquire() as conn:
+    async with _ctx(request).pool.acquire() as conn:
         row = await repo.get_opportunity(conn, opportunity_id)
     if row is None or row["status"] != "active":
         raise actions.not_found(opportunity_id)
@@ -174,7 +174,7 @@ async def opportunity_changes(
     opportunity_id: uuid.UUID, request: Request, org=Depends(current_organisation)
 ) -> ChangeList:
     """Every change to one of your opportunities (who, when, what), newest first."""
-    async with _runtime(request).pool.acquire() as conn:
+    async with _ctx(request).pool.acquire() as conn:
         await actions.owned(conn, opportunity_id, org)
         rows = await org_repo.changes(conn, opportunity_id=opportunity_id)
     return ChangeList(changes=[OpportunityChange(**r) for r in rows])
@@ -188,7 +188,7 @@ async def opportunity_changes(
 )
 async def my_opportunities(request: Request, org=Depends(current_organisation)) -> OpportunityList:
     """All your opportunities, active, paused and retired."""
-    async with _runtime(request).pool.acquire() as conn:
+    async with _ctx(request).pool.acquire() as conn:
         rows = await repo.organisation_opportunities(conn, org["id"])
     return OpportunityList(opportunities=[_out(r) for r in rows])
 
@@ -196,7 +196,7 @@ async def my_opportunities(request: Request, org=Depends(current_organisation)) 
 @router.get("/organisation/offers", response_model=OfferList, tags=["organisation"], responses=_AUTH)
 async def my_offers(request: Request, org=Depends(current_organisation)) -> OfferList:
     """Offers of help you received: contact details where residents consented, and the counts."""
-    async with _runtime(request).pool.acquire() as conn:
+    async with _ctx(request).pool.acquire() as conn:
         rows = await org_repo.offers_for(conn, org["id"])
         totals = await org_repo.offer_totals(conn, org["id"])
         responses = await org_repo.responses_for(conn, org["id"])
@@ -225,7 +225,7 @@ async def offer_handed_over(
     offer_id: uuid.UUID, request: Request, org=Depends(current_organisation)
 ) -> Response:
     """You have the resident's details: they are deleted now."""
-    async with _runtime(request).pool.acquire() as conn, conn.transaction():
+    async with _ctx(request).pool.acquire() as conn, conn.transaction():
         done = await org_repo.hand_over(conn, org["id"], offer_id, dt.datetime.now(dt.UTC).date())
     if not done:
         raise Problem(404, "No such offer", errors=[{"field": "offer_id", "message": "not found"}])
@@ -245,7 +245,7 @@ async def offer_handed_over(
 async def offer(body: OfferIn, request: Request) -> dict[str, str]:
     """A resident leaves a first name and email for ONE organisation the prompt links (with consent)."""
     check_offer_rate(request)
-    organisation, _ = await actions.make_offer(_runtime(request), body, dt.datetime.now(dt.UTC))
+    organisation, _ = await actions.make_offer(_ctx(request), body, dt.datetime.now(dt.UTC))
     return {"organisation": organisation, "status": "stored for that organisation only"}
 
 
@@ -259,7 +259,7 @@ async def all_changes(
     caller: Caller = Depends(council_reader),
 ) -> ChangeList:
     """Every organisation's opportunity changes (who, when, what), newest first: for the council."""
-    async with _runtime(request).pool.acquire() as conn:
+    async with _ctx(request).pool.acquire() as conn:
         rows = await org_repo.changes(conn, organisation_id=organisation_id, limit=1000)
     return ChangeList(changes=[OpportunityChange(**r) for r in rows])
 
@@ -280,7 +280,7 @@ def _platform(row) -> PlatformOut:
 @router.get("/platforms", response_model=PlatformList, tags=["platforms"])
 async def list_platforms(request: Request) -> PlatformList:
     """The platforms directory, with which entries the council has switched on (public)."""
-    async with _runtime(request).pool.acquire() as conn:
+    async with _ctx(request).pool.acquire() as conn:
         rows = await org_repo.all_platforms(conn)
     return PlatformList(platforms=[_platform(r) for r in rows])
 
@@ -296,7 +296,7 @@ async def add_platform(
     body: PlatformIn, request: Request, caller: Caller = Depends(council_reader)
 ) -> PlatformOut:
     """Add the council's own platform to the directory."""
-    return _platform(await actions.add_platform(_runtime(request), body))
+    return _platform(await actions.add_platform(_ctx(request), body))
 
 
 @router.put(
@@ -314,7 +314,7 @@ async def switch_platform(
     platform_id: str, body: PlatformSwitch, request: Request, caller: Caller = Depends(council_reader)
 ) -> PlatformOut:
     """Switch a platform on or off for this council's prompts."""
-    return _platform(await actions.switch_platform(_runtime(request), platform_id, body.enabled))
+    return _platform(await actions.switch_platform(_ctx(request), platform_id, body.enabled))
 
 
 @router.get("/impact", response_model=ImpactOut, tags=["impact"], responses={**_COUNCIL, **_INVALID})
@@ -324,7 +324,7 @@ async def impact(
     caller: Caller = Depends(council_reader),
 ) -> ImpactOut:
     """'I can help' responses per prompt (since the first one) and per ward, for the council."""
-    async with _runtime(request).pool.acquire() as conn:
+    async with _ctx(request).pool.acquire() as conn:
         prompts, wards = await repo.impact(conn, ward)
     return ImpactOut(
         prompts=[

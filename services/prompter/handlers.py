@@ -12,14 +12,16 @@ from shared.contracts import RESIDENT_RESPONSES, STREET_NEEDS, ContractError, To
 from shared.kafka import publish_dead_letter
 from shared.service import Runtime
 
+from .context import PrompterContext
+
 __all__ = ["SERVICE", "register_handlers"]
 
 SERVICE = "prompter"
 log = logging.getLogger(__name__)
 
 
-def register_handlers(broker: KafkaBroker, runtime: Runtime, group_id: str) -> None:
-    """Subscribe the prompter's consumers; effects go through `runtime.state["publisher"]`."""
+def register_handlers(broker: KafkaBroker, runtime: Runtime[PrompterContext], group_id: str) -> None:
+    """Subscribe the prompter's consumers; effects go through the context's publisher."""
 
     @broker.subscriber(
         STREET_NEEDS.name,
@@ -38,7 +40,7 @@ def register_handlers(broker: KafkaBroker, runtime: Runtime, group_id: str) -> N
                 broker, service=SERVICE, record=record, reason=exc.reason, errors=exc.errors
             )
             return
-        publisher = runtime.state["publisher"]
+        publisher = runtime.context.publisher
         if isinstance(item, Tombstone):
             await publisher.retire_need(item.key)
         else:
@@ -61,4 +63,4 @@ def register_handlers(broker: KafkaBroker, runtime: Runtime, group_id: str) -> N
                 broker, service=SERVICE, record=record, reason=exc.reason, errors=exc.errors
             )
             return
-        await runtime.state["publisher"].count_response(response)
+        await runtime.context.publisher.count_response(response)

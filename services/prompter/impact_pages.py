@@ -19,8 +19,9 @@ from shared.privacy import MIN_UNIT_ADDRESSES
 from . import impact_repository as impact_repo
 from . import repository as repo
 from .charts import Series, bar_chart
+from .context import prompter_context
 from .impact import BANDS, before_after, month_of, summarise
-from .matching import NO_PLACES, covers_ward
+from .matching import covers_ward
 from .pages import render
 
 __all__ = ["router"]
@@ -38,7 +39,7 @@ def _last_months(today: dt.date, n: int = _MONTHS) -> list[dt.date]:
 
 
 def _ward_names(request: Request) -> dict[str, str]:
-    places = request.app.state.runtime.state.get("places", NO_PLACES)
+    places = prompter_context(request).places
     return places.ward_names() if hasattr(places, "ward_names") else {}
 
 
@@ -47,15 +48,15 @@ def _per_month(cells: dict[dt.date, Any], months: list[dt.date], attr: str) -> l
 
 
 async def _figures(request: Request, ward_code: str | None) -> dict[str, Any]:
-    runtime = request.app.state.runtime
+    ctx = prompter_context(request)
     today = dt.datetime.now(dt.UTC).date()
     months = _last_months(today)
-    async with runtime.pool.acquire() as conn:
+    async with ctx.pool.acquire() as conn:
         rows = await impact_repo.history(conn, ward_code)
         offers = await impact_repo.offers_per_month(conn, ward_code, months[0])
         started = await impact_repo.prompts_started(conn, ward_code)
         opportunities = await repo.list_opportunities(conn, None, today)
-    places = runtime.state.get("places", NO_PLACES)
+    places = ctx.places
     if ward_code is not None:
         opportunities = [r for r in opportunities if covers_ward(repo.to_opportunity(r), ward_code, places)]
     summary = summarise(rows)
@@ -123,7 +124,7 @@ async def _figures(request: Request, ward_code: str | None) -> dict[str, Any]:
 
 
 def _page(request: Request, title: str, **context: Any) -> Response:
-    settings = request.app.state.runtime.settings
+    settings = prompter_context(request).settings
     body = render("impact.html", base_url=settings.feeds_url, title=title, **context)
     return Response(
         body, media_type="text/html; charset=utf-8", headers={"Cache-Control": "public, max-age=300"}
@@ -133,7 +134,7 @@ def _page(request: Request, title: str, **context: Any) -> Response:
 @router.get("/impact")
 async def borough(request: Request) -> Response:
     names = _ward_names(request)
-    async with request.app.state.runtime.pool.acquire() as conn:
+    async with prompter_context(request).pool.acquire() as conn:
         seen = await impact_repo.wards_seen(conn)
     wards = sorted({*names, *seen}, key=lambda c: names.get(c, c))
     return _page(

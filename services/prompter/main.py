@@ -7,6 +7,7 @@ import datetime as dt
 import logging
 from pathlib import Path
 
+import asyncpg
 from fastapi import FastAPI
 
 from shared.kafka import make_broker
@@ -16,6 +17,7 @@ from shared.web import mount_static
 from . import admin_api, impact_pages, org_pages
 from . import org_repository as org_repo
 from .api import router
+from .context import PrompterContext
 from .handlers import SERVICE, register_handlers
 from .pages import install_html_errors
 from .places import load_places
@@ -52,10 +54,10 @@ async def purge_offers(pool, retention_days: int, now: dt.datetime) -> int:
         return await org_repo.purge_offers(conn, now - dt.timedelta(days=retention_days))
 
 
-async def _purge_forever(runtime: Runtime, settings: PrompterSettings) -> None:
+async def _purge_forever(pool: asyncpg.Pool, settings: PrompterSettings) -> None:
     while True:
         try:
-            gone = await purge_offers(runtime.pool, settings.offer_retention_days, dt.datetime.now(dt.UTC))
+            gone = await purge_offers(pool, settings.offer_retention_days, dt.datetime.now(dt.UTC))
             if gone:
                 log.info("unhanded offers of help deleted", extra={"deleted": gone})
         except Exception:  # the database away must not end the loop
@@ -66,15 +68,16 @@ async def _purge_forever(runtime: Runtime, settings: PrompterSettings) -> None:
 def create_app(settings: PrompterSettings) -> FastAPI:
     broker = make_broker(settings, client_id=SERVICE)
 
-    async def on_startup(runtime: Runtime) -> None:
+    async def on_startup(runtime: Runtime[PrompterContext]) -> None:
         directory = load_directory()
         check_every_category(directory)
-        async with runtime.pool.acquire() as conn:
-            runtime.state["places"] = await load_places(conn)
+        pool = runtime.require_pool()
+        async with pool.acquire() as conn:
+            places = await load_places(conn)
             await org_repo.load_directory(conn, directory)
-        publisher = PromptPublisher(runtime.pool, broker, runtime.state["places"])
-        runtime.state["publisher"] = publisher
-        runtime.spawn(_purge_forever(runtime, settings), "prompter-purge-offers")
+        publisher = PromptPublisher(pool, broker, places)
+        runtime.provide(PrompterContext(settings, pool, places, publisher))
+        runtime.spawn(_purge_forever(pool, settings), "prompter-purge-offers")
         runtime.spawn(_reconcile_forever(publisher, settings.reconcile_interval_s), "prompter-reconcile")
 
     app = create_service_app(

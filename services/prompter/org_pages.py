@@ -22,12 +22,12 @@ from pydantic import ValidationError
 
 from shared.contracts import CATALOGUE, Category
 from shared.http import Problem
-from shared.service import Runtime
 
 from . import actions
 from . import org_repository as org_repo
 from . import repository as repo
 from .auth import organisation_for_key
+from .context import PrompterContext, prompter_context
 from .forms import CATEGORY_CHOICES, FormInvalid, field_errors, opportunity_from_form, opportunity_to_form
 from .pages import page, render
 from .ratelimit import check_offer_rate
@@ -41,12 +41,12 @@ SIGNIN_COOKIE = "sn_org_signin"
 _PATH = "/organisations"
 
 
-def _runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
+def _ctx(request: Request) -> PrompterContext:
+    return prompter_context(request)
 
 
 def _settings(request: Request):
-    return _runtime(request).settings
+    return _ctx(request).settings
 
 
 def _hash(token: str) -> str:
@@ -66,7 +66,7 @@ def _cookie(request: Request, response: Response, name: str, value: str, max_age
 
 
 def _wards(request: Request) -> list[tuple[str, str]]:
-    places = _runtime(request).state.get("places")
+    places = _ctx(request).places
     names = places.ward_names() if hasattr(places, "ward_names") else {}
     return sorted(names.items(), key=lambda kv: kv[1])
 
@@ -93,7 +93,7 @@ async def _session(request: Request) -> Any | None:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
-    async with _runtime(request).pool.acquire() as conn:
+    async with _ctx(request).pool.acquire() as conn:
         return await org_repo.session(conn, _hash(token))
 
 
@@ -164,7 +164,7 @@ async def sign_in(
         ) from None
     token = secrets.token_urlsafe(32)
     hours = _settings(request).session_hours
-    async with _runtime(request).pool.acquire() as conn:
+    async with _ctx(request).pool.acquire() as conn:
         await org_repo.create_session(
             conn,
             _hash(token),
@@ -182,7 +182,7 @@ async def sign_in(
 async def sign_out(request: Request, csrf_token: Annotated[str, Form()] = "") -> Response:
     org = await _form_org(request, csrf_token)
     del org
-    async with _runtime(request).pool.acquire() as conn:
+    async with _ctx(request).pool.acquire() as conn:
         await org_repo.delete_session(conn, _hash(request.cookies[SESSION_COOKIE]))
     response = _see(_PATH)
     response.delete_cookie(SESSION_COOKIE, path=_PATH)
@@ -197,7 +197,7 @@ async def home(request: Request) -> Response:
     org = await _session(request)
     if org is None:
         return _see(_PATH)
-    async with _runtime(request).pool.acquire() as conn:
+    async with _ctx(request).pool.acquire() as conn:
         rows = await repo.organisation_opportunities(conn, org["id"])
         offers = await org_repo.offers_for(conn, org["id"])
         totals = await org_repo.offer_totals(conn, org["id"])
@@ -258,14 +258,14 @@ async def create(request: Request) -> Response:
     body, invalid = await _form_or_errors(request, org, f"{_PATH}/opportunities", "Add a way to help")
     if invalid is not None:
         return invalid
-    await actions.create_opportunity(_runtime(request), org, body)
+    await actions.create_opportunity(_ctx(request), org, body)
     return _see(f"{_PATH}/home")
 
 
 @router.get("/organisations/opportunities/{opportunity_id}/edit")
 async def edit_form(request: Request, opportunity_id: uuid.UUID) -> Response:
     org = await _signed_in(request)
-    async with _runtime(request).pool.acquire() as conn:
+    async with _ctx(request).pool.acquire() as conn:
         row = await actions.owned(conn, opportunity_id, org)
     return _render(
         request,
@@ -286,7 +286,7 @@ async def update(request: Request, opportunity_id: uuid.UUID) -> Response:
     body, invalid = await _form_or_errors(request, org, action, "Change a way to help")
     if invalid is not None:
         return invalid
-    await actions.update_opportunity(_runtime(request), org, opportunity_id, body)
+    await actions.update_opportunity(_ctx(request), org, opportunity_id, body)
     return _see(f"{_PATH}/home")
 
 
@@ -295,13 +295,13 @@ async def change(
     request: Request, opportunity_id: uuid.UUID, verb: str, csrf_token: Annotated[str, Form()] = ""
 ) -> Response:
     org = await _form_org(request, csrf_token)
-    runtime = _runtime(request)
+    ctx = _ctx(request)
     if verb == "pause":
-        await actions.change_status(runtime, org, opportunity_id, pause=True)
+        await actions.change_status(ctx, org, opportunity_id, pause=True)
     elif verb == "resume":
-        await actions.change_status(runtime, org, opportunity_id, pause=False)
+        await actions.change_status(ctx, org, opportunity_id, pause=False)
     elif verb == "retire":
-        await actions.retire_opportunity(runtime, org, opportunity_id)
+        await actions.retire_opportunity(ctx, org, opportunity_id)
     else:
         raise Problem(404, "No such action")
     return _see(f"{_PATH}/home")
@@ -310,7 +310,7 @@ async def change(
 @router.get("/organisations/opportunities/{opportunity_id}/changes")
 async def changes_of(request: Request, opportunity_id: uuid.UUID) -> Response:
     org = await _signed_in(request)
-    async with _runtime(request).pool.acquire() as conn:
+    async with _ctx(request).pool.acquire() as conn:
         row = await actions.owned(conn, opportunity_id, org)
         rows = await org_repo.changes(conn, opportunity_id=opportunity_id)
     return _render(request, "org_changes.html", title=f"Changes: {row['title']}", org=org, changes=rows)
@@ -321,7 +321,7 @@ async def handed_over(
     request: Request, offer_id: uuid.UUID, csrf_token: Annotated[str, Form()] = ""
 ) -> Response:
     org = await _form_org(request, csrf_token)
-    async with _runtime(request).pool.acquire() as conn, conn.transaction():
+    async with _ctx(request).pool.acquire() as conn, conn.transaction():
         await org_repo.hand_over(conn, org["id"], offer_id, dt.datetime.now(dt.UTC).date())
     return _see(f"{_PATH}/home")
 
@@ -333,7 +333,7 @@ async def handed_over(
 async def all_changes(request: Request) -> Response:
     org = await _signed_in(request)
     _council(org)
-    async with _runtime(request).pool.acquire() as conn:
+    async with _ctx(request).pool.acquire() as conn:
         rows = await org_repo.changes(conn, limit=500)
     return _render(request, "org_changes.html", title="Every change", org=org, changes=rows, everyone=True)
 
@@ -342,7 +342,7 @@ async def all_changes(request: Request) -> Response:
 async def platforms_page(request: Request) -> Response:
     org = await _signed_in(request)
     _council(org)
-    async with _runtime(request).pool.acquire() as conn:
+    async with _ctx(request).pool.acquire() as conn:
         rows = await org_repo.all_platforms(conn)
     return _render(
         request,
@@ -365,7 +365,7 @@ async def switch(
 ) -> Response:
     org = await _form_org(request, csrf_token)
     _council(org)
-    await actions.switch_platform(_runtime(request), platform_id, enabled == "yes")
+    await actions.switch_platform(_ctx(request), platform_id, enabled == "yes")
     return _see(f"{_PATH}/platforms")
 
 
@@ -380,7 +380,7 @@ async def add_platform(request: Request) -> Response:
     try:
         body = PlatformIn.model_validate(values)
     except ValidationError as exc:
-        async with _runtime(request).pool.acquire() as conn:
+        async with _ctx(request).pool.acquire() as conn:
             rows = await org_repo.all_platforms(conn)
         return _render(
             request,
@@ -393,7 +393,7 @@ async def add_platform(request: Request) -> Response:
             values=values,
             errors=field_errors(exc),
         )
-    await actions.add_platform(_runtime(request), body)
+    await actions.add_platform(_ctx(request), body)
     return _see(f"{_PATH}/platforms")
 
 
@@ -428,7 +428,7 @@ async def offer_form(
             if e["field"] == "consent":
                 e["message"] = "tick the box to agree, or go back and stay anonymous"
         raise Problem(422, "Your details were not sent", "Nothing was stored.", errors=errors) from None
-    organisation, prompt = await actions.make_offer(_runtime(request), offer, dt.datetime.now(dt.UTC))
+    organisation, prompt = await actions.make_offer(_ctx(request), offer, dt.datetime.now(dt.UTC))
     settings = _settings(request)
     return _render(
         request,

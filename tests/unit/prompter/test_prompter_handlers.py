@@ -10,7 +10,9 @@ import pytest
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
+from services.prompter.context import PrompterContext
 from services.prompter.handlers import register_handlers
+from services.prompter.matching import NO_PLACES
 from shared.contracts import DEAD_LETTERS, RESIDENT_RESPONSES, STREET_NEEDS, DeadLettered, StreetNeedChanged
 from shared.service import Runtime
 
@@ -37,7 +39,8 @@ class FakePublisher:
 def wired():
     broker = KafkaBroker()
     runtime = Runtime(name="prompter", settings=None, broker=broker)  # type: ignore[arg-type]
-    runtime.state["publisher"] = FakePublisher()
+    publisher = FakePublisher()
+    runtime.provide(PrompterContext(None, None, NO_PLACES, publisher))  # type: ignore[arg-type]
     register_handlers(broker, runtime, "prompter-test")
     letters: list[bytes] = []
 
@@ -45,7 +48,7 @@ def wired():
     async def collect(msg: KafkaMessage) -> None:
         letters.append(msg.body)
 
-    return broker, runtime.state["publisher"], letters
+    return broker, publisher, letters
 
 
 async def test_need_is_applied(wired):
