@@ -10,10 +10,10 @@ from shared.contracts import RESIDENT_RESPONSES, PromptPublished, ResidentRespon
 from shared.gazetteer.selection import Areas, Selection, UnknownArea
 from shared.http import Problem
 from shared.ratelimit import TokenBucket
-from shared.service import Runtime
 
 from . import help_repository as help_repo
 from . import repository as repo
+from .context import FeedsContext
 from .settings import FeedsSettings
 from .tokens import hash_token, new_token, valid_token
 
@@ -91,18 +91,18 @@ def resolve(
     raise _bad("kind", "kind must be street, streets, ward or area")
 
 
-async def subscribe(runtime: Runtime, selection: Selection) -> Subscribed:
+async def subscribe(ctx: FeedsContext, selection: Selection) -> Subscribed:
     token = new_token()
-    async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
+    async with ctx.pool.acquire() as conn:
         await repo.create_subscription(conn, hash_token(token), selection)
     return Subscribed(token, selection)
 
 
-async def subscription(runtime: Runtime, token: str) -> Selection:
+async def subscription(ctx: FeedsContext, token: str) -> Selection:
     """The live subscription behind a token: 404 if it never existed, 410 if it was ended."""
     found = None
     if valid_token(token):
-        async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
+        async with ctx.pool.acquire() as conn:
             found = await repo.find_subscription(conn, hash_token(token))
     if found is None:
         raise Problem(404, "No such subscription")
@@ -113,7 +113,7 @@ async def subscription(runtime: Runtime, token: str) -> Selection:
 
 
 async def respond(
-    runtime: Runtime,
+    ctx: FeedsContext,
     prompt_id: str,
     client_key: str,
     helper: str,
@@ -125,8 +125,8 @@ async def respond(
     de-duplicates by response id. 404 for an unknown or retired prompt; 429 when this client
     (`client_key`, e.g. its IP) has said it too often.
     """
-    limiter: TokenBucket = runtime.state["limiter"]
-    async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
+    limiter: TokenBucket = ctx.help_limiter
+    async with ctx.pool.acquire() as conn:
         found = await repo.prompt(conn, prompt_id)
     if found is None or found[1]:
         raise Problem(404, "No such prompt", "It may have been retired: the need is no longer reported.")
@@ -138,7 +138,7 @@ async def respond(
         category=prompt.category,
         responded_on=dt.datetime.now(dt.UTC).date(),
     )
-    async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
+    async with ctx.pool.acquire() as conn:
         already = await help_repo.seen(conn, event.response_id)
     # Saying it again changes nothing, so it spends no token: only a new response is rate limited.
     if not already:
@@ -154,9 +154,9 @@ async def respond(
         # (a crash in between leaves one uncounted; the retry publishes the same id again, which the
         # prompter counts once). No connection is held during the publish: a slow broker must not
         # starve the pool that serves pages.
-        await runtime.broker.publish(
+        await ctx.broker.publish(
             event.model_dump_json().encode(), topic=RESIDENT_RESPONSES.name, key=prompt.prompt_id.encode()
         )
-    async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
+    async with ctx.pool.acquire() as conn:
         new, count = await help_repo.count_once(conn, event.response_id, prompt.prompt_id, event.responded_on)
     return event, prompt, count, new

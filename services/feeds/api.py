@@ -13,8 +13,8 @@ from shared.contracts import OpportunityLink
 from shared.ratelimit import RATE_LIMITED, SUBSCRIPTIONS_PER_MINUTE, enforce_rate
 
 from .actions import resolve, respond, subscribe
+from .context import ready_context
 from .help import HELPER_COOKIE, client_key
-from .views import runtime_of
 
 __all__ = ["router"]
 
@@ -92,7 +92,9 @@ class ResponseOut(BaseModel):
 async def search_streets(
     request: Request, q: str = Query(..., min_length=1, max_length=100), limit: int = Query(10, ge=1, le=50)
 ) -> StreetsOut:
-    _, settings, areas = runtime_of(request)
+    ctx = ready_context(request)
+    settings = ctx.settings
+    areas = ctx.loaded_areas()
     return StreetsOut(
         streets=[
             StreetOut(
@@ -114,7 +116,9 @@ async def find_place(
     request: Request, q: str = Query(..., min_length=1, max_length=100), limit: int = Query(10, ge=1, le=50)
 ) -> PlacesOut:
     """As the home page's search box: typos, abbreviations and partial postcodes are understood."""
-    _, settings, areas = runtime_of(request)
+    ctx = ready_context(request)
+    settings = ctx.settings
+    areas = ctx.loaded_areas()
     found = areas.find(q, limit=limit)
     return PlacesOut(
         kind=found.kind,  # type: ignore[arg-type]
@@ -142,10 +146,12 @@ async def find_place(
     responses=RATE_LIMITED,
 )
 async def create_subscription(request: Request, body: SubscriptionIn) -> SubscriptionOut:
-    runtime, settings, areas = runtime_of(request)
+    ctx = ready_context(request)
+    settings = ctx.settings
+    areas = ctx.loaded_areas()
     sel = resolve(areas, settings, **body.model_dump())
     enforce_rate(request, "subscriptions", SUBSCRIPTIONS_PER_MINUTE, SUBSCRIPTIONS_PER_MINUTE)
-    done = await subscribe(runtime, sel)
+    done = await subscribe(ctx, sel)
     base = f"{settings.base_url}/s/{done.token}"
     return SubscriptionOut(
         kind=sel.kind,
@@ -175,10 +181,10 @@ async def create_subscription(request: Request, body: SubscriptionIn) -> Subscri
     },
 )
 async def create_response(request: Request, prompt_id: str) -> ResponseOut:
-    runtime, _, _ = runtime_of(request)
+    ctx = ready_context(request)
     # Browsers that clicked on the page send the helper cookie; other clients count per request.
     helper = request.cookies.get(HELPER_COOKIE) or uuid4().hex
-    event, prompt, count, _ = await respond(runtime, prompt_id, client_key(request), helper)
+    event, prompt, count, _ = await respond(ctx, prompt_id, client_key(request), helper)
     return ResponseOut(
         response_id=event.response_id,
         prompt_id=prompt.prompt_id,

@@ -11,10 +11,10 @@ from shared.http import Problem
 from . import repository as repo
 from .cap import CAP_XML, alert_xml, area_polygons
 from .conditional import cacheable
+from .context import ready_context
 from .entries import tag_uri
 from .formats import ATOM, EPOCH
 from .responses import CAP_INDEX, CAP_MESSAGE, AtomResponse, CapResponse
-from .views import runtime_of
 
 __all__ = ["router"]
 
@@ -28,8 +28,9 @@ router = APIRouter(prefix="/cap", tags=["alerts"])
     responses=CAP_INDEX,
 )
 async def alerts_index(request: Request) -> Response:
-    runtime, settings, _ = runtime_of(request)
-    async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
+    ctx = ready_context(request)
+    settings = ctx.settings
+    async with ctx.pool.acquire() as conn:
         messages = await repo.cap_index(conn, settings.cap_cancel_visible_days)
     fg = FeedGenerator()
     fg.id(tag_uri(settings.tag_authority, "cap", "alerts"))
@@ -64,8 +65,10 @@ async def alerts_index(request: Request) -> Response:
     "/{identifier}.xml", response_class=CapResponse, summary="One CAP 1.2 alert", responses=CAP_MESSAGE
 )
 async def alert(request: Request, identifier: str) -> Response:
-    runtime, settings, areas = runtime_of(request)
-    async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
+    ctx = ready_context(request)
+    settings = ctx.settings
+    areas = ctx.loaded_areas()
+    async with ctx.pool.acquire() as conn:
         message = await repo.cap_message(conn, identifier)
     if message is None:
         raise Problem(404, "No such alert")

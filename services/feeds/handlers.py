@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -14,14 +12,16 @@ from shared.contracts import PROMPTS, ContractError
 from shared.kafka import publish_dead_letter
 from shared.service import Runtime
 
+from .context import FeedsContext
+
 __all__ = ["register_handlers"]
 
 log = logging.getLogger(__name__)
 SERVICE = "feeds"
 
 
-def register_handlers(broker: KafkaBroker, runtime: Runtime, group_id: str) -> None:
-    """`runtime.state["apply"]` stores an event's effect (and notifies every replica's listener)."""
+def register_handlers(broker: KafkaBroker, runtime: Runtime[FeedsContext], group_id: str) -> None:
+    """`FeedsContext.apply` stores an event's effect (and notifies every replica's listener)."""
 
     @broker.subscriber(
         PROMPTS.name,
@@ -40,5 +40,4 @@ def register_handlers(broker: KafkaBroker, runtime: Runtime, group_id: str) -> N
                 broker, service=SERVICE, record=record, reason=exc.reason, errors=exc.errors
             )
             return
-        apply: Callable[[Any], Awaitable[Any]] = runtime.state["apply"]
-        await apply(event)
+        await runtime.context.apply(event)

@@ -21,9 +21,9 @@ from shared.ratelimit import client_key as shared_client_key
 
 from . import repository as repo
 from .actions import respond
+from .context import ready_context
 from .entries import entry_from_prompt
 from .pages import render
-from .views import runtime_of
 
 __all__ = ["HELPER_COOKIE", "client_key", "helper_token", "router"]
 
@@ -53,8 +53,9 @@ def _ways(prompt) -> tuple[list, list]:
 
 @router.get("/prompts/{prompt_id}", response_class=HTMLResponse, summary="One prompt, with 'I can help'")
 async def prompt_page(request: Request, prompt_id: str) -> Response:
-    runtime, settings, _ = runtime_of(request)
-    async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
+    ctx = ready_context(request)
+    settings = ctx.settings
+    async with ctx.pool.acquire() as conn:
         found = await repo.prompt(conn, prompt_id)
         counts = await repo.response_counts(conn, [prompt_id])
     if found is None:
@@ -81,16 +82,17 @@ async def prompt_page(request: Request, prompt_id: str) -> Response:
     },
 )
 async def help_form(request: Request, prompt_id: str) -> Response:
-    runtime, settings, _ = runtime_of(request)
+    ctx = ready_context(request)
+    settings = ctx.settings
     token, new_token = helper_token(request)
     status, headers, limited = 200, {"Cache-Control": "no-store"}, False
     try:
-        _, prompt, count, counted = await respond(runtime, prompt_id, client_key(request), token)
+        _, prompt, count, counted = await respond(ctx, prompt_id, client_key(request), token)
     except Problem as exc:
         if exc.status != 429:
             raise
         # Too many from this address: not counted now, but the ways to help are public anyway.
-        async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
+        async with ctx.pool.acquire() as conn:
             prompt = (await repo.prompt(conn, prompt_id))[0]
             count = (await repo.response_counts(conn, [prompt_id])).get(prompt_id, 0)
         status, counted, limited = 429, False, True

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -19,7 +18,7 @@ from shared.web import mount_static
 
 from . import api, cap_routes, help, maps, web
 from . import repository as repo
-from .consume import apply_event
+from .context import FeedsContext
 from .errors import install_html_errors
 from .feedcache import BodyCache
 from .handlers import register_handlers
@@ -38,20 +37,28 @@ def create_app(settings: FeedsSettings, *, gazetteer: Gazetteer | None = None) -
     """`gazetteer` overrides the one loaded from the database (tests)."""
     broker = make_broker(settings, client_id=NAME)
 
-    async def on_startup(runtime: Runtime) -> None:
+    async def on_startup(runtime: Runtime[FeedsContext]) -> None:
+        pool = runtime.require_pool()
         gaz = gazetteer
         if gaz is None:
-            async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
+            async with pool.acquire() as conn:
                 gaz = await gazetteer_repository.load(conn)
         if not gaz.streets:
             log.warning("the gazetteer is empty: run `streetneeds gazetteer import` (pages answer 503)")
-        runtime.state["areas"] = Areas(gaz) if gaz.streets else None
-        if gaz.streets:
-            runtime.state["areas"].finder.warm()  # the search index, before the first resident asks
-        runtime.state["apply"] = partial(apply_event, runtime.pool, settings)
-        async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
+        areas = Areas(gaz) if gaz.streets else None
+        if areas is not None:
+            areas.finder.warm()  # the search index, before the first resident asks
+        hub = Hub(
+            settings.sse_queue_size,
+            max_clients=settings.sse_max_clients,
+            max_per_client=settings.sse_max_per_client,
+        )
+        bodies = BodyCache(int(settings.feed_cache_mb * 1_000_000))
+        help_limiter = TokenBucket(settings.help_rate_per_minute, settings.help_burst)
+        runtime.provide(FeedsContext(settings, pool, broker, hub, bodies, help_limiter, areas))
+        async with pool.acquire() as conn:
             last = await repo.current_seq(conn)
-        runtime.spawn(Listener(settings.database_dsn(), runtime.state["hub"], last).run(), "feeds-listener")
+        runtime.spawn(Listener(settings.database_dsn(), hub, last).run(), "feeds-listener")
 
     app = create_service_app(
         name=NAME,
@@ -66,15 +73,7 @@ def create_app(settings: FeedsSettings, *, gazetteer: Gazetteer | None = None) -
         extra_migrations=((gazetteer_repository.SCHEMA, gazetteer_repository.MIGRATIONS),),
         on_startup=on_startup,
     )
-    runtime: Runtime = app.state.runtime
-    runtime.state["hub"] = Hub(
-        settings.sse_queue_size,
-        max_clients=settings.sse_max_clients,
-        max_per_client=settings.sse_max_per_client,
-    )
-    runtime.state["bodies"] = BodyCache(int(settings.feed_cache_mb * 1_000_000))
-    runtime.state["limiter"] = TokenBucket(settings.help_rate_per_minute, settings.help_burst)
-    register_handlers(broker, runtime, settings.group_id)
+    register_handlers(broker, app.state.runtime, settings.group_id)
     install_html_errors(app, settings.base_url)
     app.include_router(api.router)
     app.include_router(cap_routes.router)

@@ -16,9 +16,10 @@ from shared.gazetteer.selection import Selection
 
 from . import repository as repo
 from .conditional import cacheable
+from .context import ready_context
 from .entries import FeedEntry, entry_from_prompt
 from .responses import ENDED, GEOJSON_MAP, GeoJSONResponse
-from .views import FeedTarget, runtime_of
+from .views import FeedTarget
 from .web import _street_target, _subscription_target, _ward_target
 
 __all__ = ["GEOJSON", "router"]
@@ -32,8 +33,9 @@ MAP_MAX_NEEDS = 2000
 
 
 def _basemap(request: Request, name: str) -> Response:
-    runtime, _, areas = runtime_of(request)
-    cache = runtime.state.setdefault("basemap", {})
+    ctx = ready_context(request)
+    areas = ctx.loaded_areas()
+    cache = ctx.basemaps
     if name not in cache:
         build = geojson.streets_collection if name == "streets" else geojson.wards_collection
         body = geojson.dumps(build(areas.gazetteer))
@@ -87,8 +89,10 @@ def need_feature(areas, e: FeedEntry) -> dict | None:
 
 
 async def _needs(request: Request, target: FeedTarget, focus: list[dict]) -> Response:
-    runtime, settings, areas = runtime_of(request)
-    async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
+    ctx = ready_context(request)
+    settings = ctx.settings
+    areas = ctx.loaded_areas()
+    async with ctx.pool.acquire() as conn:
         prompts = await repo.prompts_for(conn, target.selection, MAP_MAX_NEEDS)
         last_modified = await repo.last_modified(conn, target.selection)
     entries = [
@@ -130,7 +134,9 @@ def _focus(areas, sel: Selection) -> list[dict]:
     responses=GEOJSON_MAP,
 )
 async def needs_geojson(request: Request) -> Response:
-    _, settings, areas = runtime_of(request)
+    ctx = ready_context(request)
+    settings = ctx.settings
+    areas = ctx.loaded_areas()
     sel = areas.for_all(settings.council_name)
     target = FeedTarget(sel, "/", sel.label, "", "all")
     return await _needs(request, target, [])
@@ -143,7 +149,7 @@ async def needs_geojson(request: Request) -> Response:
     responses=GEOJSON_MAP,
 )
 async def street_geojson(request: Request, street_id: str) -> Response:
-    areas = runtime_of(request)[2]
+    areas = ready_context(request).loaded_areas()
     target = _street_target(areas, street_id)
     return await _needs(request, target, _focus(areas, target.selection))
 
@@ -155,7 +161,7 @@ async def street_geojson(request: Request, street_id: str) -> Response:
     responses=GEOJSON_MAP,
 )
 async def ward_geojson(request: Request, ward_code: str) -> Response:
-    areas = runtime_of(request)[2]
+    areas = ready_context(request).loaded_areas()
     target = _ward_target(areas, ward_code)
     return await _needs(request, target, _focus(areas, target.selection))
 
@@ -167,6 +173,6 @@ async def ward_geojson(request: Request, ward_code: str) -> Response:
     responses={**GEOJSON_MAP, **ENDED},
 )
 async def subscription_geojson(request: Request, token: str) -> Response:
-    areas = runtime_of(request)[2]
+    areas = ready_context(request).loaded_areas()
     target = await _subscription_target(request, token)
     return await _needs(request, target, _focus(areas, target.selection))

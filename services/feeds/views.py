@@ -10,21 +10,21 @@ from fastapi.responses import Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from shared.contracts import PromptPublished
-from shared.gazetteer.selection import Areas, Selection
+from shared.gazetteer.selection import Selection
 from shared.http import Problem
 from shared.ratelimit import client_key
-from shared.service import Runtime
 
 from . import repository as repo
 from .conditional import headers_for, is_fresh, not_modified
+from .context import FeedsContext, ready_context
 from .entries import FeedEntry, entry_from_prompt, tag_uri
-from .feedcache import BodyCache, ValidatorCache, feed_etag, local_writes
+from .feedcache import ValidatorCache, feed_etag, local_writes
 from .formats import ATOM, JSON_FEED, RSS, FeedMeta, atom, json_feed, rss
-from .live import Hub, stream
+from .live import stream
 from .pages import render
 from .settings import FeedsSettings
 
-__all__ = ["FORMATS", "FeedTarget", "events_response", "feed_response", "render_feed", "runtime_of"]
+__all__ = ["FORMATS", "FeedTarget", "events_response", "feed_response", "render_feed"]
 
 HTML = "text/html; charset=utf-8"
 FORMATS = {
@@ -53,14 +53,6 @@ class FeedTarget:
     extra: dict = field(default_factory=dict)
 
 
-def runtime_of(request: Request) -> tuple[Runtime, FeedsSettings, Areas]:
-    runtime: Runtime = request.app.state.runtime
-    areas = runtime.state.get("areas")
-    if areas is None:
-        raise Problem(503, "The street gazetteer is not loaded yet", headers={"Retry-After": "30"})
-    return runtime, runtime.settings, areas  # type: ignore[return-value]
-
-
 def alternates(settings: FeedsSettings, path: str) -> list[dict[str, str]]:
     base = f"{settings.base_url}{path}"
     return [
@@ -68,9 +60,9 @@ def alternates(settings: FeedsSettings, path: str) -> list[dict[str, str]]:
     ]
 
 
-async def load_entries(runtime: Runtime, target: FeedTarget) -> tuple[list[FeedEntry], dt.datetime | None]:
-    settings: FeedsSettings = runtime.settings  # type: ignore[assignment]
-    async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
+async def load_entries(ctx: FeedsContext, target: FeedTarget) -> tuple[list[FeedEntry], dt.datetime | None]:
+    settings = ctx.settings
+    async with ctx.pool.acquire() as conn:
         prompts = await repo.prompts_for(conn, target.selection, settings.feed_max_entries)
         last_modified = await repo.last_modified(conn, target.selection)
     entries = [
@@ -136,18 +128,19 @@ async def feed_response(request: Request, target: FeedTarget, fmt: str) -> Respo
     state and the prompts together (`repository.feed_snapshot`), and the body comes from the cache of
     rendered feeds by the ETag that state gives, or is rendered from those prompts and cached.
     """
-    runtime, settings, _ = runtime_of(request)
-    bodies: BodyCache = runtime.state["bodies"]
+    ctx = ready_context(request)
+    settings = ctx.settings
+    bodies = ctx.bodies
     html = fmt == "html"
     media_type = HTML if html else FORMATS[fmt][0]
     # Validators from memory while no prompt changed since (HTML shows "I can help" counts, which
     # change without a prompt change: always validated by the database).
-    listened = None if html else getattr(runtime.state.get("hub"), "seen_seq", None)
+    listened = None if html else getattr(ctx.hub, "seen_seq", None)
     seen = None if listened is None else (listened, local_writes())
     key = (repr(target), fmt)  # the selection too: a subscription's can change without a prompt change
     cache: ValidatorCache | None = None
     if seen is not None:
-        cache = runtime.state.setdefault("validators", ValidatorCache())
+        cache = ctx.validators
         hit = cache.get(key, seen)
         if hit is not None:
             etag, headers, last_modified = hit
@@ -170,7 +163,7 @@ async def feed_response(request: Request, target: FeedTarget, fmt: str) -> Respo
         return etag, headers
 
     body = None
-    async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
+    async with ctx.pool.acquire() as conn:
         if "if-none-match" in request.headers or "if-modified-since" in request.headers:
             state = await repo.feed_state(conn, target.selection, with_counts=html)
             etag, headers = validators(state)
@@ -208,18 +201,19 @@ def _last_event_id(request: Request) -> int | None:
 
 async def events_response(request: Request, target: FeedTarget) -> EventSourceResponse:
     """Server-Sent Events: `prompt` and `retired` events with ids, heartbeat comments."""
-    runtime, settings, _ = runtime_of(request)
+    ctx = ready_context(request)
+    settings = ctx.settings
     last = _last_event_id(request)
-    hub: Hub = runtime.state["hub"]
-    pool = runtime.pool
+    hub = ctx.hub
+    pool = ctx.pool
     release = hub.admit(client_key(request, settings))  # 503/429 beyond the connection caps
 
     async def backlog(after: int):
-        async with pool.acquire() as conn:  # type: ignore[union-attr]
+        async with pool.acquire() as conn:
             return await repo.changes_after(conn, after)
 
     async def current() -> int:
-        async with pool.acquire() as conn:  # type: ignore[union-attr]
+        async with pool.acquire() as conn:
             return await repo.current_seq(conn)
 
     # sse-starlette already sends Cache-Control: no-store and X-Accel-Buffering: no.

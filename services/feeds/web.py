@@ -19,10 +19,11 @@ from shared.ratelimit import RATE_LIMITED, SUBSCRIPTIONS_PER_MINUTE, enforce_rat
 from . import repository as repo
 from .actions import resolve, subscribe, subscription
 from .conditional import cacheable
+from .context import ready_context
 from .pages import render
 from .responses import ENDED, EVENTS, FEED, PAGE, SEE_OTHER, SHORT_LINK, UNDOTTED, AtomResponse
 from .settings import FeedsSettings
-from .views import HTML, FeedTarget, alternates, events_response, feed_response, load_entries, runtime_of
+from .views import HTML, FeedTarget, alternates, events_response, feed_response, load_entries
 
 __all__ = ["router", "short_code"]
 
@@ -73,8 +74,8 @@ def _ward_target(areas: Areas, ward_code: str) -> FeedTarget:
 
 
 async def _subscription_target(request: Request, token: str) -> FeedTarget:
-    runtime, _, _ = runtime_of(request)
-    sel = await subscription(runtime, token)
+    ctx = ready_context(request)
+    sel = await subscription(ctx, token)
     # The feed id must not carry the capability itself: a hash of it is stable and safe to share.
     key = hashlib.sha256(token.encode()).hexdigest()[:24]
     return FeedTarget(
@@ -100,7 +101,9 @@ def _alerts_for(sel: Selection) -> dict[str, str] | None:
 
 @router.get("/", response_class=HTMLResponse, summary="Home: find a street", responses=PAGE)
 async def home(request: Request) -> Response:
-    _, settings, areas = runtime_of(request)
+    ctx = ready_context(request)
+    settings = ctx.settings
+    areas = ctx.loaded_areas()
     return _home(request, settings, areas, None)
 
 
@@ -155,7 +158,9 @@ def _home(request: Request, settings: FeedsSettings, areas: Areas, q: str | None
     responses={**PAGE, **SEE_OTHER},
 )
 async def search_page(request: Request, q: str = "") -> Response:
-    _, settings, areas = runtime_of(request)
+    ctx = ready_context(request)
+    settings = ctx.settings
+    areas = ctx.loaded_areas()
     return _home(request, settings, areas, q.strip())
 
 
@@ -166,7 +171,7 @@ async def search_page(request: Request, q: str = "") -> Response:
     responses=FEED,
 )
 async def street_feed(request: Request, street_id: str, fmt: Fmt) -> Response:
-    return await feed_response(request, _street_target(runtime_of(request)[2], street_id), fmt)
+    return await feed_response(request, _street_target(ready_context(request).loaded_areas(), street_id), fmt)
 
 
 @router.get(
@@ -176,7 +181,7 @@ async def street_feed(request: Request, street_id: str, fmt: Fmt) -> Response:
     responses=EVENTS,
 )
 async def street_events(request: Request, street_id: str):
-    return await events_response(request, _street_target(runtime_of(request)[2], street_id))
+    return await events_response(request, _street_target(ready_context(request).loaded_areas(), street_id))
 
 
 @router.get(
@@ -186,7 +191,7 @@ async def street_events(request: Request, street_id: str):
     responses=PAGE,
 )
 async def street_notice(request: Request, street_id: str) -> Response:
-    target = _street_target(runtime_of(request)[2], street_id)
+    target = _street_target(ready_context(request).loaded_areas(), street_id)
     return await _notice(request, target, short_code(street_id), f"on {target.title}")
 
 
@@ -197,7 +202,7 @@ async def street_notice(request: Request, street_id: str) -> Response:
     responses=PAGE,
 )
 async def ward_notice(request: Request, ward_code: str) -> Response:
-    target = _ward_target(runtime_of(request)[2], ward_code)
+    target = _ward_target(ready_context(request).loaded_areas(), ward_code)
     return await _notice(request, target, short_code(f"ward/{ward_code}"), f"in {target.title}")
 
 
@@ -206,8 +211,9 @@ NOTICE_MAX_NEEDS = 3
 
 
 async def _notice(request: Request, target: FeedTarget, code: str, where: str) -> Response:
-    runtime, settings, _ = runtime_of(request)
-    entries, last_modified = await load_entries(runtime, target)
+    ctx = ready_context(request)
+    settings = ctx.settings
+    entries, last_modified = await load_entries(ctx, target)
     short_url = f"{settings.base_url}/n/{code}"
     qr = segno.make(short_url, error="m").svg_inline(scale=4, title=f"QR code for {short_url}", border=2)
     body = render(
@@ -229,7 +235,9 @@ async def _notice(request: Request, target: FeedTarget, code: str, where: str) -
 async def street_page(
     request: Request, street_id: Annotated[str, Path(json_schema_extra=UNDOTTED)]
 ) -> Response:
-    return await feed_response(request, _street_target(runtime_of(request)[2], street_id), "html")
+    return await feed_response(
+        request, _street_target(ready_context(request).loaded_areas(), street_id), "html"
+    )
 
 
 @router.get(
@@ -240,12 +248,14 @@ async def street_page(
     responses=SHORT_LINK,
 )
 async def short_link(request: Request, code: str) -> Response:
-    runtime, settings, areas = runtime_of(request)
-    codes = runtime.state.get("short_codes")
+    ctx = ready_context(request)
+    settings = ctx.settings
+    areas = ctx.loaded_areas()
+    codes = ctx.short_codes
     if codes is None:
         codes = {short_code(i): f"/streets/{i}" for i in areas.gazetteer.streets}
         codes.update({short_code(f"ward/{w}"): f"/wards/{w}" for w in areas.wards})
-        runtime.state["short_codes"] = codes
+        ctx.short_codes = codes
     if code not in codes:
         raise Problem(404, "No street or ward has that short code")
     return RedirectResponse(f"{settings.base_url}{codes[code]}", status_code=301)
@@ -258,7 +268,7 @@ async def short_link(request: Request, code: str) -> Response:
     responses=FEED,
 )
 async def ward_feed(request: Request, ward_code: str, fmt: Fmt) -> Response:
-    return await feed_response(request, _ward_target(runtime_of(request)[2], ward_code), fmt)
+    return await feed_response(request, _ward_target(ready_context(request).loaded_areas(), ward_code), fmt)
 
 
 @router.get(
@@ -268,14 +278,16 @@ async def ward_feed(request: Request, ward_code: str, fmt: Fmt) -> Response:
     responses=EVENTS,
 )
 async def ward_events(request: Request, ward_code: str):
-    return await events_response(request, _ward_target(runtime_of(request)[2], ward_code))
+    return await events_response(request, _ward_target(ready_context(request).loaded_areas(), ward_code))
 
 
 @router.get("/wards/{ward_code}", response_class=HTMLResponse, summary="A ward's page", responses=PAGE)
 async def ward_page(
     request: Request, ward_code: Annotated[str, Path(json_schema_extra=UNDOTTED)]
 ) -> Response:
-    return await feed_response(request, _ward_target(runtime_of(request)[2], ward_code), "html")
+    return await feed_response(
+        request, _ward_target(ready_context(request).loaded_areas(), ward_code), "html"
+    )
 
 
 @router.get(
@@ -303,7 +315,7 @@ async def subscription_events(request: Request, token: str):
 )
 async def unsubscribe_confirm(request: Request, token: str) -> Response:
     target = await _subscription_target(request, token)
-    settings = runtime_of(request)[1]
+    settings = ready_context(request).settings
     body = render(
         "unsubscribe.html",
         base_url=settings.base_url,
@@ -318,9 +330,10 @@ async def unsubscribe_confirm(request: Request, token: str) -> Response:
 
 @router.post("/s/{token}/unsubscribe", response_class=HTMLResponse, summary="Unsubscribe", responses=ENDED)
 async def unsubscribe_post(request: Request, token: str) -> Response:
-    runtime, settings, _ = runtime_of(request)
+    ctx = ready_context(request)
+    settings = ctx.settings
     await _subscription_target(request, token)  # 404 / 410 as for the feed
-    async with runtime.pool.acquire() as conn:  # type: ignore[union-attr]
+    async with ctx.pool.acquire() as conn:
         await repo.unsubscribe(conn, hashlib.sha256(token.encode()).digest())
     body = render(
         "message.html",
@@ -363,7 +376,9 @@ async def subscribe_form(
     lon: Annotated[str | None, Form()] = None,
     radius_m: Annotated[str | None, Form()] = None,
 ) -> Response:
-    runtime, settings, areas = runtime_of(request)
+    ctx = ready_context(request)
+    settings = ctx.settings
+    areas = ctx.loaded_areas()
     near_me = kind == "area" or (not kind and (lat or lon or radius_m))
     point = _point(areas, settings, kind, lat, lon, radius_m) if near_me else None
     sel = resolve(
@@ -376,7 +391,7 @@ async def subscribe_form(
         **(point or {}),
     )
     enforce_rate(request, "subscriptions", SUBSCRIPTIONS_PER_MINUTE, SUBSCRIPTIONS_PER_MINUTE)
-    done = await subscribe(runtime, sel)
+    done = await subscribe(ctx, sel)
     path = f"/s/{done.token}"
     body = render(
         "subscribed.html",

@@ -82,7 +82,7 @@ async def test_304_is_answered_without_rendering_and_each_visible_change_moves_t
 ):
     client, app = app_client
     runtime = app.state.runtime
-    areas = runtime.state["areas"]
+    areas = runtime.context.areas
     pool, settings = runtime.pool, runtime.settings
     street, other = (areas.gazetteer.streets[i] for i in sorted(areas.gazetteer.streets)[:2])
     atom, page = f"/streets/{street.id}.atom", f"/streets/{street.id}"
@@ -115,7 +115,7 @@ async def test_304_is_answered_without_rendering_and_each_visible_change_moves_t
     # A repeat 200 of the same state comes from the body cache, byte for byte.
     cached = await client.get(atom)
     assert cached.status_code == 200 and cached.content == first.content
-    runtime.state["bodies"] = BodyCache(0)
+    runtime.context.bodies = BodyCache(0)
     with pytest.raises(AssertionError, match="rendered"):
         await client.get(atom)
     monkeypatch.undo()
@@ -166,7 +166,7 @@ async def test_person_revisions_on_one_day_change_the_etag(app_client, random_id
     """Person categories store change times to the day, so the ETag cannot rest on timestamps."""
     client, app = app_client
     runtime = app.state.runtime
-    areas = runtime.state["areas"]
+    areas = runtime.context.areas
     unit = next(u for u in areas.gazetteer.units_for(40) if u.publishable and not u.is_ward)
     street = areas.gazetteer.streets[unit.street_ids[0]]
     url = f"/streets/{street.id}.json"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from types import SimpleNamespace
 
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 
@@ -20,7 +21,7 @@ async def test_valid_prompts_are_applied_malformed_are_dead_lettered(make):
     async def apply(event):
         applied.append(event)
 
-    runtime.state.update(apply=apply)
+    runtime.provide(SimpleNamespace(apply=apply))  # the handler uses only the context's apply
     register_handlers(broker, runtime, "feeds-test")
 
     @broker.subscriber(DEAD_LETTERS.name)

@@ -1,0 +1,59 @@
+"""What the feeds service holds while it runs, built at startup; routes take it via `feeds_context`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import asyncpg
+from fastapi import Request
+from faststream.kafka import KafkaBroker
+
+from shared.contracts import PromptPublished, PromptRetired, Tombstone
+from shared.gazetteer.selection import Areas
+from shared.http import Problem
+from shared.ratelimit import TokenBucket
+
+from . import repository as repo
+from .consume import apply_event
+from .feedcache import BodyCache, ValidatorCache
+from .live import Hub
+from .settings import FeedsSettings
+
+__all__ = ["FeedsContext", "feeds_context", "ready_context"]
+
+
+@dataclass
+class FeedsContext:
+    settings: FeedsSettings
+    pool: asyncpg.Pool
+    broker: KafkaBroker  # "I can help" responses are published on it
+    hub: Hub  # live updates to Server-Sent Events clients
+    bodies: BodyCache  # rendered feeds by ETag
+    help_limiter: TokenBucket  # "I can help", keyed by client
+    areas: Areas | None  # None while the gazetteer is empty: pages answer 503
+    validators: ValidatorCache = field(default_factory=ValidatorCache)
+    basemaps: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # GeoJSON body and its ETag
+    short_codes: dict[str, str] | None = None  # printed notices' codes, built on first use
+
+    def loaded_areas(self) -> Areas:
+        """The gazetteer's areas, or a 503 while it is not loaded."""
+        if self.areas is None:
+            raise Problem(503, "The street gazetteer is not loaded yet", headers={"Retry-After": "30"})
+        return self.areas
+
+    async def apply(self, event: PromptPublished | PromptRetired | Tombstone) -> repo.Change | None:
+        """Store a prompt event's effect (and notify every replica's listener)."""
+        return await apply_event(self.pool, self.settings, event)
+
+
+def feeds_context(request: Request) -> FeedsContext:
+    """FastAPI dependency: the running feeds service's context."""
+    context: FeedsContext = request.app.state.runtime.context
+    return context
+
+
+def ready_context(request: Request) -> FeedsContext:
+    """The context of a route that needs the gazetteer: a 503 while it is not loaded."""
+    context = feeds_context(request)
+    context.loaded_areas()
+    return context
