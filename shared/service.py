@@ -55,7 +55,6 @@ class Runtime(Generic[C]):
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     # Per-route token buckets of `shared.ratelimit.enforce_rate`, by name.
     limiters: dict[str, TokenBucket] = field(default_factory=dict)
-    state: dict[str, Any] = field(default_factory=dict)  # going: services move to `context`
     _context: C | None = None
 
     @property
