@@ -105,7 +105,7 @@ def create_service_app(
     on_shutdown: Hook | None = None,
     extra_migrations: tuple[tuple[str, Path], ...] = (),
 ) -> FastAPI:
-    runtime = Runtime(name=name, settings=settings, broker=broker)
+    runtime: Runtime[Any] = Runtime(name=name, settings=settings, broker=broker)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -38,7 +38,8 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
     )
 
     async def on_startup(runtime: Runtime[AggregatorContext]) -> None:
-        async with runtime.pool.acquire() as conn:
+        pool = runtime.require_pool()
+        async with pool.acquire() as conn:
             areas = await load_areas(conn, settings.policy())
         # The gazetteer's areas live as long as the process: keep the collector from scanning them
         # again and again, and let a batch's short-lived objects pile up longer between collections.
@@ -46,13 +47,13 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
         gc.set_threshold(GC_THRESHOLD, 20, 100)
         producer = await start_producer(settings)
         wakeup = Wakeup()
-        consumer = SignalConsumer(runtime.pool, settings, areas, wakeup=wakeup)
+        consumer = SignalConsumer(pool, settings, areas, wakeup=wakeup)
         await consumer.start()
-        runtime.provide(AggregatorContext(runtime.require_pool(), areas, producer, consumer))
+        runtime.provide(AggregatorContext(pool, areas, producer, consumer))
         runtime.spawn(consumer.run(), "aggregator-consumer")
         runtime.spawn(
             relay_forever(
-                runtime.pool,
+                pool,
                 producer,
                 limit=settings.outbox_batch,
                 interval=settings.outbox_interval_seconds,
@@ -62,14 +63,14 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
         )
         runtime.spawn(
             refresh_forever(
-                runtime.pool,
+                pool,
                 areas,
                 interval=settings.refresh_interval_seconds,
                 trend_days=settings.trend_days,
             ),
             "aggregator-refresh",
         )
-        runtime.spawn(release_forever(runtime.pool, areas, settings), "aggregator-releases")
+        runtime.spawn(release_forever(pool, areas, settings), "aggregator-releases")
 
     async def on_shutdown(runtime: Runtime[AggregatorContext]) -> None:
         await runtime.context.consumer.stop()

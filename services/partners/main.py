@@ -30,12 +30,13 @@ def create_app(settings: PartnersSettings, *, gazetteer: Gazetteer | None = None
     broker = make_broker(settings, client_id="partners")
 
     async def on_startup(runtime: Runtime[PartnersContext]) -> None:
+        pool = runtime.require_pool()
         found = gazetteer
         if found is None and settings.load_gazetteer:
-            async with runtime.pool.acquire() as conn:
+            async with pool.acquire() as conn:
                 found = await load_gazetteer(conn)
         runtime.provide(PartnersContext.build(settings, AreaGeometry(found)))
-        runtime.spawn(run_delivery_worker(runtime.pool, settings), name="partners-webhook-delivery")
+        runtime.spawn(run_delivery_worker(pool, settings), name="partners-webhook-delivery")
 
     app = create_service_app(
         name="partners",
