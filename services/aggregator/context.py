@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from fastapi import Request
+from fastapi import Depends, Request
 
 from .areas import Areas
 from .consumer import SignalConsumer
 
-__all__ = ["AggregatorContext", "aggregator_context"]
+__all__ = ["AggregatorContext", "Context", "aggregator_context"]
 
 
 @dataclass(frozen=True)
@@ -26,3 +27,7 @@ def aggregator_context(request: Request) -> AggregatorContext:
     """FastAPI dependency: the running aggregator's context."""
     context: AggregatorContext = request.app.state.runtime.context
     return context
+
+
+# What a route declares to be given the context: `context: Context`.
+Context = Annotated[AggregatorContext, Depends(aggregator_context)]

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import asyncpg
-from fastapi import Request
+from fastapi import Depends, Request
 
 from .settings import ConsoleSettings
 from .targets import Targets
 
-__all__ = ["ConsoleContext", "console_context"]
+__all__ = ["ConsoleContext", "Context", "console_context"]
 
 
 @dataclass(frozen=True)
@@ -24,3 +25,7 @@ def console_context(request: Request) -> ConsoleContext:
     """FastAPI dependency (and plain helper): the running console's context."""
     context: ConsoleContext = request.app.state.runtime.context
     return context
+
+
+# What a route declares to be given the context: `context: Context`.
+Context = Annotated[ConsoleContext, Depends(console_context)]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Annotated
 
 import asyncpg
-from fastapi import Request
+from fastapi import Depends, Request
 from faststream.kafka import KafkaBroker
 
 from shared.contracts import PromptPublished, PromptRetired, Tombstone
@@ -19,7 +20,7 @@ from .feedcache import BodyCache, ValidatorCache
 from .live import Hub
 from .settings import FeedsSettings
 
-__all__ = ["FeedsContext", "feeds_context", "ready_context"]
+__all__ = ["Context", "FeedsContext", "feeds_context", "ready_context"]
 
 
 @dataclass
@@ -57,3 +58,7 @@ def ready_context(request: Request) -> FeedsContext:
     context = feeds_context(request)
     context.loaded_areas()
     return context
+
+
+# What a route declares to be given the context: `context: Context`.
+Context = Annotated[FeedsContext, Depends(feeds_context)]

@@ -11,7 +11,7 @@ import datetime as dt
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.contracts import Category
@@ -19,16 +19,12 @@ from shared.http import Problem, operator_token
 
 from . import metrics, repository
 from .auth import generate_key, hash_key
-from .context import IngestContext, ingest_context
+from .context import Context
 from .pipeline import OutOfScope, ProduceFailed
 
 __all__ = ["router"]
 
 COUNCIL_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
-
-
-def _ctx(request: Request) -> IngestContext:
-    return ingest_context(request)
 
 
 # Bearer token from INGEST_OPERATOR_TOKEN; everyone is refused while it is unset.
@@ -93,17 +89,15 @@ _COLUMNS = "id, name, council_id, categories, rate_per_minute, created_at, revok
 
 
 @router.get("/systems", response_model=list[SystemOut], summary="Council systems (never their keys)")
-async def list_systems(request: Request) -> list[SystemOut]:
-    rows = await _ctx(request).pool.fetch(
-        f"SELECT {_COLUMNS} FROM ingest.council_systems ORDER BY created_at, id"
-    )
+async def list_systems(ctx: Context) -> list[SystemOut]:
+    rows = await ctx.pool.fetch(f"SELECT {_COLUMNS} FROM ingest.council_systems ORDER BY created_at, id")
     return [_out(r) for r in rows]
 
 
 @router.post("/systems", response_model=SystemCreated, status_code=201, summary="Register a council system")
-async def create_system(request: Request, body: SystemIn) -> SystemCreated:
+async def create_system(ctx: Context, body: SystemIn) -> SystemCreated:
     key = generate_key()
-    async with _ctx(request).pool.acquire() as conn:
+    async with ctx.pool.acquire() as conn:
         system = await repository.create_system(
             conn,
             name=body.name,
@@ -128,10 +122,10 @@ async def _one_active(conn: Any, system_id: uuid.UUID) -> Any:
 
 
 @router.post("/systems/{system_id}/rotate", response_model=SystemCreated, summary="Replace a system's key")
-async def rotate_system(request: Request, system_id: uuid.UUID) -> SystemCreated:
+async def rotate_system(ctx: Context, system_id: uuid.UUID) -> SystemCreated:
     """The old key stops working at once; the new one is shown once."""
     key = generate_key()
-    async with _ctx(request).pool.acquire() as conn, conn.transaction():
+    async with ctx.pool.acquire() as conn, conn.transaction():
         await _one_active(conn, system_id)
         row = await conn.fetchrow(
             f"UPDATE ingest.council_systems SET key_hash = $2 WHERE id = $1 RETURNING {_COLUMNS}",
@@ -142,8 +136,8 @@ async def rotate_system(request: Request, system_id: uuid.UUID) -> SystemCreated
 
 
 @router.post("/systems/{system_id}/revoke", response_model=SystemOut, summary="Revoke a system's key")
-async def revoke_system(request: Request, system_id: uuid.UUID) -> SystemOut:
-    async with _ctx(request).pool.acquire() as conn, conn.transaction():
+async def revoke_system(ctx: Context, system_id: uuid.UUID) -> SystemOut:
+    async with ctx.pool.acquire() as conn, conn.transaction():
         await _one_active(conn, system_id)
         row = await conn.fetchrow(
             f"UPDATE ingest.council_systems SET revoked_at = now() WHERE id = $1 RETURNING {_COLUMNS}",
@@ -153,8 +147,8 @@ async def revoke_system(request: Request, system_id: uuid.UUID) -> SystemOut:
 
 
 @router.put("/systems/{system_id}", response_model=SystemOut, summary="Set categories and rate limit")
-async def update_system(request: Request, system_id: uuid.UUID, body: SystemUpdate) -> SystemOut:
-    async with _ctx(request).pool.acquire() as conn, conn.transaction():
+async def update_system(ctx: Context, system_id: uuid.UUID, body: SystemUpdate) -> SystemOut:
+    async with ctx.pool.acquire() as conn, conn.transaction():
         await _one_active(conn, system_id)
         row = await conn.fetchrow(
             "UPDATE ingest.council_systems SET categories = $2, rate_per_minute = $3 WHERE id = $1"
@@ -167,9 +161,9 @@ async def update_system(request: Request, system_id: uuid.UUID, body: SystemUpda
 
 
 @router.get("/volumes", summary="Signals accepted per system, category and day")
-async def volumes(request: Request, days: Annotated[int, Query(ge=1, le=366)] = 30) -> list[dict[str, Any]]:
+async def volumes(ctx: Context, days: Annotated[int, Query(ge=1, le=366)] = 30) -> list[dict[str, Any]]:
     """Accepted signals per system, category and day (category null: accepted before it was kept)."""
-    rows = await _ctx(request).pool.fetch(
+    rows = await ctx.pool.fetch(
         """SELECT a.system_id, s.name, a.category, (a.accepted_at AT TIME ZONE 'UTC')::date AS day,
                   count(*) AS signals
            FROM ingest.accepted_signals a JOIN ingest.council_systems s ON s.id = a.system_id
@@ -191,9 +185,9 @@ async def volumes(request: Request, days: Annotated[int, Query(ge=1, le=366)] = 
 
 @router.get("/open311-volumes", summary="Open311 requests per service code and day")
 async def open311_volumes(
-    request: Request, days: Annotated[int, Query(ge=1, le=366)] = 30
+    ctx: Context, days: Annotated[int, Query(ge=1, le=366)] = 30
 ) -> list[dict[str, Any]]:
-    rows = await _ctx(request).pool.fetch(
+    rows = await ctx.pool.fetch(
         """SELECT service_code, (requested_at AT TIME ZONE 'UTC')::date AS day, count(*) AS requests
            FROM ingest.open311_requests WHERE requested_at >= now() - make_interval(days => $1)
            GROUP BY 1, 2 ORDER BY 2, 1""",
@@ -215,8 +209,8 @@ async def rejects() -> list[dict[str, Any]]:
 
 
 @router.get("/pseudonym-keys", summary="Pseudonymisation secret versions (never the secrets)")
-async def pseudonym_keys(request: Request) -> dict[str, Any]:
-    settings = _ctx(request).settings
+async def pseudonym_keys(ctx: Context) -> dict[str, Any]:
+    settings = ctx.settings
     return {
         "versions": sorted(settings.pseudonym_keys_by_version),
         "in_use": settings.pseudonym_key_version,
@@ -224,10 +218,9 @@ async def pseudonym_keys(request: Request) -> dict[str, Any]:
 
 
 @router.post("/withdrawals", status_code=202, summary="Withdraw a subject by council reference")
-async def withdraw(request: Request, body: WithdrawalIn) -> dict[str, Any]:
+async def withdraw(ctx: Context, body: WithdrawalIn) -> dict[str, Any]:
     """A `withdrawn` signal per category through the ordinary pipeline: the reference is pseudonymised
     at the door like any other, and the aggregator ends the subject on every street at once."""
-    ctx = _ctx(request)
     async with ctx.pool.acquire() as conn:
         row = await conn.fetchrow("SELECT key_hash FROM ingest.council_systems WHERE id = $1", body.system_id)
         system = await repository.find_system(conn, row["key_hash"]) if row else None

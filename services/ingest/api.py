@@ -14,7 +14,7 @@ from shared.http import Problem
 
 from .access import identify
 from .auth import RateLimiter
-from .context import IngestContext, ingest_context
+from .context import Context, IngestContext
 from .pipeline import OutOfScope, Pipeline, ProduceFailed
 from .places import place_area
 from .repository import System
@@ -141,8 +141,7 @@ def _field_error(index: int, error: str) -> dict[str, str]:
         }
     },
 )
-async def post_signals(request: Request) -> BatchResult:
-    ctx = ingest_context(request)
+async def post_signals(request: Request, ctx: Context) -> BatchResult:
     system = await _system(request, ctx)
     items = _items(await request.body())
     limit = ctx.settings.max_batch
@@ -205,8 +204,9 @@ async def post_signals(request: Request) -> BatchResult:
     "is stored in clear). The subject leaves every count at once. `event_id` makes retries safe.",
     responses=problem_responses(401, 422, 429, 503),
 )
-async def withdraw_everywhere(request: Request, body: WithdrawEverywhere) -> WithdrawnEverywhere:
-    ctx = ingest_context(request)
+async def withdraw_everywhere(
+    request: Request, ctx: Context, body: WithdrawEverywhere
+) -> WithdrawnEverywhere:
     system = await _system(request, ctx)
     gazetteer: Gazetteer = ctx.gazetteer
     categories = sorted(system.categories)

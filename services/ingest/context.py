@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import asyncpg
-from fastapi import Request
+from fastapi import Depends, Request
 
 from shared.gazetteer.model import Gazetteer
 
@@ -13,7 +14,7 @@ from .auth import RateLimiter
 from .pipeline import Pipeline
 from .settings import IngestSettings
 
-__all__ = ["IngestContext", "ingest_context"]
+__all__ = ["Context", "IngestContext", "ingest_context"]
 
 
 @dataclass(frozen=True)
@@ -29,3 +30,7 @@ def ingest_context(request: Request) -> IngestContext:
     """FastAPI dependency: the running ingest service's context."""
     context: IngestContext = request.app.state.runtime.context
     return context
+
+
+# What a route declares to be given the context: `context: Context`.
+Context = Annotated[IngestContext, Depends(ingest_context)]

@@ -21,7 +21,7 @@ from shared.gazetteer.model import Gazetteer
 from . import repository
 from .access import Caller, identify
 from .auth import RateLimiter
-from .context import IngestContext, ingest_context
+from .context import Context, IngestContext
 from .open311 import (
     Open311Error,
     Open311Form,
@@ -160,12 +160,12 @@ def _request_view(row: repository.Open311Row, gazetteer: Gazetteer, agency: str)
     summary="Open311: discovery (where the endpoint is, what it speaks)",
     responses={200: _OK, **_ERRORS_DOC},
 )
-async def get_discovery(request: Request, fmt: str) -> Response:
+async def get_discovery(request: Request, ctx: Context, fmt: str) -> Response:
     try:
         fmt = _format(fmt)
     except Open311Error as exc:
         return _error(fmt, exc)
-    settings = ingest_context(request).settings
+    settings = ctx.settings
     url = str(request.url_for("list_services", fmt="json")).rsplit("/", 1)[0]
     return _respond(fmt, "discovery", "endpoint", discovery(url, settings.agency_responsible))
 
@@ -245,8 +245,7 @@ async def get_service(service_code: str, fmt: str) -> Response:
         },
     },
 )
-async def post_request(request: Request, fmt: str) -> Response:
-    ctx = ingest_context(request)
+async def post_request(request: Request, ctx: Context, fmt: str) -> Response:
     try:
         _format(fmt)
         form, caller = await _form(request, ctx)
@@ -332,6 +331,7 @@ async def post_request(request: Request, fmt: str) -> Response:
 )
 async def list_requests(
     request: Request,
+    ctx: Context,
     fmt: str,
     service_request_id: str | None = None,
     service_code: str | None = None,
@@ -339,7 +339,6 @@ async def list_requests(
     end_date: str | None = None,
     status: str | None = None,
 ) -> Response:
-    ctx = ingest_context(request)
     try:
         _format(fmt)
         statuses = _csv(status)
@@ -366,8 +365,7 @@ async def list_requests(
     summary="Open311: one request (street-level view)",
     responses={200: _OK, **_ERRORS_DOC},
 )
-async def get_request(request: Request, service_request_id: str, fmt: str) -> Response:
-    ctx = ingest_context(request)
+async def get_request(ctx: Context, service_request_id: str, fmt: str) -> Response:
     try:
         _format(fmt)
         rows = await repository.open311_rows(ctx.pool, ids=_ids([service_request_id]))
@@ -384,8 +382,7 @@ async def get_request(request: Request, service_request_id: str, fmt: str) -> Re
     description="Requests are created in real time, so a token is the service_request_id itself.",
     responses={200: _OK, **_ERRORS_DOC},
 )
-async def get_token(request: Request, token: str, fmt: str) -> Response:
-    ctx = ingest_context(request)
+async def get_token(ctx: Context, token: str, fmt: str) -> Response:
     try:
         _format(fmt)
         rows = await repository.open311_rows(ctx.pool, ids=_ids([token]))

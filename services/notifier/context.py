@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Annotated
 
 import asyncpg
-from fastapi import Request
+from fastapi import Depends, Request
 
 from shared.contracts import PromptPublished, PromptRetired, Tombstone
 from shared.gazetteer.selection import Areas
@@ -16,7 +17,7 @@ from shared.ratelimit import TokenBucket
 from .consume import apply_event
 from .settings import NotifierSettings
 
-__all__ = ["NotifierContext", "notifier_context"]
+__all__ = ["Context", "NotifierContext", "notifier_context"]
 
 
 @dataclass(frozen=True)
@@ -36,3 +37,7 @@ def notifier_context(request: Request) -> NotifierContext:
     """FastAPI dependency: the running notifier's context."""
     context: NotifierContext = request.app.state.runtime.context
     return context
+
+
+# What a route declares to be given the context: `context: Context`.
+Context = Annotated[NotifierContext, Depends(notifier_context)]

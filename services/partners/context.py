@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from shared.ratelimit import TokenBucket
 
 from .geometry import AreaGeometry
 from .settings import PartnersSettings
 
-__all__ = ["PartnersContext", "partners_context"]
+__all__ = ["Context", "PartnersContext", "partners_context"]
 
 
 @dataclass(frozen=True)
@@ -29,3 +30,7 @@ def partners_context(request: Request) -> PartnersContext:
     """FastAPI dependency: the running partner service's context."""
     context: PartnersContext = request.app.state.runtime.context
     return context
+
+
+# What a route declares to be given the context: `context: Context`.
+Context = Annotated[PartnersContext, Depends(partners_context)]

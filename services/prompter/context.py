@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import asyncpg
-from fastapi import Request
+from fastapi import Depends, Request
 
 from .matching import Places
 from .publisher import PromptPublisher
 from .settings import PrompterSettings
 
-__all__ = ["PrompterContext", "prompter_context"]
+__all__ = ["Context", "PrompterContext", "prompter_context"]
 
 
 @dataclass(frozen=True)
@@ -26,3 +27,7 @@ def prompter_context(request: Request) -> PrompterContext:
     """FastAPI dependency: the running prompter's context."""
     context: PrompterContext = request.app.state.runtime.context
     return context
+
+
+# What a route declares to be given the context: `context: Context`.
+Context = Annotated[PrompterContext, Depends(prompter_context)]
