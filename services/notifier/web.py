@@ -24,7 +24,7 @@ from .alerts import (
     sign_up,
     subscription_for_link,
 )
-from .context import NotifierContext, notifier_context
+from .context import Context, NotifierContext, notifier_context
 from .mail import links_for
 from .pages import render
 from .settings import NotifierSettings
@@ -82,8 +82,8 @@ def install_alert_errors(app: FastAPI, settings: NotifierSettings) -> None:
     summary="The sign-up form for e-mail alerts",
     responses=_pages(_PLACE),
 )
-async def signup_form(request: Request) -> Response:
-    ctx, settings, _ = _ctx(request)
+async def signup_form(request: Request, ctx: Context) -> Response:
+    settings = ctx.settings
     place = {
         k: v
         for k, v in request.query_params.items()
@@ -114,8 +114,8 @@ async def signup_form(request: Request) -> Response:
         }
     ),
 )
-async def signup(request: Request) -> Response:
-    ctx, settings, clock = _ctx(request)
+async def signup(request: Request, ctx: Context) -> Response:
+    settings, clock = ctx.settings, ctx.clock
     if ctx.limiter.take(client_key(request, settings)):
         raise AlertError(429, "Too many sign-ups from here", "Please wait a minute and try again.")
     form = await request.form()
@@ -141,8 +141,8 @@ async def signup(request: Request) -> Response:
     summary="Confirmation link from the mail",
     responses=_pages(_ENDED),
 )
-async def confirm_page(request: Request, token: str) -> Response:
-    ctx, settings, clock = _ctx(request)
+async def confirm_page(ctx: Context, token: str) -> Response:
+    settings, clock = ctx.settings, ctx.clock
     sub = await confirmation_state(ctx.pool, token, clock(), confirm_now=False)
     # A button, not a GET that confirms: mail scanners open links, and must not confirm for the resident.
     return _page(
@@ -160,8 +160,8 @@ async def confirm_page(request: Request, token: str) -> Response:
     summary="Confirm an alert (single use)",
     responses=_pages(_ENDED),
 )
-async def confirm_post(request: Request, token: str) -> Response:
-    ctx, settings, clock = _ctx(request)
+async def confirm_post(ctx: Context, token: str) -> Response:
+    settings, clock = ctx.settings, ctx.clock
     sub = await confirm(ctx.pool, token, clock())
     links = links_for(settings, sub.subscription_id)
     return _page(settings, "confirmed.html", title="Your alerts are on", sub=sub, links=links)
@@ -232,8 +232,8 @@ async def manage_post(request: Request, token: str) -> Response:
 
 
 @router.get("/unsubscribe/{token}", response_class=HTMLResponse, summary="Unsubscribe page (one button)")
-async def unsubscribe_page(request: Request, token: str) -> Response:
-    ctx, settings, _ = _ctx(request)
+async def unsubscribe_page(ctx: Context, token: str) -> Response:
+    settings = ctx.settings
     _, sub = await subscription_for_link(ctx.pool, settings, token)
     if sub is None:
         return _page(
@@ -256,8 +256,8 @@ async def unsubscribe_page(request: Request, token: str) -> Response:
     response_class=HTMLResponse,
     summary="Unsubscribe in one click (RFC 8058: the mail client POSTs List-Unsubscribe=One-Click)",
 )
-async def unsubscribe_post(request: Request, token: str) -> Response:
-    ctx, settings, _ = _ctx(request)
+async def unsubscribe_post(ctx: Context, token: str) -> Response:
+    settings = ctx.settings
     sid, _ = await subscription_for_link(ctx.pool, settings, token)
     async with ctx.pool.acquire() as conn:
         await repo.delete_subscription(conn, sid)  # idempotent: a second click finds nothing to delete

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from shared.http import PROBLEM_JSON, Problem
 
 from . import repository as repo
+from .context import notifier_context
 from .tokens import address_hmac
 
 __all__ = ["BounceEvent", "Bounces", "router"]
@@ -50,8 +51,8 @@ class Suppressed(BaseModel):
     },
 )
 async def bounces(request: Request, body: Bounces, authorization: str | None = Header(None)) -> Suppressed:
-    runtime = request.app.state.runtime
-    settings = runtime.settings
+    ctx = notifier_context(request)
+    settings = ctx.settings
     if settings.webhook_token is None:
         raise Problem(404, "Not found", "the bounce webhook is off (NOTIFIER_WEBHOOK_TOKEN is not set)")
     expected = f"Bearer {settings.webhook_token.get_secret_value()}"
@@ -61,7 +62,7 @@ async def bounces(request: Request, body: Bounces, authorization: str | None = H
         )
     secret = settings.link_secret.get_secret_value()
     suppressed = deleted = 0
-    async with runtime.pool.acquire() as conn, conn.transaction():
+    async with ctx.pool.acquire() as conn, conn.transaction():
         for event in body.events:
             if event.type == "bounce" and not event.permanent:
                 continue
