@@ -20,7 +20,7 @@ from shared.keys import hash_key, new_key
 from . import actions
 from . import org_repository as org_repo
 from . import repository as repo
-from .context import PrompterContext, prompter_context
+from .context import Context, prompter_context
 from .platforms import uncovered
 from .schemas import _check_url
 
@@ -70,10 +70,6 @@ class OrganisationIn(BaseModel):
     kind: Literal["vcs", "council"] = "vcs"
 
 
-def _ctx(request: Request) -> PrompterContext:
-    return prompter_context(request)
-
-
 def _opportunity(row: Any) -> dict[str, Any]:
     return {
         "id": str(row["id"]),
@@ -98,17 +94,16 @@ def _organisation(row: Any) -> dict[str, Any]:
 
 
 @router.get("/opportunities", summary="Every opportunity, whatever its status or owner")
-async def list_all_opportunities(request: Request) -> list[dict[str, Any]]:
-    rows = await _ctx(request).pool.fetch(
+async def list_all_opportunities(ctx: Context) -> list[dict[str, Any]]:
+    rows = await ctx.pool.fetch(
         "SELECT * FROM prompter.opportunities ORDER BY retired_at NULLS FIRST, organisation, title, id"
     )
     return [_opportunity(r) for r in rows]
 
 
 @router.post("/opportunities/{opportunity_id}/{change}", summary="Switch an opportunity off or on")
-async def moderate(request: Request, opportunity_id: uuid.UUID, change: Literal["pause", "resume"]) -> dict:
+async def moderate(ctx: Context, opportunity_id: uuid.UUID, change: Literal["pause", "resume"]) -> dict:
     """The operator pauses (prompts drop the link) or resumes any organisation's opportunity."""
-    ctx = _ctx(request)
     status, action = ("paused", "paused") if change == "pause" else ("active", "resumed")
     async with ctx.pool.acquire() as conn, conn.transaction():
         before = await repo.get_opportunity(conn, opportunity_id, for_update=True)
@@ -125,8 +120,7 @@ async def moderate(request: Request, opportunity_id: uuid.UUID, change: Literal[
 
 
 @router.put("/platforms/{platform_id}", summary="Edit a platform's entry in the directory")
-async def edit_platform(request: Request, platform_id: str, body: PlatformEdit) -> dict[str, Any]:
-    ctx = _ctx(request)
+async def edit_platform(ctx: Context, platform_id: str, body: PlatformEdit) -> dict[str, Any]:
     values = body.model_dump(mode="json")
     async with ctx.pool.acquire() as conn, conn.transaction():
         before = await conn.fetchrow("SELECT * FROM prompter.platforms WHERE id = $1 FOR UPDATE", platform_id)
@@ -156,15 +150,15 @@ async def edit_platform(request: Request, platform_id: str, body: PlatformEdit) 
 
 
 @router.get("/organisations", summary="Organisations (never their keys)")
-async def list_organisations(request: Request) -> list[dict[str, Any]]:
-    async with _ctx(request).pool.acquire() as conn:
+async def list_organisations(ctx: Context) -> list[dict[str, Any]]:
+    async with ctx.pool.acquire() as conn:
         return [_organisation(r) for r in await org_repo.list_organisations(conn)]
 
 
 @router.post("/organisations", status_code=201, summary="Add an organisation; its key is shown once")
-async def create_organisation(request: Request, body: OrganisationIn) -> dict[str, Any]:
+async def create_organisation(ctx: Context, body: OrganisationIn) -> dict[str, Any]:
     key = new_key(ORG_KEY_PREFIX)
-    async with _ctx(request).pool.acquire() as conn:
+    async with ctx.pool.acquire() as conn:
         row = await org_repo.create_organisation(conn, body.name, body.kind, hash_key(key))
     return {"organisation": _organisation(row), "key": key}
 
@@ -180,9 +174,9 @@ async def _active(conn: Any, organisation_id: uuid.UUID) -> None:
 
 
 @router.post("/organisations/{organisation_id}/rotate", summary="Replace an organisation's key")
-async def rotate_organisation(request: Request, organisation_id: uuid.UUID) -> dict[str, Any]:
+async def rotate_organisation(ctx: Context, organisation_id: uuid.UUID) -> dict[str, Any]:
     key = new_key(ORG_KEY_PREFIX)
-    async with _ctx(request).pool.acquire() as conn, conn.transaction():
+    async with ctx.pool.acquire() as conn, conn.transaction():
         await _active(conn, organisation_id)
         row = await conn.fetchrow(
             "UPDATE prompter.organisations SET key_hash = $2 WHERE id = $1 RETURNING *",
@@ -195,8 +189,8 @@ async def rotate_organisation(request: Request, organisation_id: uuid.UUID) -> d
 
 
 @router.post("/organisations/{organisation_id}/revoke", summary="Revoke an organisation's key")
-async def revoke_organisation(request: Request, organisation_id: uuid.UUID) -> dict[str, Any]:
-    async with _ctx(request).pool.acquire() as conn, conn.transaction():
+async def revoke_organisation(ctx: Context, organisation_id: uuid.UUID) -> dict[str, Any]:
+    async with ctx.pool.acquire() as conn, conn.transaction():
         await _active(conn, organisation_id)
         await org_repo.revoke_organisation(conn, organisation_id)
         row = await conn.fetchrow("SELECT * FROM prompter.organisations WHERE id = $1", organisation_id)

@@ -16,7 +16,7 @@ from . import actions
 from . import org_repository as org_repo
 from . import repository as repo
 from .auth import Caller, council_reader, current_organisation
-from .context import PrompterContext, prompter_context
+from .context import Context
 from .matching import covers_ward
 from .ratelimit import check_offer_rate
 from .schemas import (
@@ -56,10 +56,6 @@ _MISSING = {404: _problem("No such opportunity of yours (another organisation's 
 _RETIRED = {409: _problem("The opportunity is retired.")}
 
 
-def _ctx(request: Request) -> PrompterContext:
-    return prompter_context(request)
-
-
 def _out(row) -> OpportunityOut:
     return OpportunityOut.from_row(row)
 
@@ -72,10 +68,10 @@ def _out(row) -> OpportunityOut:
     responses={**_AUTH, **_INVALID},
 )
 async def register_opportunity(
-    body: OpportunityIn, request: Request, response: Response, org=Depends(current_organisation)
+    body: OpportunityIn, request: Request, ctx: Context, response: Response, org=Depends(current_organisation)
 ) -> OpportunityOut:
     """Register a way to help, owned by the key's organisation. Prompts it is near link to it."""
-    row = await actions.create_opportunity(_ctx(request), org, body)
+    row = await actions.create_opportunity(ctx, org, body)
     response.headers["Location"] = f"/v1/opportunities/{row['id']}"
     return _out(row)
 
@@ -87,10 +83,14 @@ async def register_opportunity(
     responses={**_AUTH, **_MISSING, **_RETIRED, **_INVALID},
 )
 async def update_opportunity(
-    opportunity_id: uuid.UUID, body: OpportunityIn, request: Request, org=Depends(current_organisation)
+    opportunity_id: uuid.UUID,
+    body: OpportunityIn,
+    request: Request,
+    ctx: Context,
+    org=Depends(current_organisation),
 ) -> OpportunityOut:
     """Replace one of your opportunities' details; prompts it was or is now near are re-evaluated."""
-    return _out(await actions.update_opportunity(_ctx(request), org, opportunity_id, body))
+    return _out(await actions.update_opportunity(ctx, org, opportunity_id, body))
 
 
 @router.post(
@@ -100,10 +100,10 @@ async def update_opportunity(
     responses={**_AUTH, **_MISSING, **_RETIRED},
 )
 async def pause_opportunity(
-    opportunity_id: uuid.UUID, request: Request, org=Depends(current_organisation)
+    opportunity_id: uuid.UUID, request: Request, ctx: Context, org=Depends(current_organisation)
 ) -> OpportunityOut:
     """Pause one of your opportunities: prompts drop the link until it is resumed."""
-    return _out(await actions.change_status(_ctx(request), org, opportunity_id, pause=True))
+    return _out(await actions.change_status(ctx, org, opportunity_id, pause=True))
 
 
 @router.post(
@@ -113,10 +113,10 @@ async def pause_opportunity(
     responses={**_AUTH, **_MISSING, **_RETIRED},
 )
 async def resume_opportunity(
-    opportunity_id: uuid.UUID, request: Request, org=Depends(current_organisation)
+    opportunity_id: uuid.UUID, request: Request, ctx: Context, org=Depends(current_organisation)
 ) -> OpportunityOut:
     """Resume a paused opportunity of yours."""
-    return _out(await actions.change_status(_ctx(request), org, opportunity_id, pause=False))
+    return _out(await actions.change_status(ctx, org, opportunity_id, pause=False))
 
 
 @router.delete(
@@ -126,21 +126,20 @@ async def resume_opportunity(
     responses={**_AUTH, **_MISSING},
 )
 async def retire_opportunity(
-    opportunity_id: uuid.UUID, request: Request, org=Depends(current_organisation)
+    opportunity_id: uuid.UUID, request: Request, ctx: Context, org=Depends(current_organisation)
 ) -> Response:
     """Retire one of your opportunities (repeating it is harmless); prompts drop the link."""
-    await actions.retire_opportunity(_ctx(request), org, opportunity_id)
+    await actions.retire_opportunity(ctx, org, opportunity_id)
     return Response(status_code=204)
 
 
 @router.get("/opportunities", response_model=OpportunityList, tags=["opportunities"], responses=_INVALID)
 async def list_opportunities(
-    request: Request,
+    ctx: Context,
     ward: str | None = Query(None, max_length=16, description="ONS ward code."),
     category: Category | None = Query(None, description="Category code."),
 ) -> OpportunityList:
     """Active current and future opportunities (public), optionally in one ward and/or for one category."""
-    ctx = _ctx(request)
     async with ctx.pool.acquire() as conn:
         rows = await repo.list_opportunities(conn, category, dt.datetime.now(dt.UTC).date())
     places = ctx.places
@@ -155,9 +154,9 @@ async def list_opportunities(
     tags=["opportunities"],
     responses={404: _problem("No such active opportunity."), **_INVALID},
 )
-async def get_opportunity(opportunity_id: uuid.UUID, request: Request) -> OpportunityOut:
+async def get_opportunity(opportunity_id: uuid.UUID, request: Request, ctx: Context) -> OpportunityOut:
     """One active opportunity (public)."""
-    async with _ctx(request).pool.acquire() as conn:
+    async with ctx.pool.acquire() as conn:
         row = await repo.get_opportunity(conn, opportunity_id)
     if row is None or row["status"] != "active":
         raise actions.not_found(opportunity_id)
@@ -171,10 +170,10 @@ async def get_opportunity(opportunity_id: uuid.UUID, request: Request) -> Opport
     responses={**_AUTH, **_MISSING},
 )
 async def opportunity_changes(
-    opportunity_id: uuid.UUID, request: Request, org=Depends(current_organisation)
+    opportunity_id: uuid.UUID, request: Request, ctx: Context, org=Depends(current_organisation)
 ) -> ChangeList:
     """Every change to one of your opportunities (who, when, what), newest first."""
-    async with _ctx(request).pool.acquire() as conn:
+    async with ctx.pool.acquire() as conn:
         await actions.owned(conn, opportunity_id, org)
         rows = await org_repo.changes(conn, opportunity_id=opportunity_id)
     return ChangeList(changes=[OpportunityChange(**r) for r in rows])
@@ -186,17 +185,17 @@ async def opportunity_changes(
 @router.get(
     "/organisation/opportunities", response_model=OpportunityList, tags=["organisation"], responses=_AUTH
 )
-async def my_opportunities(request: Request, org=Depends(current_organisation)) -> OpportunityList:
+async def my_opportunities(ctx: Context, org=Depends(current_organisation)) -> OpportunityList:
     """All your opportunities, active, paused and retired."""
-    async with _ctx(request).pool.acquire() as conn:
+    async with ctx.pool.acquire() as conn:
         rows = await repo.organisation_opportunities(conn, org["id"])
     return OpportunityList(opportunities=[_out(r) for r in rows])
 
 
 @router.get("/organisation/offers", response_model=OfferList, tags=["organisation"], responses=_AUTH)
-async def my_offers(request: Request, org=Depends(current_organisation)) -> OfferList:
+async def my_offers(ctx: Context, org=Depends(current_organisation)) -> OfferList:
     """Offers of help you received: contact details where residents consented, and the counts."""
-    async with _ctx(request).pool.acquire() as conn:
+    async with ctx.pool.acquire() as conn:
         rows = await org_repo.offers_for(conn, org["id"])
         totals = await org_repo.offer_totals(conn, org["id"])
         responses = await org_repo.responses_for(conn, org["id"])
@@ -222,10 +221,10 @@ async def my_offers(request: Request, org=Depends(current_organisation)) -> Offe
     responses={**_AUTH, 404: _problem("No such offer of yours (or already handed over).")},
 )
 async def offer_handed_over(
-    offer_id: uuid.UUID, request: Request, org=Depends(current_organisation)
+    offer_id: uuid.UUID, request: Request, ctx: Context, org=Depends(current_organisation)
 ) -> Response:
     """You have the resident's details: they are deleted now."""
-    async with _ctx(request).pool.acquire() as conn, conn.transaction():
+    async with ctx.pool.acquire() as conn, conn.transaction():
         done = await org_repo.hand_over(conn, org["id"], offer_id, dt.datetime.now(dt.UTC).date())
     if not done:
         raise Problem(404, "No such offer", errors=[{"field": "offer_id", "message": "not found"}])
@@ -242,10 +241,10 @@ async def offer_handed_over(
         **_INVALID,
     },
 )
-async def offer(body: OfferIn, request: Request) -> dict[str, str]:
+async def offer(body: OfferIn, request: Request, ctx: Context) -> dict[str, str]:
     """A resident leaves a first name and email for ONE organisation the prompt links (with consent)."""
     check_offer_rate(request)
-    organisation, _ = await actions.make_offer(_ctx(request), body, dt.datetime.now(dt.UTC))
+    organisation, _ = await actions.make_offer(ctx, body, dt.datetime.now(dt.UTC))
     return {"organisation": organisation, "status": "stored for that organisation only"}
 
 
@@ -254,12 +253,12 @@ async def offer(body: OfferIn, request: Request) -> dict[str, str]:
 
 @router.get("/changes", response_model=ChangeList, tags=["council"], responses=_COUNCIL)
 async def all_changes(
-    request: Request,
+    ctx: Context,
     organisation_id: uuid.UUID | None = Query(None, description="Only this organisation's."),
     caller: Caller = Depends(council_reader),
 ) -> ChangeList:
     """Every organisation's opportunity changes (who, when, what), newest first: for the council."""
-    async with _ctx(request).pool.acquire() as conn:
+    async with ctx.pool.acquire() as conn:
         rows = await org_repo.changes(conn, organisation_id=organisation_id, limit=1000)
     return ChangeList(changes=[OpportunityChange(**r) for r in rows])
 
@@ -278,9 +277,9 @@ def _platform(row) -> PlatformOut:
 
 
 @router.get("/platforms", response_model=PlatformList, tags=["platforms"])
-async def list_platforms(request: Request) -> PlatformList:
+async def list_platforms(ctx: Context) -> PlatformList:
     """The platforms directory, with which entries the council has switched on (public)."""
-    async with _ctx(request).pool.acquire() as conn:
+    async with ctx.pool.acquire() as conn:
         rows = await org_repo.all_platforms(conn)
     return PlatformList(platforms=[_platform(r) for r in rows])
 
@@ -293,10 +292,10 @@ async def list_platforms(request: Request) -> PlatformList:
     responses={**_COUNCIL, 409: _problem("The id is taken."), **_INVALID},
 )
 async def add_platform(
-    body: PlatformIn, request: Request, caller: Caller = Depends(council_reader)
+    body: PlatformIn, request: Request, ctx: Context, caller: Caller = Depends(council_reader)
 ) -> PlatformOut:
     """Add the council's own platform to the directory."""
-    return _platform(await actions.add_platform(_ctx(request), body))
+    return _platform(await actions.add_platform(ctx, body))
 
 
 @router.put(
@@ -311,20 +310,24 @@ async def add_platform(
     },
 )
 async def switch_platform(
-    platform_id: str, body: PlatformSwitch, request: Request, caller: Caller = Depends(council_reader)
+    platform_id: str,
+    body: PlatformSwitch,
+    request: Request,
+    ctx: Context,
+    caller: Caller = Depends(council_reader),
 ) -> PlatformOut:
     """Switch a platform on or off for this council's prompts."""
-    return _platform(await actions.switch_platform(_ctx(request), platform_id, body.enabled))
+    return _platform(await actions.switch_platform(ctx, platform_id, body.enabled))
 
 
 @router.get("/impact", response_model=ImpactOut, tags=["impact"], responses={**_COUNCIL, **_INVALID})
 async def impact(
-    request: Request,
+    ctx: Context,
     ward: str | None = Query(None, max_length=16, description="ONS ward code."),
     caller: Caller = Depends(council_reader),
 ) -> ImpactOut:
     """'I can help' responses per prompt (since the first one) and per ward, for the council."""
-    async with _ctx(request).pool.acquire() as conn:
+    async with ctx.pool.acquire() as conn:
         prompts, wards = await repo.impact(conn, ward)
     return ImpactOut(
         prompts=[

@@ -19,7 +19,7 @@ from shared.privacy import MIN_UNIT_ADDRESSES
 from . import impact_repository as impact_repo
 from . import repository as repo
 from .charts import Series, bar_chart
-from .context import prompter_context
+from .context import Context, prompter_context
 from .impact import BANDS, before_after, month_of, summarise
 from .matching import covers_ward
 from .pages import render
@@ -132,9 +132,9 @@ def _page(request: Request, title: str, **context: Any) -> Response:
 
 
 @router.get("/impact")
-async def borough(request: Request) -> Response:
+async def borough(request: Request, ctx: Context) -> Response:
     names = _ward_names(request)
-    async with prompter_context(request).pool.acquire() as conn:
+    async with ctx.pool.acquire() as conn:
         seen = await impact_repo.wards_seen(conn)
     wards = sorted({*names, *seen}, key=lambda c: names.get(c, c))
     return _page(

@@ -27,7 +27,7 @@ from . import actions
 from . import org_repository as org_repo
 from . import repository as repo
 from .auth import organisation_for_key
-from .context import PrompterContext, prompter_context
+from .context import Context, PrompterContext, prompter_context
 from .forms import CATEGORY_CHOICES, FormInvalid, field_errors, opportunity_from_form, opportunity_to_form
 from .pages import page, render
 from .ratelimit import check_offer_rate
@@ -141,6 +141,7 @@ async def sign_in_page(request: Request) -> Response:
 @router.post("/organisations/sign-in")
 async def sign_in(
     request: Request,
+    ctx: Context,
     api_key: Annotated[str, Form(max_length=200)] = "",
     csrf_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
@@ -164,7 +165,7 @@ async def sign_in(
         ) from None
     token = secrets.token_urlsafe(32)
     hours = _settings(request).session_hours
-    async with _ctx(request).pool.acquire() as conn:
+    async with ctx.pool.acquire() as conn:
         await org_repo.create_session(
             conn,
             _hash(token),
@@ -179,10 +180,10 @@ async def sign_in(
 
 
 @router.post("/organisations/sign-out")
-async def sign_out(request: Request, csrf_token: Annotated[str, Form()] = "") -> Response:
+async def sign_out(request: Request, ctx: Context, csrf_token: Annotated[str, Form()] = "") -> Response:
     org = await _form_org(request, csrf_token)
     del org
-    async with _ctx(request).pool.acquire() as conn:
+    async with ctx.pool.acquire() as conn:
         await org_repo.delete_session(conn, _hash(request.cookies[SESSION_COOKIE]))
     response = _see(_PATH)
     response.delete_cookie(SESSION_COOKIE, path=_PATH)
@@ -193,11 +194,11 @@ async def sign_out(request: Request, csrf_token: Annotated[str, Form()] = "") ->
 
 
 @router.get("/organisations/home")
-async def home(request: Request) -> Response:
+async def home(request: Request, ctx: Context) -> Response:
     org = await _session(request)
     if org is None:
         return _see(_PATH)
-    async with _ctx(request).pool.acquire() as conn:
+    async with ctx.pool.acquire() as conn:
         rows = await repo.organisation_opportunities(conn, org["id"])
         offers = await org_repo.offers_for(conn, org["id"])
         totals = await org_repo.offer_totals(conn, org["id"])
@@ -253,19 +254,19 @@ async def _form_or_errors(request: Request, org: Any, action: str, title: str):
 
 
 @router.post("/organisations/opportunities")
-async def create(request: Request) -> Response:
+async def create(request: Request, ctx: Context) -> Response:
     org = await _signed_in(request)
     body, invalid = await _form_or_errors(request, org, f"{_PATH}/opportunities", "Add a way to help")
     if invalid is not None:
         return invalid
-    await actions.create_opportunity(_ctx(request), org, body)
+    await actions.create_opportunity(ctx, org, body)
     return _see(f"{_PATH}/home")
 
 
 @router.get("/organisations/opportunities/{opportunity_id}/edit")
-async def edit_form(request: Request, opportunity_id: uuid.UUID) -> Response:
+async def edit_form(request: Request, ctx: Context, opportunity_id: uuid.UUID) -> Response:
     org = await _signed_in(request)
-    async with _ctx(request).pool.acquire() as conn:
+    async with ctx.pool.acquire() as conn:
         row = await actions.owned(conn, opportunity_id, org)
     return _render(
         request,
@@ -280,22 +281,25 @@ async def edit_form(request: Request, opportunity_id: uuid.UUID) -> Response:
 
 
 @router.post("/organisations/opportunities/{opportunity_id}")
-async def update(request: Request, opportunity_id: uuid.UUID) -> Response:
+async def update(request: Request, ctx: Context, opportunity_id: uuid.UUID) -> Response:
     org = await _signed_in(request)
     action = f"{_PATH}/opportunities/{opportunity_id}"
     body, invalid = await _form_or_errors(request, org, action, "Change a way to help")
     if invalid is not None:
         return invalid
-    await actions.update_opportunity(_ctx(request), org, opportunity_id, body)
+    await actions.update_opportunity(ctx, org, opportunity_id, body)
     return _see(f"{_PATH}/home")
 
 
 @router.post("/organisations/opportunities/{opportunity_id}/{verb}")
 async def change(
-    request: Request, opportunity_id: uuid.UUID, verb: str, csrf_token: Annotated[str, Form()] = ""
+    request: Request,
+    ctx: Context,
+    opportunity_id: uuid.UUID,
+    verb: str,
+    csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     org = await _form_org(request, csrf_token)
-    ctx = _ctx(request)
     if verb == "pause":
         await actions.change_status(ctx, org, opportunity_id, pause=True)
     elif verb == "resume":
@@ -308,9 +312,9 @@ async def change(
 
 
 @router.get("/organisations/opportunities/{opportunity_id}/changes")
-async def changes_of(request: Request, opportunity_id: uuid.UUID) -> Response:
+async def changes_of(request: Request, ctx: Context, opportunity_id: uuid.UUID) -> Response:
     org = await _signed_in(request)
-    async with _ctx(request).pool.acquire() as conn:
+    async with ctx.pool.acquire() as conn:
         row = await actions.owned(conn, opportunity_id, org)
         rows = await org_repo.changes(conn, opportunity_id=opportunity_id)
     return _render(request, "org_changes.html", title=f"Changes: {row['title']}", org=org, changes=rows)
@@ -318,10 +322,10 @@ async def changes_of(request: Request, opportunity_id: uuid.UUID) -> Response:
 
 @router.post("/organisations/offers/{offer_id}/handed-over")
 async def handed_over(
-    request: Request, offer_id: uuid.UUID, csrf_token: Annotated[str, Form()] = ""
+    request: Request, ctx: Context, offer_id: uuid.UUID, csrf_token: Annotated[str, Form()] = ""
 ) -> Response:
     org = await _form_org(request, csrf_token)
-    async with _ctx(request).pool.acquire() as conn, conn.transaction():
+    async with ctx.pool.acquire() as conn, conn.transaction():
         await org_repo.hand_over(conn, org["id"], offer_id, dt.datetime.now(dt.UTC).date())
     return _see(f"{_PATH}/home")
 
@@ -330,19 +334,19 @@ async def handed_over(
 
 
 @router.get("/organisations/changes")
-async def all_changes(request: Request) -> Response:
+async def all_changes(request: Request, ctx: Context) -> Response:
     org = await _signed_in(request)
     _council(org)
-    async with _ctx(request).pool.acquire() as conn:
+    async with ctx.pool.acquire() as conn:
         rows = await org_repo.changes(conn, limit=500)
     return _render(request, "org_changes.html", title="Every change", org=org, changes=rows, everyone=True)
 
 
 @router.get("/organisations/platforms")
-async def platforms_page(request: Request) -> Response:
+async def platforms_page(request: Request, ctx: Context) -> Response:
     org = await _signed_in(request)
     _council(org)
-    async with _ctx(request).pool.acquire() as conn:
+    async with ctx.pool.acquire() as conn:
         rows = await org_repo.all_platforms(conn)
     return _render(
         request,
@@ -359,18 +363,19 @@ async def platforms_page(request: Request) -> Response:
 @router.post("/organisations/platforms/{platform_id}")
 async def switch(
     request: Request,
+    ctx: Context,
     platform_id: str,
     enabled: Annotated[str, Form()] = "",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
     org = await _form_org(request, csrf_token)
     _council(org)
-    await actions.switch_platform(_ctx(request), platform_id, enabled == "yes")
+    await actions.switch_platform(ctx, platform_id, enabled == "yes")
     return _see(f"{_PATH}/platforms")
 
 
 @router.post("/organisations/platforms")
-async def add_platform(request: Request) -> Response:
+async def add_platform(request: Request, ctx: Context) -> Response:
     org = await _signed_in(request)
     _council(org)
     form = await request.form()
@@ -380,7 +385,7 @@ async def add_platform(request: Request) -> Response:
     try:
         body = PlatformIn.model_validate(values)
     except ValidationError as exc:
-        async with _ctx(request).pool.acquire() as conn:
+        async with ctx.pool.acquire() as conn:
             rows = await org_repo.all_platforms(conn)
         return _render(
             request,
@@ -393,7 +398,7 @@ async def add_platform(request: Request) -> Response:
             values=values,
             errors=field_errors(exc),
         )
-    await actions.add_platform(_ctx(request), body)
+    await actions.add_platform(ctx, body)
     return _see(f"{_PATH}/platforms")
 
 
@@ -403,6 +408,7 @@ async def add_platform(request: Request) -> Response:
 @router.post("/offers")
 async def offer_form(
     request: Request,
+    ctx: Context,
     prompt_id: Annotated[str, Form()] = "",
     organisation_id: Annotated[str, Form()] = "",
     opportunity_id: Annotated[str, Form()] = "",
@@ -428,7 +434,7 @@ async def offer_form(
             if e["field"] == "consent":
                 e["message"] = "tick the box to agree, or go back and stay anonymous"
         raise Problem(422, "Your details were not sent", "Nothing was stored.", errors=errors) from None
-    organisation, prompt = await actions.make_offer(_ctx(request), offer, dt.datetime.now(dt.UTC))
+    organisation, prompt = await actions.make_offer(ctx, offer, dt.datetime.now(dt.UTC))
     settings = _settings(request)
     return _render(
         request,
