@@ -26,7 +26,7 @@ from . import kafka_ops
 from . import repository as repo
 from .auth import COOKIE, SIGN_IN_COOKIE, Refused, acting, page_session
 from .charts import bar_chart
-from .context import console_context
+from .context import Context, console_context
 from .repository import Session
 from .security import (
     DUMMY_HASH,
@@ -142,16 +142,15 @@ async def sign_in_page(request: Request) -> Response:
 
 
 @router.post("/sign-in")
-async def sign_in(request: Request) -> Response:
+async def sign_in(request: Request, ctx: Context) -> Response:
     form = await request.form()
-    rt = console_context(request)
     username = str(form.get("username") or "").strip().lower()
     password = str(form.get("password") or "")
-    operator = await repo.find_operator(rt.pool, username) if USERNAME.match(username) else None
+    operator = await repo.find_operator(ctx.pool, username) if USERNAME.match(username) else None
     # Only a known operator's name goes into the audit: a password typed into the name field must not.
     who = operator.username if operator else "-"
     if not tokens_match(str(form.get("csrf_token") or ""), request.cookies.get(SIGN_IN_COOKIE)):
-        await repo.add_audit(rt.pool, who, "sign in", "", "refused", "missing or wrong form token")
+        await repo.add_audit(ctx.pool, who, "sign in", "", "refused", "missing or wrong form token")
         return problem_page(
             request,
             None,
@@ -160,8 +159,11 @@ async def sign_in(request: Request) -> Response:
             "The sign-in form was not sent from this console's page or is out of date. "
             "Reload it and try again.",
         )
-    if operator and await repo.recent_failures(rt.pool, who, SIGN_IN_WINDOW) >= rt.settings.sign_in_attempts:
-        await repo.add_audit(rt.pool, who, "sign in", "", "refused", "too many failed attempts")
+    if (
+        operator
+        and await repo.recent_failures(ctx.pool, who, SIGN_IN_WINDOW) >= ctx.settings.sign_in_attempts
+    ):
+        await repo.add_audit(ctx.pool, who, "sign in", "", "refused", "too many failed attempts")
         return problem_page(
             request,
             None,
@@ -172,7 +174,7 @@ async def sign_in(request: Request) -> Response:
     ok = verify_password(password, operator.password_hash if operator else DUMMY_HASH)
     if not ok or operator is None or operator.disabled_at is not None:
         detail = "wrong password" if operator else "unknown user name"
-        await repo.add_audit(rt.pool, who, "sign in", "", "failed", detail)
+        await repo.add_audit(ctx.pool, who, "sign in", "", "failed", detail)
         token = new_token()
         response = render(
             request,
@@ -186,19 +188,19 @@ async def sign_in(request: Request) -> Response:
         _cookie(request, response, SIGN_IN_COOKIE, token, max_age=3600)
         return response
     token = new_token()  # a new session id at every sign-in (no fixation)
-    await repo.create_session(rt.pool, hash_token(token), operator.id, new_token())
-    await repo.add_audit(rt.pool, operator.username, "sign in", "", "done", f"role {operator.role}")
+    await repo.create_session(ctx.pool, hash_token(token), operator.id, new_token())
+    await repo.add_audit(ctx.pool, operator.username, "sign in", "", "done", f"role {operator.role}")
     response = RedirectResponse("/", status_code=303)
-    _cookie(request, response, COOKIE, token, max_age=rt.settings.session_absolute_hours * 3600)
+    _cookie(request, response, COOKIE, token, max_age=ctx.settings.session_absolute_hours * 3600)
     response.delete_cookie(SIGN_IN_COOKIE, path="/")
     return response
 
 
 @router.post("/sign-out")
-async def sign_out(request: Request) -> Response:
+async def sign_out(request: Request, ctx: Context) -> Response:
     session, _ = await acting(request, "sign out", "", "viewer")
-    await repo.end_session(console_context(request).pool, session.token_hash)
-    await repo.add_audit(console_context(request).pool, session.username, "sign out")
+    await repo.end_session(ctx.pool, session.token_hash)
+    await repo.add_audit(ctx.pool, session.username, "sign out")
     response = RedirectResponse("/sign-in", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response
@@ -220,10 +222,10 @@ def _cookie(request: Request, response: Response, name: str, value: str, max_age
 
 
 @router.get("/")
-async def overview(request: Request) -> Response:
+async def overview(request: Request, ctx: Context) -> Response:
     session = await page_session(request)
     health = await _targets(request).health()
-    lag, lag_error = await _soft(kafka_ops.consumer_lag(console_context(request).settings))
+    lag, lag_error = await _soft(kafka_ops.consumer_lag(ctx.settings))
     return render(
         request, "overview.html", session, title="Overview", health=health, lag=lag, lag_error=lag_error
     )
@@ -480,17 +482,16 @@ async def withdraw(request: Request) -> Response:
 
 
 @router.get("/operations")
-async def operations_page(request: Request) -> Response:
+async def operations_page(request: Request, ctx: Context) -> Response:
     session = await page_session(request)
-    rt = console_context(request)
     targets = _targets(request)
-    letters, letters_error = await _soft(kafka_ops.read_letters(rt.settings))
-    decided = await repo.decided_dead_letters(rt.pool)
+    letters, letters_error = await _soft(kafka_ops.read_letters(ctx.settings))
+    decided = await repo.decided_dead_letters(ctx.pool)
     pending = [x for x in letters or [] if (x.partition, x.offset) not in decided]
     volumes, volumes_error = await _soft(targets.call("ingest", "GET", "/v1/admin/volumes", days=30))
     reports, reports_error = await _soft(targets.call("ingest", "GET", "/v1/admin/open311-volumes", days=30))
     rejects, rejects_error = await _soft(targets.call("ingest", "GET", "/v1/admin/rejects"))
-    lag, lag_error = await _soft(kafka_ops.consumer_lag(rt.settings))
+    lag, lag_error = await _soft(kafka_ops.consumer_lag(ctx.settings))
     per_day: Counter[str] = Counter()
     for row in volumes or []:
         per_day[row["day"]] += row["signals"]
@@ -539,7 +540,7 @@ async def _letter(request: Request, letter_id: str) -> kafka_ops.Letter:
 
 
 @router.post("/dead-letters/{letter_id}/replay")
-async def replay_letter(request: Request, letter_id: str) -> Response:
+async def replay_letter(request: Request, ctx: Context, letter_id: str) -> Response:
     async def do(form: FormData, session: Session) -> tuple[str, str | None, str]:
         found = await _letter(request, letter_id)
         if found.letter.source_topic not in REPLAYABLE:
@@ -548,14 +549,13 @@ async def replay_letter(request: Request, letter_id: str) -> Response:
                 "Cannot replay",
                 f"{found.letter.source_topic} is not one of this deployment's topics; discard it instead.",
             )
-        rt = console_context(request)
         # Decision and replay together: a failed produce rolls the decision back, so it can be retried.
-        async with rt.pool.acquire() as conn, conn.transaction():
+        async with ctx.pool.acquire() as conn, conn.transaction():
             if not await repo.decide_dead_letter(
                 conn, found.partition, found.offset, "replayed", session.username
             ):
                 raise Refused(409, "Already handled", "That dead letter was already replayed or discarded.")
-            await kafka_ops.replay(rt.settings, found.letter)
+            await kafka_ops.replay(ctx.settings, found.letter)
         return (
             f"Replayed to {found.letter.source_topic}: {found.letter.service} will read it again.",
             None,
@@ -566,11 +566,11 @@ async def replay_letter(request: Request, letter_id: str) -> Response:
 
 
 @router.post("/dead-letters/{letter_id}/discard")
-async def discard_letter(request: Request, letter_id: str) -> Response:
+async def discard_letter(request: Request, ctx: Context, letter_id: str) -> Response:
     async def do(form: FormData, session: Session) -> tuple[str, str | None, str]:
         found = await _letter(request, letter_id)
         if not await repo.decide_dead_letter(
-            console_context(request).pool, found.partition, found.offset, "discarded", session.username
+            ctx.pool, found.partition, found.offset, "discarded", session.username
         ):
             raise Refused(409, "Already handled", "That dead letter was already replayed or discarded.")
         return "Dead letter discarded: it is hidden from the list.", None, "/operations"
@@ -582,21 +582,21 @@ async def discard_letter(request: Request, letter_id: str) -> Response:
 
 
 @router.get("/audit")
-async def audit_page(request: Request) -> Response:
+async def audit_page(request: Request, ctx: Context) -> Response:
     session = await page_session(request)
-    rows = await repo.list_audit(console_context(request).pool, 500)
+    rows = await repo.list_audit(ctx.pool, 500)
     return render(request, "audit.html", session, title="Audit", rows=rows)
 
 
 @router.get("/operators")
-async def operators_page(request: Request) -> Response:
+async def operators_page(request: Request, ctx: Context) -> Response:
     session = await page_session(request)
-    operators = await repo.list_operators(console_context(request).pool)
+    operators = await repo.list_operators(ctx.pool)
     return render(request, "operators.html", session, title="Operators", operators=operators, roles=ROLES)
 
 
 @router.post("/operators")
-async def create_operator(request: Request) -> Response:
+async def create_operator(request: Request, ctx: Context) -> Response:
     async def do(form: FormData, _: Session) -> tuple[str, str | None, str]:
         username = str(form.get("username") or "").strip().lower()
         role = str(form.get("role") or "")
@@ -606,7 +606,7 @@ async def create_operator(request: Request) -> Response:
             )
         if role not in ROLES:
             raise Refused(422, "Check the form", "Choose a role: viewer, operator or admin.")
-        pool = console_context(request).pool
+        pool = ctx.pool
         if await repo.find_operator(pool, username):
             raise Refused(409, "Name taken", f"There is already an operator called {username}.")
         password = generate_password()
@@ -621,9 +621,9 @@ async def create_operator(request: Request) -> Response:
 
 
 @router.post("/operators/{username}/disable")
-async def disable_operator(request: Request, username: str) -> Response:
+async def disable_operator(request: Request, ctx: Context, username: str) -> Response:
     async def do(form: FormData, _: Session) -> tuple[str, str | None, str]:
-        async with console_context(request).pool.acquire() as conn:
+        async with ctx.pool.acquire() as conn:
             if not await repo.set_operator_disabled(conn, username):
                 raise Refused(404, "No such operator", f"No active operator called {username}.")
         return f"Operator {username} disabled; their sessions ended.", None, "/operators"
