@@ -14,7 +14,7 @@ from shared.contracts import Category, StreetNeedChanged
 from shared.http import Problem, operator_token
 
 from . import repository as repo
-from .context import AggregatorContext, aggregator_context
+from .context import AggregatorContext, Context
 
 __all__ = ["router"]
 
@@ -53,9 +53,6 @@ class Release(BaseModel):
     published_cells: int
     withheld_cells: int
     subjects: int
-
-
-Context = Annotated[AggregatorContext, Depends(aggregator_context)]
 
 
 def _bbox(value: str) -> tuple[float, float, float, float]:
