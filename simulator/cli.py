@@ -29,7 +29,7 @@ from shared.settings import CommonSettings
 from .model import LocationMix, SignalModel
 from .reference import CAMDEN_DIR, load_reference
 from .runner import Progress, send_bulk, send_paced
-from .sinks import HttpSink, JsonLinesSink, KafkaSink, Open311Sink, Sink
+from .sinks import RETRY_FOR_S, HttpSink, JsonLinesSink, KafkaSink, Open311Sink, Sink
 
 __all__ = ["api_key_from", "build_window", "simulate"]
 
@@ -89,6 +89,10 @@ def simulate(
     ] = None,
     kafka_bootstrap_servers: Annotated[str | None, typer.Option(envvar="KAFKA_BOOTSTRAP_SERVERS")] = None,
     database_url: Annotated[str, typer.Option(envvar="DATABASE_URL", help="Where the gazetteer is.")] = "",
+    retry_for: Annotated[
+        float,
+        typer.Option(help="Seconds to keep retrying a request ingest could not take (5xx, 429, no answer)."),
+    ] = RETRY_FOR_S,
 ) -> None:
     """Simulate a council's systems: realistic signals for Camden streets, sent to ingest."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -126,6 +130,7 @@ def simulate(
             key=key or "",
             kafka=kafka_bootstrap_servers,
             database_url=database_url,
+            retry_for=retry_for,
         )
     )
     typer.echo(progress.summary(), err=True)
@@ -147,6 +152,7 @@ async def _run(
     key,
     kafka,
     database_url,
+    retry_for=RETRY_FOR_S,
 ) -> Progress:
     conn = await asyncpg.connect(database_url)
     try:
@@ -168,7 +174,7 @@ async def _run(
     if backfill_days or bulk:
         days, derived = build_window(model, backfill_days or None, bulk if scale is None else None)
         model = SignalModel(gazetteer, reference, scale=derived, **{**options, "seed": model.seed})
-    target = _sink(sink, url, key, kafka, database_url)
+    target = _sink(sink, url, key, kafka, database_url, retry_for)
     await target.start()
     progress = Progress()
     try:
@@ -198,11 +204,13 @@ def _after(model: SignalModel, now, days, backfill_days):
     return (s for s in stream if s.occurred_at > now)
 
 
-def _sink(kind: str, url: str, key: str, kafka: str | None, database_url: str) -> Sink:
+def _sink(
+    kind: str, url: str, key: str, kafka: str | None, database_url: str, retry_for: float = RETRY_FOR_S
+) -> Sink:
     if kind == "http":
-        return HttpSink(url, key)
+        return HttpSink(url, key, retry_for_s=retry_for)
     if kind == "open311":
-        return Open311Sink(url, key)
+        return Open311Sink(url, key, retry_for_s=retry_for)
     if kind == "kafka":
         if not kafka:
             raise typer.BadParameter("KAFKA_BOOTSTRAP_SERVERS is not set")

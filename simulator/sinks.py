@@ -1,8 +1,9 @@
 """Where simulated signals go: ingest's JSON API, its Open311 endpoint, or the raw Kafka topic.
 
 Every sink has `async send(batch) -> Tally`, `start()` and `close()`. Sinks retry what a real
-council system would retry (connection errors, 429 with Retry-After, 5xx) a bounded number of times,
-and count outcomes instead of raising, so a long run reports what happened to every signal.
+council system would retry (connection errors, 429 with Retry-After, 5xx) for a bounded time
+(`retry_for_s`: a patient council system retries through a broker or database restart), and count
+outcomes instead of raising, so a long run reports what happened to every signal.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
 from collections import Counter
 from collections.abc import Sequence
 from typing import Protocol, TextIO
@@ -26,7 +28,8 @@ __all__ = ["HttpSink", "JsonLinesSink", "KafkaSink", "Open311Sink", "Sink", "Tal
 log = logging.getLogger(__name__)
 
 Tally = Counter  # outcome -> count: accepted, duplicate, rejected, skipped, failed, sent
-RETRIES = 5
+RETRY_FOR_S = 6.0  # about five tries with doubling waits; `--retry-for` makes a client more patient
+MAX_WAIT_S = 5.0
 
 
 class Sink(Protocol):
@@ -35,22 +38,29 @@ class Sink(Protocol):
     async def close(self) -> None: ...
 
 
-async def _post(client: httpx.AsyncClient, url: str, **kwargs) -> httpx.Response | None:
-    """POST with bounded retries on connection errors, 429 (honouring Retry-After) and 5xx."""
-    for attempt in range(RETRIES):
+async def _post(
+    client: httpx.AsyncClient, url: str, retry_for_s: float = RETRY_FOR_S, **kwargs
+) -> httpx.Response | None:
+    """POST, retrying connection errors, 429 (honouring Retry-After) and 5xx with doubling waits
+    until `retry_for_s` seconds have passed; None if it never got an answer to keep."""
+    deadline = time.monotonic() + retry_for_s
+    attempt = 0
+    while True:
+        wait = min(MAX_WAIT_S, 0.2 * 2**attempt)
+        attempt += 1
         try:
             response = await client.post(url, **kwargs)
         except httpx.TransportError as exc:
             log.warning("POST %s failed (%s); retrying", url, exc)
-            await asyncio.sleep(0.2 * 2**attempt)
-            continue
-        if response.status_code == 429 or response.status_code >= 500:
-            wait = float(response.headers.get("retry-after", 0.2 * 2**attempt))
+        else:
+            if response.status_code != 429 and response.status_code < 500:
+                return response
+            wait = float(response.headers.get("retry-after", wait))
             log.warning("POST %s: HTTP %s; retrying in %.1fs", url, response.status_code, wait)
-            await asyncio.sleep(wait)
-            continue
-        return response
-    return None
+        if time.monotonic() + wait > deadline:
+            log.error("POST %s: gave up after %d tries", url, attempt)
+            return None
+        await asyncio.sleep(wait)
 
 
 class HttpSink:
@@ -62,6 +72,7 @@ class HttpSink:
         api_key: str,
         *,
         timeout_s: float = 60.0,
+        retry_for_s: float = RETRY_FOR_S,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._client = httpx.AsyncClient(
@@ -70,6 +81,7 @@ class HttpSink:
             headers={"Authorization": f"Bearer {api_key}"},
             transport=transport,
         )
+        self._retry_for_s = retry_for_s
 
     async def start(self) -> None:
         return None
@@ -77,7 +89,11 @@ class HttpSink:
     async def send(self, batch: Sequence[CouncilSignal]) -> Tally:
         body = b"[" + b",".join(s.model_dump_json(exclude_none=True).encode() for s in batch) + b"]"
         response = await _post(
-            self._client, "/v1/signals", content=body, headers={"Content-Type": "application/json"}
+            self._client,
+            "/v1/signals",
+            self._retry_for_s,
+            content=body,
+            headers={"Content-Type": "application/json"},
         )
         if response is None:
             return Tally(failed=len(batch))
@@ -131,10 +147,11 @@ class Open311Sink:
         *,
         concurrency: int = 8,
         timeout_s: float = 30.0,
+        retry_for_s: float = RETRY_FOR_S,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._client = httpx.AsyncClient(base_url=base_url, timeout=timeout_s, transport=transport)
-        self._key, self._seq = api_key, 0
+        self._key, self._seq, self._retry_for_s = api_key, 0, retry_for_s
         self._gate = asyncio.Semaphore(concurrency)
 
     async def start(self) -> None:
@@ -145,7 +162,10 @@ class Open311Sink:
             return "skipped"
         async with self._gate:
             response = await _post(
-                self._client, "/open311/v2/requests.json", data=open311_form(signal, self._key, seq)
+                self._client,
+                "/open311/v2/requests.json",
+                self._retry_for_s,
+                data=open311_form(signal, self._key, seq),
             )
         if response is None:
             return "failed"

@@ -286,7 +286,10 @@ class Simulator:
         with (self.stack.home / f"simulate-{self.sink}.log").open("ab") as out:
             self.proc = subprocess.Popen(
                 [PY, "-c", _SIMULATE, "simulate", "--sink", self.sink, "--url", self.ingest_url,
-                 "--rate", f"{self.rate:.2f}", "--count", str(self.count), "--seed", str(self.seed)],
+                 "--rate", f"{self.rate:.2f}", "--count", str(self.count), "--seed", str(self.seed),
+                 # A council system retries through a restart: one that gave up could be told a
+                 # signal failed that ingest had already produced (the documented gap, pipeline.py).
+                 "--retry-for", "600"],
                 cwd=ROOT,
                 env={**self.stack.env(), "COUNCIL_API_KEY": self.api_key},
                 stdout=out,

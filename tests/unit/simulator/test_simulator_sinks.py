@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 from collections import Counter
 from urllib.parse import parse_qs
@@ -57,6 +58,38 @@ async def test_http_sink_posts_json_batches_with_bearer_and_retries_429():
     assert seen[1].url.path == "/v1/signals"
     assert seen[1].headers["authorization"] == "Bearer sn_key"
     assert [s["event_id"] for s in json.loads(seen[1].content)] == ["e1", "e2"]
+
+
+async def test_http_sink_retries_for_as_long_as_it_is_told_then_gives_up(monkeypatch):
+    """A council system that gives up during an outage may leave a signal it was told failed; a
+    patient one (`--retry-for`) retries through it until ingest takes the batch."""
+    clock = [0.0]
+
+    async def sleep(seconds: float) -> None:  # virtual time: the waits are counted, not slept
+        clock[0] += seconds
+
+    monkeypatch.setattr("simulator.sinks.asyncio.sleep", sleep)
+    monkeypatch.setattr("simulator.sinks.time.monotonic", lambda: clock[0])
+    outage_until = 40.0  # seconds of 503s (a database restart, say)
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(clock[0])
+        if clock[0] < outage_until:
+            return httpx.Response(503)
+        return httpx.Response(202, json={"accepted": 1, "duplicate": 0, "rejected": 0, "items": []})
+
+    hasty = HttpSink("http://ingest", "k", transport=httpx.MockTransport(handler))
+    assert await hasty.send([signal(1)]) == Counter(failed=1)
+    await hasty.close()
+    assert clock[0] < 10 and len(calls) >= 3
+
+    clock[0], calls[:] = 0.0, []
+    patient = HttpSink("http://ingest", "k", retry_for_s=300, transport=httpx.MockTransport(handler))
+    assert await patient.send([signal(1)]) == Counter(accepted=1, duplicate=0, rejected=0)
+    await patient.close()
+    assert calls[-1] >= outage_until
+    assert max(b - a for a, b in itertools.pairwise(calls)) <= 5.0 + 1e-9  # waits capped
 
 
 async def test_open311_sink_sends_fixmystreet_forms_and_skips_what_open311_cannot_say():
