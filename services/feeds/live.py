@@ -5,8 +5,9 @@ asyncio queue. A client too slow to keep up is disconnected rather than slowing 
 browser reconnects with Last-Event-ID and catches up from the database.
 
 Connections are capped, in all and per client (`Hub.admit`: 503 and 429 beyond). A resume point
-more than `REPLAY_LIMIT` changes old (0 included) is not replayed change by change: the client gets
-one `refresh` event (reload the feed's current state, e.g. its JSON Feed) and continues live.
+more than `REPLAY_LIMIT` changes old (0 included), or past the newest change, is not followed from:
+the client gets one `refresh` event (reload the feed's current state, e.g. its JSON Feed) and
+continues live from now.
 """
 
 from __future__ import annotations
@@ -98,8 +99,10 @@ def sse_event(change: Change) -> ServerSentEvent:
 
 
 def refresh_event(seq: int) -> ServerSentEvent:
-    """Tell a client whose resume point is too old to reload the current state; live from `seq` on."""
-    data = json.dumps({"reason": "the resume point is older than this stream replays; reload the feed"})
+    """Tell a client whose resume point is too old or unknown to reload the current state; live from `seq`."""
+    data = json.dumps(
+        {"reason": "the resume point is older than this stream replays, or unknown; reload the feed"}
+    )
     return ServerSentEvent(data, event="refresh", id=str(seq))
 
 
@@ -119,8 +122,10 @@ async def stream(
         sent = last_event_id if last_event_id is not None else await current()
         if last_event_id is not None:
             now = await current()
-            # 0 ("from the start") is no exception: at most replay_limit changes are ever replayed.
-            if now - last_event_id > replay_limit:
+            # 0 ("from the start") is no exception: at most replay_limit changes are ever replayed. An id
+            # past the newest change was never sent from this history (a restored database, a made-up
+            # id): following from it would skip every change up to it, so it refreshes too.
+            if now - last_event_id > replay_limit or last_event_id > now:
                 sent = now
                 yield refresh_event(now)
         while True:  # the backlog is read in pages
