@@ -16,13 +16,13 @@ from .disclosure import ReleaseNotDue, parse_period, release_due
 from .main import MIGRATIONS
 from .outbox import relay_once, start_producer
 from .processing import refresh_place
+from .purge import keep_days
 from .releases import caught_up, release_period
 from .settings import AggregatorSettings
 from .subjects import purge as purge_subjects
 
 __all__ = ["app", "purge_state", "rebuild_state"]
 
-PURGE_MARGIN_DAYS = 62  # as ingest's time tolerance: the previous month may be unreleased
 
 app = typer.Typer(help="The aggregator: rebuild its state, release person needs.", no_args_is_help=True)
 
@@ -120,12 +120,11 @@ async def purge_state(settings: AggregatorSettings, now: dt.datetime | None = No
     """Delete pseudonyms no longer needed (docs/privacy.md, retention): only rows that ended more
     than two months (and two place trend windows) ago, so no release still to be made needs them."""
     now = now or dt.datetime.now(dt.UTC)
-    keep_days = max(PURGE_MARGIN_DAYS, 2 * settings.trend_days)
     pool = await create_pool(settings.database_url)
     try:
         async with pool.acquire() as conn:
             await apply_migrations(conn, "aggregator", MIGRATIONS)
-            return dict(await purge_subjects(conn, now, keep_days))
+            return dict(await purge_subjects(conn, now, keep_days(settings)))
     finally:
         await pool.close()
 

@@ -17,6 +17,7 @@ from .consumer import SignalConsumer
 from .context import AggregatorContext
 from .outbox import Wakeup, relay_forever, start_producer
 from .processing import refresh_forever
+from .purge import purge_forever
 from .releases import release_forever
 from .settings import AggregatorSettings
 
@@ -71,6 +72,7 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
             "aggregator-refresh",
         )
         runtime.spawn(release_forever(pool, areas, settings), "aggregator-releases")
+        runtime.spawn(purge_forever(pool, settings), "aggregator-purge")
 
     async def on_shutdown(runtime: Runtime[AggregatorContext]) -> None:
         await runtime.context.consumer.stop()

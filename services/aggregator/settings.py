@@ -66,6 +66,10 @@ class AggregatorSettings(CommonSettings):
         description="How often expiries and sliding trends are re-evaluated without new events.",
     )
     release_check_interval_seconds: float = Field(3600.0, title="Monthly release check interval", gt=0)
+    purge_interval_seconds: float = Field(
+        86400.0, title="Pseudonym purge interval", gt=0, description="docs/privacy.md, retention; daily."
+    )
+    purge_first_delay_seconds: float = Field(60.0, title="First pseudonym purge after start", ge=0)
     outbox_interval_seconds: float = Field(
         2.0,
         title="Outbox relay fallback poll interval",

@@ -1,0 +1,62 @@
+"""Purges run by themselves (issue 11 item 15): each service's loop, at a short interval, deletes an
+expired row and keeps a fresh one on the real database."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import asyncpg
+import pytest
+
+from services.aggregator import repository as repo
+from services.aggregator.purge import purge_forever
+from services.aggregator.settings import AggregatorSettings
+from shared.db import apply_migrations, create_pool
+from tests.integration.test_aggregator_privacy import MIGRATIONS, TODAY, apply, event, pseudonym
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+
+async def _until(check, what: str) -> None:
+    for _ in range(300):
+        if await check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"never happened: {what}")
+
+
+async def test_the_aggregator_purge_loop_deletes_ended_pseudonyms_and_keeps_active_ones(fresh_database_url):
+    conn = await asyncpg.connect(fresh_database_url)
+    await apply_migrations(conn, "aggregator", MIGRATIONS)
+    await apply(
+        conn,
+        event("raised", 1, TODAY - dt.timedelta(days=400), ref="expired"),  # isolation lives 180 days
+        event("raised", 1, TODAY - dt.timedelta(days=3), ref="active"),
+    )
+    assert len(await repo.rows(conn)) == 2
+    settings = AggregatorSettings(
+        _env_file=None,
+        database_url=fresh_database_url,
+        kafka_bootstrap_servers="127.0.0.1:1",
+        purge_first_delay_seconds=0,
+        purge_interval_seconds=0.2,
+    )
+    pool = await create_pool(fresh_database_url)
+    loop = asyncio.create_task(purge_forever(pool, settings))
+    try:
+
+        async def expired_gone() -> bool:
+            return {r.subject_key for r in await repo.rows(conn)} == {pseudonym(1, "active")}
+
+        await _until(expired_gone, "the loop purging the expired raise")
+        await asyncio.sleep(
+            0.5
+        )  # a few more rounds (as several replicas would): still only the expired one gone
+        assert await expired_gone()
+        assert not loop.done()
+    finally:
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
+        await pool.close()
+        await conn.close()
