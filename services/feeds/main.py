@@ -24,6 +24,7 @@ from .feedcache import BodyCache
 from .handlers import register_handlers
 from .listener import Listener
 from .live import Hub
+from .purge import purge_forever
 from .settings import FeedsSettings
 
 __all__ = ["MIGRATIONS", "NAME", "create_app"]
@@ -59,6 +60,7 @@ def create_app(settings: FeedsSettings, *, gazetteer: Gazetteer | None = None) -
         async with pool.acquire() as conn:
             last = await repo.current_seq(conn)
         runtime.spawn(Listener(settings.database_dsn(), hub, last).run(), "feeds-listener")
+        runtime.spawn(purge_forever(pool, settings), "feeds-purge-subscriptions")
 
     app = create_service_app(
         name=NAME,

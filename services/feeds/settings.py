@@ -47,6 +47,18 @@ class FeedsSettings(CommonSettings):
     )
     cap_buffer_m: float = Field(25.0, title="CAP polygon buffer around the street (metres)", gt=0, le=200)
     cap_cancel_visible_days: int = Field(3, title="Days a CAP Cancel stays in the alerts index", ge=1, le=60)
+    subscription_unread_days: int = Field(
+        365,
+        title="Days a subscription's feed may go unread before it is deleted",
+        description="docs/privacy.md, retention; a feed reader reads daily, so a year unread is abandoned.",
+        ge=1,
+    )
+    purge_interval_s: float = Field(
+        86400.0, title="Interval of the unread subscriptions purge (seconds)", gt=0
+    )
+    purge_first_delay_s: float = Field(
+        60.0, title="First unread subscriptions purge after start (seconds)", ge=0
+    )
     max_radius_m: int = Field(2000, title="Largest radius a subscription may ask for (metres)", ge=50)
     max_streets: int = Field(50, title="Most streets one subscription may list", ge=1)
     help_rate_per_minute: float = Field(2.0, title="'I can help' token refill per client per minute", gt=0)
