@@ -7,13 +7,16 @@ import datetime as dt
 import logging
 
 import asyncpg
+from prometheus_client import Counter
 
 from .settings import AggregatorSettings
 from .subjects import PurgeCounts, purge
 
-__all__ = ["PURGE_MARGIN_DAYS", "keep_days", "purge_forever", "purge_once"]
+__all__ = ["PURGED", "PURGE_MARGIN_DAYS", "keep_days", "purge_forever", "purge_once"]
 
 log = logging.getLogger(__name__)
+
+PURGED = Counter("aggregator_purged_rows_total", "Rows deleted by the pseudonym purge", ["table"])
 
 PURGE_MARGIN_DAYS = 62  # as ingest's time tolerance: the previous month may be unreleased
 
@@ -35,6 +38,8 @@ async def purge_forever(pool: asyncpg.Pool, settings: AggregatorSettings) -> Non
     while True:
         try:
             counts = await purge_once(pool, settings, dt.datetime.now(dt.UTC))
+            for table, n in counts.items():
+                PURGED.labels(table).inc(n)
             # Counts per table only: never a pseudonym.
             log.info("purge: %s", ", ".join(f"{n} {table}" for table, n in counts.items()))
         except Exception:

@@ -6,13 +6,16 @@ import asyncio
 import logging
 
 import asyncpg
+from prometheus_client import Counter
 
 from . import repository as repo
 from .settings import FeedsSettings
 
-__all__ = ["purge_forever"]
+__all__ = ["PURGED", "purge_forever"]
 
 log = logging.getLogger(__name__)
+
+PURGED = Counter("feeds_subscriptions_purged_total", "Unread subscriptions deleted by the purge")
 
 
 async def purge_forever(pool: asyncpg.Pool, settings: FeedsSettings) -> None:
@@ -23,6 +26,7 @@ async def purge_forever(pool: asyncpg.Pool, settings: FeedsSettings) -> None:
         try:
             async with pool.acquire() as conn:
                 gone = await repo.purge_subscriptions(conn, settings.subscription_unread_days)
+            PURGED.inc(gone)
             log.info("unread subscriptions deleted", extra={"deleted": gone})  # a count, never a token
         except Exception:  # the database away must not end the loop
             log.exception("purging subscriptions failed; retrying next interval")

@@ -10,10 +10,11 @@ import asyncpg
 import pytest
 
 from services.aggregator import repository as repo
-from services.aggregator.purge import purge_forever
+from services.aggregator.purge import PURGED, purge_forever
 from services.aggregator.settings import AggregatorSettings
 from services.feeds import repository as feeds_repo
 from services.feeds.main import MIGRATIONS as FEEDS_MIGRATIONS
+from services.feeds.purge import PURGED as SUBSCRIPTIONS_PURGED
 from services.feeds.purge import purge_forever as purge_subscriptions_forever
 from services.feeds.settings import FeedsSettings
 from shared.db import apply_migrations, create_pool
@@ -48,6 +49,7 @@ async def test_the_aggregator_purge_loop_deletes_ended_pseudonyms_and_keeps_acti
         purge_interval_seconds=0.2,
     )
     pool = await create_pool(fresh_database_url)
+    before = PURGED.labels("signals")._value.get()
     loop = asyncio.create_task(purge_forever(pool, settings))
     try:
 
@@ -55,10 +57,11 @@ async def test_the_aggregator_purge_loop_deletes_ended_pseudonyms_and_keeps_acti
             return {r.subject_key for r in await repo.rows(conn)} == {pseudonym(1, "active")}
 
         await _until(expired_gone, "the loop purging the expired raise")
-        await asyncio.sleep(
-            0.5
-        )  # a few more rounds (as several replicas would): still only the expired one gone
-        assert await expired_gone()
+
+        async def counted() -> bool:
+            return PURGED.labels("signals")._value.get() - before == 1  # the metric counts it once
+
+        await _until(counted, "the purge metric counting the deleted row")
         assert not loop.done()
     finally:
         loop.cancel()
@@ -87,6 +90,7 @@ async def test_the_feeds_purge_loop_deletes_unread_subscriptions_and_keeps_read_
         purge_interval_s=0.2,
     )
     pool = await create_pool(fresh_database_url)
+    before = SUBSCRIPTIONS_PURGED._value.get()
     loop = asyncio.create_task(purge_subscriptions_forever(pool, settings))
     try:
 
@@ -96,6 +100,11 @@ async def test_the_feeds_purge_loop_deletes_unread_subscriptions_and_keeps_read_
 
         await _until(only_read_left, "the loop purging the subscription unread for 400 days")
         assert not loop.done()
+
+        async def counted() -> bool:
+            return SUBSCRIPTIONS_PURGED._value.get() - before == 1  # the metric counts it once
+
+        await _until(counted, "the purge metric counting the deleted subscription")
     finally:
         loop.cancel()
         await asyncio.gather(loop, return_exceptions=True)
