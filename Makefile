@@ -77,9 +77,10 @@ bench: setup ## Run the benchmarks and print figures for the README
 	set -a && . .local/stack.env && set +a && $(PY) -m bench
 
 .PHONY: lint
-lint: venv ## Lint with ruff
+lint: venv ## Lint with ruff (check + format) and mypy (strict; config in pyproject.toml)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 .PHONY: docs
 docs: venv ## Regenerate docs/ (AsyncAPI, OpenAPI, JSON Schema) from the code

@@ -110,7 +110,7 @@ def parse_form(pairs: Iterable[tuple[str, str]]) -> Open311Form:
     lat, long = _number("lat", single.get("lat")), _number("long", single.get("long"))
     if (lat is None) != (long is None):
         raise Open311Error(400, "lat and long must be sent together")
-    if lat is not None and not (-90 <= lat <= 90 and -180 <= long <= 180):  # type: ignore[operator]
+    if lat is not None and long is not None and not (-90 <= lat <= 90 and -180 <= long <= 180):
         raise Open311Error(400, "lat/long are not WGS84 coordinates")
     address_id = (single.get("address_id") or "").strip() or None
     pinpointed = address_id != NOT_PINPOINTED
@@ -149,8 +149,9 @@ def date_range(start: str | None, end: str | None, now: dt.datetime) -> tuple[dt
         hi = now
     try:
         if lo is None:
-            lo = hi - MAX_RANGE  # type: ignore[operator]
-        if hi is None:
+            assert hi is not None  # both missing was handled above
+            lo = hi - MAX_RANGE
+        elif hi is None:
             hi = lo + MAX_RANGE
         lo, hi = lo.astimezone(dt.UTC), hi.astimezone(dt.UTC)  # as PostgreSQL will compare them
     except OverflowError:  # e.g. end_date=0001-01-01T00:00:00Z: no window fits before it
@@ -252,7 +253,8 @@ def to_xml(root: str, item: str, rows: Sequence[Mapping[str, Any]] | Mapping[str
     else:
         for row in rows:
             _xml_value(top, item, row)
-    return etree.tostring(top, xml_declaration=True, encoding="utf-8")
+    xml: bytes = etree.tostring(top, xml_declaration=True, encoding="utf-8")
+    return xml
 
 
 def render(fmt: str, root: str, item: str, body: Any) -> tuple[bytes, str]:
