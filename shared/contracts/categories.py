@@ -49,7 +49,16 @@ class CategoryInfo:
     fixmystreet_codes: tuple[str, ...] = ()  # SHEF_B codes in mySociety's FixMyStreet data
 
 
-def _c(code, name, description, sensitivity, lifetime_days, group, keywords=(), fms=()):
+def _c(
+    code: str,
+    name: str,
+    description: str,
+    sensitivity: Sensitivity,
+    lifetime_days: int,
+    group: str,
+    keywords: tuple[str, ...] = (),
+    fms: tuple[str, ...] = (),
+) -> CategoryInfo:
     return CategoryInfo(Category(code), name, description, sensitivity, lifetime_days, group, keywords, fms)
 
 

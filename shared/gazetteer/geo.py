@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import shapely
@@ -41,15 +42,15 @@ class Projector:
         xmin, ymin, xmax, ymax = shapely.total_bounds(np.asarray(geometries, dtype=object))
         return cls(choose_crs((xmin + xmax) / 2, (ymin + ymax) / 2))
 
-    def xy(self, lons, lats) -> tuple[np.ndarray, np.ndarray]:
+    def xy(self, lons: Any, lats: Any) -> tuple[np.ndarray, np.ndarray]:
         x, y = self._forward.transform(np.asarray(lons, dtype=float), np.asarray(lats, dtype=float))
         return np.asarray(x, dtype=float), np.asarray(y, dtype=float)
 
-    def to_metric(self, geometries):
+    def to_metric(self, geometries: Any) -> Any:  # shapely has no type hints: a geometry or an array of them
         """Project a geometry or an array of geometries from WGS84 to the metric CRS."""
         return shapely.transform(geometries, self._forward_coords)
 
-    def to_wgs84(self, geometries):
+    def to_wgs84(self, geometries: Any) -> Any:
         return shapely.transform(geometries, self._inverse_coords)
 
     def _forward_coords(self, coords: np.ndarray) -> np.ndarray:

@@ -7,12 +7,14 @@ Static files are vendored or built into the package, never fetched from a CDN at
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["STATIC_DIR", "TEMPLATES_DIR", "HeadAsGet", "mount_static", "page_renderer"]
 
@@ -20,7 +22,7 @@ TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
 
 
-def page_renderer(templates: Path, **globals_: Any):
+def page_renderer(templates: Path, **globals_: Any) -> Callable[..., bytes]:
     """A `render(template, **context) -> bytes` over the service's templates, then the shared ones."""
     env = Environment(
         loader=ChoiceLoader([FileSystemLoader(templates), FileSystemLoader(TEMPLATES_DIR)]),
@@ -53,15 +55,15 @@ class HeadAsGet:
     they are left alone.
     """
 
-    def __init__(self, app) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "HEAD" or scope["path"].endswith("/events"):
             await self.app(scope, receive, send)
             return
 
-        async def send_no_body(message) -> None:
+        async def send_no_body(message: Message) -> None:
             if message["type"] == "http.response.body":
                 if message.get("more_body", False):
                     return
