@@ -563,18 +563,7 @@ def _complete_operation(
     for status, response in responses.items():
         if str(status).startswith("2") and "text/html" in response.get("content", {}):
             media.append("text/html")  # browser pages answer errors as pages too
-    statuses = [400, 503]
-    if params or "requestBody" in op:
-        statuses.append(422)
-    if "requestBody" in op:
-        statuses += [413, 415]
-    if any(p.get("in") == "path" for p in params) or "requestBody" in op:
-        statuses.append(404)  # the resource named in the path, or one the body refers to
-    if method != "get":
-        statuses.append(409)  # the change conflicts with the current state
-    if op.get("security") or (global_security and op.get("security") is None):
-        statuses += [401, 403]
-    for status in statuses:
+    for status in _error_statuses(op, params, method, global_security):
         key = str(status)
         if key == "422" or key not in responses:
             responses[key] = {"description": _WHY[status]}
@@ -586,7 +575,30 @@ def _complete_operation(
                 kind,
                 {"schema": {"$ref": "#/components/schemas/Problem"}} if kind == PROBLEM_JSON else {},
             )
-    for key, response in responses.items():  # problems other routes declared: the right media type
+    _declared_problems(responses, media)
+
+
+def _error_statuses(
+    op: dict[str, Any], params: list[dict[str, Any]], method: str, global_security: bool
+) -> list[int]:
+    """The error statuses every operation like `op` can answer with."""
+    statuses = [400, 503]
+    if params or "requestBody" in op:
+        statuses.append(422)
+    if "requestBody" in op:
+        statuses += [413, 415]
+    if any(p.get("in") == "path" for p in params) or "requestBody" in op:
+        statuses.append(404)  # the resource named in the path, or one the body refers to
+    if method != "get":
+        statuses.append(409)  # the change conflicts with the current state
+    if op.get("security") or (global_security and op.get("security") is None):
+        statuses += [401, 403]
+    return statuses
+
+
+def _declared_problems(responses: dict[str, Any], media: list[str]) -> None:
+    """Problems other routes declared themselves get the right media types too."""
+    for key, response in responses.items():
         if key[:1] not in "45" or key == "422":
             continue
         content = response.setdefault("content", {})

@@ -35,6 +35,41 @@ def _bad(field: str, message: str) -> Problem:
     )
 
 
+def _implied_kind(
+    street_id: str | None,
+    street_ids: list[str] | None,
+    ward_code: str | None,
+    lat: float | None,
+    lon: float | None,
+) -> str | None:
+    """The kind a request without one means, by the first of its fields given."""
+    if street_id:
+        return "street"
+    if street_ids:
+        return "streets"
+    if ward_code:
+        return "ward"
+    if lat is not None or lon is not None:
+        return "area"
+    return None
+
+
+def _circle(
+    areas: Areas, settings: FeedsSettings, lat: float | None, lon: float | None, radius_m: float | None
+) -> Selection:
+    """The streets within `radius_m` of a point; every part must be given and in range."""
+    for name, value in (("lat", lat), ("lon", lon), ("radius_m", radius_m)):
+        if value is None:
+            raise _bad(name, "lat, lon and radius_m are all needed")
+    if not (-90 <= lat <= 90):  # type: ignore[operator]
+        raise _bad("lat", "latitude must be between -90 and 90")
+    if not (-180 <= lon <= 180):  # type: ignore[operator]
+        raise _bad("lon", "longitude must be between -180 and 180")
+    if not (0 < radius_m <= settings.max_radius_m):  # type: ignore[operator]
+        raise _bad("radius_m", f"radius_m must be more than 0 and at most {settings.max_radius_m}")
+    return areas.for_circle(lat, lon, radius_m)  # type: ignore[arg-type]
+
+
 def resolve(
     areas: Areas,
     settings: FeedsSettings,
@@ -48,17 +83,7 @@ def resolve(
     radius_m: float | None = None,
 ) -> Selection:
     """The selection a request describes, or a 422 Problem naming the field at fault."""
-    kind = kind or (
-        "street"
-        if street_id
-        else "streets"
-        if street_ids
-        else "ward"
-        if ward_code
-        else "area"
-        if lat is not None or lon is not None
-        else None
-    )
+    kind = kind or _implied_kind(street_id, street_ids, ward_code, lat, lon)
     try:
         if kind == "street":
             if not street_id:
@@ -76,16 +101,7 @@ def resolve(
                 raise _bad("ward_code", "give the ward's code")
             return areas.for_ward(ward_code)
         if kind == "area":
-            for name, value in (("lat", lat), ("lon", lon), ("radius_m", radius_m)):
-                if value is None:
-                    raise _bad(name, "lat, lon and radius_m are all needed")
-            if not (-90 <= lat <= 90):  # type: ignore[operator]
-                raise _bad("lat", "latitude must be between -90 and 90")
-            if not (-180 <= lon <= 180):  # type: ignore[operator]
-                raise _bad("lon", "longitude must be between -180 and 180")
-            if not (0 < radius_m <= settings.max_radius_m):  # type: ignore[operator]
-                raise _bad("radius_m", f"radius_m must be more than 0 and at most {settings.max_radius_m}")
-            return areas.for_circle(lat, lon, radius_m)  # type: ignore[arg-type]
+            return _circle(areas, settings, lat, lon, radius_m)
     except UnknownArea as exc:
         raise _bad(exc.field, str(exc)) from None
     raise _bad("kind", "kind must be street, streets, ward or area")

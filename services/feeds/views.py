@@ -120,7 +120,9 @@ def render_feed(
     return build(meta, entries), media_type
 
 
-async def feed_response(request: Request, target: FeedTarget, fmt: str) -> Response:
+async def feed_response(  # noqa: C901 - conditional GET in the order it is decided: memory, validators, snapshot
+    request: Request, target: FeedTarget, fmt: str
+) -> Response:
     """`fmt` is html, atom, rss or json; conditional GET on every one, decided before rendering.
 
     A conditional request is validated first, by one small query (`repository.feed_state`): a client

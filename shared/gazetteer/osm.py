@@ -146,7 +146,7 @@ def _address(lon: float, lat: float, tags) -> Address:
     )
 
 
-def _read_osm(path: Path, progress: Callable[[int], None] | None) -> Extract:
+def _read_osm(path: Path, progress: Callable[[int], None] | None) -> Extract:  # noqa: C901 - one pass, a branch per OSM object kind
     out, n = Extract([], []), 0
     # Areas too: a postcode tagged only on a multipolygon (a large block, a campus) still names streets.
     for n, obj in enumerate(osmium.FileProcessor(str(path)).with_locations().with_areas(), 1):

@@ -206,7 +206,7 @@ async def _topic_values(
         await consumer.stop()
 
 
-async def test_council_signal_to_resident_feed_with_privacy_intact(
+async def test_council_signal_to_resident_feed_with_privacy_intact(  # noqa: C901 - one scenario, read in order
     system, stack, camden_gazetteer, random_id
 ):
     rng = random.Random(random_id)
