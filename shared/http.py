@@ -374,7 +374,8 @@ def _too_large(limit: int) -> _Refused:
 def _header(scope: Scope, name: bytes) -> str:
     for key, value in scope.get("headers", ()):
         if key.lower() == name:
-            return value.decode("latin-1")
+            text: str = value.decode("latin-1")
+            return text
     return ""
 
 

@@ -44,6 +44,7 @@ def client_options(settings: CommonSettings) -> dict[str, Any]:
     if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
         options["ssl_context"] = create_ssl_context(cafile=settings.kafka_ssl_cafile)
     if settings.kafka_security_protocol.startswith("SASL_"):
+        assert settings.kafka_sasl_password is not None  # CommonSettings requires it with SASL_*
         options.update(
             sasl_mechanism=settings.kafka_sasl_mechanism,
             sasl_plain_username=settings.kafka_sasl_username,
@@ -55,11 +56,14 @@ def client_options(settings: CommonSettings) -> dict[str, Any]:
 def broker_security(settings: CommonSettings) -> BaseSecurity:
     """The same security as `client_options`, in the form faststream's KafkaBroker takes."""
     options = client_options(settings)
-    ssl = {"ssl_context": options.get("ssl_context"), "use_ssl": "ssl_context" in options}
+    ssl_context, use_ssl = options.get("ssl_context"), "ssl_context" in options
     if "sasl_mechanism" not in options:
-        return BaseSecurity(**ssl)
+        return BaseSecurity(ssl_context=ssl_context, use_ssl=use_ssl)
     return _SASL_SECURITY[options["sasl_mechanism"]](
-        options["sasl_plain_username"], options["sasl_plain_password"], **ssl
+        options["sasl_plain_username"],
+        options["sasl_plain_password"],
+        ssl_context=ssl_context,
+        use_ssl=use_ssl,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -20,7 +21,7 @@ MIGRATIONS: dict[str, Path] = {
 }
 
 
-def service_role_urls(environ: dict[str, str] | None = None) -> dict[str, str]:
+def service_role_urls(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """schema -> the service's own database URL, from `<SERVICE>_DATABASE_URL` where set."""
     environ = os.environ if environ is None else environ
     found = {s.schema: environ.get(f"{s.name.upper()}_DATABASE_URL", "") for s in SERVICES}

@@ -76,7 +76,7 @@ class Runtime(Generic[C]):
 
     def spawn(self, coro: Awaitable[Any], name: str) -> None:
         """Run a background loop for the service's lifetime; it is cancelled on shutdown."""
-        task = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]
+        task: asyncio.Task[Any] = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]
         task.add_done_callback(_report_ended)
         self.tasks.append(task)
 
@@ -154,7 +154,7 @@ def create_service_app(
         if runtime.pool is None:
             return False
         async with runtime.pool.acquire(timeout=2) as conn:
-            return await conn.fetchval("SELECT 1") == 1
+            return bool(await conn.fetchval("SELECT 1") == 1)
 
     async def kafka_ready() -> bool:
         return await broker.ping(timeout=2)

@@ -61,7 +61,7 @@ def _addresses(host: str) -> list[Address]:
         infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise UnsafeUrl(f"host {host!r} does not resolve") from exc
-    return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
 
 
 def _refuse_private(host: str, addresses: list[Address]) -> None:
@@ -82,7 +82,7 @@ async def resolve_public(host: str, port: int, *, allow_loopback: bool) -> Addre
             infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except (socket.gaierror, UnicodeError) as exc:
             raise UnsafeUrl(f"host {host!r} does not resolve") from exc
-        addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+        addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
     if not allow_loopback:
         _refuse_private(host, addresses)
     if not addresses:

@@ -29,7 +29,7 @@ class ImportReport:
     skipped: dict[str, int] = field(default_factory=dict)
     postcodes: dict[str, int] = field(default_factory=dict)  # read, by_name, ..., postcodes, pairs
 
-    def as_counts(self) -> dict:
+    def as_counts(self) -> dict[str, int | dict[str, int]]:
         return {
             "segments": self.segments,
             "streets": self.streets,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypedDict
 
 from .build import ImportReport, build_gazetteer
 from .model import Gazetteer
@@ -12,7 +13,13 @@ __all__ = ["DATA", "build_camden", "import_options"]
 DATA = Path(__file__).resolve().parents[2] / "data" / "camden"
 
 
-def import_options() -> dict[str, Path]:
+class ImportOptions(TypedDict):
+    wards: Path
+    lsoas: Path
+    boundary: Path
+
+
+def import_options() -> ImportOptions:
     """The boundary files that go with Camden's OpenStreetMap extract."""
     return {
         "wards": DATA / "wards-2022.geojson",

@@ -35,28 +35,31 @@ AREA_TOLERANCE = 0.00005
 def shape_json(geometry: BaseGeometry, tolerance: float = STREET_TOLERANCE) -> dict[str, Any]:
     """A GeoJSON geometry, simplified and rounded to ~1 m."""
     simple = shapely.simplify(geometry, tolerance, preserve_topology=True)
-    return mapping(shapely.transform(simple, lambda c: np.round(c, 5)))
+    shape: dict[str, Any] = mapping(shapely.transform(simple, lambda c: np.round(c, 5)))
+    return shape
 
 
-def feature(geometry: BaseGeometry, properties: dict[str, Any], tolerance: float = STREET_TOLERANCE) -> dict:
+def feature(
+    geometry: BaseGeometry, properties: dict[str, Any], tolerance: float = STREET_TOLERANCE
+) -> dict[str, Any]:
     return {"type": "Feature", "geometry": shape_json(geometry, tolerance), "properties": properties}
 
 
-def collection(features: Iterable[dict], **extra: Any) -> dict:
+def collection(features: Iterable[dict[str, Any]], **extra: Any) -> dict[str, Any]:
     return {"type": "FeatureCollection", "features": list(features), **extra}
 
 
-def street_feature(street: Street, **extra: Any) -> dict:
+def street_feature(street: Street, **extra: Any) -> dict[str, Any]:
     return feature(street.geometry, {"id": street.id, "name": street.name, "ward": street.ward_name, **extra})
 
 
-def streets_collection(gazetteer: Gazetteer) -> dict:
+def streets_collection(gazetteer: Gazetteer) -> dict[str, Any]:
     """Every street: id, name and ward (a click opens its page)."""
     streets = sorted(gazetteer.streets.values(), key=lambda s: s.id)
     return collection(street_feature(s) for s in streets)
 
 
-def wards_collection(gazetteer: Gazetteer) -> dict:
+def wards_collection(gazetteer: Gazetteer) -> dict[str, Any]:
     """Ward boundaries (`kind: ward`) and the council boundary (`kind: boundary`), if imported."""
     features = [
         feature(w.geometry, {"kind": "ward", "code": w.code, "name": w.name}, AREA_TOLERANCE)
@@ -67,5 +70,5 @@ def wards_collection(gazetteer: Gazetteer) -> dict:
     return collection(features)
 
 
-def dumps(data: dict) -> bytes:
+def dumps(data: dict[str, Any]) -> bytes:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()

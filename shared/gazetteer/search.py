@@ -8,6 +8,7 @@ import re
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import shapely
@@ -82,7 +83,7 @@ def _key(text: str) -> str:
 
 def _trigrams(text: str) -> set[str]:
     """pg_trgm-style trigrams: each word padded with two spaces before and one after."""
-    grams = set()
+    grams: set[str] = set()
     for word in text.split():
         padded = f"  {word} "
         grams.update(padded[i : i + 3] for i in range(len(padded) - 2))
@@ -161,7 +162,7 @@ class StreetFinder:
         compact = re.sub(r"\s+", "", partial.upper())
         pairs = self._compact_postcodes
         lo = _bisect(pairs, compact)
-        out = []
+        out: list[str] = []
         for c, code in pairs[lo:]:
             if not c.startswith(compact) or len(out) >= limit:
                 break
@@ -176,7 +177,7 @@ class StreetFinder:
             return []
         # As typed, and with a misspelt or run-in street type fixed: the better match of the two wins
         # ("kinsgway" is Kingsway as typed; "bloomsburyway" is Bloomsbury Way once split).
-        best: dict[str, tuple] = {}
+        best: dict[str, tuple[Any, ...]] = {}
         for q in dict.fromkeys((typed, self._fix_type(typed))):
             for row in self._ranked(q, limit):
                 if row[3] not in best or row[:3] < best[row[3]][:3]:
@@ -190,7 +191,7 @@ class StreetFinder:
                 break
         return out[:limit]
 
-    def _ranked(self, q: str, limit: int) -> list[tuple]:
+    def _ranked(self, q: str, limit: int) -> list[tuple[Any, ...]]:
         """(-score, -addresses, rank, key, streets) of the names matching the normalised query."""
         core, types = _core(q), set(q.split()) & _TYPES
         cores, groups = self._cores
