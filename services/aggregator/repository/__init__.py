@@ -1,0 +1,61 @@
+"""All of the aggregator's SQL (asyncpg), batched: one statement per table per batch, never per event.
+
+One module per table group; callers import the package (`from . import repository as repo`).
+"""
+
+from __future__ import annotations
+
+from .offsets import StaleOffsets, claim_offsets, insert_offsets, load_offsets
+from .outbox import delete_outbox, fetch_outbox, insert_dead_letters
+from .published import load_previous, needs, write_changes
+from .releases import (
+    latest_quarter,
+    list_releases,
+    load_ledger,
+    load_noise,
+    load_ward_totals,
+    lock_releases,
+    quarter_done,
+    release_exists,
+    released_months,
+    save_quarter,
+    save_release,
+)
+from .signals import apply_delta, lock_areas, place_stats, reset_state, rows, snapshot, streets_of_withdrawals
+from .withheld import clear_withheld, list_withheld, record_withheld, record_withheld_counts, withheld_summary
+
+__all__ = [
+    "StaleOffsets",
+    "apply_delta",
+    "claim_offsets",
+    "clear_withheld",
+    "delete_outbox",
+    "fetch_outbox",
+    "insert_dead_letters",
+    "insert_offsets",
+    "latest_quarter",
+    "list_releases",
+    "list_withheld",
+    "load_ledger",
+    "load_noise",
+    "load_offsets",
+    "load_previous",
+    "load_ward_totals",
+    "lock_areas",
+    "lock_releases",
+    "needs",
+    "place_stats",
+    "quarter_done",
+    "record_withheld",
+    "record_withheld_counts",
+    "release_exists",
+    "released_months",
+    "reset_state",
+    "rows",
+    "save_quarter",
+    "save_release",
+    "snapshot",
+    "streets_of_withdrawals",
+    "withheld_summary",
+    "write_changes",
+]

@@ -1,0 +1,35 @@
+"""The outbox (aggregator.outbox): records to produce, in order, written with the state they describe."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import asyncpg
+
+
+async def _queue(
+    conn: asyncpg.Connection, topic: str, keys: Sequence[bytes | None], values: Sequence[bytes | None]
+) -> None:
+    """Append to the outbox in one statement; ids follow the order given (the relay's order)."""
+    await conn.execute(
+        """INSERT INTO aggregator.outbox (topic, key, value)
+           SELECT $1, k, v FROM unnest($2::bytea[], $3::bytea[]) WITH ORDINALITY AS t(k, v, i) ORDER BY i""",
+        topic,
+        list(keys),
+        list(values),
+    )
+
+
+async def insert_dead_letters(
+    conn: asyncpg.Connection, topic: str, items: Sequence[tuple[bytes, bytes]]
+) -> None:
+    if items:
+        await _queue(conn, topic, [k for k, _ in items], [v for _, v in items])
+
+
+async def fetch_outbox(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT id, topic, key, value FROM aggregator.outbox ORDER BY id LIMIT $1", limit)
+
+
+async def delete_outbox(conn: asyncpg.Connection, ids: Sequence[int]) -> None:
+    await conn.execute("DELETE FROM aggregator.outbox WHERE id = ANY($1::bigint[])", list(ids))

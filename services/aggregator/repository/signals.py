@@ -1,0 +1,159 @@
+"""Signals and withdrawals (aggregator.signals, .withdrawals): the state every need is counted from."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import asyncpg
+
+from shared.contracts import info
+
+from ..state import BatchDelta, PlaceStats, SignalRow, SignalState
+
+
+async def apply_delta(conn: asyncpg.Connection, delta: BatchDelta) -> None:
+    """Fold a batch into the tables: later times win, so re-applying anything changes nothing."""
+    if delta.raised:
+        keys = sorted(delta.raised)  # a fixed lock order keeps concurrent replicas deadlock-free
+        await conn.execute(
+            """INSERT INTO aggregator.signals (street_id, category, subject_key, raised_at)
+               SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+               ON CONFLICT (street_id, category, subject_key)
+               DO UPDATE SET raised_at = GREATEST(signals.raised_at, EXCLUDED.raised_at)""",
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [k[2] for k in keys],
+            [delta.raised[k] for k in keys],
+        )
+    if delta.withdrawn:
+        keys = sorted(delta.withdrawn)
+        await conn.execute(
+            """INSERT INTO aggregator.withdrawals (subject_key, category, withdrawn_at)
+               SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[])
+               ON CONFLICT (subject_key, category)
+               DO UPDATE SET withdrawn_at = GREATEST(withdrawals.withdrawn_at, EXCLUDED.withdrawn_at)""",
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [delta.withdrawn[k] for k in keys],
+        )
+
+
+_ROWS = """SELECT s.street_id, s.category, s.subject_key, s.raised_at, w.withdrawn_at
+           FROM aggregator.signals s LEFT JOIN aggregator.withdrawals w USING (subject_key, category)"""
+
+
+def _row(r: asyncpg.Record) -> SignalRow:
+    return SignalRow(r["street_id"], r["category"], r["subject_key"], r["raised_at"], r["withdrawn_at"])
+
+
+async def rows(
+    conn: asyncpg.Connection, *, streets: Sequence[str] | None = None, categories: Sequence[str] | None = None
+) -> list[SignalRow]:
+    """Signal rows with their withdrawals, optionally for some streets and categories."""
+    where, args = [], []
+    if streets is not None:
+        args.append(list(streets))
+        where.append(f"s.street_id = ANY(${len(args)})")
+    if categories is not None:
+        args.append(list(categories))
+        where.append(f"s.category = ANY(${len(args)})")
+    sql = _ROWS + (" WHERE " + " AND ".join(where) if where else "")
+    return [_row(r) for r in await conn.fetch(sql, *args)]
+
+
+async def streets_of_withdrawals(
+    conn: asyncpg.Connection, keys: Iterable[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """(street, category) pairs a batch's withdrawals may have ended."""
+    keys = list(keys)
+    if not keys:
+        return set()
+    found = await conn.fetch(
+        """SELECT DISTINCT s.street_id, s.category FROM aggregator.signals s
+           JOIN unnest($1::text[], $2::text[]) AS k(subject_key, category) USING (subject_key, category)""",
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+    )
+    return {(r["street_id"], r["category"]) for r in found}
+
+
+async def place_stats(
+    conn: asyncpg.Connection,
+    now: dt.datetime,
+    trend_days: int,
+    categories: Iterable[str],
+    streets: Iterable[str] | None = None,
+) -> PlaceStats:
+    """`state.place_stats` of the stored rows of `categories` (on `streets`, or all), computed by
+    PostgreSQL; only counts that are not zero.
+
+    The same definitions as the pure function, in SQL, so that a batch reads a few counts per
+    (street, category) instead of every signal row of its areas;
+    `tests/integration/test_aggregator_place_stats.py` checks the two agree. Lifetimes become
+    per-category cut-offs computed here, so the arithmetic is Python's exact timedelta
+    (PostgreSQL's `+ interval '1 day'` follows the session's time zone across daylight saving).
+    """
+    cats = sorted(set(categories))
+    window = dt.timedelta(days=trend_days)
+    args: list[Any] = [
+        cats,
+        [now - dt.timedelta(days=info(c).lifetime_days) for c in cats],
+        now,
+        now - window,
+        now - 2 * window,
+    ]
+    where = ""
+    if streets is not None:
+        args.append(sorted(set(streets)))
+        where = "WHERE s.street_id = ANY($6::text[])"
+    found = await conn.fetch(
+        f"""SELECT s.street_id, s.category,
+               count(*) FILTER (WHERE (w.withdrawn_at IS NULL OR w.withdrawn_at < s.raised_at)
+                                AND s.raised_at <= $3 AND s.raised_at > l.expired_at) AS open,
+               count(*) FILTER (WHERE w.withdrawn_at >= s.raised_at
+                                AND w.withdrawn_at > $4 AND w.withdrawn_at <= $3) AS closed,
+               count(*) FILTER (WHERE s.raised_at > $4 AND s.raised_at <= $3) AS this,
+               count(*) FILTER (WHERE s.raised_at > $5 AND s.raised_at <= $4) AS last
+           FROM aggregator.signals s
+           JOIN unnest($1::text[], $2::timestamptz[]) AS l(category, expired_at) USING (category)
+           LEFT JOIN aggregator.withdrawals w USING (subject_key, category)
+           {where}
+           GROUP BY s.street_id, s.category""",
+        *args,
+    )
+    out: tuple[dict, ...] = ({}, {}, {}, {})
+    for r in found:
+        key = (r["street_id"], r["category"])
+        for target, n in zip(out, (r["open"], r["closed"], r["this"], r["last"]), strict=True):
+            if n:
+                target[key] = n
+    return PlaceStats(*out)
+
+
+async def snapshot(conn: asyncpg.Connection) -> SignalState:
+    """The whole fold, as the pure model holds it (for rebuild checks and tests)."""
+    state = SignalState()
+    for r in await conn.fetch("SELECT street_id, category, subject_key, raised_at FROM aggregator.signals"):
+        state.raised[(r["street_id"], r["category"], r["subject_key"])] = r["raised_at"]
+    for r in await conn.fetch("SELECT subject_key, category, withdrawn_at FROM aggregator.withdrawals"):
+        state.withdrawn[(r["subject_key"], r["category"])] = r["withdrawn_at"]
+    return state
+
+
+async def reset_state(conn: asyncpg.Connection) -> None:
+    """Empty the fold and its positions (rebuild). Releases, noise, ledger and audit are history."""
+    await conn.execute("TRUNCATE aggregator.signals, aggregator.withdrawals, aggregator.consumer_offsets")
+
+
+async def lock_areas(conn: asyncpg.Connection, area_ids: Iterable[str]) -> None:
+    """Serialise recomputation per area across replicas, in one global order (no deadlocks)."""
+    ids = sorted(set(area_ids))
+    if ids:
+        await conn.execute(
+            """SELECT pg_advisory_xact_lock(h) FROM (
+                   SELECT DISTINCT hashtextextended('aggregator.area:' || a, 0) AS h
+                   FROM unnest($1::text[]) AS a ORDER BY h) AS l""",
+            ids,
+        )
