@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import shapely
@@ -97,10 +98,11 @@ class Gazetteer:
         shapely.prepare(area)
         return area
 
-    def contains_many(self, lons, lats) -> np.ndarray:
+    def contains_many(self, lons: Any, lats: Any) -> np.ndarray:
         """Whether each point is inside the imported boundary (or the streets' buffered hull)."""
         x, y = self.projector.xy(np.atleast_1d(lons), np.atleast_1d(lats))
-        return shapely.contains_xy(self._area, x, y)
+        inside: np.ndarray = shapely.contains_xy(self._area, x, y)
+        return inside
 
     def contains(self, lon: float, lat: float) -> bool:
         return bool(self.contains_many([lon], [lat])[0])

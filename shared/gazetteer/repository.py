@@ -190,7 +190,7 @@ async def search(conn: asyncpg.Connection, prefix: str, limit: int = 10) -> list
     plain, key = plain_name(prefix), name_key(prefix)
     if not plain:
         return []
-    return await conn.fetch(
+    rows: list[asyncpg.Record] = await conn.fetch(
         f"""
         SELECT id, name, ward_code, ward_name, lsoa_code, address_count
         FROM {SCHEMA}.streets
@@ -203,3 +203,4 @@ async def search(conn: asyncpg.Connection, prefix: str, limit: int = 10) -> list
         key,
         limit,
     )
+    return rows

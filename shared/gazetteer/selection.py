@@ -6,6 +6,7 @@ published units (privacy rule 3), so a radius never makes an ad-hoc area for the
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -45,7 +46,7 @@ class Selection:
     ward_codes: tuple[str, ...] = ()
     streets: tuple[Street, ...] = field(default=(), compare=False, repr=False)
 
-    def matches(self, *, area_id: str, area_kind: str, street_ids, sensitivity: str) -> bool:
+    def matches(self, *, area_id: str, area_kind: str, street_ids: Iterable[str], sensitivity: str) -> bool:
         if area_kind == "ward":
             return area_id in self.ward_codes
         if sensitivity == "person" and area_id in self.unit_ids:
@@ -105,8 +106,8 @@ class Areas:
     def label(self, street: Street) -> str:
         return self.finder.label(street)
 
-    def _units(self, streets) -> tuple[str, ...]:
-        units = set()
+    def _units(self, streets: Sequence[Street]) -> tuple[str, ...]:
+        units: set[str] = set()
         for s in streets:
             try:
                 units.add(self.gazetteer.unit_of(s.id, MIN_UNIT_ADDRESSES).id)

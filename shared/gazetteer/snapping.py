@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import shapely
@@ -49,7 +50,8 @@ class _Segments:
         x0, y0, dx, dy = self.x0[seg], self.y0[seg], self.dx[seg], self.dy[seg]
         ux, uy = px - x0, py - y0
         t = np.clip((ux * dx + uy * dy) * self.inv_length2[seg], 0.0, 1.0)
-        return np.hypot(ux - t * dx, uy - t * dy)
+        distance: np.ndarray = np.hypot(ux - t * dx, uy - t * dy)
+        return distance
 
 
 class _Grid:
@@ -122,7 +124,7 @@ class Snapper:
         self._grid = _Grid(self._tree, self._segments, margin=max_distance_m, cell=cell_m)
 
     def snap_many(
-        self, lons, lats, max_distance_m: float | None = None
+        self, lons: Any, lats: Any, max_distance_m: float | None = None
     ) -> tuple[list[str | None], np.ndarray]:
         """Street id of each point (None beyond the maximum distance) and its distance in metres.
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Sequence
 from hashlib import sha256
+from typing import Any
 
 import numpy as np
 import shapely
@@ -94,7 +95,7 @@ def _agglomerate(streets: list[Street], geoms: np.ndarray, threshold: int) -> li
     return [sorted(m) for _, m in sorted(members.items())]
 
 
-def _nearest(k: int, members: dict, owner: list[int], geoms: np.ndarray, tree) -> int:
+def _nearest(k: int, members: dict[int, list[int]], owner: list[int], geoms: np.ndarray, tree: Any) -> int:
     """The cluster nearest to cluster k (which touches no other), ties to the lowest key."""
     shape_k = shapely.union_all(geoms[members[k]])
     reach = TOUCH_DISTANCE_M * 4
@@ -102,7 +103,8 @@ def _nearest(k: int, members: dict, owner: list[int], geoms: np.ndarray, tree) -
         hits = [j for j in tree.query(shape_k, predicate="dwithin", distance=reach).tolist() if owner[j] != k]
         if hits:
             dist = shapely.distance(shape_k, geoms[hits])
-            return min(zip(dist.tolist(), (owner[j] for j in hits), strict=True))[1]
+            nearest: int = min(zip(dist.tolist(), (owner[j] for j in hits), strict=True))[1]
+            return nearest
         reach *= 4
 
 
