@@ -10,7 +10,7 @@ from typing import Any
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
-from shared.contracts import StreetNeedChanged
+from shared.contracts import StreetNeedChanged, Tombstone
 from shared.kafka import validation_errors
 
 __all__ = ["Change", "Current", "HistoryRow", "Plan", "Rejected", "Removal", "fold", "parse"]
@@ -28,11 +28,8 @@ class Change:
         return self.need["version"]
 
 
-@dataclass(frozen=True, slots=True)
-class Removal:
-    """A tombstone: the key is no longer publishable."""
-
-    key: str
+# A tombstone: the key is no longer publishable (the contract's own Tombstone, one definition).
+Removal = Tombstone
 
 
 @dataclass(frozen=True, slots=True)
