@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import typer
@@ -21,7 +22,7 @@ app = typer.Typer(
 )
 
 _DB = typer.Option(..., envvar="DATABASE_URL", help="PostgreSQL URL.", show_default=False)
-_FILE = {"exists": True, "dir_okay": False, "readable": True}
+_FILE: dict[str, Any] = {"exists": True, "dir_okay": False, "readable": True}
 
 
 @app.command("import")

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from hashlib import sha256
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import osmium
@@ -102,7 +103,7 @@ class PostcodePoint:
 class Extract:
     segments: list[Segment]
     addresses: list[Address]
-    stats: Counter = field(default_factory=Counter)
+    stats: Counter[str] = field(default_factory=Counter)
     postcodes: list[PostcodePoint] = field(default_factory=list)
 
 
@@ -115,7 +116,7 @@ def normalise_postcode(text: str) -> str | None:
     return f"{m.group(1)} {m.group(2)}" if m else None
 
 
-def _postcode(lon: float, lat: float, tags, out: Extract) -> None:
+def _postcode(lon: float, lat: float, tags: Any, out: Extract) -> None:  # osmium TagList or GeoJSON dict
     raw = tags.get("addr:postcode")
     if raw is None:
         return
@@ -135,7 +136,7 @@ def read_extract(path: Path, progress: Callable[[int], None] | None = None) -> E
     return _read_osm(path, progress)
 
 
-def _address(lon: float, lat: float, tags) -> Address:
+def _address(lon: float, lat: float, tags: Any) -> Address:  # osmium TagList or GeoJSON properties
     street = tags.get("addr:street")
     return Address(
         lon,
@@ -253,7 +254,9 @@ def _street(segs: list[Segment]) -> Street:
     return Street(street_id(ids), name, name_key(name), shapely.line_merge(MultiLineString(parts)), ids)
 
 
-def count_addresses(streets: Sequence[Street], addresses: Sequence[Address], projector: Projector) -> Counter:
+def count_addresses(
+    streets: Sequence[Street], addresses: Sequence[Address], projector: Projector
+) -> Counter[str]:
     """Set each street's address_count; returns how the addresses were matched.
 
     Distinct (street, house number, unit) are counted once: an address mapped both as a building and
@@ -280,7 +283,12 @@ def count_addresses(streets: Sequence[Street], addresses: Sequence[Address], pro
     return stats
 
 
-def _match(streets: Sequence[Street], points_, projector: Projector, stats: Counter) -> np.ndarray:
+def _match(
+    streets: Sequence[Street],
+    points_: Sequence[Address | PostcodePoint],
+    projector: Projector,
+    stats: Counter[str],
+) -> np.ndarray:
     """Index of the street each point (`.lon`, `.lat`, `.street_key`) belongs to, or -1: the
     nearest street of the name it gives, else the nearest street close by."""
     geoms = projector.to_metric(np.asarray([s.geometry for s in streets], dtype=object))
@@ -313,7 +321,7 @@ def _match(streets: Sequence[Street], points_, projector: Projector, stats: Coun
 
 def match_postcodes(
     streets: Sequence[Street], points: Sequence[PostcodePoint], projector: Projector
-) -> tuple[dict[str, tuple[str, ...]], Counter]:
+) -> tuple[dict[str, tuple[str, ...]], Counter[str]]:
     """Postcode -> ids of its streets (most-tagged first), and how the tagged objects matched.
 
     Objects are matched to streets as addresses are: the street `addr:street` names, else the
@@ -326,7 +334,7 @@ def match_postcodes(
         stats["postcodes"] = stats["pairs"] = 0
         return {}, stats
     match = _match(streets, points, projector, stats)
-    tally: dict[str, Counter] = {}
+    tally: dict[str, Counter[str]] = {}
     for i in np.flatnonzero(match >= 0).tolist():
         tally.setdefault(points[i].postcode, Counter())[streets[int(match[i])].id] += 1
     out = {
