@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 
-from shared.contracts import PROMPTS, ContractError
-from shared.kafka import publish_dead_letter
+from shared.contracts import PROMPTS
 from shared.service import Runtime
+from shared.subscribers import subscribe_contract
 
 from .context import FeedsContext
 
@@ -23,21 +21,12 @@ SERVICE = "feeds"
 def register_handlers(broker: KafkaBroker, runtime: Runtime[FeedsContext], group_id: str) -> None:
     """`FeedsContext.apply` stores an event's effect (and notifies every replica's listener)."""
 
-    @broker.subscriber(
-        PROMPTS.name,
+    subscribe_contract(
+        broker,
+        PROMPTS,
+        service=SERVICE,
         group_id=group_id,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        auto_offset_reset="earliest",
         title="feeds/prompts",
         description="Prompts for action, stored per prompt_id+revision.",
+        apply=lambda event: runtime.context.apply(event),  # the context is given at startup
     )
-    async def on_prompt(msg: KafkaMessage) -> None:
-        record = msg.raw_message
-        try:
-            event = PROMPTS.decode(record.key, record.value)
-        except ContractError as exc:
-            await publish_dead_letter(
-                broker, service=SERVICE, record=record, reason=exc.reason, errors=exc.errors
-            )
-            return
-        await runtime.context.apply(event)
