@@ -7,12 +7,13 @@ the whole published unit or ward they were released for, exactly as the feeds sh
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from shared.gazetteer import geojson
-from shared.gazetteer.selection import Selection
+from shared.gazetteer.selection import Areas, Selection
 
 from . import repository as repo
 from .conditional import cacheable
@@ -70,7 +71,7 @@ async def areas_geojson(request: Request) -> Response:
     return _basemap(request, "areas")
 
 
-def need_feature(areas, e: FeedEntry) -> dict | None:
+def need_feature(areas: Areas, e: FeedEntry) -> dict[str, Any] | None:
     """A need as a map feature on the area it was released for, or None if that area is unknown."""
     shape = areas.gazetteer.area_shape(e.area_kind, e.area_id, e.street_ids)
     if shape is None:
@@ -88,7 +89,7 @@ def need_feature(areas, e: FeedEntry) -> dict | None:
     return geojson.feature(shape, props, geojson.AREA_TOLERANCE if e.area_kind == "ward" else 0.00002)
 
 
-async def _needs(request: Request, target: FeedTarget, focus: list[dict]) -> Response:
+async def _needs(request: Request, target: FeedTarget, focus: list[dict[str, Any]]) -> Response:
     ctx = ready_context(request)
     settings = ctx.settings
     areas = ctx.loaded_areas()
@@ -114,7 +115,7 @@ async def _needs(request: Request, target: FeedTarget, focus: list[dict]) -> Res
     )
 
 
-def _focus(areas, sel: Selection) -> list[dict]:
+def _focus(areas: Areas, sel: Selection) -> list[dict[str, Any]]:
     """The followed streets (or ward) highlighted on the map, so it opens on them."""
     if sel.kind == "ward" and sel.ward_codes:
         ward = next((w for w in areas.gazetteer.wards if w.code == sel.ward_codes[0]), None)
