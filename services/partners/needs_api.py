@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -84,29 +84,11 @@ def _link_next(request: Request, next_cursor: str | None) -> dict[str, str]:
     return {"Link": f'<{url}>; rel="next"'}
 
 
-async def _needs_page(
-    request: Request,
-    ward: str | None,
-    category: Category | None,
-    area_kind: AreaKind | None,
-    bbox: str | None,
-    cursor: str | None,
-    limit: int,
-) -> tuple[list[dict[str, Any]], str | None]:
-    limit = _limit(request, limit)
-    async with request.app.state.runtime.pool.acquire() as conn:
-        rows = await repository.list_needs(
-            conn,
-            ward=ward,
-            category=category,
-            area_kind=area_kind,
-            bbox=_bbox(bbox),
-            after_key=_position(cursor, str),
-            limit=limit + 1,
-        )
+def _page(rows: list[Any], limit: int, position: str) -> tuple[list[Any], str | None]:
+    # Fetched limit + 1 rows: the extra one only says whether a next page exists.
     more = len(rows) > limit
     rows = rows[:limit]
-    return [r["payload"] for r in rows], encode_cursor(rows[-1]["key"]) if more else None
+    return rows, encode_cursor(rows[-1][position]) if more else None
 
 
 _ward = Query(None, description="Ward code, e.g. E05013660.")
@@ -117,17 +99,40 @@ _cursor = Query(None, description="`next_cursor` of the previous page.")
 _limit_q = Query(100, ge=1, description="Page size.")
 
 
+@dataclass
+class NeedsQuery:
+    """The query parameters every current-needs format shares (one declaration, the same OpenAPI)."""
+
+    ward: str | None = _ward
+    category: Category | None = _category
+    area_kind: AreaKind | None = _area_kind
+    bbox: str | None = _bbox_q
+    cursor: str | None = _cursor
+    limit: int = _limit_q
+
+
+async def _needs_page(request: Request, query: NeedsQuery) -> tuple[list[dict[str, Any]], str | None]:
+    limit = _limit(request, query.limit)
+    async with request.app.state.runtime.pool.acquire() as conn:
+        rows = await repository.list_needs(
+            conn,
+            ward=query.ward,
+            category=query.category,
+            area_kind=query.area_kind,
+            bbox=_bbox(query.bbox),
+            after_key=_position(query.cursor, str),
+            limit=limit + 1,
+        )
+    rows, next_cursor = _page(rows, limit, "key")
+    return [r["payload"] for r in rows], next_cursor
+
+
 @router.get("/needs", summary="Current publishable needs (JSON)")
 async def needs_json(
     request: Request,
-    ward: str | None = _ward,
-    category: Category | None = _category,
-    area_kind: AreaKind | None = _area_kind,
-    bbox: str | None = _bbox_q,
-    cursor: str | None = _cursor,
-    limit: int = _limit_q,
+    query: NeedsQuery = Depends(),
 ) -> JSONResponse:
-    items, next_cursor = await _needs_page(request, ward, category, area_kind, bbox, cursor, limit)
+    items, next_cursor = await _needs_page(request, query)
     return JSONResponse(
         {"items": items, "next_cursor": next_cursor}, headers=_link_next(request, next_cursor)
     )
@@ -141,15 +146,10 @@ async def needs_json(
 )
 async def needs_geojson(
     request: Request,
-    ward: str | None = _ward,
-    category: Category | None = _category,
-    area_kind: AreaKind | None = _area_kind,
-    bbox: str | None = _bbox_q,
-    cursor: str | None = _cursor,
-    limit: int = _limit_q,
+    query: NeedsQuery = Depends(),
     context: PartnersContext = Depends(partners_context),
 ) -> JSONResponse:
-    items, next_cursor = await _needs_page(request, ward, category, area_kind, bbox, cursor, limit)
+    items, next_cursor = await _needs_page(request, query)
     geometry = context.geometry
     features = [feature(n, geometry.geojson(n["area_id"], n["area_kind"], n["street_ids"])) for n in items]
     return JSONResponse(
@@ -167,14 +167,9 @@ async def needs_geojson(
 )
 async def needs_csv(
     request: Request,
-    ward: str | None = _ward,
-    category: Category | None = _category,
-    area_kind: AreaKind | None = _area_kind,
-    bbox: str | None = _bbox_q,
-    cursor: str | None = _cursor,
-    limit: int = _limit_q,
+    query: NeedsQuery = Depends(),
 ) -> Response:
-    items, next_cursor = await _needs_page(request, ward, category, area_kind, bbox, cursor, limit)
+    items, next_cursor = await _needs_page(request, query)
     return Response(
         to_csv(NEED_FIELDS, (need_row(n) for n in items)),
         media_type=CSV,
@@ -182,47 +177,45 @@ async def needs_csv(
     )
 
 
-async def _history_page(
-    request: Request,
-    since: dt.datetime | None,
-    until: dt.datetime | None,
-    area_id: str | None,
-    category: Category | None,
-    cursor: str | None,
-    limit: int,
-) -> tuple[list[dict[str, Any]], str | None]:
-    limit = _limit(request, limit)
-    async with request.app.state.runtime.pool.acquire() as conn:
-        rows = await repository.list_history(
-            conn,
-            since=since,
-            until=until,
-            area_id=area_id,
-            category=category,
-            after_id=_position(cursor, int),
-            limit=limit + 1,
-        )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return [history_item(r) for r in rows], encode_cursor(rows[-1]["id"]) if more else None
-
-
 _since = Query(None, description="Changes at or after this time (ISO 8601 with offset).")
 _until = Query(None, description="Changes before this time (ISO 8601 with offset).")
 _area = Query(None, description="One area id.")
 
 
+@dataclass
+class HistoryQuery:
+    """The query parameters both history formats share."""
+
+    since: AwareDatetime | None = _since
+    until: AwareDatetime | None = _until
+    area_id: str | None = _area
+    category: Category | None = _category
+    cursor: str | None = _cursor
+    limit: int = _limit_q
+
+
+async def _history_page(request: Request, query: HistoryQuery) -> tuple[list[dict[str, Any]], str | None]:
+    limit = _limit(request, query.limit)
+    async with request.app.state.runtime.pool.acquire() as conn:
+        rows = await repository.list_history(
+            conn,
+            since=query.since,
+            until=query.until,
+            area_id=query.area_id,
+            category=query.category,
+            after_id=_position(query.cursor, int),
+            limit=limit + 1,
+        )
+    rows, next_cursor = _page(rows, limit, "id")
+    return [history_item(r) for r in rows], next_cursor
+
+
 @router.get("/needs/history", summary="Every change (and removal) of publishable needs (JSON)")
 async def history_json(
     request: Request,
-    since: AwareDatetime | None = _since,
-    until: AwareDatetime | None = _until,
-    area_id: str | None = _area,
-    category: Category | None = _category,
-    cursor: str | None = _cursor,
-    limit: int = _limit_q,
+    query: HistoryQuery = Depends(),
 ) -> JSONResponse:
-    items, next_cursor = await _history_page(request, since, until, area_id, category, cursor, limit)
+    items, next_cursor = await _history_page(request, query)
     return JSONResponse(
         {"items": items, "next_cursor": next_cursor}, headers=_link_next(request, next_cursor)
     )
@@ -236,14 +229,9 @@ async def history_json(
 )
 async def history_csv(
     request: Request,
-    since: AwareDatetime | None = _since,
-    until: AwareDatetime | None = _until,
-    area_id: str | None = _area,
-    category: Category | None = _category,
-    cursor: str | None = _cursor,
-    limit: int = _limit_q,
+    query: HistoryQuery = Depends(),
 ) -> Response:
-    items, next_cursor = await _history_page(request, since, until, area_id, category, cursor, limit)
+    items, next_cursor = await _history_page(request, query)
     return Response(
         to_csv(HISTORY_FIELDS, (history_row(i) for i in items)),
         media_type=CSV,
