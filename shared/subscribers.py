@@ -23,7 +23,7 @@ def subscribe_contract(
     group_id: str,
     title: str,
     description: str,
-    apply: Callable[[Any], Awaitable[None]],
+    apply: Callable[[Any], Awaitable[object]],
 ) -> None:
     """Subscribe `group_id` to `topic` from its start; each event (or Tombstone) goes to `apply`.
 
@@ -41,6 +41,7 @@ def subscribe_contract(
     )
     async def on_record(msg: KafkaMessage) -> None:
         record = msg.raw_message
+        assert not isinstance(record, tuple)  # a single-record subscriber: never a batch
         try:
             event = topic.decode(record.key, record.value)
         except ContractError as exc:
