@@ -154,7 +154,7 @@ def _read_osm(path: Path, progress: Callable[[int], None] | None) -> Extract:  #
         if progress and n % _PROGRESS_EVERY == 0:
             progress(_PROGRESS_EVERY)
         tags = obj.tags
-        if obj.is_area():
+        if isinstance(obj, osmium.osm.Area):
             # Areas built from closed ways were read as ways; only relations' areas are new here.
             if not obj.from_way() and "addr:postcode" in tags:
                 ring = [(nd.lon, nd.lat) for r in obj.outer_rings() for nd in r if nd.location.valid()]
@@ -162,13 +162,13 @@ def _read_osm(path: Path, progress: Callable[[int], None] | None) -> Extract:  #
                     lon, lat = np.mean(np.asarray(ring), axis=0)
                     _postcode(float(lon), float(lat), tags, out)
             continue
-        if obj.is_node():
+        if isinstance(obj, osmium.osm.Node):
             if obj.location.valid():
                 if "addr:housenumber" in tags:
                     out.addresses.append(_address(obj.location.lon, obj.location.lat, tags))
                 _postcode(obj.location.lon, obj.location.lat, tags, out)
             continue
-        if not obj.is_way():
+        if not isinstance(obj, osmium.osm.Way):
             # Multipolygon buildings with addresses are rare; skipping them only under-counts,
             # which makes publication units larger (the safe direction).
             out.stats["skipped_relation_addresses"] += "addr:housenumber" in tags
