@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
+import asyncpg
 import typer
 
 from shared.db import with_schema
@@ -18,7 +21,10 @@ app = typer.Typer(help="The operators' console: create operators, list them.", n
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def _with_conn(fn):
+T = TypeVar("T")
+
+
+def _with_conn(fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> Coroutine[Any, Any, T]:
     return with_schema(CommonSettings().database_url, "console", _MIGRATIONS, fn)
 
 
@@ -37,7 +43,7 @@ def create_operator(
         raise typer.BadParameter(f"one of {', '.join(ROLES)}", param_hint="--role")
     password = generate_password()
 
-    async def create(conn) -> None:
+    async def create(conn: asyncpg.Connection) -> None:
         if await repository.find_operator(conn, name):
             typer.echo(f"an operator called {name} already exists", err=True)
             raise typer.Exit(1)

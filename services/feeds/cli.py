@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import typer
+from pydantic import SecretStr
 
 from shared.db import with_schema
 
@@ -17,7 +18,7 @@ __all__ = ["app", "purge"]
 app = typer.Typer(help="The feeds service: housekeeping of residents' subscriptions.", no_args_is_help=True)
 
 
-async def purge(database_url: str, older_than_days: int) -> int:
+async def purge(database_url: str | SecretStr, older_than_days: int) -> int:
     """Delete subscriptions unread for `older_than_days` days; returns how many."""
     # Migrations first: the column it reads may be new.
     return await with_schema(

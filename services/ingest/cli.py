@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
+import asyncpg
 import typer
 
 from shared.contracts import Category
@@ -24,7 +27,10 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 _COUNCIL = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
 
-def _with_conn(fn):
+T = TypeVar("T")
+
+
+def _with_conn(fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> Coroutine[Any, Any, T]:
     return with_schema(CommonSettings().database_url, "ingest", _MIGRATIONS, fn)
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 from uuid import UUID
 
+import asyncpg
 import typer
 
 from shared.db import with_schema
@@ -19,7 +22,10 @@ from .settings import PartnersSettings
 app = typer.Typer(help="VCS partner API keys.", no_args_is_help=True)
 
 
-def _run(action):
+T = TypeVar("T")
+
+
+def _run(action: Callable[[asyncpg.Connection], Awaitable[T]]) -> Coroutine[Any, Any, T]:
     return with_schema(PartnersSettings().database_url, "partners", MIGRATIONS, action)
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -23,7 +24,10 @@ app = typer.Typer(help="Organisations (VCS groups, council teams) and their API 
 ORG_KEY_PREFIX = "sno_"
 
 
-def _run(action):
+T = TypeVar("T")
+
+
+def _run(action: Callable[[asyncpg.Connection], Awaitable[T]]) -> Coroutine[Any, Any, T]:
     return with_schema(PrompterSettings().database_url, "prompter", MIGRATIONS, action)
 
 
