@@ -67,7 +67,7 @@ def _bbox(value: str) -> tuple[float, float, float, float]:
             "bbox must be minlon,minlat,maxlon,maxlat in WGS84",
             errors=[{"field": "bbox", "message": "expected minlon,minlat,maxlon,maxlat"}],
         )
-    return parts  # type: ignore[return-value]
+    return parts
 
 
 async def _needs(

@@ -40,7 +40,7 @@ def create_app(settings: IngestSettings, *, gazetteer: Gazetteer | None = None) 
             raise RuntimeError("the gazetteer is empty: run `streetneeds gazetteer import` (make setup)")
         secrets = {v: s.get_secret_value() for v, s in settings.pseudonym_keys_by_version.items()}
         pool = runtime.require_pool()
-        pseudonymiser = Pseudonymiser(secrets, settings.pseudonym_key_version)  # type: ignore[arg-type]
+        pseudonymiser = Pseudonymiser(secrets, settings.pseudonym_key_version)
         pipeline = Pipeline(pool, broker, gaz, pseudonymiser, settings.max_distance_m)
         runtime.provide(IngestContext(settings, pool, gaz, RateLimiter(), pipeline))
 

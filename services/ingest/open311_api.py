@@ -351,7 +351,7 @@ async def list_requests(
             rows = await repository.open311_rows(
                 ctx.pool,
                 service_codes=_ids(_csv(service_code) or []) if service_code else None,
-                statuses=statuses,  # type: ignore[arg-type]
+                statuses=statuses,
                 start=start,
                 end=end,
             )

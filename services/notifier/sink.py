@@ -73,7 +73,7 @@ def messages(maildir: Path) -> list[tuple[str, EmailMessage]]:
         for path in (Path(maildir) / sub).glob("*"):
             found.append((path.stat().st_mtime_ns, path.name.split(":")[0], path))
     return [
-        (key, email.message_from_bytes(path.read_bytes(), policy=email.policy.default))  # type: ignore[misc]
+        (key, email.message_from_bytes(path.read_bytes(), policy=email.policy.default))
         for _, key, path in sorted(found)
     ]
 

@@ -189,8 +189,8 @@ class OpportunityOut(OpportunityIn):
 
     id: str
     url: str | None = None  # type: ignore[assignment]  # as stored; validated on the way in
-    contact_email: str | None = None  # type: ignore[assignment]
-    organisation: str  # type: ignore[assignment]
+    contact_email: str | None = None
+    organisation: str
     organisation_id: str | None = Field(None, description="The owner (null: registered by the operator).")
     status: Literal["active", "paused", "retired"]
     updated_at: dt.datetime
