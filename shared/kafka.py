@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import inspect
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -25,6 +27,7 @@ __all__ = [
     "ensure_topics",
     "make_broker",
     "publish_dead_letter",
+    "publish_dead_letters",
     "validation_errors",
 ]
 
@@ -152,9 +155,7 @@ async def publish_dead_letter(
         partition=record.partition,
         offset=record.offset,
     )
-    await broker.publish(
-        letter.model_dump_json().encode(), topic=DEAD_LETTERS.name, key=record.topic.encode()
-    )
+    await publish_dead_letters(broker, [letter])
     log.warning(
         "record dead-lettered",
         extra={"service": service, "topic": record.topic, "offset": record.offset, "reason": reason},
@@ -165,6 +166,25 @@ async def publish_dead_letter(
 def validation_errors(exc: ValidationError) -> tuple[str, ...]:
     """One line per bad field, `path: message`, without echoing the input values."""
     return tuple(f"{'.'.join(str(p) for p in err['loc']) or '(body)'}: {err['msg']}" for err in exc.errors())
+
+
+async def publish_dead_letters(broker: KafkaBroker, letters: Sequence[DeadLettered]) -> None:
+    """Put dead letters on the dead-letter topic, each keyed by its source topic; all confirmed on return.
+
+    The one publisher of dead letters (batch consumers build theirs with `dead_letter`): sent without
+    waiting one by one, then awaited together, so a batch's letters cost one round trip.
+    """
+    pending = [
+        await broker.publish(
+            letter.model_dump_json().encode(),
+            DEAD_LETTERS.name,
+            key=letter.source_topic.encode(),
+            no_confirm=True,
+        )
+        for letter in letters
+    ]
+    # A real broker returns each send's confirmation to await; faststream's TestKafkaBroker has none.
+    await asyncio.gather(*(p for p in pending if inspect.isawaitable(p)))
 
 
 def dead_letter(

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from shared.contracts import COUNCIL_SIGNALS, DEAD_LETTERS, DeadLettered
+from shared.contracts import COUNCIL_SIGNALS, DeadLettered
+from shared.kafka import publish_dead_letters as shared_publish_dead_letters
 from shared.service import Runtime
 
 from . import repository
@@ -25,14 +24,8 @@ def register(broker: KafkaBroker, runtime: Runtime[IngestContext]) -> None:
     async def find_system(key: str) -> repository.System | None:
         return await repository.find_system(runtime.context.pool, hash_key(key))
 
-    async def publish_dead_letters(records: list[DeadLettered]) -> None:
-        pending = [
-            await broker.publish(
-                d.model_dump_json().encode(), DEAD_LETTERS.name, key=d.source_topic.encode(), no_confirm=True
-            )
-            for d in records
-        ]
-        await asyncio.gather(*pending)
+    async def publish_dead_letters(letters: list[DeadLettered]) -> None:
+        await shared_publish_dead_letters(broker, letters)
 
     group = runtime.settings.consumer_group  # type: ignore[attr-defined]
 

@@ -12,8 +12,9 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from shared.contracts import DEAD_LETTERS, STREET_NEEDS, DeadLettered
+from shared.contracts import STREET_NEEDS, DeadLettered
 from shared.kafka import dead_letter
+from shared.kafka import publish_dead_letters as shared_publish_dead_letters
 from shared.service import Runtime
 
 from . import repository
@@ -93,10 +94,7 @@ async def handle_batch(
 
 def dead_letter_publisher(broker: KafkaBroker) -> PublishDeadLetters:
     async def publish_dead_letters(letters: list[DeadLettered]) -> None:
-        for letter in letters:  # rare: one confirmed publish each keeps it simple
-            await broker.publish(
-                letter.model_dump_json().encode(), topic=DEAD_LETTERS.name, key=STREET_NEEDS.name.encode()
-            )
+        await shared_publish_dead_letters(broker, letters)  # keyed by source topic: street-needs.v1
 
     return publish_dead_letters
 
