@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -63,7 +64,7 @@ async def _moderate(request: Request, opportunity_id: uuid.UUID, change: str) ->
     return await _act(request, f"{change} opportunity", str(opportunity_id), "operator", do)
 
 
-def _platform_body(form: FormData) -> dict:
+def _platform_body(form: FormData) -> dict[str, Any]:
     categories = [str(c) for c in form.getlist("categories")]
     if not categories:
         raise Refused(422, "Check the form", "Choose at least one category the platform helps with.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 from shared.contracts import OpportunityLink, PromptPublished, Sensitivity, info
@@ -34,7 +35,7 @@ class FeedEntry:
     def is_person(self) -> bool:
         return self.sensitivity is Sensitivity.PERSON
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """The entry as SSE data / JSON API item (no field a feed does not show)."""
         return {
             "id": self.id,

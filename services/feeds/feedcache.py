@@ -14,6 +14,7 @@ import time
 from collections import OrderedDict
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import shared.contracts
 
@@ -115,9 +116,9 @@ class ValidatorCache:
 
     def __init__(self, max_entries: int = 50_000, ttl_s: float = 5.0) -> None:
         self.max_entries, self.ttl_s = max_entries, ttl_s
-        self._entries: OrderedDict[tuple[str, str], tuple[object, float, tuple]] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, str], tuple[object, float, tuple[Any, ...]]] = OrderedDict()
 
-    def get(self, key: tuple[str, str], seen: object) -> tuple | None:
+    def get(self, key: tuple[str, str], seen: object) -> tuple[Any, ...] | None:
         found = self._entries.get(key)
         if found is None:
             return None
@@ -127,7 +128,7 @@ class ValidatorCache:
             return None
         return value
 
-    def put(self, key: tuple[str, str], seen: object, value: tuple) -> None:
+    def put(self, key: tuple[str, str], seen: object, value: tuple[Any, ...]) -> None:
         self._entries[key] = (seen, time.monotonic(), value)
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:

@@ -16,6 +16,7 @@ import logging
 import math
 from dataclasses import dataclass
 from ipaddress import IPv6Address
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -70,7 +71,7 @@ class Clients:
         self._clients.clear()
 
 
-async def send(clients: Clients, settings: PartnersSettings, delivery: dict) -> Outcome:
+async def send(clients: Clients, settings: PartnersSettings, delivery: dict[str, Any]) -> Outcome:
     """One signed POST to the address that was checked, within one total deadline."""
     try:
         async with asyncio.timeout(settings.webhook_timeout_s):
@@ -83,7 +84,7 @@ async def send(clients: Clients, settings: PartnersSettings, delivery: dict) -> 
         return Outcome(False, error=f"{type(exc).__name__}: {exc}"[:500])
 
 
-async def _post(clients: Clients, settings: PartnersSettings, delivery: dict) -> Outcome:
+async def _post(clients: Clients, settings: PartnersSettings, delivery: dict[str, Any]) -> Outcome:
     parts = urlsplit(delivery["url"])
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UnsafeUrl("the URL scheme must be http or https")
@@ -136,7 +137,7 @@ async def deliver_due(pool: asyncpg.Pool, settings: PartnersSettings, clients: C
         lambda: asyncio.Semaphore(settings.webhook_partner_concurrency)
     )
 
-    async def gated(delivery: dict) -> Outcome:
+    async def gated(delivery: dict[str, Any]) -> Outcome:
         async with gates[delivery.get("partner_id")]:
             return await send(clients, settings, delivery)
 

@@ -82,7 +82,7 @@ async def _own_webhook(request: Request, partner: dict[str, Any], webhook_id: UU
 
 @router.post("", status_code=201, response_model=WebhookCreated, summary="Register a webhook")
 async def create_webhook(
-    body: WebhookIn, request: Request, partner: dict = Depends(current_partner)
+    body: WebhookIn, request: Request, partner: dict[str, Any] = Depends(current_partner)
 ) -> WebhookCreated:
     settings = request.app.state.runtime.settings
     try:
@@ -108,21 +108,23 @@ async def create_webhook(
 
 
 @router.get("", response_model=list[WebhookOut], summary="This partner's webhooks")
-async def list_webhooks(request: Request, partner: dict = Depends(current_partner)) -> list[WebhookOut]:
+async def list_webhooks(
+    request: Request, partner: dict[str, Any] = Depends(current_partner)
+) -> list[WebhookOut]:
     async with request.app.state.runtime.pool.acquire() as conn:
         return [_public(r) for r in await repository.list_webhooks(conn, partner["id"])]
 
 
 @router.get("/{webhook_id}", response_model=WebhookOut, summary="One webhook (without its secret)")
 async def get_webhook(
-    webhook_id: UUID, request: Request, partner: dict = Depends(current_partner)
+    webhook_id: UUID, request: Request, partner: dict[str, Any] = Depends(current_partner)
 ) -> WebhookOut:
     return _public(await _own_webhook(request, partner, webhook_id))
 
 
 @router.delete("/{webhook_id}", status_code=204, summary="Delete a webhook; pending deliveries stop")
 async def delete_webhook(
-    webhook_id: UUID, request: Request, partner: dict = Depends(current_partner)
+    webhook_id: UUID, request: Request, partner: dict[str, Any] = Depends(current_partner)
 ) -> Response:
     async with request.app.state.runtime.pool.acquire() as conn:
         if not await repository.delete_webhook(conn, partner["id"], webhook_id):
@@ -138,7 +140,7 @@ async def delete_webhook(
 async def list_deliveries(
     webhook_id: UUID,
     request: Request,
-    partner: dict = Depends(current_partner),
+    partner: dict[str, Any] = Depends(current_partner),
     status: Literal["pending", "delivered", "dead"] | None = None,
     cursor: str | None = None,
     limit: int = Query(100, ge=1, le=1000),
@@ -188,7 +190,7 @@ async def replay(
     request: Request,
     since: AwareDatetime,
     until: AwareDatetime | None = None,
-    partner: dict = Depends(current_partner),
+    partner: dict[str, Any] = Depends(current_partner),
     context: PartnersContext = Depends(partners_context),
 ) -> Replayed:
     webhook = await _own_webhook(request, partner, webhook_id)
