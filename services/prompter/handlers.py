@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -33,7 +34,7 @@ def register_handlers(
 ) -> None:
     """Subscribe the prompter's consumers; effects go through the context's publisher."""
 
-    async def reject(record, exc: ContractError) -> None:
+    async def reject(record: ConsumerRecord, exc: ContractError) -> None:
         await publish_dead_letter(
             broker, service=SERVICE, record=record, reason=exc.reason, errors=exc.errors
         )

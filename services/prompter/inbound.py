@@ -59,5 +59,5 @@ async def apply_batch(records: Sequence[ConsumerRecord], sink: NeedSink, reject:
     async with asyncio.TaskGroup() as group:
         for items in by_key.values():
             group.create_task(apply_key(items))
-    for record, exc in rejected:
-        await reject(record, exc)
+    for record, error in rejected:
+        await reject(record, error)
