@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -57,7 +58,7 @@ def create_app(settings: ConsoleSettings, *, targets: Targets | None = None) -> 
     )
 
     @app.middleware("http")
-    async def _headers(request: Request, call_next) -> Response:
+    async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         response = await call_next(request)
         if not request.url.path.startswith(("/static/", "/metrics", "/healthz", "/readyz")):
             for name, value in SECURITY_HEADERS.items():

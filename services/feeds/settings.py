@@ -101,7 +101,7 @@ class FeedsSettings(CommonSettings):
     @classmethod
     def _absolute(cls, value: str, info: ValidationInfo) -> str:
         if not re.match(r"^https?://[^/\s]+", value):
-            name = f"FEEDS_{info.field_name.upper()}"
+            name = f"FEEDS_{str(info.field_name).upper()}"
             raise ValueError(f"{name} must be an absolute http(s) URL, e.g. https://feeds.example.org")
         return value.rstrip("/")
 

@@ -48,7 +48,7 @@ async def _reconcile_forever(publisher: PromptPublisher, interval_s: float) -> N
         await asyncio.sleep(delay)
 
 
-async def purge_offers(pool, retention_days: int, now: dt.datetime) -> int:
+async def purge_offers(pool: asyncpg.Pool, retention_days: int, now: dt.datetime) -> int:
     """Delete residents' contact details left unhanded for `retention_days` (the clock is a parameter)."""
     async with pool.acquire() as conn, conn.transaction():
         return await org_repo.purge_offers(conn, now - dt.timedelta(days=retention_days))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
 import asyncpg
 import shapely
@@ -29,7 +30,7 @@ class GazetteerPlaces:
         self._gaz = gazetteer
         self._metric = lru_cache(maxsize=50_000)(self._metric_geometry)
 
-    def _metric_geometry(self, street_id: str):
+    def _metric_geometry(self, street_id: str) -> Any:  # a shapely geometry (no type hints) or None
         street = self._gaz.streets.get(street_id)
         return None if street is None else self._gaz.projector.to_metric(street.geometry)
 
