@@ -68,6 +68,7 @@ def register_handlers(
     async def on_resident_response(msg: KafkaMessage) -> None:
         """Count an "I can help" per prompt and ward, once per response id."""
         record = msg.raw_message
+        assert not isinstance(record, tuple)  # a single-record subscriber: never a batch
         try:
             response = RESIDENT_RESPONSES.decode(record.key, record.value)
         except ContractError as exc:
