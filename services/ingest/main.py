@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -68,7 +69,7 @@ def create_app(settings: IngestSettings, *, gazetteer: Gazetteer | None = None) 
 def _document_request_models(app: FastAPI) -> None:
     """Add the hand-parsed request bodies' models to the OpenAPI components."""
 
-    def openapi() -> dict:
+    def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(
                 title=app.title, version=app.version, description=app.description, routes=app.routes

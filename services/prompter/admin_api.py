@@ -59,7 +59,7 @@ class PlatformEdit(BaseModel):
 
     @field_validator("url")
     @classmethod
-    def _safe_url(cls, value: HttpUrl) -> HttpUrl:
+    def _safe_url(cls, value: HttpUrl) -> HttpUrl | None:
         return _check_url(value)
 
 
@@ -102,7 +102,9 @@ async def list_all_opportunities(ctx: Context) -> list[dict[str, Any]]:
 
 
 @router.post("/opportunities/{opportunity_id}/{change}", summary="Switch an opportunity off or on")
-async def moderate(ctx: Context, opportunity_id: uuid.UUID, change: Literal["pause", "resume"]) -> dict:
+async def moderate(
+    ctx: Context, opportunity_id: uuid.UUID, change: Literal["pause", "resume"]
+) -> dict[str, Any]:
     """The operator pauses (prompts drop the link) or resumes any organisation's opportunity."""
     status, action = ("paused", "paused") if change == "pause" else ("active", "resumed")
     async with ctx.pool.acquire() as conn, conn.transaction():
