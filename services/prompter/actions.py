@@ -12,13 +12,15 @@ import logging
 import uuid
 from typing import Any
 
+import asyncpg
+
 from shared.contracts import PromptPublished
 from shared.http import Problem
 
 from . import org_repository as org_repo
 from . import repository as repo
 from .context import PrompterContext
-from .matching import Places
+from .matching import Opportunity, Places
 from .places import GazetteerPlaces
 from .platforms import uncovered
 from .publisher import PromptPublisher
@@ -87,7 +89,7 @@ def _diff(before: Any | None, after: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
-async def _reevaluate(ctx: PrompterContext, before, after) -> None:
+async def _reevaluate(ctx: PrompterContext, before: Opportunity | None, after: Opportunity | None) -> None:
     publisher: PromptPublisher = ctx.publisher
     try:
         await publisher.opportunity_changed(before, after)
@@ -95,7 +97,9 @@ async def _reevaluate(ctx: PrompterContext, before, after) -> None:
         log.exception("re-evaluating prompts failed; the reconcile loop will catch up")
 
 
-async def owned(conn, opp_id: uuid.UUID, org: Any, *, for_update: bool = False):
+async def owned(
+    conn: asyncpg.Connection, opp_id: uuid.UUID, org: Any, *, for_update: bool = False
+) -> asyncpg.Record:
     """The organisation's own opportunity, or 404 (another's answers exactly like a missing one)."""
     row = await repo.get_opportunity(conn, opp_id, for_update=for_update)
     if row is None or row["organisation_id"] != org["id"]:
@@ -103,7 +107,7 @@ async def owned(conn, opp_id: uuid.UUID, org: Any, *, for_update: bool = False):
     return row
 
 
-async def create_opportunity(ctx: PrompterContext, org: Any, body: OpportunityIn):
+async def create_opportunity(ctx: PrompterContext, org: Any, body: OpportunityIn) -> asyncpg.Record:
     check_area(body, _places(ctx))
     async with ctx.pool.acquire() as conn, conn.transaction():
         row = await repo.insert_opportunity(conn, body.columns(org["name"]), org["id"])
@@ -112,7 +116,9 @@ async def create_opportunity(ctx: PrompterContext, org: Any, body: OpportunityIn
     return row
 
 
-async def update_opportunity(ctx: PrompterContext, org: Any, opp_id: uuid.UUID, body: OpportunityIn):
+async def update_opportunity(
+    ctx: PrompterContext, org: Any, opp_id: uuid.UUID, body: OpportunityIn
+) -> asyncpg.Record:
     check_area(body, _places(ctx))
     async with ctx.pool.acquire() as conn, conn.transaction():
         before = await owned(conn, opp_id, org, for_update=True)
@@ -126,7 +132,7 @@ async def update_opportunity(ctx: PrompterContext, org: Any, opp_id: uuid.UUID, 
     return row
 
 
-async def change_status(ctx: PrompterContext, org: Any, opp_id: uuid.UUID, pause: bool):
+async def change_status(ctx: PrompterContext, org: Any, opp_id: uuid.UUID, pause: bool) -> asyncpg.Record:
     """Pause (prompts drop the link) or resume; repeating either is harmless."""
     status, action = ("paused", "paused") if pause else ("active", "resumed")
     async with ctx.pool.acquire() as conn, conn.transaction():
@@ -140,7 +146,7 @@ async def change_status(ctx: PrompterContext, org: Any, opp_id: uuid.UUID, pause
     return row
 
 
-async def retire_opportunity(ctx: PrompterContext, org: Any, opp_id: uuid.UUID):
+async def retire_opportunity(ctx: PrompterContext, org: Any, opp_id: uuid.UUID) -> asyncpg.Record:
     async with ctx.pool.acquire() as conn, conn.transaction():
         before = await owned(conn, opp_id, org, for_update=True)
         row = await repo.retire_opportunity(conn, opp_id)
@@ -153,7 +159,7 @@ async def retire_opportunity(ctx: PrompterContext, org: Any, opp_id: uuid.UUID):
 # --- platforms --------------------------------------------------------------------------------
 
 
-async def switch_platform(ctx: PrompterContext, platform_id: str, enabled: bool):
+async def switch_platform(ctx: PrompterContext, platform_id: str, enabled: bool) -> asyncpg.Record:
     """Switch a platform on or off; 409 if that would leave a category with no way to help."""
     async with ctx.pool.acquire() as conn, conn.transaction():
         await conn.execute("LOCK TABLE prompter.platforms IN SHARE ROW EXCLUSIVE MODE")
@@ -177,7 +183,7 @@ async def switch_platform(ctx: PrompterContext, platform_id: str, enabled: bool)
     return row
 
 
-async def add_platform(ctx: PrompterContext, body: PlatformIn):
+async def add_platform(ctx: PrompterContext, body: PlatformIn) -> asyncpg.Record:
     values = body.model_dump(mode="json")
     values["categories"] = sorted(values["categories"])
     async with ctx.pool.acquire() as conn:
