@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from shared.contracts import OpportunityLink, PromptPublished, PromptRetired, StreetNeedChanged
+from shared.contracts import Category, OpportunityLink, PromptPublished, PromptRetired, StreetNeedChanged
 
 from .matching import Opportunity, Places, nearby
 from .platforms import Platform, platform_links
@@ -77,4 +77,6 @@ def published(need: StreetNeedChanged, draft: Draft, revision: int, at: dt.datet
 
 def retired(prompt_id: str, at: dt.datetime) -> PromptRetired:
     area_id, _, category = prompt_id.rpartition(":")
-    return PromptRetired(prompt_id=prompt_id, area_id=area_id, category=category, retired_at=_minute(at))
+    return PromptRetired(
+        prompt_id=prompt_id, area_id=area_id, category=Category(category), retired_at=_minute(at)
+    )
