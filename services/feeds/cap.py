@@ -11,15 +11,20 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import shapely
 from lxml import etree
 from shapely.geometry import Polygon
 
-from shared.contracts import PromptPublished, Sensitivity, info
+from shared.contracts import OpportunityLink, PromptPublished, Sensitivity, info
 from shared.gazetteer.model import Gazetteer
 
 from .entries import prompt_path
+
+if TYPE_CHECKING:  # repository is not needed at run time; annotations only
+    from .repository import CapMessage
 
 __all__ = [
     "CAP_NS",
@@ -59,7 +64,9 @@ def _reference(sender: str, ident: str, sent: dt.datetime) -> str:
     return f"{sender},{ident},{cap_time(sent)}"
 
 
-def next_message(prompt: PromptPublished, previous, sender: str) -> tuple[str, str, str | None]:
+def next_message(
+    prompt: PromptPublished, previous: CapMessage | None, sender: str
+) -> tuple[str, str, str | None]:
     """(identifier, msgType, references) of the message a publication produces.
 
     `previous` is the prompt's latest CAP message (or None): a new revision of a live alert is an
@@ -71,12 +78,12 @@ def next_message(prompt: PromptPublished, previous, sender: str) -> tuple[str, s
     return ident, "Update", _reference(sender, previous.identifier, previous.sent)
 
 
-def cancel_message(previous, sender: str) -> tuple[str, str]:
+def cancel_message(previous: CapMessage, sender: str) -> tuple[str, str]:
     """(identifier, references) of the Cancel of a live alert."""
     return f"{previous.identifier}-cancel", _reference(sender, previous.identifier, previous.sent)
 
 
-def area_polygons(gazetteer: Gazetteer | None, street_ids, buffer_m: float) -> list[str]:
+def area_polygons(gazetteer: Gazetteer | None, street_ids: Iterable[str], buffer_m: float) -> list[str]:
     """CAP polygons ("lat,lon lat,lon ...", closed) around the streets, buffered in metres.
 
     Buffered in the gazetteer's metric CRS (British National Grid for GB data), simplified to a few
@@ -101,14 +108,14 @@ def area_polygons(gazetteer: Gazetteer | None, street_ids, buffer_m: float) -> l
     return out
 
 
-def _sub(parent, tag: str, text: str | None = None):
+def _sub(parent: Any, tag: str, text: str | None = None) -> Any:  # lxml elements (no type hints)
     el = etree.SubElement(parent, f"{{{CAP_NS}}}{tag}")
     if text is not None:
         el.text = text
     return el
 
 
-def _way(o) -> str:
+def _way(o: OpportunityLink) -> str:
     """One way to help as a line: what, who, when, and how to get in touch."""
     who = f" ({o.organisation})" if o.kind == "local" and o.organisation != o.title else ""
     routes = [r for r in (o.url, o.contact_email, o.contact_phone) if r]
@@ -125,7 +132,9 @@ def _instruction(prompt: PromptPublished) -> str:
     return "\n".join([head, *(_way(o) for o in prompt.opportunities)])
 
 
-def alert_xml(message, *, sender: str, sender_name: str, base_url: str, polygons: list[str]) -> bytes:
+def alert_xml(
+    message: CapMessage, *, sender: str, sender_name: str, base_url: str, polygons: list[str]
+) -> bytes:
     """The CAP 1.2 document of one stored message (see repository.CapMessage)."""
     prompt: PromptPublished = message.event
     if prompt.sensitivity is not Sensitivity.PLACE:
