@@ -76,24 +76,34 @@ def _is_person(category: str) -> bool:
     return info(Category(category)).sensitivity is Sensitivity.PERSON
 
 
+def _count_place(cell: PlaceMonth, row: HistoryRow, open_count: dict[str, int]) -> None:
+    """Place categories are exact: reports raised and resolved are the change in the open count."""
+    before = open_count.get(row.prompt_id, 0)
+    now = max(0, row.count or 0) if row.active else 0
+    if now > before:
+        cell.raised += now - before
+    else:
+        cell.resolved += before - now
+    open_count[row.prompt_id] = now
+
+
 def summarise(rows: Iterable[HistoryRow]) -> Summary:
     out = Summary()
     open_count: dict[str, int] = {}
     categories: dict[str, str] = {}
     flagged: dict[str, bool] = {}
     band_in_month: dict[tuple[str, str, dt.date], str] = {}
+    # An area flagged, cleared and flagged again within a month began (or stopped) once that month:
+    # the figures count areas, not transitions, so they never exceed the areas there are.
+    raised_in_month: set[tuple[str, str, dt.date]] = set()
+    resolved_in_month: set[tuple[str, str, dt.date]] = set()
     for row in rows:
         month = month_of(row.on_day)
         categories[row.prompt_id] = row.category
         if not _is_person(row.category):
-            cell = out.place.setdefault(row.category, {}).setdefault(month, PlaceMonth())
-            before = open_count.get(row.prompt_id, 0)
-            now = max(0, row.count or 0) if row.active else 0
-            if now > before:
-                cell.raised += now - before
-            else:
-                cell.resolved += before - now
-            open_count[row.prompt_id] = now
+            _count_place(
+                out.place.setdefault(row.category, {}).setdefault(month, PlaceMonth()), row, open_count
+            )
             continue
         # Person categories: band words and area counts only; `row.count` is never read.
         cell = out.person.setdefault(row.category, {}).setdefault(month, PersonMonth())
@@ -103,12 +113,16 @@ def summarise(rows: Iterable[HistoryRow]) -> Summary:
             continue
         was = flagged.get(row.prompt_id, False)
         if row.active and not was:
-            cell.areas_raised += 1
+            raised_in_month.add((row.category, row.prompt_id, month))
         elif not row.active and was:
-            cell.areas_resolved += 1
+            resolved_in_month.add((row.category, row.prompt_id, month))
         flagged[row.prompt_id] = row.active
         if row.active and row.band in BANDS:
             band_in_month[(row.category, row.prompt_id, month)] = row.band
+    for category, _, month in raised_in_month:
+        out.person[category][month].areas_raised += 1
+    for category, _, month in resolved_in_month:
+        out.person[category][month].areas_resolved += 1
     for (category, _, month), band in band_in_month.items():
         bands = out.person[category][month].areas_by_band
         bands[band] = bands.get(band, 0) + 1

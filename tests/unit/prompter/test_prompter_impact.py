@@ -122,3 +122,18 @@ def test_chart_has_a_text_alternative_and_escapes():
         '<title id="c-t">Offers &lt;each&gt; month</title>' in svg and '<desc id="c-d">2 offers</desc>' in svg
     )
     assert ">2</text>" in svg
+
+
+def test_an_area_flagged_twice_in_a_month_began_once():
+    """Found by the property above: flagged, cleared and flagged again counted two areas for one."""
+    category, area = PERSON[0], f"area-0:{PERSON[0]}"
+    rows = [
+        HistoryRow(area, category, True, dt.date(2026, 3, 2), band=BANDS[0]),
+        HistoryRow(area, category, False, dt.date(2026, 3, 9)),
+        HistoryRow(area, category, True, dt.date(2026, 3, 20), band=BANDS[0]),
+        HistoryRow(area, category, False, dt.date(2026, 4, 3)),
+    ]
+    months = summarise(rows).person[category]
+    march, april = months[dt.date(2026, 3, 1)], months[dt.date(2026, 4, 1)]
+    assert (march.areas_raised, march.areas_resolved) == (1, 1)
+    assert (april.areas_raised, april.areas_resolved) == (0, 1)
