@@ -12,6 +12,7 @@ import pytest
 from lxml import etree
 
 from services.ingest import repository
+from services.ingest.anonymise import coarsen
 from services.ingest.auth import generate_key, hash_key
 from services.ingest.main import create_app
 from services.ingest.open311_api import MAX_FORM_BYTES
@@ -212,11 +213,14 @@ async def test_a_long_address_is_refused_by_name_and_never_logged(ingest, caplog
 async def test_acceptance_time_and_record_timestamps_are_coarse(ingest, kafka_bootstrap):
     client, key, council = ingest["client"], ingest["key"], ingest["council"]
     start = await _end_offsets(kafka_bootstrap, SIGNALS_ANONYMISED)
+    # The clock is read here, not at import: a suite that crosses midnight must not see two days.
+    before = dt.datetime.now(dt.UTC)
     batch = [
-        _signal("p1", "R-11", occurred_at=NOW.isoformat()),
-        _signal("g1", "R-12", category="graffiti", occurred_at=NOW.isoformat()),
+        _signal("p1", "R-11", occurred_at=before.isoformat()),
+        _signal("g1", "R-12", category="graffiti", occurred_at=before.isoformat()),
     ]
     response = await client.post("/v1/signals", json=batch, headers={"X-API-Key": key})
+    after = dt.datetime.now(dt.UTC)
     assert [i["outcome"] for i in response.json()["items"]] == ["accepted", "accepted"]
     end = await _end_offsets(kafka_bootstrap, SIGNALS_ANONYMISED)
     keep = _anonymised_of(council)
@@ -225,10 +229,13 @@ async def test_acceptance_time_and_record_timestamps_are_coarse(ingest, kafka_bo
     )
     stamps = {e.sensitivity.value: dt.datetime.fromtimestamp(ts / 1000, dt.UTC) for ts, e in records}
     assert set(stamps) == {"person", "place"}
-    # Each record's timestamp is its event's coarsened time (not the moment it was produced), which
-    # is a whole day for person categories and a whole hour for place ones.
-    assert all(dt.datetime.fromtimestamp(ts / 1000, dt.UTC) == e.occurred_at for ts, e in records)
-    assert stamps["person"].time() == dt.time(0) and stamps["person"].date() >= NOW.date()
+    # The event's time is coarsened: a whole day for person categories, a whole hour for place ones.
+    assert all(e.occurred_at == coarsen(before, e.sensitivity) for _, e in records)
+    # The record's timestamp is the moment it was produced, coarsened the same way: never finer.
+    for ts, e in records:
+        stamp = dt.datetime.fromtimestamp(ts / 1000, dt.UTC)
+        assert stamp in {coarsen(before, e.sensitivity), coarsen(after, e.sensitivity)}
+    assert stamps["person"].time() == dt.time(0)
     assert stamps["place"].minute == stamps["place"].second == stamps["place"].microsecond == 0
     # Rotation: the subject travels under the current key and every older one still listed.
     assert all(len(e.previous_keys) == 1 and e.key_version == 2 for _, e in records)
@@ -238,7 +245,7 @@ async def test_acceptance_time_and_record_timestamps_are_coarse(ingest, kafka_bo
     finally:
         await conn.close()
     # The day it was accepted (the test may cross midnight: today's or the start's, never finer).
-    days = {d.replace(hour=0, minute=0, second=0, microsecond=0) for d in (NOW, dt.datetime.now(dt.UTC))}
+    days = {d.replace(hour=0, minute=0, second=0, microsecond=0) for d in (before, dt.datetime.now(dt.UTC))}
     assert accepted and all(r["accepted_at"] in days for r in accepted)
 
 
