@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import asyncpg
 
@@ -25,7 +26,8 @@ __all__ = [
     "touch_session",
 ]
 
-Conn = asyncpg.Connection | asyncpg.Pool
+# A pool as well as a connection, so a call can run outside any unit of work (ADR 0006, known deviation).
+Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 
 @dataclass(frozen=True)
@@ -134,16 +136,20 @@ async def add_audit(
 
 
 async def list_audit(conn: Conn, limit: int = 200) -> list[asyncpg.Record]:
-    return await conn.fetch("SELECT * FROM console.audit ORDER BY at DESC, id DESC LIMIT $1", limit)
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT * FROM console.audit ORDER BY at DESC, id DESC LIMIT $1", limit
+    )
+    return rows
 
 
 async def recent_failures(conn: Conn, username: str, window: dt.timedelta) -> int:
-    return await conn.fetchval(
+    failures: int = await conn.fetchval(
         "SELECT count(*) FROM console.audit WHERE action = 'sign in' AND outcome = 'failed'"
         " AND username = $1 AND at > now() - $2::interval",
         username[:100],
         window,
     )
+    return failures
 
 
 async def decided_dead_letters(conn: Conn) -> dict[tuple[int, int], str]:

@@ -83,7 +83,7 @@ async def list_systems(conn: asyncpg.Connection) -> list[System]:
 
 
 async def revoke_system(conn: asyncpg.Connection, system_id: uuid.UUID) -> bool:
-    status = await conn.execute(
+    status: str = await conn.execute(
         "UPDATE ingest.council_systems SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", system_id
     )
     return status.endswith(" 1")

@@ -98,9 +98,10 @@ async def insert_pending(
 
 
 async def signups_since(conn: asyncpg.Connection, email: str, since: dt.datetime) -> int:
-    return await conn.fetchval(
+    signups: int = await conn.fetchval(
         "SELECT count(*) FROM notifier.subscriptions WHERE email = $1 AND created_at >= $2", email, since
     )
+    return signups
 
 
 async def subscription_by_confirm(conn: asyncpg.Connection, digest: bytes) -> Subscription | None:
@@ -136,17 +137,18 @@ async def activate(conn: asyncpg.Connection, sub: Subscription, now: dt.datetime
 
 
 async def delete_subscription(conn: asyncpg.Connection, sid: uuid.UUID) -> bool:
-    return await conn.fetchval(
+    deleted: bool = await conn.fetchval(
         "WITH d AS (DELETE FROM notifier.subscriptions WHERE subscription_id = $1 RETURNING 1)"
         " SELECT count(*) > 0 FROM d",
         sid,
     )
+    return deleted
 
 
 async def update_preferences(
     conn: asyncpg.Connection, sid: uuid.UUID, categories: list[str], frequency: str
 ) -> bool:
-    done = await conn.execute(
+    done: str = await conn.execute(
         "UPDATE notifier.subscriptions SET categories = $2, frequency = $3"
         " WHERE subscription_id = $1 AND status = 'active'",
         sid,
@@ -165,9 +167,10 @@ async def drop_expired_pending(conn: asyncpg.Connection, now: dt.datetime) -> in
 
 
 async def is_suppressed(conn: asyncpg.Connection, email_hmac: bytes) -> bool:
-    return await conn.fetchval(
+    suppressed: bool = await conn.fetchval(
         "SELECT EXISTS (SELECT 1 FROM notifier.suppressed WHERE email_hmac = $1)", email_hmac
     )
+    return suppressed
 
 
 async def suppress(conn: asyncpg.Connection, email: str, email_hmac: bytes, reason: str) -> int:

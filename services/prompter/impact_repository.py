@@ -35,10 +35,11 @@ async def offers_per_month(
 
 
 async def prompts_started(conn: asyncpg.Connection, ward_code: str | None) -> dt.date | None:
-    return await conn.fetchval(
+    started: dt.date | None = await conn.fetchval(
         "SELECT min(first_published_on) FROM prompter.prompts WHERE $1::text IS NULL OR ward_code = $1",
         ward_code,
     )
+    return started
 
 
 async def wards_seen(conn: asyncpg.Connection) -> list[str]:

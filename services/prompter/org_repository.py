@@ -61,7 +61,10 @@ async def organisation_by_key_hash(conn: asyncpg.Connection, key_hash: str) -> a
 
 
 async def list_organisations(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-    return await conn.fetch("SELECT * FROM prompter.organisations ORDER BY created_at, id")
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT * FROM prompter.organisations ORDER BY created_at, id"
+    )
+    return rows
 
 
 async def revoke_organisation(conn: asyncpg.Connection, organisation_id: uuid.UUID) -> bool:
@@ -190,7 +193,10 @@ async def enabled_platforms(conn: asyncpg.Connection, category: str) -> list[Pla
 
 
 async def all_platforms(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-    return await conn.fetch("SELECT * FROM prompter.platforms ORDER BY source DESC, name, id")
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT * FROM prompter.platforms ORDER BY source DESC, name, id"
+    )
+    return rows
 
 
 async def switch_platform(conn: asyncpg.Connection, platform_id: str, enabled: bool) -> asyncpg.Record | None:
@@ -264,10 +270,11 @@ async def save_offer(
 
 
 async def offers_for(conn: asyncpg.Connection, organisation_id: uuid.UUID) -> list[asyncpg.Record]:
-    return await conn.fetch(
+    rows: list[asyncpg.Record] = await conn.fetch(
         "SELECT * FROM prompter.help_offers WHERE organisation_id = $1 ORDER BY created_at, id",
         organisation_id,
     )
+    return rows
 
 
 async def hand_over(
@@ -306,8 +313,9 @@ async def offer_totals(conn: asyncpg.Connection, organisation_id: uuid.UUID) -> 
 
 async def responses_for(conn: asyncpg.Connection, organisation_id: uuid.UUID) -> int:
     """Anonymous 'I can help' counted on prompts that linked this organisation's ways to help then."""
-    return await conn.fetchval(
+    responses: int = await conn.fetchval(
         "SELECT COALESCE(sum(responses), 0)::int FROM prompter.organisation_responses"
         " WHERE organisation_id = $1",
         organisation_id,
     )
+    return responses

@@ -240,12 +240,15 @@ async def set_status(conn: asyncpg.Connection, opp_id: uuid.UUID, status: str) -
     )
 
 
-async def organisation_opportunities(conn: asyncpg.Connection, organisation_id: uuid.UUID) -> list:
-    return await conn.fetch(
+async def organisation_opportunities(
+    conn: asyncpg.Connection, organisation_id: uuid.UUID
+) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
         "SELECT * FROM prompter.opportunities WHERE organisation_id = $1"
         " ORDER BY retired_at IS NOT NULL, title, id",
         organisation_id,
     )
+    return rows
 
 
 async def update_opportunity(
@@ -272,13 +275,14 @@ async def retire_opportunity(conn: asyncpg.Connection, opp_id: uuid.UUID) -> asy
 async def list_opportunities(
     conn: asyncpg.Connection, category: str | None, today: dt.date
 ) -> list[asyncpg.Record]:
-    return await conn.fetch(
+    rows: list[asyncpg.Record] = await conn.fetch(
         "SELECT * FROM prompter.opportunities WHERE retired_at IS NULL AND status = 'active'"
         " AND ($1::text IS NULL OR categories @> ARRAY[$1]::text[])"
         " AND (ends_on IS NULL OR ends_on >= $2) ORDER BY organisation, title, id",
         category,
         today,
     )
+    return rows
 
 
 # --- responses -------------------------------------------------------------------------------
