@@ -12,8 +12,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
+from pydantic import AliasChoices, AliasPath, SecretStr
 
 from shared.contracts import ALL_TOPICS
 from shared.registry import SERVICES as REGISTRY
@@ -36,7 +38,7 @@ def asyncapi() -> dict[str, Any]:
             title=topic.base_name,
             description=f"{topic.description} Audience: {topic.audience}.",
         )
-    spec = json.loads(
+    spec: dict[str, Any] = json.loads(
         AsyncAPI(
             broker,
             title="streetneeds events",
@@ -75,9 +77,10 @@ def openapi(service: str) -> dict[str, Any]:
     settings_cls = _settings_class(service)
     # Building the app reads no secret and connects nowhere, so unvalidated placeholders suffice.
     settings = settings_cls.model_construct(
-        database_url="postgresql://docs", kafka_bootstrap_servers="docs:9092"
+        database_url=SecretStr("postgresql://docs"), kafka_bootstrap_servers="docs:9092"
     )
-    return main.create_app(settings).openapi()
+    app: FastAPI = main.create_app(settings)
+    return app.openapi()
 
 
 def _settings_class(service: str) -> type[CommonSettings]:
@@ -88,6 +91,16 @@ def _settings_class(service: str) -> type[CommonSettings]:
         if isinstance(v, type) and issubclass(v, CommonSettings) and v is not CommonSettings
     }
     return cls
+
+
+def _variable(alias: str | AliasPath | AliasChoices | None) -> str | None:
+    """The environment variable an aliased field reads first; None when the field has no alias."""
+    if alias is None:
+        return None
+    first = alias.choices[0] if isinstance(alias, AliasChoices) else alias
+    if not isinstance(first, str):
+        raise TypeError(f"an alias path names no environment variable: {first!r}")
+    return first
 
 
 def configuration_table() -> str:
@@ -103,8 +116,7 @@ def configuration_table() -> str:
         for name, field in cls.model_fields.items():
             if service != "all" and name in CommonSettings.model_fields:
                 continue
-            alias = field.validation_alias
-            env = alias.choices[0] if alias is not None else f"{prefix}{name}".upper()
+            env = _variable(field.validation_alias) or f"{prefix}{name}".upper()
             if field.is_required():
                 default = "**required**"
             elif "secret" in str(field.annotation).lower():

@@ -42,7 +42,7 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 _FORMATS = ("xml", "json")
-_ERRORS_DOC = {
+_ERRORS_DOC: dict[int | str, dict[str, Any]] = {
     s: {
         "description": d,
         "content": {"application/xml": {}, "application/json": {"example": [{"code": s, "description": d}]}},
@@ -59,7 +59,7 @@ _ERRORS_DOC = {
 MAX_FORM_BYTES = 64 * 1024  # a report is a few fields and a 4,000-character description at most
 MAX_ID_LENGTH = 64
 MAX_ADDRESS = Location.model_fields["address"].metadata[0].max_length
-_OK = {"content": {"application/xml": {}, "application/json": {}}}
+_OK: dict[str, Any] = {"content": {"application/xml": {}, "application/json": {}}}
 
 
 def _respond(

@@ -19,6 +19,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import HTMLResponse, PlainTextResponse
 
@@ -30,7 +31,8 @@ log = logging.getLogger(__name__)
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 class _Handler:
@@ -39,8 +41,11 @@ class _Handler:
             (Path(maildir) / sub).mkdir(parents=True, exist_ok=True)
         self.maildir = mailbox.Maildir(maildir, create=True)
 
-    async def handle_DATA(self, server, session, envelope) -> str:
-        self.maildir.add(envelope.original_content or envelope.content)
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        content = envelope.original_content or envelope.content
+        if content is None:  # aiosmtpd sets it before handling DATA; its type allows None
+            return "554 Transaction failed: no message content"
+        self.maildir.add(content)
         return "250 Message accepted for delivery"
 
 
@@ -62,7 +67,7 @@ class MailSink:
     def __enter__(self) -> MailSink:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
@@ -119,7 +124,8 @@ def mailbox_app(maildir: Path) -> FastAPI:
         part = find(key).get_body(("html",))
         if part is None:
             raise HTTPException(404, "this message has no HTML part")
-        return part.get_content()
+        content: str = part.get_content()
+        return content
 
     @app.get("/m/{key}.eml", response_class=PlainTextResponse)
     async def source(key: str) -> str:
