@@ -14,6 +14,7 @@ import asyncpg
 from .changes import Current, HistoryRow, Plan
 
 __all__ = [
+    "DELIVERIES_QUEUED",
     "apply_plan",
     "claim_due_deliveries",
     "create_partner",
@@ -25,6 +26,7 @@ __all__ = [
     "list_needs",
     "list_partners",
     "list_webhooks",
+    "notify_queued",
     "partner_by_key_hash",
     "record_attempt",
     "replay_history",
@@ -33,6 +35,9 @@ __all__ = [
 ]
 
 Row = dict[str, Any]
+
+# NOTIFY channel: a transaction that queued deliveries wakes every replica's worker when it commits.
+DELIVERIES_QUEUED = "partners_deliveries_queued"
 
 
 def _need(row: asyncpg.Record) -> Row:
@@ -184,14 +189,26 @@ async def apply_plan(
         return 0
     by_marker = {(h.key, h.version, h.change): h for h in hist}
     new = [(r["id"], by_marker[(r["key"], r["version"], r["change"])]) for r in inserted]
-    await conn.execute(
+    queued = await conn.execute(
         _ENQUEUE,
         [i for i, _ in new],
         [body_for(h) for _, h in new],
         [h.category for _, h in new],
         [h.ward_code for _, h in new],
     )
+    if _inserted(queued):
+        await notify_queued(conn)
     return len(new)
+
+
+def _inserted(status: str) -> int:
+    """The row count of an `INSERT 0 n` command status."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def notify_queued(conn: asyncpg.Connection) -> None:
+    """Wake the delivery workers once this transaction commits (NOTIFY is sent at commit, or never)."""
+    await conn.execute("SELECT pg_notify($1, '')", DELIVERIES_QUEUED)
 
 
 def _needs_filter(
@@ -387,6 +404,8 @@ async def replay_history(
         [r["id"] for r in items],
         [body_for(r) for r in items],
     )
+    if items:
+        await notify_queued(conn)
     return len(items)
 
 
