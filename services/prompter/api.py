@@ -7,6 +7,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
+import asyncpg
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from shared.contracts import Category
@@ -15,7 +16,7 @@ from shared.http import Problem
 from . import actions
 from . import org_repository as org_repo
 from . import repository as repo
-from .auth import Caller, council_reader, current_organisation
+from .auth import Caller, CurrentOrganisation, council_reader
 from .context import Context
 from .matching import covers_ward
 from .ratelimit import check_offer_rate
@@ -46,17 +47,22 @@ def _problem(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/problem+json": {}}}
 
 
-_AUTH = {401: _problem("No API key, or an unknown one."), 403: _problem("The key was revoked.")}
-_COUNCIL = {
+# FastAPI's `responses`: extra statuses a route documents in its OpenAPI.
+_Responses = dict[int | str, dict[str, Any]]
+
+_AUTH: _Responses = {401: _problem("No API key, or an unknown one."), 403: _problem("The key was revoked.")}
+_COUNCIL: _Responses = {
     401: _problem("No token, or an unknown one."),
     403: _problem("Not the operator or a council admin organisation."),
 }
-_INVALID = {422: _problem("A field is invalid (named in `errors`).")}
-_MISSING = {404: _problem("No such opportunity of yours (another organisation's answers 404 too).")}
-_RETIRED = {409: _problem("The opportunity is retired.")}
+_INVALID: _Responses = {422: _problem("A field is invalid (named in `errors`).")}
+_MISSING: _Responses = {
+    404: _problem("No such opportunity of yours (another organisation's answers 404 too).")
+}
+_RETIRED: _Responses = {409: _problem("The opportunity is retired.")}
 
 
-def _out(row) -> OpportunityOut:
+def _out(row: asyncpg.Record) -> OpportunityOut:
     return OpportunityOut.from_row(row)
 
 
@@ -68,7 +74,7 @@ def _out(row) -> OpportunityOut:
     responses={**_AUTH, **_INVALID},
 )
 async def register_opportunity(
-    body: OpportunityIn, request: Request, ctx: Context, response: Response, org=Depends(current_organisation)
+    body: OpportunityIn, request: Request, ctx: Context, response: Response, org: CurrentOrganisation
 ) -> OpportunityOut:
     """Register a way to help, owned by the key's organisation. Prompts it is near link to it."""
     row = await actions.create_opportunity(ctx, org, body)
@@ -87,7 +93,7 @@ async def update_opportunity(
     body: OpportunityIn,
     request: Request,
     ctx: Context,
-    org=Depends(current_organisation),
+    org: CurrentOrganisation,
 ) -> OpportunityOut:
     """Replace one of your opportunities' details; prompts it was or is now near are re-evaluated."""
     return _out(await actions.update_opportunity(ctx, org, opportunity_id, body))
@@ -100,7 +106,7 @@ async def update_opportunity(
     responses={**_AUTH, **_MISSING, **_RETIRED},
 )
 async def pause_opportunity(
-    opportunity_id: uuid.UUID, request: Request, ctx: Context, org=Depends(current_organisation)
+    opportunity_id: uuid.UUID, request: Request, ctx: Context, org: CurrentOrganisation
 ) -> OpportunityOut:
     """Pause one of your opportunities: prompts drop the link until it is resumed."""
     return _out(await actions.change_status(ctx, org, opportunity_id, pause=True))
@@ -113,7 +119,7 @@ async def pause_opportunity(
     responses={**_AUTH, **_MISSING, **_RETIRED},
 )
 async def resume_opportunity(
-    opportunity_id: uuid.UUID, request: Request, ctx: Context, org=Depends(current_organisation)
+    opportunity_id: uuid.UUID, request: Request, ctx: Context, org: CurrentOrganisation
 ) -> OpportunityOut:
     """Resume a paused opportunity of yours."""
     return _out(await actions.change_status(ctx, org, opportunity_id, pause=False))
@@ -126,7 +132,7 @@ async def resume_opportunity(
     responses={**_AUTH, **_MISSING},
 )
 async def retire_opportunity(
-    opportunity_id: uuid.UUID, request: Request, ctx: Context, org=Depends(current_organisation)
+    opportunity_id: uuid.UUID, request: Request, ctx: Context, org: CurrentOrganisation
 ) -> Response:
     """Retire one of your opportunities (repeating it is harmless); prompts drop the link."""
     await actions.retire_opportunity(ctx, org, opportunity_id)
@@ -170,7 +176,7 @@ async def get_opportunity(opportunity_id: uuid.UUID, request: Request, ctx: Cont
     responses={**_AUTH, **_MISSING},
 )
 async def opportunity_changes(
-    opportunity_id: uuid.UUID, request: Request, ctx: Context, org=Depends(current_organisation)
+    opportunity_id: uuid.UUID, request: Request, ctx: Context, org: CurrentOrganisation
 ) -> ChangeList:
     """Every change to one of your opportunities (who, when, what), newest first."""
     async with ctx.pool.acquire() as conn:
@@ -185,7 +191,7 @@ async def opportunity_changes(
 @router.get(
     "/organisation/opportunities", response_model=OpportunityList, tags=["organisation"], responses=_AUTH
 )
-async def my_opportunities(ctx: Context, org=Depends(current_organisation)) -> OpportunityList:
+async def my_opportunities(ctx: Context, org: CurrentOrganisation) -> OpportunityList:
     """All your opportunities, active, paused and retired."""
     async with ctx.pool.acquire() as conn:
         rows = await repo.organisation_opportunities(conn, org["id"])
@@ -193,7 +199,7 @@ async def my_opportunities(ctx: Context, org=Depends(current_organisation)) -> O
 
 
 @router.get("/organisation/offers", response_model=OfferList, tags=["organisation"], responses=_AUTH)
-async def my_offers(ctx: Context, org=Depends(current_organisation)) -> OfferList:
+async def my_offers(ctx: Context, org: CurrentOrganisation) -> OfferList:
     """Offers of help you received: contact details where residents consented, and the counts."""
     async with ctx.pool.acquire() as conn:
         rows = await org_repo.offers_for(conn, org["id"])
@@ -221,7 +227,7 @@ async def my_offers(ctx: Context, org=Depends(current_organisation)) -> OfferLis
     responses={**_AUTH, 404: _problem("No such offer of yours (or already handed over).")},
 )
 async def offer_handed_over(
-    offer_id: uuid.UUID, request: Request, ctx: Context, org=Depends(current_organisation)
+    offer_id: uuid.UUID, request: Request, ctx: Context, org: CurrentOrganisation
 ) -> Response:
     """You have the resident's details: they are deleted now."""
     async with ctx.pool.acquire() as conn, conn.transaction():
@@ -263,7 +269,7 @@ async def all_changes(
     return ChangeList(changes=[OpportunityChange(**r) for r in rows])
 
 
-def _platform(row) -> PlatformOut:
+def _platform(row: asyncpg.Record) -> PlatformOut:
     return PlatformOut(
         id=row["id"],
         name=row["name"],

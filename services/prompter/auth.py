@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated
 
+import asyncpg
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -19,7 +20,7 @@ from shared.keys import hash_key
 
 from . import org_repository as org_repo
 
-__all__ = ["Caller", "council_reader", "current_organisation", "organisation_for_key"]
+__all__ = ["Caller", "CurrentOrganisation", "council_reader", "current_organisation", "organisation_for_key"]
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -34,7 +35,7 @@ _REALM = 'Bearer realm="streetneeds-prompter"'
 class Caller:
     """An organisation (its row) or the operator (`organisation` None)."""
 
-    organisation: Any | None
+    organisation: asyncpg.Record | None
 
     @property
     def actor(self) -> str:
@@ -50,7 +51,7 @@ def _missing() -> Problem:
     )
 
 
-async def organisation_for_key(request: Request, key: str) -> Any:
+async def organisation_for_key(request: Request, key: str) -> asyncpg.Record:
     """The organisation a key belongs to, or 401 (unknown) / 403 (revoked) problem+json."""
     async with request.app.state.runtime.pool.acquire() as conn:
         org = await org_repo.organisation_by_key_hash(conn, hash_key(key))
@@ -73,7 +74,7 @@ def _is_operator(request: Request, key: str) -> bool:
 
 async def current_organisation(
     request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
-) -> Any:
+) -> asyncpg.Record:
     """The calling organisation: 401 without a key or with an unknown one, 403 when revoked."""
     if credentials is None or not credentials.credentials:
         raise _missing()
@@ -92,3 +93,7 @@ async def council_reader(
     if not org["council_admin"]:
         raise Problem(403, "Not allowed", "Only the council's admin organisation may do this.")
     return Caller(org)
+
+
+# A route's caller, an organisation's row (prompter.organisations), resolved from its bearer key.
+CurrentOrganisation = Annotated[asyncpg.Record, Depends(current_organisation)]

@@ -19,6 +19,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
+from starlette.datastructures import FormData
 
 from shared.contracts import CATALOGUE, Category
 from shared.http import Problem
@@ -31,7 +32,8 @@ from .context import Context, PrompterContext, prompter_context
 from .forms import CATEGORY_CHOICES, FormInvalid, field_errors, opportunity_from_form, opportunity_to_form
 from .pages import page, render
 from .ratelimit import check_offer_rate
-from .schemas import CONSENT_TEXT, OfferIn, PlatformIn
+from .schemas import CONSENT_TEXT, OfferIn, OpportunityIn, PlatformIn
+from .settings import PrompterSettings
 
 __all__ = ["SESSION_COOKIE", "router"]
 
@@ -45,7 +47,7 @@ def _ctx(request: Request) -> PrompterContext:
     return prompter_context(request)
 
 
-def _settings(request: Request):
+def _settings(request: Request) -> PrompterSettings:
     return _ctx(request).settings
 
 
@@ -112,6 +114,12 @@ def _check_csrf(org: Any, token: str | None) -> None:
             "Reload the page and try again (the form's security token did not match).",
             errors=[{"field": "csrf_token", "message": "missing or wrong"}],
         )
+
+
+def _form_token(form: FormData) -> str | None:
+    """The form's security token; a file sent in its place is no token."""
+    token = form.get("csrf_token")
+    return token if isinstance(token, str) else None
 
 
 async def _form_org(request: Request, csrf_token: str | None) -> Any:
@@ -233,13 +241,14 @@ async def new_form(request: Request) -> Response:
     )
 
 
-async def _form_or_errors(request: Request, org: Any, action: str, title: str):
+async def _form_or_errors(request: Request, org: Any, action: str, title: str) -> OpportunityIn | Response:
+    """The opportunity the form describes, or the form again naming each invalid field (422)."""
     form = await request.form()
-    _check_csrf(org, form.get("csrf_token"))
+    _check_csrf(org, _form_token(form))
     try:
-        return opportunity_from_form(form), None
+        return opportunity_from_form(form)
     except FormInvalid as exc:
-        response = _render(
+        return _render(
             request,
             "org_form.html",
             status=422,
@@ -250,15 +259,14 @@ async def _form_or_errors(request: Request, org: Any, action: str, title: str):
             errors=exc.errors,
             action=action,
         )
-        return None, response
 
 
 @router.post("/organisations/opportunities")
 async def create(request: Request, ctx: Context) -> Response:
     org = await _signed_in(request)
-    body, invalid = await _form_or_errors(request, org, f"{_PATH}/opportunities", "Add a way to help")
-    if invalid is not None:
-        return invalid
+    body = await _form_or_errors(request, org, f"{_PATH}/opportunities", "Add a way to help")
+    if isinstance(body, Response):
+        return body
     await actions.create_opportunity(ctx, org, body)
     return _see(f"{_PATH}/home")
 
@@ -284,9 +292,9 @@ async def edit_form(request: Request, ctx: Context, opportunity_id: uuid.UUID) -
 async def update(request: Request, ctx: Context, opportunity_id: uuid.UUID) -> Response:
     org = await _signed_in(request)
     action = f"{_PATH}/opportunities/{opportunity_id}"
-    body, invalid = await _form_or_errors(request, org, action, "Change a way to help")
-    if invalid is not None:
-        return invalid
+    body = await _form_or_errors(request, org, action, "Change a way to help")
+    if isinstance(body, Response):
+        return body
     await actions.update_opportunity(ctx, org, opportunity_id, body)
     return _see(f"{_PATH}/home")
 
@@ -379,8 +387,10 @@ async def add_platform(request: Request, ctx: Context) -> Response:
     org = await _signed_in(request)
     _council(org)
     form = await request.form()
-    _check_csrf(org, form.get("csrf_token"))
-    values = {k: str(form.get(k, "")).strip() for k in ("id", "name", "description", "url", "coverage")}
+    _check_csrf(org, _form_token(form))
+    values: dict[str, object] = {
+        k: str(form.get(k, "")).strip() for k in ("id", "name", "description", "url", "coverage")
+    }
     values["categories"] = form.getlist("categories")
     try:
         body = PlatformIn.model_validate(values)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -49,7 +51,7 @@ def page(body: bytes, status: int = 200, headers: dict[str, str] | None = None) 
 
 
 def _error_page(problem: Response, base_url: str, organisations: bool) -> HTMLResponse:
-    body = json.loads(problem.body)
+    body = json.loads(bytes(problem.body))
     status = body["status"]
     html = render(
         "error.html",
@@ -68,13 +70,18 @@ def _error_page(problem: Response, base_url: str, organisations: bool) -> HTMLRe
     return page(html, status, headers)
 
 
+# An exception handler as FastAPI holds it (shared.http's are coroutines; a plain function would do too).
+_Handler = Callable[[Request, Exception], Response | Awaitable[Response]]
+
+
 def install_html_errors(app: FastAPI, base_url: str) -> None:
     """On people's pages every error is a plain page naming the field; the JSON API keeps problem+json."""
     for exc_class in (Problem, RequestValidationError, StarletteHTTPException):
         as_problem = app.exception_handlers[exc_class]
 
-        async def handler(request: Request, exc: Exception, as_problem=as_problem) -> Response:
-            response = await as_problem(request, exc)
+        async def handler(request: Request, exc: Exception, as_problem: _Handler = as_problem) -> Response:
+            answer = as_problem(request, exc)
+            response = await answer if inspect.isawaitable(answer) else answer
             if is_page(request.url.path):
                 return _error_page(response, base_url, request.url.path.startswith("/organisations"))
             return response
