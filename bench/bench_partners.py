@@ -1,14 +1,16 @@
-"""Partner webhook benchmark: deliveries/s and publish-to-receipt latency of signed webhooks.
+"""Partner benchmark: changes stored per second, deliveries/s and publish-to-receipt latency of webhooks.
 
 The real partner service runs as a subprocess on a fresh database, with its consumer group's
 positions stored at the end of `street-needs.v1`, so it starts with this run (other producers' records
-arriving meanwhile are consumed too; the webhook filters on a ward of our own). A partner is
-created with `create-partner`, a webhook registered over HTTP points at a receiver subprocess on
-loopback that verifies every Standard Webhooks signature with the `standardwebhooks` library and
-notes when each delivery arrived. A burst of changes published at once gives publish-to-receipt
-latency (consumption, storage, queueing and delivery together, on a topic other producers share);
-replaying that burst through the webhook replay endpoint, which queues it in one transaction, gives
-the delivery worker's own rate; changes sent one at a time give the latency of an idle queue.
+arriving meanwhile are consumed too; the webhook filters on a ward of our own). A backlog of changes
+published before the service starts gives the consumer's store rate (its first stored batch to its
+last, read from the database). A partner is then created with `create-partner`, a webhook
+registered over HTTP points at a receiver subprocess on loopback that verifies every Standard
+Webhooks signature with the `standardwebhooks` library and notes when each delivery arrived. A burst
+of changes published at once gives publish-to-receipt latency (consumption, storage, queueing and
+delivery together); replaying that burst through the webhook replay endpoint, which queues it in one
+transaction, gives the delivery worker's own rate; changes sent one at a time give the latency of an
+idle queue.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -32,16 +35,24 @@ from aiokafka import AIOKafkaProducer
 
 from bench.aggregator_peer import load
 from bench.aggregator_peer.procs import Proc, free_port, start
+from services.partners.delivery import PIPELINE
+from services.partners.handlers import MAX_RECORDS
+from services.partners.settings import PartnersSettings
 from shared.contracts import CATALOGUE, STREET_NEEDS, Sensitivity, StreetNeedChanged, info
 from shared.db import create_database, drop_database
 
 __all__ = ["run"]
 
+BACKLOG = 20_000  # changes waiting on the topic when the service starts: the store rate
 BURST = 2_000
 SINGLES = 20  # changes published one at a time, each once the previous one was delivered
 WAIT_S = 150.0  # give up waiting for deliveries after this long
 CORES = os.cpu_count()
 PLACE = sorted(c for c, i in CATALOGUE.items() if i.sensitivity is Sensitivity.PLACE)
+
+
+def _default(field: str) -> Any:
+    return PartnersSettings.model_fields[field].default
 
 
 def _row(benchmark: str, value: float, unit: str, notes: str = "") -> dict:
@@ -181,6 +192,45 @@ async def _history_rows(url: str) -> int:
 
 
 @dataclass
+class Drain:
+    stored: int  # history rows of the backlog's ward at the end
+    counted: int  # rows stored between the first look that found some and the last
+    seconds: float
+    complete: bool
+
+
+async def _drain(url: str, ward: str, n: int, service: Proc) -> Drain:
+    """Watch the service store a backlog of `n` changes: from the first look that finds rows stored to
+    the first that finds `n` (the highest history id, an index look-up, so watching costs little)."""
+    conn = None
+    first: tuple[float, int] | None = None
+    deadline = time.monotonic() + WAIT_S
+    try:
+        while time.monotonic() < deadline:
+            if service.popen.poll() is not None:
+                raise RuntimeError(f"the partner service exited:\n{service.tail()}")
+            try:
+                conn = conn or await asyncpg.connect(url)
+                top = await conn.fetchval("SELECT coalesce(max(id), 0) FROM partners.needs_history")
+            except asyncpg.UndefinedTableError:  # the service has not migrated its schema yet
+                top = 0
+            now = time.monotonic()
+            if top and first is None:
+                first = (now, top)
+            if first is not None and top >= n:
+                break
+            await asyncio.sleep(0.02)
+        assert conn is not None
+        stored = await conn.fetchval("SELECT count(*) FROM partners.needs_history WHERE ward_code = $1", ward)
+    finally:
+        if conn is not None:
+            await conn.close()
+    if first is None:
+        return Drain(0, 0, float("nan"), False)
+    return Drain(stored, top - first[1], now - first[0], stored == n)
+
+
+@dataclass
 class Burst:
     tag: str
     sent: int
@@ -281,6 +331,10 @@ async def _run(env: dict[str, str]) -> list[dict]:
             await load.commit_group(
                 kafka, group, STREET_NEEDS.name, await load.end_offsets(kafka, STREET_NEEDS.name)
             )
+            # The backlog waits on the topic before the service starts (its ward matches no webhook).
+            store_ward = f"BENCH{secrets.token_hex(5)}"
+            _, backlog_keys = await _publish(kafka, store_ward, secrets.token_hex(4), BACKLOG)
+            keys += backlog_keys
             port, hook_port = free_port(), free_port()
             service_env = {
                 "DATABASE_URL": url,
@@ -293,6 +347,7 @@ async def _run(env: dict[str, str]) -> list[dict]:
             }
             service = start("partners", ["-m", "services.partners"], service_env, logs, port)
             procs.append(service)
+            drain = await _drain(url, store_ward, BACKLOG, service)
             api_key, webhook_id, secret = await _partner_and_webhook(
                 service, service_env, logs, hook_port, ward
             )
@@ -331,7 +386,10 @@ async def _run(env: dict[str, str]) -> list[dict]:
                 await _tombstone(kafka, keys)
 
     setup = (
-        f"partners service (1 process, default delivery settings: batch 50, poll 1 s, timeout 5 s) "
+        f"partners service (1 process, default delivery settings: batch {_default('webhook_batch_size')}, "
+        f"{PIPELINE} batches in flight, {_default('webhook_partner_concurrency')} per partner at once on "
+        f"keep-alive connections, woken by NOTIFY when deliveries are queued and polling every "
+        f"{_default('webhook_poll_interval_s'):g} s besides, timeout {_default('webhook_timeout_s'):g} s) "
         f"-> loopback receiver verifying every signature with standardwebhooks; {CORES} cores shared "
         f"by Kafka, PostgreSQL, the service, the receiver, the publisher and whatever else ran"
     )
@@ -341,7 +399,8 @@ async def _run(env: dict[str, str]) -> list[dict]:
     )
     shared = (
         f"meanwhile other producers wrote {burst.others_per_s:.0f} records/s to the shared topic, "
-        f"which the service consumed and stored too ({burst.stored_per_s:.0f} changes/s stored in all)"
+        f"which the service consumed and stored too ({burst.stored_per_s:.0f} changes/s stored and "
+        "delivered over the burst's end-to-end time)"
     )
     how = (
         f"{burst.sent:,} StreetNeedChanged (place categories, new area ids, one ward the webhook filters "
@@ -367,11 +426,19 @@ async def _run(env: dict[str, str]) -> list[dict]:
         ),
         _row(
             "partners.consumer.store_rate",
-            burst.stored_per_s,
+            drain.counted / drain.seconds,
             "changes/s",
-            "street-needs.v1 records consumed and stored (needs, history, delivery queue; one "
-            "transaction per batch of up to 500) per second over the burst's end-to-end time, so "
-            "bounded by the delivery worker, not by the consumer",
+            f"a backlog of {BACKLOG:,} StreetNeedChanged waiting on {STREET_NEEDS.name} when the service "
+            f"started, consumed and stored (needs upserted, history rows, the delivery-queue join, which "
+            f"matched no webhook; one transaction per polled batch of up to {MAX_RECORDS}, offsets "
+            f"committed after it): {drain.counted:,} rows from the first stored batch to the last in "
+            f"{drain.seconds:.2f} s, read from the database every 20 ms; "
+            + (
+                f"{drain.stored:,}/{BACKLOG:,} stored"
+                if drain.complete
+                else f"NOT complete: {drain.stored:,}/{BACKLOG:,} stored in {WAIT_S:.0f} s"
+            )
+            + f"; {CORES} cores shared by Kafka, PostgreSQL, the service and the watcher",
         ),
     ]
     if burst.latencies_ms:
@@ -391,7 +458,8 @@ async def _run(env: dict[str, str]) -> list[dict]:
                 _pct(singles, 50),
                 "ms",
                 f"publish -> signed POST received for {len(singles)}/{SINGLES} changes sent one at a "
-                "time, at a random moment (an idle worker polls its queue every 1 s)",
+                "time, at a random moment (an idle worker is woken by the NOTIFY of the transaction that "
+                "queued the delivery)",
             ),
             _row("partners.webhooks.idle_latency.p99", _pct(singles, 99), "ms"),
         ]
