@@ -11,7 +11,7 @@ from starlette.datastructures import FormData
 
 from .auth import Refused, page_session
 from .repository import Session
-from .web import _act, _peek, _soft, _targets, render
+from .web import ORGANISATIONS, _act, _peek, _soft, _targets, render, revoke_key, rotate_key
 
 __all__ = ["router"]
 
@@ -130,25 +130,9 @@ async def create_organisation(request: Request) -> Response:
 
 @router.post("/organisations/{organisation_id}/rotate")
 async def rotate_organisation(request: Request, organisation_id: uuid.UUID) -> Response:
-    async def do(form: FormData, _: Session) -> tuple[str, str | None, str]:
-        made = await _targets(request).call(
-            "prompter", "POST", f"/v1/admin/organisations/{organisation_id}/rotate"
-        )
-        return (
-            f"New key for '{made['organisation']['name']}'; the old key no longer works.",
-            made["key"],
-            "/moderation",
-        )
-
-    return await _act(request, "rotate organisation key", str(organisation_id), "operator", do)
+    return await rotate_key(request, ORGANISATIONS, organisation_id)
 
 
 @router.post("/organisations/{organisation_id}/revoke")
 async def revoke_organisation(request: Request, organisation_id: uuid.UUID) -> Response:
-    async def do(form: FormData, _: Session) -> tuple[str, str | None, str]:
-        done = await _targets(request).call(
-            "prompter", "POST", f"/v1/admin/organisations/{organisation_id}/revoke"
-        )
-        return f"Organisation '{done['name']}' revoked: its key no longer works.", None, "/moderation"
-
-    return await _act(request, "revoke organisation", str(organisation_id), "operator", do)
+    return await revoke_key(request, ORGANISATIONS, organisation_id)

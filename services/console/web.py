@@ -11,6 +11,7 @@ import re
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,50 @@ async def _act(request: Request, action: str, target: str, needed: str, fn: Acti
         request, "done.html", session, title=action.capitalize(), message=message, secret=secret, back=back
     )
     return response
+
+
+@dataclass(frozen=True)
+class KeyHolder:
+    """Who holds an API key that another service issues: rotated and revoked the same way for all."""
+
+    service: str  # the service that issues the key
+    path: str  # its admin collection, e.g. /v1/admin/systems
+    field: str  # where a rotation's answer names the holder
+    label: str  # in messages and the audit
+    page: str  # where the operator goes back to
+
+
+SYSTEMS = KeyHolder("ingest", "/v1/admin/systems", "system", "council system", "/systems")
+PARTNERS = KeyHolder("partners", "/v1/admin/partners", "partner", "partner", "/partners")
+ORGANISATIONS = KeyHolder(
+    "prompter", "/v1/admin/organisations", "organisation", "organisation", "/moderation"
+)
+
+
+async def rotate_key(request: Request, holder: KeyHolder, item_id: uuid.UUID) -> Response:
+    """A new key, shown once; the old one stops working."""
+
+    async def do(form: FormData, _: Session) -> tuple[str, str | None, str]:
+        made = await _targets(request).call(holder.service, "POST", f"{holder.path}/{item_id}/rotate")
+        return (
+            f"New key for '{made[holder.field]['name']}'; the old key no longer works.",
+            made["key"],
+            holder.page,
+        )
+
+    return await _act(request, f"rotate {holder.label} key", str(item_id), "operator", do)
+
+
+async def revoke_key(request: Request, holder: KeyHolder, item_id: uuid.UUID) -> Response:
+    async def do(form: FormData, _: Session) -> tuple[str, str | None, str]:
+        done = await _targets(request).call(holder.service, "POST", f"{holder.path}/{item_id}/revoke")
+        return (
+            f"{holder.label.capitalize()} '{done['name']}' revoked: its key no longer works.",
+            None,
+            holder.page,
+        )
+
+    return await _act(request, f"revoke {holder.label}", str(item_id), "operator", do)
 
 
 # --- sign-in --------------------------------------------------------------------------------------
@@ -285,24 +330,12 @@ async def create_system(request: Request) -> Response:
 
 @router.post("/systems/{system_id}/rotate")
 async def rotate_system(request: Request, system_id: uuid.UUID) -> Response:
-    async def do(form: FormData, _: Session) -> tuple[str, str | None, str]:
-        made = await _targets(request).call("ingest", "POST", f"/v1/admin/systems/{system_id}/rotate")
-        return (
-            f"New key for '{made['system']['name']}'; the old key no longer works.",
-            made["key"],
-            "/systems",
-        )
-
-    return await _act(request, "rotate council system key", str(system_id), "operator", do)
+    return await rotate_key(request, SYSTEMS, system_id)
 
 
 @router.post("/systems/{system_id}/revoke")
 async def revoke_system(request: Request, system_id: uuid.UUID) -> Response:
-    async def do(form: FormData, _: Session) -> tuple[str, str | None, str]:
-        done = await _targets(request).call("ingest", "POST", f"/v1/admin/systems/{system_id}/revoke")
-        return f"Council system '{done['name']}' revoked: its key no longer works.", None, "/systems"
-
-    return await _act(request, "revoke council system", str(system_id), "operator", do)
+    return await revoke_key(request, SYSTEMS, system_id)
 
 
 @router.post("/systems/{system_id}/settings")
@@ -375,24 +408,12 @@ async def create_partner(request: Request) -> Response:
 
 @router.post("/partners/{partner_id}/rotate")
 async def rotate_partner(request: Request, partner_id: uuid.UUID) -> Response:
-    async def do(form: FormData, _: Session) -> tuple[str, str | None, str]:
-        made = await _targets(request).call("partners", "POST", f"/v1/admin/partners/{partner_id}/rotate")
-        return (
-            f"New key for '{made['partner']['name']}'; the old key no longer works.",
-            made["key"],
-            "/partners",
-        )
-
-    return await _act(request, "rotate partner key", str(partner_id), "operator", do)
+    return await rotate_key(request, PARTNERS, partner_id)
 
 
 @router.post("/partners/{partner_id}/revoke")
 async def revoke_partner(request: Request, partner_id: uuid.UUID) -> Response:
-    async def do(form: FormData, _: Session) -> tuple[str, str | None, str]:
-        done = await _targets(request).call("partners", "POST", f"/v1/admin/partners/{partner_id}/revoke")
-        return f"Partner '{done['name']}' revoked: its key no longer works.", None, "/partners"
-
-    return await _act(request, "revoke partner", str(partner_id), "operator", do)
+    return await revoke_key(request, PARTNERS, partner_id)
 
 
 # --- privacy ----------------------------------------------------------------------------------------
