@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +10,7 @@ from fastapi import FastAPI
 
 from shared.gazetteer import repository as gazetteer_repository
 from shared.gazetteer.model import Gazetteer
-from shared.gazetteer.selection import Areas
+from shared.gazetteer.serving import load_areas
 from shared.kafka import make_broker
 from shared.ratelimit import TokenBucket
 from shared.service import Runtime, create_service_app
@@ -26,7 +25,6 @@ from .settings import NotifierSettings
 
 __all__ = ["MIGRATIONS", "NAME", "create_app"]
 
-log = logging.getLogger(__name__)
 NAME = "notifier"
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -47,14 +45,8 @@ def create_app(
 
     async def on_startup(runtime: Runtime[NotifierContext]) -> None:
         pool = runtime.require_pool()
-        gaz = gazetteer
-        if gaz is None:
-            async with pool.acquire() as conn:
-                gaz = await gazetteer_repository.load(conn)
-        if not gaz.streets:
-            log.warning("the gazetteer is empty: run `streetneeds gazetteer import` (sign-ups answer 503)")
+        areas = await load_areas(pool, gazetteer, empty="sign-ups")
         limiter = TokenBucket(settings.signup_rate_per_minute, settings.signup_burst)
-        areas = Areas(gaz) if gaz.streets else None
         runtime.provide(NotifierContext(settings, pool, clock, limiter, areas))
         sender = Sender(pool, settings, clock)
         for worker in range(settings.sender_workers):
