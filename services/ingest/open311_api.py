@@ -368,9 +368,7 @@ async def list_requests(
 async def get_request(ctx: Context, service_request_id: str, fmt: str) -> Response:
     try:
         _format(fmt)
-        rows = await repository.open311_rows(ctx.pool, ids=_ids([service_request_id]))
-        if not rows:
-            raise Open311Error(404, "service_request_id was not found")
+        rows = await _found(ctx, service_request_id, "service_request_id")
         return _respond(fmt, "service_requests", "request", _views(ctx, rows))
     except Open311Error as exc:
         return _error(fmt, exc)
@@ -385,9 +383,7 @@ async def get_request(ctx: Context, service_request_id: str, fmt: str) -> Respon
 async def get_token(ctx: Context, token: str, fmt: str) -> Response:
     try:
         _format(fmt)
-        rows = await repository.open311_rows(ctx.pool, ids=_ids([token]))
-        if not rows:
-            raise Open311Error(404, "token was not found")
+        rows = await _found(ctx, token, "token")
         return _respond(
             fmt,
             "service_requests",
@@ -401,6 +397,14 @@ async def get_token(ctx: Context, token: str, fmt: str) -> Response:
 def _csv(raw: str | None) -> list[str] | None:
     values = [v.strip() for v in (raw or "").split(",") if v.strip()]
     return values or None
+
+
+async def _found(ctx: IngestContext, request_id: str, field: str) -> list[repository.Open311Row]:
+    """The request a `service_request_id` or token names (they are the same), or 404 naming `field`."""
+    rows = await repository.open311_rows(ctx.pool, ids=_ids([request_id]))
+    if not rows:
+        raise Open311Error(404, f"{field} was not found")
+    return rows
 
 
 def _views(ctx: IngestContext, rows: list[repository.Open311Row]) -> list[dict[str, Any]]:
