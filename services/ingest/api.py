@@ -245,7 +245,7 @@ async def withdraw_everywhere(
             ],
         )
     return WithdrawnEverywhere(
-        categories=categories,  # type: ignore[arg-type]
+        categories=[Category(c) for c in categories],
         accepted=sum(o.outcome == "accepted" for o in outcomes),
     )
 

@@ -20,18 +20,16 @@ __all__ = ["register"]
 MAX_RECORDS = 500  # one transaction and one round of acks per poll: bulk loads go fast
 
 
-def register(broker: KafkaBroker, runtime: Runtime[IngestContext]) -> None:
+def register(broker: KafkaBroker, runtime: Runtime[IngestContext], group_id: str) -> None:
     async def find_system(key: str) -> repository.System | None:
         return await repository.find_system(runtime.context.pool, hash_key(key))
 
     async def publish_dead_letters(letters: list[DeadLettered]) -> None:
         await shared_publish_dead_letters(broker, letters)
 
-    group = runtime.settings.consumer_group  # type: ignore[attr-defined]
-
     @broker.subscriber(
         COUNCIL_SIGNALS.name,
-        group_id=group,
+        group_id=group_id,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         auto_offset_reset="earliest",
         batch=True,

@@ -57,7 +57,7 @@ def create_app(settings: IngestSettings, *, gazetteer: Gazetteer | None = None) 
         migrations=Path(__file__).parent / "migrations",
         on_startup=on_startup,
     )
-    handlers.register(broker, app.state.runtime)
+    handlers.register(broker, app.state.runtime, settings.consumer_group)
     app.include_router(api.router)
     app.include_router(open311_api.router)
     app.include_router(admin_api.router)
@@ -81,4 +81,5 @@ def _document_request_models(app: FastAPI) -> None:
             app.openapi_schema = schema
         return app.openapi_schema
 
+    # FastAPI's documented way to extend the schema is to replace the method; mypy forbids assigning one.
     app.openapi = openapi  # type: ignore[method-assign]

@@ -53,7 +53,7 @@ def create_organisation(
     if council_admin and kind != "council":
         typer.echo("--council-admin needs --kind council", err=True)
         raise typer.Exit(2)
-    k: Literal["vcs", "council"] = kind  # type: ignore[assignment]
+    k: Literal["vcs", "council"] = "council" if kind == "council" else "vcs"  # checked above
     key = os.environ.get(key_from_env, "") if key_from_env else new_key(ORG_KEY_PREFIX)
     if len(key) < 32:
         typer.echo(f"${key_from_env} must hold a key of at least 32 characters", err=True)
