@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared.contracts import ALL_TOPICS, DEAD_LETTERS, DeadLettered
+from shared.contracts import ALL_TOPICS, DeadLettered
+from shared.dead_letters import scan_dead_letters
 from shared.kafka import client_options
 from shared.settings import CommonSettings
 
@@ -35,29 +36,15 @@ class GroupLag:
 
 async def read_letters(settings: CommonSettings, limit: int = 500) -> list[Letter]:
     """The newest `limit` dead letters per partition, newest first; commits nothing."""
-    consumer = AIOKafkaConsumer(**client_options(settings), group_id=None, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(DEAD_LETTERS.name, p) for p in range(DEAD_LETTERS.partitions)]
-        consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
+
+    async def newest(
+        consumer: AIOKafkaConsumer, partitions: list[TopicPartition], ends: dict[TopicPartition, int]
+    ) -> None:
         starts = await consumer.beginning_offsets(partitions)
         for tp in partitions:
             consumer.seek(tp, max(starts[tp], ends[tp] - limit))
-        found: list[Letter] = []
-        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
-            for tp, records in (await consumer.getmany(timeout_ms=1000)).items():
-                for record in records:
-                    if record.offset < ends[tp]:
-                        found.append(
-                            Letter(
-                                record.partition,
-                                record.offset,
-                                DeadLettered.model_validate_json(record.value),
-                            )
-                        )
-    finally:
-        await consumer.stop()
+
+    found = [Letter(p, o, letter) async for p, o, letter in scan_dead_letters(settings, newest)]
     return sorted(found, key=lambda x: x.letter.dead_lettered_at, reverse=True)
 
 
