@@ -176,3 +176,25 @@ async def test_the_same_batch_twice_stores_each_change_and_delivery_once(pool, r
             (b1.key, "removed", 1),
         ]
         assert deliveries == 4
+
+
+async def test_a_poll_repeating_half_of_an_earlier_one_stores_each_change_and_delivery_once(pool, random_id):
+    ward, n = f"W{random_id}", 200
+    await _webhook_for(pool, ward, random_id)
+    needs = [_need(f"way/{random_id}-{i:03d}", ward, 1) for i in range(n)]
+    records = _batch([(need.key, need.model_dump_json().encode()) for need in needs])
+
+    async def no_dead_letters(letters) -> None:
+        pytest.fail(f"nothing in this batch is malformed: {letters}")
+
+    # The first half was stored, then the consumer stopped before committing its offsets: the next poll
+    # returns that half again, followed by the rest.
+    await handle_batch(
+        records[: n // 2], pool=pool, geometry=AreaGeometry(), publish_dead_letters=no_dead_letters
+    )
+    await handle_batch(records, pool=pool, geometry=AreaGeometry(), publish_dead_letters=no_dead_letters)
+
+    stored, history, deliveries = await _stored(pool, ward)
+    assert stored == {need.key: 1 for need in needs}
+    assert history == [(need.key, "changed", 1) for need in needs]
+    assert deliveries == n
