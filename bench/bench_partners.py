@@ -44,7 +44,7 @@ from shared.db import create_database, drop_database
 __all__ = ["run"]
 
 BACKLOG = 20_000  # changes waiting on the topic when the service starts: the store rate
-BURST = 2_000
+BURST = 5_000
 SINGLES = 20  # changes published one at a time, each once the previous one was delivered
 WAIT_S = 150.0  # give up waiting for deliveries after this long
 CORES = os.cpu_count()

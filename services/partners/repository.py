@@ -10,6 +10,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import msgspec
 
 from .changes import Current, HistoryRow, Plan
 
@@ -38,6 +39,11 @@ Row = dict[str, Any]
 
 # NOTIFY channel: a transaction that queued deliveries wakes every replica's worker when it commits.
 DELIVERIES_QUEUED = "partners_deliveries_queued"
+
+
+def _json(value: dict[str, Any]) -> str:
+    """JSON text for a jsonb column: msgspec encodes a batch's payloads at a fraction of json.dumps's cost."""
+    return msgspec.json.encode(value).decode()
 
 
 def _need(row: asyncpg.Record) -> Row:
@@ -167,7 +173,7 @@ async def apply_plan(
             [n["category"] for n in ups],
             [n.get("ward_code") for n in ups],
             [n["version"] for n in ups],
-            [json.dumps(n) for n in ups],
+            [_json(n) for n in ups],
             *corners,
         )
     if not plan.history:
@@ -182,7 +188,7 @@ async def apply_plan(
         [h.ward_code for h in hist],
         [h.version for h in hist],
         [h.change for h in hist],
-        [json.dumps(h.payload) if h.payload is not None else None for h in hist],
+        [_json(h.payload) if h.payload is not None else None for h in hist],
         [h.changed_at for h in hist],
     )
     if not inserted:
