@@ -11,7 +11,7 @@ from starlette.datastructures import FormData
 
 from .auth import Refused, page_session
 from .repository import Session
-from .web import ORGANISATIONS, _act, _peek, _soft, _targets, render, revoke_key, rotate_key
+from .web import _act, _peek, _soft, _targets, render
 
 __all__ = ["router"]
 
@@ -126,13 +126,3 @@ async def create_organisation(request: Request) -> Response:
         return f"Organisation '{org['name']}' ({org['id']}) added.", made["key"], "/moderation"
 
     return await _act(request, "create organisation", await _peek(request, "name"), "operator", do)
-
-
-@router.post("/organisations/{organisation_id}/rotate")
-async def rotate_organisation(request: Request, organisation_id: uuid.UUID) -> Response:
-    return await rotate_key(request, ORGANISATIONS, organisation_id)
-
-
-@router.post("/organisations/{organisation_id}/revoke")
-async def revoke_organisation(request: Request, organisation_id: uuid.UUID) -> Response:
-    return await revoke_key(request, ORGANISATIONS, organisation_id)

@@ -142,14 +142,21 @@ class KeyHolder:
     page: str  # where the operator goes back to
 
 
-SYSTEMS = KeyHolder("ingest", "/v1/admin/systems", "system", "council system", "/systems")
-PARTNERS = KeyHolder("partners", "/v1/admin/partners", "partner", "partner", "/partners")
-ORGANISATIONS = KeyHolder(
-    "prompter", "/v1/admin/organisations", "organisation", "organisation", "/moderation"
-)
+# By the console's path for them: /{kind}/{id}/rotate and /{kind}/{id}/revoke.
+KEY_HOLDERS = {
+    "systems": KeyHolder("ingest", "/v1/admin/systems", "system", "council system", "/systems"),
+    "partners": KeyHolder("partners", "/v1/admin/partners", "partner", "partner", "/partners"),
+    "organisations": KeyHolder(
+        "prompter", "/v1/admin/organisations", "organisation", "organisation", "/moderation"
+    ),
+}
 
 
-async def rotate_key(request: Request, holder: KeyHolder, item_id: uuid.UUID) -> Response:
+def _no_page(request: Request, session: Session | None) -> Response:
+    return problem_page(request, session, 404, "Page not found", "There is no such page in the console.")
+
+
+async def _rotate(request: Request, holder: KeyHolder, item_id: uuid.UUID) -> Response:
     """A new key, shown once; the old one stops working."""
 
     async def do(form: FormData, _: Session) -> tuple[str, str | None, str]:
@@ -163,7 +170,9 @@ async def rotate_key(request: Request, holder: KeyHolder, item_id: uuid.UUID) ->
     return await _act(request, f"rotate {holder.label} key", str(item_id), "operator", do)
 
 
-async def revoke_key(request: Request, holder: KeyHolder, item_id: uuid.UUID) -> Response:
+async def _revoke(request: Request, holder: KeyHolder, item_id: uuid.UUID) -> Response:
+    """Revoke a key at once (the GET to the same address asks first)."""
+
     async def do(form: FormData, _: Session) -> tuple[str, str | None, str]:
         done = await _targets(request).call(holder.service, "POST", f"{holder.path}/{item_id}/revoke")
         return (
@@ -173,6 +182,23 @@ async def revoke_key(request: Request, holder: KeyHolder, item_id: uuid.UUID) ->
         )
 
     return await _act(request, f"revoke {holder.label}", str(item_id), "operator", do)
+
+
+def _key_routes(kind: str, holder: KeyHolder) -> None:
+    """POST /{kind}/{item_id}/rotate and /revoke for one holder (unknown kinds stay 404)."""
+
+    async def rotate(request: Request, item_id: uuid.UUID) -> Response:
+        return await _rotate(request, holder, item_id)
+
+    async def revoke(request: Request, item_id: uuid.UUID) -> Response:
+        return await _revoke(request, holder, item_id)
+
+    router.add_api_route(f"/{kind}/{{item_id}}/rotate", rotate, methods=["POST"], name=f"rotate_{kind}")
+    router.add_api_route(f"/{kind}/{{item_id}}/revoke", revoke, methods=["POST"], name=f"revoke_{kind}")
+
+
+for _kind, _holder in KEY_HOLDERS.items():
+    _key_routes(_kind, _holder)
 
 
 # --- sign-in --------------------------------------------------------------------------------------
@@ -328,16 +354,6 @@ async def create_system(request: Request) -> Response:
     return await _act(request, "create council system", await _peek(request, "name"), "operator", do)
 
 
-@router.post("/systems/{system_id}/rotate")
-async def rotate_system(request: Request, system_id: uuid.UUID) -> Response:
-    return await rotate_key(request, SYSTEMS, system_id)
-
-
-@router.post("/systems/{system_id}/revoke")
-async def revoke_system(request: Request, system_id: uuid.UUID) -> Response:
-    return await revoke_key(request, SYSTEMS, system_id)
-
-
 @router.post("/systems/{system_id}/settings")
 async def update_system(request: Request, system_id: uuid.UUID) -> Response:
     async def do(form: FormData, _: Session) -> tuple[str, str | None, str]:
@@ -357,13 +373,14 @@ async def update_system(request: Request, system_id: uuid.UUID) -> Response:
 async def confirm_revoke(request: Request, kind: str, item_id: uuid.UUID, name: str = "") -> Response:
     """Revoking stops a key at once: a page that asks first (the POST to the same address does it)."""
     session = await page_session(request)
-    what = {"systems": "council system", "partners": "partner", "organisations": "organisation"}.get(kind)
-    if what is None:
-        return problem_page(request, session, 404, "Page not found", "There is no such page in the console.")
+    holder = KEY_HOLDERS.get(kind)
+    if holder is None:
+        return _no_page(request, session)
     if not can(session.role, "operator"):
         return problem_page(
             request, session, 403, "You cannot do this", f"Your role ({session.role}) can look only."
         )
+    what = holder.label
     label = f"{what} '{name[:200]}' ({item_id})" if name else f"{what} {item_id}"
     return render(
         request,
@@ -374,7 +391,7 @@ async def confirm_revoke(request: Request, kind: str, item_id: uuid.UUID, name: 
         "registration gets a new key).",
         action=f"/{kind}/{item_id}/revoke",
         button="Yes, revoke",
-        back="/moderation" if kind == "organisations" else f"/{kind}",
+        back=holder.page,
     )
 
 
@@ -404,16 +421,6 @@ async def create_partner(request: Request) -> Response:
         )
 
     return await _act(request, "create partner", "", "operator", do)
-
-
-@router.post("/partners/{partner_id}/rotate")
-async def rotate_partner(request: Request, partner_id: uuid.UUID) -> Response:
-    return await rotate_key(request, PARTNERS, partner_id)
-
-
-@router.post("/partners/{partner_id}/revoke")
-async def revoke_partner(request: Request, partner_id: uuid.UUID) -> Response:
-    return await revoke_key(request, PARTNERS, partner_id)
 
 
 # --- privacy ----------------------------------------------------------------------------------------
