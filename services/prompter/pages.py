@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import inspect
-import json
 import re
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.contracts import CATALOGUE
-from shared.http import Problem
-from shared.web import page_renderer
+from shared.web import install_error_pages, kept_headers, page_renderer, problem_of
 
 __all__ = ["NO_STORE", "install_html_errors", "is_page", "page", "render"]
 
@@ -51,7 +45,7 @@ def page(body: bytes, status: int = 200, headers: dict[str, str] | None = None) 
 
 
 def _error_page(problem: Response, base_url: str, organisations: bool) -> HTMLResponse:
-    body = json.loads(bytes(problem.body))
+    body = problem_of(problem)
     status = body["status"]
     html = render(
         "error.html",
@@ -64,26 +58,15 @@ def _error_page(problem: Response, base_url: str, organisations: bool) -> HTMLRe
         organisations=organisations,
         private=True,
     )
-    headers = {
-        k: v for k, v in problem.headers.items() if k.lower() not in ("content-type", "content-length")
-    }
-    return page(html, status, headers)
-
-
-# An exception handler as FastAPI holds it (shared.http's are coroutines; a plain function would do too).
-_Handler = Callable[[Request, Exception], Response | Awaitable[Response]]
+    return page(html, status, kept_headers(problem))
 
 
 def install_html_errors(app: FastAPI, base_url: str) -> None:
     """On people's pages every error is a plain page naming the field; the JSON API keeps problem+json."""
-    for exc_class in (Problem, RequestValidationError, StarletteHTTPException):
-        as_problem = app.exception_handlers[exc_class]
 
-        async def handler(request: Request, exc: Exception, as_problem: _Handler = as_problem) -> Response:
-            answer = as_problem(request, exc)
-            response = await answer if inspect.isawaitable(answer) else answer
-            if is_page(request.url.path):
-                return _error_page(response, base_url, request.url.path.startswith("/organisations"))
-            return response
+    def error_page(request: Request, problem: Response) -> Response | None:
+        if not is_page(request.url.path):
+            return None
+        return _error_page(problem, base_url, request.url.path.startswith("/organisations"))
 
-        app.add_exception_handler(exc_class, handler)
+    install_error_pages(app, error_page)

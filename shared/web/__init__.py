@@ -7,16 +7,31 @@ Static files are vendored or built into the package, never fetched from a CDN at
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["STATIC_DIR", "TEMPLATES_DIR", "HeadAsGet", "mount_static", "page_renderer"]
+from shared.http import Problem
+
+__all__ = [
+    "STATIC_DIR",
+    "TEMPLATES_DIR",
+    "HeadAsGet",
+    "install_error_pages",
+    "kept_headers",
+    "mount_static",
+    "page_renderer",
+    "problem_of",
+]
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -41,6 +56,36 @@ def page_renderer(templates: Path, **globals_: Any) -> Callable[..., bytes]:
         return env.get_template(template).render(**context).encode()
 
     return render
+
+
+# An exception handler as FastAPI holds it (shared.http's are coroutines; a plain function would do too).
+_Handler = Callable[[Request, Exception], Response | Awaitable[Response]]
+
+
+def install_error_pages(app: FastAPI, page: Callable[[Request, Response], Response | None]) -> None:
+    """Wrap the shared problem+json handlers (install those first): where `page` makes a page of the
+    problem answer for this request, a person gets that page; API clients keep problem+json."""
+    for exc_class in (Problem, RequestValidationError, StarletteHTTPException):
+        as_problem = app.exception_handlers[exc_class]
+
+        async def handler(request: Request, exc: Exception, as_problem: _Handler = as_problem) -> Response:
+            answer = as_problem(request, exc)
+            response = await answer if inspect.isawaitable(answer) else answer
+            return page(request, response) or response
+
+        app.add_exception_handler(exc_class, handler)
+
+
+def problem_of(response: Response) -> dict[str, Any]:
+    """The problem+json document of a problem answer (title, status, detail, errors)."""
+    problem: dict[str, Any] = json.loads(bytes(response.body))
+    return problem
+
+
+def kept_headers(response: Response) -> dict[str, str]:
+    """What a page made of a problem answer keeps of its headers (Retry-After, WWW-Authenticate…):
+    all but the body's type and length."""
+    return {k: v for k, v in response.headers.items() if k.lower() not in ("content-type", "content-length")}
 
 
 def mount_static(app: FastAPI) -> None:
