@@ -68,18 +68,20 @@ def _categories(sub: Subscription) -> str:
 
 def _message(
     settings: NotifierSettings,
+    sub: Subscription,
     *,
-    to: str,
     subject: str,
     template: str,
-    unsubscribe: str,
     msg_id: str,
     now: dt.datetime,
     **context: object,
 ) -> EmailMessage:
+    """A mail to `sub`'s address, with its manage and one-click unsubscribe links."""
+    links = links_for(settings, sub.subscription_id)
+    unsubscribe = links.unsubscribe
     msg = EmailMessage()
     msg["From"] = settings.mail_from
-    msg["To"] = to
+    msg["To"] = sub.email
     msg["Subject"] = subject
     msg["Date"] = format_datetime(now.astimezone(dt.UTC))
     msg["Message-ID"] = msg_id
@@ -89,7 +91,13 @@ def _message(
     msg.set_raw("List-Unsubscribe", f"<{unsubscribe}>,\n <{mailto}>")
     msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     msg["Auto-Submitted"] = "auto-generated"
-    context = {"settings": settings, "unsubscribe_url": unsubscribe, **context}
+    context = {
+        "settings": settings,
+        "unsubscribe_url": unsubscribe,
+        "sub": sub,
+        "manage_url": links.manage,
+        **context,
+    }
     msg.set_content(render(f"{template}.txt", **context).decode())
     msg.add_alternative(render(f"{template}.html", **context).decode(), subtype="html")
     return msg
@@ -98,39 +106,31 @@ def _message(
 def confirmation_mail(
     settings: NotifierSettings, sub: Subscription, confirm_token: str, now: dt.datetime
 ) -> EmailMessage:
-    links = links_for(settings, sub.subscription_id)
     return _message(
         settings,
-        to=sub.email,
+        sub,
         subject=f"Confirm your streetneeds alerts for {sub.label}",
         template="mail_confirm",
-        unsubscribe=links.unsubscribe,
         msg_id=message_id(settings, "confirm", sub.subscription_id, uuid.uuid4()),
         now=now,
-        sub=sub,
         what=_categories(sub),
         confirm_url=f"{settings.base_url}/confirm/{confirm_token}",
         hours=settings.confirm_hours,
-        manage_url=links.manage,
     )
 
 
 def instant_mail(
     settings: NotifierSettings, sub: Subscription, event: PromptPublished, now: dt.datetime
 ) -> EmailMessage:
-    links = links_for(settings, sub.subscription_id)
     return _message(
         settings,
-        to=sub.email,
+        sub,
         subject=f"{event.title} – {event.area_name}",
         template="mail_instant",
-        unsubscribe=links.unsubscribe,
         msg_id=message_id(settings, "instant", sub.subscription_id, event.prompt_id, event.revision),
         now=now,
-        sub=sub,
         e=event,
         url=prompt_url(settings, event.prompt_id),
-        manage_url=links.manage,
     )
 
 
@@ -141,19 +141,15 @@ def digest_mail(
     events: list[PromptPublished],
     now: dt.datetime,
 ) -> EmailMessage:
-    links = links_for(settings, sub.subscription_id)
     word = "today's" if period.startswith("daily") else "this week's"
     items = [(e, prompt_url(settings, e.prompt_id)) for e in events]
     return _message(
         settings,
-        to=sub.email,
+        sub,
         subject=f"{word.capitalize()} streetneeds digest for {sub.label} ({len(events)} new)",
         template="mail_digest",
-        unsubscribe=links.unsubscribe,
         msg_id=message_id(settings, "digest", sub.subscription_id, period),
         now=now,
-        sub=sub,
         items=items,
         word=word,
-        manage_url=links.manage,
     )
