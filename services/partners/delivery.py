@@ -174,6 +174,7 @@ class DeliveryWorker:
         self._slots = asyncio.Semaphore(PIPELINE)
         self._batches: set[asyncio.Task[None]] = set()
         self._listener: asyncpg.pool.PoolConnectionProxy | None = None
+        self._listener_pid: int | None = None  # its backend, while the connection lasts
 
     async def run(self) -> None:
         """Loop for the service's lifetime."""
@@ -260,11 +261,11 @@ class DeliveryWorker:
 
     async def _listen(self) -> None:
         """Hold a connection LISTENing for queued deliveries; without one, the worker only polls."""
-        if self._listener is not None:
-            if not self._listener.is_closed():
-                return
-            await self._unlisten()  # the connection was lost: listen anew
         try:
+            if self._listener is not None:
+                if self._listener_pid is not None:
+                    return
+                await self._unlisten()  # the connection was lost: listen anew
             conn = await self.pool.acquire()
         except Exception:  # the claim that follows reports a database that is down
             return
@@ -274,26 +275,39 @@ class DeliveryWorker:
             log.warning("cannot listen for queued deliveries: polling", exc_info=True)
             await self.pool.release(conn)
             return
-        self._listener = conn  # whatever was queued while nobody listened, the claim that follows finds
+        conn.add_termination_listener(self._lost)
+        self._listener, self._listener_pid = conn, conn.get_server_pid()
+        # Whatever was queued while nobody listened, the claim that follows finds.
 
     def _notified(self, *_: object) -> None:
         self.wake.set()
+
+    def _lost(self, *_: object) -> None:
+        self._listener_pid = None
+        self.wake.set()  # go round and listen anew, rather than wait for the poll
+
+    @property
+    def listener_pid(self) -> int | None:
+        """The PostgreSQL backend of the connection it LISTENs on, if it has one."""
+        return self._listener_pid
 
     async def _stop(self) -> None:
         for task in self._batches:
             task.cancel()  # unrecorded deliveries come due again when their lease ends
         await asyncio.gather(*self._batches, return_exceptions=True)
-        if self._listener is not None:
+        try:
             await self._unlisten()
-        await self.clients.aclose()
+        finally:
+            await self.clients.aclose()
 
     async def _unlisten(self) -> None:
-        listener, self._listener = self._listener, None
+        listener, self._listener, self._listener_pid = self._listener, None, None
         if listener is None:
             return
-        with contextlib.suppress(Exception):  # a lost connection has nothing left to stop
+        with contextlib.suppress(Exception):  # a lost connection (back in the pool) has nothing to stop
+            listener.remove_termination_listener(self._lost)
             await listener.remove_listener(repository.DELIVERIES_QUEUED, self._notified)
-        await self.pool.release(listener)
+        await self.pool.release(listener)  # nothing to do for a connection the pool already took back
 
 
 async def run_delivery_worker(pool: asyncpg.Pool, settings: PartnersSettings) -> None:

@@ -182,6 +182,27 @@ async def test_an_idle_worker_is_woken_by_the_commit_that_queued_deliveries(
     assert [message for message, _ in receiver.received] == [receiver.received[0][0]] * 2  # same webhook-id
 
 
+async def test_a_worker_whose_listening_connection_is_lost_listens_again_at_once(
+    pool, worker_for, fresh_database_url, random_id
+):
+    ward = f"W{random_id}"
+    async with Receiver() as receiver:
+        _, receiver.secrets[random_id] = await _webhook(pool, random_id, f"{receiver.base}/{random_id}", ward)
+        worker = await worker_for(_settings(fresh_database_url))
+        lost = worker.listener_pid
+        assert lost is not None
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT pg_terminate_backend($1)", lost)
+
+        async def listening_again() -> bool:
+            return worker.listener_pid not in (None, lost) and worker.idle.is_set()
+
+        await _until(listening_again, "a new listening connection, long before the hourly poll")
+        await _store(pool, _records(ward, 1, random_id))
+        await asyncio.wait_for(receiver.arrived.wait(), 60)  # woken through the new connection
+        await _until(lambda: _delivered(pool, 1), "the delivery recorded")
+
+
 async def _delivered(pool: asyncpg.Pool, n: int) -> bool:
     return (await _statuses(pool))["delivered"] == n
 
