@@ -238,6 +238,9 @@ def service_env(stack: Stack, name: str, port: int, smtp_port: int = 0) -> dict[
             "PARTNERS_WEBHOOK_BACKOFF_BASE_S": "1",
             "PARTNERS_WEBHOOK_BACKOFF_CAP_S": "5",
             "PARTNERS_WEBHOOK_POLL_INTERVAL_S": "0.5",
+            # Half the default batch keeps a killed worker's lease (delivery.lease_s: two batches in
+            # flight, in turns of the partner's concurrency) at 65 s, well inside the recovery wait.
+            "PARTNERS_WEBHOOK_BATCH_SIZE": "25",
         },
         "notifier": {
             "NOTIFIER_PORT": str(port),
