@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.kafka import make_broker
 from shared.service import Runtime, create_service_app
-from shared.web import mount_static
+from shared.web import PRIVATE_PAGE_HEADERS, mount_static
 
 from . import moderation, web
 from .auth import Refused, SignInRequired, current
@@ -26,10 +26,9 @@ NAME = "console"
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Pages of operators: never cached, never framed, no third-party anything.
 SECURITY_HEADERS = {
-    "Cache-Control": "no-store",
+    **PRIVATE_PAGE_HEADERS,
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
     "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
 }

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 from shared.contracts import CATALOGUE, Sensitivity
 from shared.gazetteer.selection import Areas
 from shared.ratelimit import client_key
+from shared.web import PRIVATE_PAGE_HEADERS
 
 from . import repository as repo
 from .alerts import (
@@ -32,7 +33,6 @@ from .settings import NotifierSettings
 __all__ = ["install_alert_errors", "router"]
 
 router = APIRouter(tags=["e-mail alerts"])
-_PRIVATE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 CATEGORIES = [
     (group, [(c.code.value, c.name) for c in CATALOGUE.values() if c.sensitivity is sensitivity])
     for group, sensitivity in (("About places", Sensitivity.PLACE), ("About people", Sensitivity.PERSON))
@@ -56,7 +56,7 @@ def _ctx(request: Request) -> tuple[NotifierContext, NotifierSettings, Callable[
 
 def _page(settings: NotifierSettings, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     body = render(template, base_url=settings.feeds_url, private=True, **context)
-    return HTMLResponse(body, status_code=status, headers=_PRIVATE)
+    return HTMLResponse(body, status_code=status, headers=PRIVATE_PAGE_HEADERS)
 
 
 def _areas(ctx: NotifierContext) -> Areas:

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared.http import Problem
 
 __all__ = [
+    "PRIVATE_PAGE_HEADERS",
     "STATIC_DIR",
     "TEMPLATES_DIR",
     "HeadAsGet",
@@ -34,6 +35,8 @@ __all__ = [
 ]
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
+# A page about one person (their alerts, an operator's console): never cached, its address never sent on.
+PRIVATE_PAGE_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 STATIC_DIR = Path(__file__).parent / "static"
 
 
