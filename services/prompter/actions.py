@@ -30,6 +30,7 @@ __all__ = [
     "add_platform",
     "change_status",
     "create_opportunity",
+    "edit_platform",
     "make_offer",
     "owned",
     "retire_opportunity",
@@ -171,15 +172,36 @@ async def switch_platform(ctx: PrompterContext, platform_id: str, enabled: bool)
                 f"No platform has id {platform_id!r}.",
                 errors=[{"field": "platform_id", "message": "not found", "type": "not_found"}],
             )
-        missing = uncovered(org_repo.to_platforms(await org_repo.all_platforms(conn)))
-        if missing:
+        if missing := await _uncovered(conn):
             raise Problem(
                 409,
                 "A category would have no way to help",
-                "Switch on another platform for " + ", ".join(sorted(missing)) + " first.",
-                errors=[{"field": "enabled", "message": f"last platform for {c}"} for c in sorted(missing)],
+                "Switch on another platform for " + ", ".join(missing) + " first.",
+                errors=[{"field": "enabled", "message": f"last platform for {c}"} for c in missing],
             )
     await ctx.publisher.platforms_changed(row["categories"])
+    return row
+
+
+async def _uncovered(conn: asyncpg.Connection) -> list[str]:
+    """The categories the directory would leave with no enabled platform, sorted."""
+    return sorted(uncovered(org_repo.to_platforms(await org_repo.all_platforms(conn))))
+
+
+async def edit_platform(ctx: PrompterContext, platform_id: str, values: dict[str, Any]) -> asyncpg.Record:
+    """The operator edits a platform's entry; 409 if a category it covered would be left with none."""
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        before = await org_repo.platform_for_update(conn, platform_id)
+        if before is None:
+            raise Problem(404, "No such platform", f"No platform has id {platform_id!r}.")
+        row = await org_repo.edit_platform(conn, platform_id, values)
+        if missing := await _uncovered(conn):
+            raise Problem(
+                409,
+                "A category would have no way to help",
+                "Keep " + ", ".join(missing) + " or switch on another platform for it first.",
+            )
+    await ctx.publisher.platforms_changed(sorted(set(before["categories"]) | set(row["categories"])))
     return row
 
 

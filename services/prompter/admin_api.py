@@ -21,7 +21,6 @@ from . import actions
 from . import org_repository as org_repo
 from . import repository as repo
 from .context import Context, prompter_context
-from .platforms import uncovered
 from .schemas import _check_url
 
 __all__ = ["router"]
@@ -123,29 +122,7 @@ async def moderate(
 
 @router.put("/platforms/{platform_id}", summary="Edit a platform's entry in the directory")
 async def edit_platform(ctx: Context, platform_id: str, body: PlatformEdit) -> dict[str, Any]:
-    values = body.model_dump(mode="json")
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        before = await conn.fetchrow("SELECT * FROM prompter.platforms WHERE id = $1 FOR UPDATE", platform_id)
-        if before is None:
-            raise Problem(404, "No such platform", f"No platform has id {platform_id!r}.")
-        row = await conn.fetchrow(
-            "UPDATE prompter.platforms SET name = $2, description = $3, url = $4, categories = $5,"
-            " coverage = $6, updated_at = now() WHERE id = $1 RETURNING *",
-            platform_id,
-            values["name"],
-            values["description"],
-            values["url"],
-            sorted(values["categories"]),
-            values["coverage"],
-        )
-        missing = uncovered(org_repo.to_platforms(await org_repo.all_platforms(conn)))
-        if missing:
-            raise Problem(
-                409,
-                "A category would have no way to help",
-                "Keep " + ", ".join(sorted(missing)) + " or switch on another platform for it first.",
-            )
-    await ctx.publisher.platforms_changed(sorted(set(before["categories"]) | set(row["categories"])))
+    row = await actions.edit_platform(ctx, platform_id, body.model_dump(mode="json"))
     return {k: row[k] for k in ("id", "name", "description", "url", "coverage", "source", "enabled")} | {
         "categories": list(row["categories"])
     }

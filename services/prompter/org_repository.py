@@ -207,6 +207,26 @@ async def switch_platform(conn: asyncpg.Connection, platform_id: str, enabled: b
     )
 
 
+async def platform_for_update(conn: asyncpg.Connection, platform_id: str) -> asyncpg.Record | None:
+    """A platform's row, locked until the transaction ends."""
+    return await conn.fetchrow("SELECT * FROM prompter.platforms WHERE id = $1 FOR UPDATE", platform_id)
+
+
+async def edit_platform(conn: asyncpg.Connection, platform_id: str, values: dict[str, Any]) -> asyncpg.Record:
+    """Replace a platform's entry (name, description, url, categories, coverage); its row must exist."""
+    row: asyncpg.Record = await conn.fetchrow(
+        "UPDATE prompter.platforms SET name = $2, description = $3, url = $4, categories = $5,"
+        " coverage = $6, updated_at = now() WHERE id = $1 RETURNING *",
+        platform_id,
+        values["name"],
+        values["description"],
+        values["url"],
+        sorted(values["categories"]),
+        values["coverage"],
+    )
+    return row
+
+
 async def add_platform(conn: asyncpg.Connection, values: dict[str, Any]) -> asyncpg.Record | None:
     """Add the council's own platform; None if the id is taken."""
     return await conn.fetchrow(
