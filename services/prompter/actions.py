@@ -133,11 +133,20 @@ async def update_opportunity(
     return row
 
 
-async def change_status(ctx: PrompterContext, org: Any, opp_id: uuid.UUID, pause: bool) -> asyncpg.Record:
-    """Pause (prompts drop the link) or resume; repeating either is harmless."""
+async def change_status(
+    ctx: PrompterContext, org: Any | None, opp_id: uuid.UUID, pause: bool
+) -> asyncpg.Record:
+    """Pause (prompts drop the link) or resume; repeating either is harmless. `org` None is the
+    operator, who may switch any organisation's opportunity (the history then names no organisation)."""
     status, action = ("paused", "paused") if pause else ("active", "resumed")
     async with ctx.pool.acquire() as conn, conn.transaction():
-        before = await owned(conn, opp_id, org, for_update=True)
+        if org is None:
+            found = await repo.get_opportunity(conn, opp_id, for_update=True)
+            if found is None:
+                raise not_found(opp_id)
+            before = found
+        else:
+            before = await owned(conn, opp_id, org, for_update=True)
         if before["retired_at"] is not None:
             raise Problem(409, "This opportunity is retired", "A retired opportunity cannot be changed.")
         row = await repo.set_status(conn, opp_id, status)
@@ -154,6 +163,37 @@ async def retire_opportunity(ctx: PrompterContext, org: Any, opp_id: uuid.UUID) 
         if before["retired_at"] is None:
             await org_repo.record_change(conn, opp_id, org, "retired", _diff(before, row))
     await _reevaluate(ctx, repo.to_opportunity(before), None)
+    return row
+
+
+# --- organisations' keys ----------------------------------------------------------------------
+
+
+async def _active_organisation(conn: asyncpg.Connection, organisation_id: uuid.UUID) -> None:
+    """404 for an unknown organisation, 409 for a revoked one; the row stays locked until commit."""
+    revoked = await org_repo.organisation_for_update(conn, organisation_id)
+    if revoked is None:
+        raise Problem(404, "No such organisation", f"no organisation {organisation_id}")
+    if revoked:
+        raise Problem(409, "Organisation revoked", f"organisation {organisation_id} is revoked")
+
+
+async def rotate_organisation(
+    ctx: PrompterContext, organisation_id: uuid.UUID, key_hash: str
+) -> asyncpg.Record:
+    """A new key for an active organisation; its web sessions, opened with the old key, end with it."""
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        await _active_organisation(conn, organisation_id)
+        row = await org_repo.set_organisation_key(conn, organisation_id, key_hash)
+        await org_repo.end_sessions(conn, organisation_id)
+    return row
+
+
+async def revoke_organisation(ctx: PrompterContext, organisation_id: uuid.UUID) -> asyncpg.Record:
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        await _active_organisation(conn, organisation_id)
+        await org_repo.revoke_organisation(conn, organisation_id)
+        row = await org_repo.organisation(conn, organisation_id)
     return row
 
 

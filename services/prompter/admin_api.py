@@ -19,7 +19,6 @@ from shared.keys import hash_key, new_key
 
 from . import actions
 from . import org_repository as org_repo
-from . import repository as repo
 from .context import Context, prompter_context
 from .schemas import _check_url
 
@@ -105,19 +104,7 @@ async def moderate(
     ctx: Context, opportunity_id: uuid.UUID, change: Literal["pause", "resume"]
 ) -> dict[str, Any]:
     """The operator pauses (prompts drop the link) or resumes any organisation's opportunity."""
-    status, action = ("paused", "paused") if change == "pause" else ("active", "resumed")
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        before = await repo.get_opportunity(conn, opportunity_id, for_update=True)
-        if before is None:
-            raise actions.not_found(opportunity_id)
-        if before["retired_at"] is not None:
-            raise Problem(409, "This opportunity is retired", "A retired opportunity cannot be changed.")
-        row = await repo.set_status(conn, opportunity_id, status)
-        if before["status"] != status:
-            # Recorded with no organisation: the change history names the operator as the actor.
-            await org_repo.record_change(conn, opportunity_id, None, action, actions._diff(before, row))
-    await actions._reevaluate(ctx, repo.to_opportunity(before), repo.to_opportunity(row))
-    return _opportunity(row)
+    return _opportunity(await actions.change_status(ctx, None, opportunity_id, pause=change == "pause"))
 
 
 @router.put("/platforms/{platform_id}", summary="Edit a platform's entry in the directory")
@@ -142,35 +129,13 @@ async def create_organisation(ctx: Context, body: OrganisationIn) -> dict[str, A
     return {"organisation": _organisation(row), "key": key}
 
 
-async def _active(conn: Any, organisation_id: uuid.UUID) -> None:
-    row = await conn.fetchrow(
-        "SELECT revoked_at FROM prompter.organisations WHERE id = $1 FOR UPDATE", organisation_id
-    )
-    if row is None:
-        raise Problem(404, "No such organisation", f"no organisation {organisation_id}")
-    if row["revoked_at"] is not None:
-        raise Problem(409, "Organisation revoked", f"organisation {organisation_id} is revoked")
-
-
 @router.post("/organisations/{organisation_id}/rotate", summary="Replace an organisation's key")
 async def rotate_organisation(ctx: Context, organisation_id: uuid.UUID) -> dict[str, Any]:
     key = new_key(ORG_KEY_PREFIX)
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        await _active(conn, organisation_id)
-        row = await conn.fetchrow(
-            "UPDATE prompter.organisations SET key_hash = $2 WHERE id = $1 RETURNING *",
-            organisation_id,
-            hash_key(key),
-        )
-        # Its web sessions were opened with the old key: they end with it.
-        await conn.execute("DELETE FROM prompter.org_sessions WHERE organisation_id = $1", organisation_id)
+    row = await actions.rotate_organisation(ctx, organisation_id, hash_key(key))
     return {"organisation": _organisation(row), "key": key}
 
 
 @router.post("/organisations/{organisation_id}/revoke", summary="Revoke an organisation's key")
 async def revoke_organisation(ctx: Context, organisation_id: uuid.UUID) -> dict[str, Any]:
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        await _active(conn, organisation_id)
-        await org_repo.revoke_organisation(conn, organisation_id)
-        row = await conn.fetchrow("SELECT * FROM prompter.organisations WHERE id = $1", organisation_id)
-    return _organisation(row)
+    return _organisation(await actions.revoke_organisation(ctx, organisation_id))

@@ -22,18 +22,22 @@ __all__ = [
     "create_session",
     "delete_session",
     "enabled_platforms",
+    "end_sessions",
     "hand_over",
     "list_organisations",
     "load_directory",
     "offer_totals",
     "offers_for",
+    "organisation",
     "organisation_by_key_hash",
+    "organisation_for_update",
     "purge_offers",
     "record_change",
     "responses_for",
     "revoke_organisation",
     "save_offer",
     "session",
+    "set_organisation_key",
     "switch_platform",
     "to_platforms",
 ]
@@ -65,6 +69,34 @@ async def list_organisations(conn: asyncpg.Connection) -> list[asyncpg.Record]:
         "SELECT * FROM prompter.organisations ORDER BY created_at, id"
     )
     return rows
+
+
+async def organisation(conn: asyncpg.Connection, organisation_id: uuid.UUID) -> asyncpg.Record:
+    row: asyncpg.Record = await conn.fetchrow(
+        "SELECT * FROM prompter.organisations WHERE id = $1", organisation_id
+    )
+    return row
+
+
+async def organisation_for_update(conn: asyncpg.Connection, organisation_id: uuid.UUID) -> bool | None:
+    """Whether the organisation is revoked (None: no such organisation), locking its row."""
+    row = await conn.fetchrow(
+        "SELECT revoked_at FROM prompter.organisations WHERE id = $1 FOR UPDATE", organisation_id
+    )
+    return None if row is None else row["revoked_at"] is not None
+
+
+async def set_organisation_key(
+    conn: asyncpg.Connection, organisation_id: uuid.UUID, key_hash: str
+) -> asyncpg.Record:
+    row: asyncpg.Record = await conn.fetchrow(
+        "UPDATE prompter.organisations SET key_hash = $2 WHERE id = $1 RETURNING *", organisation_id, key_hash
+    )
+    return row
+
+
+async def end_sessions(conn: asyncpg.Connection, organisation_id: uuid.UUID) -> None:
+    await conn.execute("DELETE FROM prompter.org_sessions WHERE organisation_id = $1", organisation_id)
 
 
 async def revoke_organisation(conn: asyncpg.Connection, organisation_id: uuid.UUID) -> bool:

@@ -222,6 +222,46 @@ async def test_each_organisation_owns_its_opportunities_and_every_change_is_audi
         assert everything.status_code == 200 and len(everything.json()["changes"]) == 5
 
 
+async def test_the_operator_switches_any_opportunity_and_rotates_or_revokes_organisations(api, db, orgs):
+    street = await db.fetchval("SELECT id FROM gazetteer.streets WHERE ward_code IS NOT NULL LIMIT 1")
+    a = orgs["a"]["headers"]
+    opp = (await api.post("/v1/opportunities", headers=a, json=_opportunity(street_ids=[street]))).json()
+    admin = "/v1/admin"
+    paused = await api.post(f"{admin}/opportunities/{opp['id']}/pause", headers=OPERATOR)
+    assert paused.status_code == 200 and paused.json()["status"] == "paused"
+    # Repeating a switch changes nothing and records nothing.
+    assert (await api.post(f"{admin}/opportunities/{opp['id']}/pause", headers=OPERATOR)).status_code == 200
+    assert (await api.post(f"{admin}/opportunities/{opp['id']}/resume", headers=OPERATOR)).json()[
+        "status"
+    ] == "active"
+    history = (await api.get(f"/v1/opportunities/{opp['id']}/changes", headers=a)).json()["changes"]
+    assert [c["action"] for c in history] == ["resumed", "paused", "created"]
+    assert history[0]["actor"] != "Kentish Town Friends"  # the operator, not the organisation
+    missing = await api.post(f"{admin}/opportunities/{uuid.uuid4()}/pause", headers=OPERATOR)
+    assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
+    assert (await api.delete(f"/v1/opportunities/{opp['id']}", headers=a)).status_code == 204
+    assert (await api.post(f"{admin}/opportunities/{opp['id']}/resume", headers=OPERATOR)).status_code == 409
+    # A voluntary group's key is not an operator's.
+    assert (await api.post(f"{admin}/opportunities/{opp['id']}/pause", headers=a)).status_code in (401, 403)
+
+    org = f"{admin}/organisations/{orgs['a']['id']}"
+    rotated = await api.post(f"{org}/rotate", headers=OPERATOR)
+    assert rotated.status_code == 200
+    new_key = rotated.json()["key"]
+    assert new_key != orgs["a"]["key"] and "key_hash" not in rotated.json()["organisation"]
+    mine = "/v1/organisation/opportunities"
+    assert (await api.get(mine, headers=a)).status_code == 401  # the old key ends with the rotation
+    assert (await api.get(mine, headers={"Authorization": f"Bearer {new_key}"})).status_code == 200
+    revoked = await api.post(f"{org}/revoke", headers=OPERATOR)
+    assert revoked.status_code == 200 and revoked.json()["id"] == orgs["a"]["id"]
+    # A revoked key is known but refused.
+    assert (await api.get(mine, headers={"Authorization": f"Bearer {new_key}"})).status_code == 403
+    assert (await api.post(f"{org}/rotate", headers=OPERATOR)).status_code == 409
+    assert (await api.post(f"{org}/revoke", headers=OPERATOR)).status_code == 409
+    unknown = await api.post(f"{admin}/organisations/{uuid.uuid4()}/rotate", headers=OPERATOR)
+    assert unknown.status_code == 404
+
+
 def _need(random_id: str, street: dict, category: str = "isolation") -> dict:
     person = category in ("isolation", "overcrowding")
     return {
