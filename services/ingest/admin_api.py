@@ -7,8 +7,10 @@ signal, so the reference is pseudonymised at the door and never stored in clear.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -17,10 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.contracts import Category
 from shared.http import Problem, operator_token
 
-from . import metrics, repository
-from .auth import generate_key, hash_key
+from . import metrics, repository, systems
 from .context import Context
 from .pipeline import OutOfScope, ProduceFailed
+from .repository import System
 
 __all__ = ["router"]
 
@@ -73,91 +75,68 @@ class WithdrawalIn(BaseModel):
     categories: list[Category] | None = Field(None, description="Default: every category of the system.")
 
 
-def _out(row: Any) -> SystemOut:
+def _out(system: System) -> SystemOut:
     return SystemOut(
-        id=row["id"],
-        name=row["name"],
-        council_id=row["council_id"],
-        categories=sorted(row["categories"]),
-        rate_per_minute=row["rate_per_minute"],
-        created_at=row["created_at"],
-        revoked_at=row["revoked_at"],
+        id=system.id,
+        name=system.name,
+        council_id=system.council_id,
+        categories=sorted(system.categories),
+        rate_per_minute=system.rate_per_minute,
+        created_at=system.created_at,
+        revoked_at=system.revoked_at,
     )
 
 
-_COLUMNS = "id, name, council_id, categories, rate_per_minute, created_at, revoked_at"
+@contextlib.contextmanager
+def _refusals(system_id: uuid.UUID) -> Iterator[None]:
+    """The systems use cases' refusals as problem+json (their transaction has rolled back)."""
+    try:
+        yield
+    except systems.UnknownSystem:
+        raise Problem(404, "No such council system", f"no council system {system_id}") from None
+    except systems.RevokedSystem:
+        raise Problem(409, "Council system revoked", f"council system {system_id} is revoked") from None
 
 
 @router.get("/systems", response_model=list[SystemOut], summary="Council systems (never their keys)")
 async def list_systems(ctx: Context) -> list[SystemOut]:
-    rows = await ctx.pool.fetch(f"SELECT {_COLUMNS} FROM ingest.council_systems ORDER BY created_at, id")
-    return [_out(r) for r in rows]
+    async with ctx.pool.acquire() as conn:
+        return [_out(s) for s in await repository.list_systems(conn)]
 
 
 @router.post("/systems", response_model=SystemCreated, status_code=201, summary="Register a council system")
 async def create_system(ctx: Context, body: SystemIn) -> SystemCreated:
-    key = generate_key()
-    async with ctx.pool.acquire() as conn:
-        system = await repository.create_system(
-            conn,
-            name=body.name,
-            council_id=body.council_id,
-            key_hash=hash_key(key),
-            categories=sorted({c.value for c in body.categories}),
-            rate_per_minute=body.rate_per_minute,
-        )
-        row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM ingest.council_systems WHERE id = $1", system.id)
-    return SystemCreated(system=_out(row), key=key)
-
-
-async def _one_active(conn: Any, system_id: uuid.UUID) -> Any:
-    row = await conn.fetchrow(
-        f"SELECT {_COLUMNS} FROM ingest.council_systems WHERE id = $1 FOR UPDATE", system_id
+    system, key = await systems.create(
+        ctx,
+        name=body.name,
+        council_id=body.council_id,
+        categories=[c.value for c in body.categories],
+        rate_per_minute=body.rate_per_minute,
     )
-    if row is None:
-        raise Problem(404, "No such council system", f"no council system {system_id}")
-    if row["revoked_at"] is not None:
-        raise Problem(409, "Council system revoked", f"council system {system_id} is revoked")
-    return row
+    return SystemCreated(system=_out(system), key=key)
 
 
 @router.post("/systems/{system_id}/rotate", response_model=SystemCreated, summary="Replace a system's key")
 async def rotate_system(ctx: Context, system_id: uuid.UUID) -> SystemCreated:
     """The old key stops working at once; the new one is shown once."""
-    key = generate_key()
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        await _one_active(conn, system_id)
-        row = await conn.fetchrow(
-            f"UPDATE ingest.council_systems SET key_hash = $2 WHERE id = $1 RETURNING {_COLUMNS}",
-            system_id,
-            hash_key(key),
-        )
-    return SystemCreated(system=_out(row), key=key)
+    with _refusals(system_id):
+        system, key = await systems.rotate(ctx, system_id)
+    return SystemCreated(system=_out(system), key=key)
 
 
 @router.post("/systems/{system_id}/revoke", response_model=SystemOut, summary="Revoke a system's key")
 async def revoke_system(ctx: Context, system_id: uuid.UUID) -> SystemOut:
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        await _one_active(conn, system_id)
-        row = await conn.fetchrow(
-            f"UPDATE ingest.council_systems SET revoked_at = now() WHERE id = $1 RETURNING {_COLUMNS}",
-            system_id,
-        )
-    return _out(row)
+    with _refusals(system_id):
+        return _out(await systems.revoke(ctx, system_id))
 
 
 @router.put("/systems/{system_id}", response_model=SystemOut, summary="Set categories and rate limit")
 async def update_system(ctx: Context, system_id: uuid.UUID, body: SystemUpdate) -> SystemOut:
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        await _one_active(conn, system_id)
-        row = await conn.fetchrow(
-            "UPDATE ingest.council_systems SET categories = $2, rate_per_minute = $3 WHERE id = $1"
-            f" RETURNING {_COLUMNS}",
-            system_id,
-            sorted({c.value for c in body.categories}),
-            body.rate_per_minute,
+    with _refusals(system_id):
+        system = await systems.update(
+            ctx, system_id, [c.value for c in body.categories], body.rate_per_minute
         )
-    return _out(row)
+    return _out(system)
 
 
 @router.get("/volumes", summary="Signals accepted per system, category and day")

@@ -20,6 +20,9 @@ __all__ = [
     "list_systems",
     "open311_rows",
     "revoke_system",
+    "scope_system",
+    "set_system_key",
+    "system_for_update",
 ]
 
 
@@ -79,7 +82,34 @@ async def find_system(conn: asyncpg.Connection | asyncpg.Pool, key_hash: str) ->
 
 
 async def list_systems(conn: asyncpg.Connection) -> list[System]:
-    return [_system(r) for r in await conn.fetch("SELECT * FROM ingest.council_systems ORDER BY created_at")]
+    return [
+        _system(r) for r in await conn.fetch("SELECT * FROM ingest.council_systems ORDER BY created_at, id")
+    ]
+
+
+async def system_for_update(conn: asyncpg.Connection, system_id: uuid.UUID) -> System | None:
+    """The system with this id, revoked or not, its row locked until the transaction ends."""
+    row = await conn.fetchrow("SELECT * FROM ingest.council_systems WHERE id = $1 FOR UPDATE", system_id)
+    return _system(row) if row else None
+
+
+async def set_system_key(conn: asyncpg.Connection, system_id: uuid.UUID, key_hash: str) -> System:
+    row = await conn.fetchrow(
+        "UPDATE ingest.council_systems SET key_hash = $2 WHERE id = $1 RETURNING *", system_id, key_hash
+    )
+    return _system(row)
+
+
+async def scope_system(
+    conn: asyncpg.Connection, system_id: uuid.UUID, categories: Sequence[str], rate_per_minute: int | None
+) -> System:
+    row = await conn.fetchrow(
+        "UPDATE ingest.council_systems SET categories = $2, rate_per_minute = $3 WHERE id = $1 RETURNING *",
+        system_id,
+        list(categories),
+        rate_per_minute,
+    )
+    return _system(row)
 
 
 async def revoke_system(conn: asyncpg.Connection, system_id: uuid.UUID) -> bool:
