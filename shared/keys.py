@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import uuid
+from typing import Literal
 
-__all__ = ["KEY_PREFIX", "hash_key", "new_key"]
+import asyncpg
+
+__all__ = ["KEY_PREFIX", "RevokedKeyHolder", "UnknownKeyHolder", "hash_key", "lock_active", "new_key"]
 
 KEY_PREFIX = "snp_"  # recognisable in logs and secret scanners
 
@@ -17,3 +21,25 @@ def new_key(prefix: str = KEY_PREFIX) -> str:
 def hash_key(key: str) -> str:
     # 256 random bits need no slow hash: a plain SHA-256 cannot be brute-forced back to the key.
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+# The tables whose rows hold a key: council systems, partners, organisations (each service's own).
+KeyHolderTable = Literal["ingest.council_systems", "partners.partners", "prompter.organisations"]
+
+
+class UnknownKeyHolder(LookupError):
+    """No row has this id."""
+
+
+class RevokedKeyHolder(Exception):
+    """The row's key was revoked: it can no longer be rotated, revoked or changed."""
+
+
+async def lock_active(conn: asyncpg.Connection, table: KeyHolderTable, holder_id: uuid.UUID) -> None:
+    """Lock a key holder's row until the transaction ends, refusing an unknown or revoked one. Every
+    change to a key holder starts here, so a rotation and a revocation cannot interleave."""
+    row = await conn.fetchrow(f"SELECT revoked_at FROM {table} WHERE id = $1 FOR UPDATE", holder_id)
+    if row is None:
+        raise UnknownKeyHolder(holder_id)
+    if row["revoked_at"] is not None:
+        raise RevokedKeyHolder(holder_id)

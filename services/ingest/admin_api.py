@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.contracts import Category
 from shared.http import Problem, operator_token
+from shared.keys import RevokedKeyHolder, UnknownKeyHolder
 
 from . import metrics, repository, systems
 from .context import Context
@@ -92,9 +93,9 @@ def _refusals(system_id: uuid.UUID) -> Iterator[None]:
     """The systems use cases' refusals as problem+json (their transaction has rolled back)."""
     try:
         yield
-    except systems.UnknownSystem:
+    except UnknownKeyHolder:
         raise Problem(404, "No such council system", f"no council system {system_id}") from None
-    except systems.RevokedSystem:
+    except RevokedKeyHolder:
         raise Problem(409, "Council system revoked", f"council system {system_id} is revoked") from None
 
 

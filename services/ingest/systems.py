@@ -1,8 +1,8 @@
 """The operator's use cases for council systems: register, rotate a key, revoke, re-scope.
 
 Each is one unit of work (docs/adr/0006-transactions.md): the function opens the transaction, the
-repository runs the SQL, and a refusal (`UnknownSystem`, `RevokedSystem`) rolls it back; the admin API
-maps those to problem+json.
+repository runs the SQL, and a refusal (`shared.keys.UnknownKeyHolder`, `RevokedKeyHolder`) rolls it
+back; the admin API maps those to problem+json.
 """
 
 from __future__ import annotations
@@ -12,20 +12,14 @@ from collections.abc import Iterable
 
 import asyncpg
 
+from shared.keys import lock_active
+
 from . import repository
 from .auth import generate_key, hash_key
 from .context import IngestContext
 from .repository import System
 
-__all__ = ["RevokedSystem", "UnknownSystem", "create", "revoke", "rotate", "update"]
-
-
-class UnknownSystem(LookupError):
-    """No council system has this id."""
-
-
-class RevokedSystem(Exception):
-    """The council system's key was revoked: it can no longer be changed."""
+__all__ = ["create", "revoke", "rotate", "update"]
 
 
 async def create(
@@ -46,11 +40,7 @@ async def create(
 
 
 async def _lock_active(conn: asyncpg.Connection, system_id: uuid.UUID) -> None:
-    system = await repository.system_for_update(conn, system_id)
-    if system is None:
-        raise UnknownSystem(system_id)
-    if system.revoked_at is not None:
-        raise RevokedSystem(system_id)
+    await lock_active(conn, "ingest.council_systems", system_id)
 
 
 async def rotate(ctx: IngestContext, system_id: uuid.UUID) -> tuple[System, str]:

@@ -5,17 +5,20 @@ Bearer PARTNERS_OPERATOR_TOKEN; everyone is refused while it is unset. Only key 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import secrets
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.http import Problem
+from shared.keys import RevokedKeyHolder, UnknownKeyHolder
 
-from . import repository
+from . import accounts, repository
 from .keys import hash_key, new_key
 
 __all__ = ["router"]
@@ -76,35 +79,26 @@ async def create_partner(request: Request, body: PartnerIn) -> dict[str, Any]:
     return {"partner": partner, "key": key}
 
 
-async def _active(conn: Any, partner_id: uuid.UUID) -> None:
-    row = await conn.fetchrow("SELECT revoked_at FROM partners.partners WHERE id = $1 FOR UPDATE", partner_id)
-    if row is None:
-        raise Problem(404, "No such partner", f"no partner {partner_id}")
-    if row["revoked_at"] is not None:
-        raise Problem(409, "Partner revoked", f"partner {partner_id} is revoked")
+@contextlib.contextmanager
+def _refusals(partner_id: uuid.UUID) -> Iterator[None]:
+    """The accounts use cases' refusals as problem+json (their transaction has rolled back)."""
+    try:
+        yield
+    except UnknownKeyHolder:
+        raise Problem(404, "No such partner", f"no partner {partner_id}") from None
+    except RevokedKeyHolder:
+        raise Problem(409, "Partner revoked", f"partner {partner_id} is revoked") from None
 
 
 @router.post("/partners/{partner_id}/rotate", response_model=PartnerCreated, summary="Replace a key")
 async def rotate_partner(request: Request, partner_id: uuid.UUID) -> dict[str, Any]:
     """The old key stops working at once; the new one is shown once."""
-    key = new_key()
-    async with _pool(request).acquire() as conn, conn.transaction():
-        await _active(conn, partner_id)
-        row = await conn.fetchrow(
-            "UPDATE partners.partners SET key_hash = $2 WHERE id = $1"
-            " RETURNING id, name, created_at, revoked_at",
-            partner_id,
-            hash_key(key),
-        )
-    return {"partner": dict(row), "key": key}
+    with _refusals(partner_id):
+        partner, key = await accounts.rotate(_pool(request), partner_id)
+    return {"partner": partner, "key": key}
 
 
 @router.post("/partners/{partner_id}/revoke", response_model=PartnerOut, summary="Revoke a partner's key")
 async def revoke_partner(request: Request, partner_id: uuid.UUID) -> dict[str, Any]:
-    async with _pool(request).acquire() as conn, conn.transaction():
-        await _active(conn, partner_id)
-        await repository.revoke_partner(conn, partner_id)
-        row = await conn.fetchrow(
-            "SELECT id, name, created_at, revoked_at FROM partners.partners WHERE id = $1", partner_id
-        )
-    return dict(row)
+    with _refusals(partner_id):
+        return await accounts.revoke(_pool(request), partner_id)

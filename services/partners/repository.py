@@ -28,10 +28,12 @@ __all__ = [
     "list_partners",
     "list_webhooks",
     "notify_queued",
+    "partner",
     "partner_by_key_hash",
     "record_attempt",
     "replay_history",
     "revoke_partner",
+    "set_partner_key",
     "stored_states",
 ]
 
@@ -74,6 +76,25 @@ async def list_partners(conn: asyncpg.Connection) -> list[Row]:
             "SELECT id, name, created_at, revoked_at FROM partners.partners ORDER BY created_at, id"
         )
     ]
+
+
+async def partner(conn: asyncpg.Connection, partner_id: UUID) -> Row:
+    return dict(
+        await conn.fetchrow(
+            "SELECT id, name, created_at, revoked_at FROM partners.partners WHERE id = $1", partner_id
+        )
+    )
+
+
+async def set_partner_key(conn: asyncpg.Connection, partner_id: UUID, key_hash: str) -> Row:
+    return dict(
+        await conn.fetchrow(
+            "UPDATE partners.partners SET key_hash = $2 WHERE id = $1"
+            " RETURNING id, name, created_at, revoked_at",
+            partner_id,
+            key_hash,
+        )
+    )
 
 
 async def revoke_partner(conn: asyncpg.Connection, partner_id: UUID) -> bool:

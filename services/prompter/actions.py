@@ -16,6 +16,7 @@ import asyncpg
 
 from shared.contracts import PromptPublished
 from shared.http import Problem
+from shared.keys import RevokedKeyHolder, UnknownKeyHolder, lock_active
 
 from . import org_repository as org_repo
 from . import repository as repo
@@ -171,11 +172,12 @@ async def retire_opportunity(ctx: PrompterContext, org: Any, opp_id: uuid.UUID) 
 
 async def _active_organisation(conn: asyncpg.Connection, organisation_id: uuid.UUID) -> None:
     """404 for an unknown organisation, 409 for a revoked one; the row stays locked until commit."""
-    revoked = await org_repo.organisation_for_update(conn, organisation_id)
-    if revoked is None:
-        raise Problem(404, "No such organisation", f"no organisation {organisation_id}")
-    if revoked:
-        raise Problem(409, "Organisation revoked", f"organisation {organisation_id} is revoked")
+    try:
+        await lock_active(conn, "prompter.organisations", organisation_id)
+    except UnknownKeyHolder:
+        raise Problem(404, "No such organisation", f"no organisation {organisation_id}") from None
+    except RevokedKeyHolder:
+        raise Problem(409, "Organisation revoked", f"organisation {organisation_id} is revoked") from None
 
 
 async def rotate_organisation(

@@ -30,7 +30,6 @@ __all__ = [
     "offers_for",
     "organisation",
     "organisation_by_key_hash",
-    "organisation_for_update",
     "purge_offers",
     "record_change",
     "responses_for",
@@ -76,14 +75,6 @@ async def organisation(conn: asyncpg.Connection, organisation_id: uuid.UUID) -> 
         "SELECT * FROM prompter.organisations WHERE id = $1", organisation_id
     )
     return row
-
-
-async def organisation_for_update(conn: asyncpg.Connection, organisation_id: uuid.UUID) -> bool | None:
-    """Whether the organisation is revoked (None: no such organisation), locking its row."""
-    row = await conn.fetchrow(
-        "SELECT revoked_at FROM prompter.organisations WHERE id = $1 FOR UPDATE", organisation_id
-    )
-    return None if row is None else row["revoked_at"] is not None
 
 
 async def set_organisation_key(
