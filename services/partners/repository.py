@@ -21,6 +21,7 @@ __all__ = [
     "create_partner",
     "create_webhook",
     "delete_webhook",
+    "end_pending_deliveries",
     "get_webhook",
     "list_deliveries",
     "list_history",
@@ -357,21 +358,22 @@ async def get_webhook(conn: asyncpg.Connection, partner_id: UUID, webhook_id: UU
 
 
 async def delete_webhook(conn: asyncpg.Connection, partner_id: UUID, webhook_id: UUID) -> bool:
-    async with conn.transaction():
-        done = await conn.fetchval(
-            "UPDATE partners.webhooks SET deleted_at = now()"
-            " WHERE id = $1 AND partner_id = $2 AND deleted_at IS NULL RETURNING id",
-            webhook_id,
-            partner_id,
-        )
-        if done is None:
-            return False
-        await conn.execute(
-            "UPDATE partners.deliveries SET status = 'dead', last_error = 'webhook deleted',"
-            " finished_at = now() WHERE webhook_id = $1 AND status = 'pending'",
-            webhook_id,
-        )
-        return True
+    done = await conn.fetchval(
+        "UPDATE partners.webhooks SET deleted_at = now()"
+        " WHERE id = $1 AND partner_id = $2 AND deleted_at IS NULL RETURNING id",
+        webhook_id,
+        partner_id,
+    )
+    return done is not None
+
+
+async def end_pending_deliveries(conn: asyncpg.Connection, webhook_id: UUID, reason: str) -> None:
+    await conn.execute(
+        "UPDATE partners.deliveries SET status = 'dead', last_error = $2,"
+        " finished_at = now() WHERE webhook_id = $1 AND status = 'pending'",
+        webhook_id,
+        reason,
+    )
 
 
 async def list_deliveries(

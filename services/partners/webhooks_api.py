@@ -14,11 +14,10 @@ from shared.contracts import Category
 from shared.http import PROBLEM_JSON, Problem
 from shared.ratelimit import TokenBucket
 
-from . import repository
+from . import accounts, repository
 from .auth import current_partner
 from .context import PartnersContext, partners_context
 from .cursor import decode_cursor, encode_cursor
-from .payloads import webhook_body
 from .signing import new_secret
 from .urls import UnsafeUrl, check_webhook_url
 
@@ -126,9 +125,8 @@ async def get_webhook(
 async def delete_webhook(
     webhook_id: UUID, request: Request, partner: dict[str, Any] = Depends(current_partner)
 ) -> Response:
-    async with request.app.state.runtime.pool.acquire() as conn:
-        if not await repository.delete_webhook(conn, partner["id"], webhook_id):
-            raise Problem(404, "Webhook not found")
+    if not await accounts.delete_webhook(request.app.state.runtime.pool, partner["id"], webhook_id):
+        raise Problem(404, "Webhook not found")
     return Response(status_code=204)
 
 
@@ -212,10 +210,7 @@ async def replay(
             f"at most {settings.webhook_replay_per_hour:g} replays per hour",
             headers={"Retry-After": TokenBucket.retry_after(wait)},
         )
-    async with runtime.pool.acquire() as conn, conn.transaction():
-        queued = await repository.replay_history(
-            conn, webhook, since, until, webhook_body, max_rows=settings.webhook_replay_max_rows
-        )
+    queued = await accounts.replay(runtime.pool, webhook, since, until, settings.webhook_replay_max_rows)
     if queued < 0:
         raise Problem(
             422,

@@ -9,6 +9,7 @@ import datetime as dt
 import io
 import json
 import threading
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -317,6 +318,14 @@ async def test_webhooks_signed_retried_dead_and_replayed(fresh_database_url, kaf
 
             assert (await client.delete(f"/v1/webhooks/{created['id']}")).status_code == 204
             assert (await client.get(f"/v1/webhooks/{created['id']}")).status_code == 404
+            assert (await client.delete(f"/v1/webhooks/{created['id']}")).status_code == 404
+            # Deleting it ended its pending deliveries in the same unit of work.
+            async with app.state.runtime.pool.acquire() as conn:
+                statuses = await conn.fetch(
+                    "SELECT status, last_error FROM partners.deliveries WHERE webhook_id = $1",
+                    uuid.UUID(created["id"]),
+                )
+            assert statuses and not [r for r in statuses if r["status"] == "pending"]
     finally:
         good.close()
         failing.close()
