@@ -74,18 +74,17 @@ async def list_operators(conn: Conn) -> list[Operator]:
 
 
 async def set_operator_disabled(conn: asyncpg.Connection, username: str) -> bool:
-    """Disable an operator and end their sessions at once."""
-    async with conn.transaction():
-        op_id = await conn.fetchval(
-            "UPDATE console.operators SET disabled_at = now() WHERE username = $1 AND disabled_at IS NULL"
-            " RETURNING id",
-            username,
-        )
-        if op_id is None:
-            return False
-        await conn.execute(
-            "UPDATE console.sessions SET ended_at = now() WHERE operator_id = $1 AND ended_at IS NULL", op_id
-        )
+    """Disable an operator and end their sessions (the caller's transaction makes it at once)."""
+    op_id = await conn.fetchval(
+        "UPDATE console.operators SET disabled_at = now() WHERE username = $1 AND disabled_at IS NULL"
+        " RETURNING id",
+        username,
+    )
+    if op_id is None:
+        return False
+    await conn.execute(
+        "UPDATE console.sessions SET ended_at = now() WHERE operator_id = $1 AND ended_at IS NULL", op_id
+    )
     return True
 
 

@@ -651,7 +651,7 @@ async def create_operator(request: Request, ctx: Context) -> Response:
 @router.post("/operators/{username}/disable")
 async def disable_operator(request: Request, ctx: Context, username: str) -> Response:
     async def do(form: FormData, _: Session) -> tuple[str, str | None, str]:
-        async with ctx.pool.acquire() as conn:
+        async with ctx.pool.acquire() as conn, conn.transaction():
             if not await repo.set_operator_disabled(conn, username):
                 raise Refused(404, "No such operator", f"No active operator called {username}.")
         return f"Operator {username} disabled; their sessions ended.", None, "/operators"
