@@ -263,6 +263,13 @@ async def add_platform(ctx: PrompterContext, body: PlatformIn) -> asyncpg.Record
     return row
 
 
+async def hand_over(ctx: PrompterContext, org: Any, offer_id: uuid.UUID) -> bool:
+    """The organisation has the resident's details: they are deleted now and the offer counted for
+    today (docs/privacy.md). False if the organisation has no such offer."""
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        return await org_repo.hand_over(conn, org["id"], offer_id, dt.datetime.now(dt.UTC).date())
+
+
 # --- a resident's offer with contact details --------------------------------------------------
 
 

@@ -230,9 +230,7 @@ async def offer_handed_over(
     offer_id: uuid.UUID, request: Request, ctx: Context, org: CurrentOrganisation
 ) -> Response:
     """You have the resident's details: they are deleted now."""
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        done = await org_repo.hand_over(conn, org["id"], offer_id, dt.datetime.now(dt.UTC).date())
-    if not done:
+    if not await actions.hand_over(ctx, org, offer_id):
         raise Problem(404, "No such offer", errors=[{"field": "offer_id", "message": "not found"}])
     return Response(status_code=204)
 

@@ -333,8 +333,7 @@ async def handed_over(
     request: Request, ctx: Context, offer_id: uuid.UUID, csrf_token: Annotated[str, Form()] = ""
 ) -> Response:
     org = await _form_org(request, csrf_token)
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        await org_repo.hand_over(conn, org["id"], offer_id, dt.datetime.now(dt.UTC).date())
+    await actions.hand_over(ctx, org, offer_id)  # an unknown offer (a second click) changes nothing
     return _see(f"{_PATH}/home")
 
 
