@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -28,6 +29,7 @@ __all__ = [
     "resolve_place",
     "sign_up",
     "subscription_for_link",
+    "suppress",
 ]
 
 FREQUENCIES = ("instant", "daily", "weekly")
@@ -191,3 +193,17 @@ async def subscription_for_link(
         raise AlertError(404, "We do not recognise this link", "It may be mistyped or cut short.")
     async with pool.acquire() as conn:
         return sid, await repo.subscription(conn, sid)
+
+
+async def suppress(
+    pool: asyncpg.Pool, settings: NotifierSettings, reports: Sequence[tuple[str, str]]
+) -> tuple[int, int]:
+    """Suppress each reported address (kind "bounce" or "complaint") and delete its alerts, in one
+    unit of work: (addresses suppressed, alerts deleted). Only the address's keyed hash is kept."""
+    secret = settings.link_secret.get_secret_value()
+    deleted = 0
+    async with pool.acquire() as conn, conn.transaction():
+        for address, kind in reports:
+            email = address.strip().lower()
+            deleted += await repo.suppress(conn, email, address_hmac(secret, email), kind)
+    return len(reports), deleted

@@ -16,9 +16,8 @@ from pydantic import BaseModel, Field
 
 from shared.http import PROBLEM_JSON, Problem
 
-from . import repository as repo
+from . import alerts
 from .context import notifier_context
-from .tokens import address_hmac
 
 __all__ = ["BounceEvent", "Bounces", "router"]
 
@@ -60,13 +59,7 @@ async def bounces(request: Request, body: Bounces, authorization: str | None = H
         raise Problem(
             401, "Unauthorised", "send Authorization: Bearer <token>", headers={"WWW-Authenticate": "Bearer"}
         )
-    secret = settings.link_secret.get_secret_value()
-    suppressed = deleted = 0
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        for event in body.events:
-            if event.type == "bounce" and not event.permanent:
-                continue
-            email = event.email.strip().lower()
-            deleted += await repo.suppress(conn, email, address_hmac(secret, email), event.type)
-            suppressed += 1
+    # A soft bounce (a full mailbox) is not a reason to stop: only permanent ones and complaints count.
+    reports = [(e.email, e.type) for e in body.events if e.type == "complaint" or e.permanent]
+    suppressed, deleted = await alerts.suppress(ctx.pool, settings, reports)
     return Suppressed(suppressed=suppressed, alerts_deleted=deleted)

@@ -324,7 +324,7 @@ async def test_malformed_prompt_is_dead_lettered_and_consumption_carries_on(
                 return found
         return None
 
-    found = await _eventually(letter, "the dead letter", attempts=100)
+    found = await _eventually(letter, "the dead letter")
     assert found.source_topic == PROMPTS.name and found.reason.startswith("value is not a valid")
 
 
