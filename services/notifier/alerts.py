@@ -105,8 +105,12 @@ async def sign_up(pool: asyncpg.Pool, settings: NotifierSettings, request: SignU
     """Store a pending alert and send its confirmation mail — both or neither."""
     secret = settings.link_secret.get_secret_value()
     token, digest = confirm_token()
-    async with pool.acquire() as conn:
-        if await repo.is_suppressed(conn, address_hmac(secret, request.email)):
+    address = address_hmac(secret, request.email)
+    async with pool.acquire() as conn, conn.transaction():
+        # Sign-ups for one address take turns, so the suppression and daily-cap checks below still
+        # hold when their row is inserted (two at once could otherwise both pass the cap).
+        await repo.lock_address(conn, address)
+        if await repo.is_suppressed(conn, address):
             raise AlertError(
                 409,
                 "We cannot send mail to that address",
@@ -116,34 +120,33 @@ async def sign_up(pool: asyncpg.Pool, settings: NotifierSettings, request: SignU
             settings.signups_per_address_per_day
         ):
             raise AlertError(429, "Too many sign-ups for this address", "Please try again tomorrow.")
-        async with conn.transaction():
-            sel = request.selection
-            sid = await repo.insert_pending(
-                conn,
-                email=request.email,
-                kind=sel.kind,
-                label=sel.label,
-                street_ids=list(sel.street_ids),
-                unit_ids=list(sel.unit_ids),
-                ward_codes=list(sel.ward_codes),
-                categories=request.categories,
-                frequency=request.frequency,
-                confirm_sha256=digest,
-                expires_at=now + dt.timedelta(hours=settings.confirm_hours),
-            )
-            sub = await repo.subscription(conn, sid)
-            assert sub is not None
-            mailer = Mailer(settings)
-            try:
-                await mailer.send(confirmation_mail(settings, sub, token, now))
-            except Exception:  # any failure rolls the row back: nothing stored half-done
-                raise AlertError(
-                    503,
-                    "We could not send the confirmation mail",
-                    "Nothing was saved. Please try again later.",
-                ) from None
-            finally:
-                await mailer.close()
+        sel = request.selection
+        sid = await repo.insert_pending(
+            conn,
+            email=request.email,
+            kind=sel.kind,
+            label=sel.label,
+            street_ids=list(sel.street_ids),
+            unit_ids=list(sel.unit_ids),
+            ward_codes=list(sel.ward_codes),
+            categories=request.categories,
+            frequency=request.frequency,
+            confirm_sha256=digest,
+            expires_at=now + dt.timedelta(hours=settings.confirm_hours),
+        )
+        sub = await repo.subscription(conn, sid)
+        assert sub is not None
+        mailer = Mailer(settings)
+        try:
+            await mailer.send(confirmation_mail(settings, sub, token, now))
+        except Exception:  # any failure rolls the row back: nothing stored half-done
+            raise AlertError(
+                503,
+                "We could not send the confirmation mail",
+                "Nothing was saved. Please try again later.",
+            ) from None
+        finally:
+            await mailer.close()
 
 
 async def confirmation_state(

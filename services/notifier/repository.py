@@ -23,6 +23,7 @@ __all__ = [
     "fan_out_instant",
     "insert_pending",
     "is_suppressed",
+    "lock_address",
     "mark_sent",
     "purge_sent",
     "record_change",
@@ -164,6 +165,11 @@ async def drop_expired_pending(conn: asyncpg.Connection, now: dt.datetime) -> in
         "DELETE FROM notifier.subscriptions WHERE status = 'pending' AND confirm_expires_at < $1", now
     )
     return int(done.split()[-1])
+
+
+async def lock_address(conn: asyncpg.Connection, email_hmac: bytes) -> None:
+    """Hold an address's transaction-scoped advisory lock (keyed by its keyed hash, never the address)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", email_hmac.hex())
 
 
 async def is_suppressed(conn: asyncpg.Connection, email_hmac: bytes) -> bool:

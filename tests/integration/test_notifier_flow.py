@@ -205,6 +205,30 @@ async def _subscribed(client, maildir, street: str, email: str, **extra) -> None
     assert (await client.post(_link(mail, "confirm"))).status_code == 200
 
 
+async def test_concurrent_sign_ups_for_one_address_never_pass_the_daily_cap(
+    notifier, fresh_database_url, camden_gazetteer, random_id
+):
+    """Sign-ups for one address take turns: eight at once, with a cap of five a day, store five."""
+    settings = notifier[1]
+    email = f"many-{random_id}@example.org"
+    areas = Areas(camden_gazetteer)
+    form = {"email": email, "kind": "street", "street_id": _street(camden_gazetteer, 9)}
+    request = parse_signup(areas, settings, form, [])
+    pool = await asyncpg.create_pool(fresh_database_url, min_size=8, max_size=8)
+    try:
+        now = dt.datetime.now(dt.UTC)
+        results = await asyncio.gather(
+            *(sign_up(pool, settings, request, now) for _ in range(8)), return_exceptions=True
+        )
+        stored = await pool.fetchval("SELECT count(*) FROM notifier.subscriptions WHERE email = $1", email)
+    finally:
+        await pool.close()
+    refused = [r for r in results if isinstance(r, AlertError)]
+    assert stored == settings.signups_per_address_per_day == 5
+    assert len(refused) == 3 and {r.status for r in refused} == {429}
+    assert [r for r in results if r is not None and not isinstance(r, AlertError)] == []
+
+
 async def test_bad_input_gets_plain_language_pages_and_nothing_half_done(
     notifier, camden_gazetteer, random_id
 ):
