@@ -11,7 +11,6 @@ import datetime as dt
 import secrets
 from typing import Any
 
-import asyncpg
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -35,7 +34,7 @@ from .open311 import (
     service_view,
     w3c,
 )
-from .pipeline import Accepted, OutOfScope, Pipeline, ProduceFailed
+from .pipeline import OutOfScope, Pipeline, ProduceFailed
 from .places import place_area
 
 __all__ = ["router"]
@@ -283,22 +282,9 @@ async def post_request(request: Request, ctx: Context, fmt: str) -> Response:
             location=location,
         )
 
-        async def record(conn: asyncpg.Connection, fresh: list[Accepted]) -> None:
-            for a in fresh:
-                await repository.insert_open311(
-                    conn,
-                    service_request_id=request_id,
-                    council_id=system.council_id,
-                    system_id=system.id,
-                    event_id=a.event.event_id,
-                    service_code=category.value,
-                    street_id=a.event.street_id,
-                    requested_at=a.event.occurred_at,
-                )
-
         pipeline: Pipeline = ctx.pipeline
         try:
-            (outcome,) = await pipeline.accept([signal], system, "open311", extra=record)
+            (outcome,) = await pipeline.accept([signal], system, "open311")  # it records the request
         except OutOfScope:
             raise Open311Error(403, f"this api_key may not report {category.value}") from None
         except ProduceFailed:

@@ -19,7 +19,7 @@ import asyncio
 import datetime as dt
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -90,9 +90,6 @@ def out_of_scope(items: Sequence[Any], system: System) -> list[tuple[int, str]]:
     return found
 
 
-ExtraEffect = Callable[[asyncpg.Connection, list[Accepted]], Awaitable[None]]
-
-
 @dataclass
 class Pipeline:
     pool: asyncpg.Pool
@@ -149,9 +146,7 @@ class Pipeline:
             accepted.append(Accepted(index, signal, event))
         return rejected, accepted
 
-    async def accept(
-        self, items: Sequence[Any], system: System, source: Source, extra: ExtraEffect | None = None
-    ) -> list[Outcome]:
+    async def accept(self, items: Sequence[Any], system: System, source: Source) -> list[Outcome]:
         """Outcomes in input order. Raises OutOfScope or ProduceFailed (then nothing took effect)."""
         started = time.perf_counter()
         metrics.RECEIVED.labels(source).inc(len(items))
@@ -166,7 +161,7 @@ class Pipeline:
             else:
                 first[a.event.event_id] = a
         if first:
-            fresh = await self._record_and_produce(list(first.values()), system, source, extra)
+            fresh = await self._record_and_produce(list(first.values()), system, source)
             for a in first.values():
                 kind: OutcomeKind = "accepted" if a.event.event_id in fresh else "duplicate"
                 outcomes[a.index] = Outcome(
@@ -184,7 +179,7 @@ class Pipeline:
         return result
 
     async def _record_and_produce(
-        self, batch: list[Accepted], system: System, source: Source, extra: ExtraEffect | None
+        self, batch: list[Accepted], system: System, source: Source
     ) -> set[uuid.UUID]:
         async with self.pool.acquire() as conn, conn.transaction():
             fresh_ids = await repository.insert_accepted(
@@ -195,18 +190,7 @@ class Pipeline:
                 [str(a.event.category) for a in batch],
             )
             fresh = [a for a in batch if a.event.event_id in fresh_ids]
-            if extra is not None:
-                await extra(conn, fresh)
-            closing = [
-                a for a in fresh if a.event.action == "withdrawn" and a.event.sensitivity is Sensitivity.PLACE
-            ]
-            if closing:
-                await repository.close_open311(
-                    conn,
-                    system.council_id,
-                    [a.signal.subject_ref for a in closing],
-                    max(a.event.occurred_at for a in closing),
-                )
+            await _record_open311(conn, system, source, fresh)
             try:
                 await self._produce([a.event for a in fresh])
             except Exception as exc:  # any broker failure: roll back, the caller answers "retry"
@@ -238,3 +222,31 @@ def _wire(event: SignalAnonymised) -> bytes:
     """The event's JSON; `previous_keys` only after a key rotation, so that an aggregator from before
     that field (its contracts forbid unknown fields) reads a deployment that never rotated."""
     return event.model_dump_json(exclude={"previous_keys"} if not event.previous_keys else None).encode()
+
+
+async def _record_open311(
+    conn: asyncpg.Connection, system: System, source: Source, fresh: list[Accepted]
+) -> None:
+    """Open311's street-level view, kept in the same unit of work as the signals: a request sent
+    through Open311 opens a row (its id is the signal's subject and event id), and a withdrawn place
+    signal closes the council's open requests for that subject, whichever way it came."""
+    if source == "open311":
+        for a in fresh:
+            await repository.insert_open311(
+                conn,
+                service_request_id=a.signal.subject_ref,
+                council_id=system.council_id,
+                system_id=system.id,
+                event_id=a.event.event_id,
+                service_code=str(a.event.category),
+                street_id=a.event.street_id,
+                requested_at=a.event.occurred_at,
+            )
+    closing = [a for a in fresh if a.event.action == "withdrawn" and a.event.sensitivity is Sensitivity.PLACE]
+    if closing:
+        await repository.close_open311(
+            conn,
+            system.council_id,
+            [a.signal.subject_ref for a in closing],
+            max(a.event.occurred_at for a in closing),
+        )
