@@ -15,14 +15,15 @@ def backoff_delay(attempt: int, base_s: float, cap_s: float, rng: random.Random 
     """
     if attempt < 1:
         raise ValueError("attempt is 1-based")
-    ceiling = min(cap_s, base_s * 2 ** (attempt - 1))
-    return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
+    ceiling = min(cap_s, base_s * 2.0 ** (attempt - 1))
+    jitter = rng.uniform(0, ceiling / 2) if rng is not None else random.uniform(0, ceiling / 2)
+    return ceiling / 2 + jitter
 
 
 def backoff_schedule(max_attempts: int, base_s: float, cap_s: float) -> list[tuple[float, float]]:
     """The (shortest, longest) wait after each failed attempt before the last, for documentation."""
     out = []
     for attempt in range(1, max_attempts):
-        ceiling = min(cap_s, base_s * 2 ** (attempt - 1))
+        ceiling = min(cap_s, base_s * 2.0 ** (attempt - 1))
         out.append((ceiling / 2, ceiling))
     return out

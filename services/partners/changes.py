@@ -25,7 +25,7 @@ class Change:
 
     @property
     def version(self) -> int:
-        return self.need["version"]
+        return int(self.need["version"])
 
 
 # A tombstone: the key is no longer publishable (the contract's own Tombstone, one definition).
