@@ -21,6 +21,8 @@ from pydantic import SecretStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.refusals import Conflict, Invalid, NotFound, Refusal
+
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "NO_CONTROL_PATTERN",
@@ -33,6 +35,7 @@ __all__ = [
     "install_problem_handlers",
     "operator_token",
     "problem_response",
+    "refusal_problem",
 ]
 
 log = logging.getLogger(__name__)
@@ -75,12 +78,25 @@ def _field(loc: Iterable[Any]) -> str:
     return ".".join(parts)
 
 
+_REFUSAL_STATUS: dict[type[Refusal], int] = {NotFound: 404, Conflict: 409, Invalid: 422}
+
+
+def refusal_problem(exc: Refusal) -> Problem:
+    """A use case's refusal as the HTTP problem it answers (404, 409 or 422)."""
+    status = next(code for kind, code in _REFUSAL_STATUS.items() if isinstance(exc, kind))
+    return Problem(status, exc.title, exc.detail, errors=exc.errors)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Every error the app returns becomes problem+json naming the bad fields."""
 
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem) -> JSONResponse:
         return problem_response(exc)
+
+    @app.exception_handler(Refusal)
+    async def _refused(_: Request, exc: Refusal) -> JSONResponse:
+        return problem_response(refusal_problem(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

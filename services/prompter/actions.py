@@ -15,8 +15,8 @@ from typing import Any
 import asyncpg
 
 from shared.contracts import PromptPublished
-from shared.http import Problem
 from shared.keys import RevokedKeyHolder, UnknownKeyHolder, lock_active
+from shared.refusals import Conflict, Invalid, NotFound
 
 from . import org_repository as org_repo
 from . import repository as repo
@@ -43,9 +43,8 @@ log = logging.getLogger(__name__)
 _AUDITED = (*repo.OPPORTUNITY_COLUMNS, "status")
 
 
-def not_found(opp_id: uuid.UUID | str) -> Problem:
-    return Problem(
-        404,
+def not_found(opp_id: uuid.UUID | str) -> NotFound:
+    return NotFound(
         "No such opportunity",
         f"No opportunity of yours has id {opp_id}.",
         errors=[{"field": "opportunity_id", "message": "not found", "type": "not_found"}],
@@ -71,8 +70,7 @@ def check_area(body: OpportunityIn, places: Places) -> None:
         if not places.has_street(sid)
     ]
     if errors:
-        raise Problem(
-            422,
+        raise Invalid(
             "Request body or parameters are invalid",
             "; ".join(f"{e['field']}: {e['message']}" for e in errors),
             errors=errors,
@@ -125,7 +123,7 @@ async def update_opportunity(
     async with ctx.pool.acquire() as conn, conn.transaction():
         before = await owned(conn, opp_id, org, for_update=True)
         if before["retired_at"] is not None:
-            raise Problem(409, "This opportunity is retired", "Register a new one instead.")
+            raise Conflict("This opportunity is retired", "Register a new one instead.")
         row = await repo.update_opportunity(conn, opp_id, body.columns(org["name"]))
         diff = _diff(before, row)
         if diff:
@@ -149,7 +147,7 @@ async def change_status(
         else:
             before = await owned(conn, opp_id, org, for_update=True)
         if before["retired_at"] is not None:
-            raise Problem(409, "This opportunity is retired", "A retired opportunity cannot be changed.")
+            raise Conflict("This opportunity is retired", "A retired opportunity cannot be changed.")
         row = await repo.set_status(conn, opp_id, status)
         if before["status"] != status:
             await org_repo.record_change(conn, opp_id, org, action, _diff(before, row))
@@ -175,9 +173,9 @@ async def _active_organisation(conn: asyncpg.Connection, organisation_id: uuid.U
     try:
         await lock_active(conn, "prompter.organisations", organisation_id)
     except UnknownKeyHolder:
-        raise Problem(404, "No such organisation", f"no organisation {organisation_id}") from None
+        raise NotFound("No such organisation", f"no organisation {organisation_id}") from None
     except RevokedKeyHolder:
-        raise Problem(409, "Organisation revoked", f"organisation {organisation_id} is revoked") from None
+        raise Conflict("Organisation revoked", f"organisation {organisation_id} is revoked") from None
 
 
 async def rotate_organisation(
@@ -208,15 +206,13 @@ async def switch_platform(ctx: PrompterContext, platform_id: str, enabled: bool)
         await conn.execute("LOCK TABLE prompter.platforms IN SHARE ROW EXCLUSIVE MODE")
         row = await org_repo.switch_platform(conn, platform_id, enabled)
         if row is None:
-            raise Problem(
-                404,
+            raise NotFound(
                 "No such platform",
                 f"No platform has id {platform_id!r}.",
                 errors=[{"field": "platform_id", "message": "not found", "type": "not_found"}],
             )
         if missing := await _uncovered(conn):
-            raise Problem(
-                409,
+            raise Conflict(
                 "A category would have no way to help",
                 "Switch on another platform for " + ", ".join(missing) + " first.",
                 errors=[{"field": "enabled", "message": f"last platform for {c}"} for c in missing],
@@ -235,11 +231,10 @@ async def edit_platform(ctx: PrompterContext, platform_id: str, values: dict[str
     async with ctx.pool.acquire() as conn, conn.transaction():
         before = await org_repo.platform_for_update(conn, platform_id)
         if before is None:
-            raise Problem(404, "No such platform", f"No platform has id {platform_id!r}.")
+            raise NotFound("No such platform", f"No platform has id {platform_id!r}.")
         row = await org_repo.edit_platform(conn, platform_id, values)
         if missing := await _uncovered(conn):
-            raise Problem(
-                409,
+            raise Conflict(
                 "A category would have no way to help",
                 "Keep " + ", ".join(missing) + " or switch on another platform for it first.",
             )
@@ -253,8 +248,7 @@ async def add_platform(ctx: PrompterContext, body: PlatformIn) -> asyncpg.Record
     async with ctx.pool.acquire() as conn:
         row = await org_repo.add_platform(conn, values)
     if row is None:
-        raise Problem(
-            409,
+        raise Conflict(
             "That platform id is taken",
             f"A platform with id {body.id!r} exists.",
             errors=[{"field": "id", "message": "already exists", "type": "conflict"}],
@@ -283,8 +277,7 @@ async def make_offer(ctx: PrompterContext, offer: OfferIn, now: dt.datetime) -> 
             "SELECT status, prompt FROM prompter.prompts WHERE prompt_id = $1", offer.prompt_id
         )
         if row is None or row["status"] != "published":
-            raise Problem(
-                404,
+            raise NotFound(
                 "No such prompt",
                 "It may have been retired: the need is no longer reported.",
                 errors=[{"field": "prompt_id", "message": "not found", "type": "not_found"}],
@@ -296,8 +289,7 @@ async def make_offer(ctx: PrompterContext, offer: OfferIn, now: dt.datetime) -> 
         if offer.opportunity_id is not None:
             links = [o for o in links if o.opportunity_id == str(offer.opportunity_id)]
         if not links:
-            raise Problem(
-                422,
+            raise Invalid(
                 "That organisation is not offered here",
                 "Choose one of the organisations listed with this prompt.",
                 errors=[{"field": "organisation_id", "message": "not linked from this prompt"}],

@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.http import Problem
+from shared.refusals import Refusal
 
 __all__ = [
     "PRIVATE_PAGE_HEADERS",
@@ -68,7 +69,7 @@ _Handler = Callable[[Request, Exception], Response | Awaitable[Response]]
 def install_error_pages(app: FastAPI, page: Callable[[Request, Response], Response | None]) -> None:
     """Wrap the shared problem+json handlers (install those first): where `page` makes a page of the
     problem answer for this request, a person gets that page; API clients keep problem+json."""
-    for exc_class in (Problem, RequestValidationError, StarletteHTTPException):
+    for exc_class in (Problem, Refusal, RequestValidationError, StarletteHTTPException):
         as_problem = app.exception_handlers[exc_class]
 
         async def handler(request: Request, exc: Exception, as_problem: _Handler = as_problem) -> Response:
