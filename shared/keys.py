@@ -9,6 +9,8 @@ from typing import Literal
 
 import asyncpg
 
+from shared.refusals import Conflict, NotFound
+
 __all__ = ["KEY_PREFIX", "RevokedKeyHolder", "UnknownKeyHolder", "hash_key", "lock_active", "new_key"]
 
 KEY_PREFIX = "snp_"  # recognisable in logs and secret scanners
@@ -27,19 +29,28 @@ def hash_key(key: str) -> str:
 KeyHolderTable = Literal["ingest.council_systems", "partners.partners", "prompter.organisations"]
 
 
-class UnknownKeyHolder(LookupError):
-    """No row has this id."""
+# What each table's rows are called in answers ("No such partner", "Partner revoked").
+_LABELS: dict[str, str] = {
+    "ingest.council_systems": "council system",
+    "partners.partners": "partner",
+    "prompter.organisations": "organisation",
+}
 
 
-class RevokedKeyHolder(Exception):
-    """The row's key was revoked: it can no longer be rotated, revoked or changed."""
+class UnknownKeyHolder(NotFound):
+    """No row has this id (answered 404)."""
+
+
+class RevokedKeyHolder(Conflict):
+    """The row's key was revoked: it can no longer be rotated, revoked or changed (answered 409)."""
 
 
 async def lock_active(conn: asyncpg.Connection, table: KeyHolderTable, holder_id: uuid.UUID) -> None:
     """Lock a key holder's row until the transaction ends, refusing an unknown or revoked one. Every
     change to a key holder starts here, so a rotation and a revocation cannot interleave."""
     row = await conn.fetchrow(f"SELECT revoked_at FROM {table} WHERE id = $1 FOR UPDATE", holder_id)
+    label = _LABELS[table]
     if row is None:
-        raise UnknownKeyHolder(holder_id)
+        raise UnknownKeyHolder(f"No such {label}", f"no {label} {holder_id}")
     if row["revoked_at"] is not None:
-        raise RevokedKeyHolder(holder_id)
+        raise RevokedKeyHolder(f"{label[0].upper()}{label[1:]} revoked", f"{label} {holder_id} is revoked")

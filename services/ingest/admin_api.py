@@ -7,10 +7,8 @@ signal, so the reference is pseudonymised at the door and never stored in clear.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import uuid
-from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -18,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.contracts import Category
 from shared.http import Problem, operator_token
-from shared.keys import RevokedKeyHolder, UnknownKeyHolder
 
 from . import metrics, repository, systems
 from .context import Context
@@ -88,17 +85,6 @@ def _out(system: System) -> SystemOut:
     )
 
 
-@contextlib.contextmanager
-def _refusals(system_id: uuid.UUID) -> Iterator[None]:
-    """The systems use cases' refusals as problem+json (their transaction has rolled back)."""
-    try:
-        yield
-    except UnknownKeyHolder:
-        raise Problem(404, "No such council system", f"no council system {system_id}") from None
-    except RevokedKeyHolder:
-        raise Problem(409, "Council system revoked", f"council system {system_id} is revoked") from None
-
-
 @router.get("/systems", response_model=list[SystemOut], summary="Council systems (never their keys)")
 async def list_systems(ctx: Context) -> list[SystemOut]:
     async with ctx.pool.acquire() as conn:
@@ -120,23 +106,18 @@ async def create_system(ctx: Context, body: SystemIn) -> SystemCreated:
 @router.post("/systems/{system_id}/rotate", response_model=SystemCreated, summary="Replace a system's key")
 async def rotate_system(ctx: Context, system_id: uuid.UUID) -> SystemCreated:
     """The old key stops working at once; the new one is shown once."""
-    with _refusals(system_id):
-        system, key = await systems.rotate(ctx, system_id)
+    system, key = await systems.rotate(ctx, system_id)
     return SystemCreated(system=_out(system), key=key)
 
 
 @router.post("/systems/{system_id}/revoke", response_model=SystemOut, summary="Revoke a system's key")
 async def revoke_system(ctx: Context, system_id: uuid.UUID) -> SystemOut:
-    with _refusals(system_id):
-        return _out(await systems.revoke(ctx, system_id))
+    return _out(await systems.revoke(ctx, system_id))
 
 
 @router.put("/systems/{system_id}", response_model=SystemOut, summary="Set categories and rate limit")
 async def update_system(ctx: Context, system_id: uuid.UUID, body: SystemUpdate) -> SystemOut:
-    with _refusals(system_id):
-        system = await systems.update(
-            ctx, system_id, [c.value for c in body.categories], body.rate_per_minute
-        )
+    system = await systems.update(ctx, system_id, [c.value for c in body.categories], body.rate_per_minute)
     return _out(system)
 
 

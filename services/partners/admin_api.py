@@ -5,18 +5,15 @@ Bearer PARTNERS_OPERATOR_TOKEN; everyone is refused while it is unset. Only key 
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import secrets
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.http import Problem
-from shared.keys import RevokedKeyHolder, UnknownKeyHolder
 
 from . import accounts, repository
 from .keys import hash_key, new_key
@@ -79,26 +76,13 @@ async def create_partner(request: Request, body: PartnerIn) -> dict[str, Any]:
     return {"partner": partner, "key": key}
 
 
-@contextlib.contextmanager
-def _refusals(partner_id: uuid.UUID) -> Iterator[None]:
-    """The accounts use cases' refusals as problem+json (their transaction has rolled back)."""
-    try:
-        yield
-    except UnknownKeyHolder:
-        raise Problem(404, "No such partner", f"no partner {partner_id}") from None
-    except RevokedKeyHolder:
-        raise Problem(409, "Partner revoked", f"partner {partner_id} is revoked") from None
-
-
 @router.post("/partners/{partner_id}/rotate", response_model=PartnerCreated, summary="Replace a key")
 async def rotate_partner(request: Request, partner_id: uuid.UUID) -> dict[str, Any]:
     """The old key stops working at once; the new one is shown once."""
-    with _refusals(partner_id):
-        partner, key = await accounts.rotate(_pool(request), partner_id)
+    partner, key = await accounts.rotate(_pool(request), partner_id)
     return {"partner": partner, "key": key}
 
 
 @router.post("/partners/{partner_id}/revoke", response_model=PartnerOut, summary="Revoke a partner's key")
 async def revoke_partner(request: Request, partner_id: uuid.UUID) -> dict[str, Any]:
-    with _refusals(partner_id):
-        return await accounts.revoke(_pool(request), partner_id)
+    return await accounts.revoke(_pool(request), partner_id)

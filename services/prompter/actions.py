@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 
 from shared.contracts import PromptPublished
-from shared.keys import RevokedKeyHolder, UnknownKeyHolder, lock_active
+from shared.keys import lock_active
 from shared.refusals import Conflict, Invalid, NotFound
 
 from . import org_repository as org_repo
@@ -168,22 +168,12 @@ async def retire_opportunity(ctx: PrompterContext, org: Any, opp_id: uuid.UUID) 
 # --- organisations' keys ----------------------------------------------------------------------
 
 
-async def _active_organisation(conn: asyncpg.Connection, organisation_id: uuid.UUID) -> None:
-    """404 for an unknown organisation, 409 for a revoked one; the row stays locked until commit."""
-    try:
-        await lock_active(conn, "prompter.organisations", organisation_id)
-    except UnknownKeyHolder:
-        raise NotFound("No such organisation", f"no organisation {organisation_id}") from None
-    except RevokedKeyHolder:
-        raise Conflict("Organisation revoked", f"organisation {organisation_id} is revoked") from None
-
-
 async def rotate_organisation(
     ctx: PrompterContext, organisation_id: uuid.UUID, key_hash: str
 ) -> asyncpg.Record:
     """A new key for an active organisation; its web sessions, opened with the old key, end with it."""
     async with ctx.pool.acquire() as conn, conn.transaction():
-        await _active_organisation(conn, organisation_id)
+        await lock_active(conn, "prompter.organisations", organisation_id)
         row = await org_repo.set_organisation_key(conn, organisation_id, key_hash)
         await org_repo.end_sessions(conn, organisation_id)
     return row
@@ -191,7 +181,7 @@ async def rotate_organisation(
 
 async def revoke_organisation(ctx: PrompterContext, organisation_id: uuid.UUID) -> asyncpg.Record:
     async with ctx.pool.acquire() as conn, conn.transaction():
-        await _active_organisation(conn, organisation_id)
+        await lock_active(conn, "prompter.organisations", organisation_id)
         await org_repo.revoke_organisation(conn, organisation_id)
         row = await org_repo.organisation(conn, organisation_id)
     return row

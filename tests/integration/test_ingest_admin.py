@@ -9,8 +9,7 @@ import httpx
 import pytest
 
 from services.ingest.main import create_app
-from services.ingest.settings import IngestSettings
-from tests.integration.test_ingest_flow import _gazetteer, _park_group_at_end, _signal
+from tests.integration.test_ingest_flow import _gazetteer, _signal, ingest_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 TOKEN = "integration-operator-token-abcdefghij"
@@ -19,17 +18,7 @@ OPERATOR = {"Authorization": f"Bearer {TOKEN}"}
 
 @pytest.fixture
 async def api(fresh_database_url, kafka_bootstrap, random_id) -> AsyncIterator[httpx.AsyncClient]:
-    group = f"ingest-admin-test-{random_id}"
-    await _park_group_at_end(kafka_bootstrap, group)
-    settings = IngestSettings(
-        _env_file=None,
-        database_url=fresh_database_url,
-        kafka_bootstrap_servers=kafka_bootstrap,
-        pseudonym_keys="1:" + "s" * 40,
-        pseudonym_key_version=1,
-        consumer_group=group,
-        operator_token=TOKEN,
-    )
+    settings = await ingest_settings(fresh_database_url, kafka_bootstrap, random_id, operator_token=TOKEN)
     app = create_app(settings, gazetteer=_gazetteer())
     async with (
         app.router.lifespan_context(app),

@@ -125,19 +125,24 @@ async def _park_group_at_end(bootstrap: str, group: str) -> None:
         await consumer.stop()
 
 
-@pytest.fixture
-async def ingest(fresh_database_url, kafka_bootstrap, random_id):
+async def ingest_settings(database_url: str, kafka_bootstrap: str, random_id: str, **extra) -> IngestSettings:
+    """Settings for an ingest under test: its own consumer group (parked at the topic's end, so it
+    reads only what the test sends), one pseudonym key unless `extra` says otherwise."""
     group = f"ingest-test-{random_id}"
     await _park_group_at_end(kafka_bootstrap, group)
-    settings = IngestSettings(
+    values = {"pseudonym_keys": "1:" + "s" * 40, "pseudonym_key_version": 1, "max_batch": 1000} | extra
+    return IngestSettings(
         _env_file=None,
-        database_url=fresh_database_url,
+        database_url=database_url,
         kafka_bootstrap_servers=kafka_bootstrap,
-        pseudonym_keys="1:" + "s" * 40,
-        pseudonym_key_version=1,
         consumer_group=group,
-        max_batch=1000,
+        **values,
     )
+
+
+@pytest.fixture
+async def ingest(fresh_database_url, kafka_bootstrap, random_id):
+    settings = await ingest_settings(fresh_database_url, kafka_bootstrap, random_id)
     app = create_app(settings, gazetteer=_gazetteer())
     council = f"t{random_id}"
     async with app.router.lifespan_context(app):

@@ -17,7 +17,6 @@ from services.ingest.auth import generate_key, hash_key
 from services.ingest.main import create_app
 from services.ingest.open311_api import MAX_FORM_BYTES
 from services.ingest.schemas import EVERYWHERE_EVENT_ID_MAX
-from services.ingest.settings import IngestSettings
 from shared.contracts import SIGNALS_ANONYMISED
 from shared.gazetteer.model import Gazetteer, Unit
 from shared.privacy import MIN_STREET_ADDRESSES
@@ -26,9 +25,9 @@ from tests.integration.test_ingest_flow import (
     _anonymised_of,
     _end_offsets,
     _gazetteer,
-    _park_group_at_end,
     _read,
     _signal,
+    ingest_settings,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -58,16 +57,12 @@ def _small_street_gazetteer() -> Gazetteer:
 
 @pytest.fixture
 async def ingest(fresh_database_url, kafka_bootstrap, random_id):
-    group = f"ingest-test-{random_id}"
-    await _park_group_at_end(kafka_bootstrap, group)
-    settings = IngestSettings(
-        _env_file=None,
-        database_url=fresh_database_url,
-        kafka_bootstrap_servers=kafka_bootstrap,
+    settings = await ingest_settings(
+        fresh_database_url,
+        kafka_bootstrap,
+        random_id,
         pseudonym_keys="1:" + "s" * 40 + ",2:" + "t" * 40,
         pseudonym_key_version=2,
-        consumer_group=group,
-        max_batch=1000,
     )
     app = create_app(settings, gazetteer=_small_street_gazetteer())
     council = f"t{random_id}"
