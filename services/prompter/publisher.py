@@ -53,10 +53,13 @@ class PromptPublisher:
     async def _publish(self, event: BaseModel, key: str) -> None:
         await self.broker.publish(event.model_dump_json().encode(), topic=PROMPTS.name, key=key.encode())
 
-    async def _refresh(self, conn: asyncpg.Connection, need: StreetNeedChanged) -> bool:
+    async def _refresh(
+        self, conn: asyncpg.Connection, need: StreetNeedChanged, state: asyncpg.Record | None = None
+    ) -> bool:
         """Publish a new revision if the prompt's content changed (inside the caller's transaction).
 
         A need that calls for no prompt (a ward's steady trend) retires the prompt that is out.
+        `state` is the prompt's stored state when the caller already read it under the need's lock.
         """
         now = self.clock()
         category = str(need.category)
@@ -68,8 +71,9 @@ class PromptPublisher:
             await org_repo.enabled_platforms(conn, category),
         )
         if draft is None:
-            return await self._retire(conn, need.key)
-        state = await repo.prompt_state(conn, need.key)
+            return await self._retire(conn, need.key, state)
+        if state is None:
+            state = await repo.prompt_state(conn, need.key)
         unchanged = (
             state is not None
             and state["status"] == "published"
@@ -77,7 +81,7 @@ class PromptPublisher:
         )
         if unchanged:
             return False
-        revision = (state["revision"] if state is not None else 0) + 1
+        revision = (state["revision"] if state is not None and state["revision"] is not None else 0) + 1
         event = published(need, draft, revision, now)
         await repo.save_prompt(
             conn,
@@ -94,9 +98,12 @@ class PromptPublisher:
         log.info("prompt published", extra={"prompt_id": need.key, "revision": revision})
         return True
 
-    async def _retire(self, conn: asyncpg.Connection, prompt_id: str) -> bool:
+    async def _retire(
+        self, conn: asyncpg.Connection, prompt_id: str, state: asyncpg.Record | None = None
+    ) -> bool:
         """Retire the prompt if one is out (inside the caller's transaction); True if retired."""
-        state = await repo.prompt_state(conn, prompt_id)
+        if state is None:
+            state = await repo.prompt_state(conn, prompt_id)
         if state is None or state["status"] != "published":
             return False
         event = retired(prompt_id, self.clock())
@@ -119,10 +126,11 @@ class PromptPublisher:
     async def apply_need(self, need: StreetNeedChanged) -> bool:
         """Store a need and publish its prompt if the content changed; True if published or retired."""
         async with self.pool.acquire() as conn, conn.transaction():
-            if not await repo.upsert_need(conn, need):
+            state = await repo.upsert_need(conn, need)
+            if state is None:
                 log.info("stale need ignored", extra={"prompt_id": need.key, "version": need.version})
                 return False
-            return await self._refresh(conn, need)
+            return await self._refresh(conn, need, state)
 
     async def retire_need(self, prompt_id: str) -> bool:
         """A tombstone: the need is no longer publishable; retire its prompt if one is out."""

@@ -57,37 +57,41 @@ OPPORTUNITY_COLUMNS = _OPP_COLUMNS = (
 )
 
 
-async def upsert_need(conn: asyncpg.Connection, need: StreetNeedChanged) -> bool:
-    """Store the need (row-locked until commit); False if a newer version is already stored."""
-    row = await conn.fetchrow(
-        "INSERT INTO prompter.needs AS n (prompt_id, category, ward_code, street_ids, version, need)"
+async def upsert_need(conn: asyncpg.Connection, need: StreetNeedChanged) -> asyncpg.Record | None:
+    """Store the need (row-locked until commit) and its history row; None if a newer version is
+    already stored, else the prompt's stored state (`revision`, `content_hash`, `status`; all None
+    when no prompt is out yet).
+
+    One statement, one round trip: the consumer applies needs one at a time, so each round trip
+    here is paid per street-needs record. Reading the prompt's state now is the same as reading it
+    later in the transaction: only holders of the need's row lock write its prompt.
+    """
+    row: asyncpg.Record | None = await conn.fetchrow(
+        "WITH up AS ("
+        " INSERT INTO prompter.needs AS n (prompt_id, category, ward_code, street_ids, version, need)"
         " VALUES ($1, $2, $3, $4, $5, $6::jsonb)"
         " ON CONFLICT (prompt_id) DO UPDATE SET category = EXCLUDED.category,"
         "  ward_code = EXCLUDED.ward_code, street_ids = EXCLUDED.street_ids, version = EXCLUDED.version,"
         "  need = EXCLUDED.need, active = true, updated_at = now()"
         "  WHERE n.version <= EXCLUDED.version"
-        " RETURNING prompt_id",
+        " RETURNING prompt_id),"
+        " history AS ("
+        " INSERT INTO prompter.needs_history (prompt_id, category, sensitivity, ward_code, active, count,"
+        "  band, trend, on_day) SELECT prompt_id, $2, $7, $3, true, $8, $9, $10, $11 FROM up)"
+        " SELECT p.revision, p.content_hash, p.status FROM up LEFT JOIN prompter.prompts p USING (prompt_id)",
         need.key,
         str(need.category),
         need.ward_code,
         list(need.street_ids),
         need.version,
         need.model_dump_json(),
+        str(need.sensitivity),
+        need.count,
+        need.band,
+        need.trend,
+        need.published_at.astimezone(dt.UTC).date(),
     )
-    if row is not None:
-        await conn.execute(
-            "INSERT INTO prompter.needs_history (prompt_id, category, sensitivity, ward_code, active, count,"
-            " band, trend, on_day) VALUES ($1, $2, $3, $4, true, $5, $6, $7, $8)",
-            need.key,
-            str(need.category),
-            str(need.sensitivity),
-            need.ward_code,
-            need.count,
-            need.band,
-            need.trend,
-            need.published_at.astimezone(dt.UTC).date(),
-        )
-    return row is not None
+    return row
 
 
 async def deactivate_need(conn: asyncpg.Connection, prompt_id: str, on_day: dt.date) -> None:
