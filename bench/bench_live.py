@@ -21,6 +21,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.aggregator_peer import db, load
 from bench.aggregator_peer.procs import Proc, free_port, start
@@ -78,7 +79,7 @@ async def _system_key(url: str, logs: Path) -> str:
     return key_file.read_text().strip().partition("=")[2]
 
 
-async def _services(url: str, kafka: str, logs: Path) -> tuple[list[Proc], str, str, str]:
+async def _services(url: str, kafka: str, logs: Path) -> tuple[list[Proc], str, str, str, str]:
     """Ingest, aggregator, prompter, feeds; each group starts at the end of what it consumes."""
     api_key = await _system_key(url, logs)
     tag = secrets.token_hex(5)
@@ -144,7 +145,21 @@ async def _services(url: str, kafka: str, logs: Path) -> tuple[list[Proc], str, 
             ports["feeds"],
         ),
     ]
-    return procs, f"http://127.0.0.1:{ports['ingest']}", feeds_base, api_key
+    return procs, f"http://127.0.0.1:{ports['ingest']}", feeds_base, api_key, groups["prompter"]
+
+
+async def _needs_backlog(kafka: str, group: str) -> tuple[int, int]:
+    """(street-needs records written so far, how many of them the prompter has not yet committed):
+    where the loaded probe's time goes when the prompter applies fewer needs than arrive."""
+    ends = await load.end_offsets(kafka, STREET_NEEDS.name)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.split(","))
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    done = {tp.partition: m.offset for tp, m in committed.items() if tp.topic == STREET_NEEDS.name}
+    return sum(ends.values()), sum(max(0, end - done.get(p, 0)) for p, end in ends.items())
 
 
 async def _first_prompt(response: httpx.Response) -> float:
@@ -278,7 +293,7 @@ async def _run(env: dict[str, str]) -> list[dict]:
     )
     try:
         with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
-            procs, ingest, feeds, key = await _services(url, kafka, Path(tmp))
+            procs, ingest, feeds, key, prompter_group = await _services(url, kafka, Path(tmp))
             try:
                 for proc in procs:
                     await proc.ready(120)
@@ -287,10 +302,14 @@ async def _run(env: dict[str, str]) -> list[dict]:
                     idle, missed, answered = await _probe(client, ingest, feeds, key, samples[:SAMPLES])
                     rows += _rows("live.council_post_to_sse.idle", idle, missed, answered, setup)
                     stop = asyncio.Event()
+                    needs_before, _ = await _needs_backlog(kafka, prompter_group)
+                    load_started = time.perf_counter()
                     background = asyncio.create_task(_background(ingest, key, background_streets, stop))
                     await asyncio.sleep(5)  # let the load settle
                     try:
                         loaded, missed, answered = await _probe(client, ingest, feeds, key, samples[SAMPLES:])
+                        needs_after, backlog = await _needs_backlog(kafka, prompter_group)
+                        needs_rate = (needs_after - needs_before) / (time.perf_counter() - load_started)
                     finally:
                         stop.set()
                         accepted, failed, took = await background
@@ -301,7 +320,9 @@ async def _run(env: dict[str, str]) -> list[dict]:
                         answered,
                         f"meanwhile another client POSTed batches of {BACKGROUND_BATCH} place signals "
                         f"aiming at {BACKGROUND_RATE:,}/s (at most {IN_FLIGHT} requests in flight): "
-                        f"{accepted / took:,.0f} signals/s accepted, {failed} requests failed",
+                        f"{accepted / took:,.0f} signals/s accepted, {failed} requests failed; "
+                        f"street-needs changes written {needs_rate:,.0f}/s, {backlog:,} not yet applied "
+                        "by the prompter when the last probe ended",
                     )
             except Exception as exc:
                 alive = ", ".join(f"{p.name} {'up' if p.popen.poll() is None else 'exited'}" for p in procs)
