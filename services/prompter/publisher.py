@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterable
 
 import asyncpg
 from faststream.kafka import KafkaBroker
-from pydantic import BaseModel
 
 from shared.contracts import PROMPTS, ResidentResponded, StreetNeedChanged
 
@@ -50,8 +49,9 @@ class PromptPublisher:
     ) -> None:
         self.pool, self.broker, self.places, self.clock = pool, broker, places, clock
 
-    async def _publish(self, event: BaseModel, key: str) -> None:
-        await self.broker.publish(event.model_dump_json().encode(), topic=PROMPTS.name, key=key.encode())
+    async def _publish(self, value: str, key: str) -> None:
+        """Publish the JSON already stored with the revision (serialised once, so both are the same)."""
+        await self.broker.publish(value.encode(), topic=PROMPTS.name, key=key.encode())
 
     async def _refresh(
         self, conn: asyncpg.Connection, need: StreetNeedChanged, state: asyncpg.Record | None = None
@@ -82,7 +82,7 @@ class PromptPublisher:
         if unchanged:
             return False
         revision = (state["revision"] if state is not None and state["revision"] is not None else 0) + 1
-        event = published(need, draft, revision, now)
+        event_json = published(need, draft, revision, now).model_dump_json()
         await repo.save_prompt(
             conn,
             prompt_id=need.key,
@@ -92,9 +92,9 @@ class PromptPublisher:
             area_id=need.area_id,
             category=str(need.category),
             ward_code=need.ward_code,
-            prompt_json=event.model_dump_json(),
+            prompt_json=event_json,
         )
-        await self._publish(event, need.key)
+        await self._publish(event_json, need.key)
         log.info("prompt published", extra={"prompt_id": need.key, "revision": revision})
         return True
 
@@ -106,7 +106,7 @@ class PromptPublisher:
             state = await repo.prompt_state(conn, prompt_id)
         if state is None or state["status"] != "published":
             return False
-        event = retired(prompt_id, self.clock())
+        event_json = retired(prompt_id, self.clock()).model_dump_json()
         area_id, _, category = prompt_id.rpartition(":")
         await repo.save_prompt(
             conn,
@@ -117,9 +117,9 @@ class PromptPublisher:
             area_id=area_id,
             category=category,
             ward_code=None,
-            prompt_json=event.model_dump_json(),
+            prompt_json=event_json,
         )
-        await self._publish(event, prompt_id)
+        await self._publish(event_json, prompt_id)
         log.info("prompt retired", extra={"prompt_id": prompt_id})
         return True
 
