@@ -7,4 +7,6 @@ from .settings import FeedsSettings
 
 if __name__ == "__main__":
     settings = FeedsSettings()
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+    uvicorn.run(
+        create_app(settings, freeze_heap=True), host=settings.host, port=settings.port, log_config=None
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import asyncpg
 from fastapi import Depends, Request
@@ -16,9 +16,12 @@ from shared.ratelimit import TokenBucket
 
 from . import repository as repo
 from .consume import apply_event
-from .feedcache import BodyCache, ValidatorCache
+from .feedcache import BodyCache, Flights, ValidatorCache
 from .live import Hub
 from .settings import FeedsSettings
+
+if TYPE_CHECKING:
+    from .views import FeedTarget
 
 __all__ = ["Context", "FeedsContext", "feeds_context", "ready_context"]
 
@@ -33,6 +36,10 @@ class FeedsContext:
     help_limiter: TokenBucket  # "I can help", keyed by client
     areas: Areas | None  # None while the gazetteer is empty: pages answer 503
     validators: ValidatorCache = field(default_factory=ValidatorCache)
+    flights: Flights = field(default_factory=Flights)  # feeds' database look-ups under way
+    # Streets' and wards' feed targets by path, made once each (the gazetteer does not change while
+    # the service runs; only ids it knows are kept).
+    targets: dict[str, FeedTarget] = field(default_factory=dict)
     basemaps: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # GeoJSON body and its ETag
     short_codes: dict[str, str] | None = None  # printed notices' codes, built on first use
 

@@ -9,19 +9,29 @@ with one ETag are the same bytes (which is what makes a strong ETag, and the bod
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import shared.contracts
 
 from .repository import FeedState
 from .settings import FeedsSettings
 
-__all__ = ["RENDER_VERSION", "BodyCache", "ValidatorCache", "feed_etag", "local_writes", "note_local_write"]
+__all__ = [
+    "RENDER_VERSION",
+    "BodyCache",
+    "Flights",
+    "ValidatorCache",
+    "feed_etag",
+    "local_writes",
+    "note_local_write",
+]
 
 
 def _render_version() -> str:
@@ -111,19 +121,24 @@ class ValidatorCache:
     `seen` is the last change seq this replica's listener fanned out (every write to feeds.prompts is
     a numbered change, NOTIFYed on commit) with this process's own count of writes (so a write here is
     seen at once, before its notification): an entry computed at `seen` is current while it has not
-    moved. The TTL bounds staleness while the listener is reconnecting (below the feeds' max-age).
+    moved. The TTL bounds staleness should the listener miss changes unawares (a silent network
+    loss; below the feeds' max-age): an entry is current for `ttl_s` after it was computed or after
+    the listener last confirmed it missed nothing (`fresh_at`, every few seconds while it is well),
+    whichever is later.
     """
 
     def __init__(self, max_entries: int = 50_000, ttl_s: float = 5.0) -> None:
         self.max_entries, self.ttl_s = max_entries, ttl_s
         self._entries: OrderedDict[tuple[str, str], tuple[object, float, tuple[Any, ...]]] = OrderedDict()
 
-    def get(self, key: tuple[str, str], seen: object) -> tuple[Any, ...] | None:
+    def get(
+        self, key: tuple[str, str], seen: object, fresh_at: float = float("-inf")
+    ) -> tuple[Any, ...] | None:
         found = self._entries.get(key)
         if found is None:
             return None
         seq, at, value = found
-        if seq != seen or time.monotonic() - at > self.ttl_s:
+        if seq != seen or time.monotonic() - max(at, fresh_at) > self.ttl_s:
             del self._entries[key]
             return None
         return value
@@ -133,3 +148,36 @@ class ValidatorCache:
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
+
+
+T = TypeVar("T")
+
+
+class Flights:
+    """Concurrent look-ups of one key share the first one's result: after an invalidation, the 64
+    connections asking for one feed cost one query (and at most one rendering), not 64 queued on the pool.
+
+    The look-up runs as its own task, so a caller that goes away does not cancel it for the others.
+    Callers must put in the key everything the result depends on (e.g. the validator cache's `seen`):
+    a caller that arrives after a change it must see starts a new look-up.
+    """
+
+    def __init__(self) -> None:
+        self._running: dict[Hashable, asyncio.Task[Any]] = {}
+
+    def __len__(self) -> int:
+        return len(self._running)
+
+    async def run(self, key: Hashable, look_up: Callable[[], Awaitable[T]]) -> T:
+        task = self._running.get(key)
+        if task is None:
+            task = asyncio.ensure_future(look_up())
+            self._running[key] = task
+            task.add_done_callback(lambda done: self._finished(key, done))
+        return await asyncio.shield(task)
+
+    def _finished(self, key: Hashable, task: asyncio.Task[Any]) -> None:
+        if self._running.get(key) is task:
+            del self._running[key]
+        if not task.cancelled():
+            task.exception()  # retrieved: when every caller went away, it is not "never retrieved"

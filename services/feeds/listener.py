@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import asyncpg
 
@@ -21,7 +22,9 @@ __all__ = ["Listener"]
 
 log = logging.getLogger(__name__)
 # A silent network loss raises nothing on an idle connection: look (and catch up) this often anyway.
-CHECK_EVERY_S = 30.0
+# Each look also tells the validator cache that nothing was missed (feedcache.ValidatorCache: well
+# within its TTL, so validators of feeds that did not change stay in memory while the listener is well).
+CHECK_EVERY_S = 2.0
 PAGE = 500
 
 
@@ -36,23 +39,31 @@ class Listener:
         if int(payload) > self.last:
             self._wake.set()
 
+    def _counted(self, _conn: object, _pid: int, _channel: str, _payload: str) -> None:
+        self.hub.counts_seen += 1  # pages showing "I can help" counts revalidate
+
     async def _fan_out(self, conn: asyncpg.Connection) -> None:
         while True:
+            began = time.monotonic()
             page = await repo.changes_after(conn, self.last, PAGE)
             for change in page:
                 self.hub.publish(change)
                 self.last = change.seq
             if len(page) < PAGE:
-                # What views.feed_response's validator cache compares with: caught up to here.
-                self.hub.seen_seq = self.last  # type: ignore[attr-defined]
+                # What views.feed_response's validator cache compares with: caught up to here, and
+                # nothing committed before `began` was missed.
+                self.hub.seen_seq = self.last
+                self.hub.caught_up_at = began
                 return
 
     async def _serve(self, conn: asyncpg.Connection) -> None:
         """Until the connection is lost: catch up, then again at each notification (or check)."""
-        self.hub.seen_seq = None  # type: ignore[attr-defined]  # changes may be missed until caught up
+        self.hub.seen_seq = None  # changes may be missed until caught up
         lost = asyncio.Event()
         conn.add_termination_listener(lambda _conn: lost.set())
         await conn.add_listener(repo.CHANNEL, self._notified)
+        await conn.add_listener(repo.COUNTS_CHANNEL, self._counted)
+        self.hub.counts_seen += 1  # count changes while no connection listened were not notified
         while not lost.is_set():
             self._wake.clear()  # before reading, so a notification that arrives meanwhile is not lost
             await self._fan_out(conn)
@@ -75,6 +86,7 @@ class Listener:
             except Exception:  # whatever went wrong, live updates must come back, not stop for good
                 log.warning("live-updates listener failed; reconnecting", exc_info=True)
             finally:
+                self.hub.seen_seq = None  # validators from the database until caught up again
                 if conn is not None:
                     conn.terminate()
             await asyncio.sleep(self.retry_s)

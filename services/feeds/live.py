@@ -39,6 +39,13 @@ class Hub:
         self.max_clients, self.max_per_client = max_clients, max_per_client
         self._queues: set[asyncio.Queue[Change | None]] = set()
         self._open: Counter[str] = Counter()
+        # Set by the listener, read by views.feed_response's validator cache: the last change seq fanned
+        # out (None until caught up after a (re)connection), the number of "I can help" count changes
+        # notified (and of connections, whose gaps may have missed some), and when it last confirmed that
+        # nothing was missed (time.monotonic()).
+        self.seen_seq: int | None = None
+        self.counts_seen = 0
+        self.caught_up_at = float("-inf")
 
     def admit(self, client: str) -> Callable[[], None]:
         """Count one more stream for `client`, or raise a 503/429 Problem; returns its release."""

@@ -13,9 +13,14 @@ from shared.gazetteer.selection import Selection
 
 # PostgreSQL channel on which each committed change's seq is announced to every replica.
 CHANNEL = "feeds_changes"
+# ... and on which every committed change of an "I can help" count is (pages show the counts).
+COUNTS_CHANNEL = "feeds_counts"
 _CHANGES_LOCK = 0x6665_6564  # "feed": one advisory lock id for numbering changes
 
 __all__ = [
+    "BUMP_COUNT",
+    "CHANNEL",
+    "COUNTS_CHANNEL",
     "CapMessage",
     "Change",
     "FeedState",
@@ -25,6 +30,7 @@ __all__ = [
     "cap_index",
     "cap_message",
     "changes_after",
+    "counts_written",
     "create_subscription",
     "current_seq",
     "feed_snapshot",
@@ -32,6 +38,7 @@ __all__ = [
     "find_subscription",
     "last_modified",
     "latest_cap",
+    "note_counts_written",
     "prompt",
     "prompts_for",
     "purge_subscriptions",
@@ -427,13 +434,31 @@ async def purge_subscriptions(conn: asyncpg.Connection, older_than_days: int) ->
     return int(status.split()[-1])
 
 
+_counts_written = 0  # count changes committed by this process (read-your-writes before the NOTIFY)
+
+
+def counts_written() -> int:
+    return _counts_written
+
+
+def note_counts_written() -> None:
+    """Call once a count change has committed (or may have: a spare invalidation is harmless)."""
+    global _counts_written
+    _counts_written += 1
+
+
+# Increments a prompt's "I can help" count and tells every replica's listener, on commit.
+BUMP_COUNT = f"""WITH c AS (INSERT INTO feeds.response_counts (prompt_id, responses) VALUES ($1, 1)
+                       ON CONFLICT (prompt_id) DO UPDATE SET responses = response_counts.responses + 1
+                       RETURNING responses)
+                SELECT c.responses, pg_notify('{COUNTS_CHANNEL}', '') FROM c"""
+
+
 async def add_response(conn: asyncpg.Connection, prompt_id: str) -> int:
-    return await conn.fetchval(
-        """INSERT INTO feeds.response_counts (prompt_id, responses) VALUES ($1, 1)
-           ON CONFLICT (prompt_id) DO UPDATE SET responses = response_counts.responses + 1
-           RETURNING responses""",
-        prompt_id,
-    )
+    try:
+        return (await conn.fetchrow(BUMP_COUNT, prompt_id))["responses"]
+    finally:
+        note_counts_written()
 
 
 async def response_counts(conn: asyncpg.Connection, prompt_ids: list[str]) -> dict[str, int]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from collections.abc import Awaitable
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -18,7 +20,7 @@ from . import repository as repo
 from .conditional import headers_for, is_fresh, not_modified
 from .context import FeedsContext, ready_context
 from .entries import FeedEntry, entry_from_prompt, tag_uri
-from .feedcache import ValidatorCache, feed_etag, local_writes
+from .feedcache import feed_etag, local_writes
 from .formats import ATOM, JSON_FEED, RSS, FeedMeta, atom, json_feed, rss
 from .live import stream
 from .pages import render
@@ -51,6 +53,11 @@ class FeedTarget:
     notice_path: str | None = None
     unsubscribe_path: str | None = None
     extra: dict = field(default_factory=dict)
+
+    @cached_property
+    def key(self) -> str:
+        """What names this target in memory: its repr, which names every field (computed once)."""
+        return repr(self)
 
 
 def alternates(settings: FeedsSettings, path: str) -> list[dict[str, str]]:
@@ -120,39 +127,82 @@ def render_feed(
     return build(meta, entries), media_type
 
 
-async def feed_response(  # noqa: C901 - conditional GET in the order it is decided: memory, validators, snapshot
-    request: Request, target: FeedTarget, fmt: str
-) -> Response:
+@dataclass(frozen=True)
+class _Found:
+    """A feed's validators, with its body when the look-up has it."""
+
+    etag: str
+    headers: dict[str, str]
+    last_modified: dt.datetime | None
+    body: bytes | None = None
+
+
+async def feed_response(request: Request, target: FeedTarget, fmt: str) -> Response:
     """`fmt` is html, atom, rss or json; conditional GET on every one, decided before rendering.
+
+    While the listener is caught up, a feed's validators come from memory (`ValidatorCache`, invalidated
+    by every change it fans out and, for pages, which show "I can help" counts, by every count change)
+    and its body from the cache of rendered feeds by ETag: a repeat request needs no query at all.
+    Otherwise `_look_up` asks the database, once for all the requests that want the same feed at the
+    same moment (`Flights`).
+    """
+    ctx = ready_context(request)
+    html = fmt == "html"
+    media_type = HTML if html else FORMATS[fmt][0]
+    hub = ctx.hub
+    listened = hub.seen_seq
+    seen: tuple[int, ...] | None = None
+    if listened is not None:
+        seen = (listened, local_writes())
+        if html:
+            seen += (hub.counts_seen, repo.counts_written())
+    key = (target.key, fmt)  # the selection too: a subscription's can change without a prompt change
+    if seen is not None:
+        hit = ctx.validators.get(key, seen, hub.caught_up_at)
+        if hit is not None:
+            etag, headers, last_modified = hit
+            if is_fresh(request, etag, last_modified):
+                return not_modified(headers)
+            cached = ctx.bodies.get(etag)
+            if cached is not None:
+                return Response(cached, media_type=media_type, headers=headers)
+    conditional = (
+        request if "if-none-match" in request.headers or "if-modified-since" in request.headers else None
+    )
+
+    def look_up() -> Awaitable[_Found]:
+        return _look_up(ctx, target, fmt, key, seen, conditional)
+
+    # Shared only while the listener vouches for `seen`: whoever joins a running look-up would have
+    # started its own after no change it must see.
+    found = await (look_up() if seen is None else ctx.flights.run((key, seen, conditional is None), look_up))
+    if is_fresh(request, found.etag, found.last_modified):
+        return not_modified(found.headers)
+    body = found.body or ctx.bodies.get(found.etag)
+    if body is None:  # a shared look-up answered another client's conditional request without a body
+        body = (await _look_up(ctx, target, fmt, key, seen, None)).body
+    return Response(body, media_type=media_type, headers=found.headers)
+
+
+async def _look_up(
+    ctx: FeedsContext,
+    target: FeedTarget,
+    fmt: str,
+    key: tuple[str, str],
+    seen: tuple[int, ...] | None,
+    conditional: Request | None,
+) -> _Found:
+    """A feed's validators from the database, and its body unless `conditional`'s copy is current.
 
     A conditional request is validated first, by one small query (`repository.feed_state`): a client
     whose copy is current gets a 304 without a prompt being read. Otherwise one statement reads the
     state and the prompts together (`repository.feed_snapshot`), and the body comes from the cache of
     rendered feeds by the ETag that state gives, or is rendered from those prompts and cached.
     """
-    ctx = ready_context(request)
     settings = ctx.settings
-    bodies = ctx.bodies
     html = fmt == "html"
-    media_type = HTML if html else FORMATS[fmt][0]
-    # Validators from memory while no prompt changed since (HTML shows "I can help" counts, which
-    # change without a prompt change: always validated by the database).
-    listened = None if html else getattr(ctx.hub, "seen_seq", None)
-    seen = None if listened is None else (listened, local_writes())
-    key = (repr(target), fmt)  # the selection too: a subscription's can change without a prompt change
-    cache: ValidatorCache | None = None
-    if seen is not None:
-        cache = ctx.validators
-        hit = cache.get(key, seen)
-        if hit is not None:
-            etag, headers, last_modified = hit
-            if is_fresh(request, etag, last_modified):
-                return not_modified(headers)
-            cached = bodies.get(etag)
-            if cached is not None:
-                return Response(cached, media_type=media_type, headers=headers)
 
-    def validators(state: repo.FeedState) -> tuple[str, dict[str, str]]:
+    def validators(state: repo.FeedState) -> _Found:
         etag = feed_etag(target, fmt, settings, state)
         headers = headers_for(
             etag,
@@ -160,32 +210,31 @@ async def feed_response(  # noqa: C901 - conditional GET in the order it is deci
             max_age=settings.feed_cache_max_age_s,
             private=target.private,
         )
-        if cache is not None:  # `seen` was read before the query: a later change invalidates this
-            cache.put(key, seen, (etag, headers, state.last_modified))
-        return etag, headers
+        if seen is not None:  # `seen` was read before the query: a later change invalidates this
+            ctx.validators.put(key, seen, (etag, headers, state.last_modified))
+        return _Found(etag, headers, state.last_modified)
 
-    body = None
     async with ctx.pool.acquire() as conn:
-        if "if-none-match" in request.headers or "if-modified-since" in request.headers:
-            state = await repo.feed_state(conn, target.selection, with_counts=html)
-            etag, headers = validators(state)
-            if is_fresh(request, etag, state.last_modified):
-                return not_modified(headers)
-            body = bodies.get(etag)
-        if body is None:
-            state, events, counts = await repo.feed_snapshot(
-                conn, target.selection, settings.feed_max_entries, with_counts=html
-            )
+        if conditional is not None:
+            found = validators(await repo.feed_state(conn, target.selection, with_counts=html))
+            if is_fresh(conditional, found.etag, found.last_modified):
+                return found
+            body = ctx.bodies.get(found.etag)
+            if body is not None:
+                return replace(found, body=body)
+        state, events, counts = await repo.feed_snapshot(
+            conn, target.selection, settings.feed_max_entries, with_counts=html
+        )
+    found = validators(state)
+    # The state may have caught up with the client.
+    if conditional is not None and is_fresh(conditional, found.etag, found.last_modified):
+        return found
+    body = ctx.bodies.get(found.etag)
     if body is None:
-        etag, headers = validators(state)
-        if is_fresh(request, etag, state.last_modified):  # the state may have caught up with the client
-            return not_modified(headers)
-        body = bodies.get(etag)
-        if body is None:
-            prompts = [PromptPublished.model_validate_json(e) for e in events]
-            body, _ = render_feed(settings, target, fmt, prompts, counts, state.last_modified)
-            bodies.put(etag, body)
-    return Response(body, media_type=media_type, headers=headers)
+        prompts = [PromptPublished.model_validate_json(e) for e in events]
+        body, _ = render_feed(settings, target, fmt, prompts, counts, state.last_modified)
+        ctx.bodies.put(found.etag, body)
+    return replace(found, body=body)
 
 
 def _last_event_id(request: Request) -> int | None:

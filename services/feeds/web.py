@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 import segno
@@ -19,7 +20,7 @@ from shared.ratelimit import RATE_LIMITED, SUBSCRIPTIONS_PER_MINUTE, enforce_rat
 from . import repository as repo
 from .actions import resolve, subscribe, subscription
 from .conditional import cacheable
-from .context import ready_context
+from .context import FeedsContext, ready_context
 from .pages import render
 from .responses import ENDED, EVENTS, FEED, PAGE, SEE_OTHER, SHORT_LINK, UNDOTTED, AtomResponse
 from .settings import FeedsSettings
@@ -55,6 +56,24 @@ def _street_target(areas: Areas, street_id: str) -> FeedTarget:
         subscribe={"kind": "street", "street_id": street_id},
         notice_path=f"/streets/{street_id}/notice",
     )
+
+
+def _known(ctx: FeedsContext, path: str, make: Callable[[], FeedTarget]) -> FeedTarget:
+    """The street's or ward's target at `path`, made once (`make` raises a 404 for an unknown one)."""
+    target = ctx.targets.get(path)
+    if target is None:
+        target = ctx.targets[path] = make()
+    return target
+
+
+def _street(request: Request, street_id: str) -> FeedTarget:
+    ctx = ready_context(request)
+    return _known(ctx, f"/streets/{street_id}", lambda: _street_target(ctx.loaded_areas(), street_id))
+
+
+def _ward(request: Request, ward_code: str) -> FeedTarget:
+    ctx = ready_context(request)
+    return _known(ctx, f"/wards/{ward_code}", lambda: _ward_target(ctx.loaded_areas(), ward_code))
 
 
 def _ward_target(areas: Areas, ward_code: str) -> FeedTarget:
@@ -171,7 +190,7 @@ async def search_page(request: Request, q: str = "") -> Response:
     responses=FEED,
 )
 async def street_feed(request: Request, street_id: str, fmt: Fmt) -> Response:
-    return await feed_response(request, _street_target(ready_context(request).loaded_areas(), street_id), fmt)
+    return await feed_response(request, _street(request, street_id), fmt)
 
 
 @router.get(
@@ -181,7 +200,7 @@ async def street_feed(request: Request, street_id: str, fmt: Fmt) -> Response:
     responses=EVENTS,
 )
 async def street_events(request: Request, street_id: str):
-    return await events_response(request, _street_target(ready_context(request).loaded_areas(), street_id))
+    return await events_response(request, _street(request, street_id))
 
 
 @router.get(
@@ -191,7 +210,7 @@ async def street_events(request: Request, street_id: str):
     responses=PAGE,
 )
 async def street_notice(request: Request, street_id: str) -> Response:
-    target = _street_target(ready_context(request).loaded_areas(), street_id)
+    target = _street(request, street_id)
     return await _notice(request, target, short_code(street_id), f"on {target.title}")
 
 
@@ -202,7 +221,7 @@ async def street_notice(request: Request, street_id: str) -> Response:
     responses=PAGE,
 )
 async def ward_notice(request: Request, ward_code: str) -> Response:
-    target = _ward_target(ready_context(request).loaded_areas(), ward_code)
+    target = _ward(request, ward_code)
     return await _notice(request, target, short_code(f"ward/{ward_code}"), f"in {target.title}")
 
 
@@ -235,9 +254,7 @@ async def _notice(request: Request, target: FeedTarget, code: str, where: str) -
 async def street_page(
     request: Request, street_id: Annotated[str, Path(json_schema_extra=UNDOTTED)]
 ) -> Response:
-    return await feed_response(
-        request, _street_target(ready_context(request).loaded_areas(), street_id), "html"
-    )
+    return await feed_response(request, _street(request, street_id), "html")
 
 
 @router.get(
@@ -268,7 +285,7 @@ async def short_link(request: Request, code: str) -> Response:
     responses=FEED,
 )
 async def ward_feed(request: Request, ward_code: str, fmt: Fmt) -> Response:
-    return await feed_response(request, _ward_target(ready_context(request).loaded_areas(), ward_code), fmt)
+    return await feed_response(request, _ward(request, ward_code), fmt)
 
 
 @router.get(
@@ -278,16 +295,14 @@ async def ward_feed(request: Request, ward_code: str, fmt: Fmt) -> Response:
     responses=EVENTS,
 )
 async def ward_events(request: Request, ward_code: str):
-    return await events_response(request, _ward_target(ready_context(request).loaded_areas(), ward_code))
+    return await events_response(request, _ward(request, ward_code))
 
 
 @router.get("/wards/{ward_code}", response_class=HTMLResponse, summary="A ward's page", responses=PAGE)
 async def ward_page(
     request: Request, ward_code: Annotated[str, Path(json_schema_extra=UNDOTTED)]
 ) -> Response:
-    return await feed_response(
-        request, _ward_target(ready_context(request).loaded_areas(), ward_code), "html"
-    )
+    return await feed_response(request, _ward(request, ward_code), "html")
 
 
 @router.get(
