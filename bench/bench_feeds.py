@@ -575,7 +575,8 @@ async def _reads(
             "GET /s/{token}.atom with If-None-Match (the ETag of "
             f"the current document), a random one of {ETAG_SAMPLE:,} tokens",
             result,
-            "the service validates with one small query and answers 304 without rendering",
+            "the service validates from memory (or, after a change, with one small query) and answers 304 "
+            "without rendering",
         )
         street_urls = [f"{base}/streets/{s}.atom" for s in sorted(gaz.streets)]
         result = await _hammer(client, [(u, {}) for u in street_urls], 200, feeds.pid, rng)
