@@ -532,7 +532,6 @@ async def test_dead_letters_are_listed_replayed_and_discarded(console, random_id
     twice = await client.post(f"/dead-letters/{second}/discard", data={"csrf_token": csrf})
     assert twice.status_code == 422
     # A letter naming a topic that is not the project's own is never replayed (only discarded).
-    known = await letter_ids()
     forged = DeadLettered(
         service="ingest",
         source_topic="somewhere-else",
@@ -543,10 +542,19 @@ async def test_dead_letters_are_listed_replayed_and_discarded(console, random_id
     producer = AIOKafkaProducer(bootstrap_servers=console.kafka, acks="all")
     await producer.start()
     try:
-        await producer.send_and_wait(DEAD_LETTERS.name, forged.model_dump_json().encode(), key=b"forged")
+        sent = await producer.send_and_wait(
+            DEAD_LETTERS.name, forged.model_dump_json().encode(), key=b"forged"
+        )
     finally:
         await producer.stop()
-    (odd,) = await until(lambda: _more(letter_ids, known, 1), "the forged letter")
+    # Found by where it was written: other letters may arrive meanwhile (the replayed copy may be
+    # dead-lettered more than once while ingest's consumers rebalance).
+    odd = f"{sent.partition}-{sent.offset}"
+
+    async def forged_listed() -> bool:
+        return odd in await letter_ids()
+
+    await until(forged_listed, "the forged letter")
     refused = await client.post(f"/dead-letters/{odd}/replay", data={"csrf_token": csrf})
     assert refused.status_code == 422 and "discard it instead" in refused.text
     actions = [(r["action"], r["outcome"]) for r in await audit_rows(console.database_url)]
