@@ -257,7 +257,6 @@ async def events_response(request: Request, target: FeedTarget) -> EventSourceRe
     last = _last_event_id(request)
     hub = ctx.hub
     pool = ctx.pool
-    release = hub.admit(client_key(request, settings))  # 503/429 beyond the connection caps
 
     async def backlog(after: int):
         async with pool.acquire() as conn:
@@ -266,6 +265,12 @@ async def events_response(request: Request, target: FeedTarget) -> EventSourceRe
     async def current() -> int:
         async with pool.acquire() as conn:
             return await repo.current_seq(conn)
+
+    if last is None:
+        # A new stream starts from the latest change as of now, before the headers go out: a change
+        # committed after the client saw them is sent (from the backlog), never skipped.
+        last = await current()
+    release = hub.admit(client_key(request, settings))  # 503/429 beyond the connection caps
 
     # sse-starlette already sends Cache-Control: no-store and X-Accel-Buffering: no.
     headers = {"Referrer-Policy": "no-referrer"} if target.private else {}
