@@ -4,8 +4,10 @@ changes its strong ETag; the rendered-body cache serves repeat 200s without rend
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -36,13 +38,15 @@ async def _start_group_at_end(kafka: str, group_id: str) -> None:
         await consumer.stop()
 
 
-@pytest.fixture
-async def app_client(stack, fresh_database_url, random_id) -> AsyncIterator[tuple[httpx.AsyncClient, object]]:
-    group = f"feeds-conditional-{random_id}"
-    await _start_group_at_end(stack["kafka"], group)
+@contextlib.asynccontextmanager
+async def feeds_app(
+    kafka: str, database_url: str, group: str
+) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
+    """A feeds app started on its own database, its consumer group parked at the topic's end."""
+    await _start_group_at_end(kafka, group)
     settings = FeedsSettings(
-        database_url=fresh_database_url,
-        kafka_bootstrap_servers=stack["kafka"],
+        database_url=database_url,
+        kafka_bootstrap_servers=kafka,
         base_url="http://test",
         group_id=group,
         _env_file=None,
@@ -52,6 +56,12 @@ async def app_client(stack, fresh_database_url, random_id) -> AsyncIterator[tupl
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield client, app
+
+
+@pytest.fixture
+async def app_client(stack, fresh_database_url, random_id) -> AsyncIterator[tuple[httpx.AsyncClient, object]]:
+    async with feeds_app(stack["kafka"], fresh_database_url, f"feeds-conditional-{random_id}") as started:
+        yield started
 
 
 def _street_prompt(street, random_id: str, **overrides) -> PromptPublished:

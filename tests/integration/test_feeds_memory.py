@@ -16,31 +16,17 @@ from services.feeds import repository as repo
 from services.feeds.consume import apply_event
 from services.feeds.entries import entry_from_prompt
 from services.feeds.feedcache import BodyCache, ValidatorCache
-from services.feeds.main import create_app
-from services.feeds.settings import FeedsSettings
 from shared.contracts import PromptPublished
-from tests.integration.test_feeds_conditional import _start_group_at_end, _street_prompt
+from tests.integration.test_feeds_conditional import _street_prompt, feeds_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 
 @pytest.fixture
 async def app_client(stack, fresh_database_url, random_id) -> AsyncIterator[tuple[httpx.AsyncClient, object]]:
-    group = f"feeds-memory-{random_id}"
-    await _start_group_at_end(stack["kafka"], group)
-    settings = FeedsSettings(
-        database_url=fresh_database_url,
-        kafka_bootstrap_servers=stack["kafka"],
-        base_url="http://test",
-        group_id=group,
-        _env_file=None,
-    )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
+    async with feeds_app(stack["kafka"], fresh_database_url, f"feeds-memory-{random_id}") as (client, app):
         await _until(lambda: app.state.runtime.context.hub.seen_seq is not None)  # the listener caught up
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client, app
+        yield client, app
 
 
 async def _until(condition: Callable[[], bool], within_s: float = 30.0) -> None:
