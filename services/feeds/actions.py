@@ -8,12 +8,13 @@ from dataclasses import dataclass
 
 from shared.contracts import RESIDENT_RESPONSES, PromptPublished, ResidentResponded
 from shared.gazetteer.selection import Areas, Selection, UnknownArea
-from shared.http import Problem
 from shared.ratelimit import TokenBucket
+from shared.refusals import Invalid, NotFound
 
 from . import help_repository as help_repo
 from . import repository as repo
 from .context import FeedsContext
+from .refusals import SubscriptionEnded, TooManyResponses
 from .settings import FeedsSettings
 from .tokens import hash_token, new_token, valid_token
 
@@ -29,10 +30,8 @@ class Subscribed:
     selection: Selection
 
 
-def _bad(field: str, message: str) -> Problem:
-    return Problem(
-        422, "The subscription is not valid", message, errors=[{"field": field, "message": message}]
-    )
+def _bad(field: str, message: str) -> Invalid:
+    return Invalid("The subscription is not valid", message, errors=[{"field": field, "message": message}])
 
 
 def _implied_kind(
@@ -82,7 +81,7 @@ def resolve(
     lon: float | None = None,
     radius_m: float | None = None,
 ) -> Selection:
-    """The selection a request describes, or a 422 Problem naming the field at fault."""
+    """The selection a request describes; `Invalid` (a 422) naming the field at fault."""
     kind = kind or _implied_kind(street_id, street_ids, ward_code, lat, lon)
     try:
         if kind == "street":
@@ -115,16 +114,17 @@ async def subscribe(ctx: FeedsContext, selection: Selection) -> Subscribed:
 
 
 async def subscription(ctx: FeedsContext, token: str) -> Selection:
-    """The live subscription behind a token: 404 if it never existed, 410 if it was ended."""
+    """The live subscription behind a token: `NotFound` if it never existed, `SubscriptionEnded` (a 410
+    at the edge) if it was ended."""
     found = None
     if valid_token(token):
         async with ctx.pool.acquire() as conn:
             found = await repo.find_subscription(conn, hash_token(token))
     if found is None:
-        raise Problem(404, "No such subscription")
+        raise NotFound("No such subscription")
     selection, active = found
     if not active:
-        raise Problem(410, "This subscription was ended", "Subscribe again to follow these streets.")
+        raise SubscriptionEnded("This subscription was ended", "Subscribe again to follow these streets.")
     return selection
 
 
@@ -138,14 +138,14 @@ async def respond(
 
     `helper` is the resident's random first-party cookie; the response id is uuid5(helper, prompt),
     so saying it again (any button, any page) changes nothing, here or in the prompter, which
-    de-duplicates by response id. 404 for an unknown or retired prompt; 429 when this client
-    (`client_key`, e.g. its IP) has said it too often.
+    de-duplicates by response id. `NotFound` for an unknown or retired prompt; `TooManyResponses` (a
+    429 at the edge) when this client (`client_key`, e.g. its IP) has said it too often.
     """
     limiter: TokenBucket = ctx.help_limiter
     async with ctx.pool.acquire() as conn:
         found = await repo.prompt(conn, prompt_id)
     if found is None or found[1]:
-        raise Problem(404, "No such prompt", "It may have been retired: the need is no longer reported.")
+        raise NotFound("No such prompt", "It may have been retired: the need is no longer reported.")
     prompt = found[0]
     event = ResidentResponded(
         response_id=uuid.uuid5(_RESPONSES, f"{helper}\n{prompt.prompt_id}"),
@@ -160,12 +160,7 @@ async def respond(
     if not already:
         allowed, retry_after = limiter.allow(client_key)
         if not allowed:
-            raise Problem(
-                429,
-                "Too many responses",
-                "Thank you! Please try again a little later.",
-                headers={"Retry-After": str(retry_after)},
-            )
+            raise TooManyResponses(retry_after)
         # Published before counting: the topic is the record, so nothing is counted that is not on it
         # (a crash in between leaves one uncounted; the retry publishes the same id again, which the
         # prompter counts once). No connection is held during the publish: a slow broker must not
@@ -173,6 +168,6 @@ async def respond(
         await ctx.broker.publish(
             event.model_dump_json().encode(), topic=RESIDENT_RESPONSES.name, key=prompt.prompt_id.encode()
         )
-    async with ctx.pool.acquire() as conn:
+    async with ctx.pool.acquire() as conn, conn.transaction():  # the unit of work (ADR 0006)
         new, count = await help_repo.count_once(conn, event.response_id, prompt.prompt_id, event.responded_on)
     return event, prompt, count, new

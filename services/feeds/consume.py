@@ -30,7 +30,9 @@ async def apply_event(
 async def _store(
     pool: asyncpg.Pool, settings: FeedsSettings, event: PromptPublished | PromptRetired | Tombstone
 ) -> repo.Change | None:
-    async with pool.acquire() as conn:
+    # One unit of work per record (docs/adr/0006-transactions.md): the CAP message read and the effect
+    # it decides commit together.
+    async with pool.acquire() as conn, conn.transaction():
         if isinstance(event, PromptPublished):
             entry = entry_from_prompt(event, base_url=settings.base_url, tag_authority=settings.tag_authority)
             cap = None

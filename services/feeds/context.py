@@ -11,13 +11,13 @@ from faststream.kafka import KafkaBroker
 
 from shared.contracts import PromptPublished, PromptRetired, Tombstone
 from shared.gazetteer.selection import Areas
-from shared.http import Problem
 from shared.ratelimit import TokenBucket
 
 from . import repository as repo
 from .consume import apply_event
 from .feedcache import BodyCache, Flights, ValidatorCache
 from .live import Hub
+from .refusals import GazetteerNotLoaded
 from .settings import FeedsSettings
 
 if TYPE_CHECKING:
@@ -44,9 +44,9 @@ class FeedsContext:
     short_codes: dict[str, str] | None = None  # printed notices' codes, built on first use
 
     def loaded_areas(self) -> Areas:
-        """The gazetteer's areas, or a 503 while it is not loaded."""
+        """The gazetteer's areas; `GazetteerNotLoaded` (503 at the edge) while it is not loaded."""
         if self.areas is None:
-            raise Problem(503, "The street gazetteer is not loaded yet", headers={"Retry-After": "30"})
+            raise GazetteerNotLoaded
         return self.areas
 
     async def apply(self, event: PromptPublished | PromptRetired | Tombstone) -> repo.Change | None:

@@ -7,17 +7,18 @@ when the request is for an HTML page and its Accept header prefers HTML.
 
 from __future__ import annotations
 
-import json
+import inspect
 import re
+from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.http import Problem
+from shared.web import PRIVATE_PAGE_HEADERS, install_error_pages, kept_headers, problem_of
 
 from .pages import render
+from .refusals import GazetteerNotLoaded, SubscriptionEnded, TooManyResponses
 
 __all__ = ["install_html_errors", "is_page", "prefers_html"]
 
@@ -45,7 +46,7 @@ _FIELD_LABELS = {
 }
 
 
-def _plain(error: dict) -> dict:
+def _plain(error: dict[str, Any]) -> dict[str, str]:
     field, message = error.get("field") or "", error.get("message", "")
     if not field:
         return {"message": message}
@@ -83,7 +84,7 @@ def prefers_html(accept: str) -> bool:
 
 
 def _page(problem: Response, base_url: str) -> HTMLResponse:
-    body = json.loads(problem.body)
+    body = problem_of(problem)
     status = body["status"]
     html = render(
         "error.html",
@@ -95,22 +96,40 @@ def _page(problem: Response, base_url: str) -> HTMLResponse:
         hint=_HINTS.get(status, ""),
         private=True,
     )
-    headers = {
-        k: v for k, v in problem.headers.items() if k.lower() not in ("content-type", "content-length")
-    }
-    headers.update({"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
-    return HTMLResponse(html, status_code=status, headers=headers)
+    return HTMLResponse(html, status_code=status, headers={**kept_headers(problem), **PRIVATE_PAGE_HEADERS})
+
+
+def _problem(exc: Exception) -> Problem:
+    """The HTTP answer to one of the feeds' own refusals (`shared.refusals` are answered by the shared
+    handlers)."""
+    if isinstance(exc, SubscriptionEnded):
+        return Problem(410, exc.title, exc.detail, errors=exc.errors)
+    if isinstance(exc, TooManyResponses):
+        return Problem(
+            429,
+            "Too many responses",
+            "Thank you! Please try again a little later.",
+            headers={"Retry-After": str(exc.retry_after)},
+        )
+    return Problem(503, "The street gazetteer is not loaded yet", headers={"Retry-After": "30"})
+
+
+async def _answer(request: Request, exc: Exception) -> Response:
+    # Answered as the app answers a Problem, looked up now: problem+json, or the page for a person.
+    answer = request.app.exception_handlers[Problem](request, _problem(exc))
+    response: Response = await answer if inspect.isawaitable(answer) else answer
+    return response
 
 
 def install_html_errors(app: FastAPI, base_url: str) -> None:
-    """Wrap the shared problem+json handlers (install them first) with HTML negotiation."""
-    for exc_class in (Problem, RequestValidationError, StarletteHTTPException):
-        as_problem = app.exception_handlers[exc_class]
+    """Map the feeds' own refusals, then wrap the shared problem+json handlers (install them first) with
+    HTML negotiation."""
+    for exc_class in (SubscriptionEnded, TooManyResponses, GazetteerNotLoaded):
+        app.add_exception_handler(exc_class, _answer)
 
-        async def handler(request: Request, exc: Exception, as_problem=as_problem) -> Response:
-            response = await as_problem(request, exc)
-            if is_page(request.url.path) and prefers_html(request.headers.get("accept", "")):
-                return _page(response, base_url)
-            return response
+    def error_page(request: Request, problem: Response) -> Response | None:
+        if is_page(request.url.path) and prefers_html(request.headers.get("accept", "")):
+            return _page(problem, base_url)
+        return None
 
-        app.add_exception_handler(exc_class, handler)
+    install_error_pages(app, error_page)

@@ -24,6 +24,7 @@ from .actions import respond
 from .context import ready_context
 from .entries import entry_from_prompt
 from .pages import render
+from .refusals import TooManyResponses
 
 __all__ = ["HELPER_COOKIE", "client_key", "helper_token", "router"]
 
@@ -88,15 +89,13 @@ async def help_form(request: Request, prompt_id: str) -> Response:
     status, headers, limited = 200, {"Cache-Control": "no-store"}, False
     try:
         _, prompt, count, counted = await respond(ctx, prompt_id, client_key(request), token)
-    except Problem as exc:
-        if exc.status != 429:
-            raise
+    except TooManyResponses as exc:
         # Too many from this address: not counted now, but the ways to help are public anyway.
         async with ctx.pool.acquire() as conn:
             prompt = (await repo.prompt(conn, prompt_id))[0]
             count = (await repo.response_counts(conn, [prompt_id])).get(prompt_id, 0)
         status, counted, limited = 429, False, True
-        headers.update(exc.headers)
+        headers["Retry-After"] = str(exc.retry_after)
     e = entry_from_prompt(prompt, base_url=settings.base_url, tag_authority=settings.tag_authority)
     local, platforms = _ways(prompt)
     body = render(

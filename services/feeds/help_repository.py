@@ -21,7 +21,8 @@ async def seen(conn: asyncpg.Connection, response_id: uuid.UUID) -> bool:
 async def count_once(
     conn: asyncpg.Connection, response_id: uuid.UUID, prompt_id: str, on: dt.date
 ) -> tuple[bool, int]:
-    """(counted now, the prompt's count): the count goes up only for a response id not seen before."""
+    """(counted now, the prompt's count), inside the caller's transaction: the count goes up only for a
+    response id not seen before."""
     try:
         return await _count_once(conn, response_id, prompt_id, on)
     finally:
@@ -31,18 +32,17 @@ async def count_once(
 async def _count_once(
     conn: asyncpg.Connection, response_id: uuid.UUID, prompt_id: str, on: dt.date
 ) -> tuple[bool, int]:
-    async with conn.transaction():
-        new = await conn.fetchval(
-            "INSERT INTO feeds.help_responses (response_id, prompt_id, responded_on) VALUES ($1, $2, $3)"
-            " ON CONFLICT (response_id) DO NOTHING RETURNING true",
-            response_id,
-            prompt_id,
-            on,
+    new = await conn.fetchval(
+        "INSERT INTO feeds.help_responses (response_id, prompt_id, responded_on) VALUES ($1, $2, $3)"
+        " ON CONFLICT (response_id) DO NOTHING RETURNING true",
+        response_id,
+        prompt_id,
+        on,
+    )
+    if new:
+        count = (await conn.fetchrow(repo.BUMP_COUNT, prompt_id))["responses"]
+    else:
+        count = await conn.fetchval(
+            "SELECT responses FROM feeds.response_counts WHERE prompt_id = $1", prompt_id
         )
-        if new:
-            count = (await conn.fetchrow(repo.BUMP_COUNT, prompt_id))["responses"]
-        else:
-            count = await conn.fetchval(
-                "SELECT responses FROM feeds.response_counts WHERE prompt_id = $1", prompt_id
-            )
     return bool(new), count or 0

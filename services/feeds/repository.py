@@ -142,59 +142,58 @@ async def _record_change(
 async def apply_published(
     conn: asyncpg.Connection, prompt: PromptPublished, entry: dict, cap: tuple[str, str, str | None] | None
 ) -> Change | None:
-    """Upsert by prompt_id+revision in one transaction; None when it changes nothing (a redelivery,
-    or an older revision). `cap` is (identifier, msg_type, refs) for place categories."""
-    async with conn.transaction():
-        row = await conn.fetchrow(
-            "SELECT revision, retired FROM feeds.prompts WHERE prompt_id = $1 FOR UPDATE", prompt.prompt_id
-        )
-        if row is not None and not row["retired"] and row["revision"] >= prompt.revision:
-            return None
+    """Upsert by prompt_id+revision, inside the caller's transaction; None when it changes nothing (a
+    redelivery, or an older revision). `cap` is (identifier, msg_type, refs) for place categories."""
+    row = await conn.fetchrow(
+        "SELECT revision, retired FROM feeds.prompts WHERE prompt_id = $1 FOR UPDATE", prompt.prompt_id
+    )
+    if row is not None and not row["retired"] and row["revision"] >= prompt.revision:
+        return None
+    await conn.execute(
+        """INSERT INTO feeds.prompts (prompt_id, revision, area_id, area_kind, ward_code, street_ids,
+               category, sensitivity, event, retired, changed_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, false, $10)
+           ON CONFLICT (prompt_id) DO UPDATE SET revision = EXCLUDED.revision,
+               area_id = EXCLUDED.area_id, area_kind = EXCLUDED.area_kind,
+               ward_code = EXCLUDED.ward_code, street_ids = EXCLUDED.street_ids,
+               category = EXCLUDED.category, sensitivity = EXCLUDED.sensitivity,
+               event = EXCLUDED.event, retired = false, changed_at = EXCLUDED.changed_at""",
+        prompt.prompt_id,
+        prompt.revision,
+        prompt.area_id,
+        prompt.area_kind,
+        prompt.ward_code,
+        list(prompt.street_ids),
+        str(prompt.category),
+        str(prompt.sensitivity),
+        prompt.model_dump_json(),
+        _visible_at(prompt, dt.datetime.now(dt.UTC)),
+    )
+    if cap is not None:
+        identifier, msg_type, refs = cap
         await conn.execute(
-            """INSERT INTO feeds.prompts (prompt_id, revision, area_id, area_kind, ward_code, street_ids,
-                   category, sensitivity, event, retired, changed_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, false, $10)
-               ON CONFLICT (prompt_id) DO UPDATE SET revision = EXCLUDED.revision,
-                   area_id = EXCLUDED.area_id, area_kind = EXCLUDED.area_kind,
-                   ward_code = EXCLUDED.ward_code, street_ids = EXCLUDED.street_ids,
-                   category = EXCLUDED.category, sensitivity = EXCLUDED.sensitivity,
-                   event = EXCLUDED.event, retired = false, changed_at = EXCLUDED.changed_at""",
+            """INSERT INTO feeds.cap_messages
+                   (identifier, prompt_id, revision, msg_type, sent, refs, event)
+               VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (identifier) DO NOTHING""",
+            identifier,
             prompt.prompt_id,
             prompt.revision,
-            prompt.area_id,
-            prompt.area_kind,
-            prompt.ward_code,
-            list(prompt.street_ids),
-            str(prompt.category),
-            str(prompt.sensitivity),
+            msg_type,
+            prompt.published_at.replace(microsecond=0),
+            refs,
             prompt.model_dump_json(),
-            _visible_at(prompt, dt.datetime.now(dt.UTC)),
         )
-        if cap is not None:
-            identifier, msg_type, refs = cap
-            await conn.execute(
-                """INSERT INTO feeds.cap_messages
-                       (identifier, prompt_id, revision, msg_type, sent, refs, event)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (identifier) DO NOTHING""",
-                identifier,
-                prompt.prompt_id,
-                prompt.revision,
-                msg_type,
-                prompt.published_at.replace(microsecond=0),
-                refs,
-                prompt.model_dump_json(),
-            )
-        return await _record_change(
-            conn,
-            prompt.prompt_id,
-            "published",
-            prompt.area_id,
-            prompt.area_kind,
-            prompt.ward_code,
-            list(prompt.street_ids),
-            str(prompt.sensitivity),
-            entry,
-        )
+    return await _record_change(
+        conn,
+        prompt.prompt_id,
+        "published",
+        prompt.area_id,
+        prompt.area_kind,
+        prompt.ward_code,
+        list(prompt.street_ids),
+        str(prompt.sensitivity),
+        entry,
+    )
 
 
 async def apply_retired(
@@ -203,41 +202,41 @@ async def apply_retired(
     retired_at: dt.datetime,
     cap: tuple[str, str | None] | None = None,
 ) -> Change | None:
-    """Mark retired (idempotent); `cap` is (identifier, refs) of the Cancel for place categories."""
-    async with conn.transaction():
-        row = await conn.fetchrow("SELECT * FROM feeds.prompts WHERE prompt_id = $1 FOR UPDATE", prompt_id)
-        if row is None or row["retired"]:
-            return None
-        prompt = PromptPublished.model_validate_json(row["event"])
+    """Mark retired (idempotent), inside the caller's transaction; `cap` is (identifier, refs) of the
+    Cancel for place categories."""
+    row = await conn.fetchrow("SELECT * FROM feeds.prompts WHERE prompt_id = $1 FOR UPDATE", prompt_id)
+    if row is None or row["retired"]:
+        return None
+    prompt = PromptPublished.model_validate_json(row["event"])
+    await conn.execute(
+        "UPDATE feeds.prompts SET retired = true, changed_at = $2 WHERE prompt_id = $1",
+        prompt_id,
+        _visible_at(prompt, retired_at),
+    )
+    if cap is not None and prompt.sensitivity is Sensitivity.PLACE:
+        identifier, refs = cap
         await conn.execute(
-            "UPDATE feeds.prompts SET retired = true, changed_at = $2 WHERE prompt_id = $1",
-            prompt_id,
-            _visible_at(prompt, retired_at),
-        )
-        if cap is not None and prompt.sensitivity is Sensitivity.PLACE:
-            identifier, refs = cap
-            await conn.execute(
-                """INSERT INTO feeds.cap_messages
-                       (identifier, prompt_id, revision, msg_type, sent, refs, event)
-                   VALUES ($1, $2, $3, 'Cancel', $4, $5, $6) ON CONFLICT (identifier) DO NOTHING""",
-                identifier,
-                prompt.prompt_id,
-                prompt.revision,
-                retired_at.replace(microsecond=0),
-                refs,
-                row["event"],
-            )
-        return await _record_change(
-            conn,
+            """INSERT INTO feeds.cap_messages
+                   (identifier, prompt_id, revision, msg_type, sent, refs, event)
+               VALUES ($1, $2, $3, 'Cancel', $4, $5, $6) ON CONFLICT (identifier) DO NOTHING""",
+            identifier,
             prompt.prompt_id,
-            "retired",
-            row["area_id"],
-            row["area_kind"],
-            row["ward_code"],
-            row["street_ids"],
-            row["sensitivity"],
-            {"prompt_id": prompt.prompt_id},
+            prompt.revision,
+            retired_at.replace(microsecond=0),
+            refs,
+            row["event"],
         )
+    return await _record_change(
+        conn,
+        prompt.prompt_id,
+        "retired",
+        row["area_id"],
+        row["area_kind"],
+        row["ward_code"],
+        row["street_ids"],
+        row["sensitivity"],
+        {"prompt_id": prompt.prompt_id},
+    )
 
 
 async def latest_cap(conn: asyncpg.Connection, prompt_id: str) -> CapMessage | None:
