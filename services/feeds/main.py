@@ -11,7 +11,7 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from shared.gazetteer import repository as gazetteer_repository
 from shared.gazetteer.model import Gazetteer
-from shared.gazetteer.selection import Areas
+from shared.gazetteer.serving import load_areas
 from shared.kafka import make_broker
 from shared.ratelimit import TokenBucket
 from shared.service import Runtime, create_service_app
@@ -44,13 +44,7 @@ def create_app(
 
     async def on_startup(runtime: Runtime[FeedsContext]) -> None:
         pool = runtime.require_pool()
-        gaz = gazetteer
-        if gaz is None:
-            async with pool.acquire() as conn:
-                gaz = await gazetteer_repository.load(conn)
-        if not gaz.streets:
-            log.warning("the gazetteer is empty: run `streetneeds gazetteer import` (pages answer 503)")
-        areas = Areas(gaz) if gaz.streets else None
+        areas = await load_areas(pool, gazetteer, empty="pages")
         if areas is not None:
             areas.finder.warm()  # the search index, before the first resident asks
         hub = Hub(
