@@ -16,6 +16,7 @@ from sse_starlette import EventSourceResponse
 from shared.gazetteer.selection import Areas, Selection, UnknownArea
 from shared.http import Problem
 from shared.ratelimit import RATE_LIMITED, SUBSCRIPTIONS_PER_MINUTE, enforce_rate
+from shared.web import PRIVATE_PAGE_HEADERS
 
 from . import repository as repo
 from .actions import resolve, subscribe, subscription
@@ -340,7 +341,7 @@ async def unsubscribe_confirm(request: Request, token: str) -> Response:
         private=True,
         feed_url=f"{settings.base_url}/s/{token}",
     )
-    return HTMLResponse(body, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+    return HTMLResponse(body, headers=PRIVATE_PAGE_HEADERS)
 
 
 @router.post("/s/{token}/unsubscribe", response_class=HTMLResponse, summary="Unsubscribe", responses=ENDED)
@@ -359,7 +360,7 @@ async def unsubscribe_post(request: Request, token: str) -> Response:
             "The private feed link no longer works, and we no longer keep which streets it followed."
         ],
     )
-    return HTMLResponse(body, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+    return HTMLResponse(body, headers=PRIVATE_PAGE_HEADERS)
 
 
 @router.get(
@@ -424,9 +425,7 @@ async def subscribe_form(
             "ward": {"kind": "ward", "ward_code": (sel.ward_codes or ("",))[0]},
         }.get(sel.kind),
     )
-    return HTMLResponse(
-        body, status_code=201, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
-    )
+    return HTMLResponse(body, status_code=201, headers=PRIVATE_PAGE_HEADERS)
 
 
 def _number(value: str | None) -> float | None:
