@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import asyncpg
 from fastapi import Request
 from starlette.datastructures import FormData
 
@@ -15,7 +16,16 @@ from .context import console_context
 from .repository import Session
 from .security import can, hash_token, tokens_match
 
-__all__ = ["COOKIE", "SIGN_IN_COOKIE", "Refused", "SignInRequired", "acting", "current", "page_session"]
+__all__ = [
+    "COOKIE",
+    "SIGN_IN_COOKIE",
+    "Refused",
+    "SignInRequired",
+    "acting",
+    "audit",
+    "current",
+    "page_session",
+]
 
 COOKIE = "console_session"
 SIGN_IN_COOKIE = "console_sign_in"  # double-submit CSRF token of the sign-in form (no session yet)
@@ -31,18 +41,27 @@ class SignInRequired(Exception):
     """A page needs a session: answered with a redirect to the sign-in page."""
 
 
+async def audit(
+    pool: asyncpg.Pool, username: str, action: str, target: str = "", outcome: str = "done", detail: str = ""
+) -> None:
+    """One audit row, in a unit of work of its own (a refusal or failure is audited after its rollback)."""
+    async with pool.acquire() as conn:
+        await repo.add_audit(conn, username, action, target, outcome, detail)
+
+
 async def current(request: Request) -> Session | None:
     token = request.cookies.get(COOKIE)
     if not token:
         return None
     rt = console_context(request)
     settings = rt.settings
-    return await repo.touch_session(
-        rt.pool,
-        hash_token(token),
-        dt.timedelta(minutes=settings.session_idle_minutes),
-        dt.timedelta(hours=settings.session_absolute_hours),
-    )
+    async with rt.pool.acquire() as conn:
+        return await repo.touch_session(
+            conn,
+            hash_token(token),
+            dt.timedelta(minutes=settings.session_idle_minutes),
+            dt.timedelta(hours=settings.session_absolute_hours),
+        )
 
 
 async def page_session(request: Request) -> Session:
@@ -60,14 +79,14 @@ async def acting(
     session = await current(request)
     pool = console_context(request).pool
     if session is None:
-        await repo.add_audit(pool, "-", action, target, "refused", "no session")
+        await audit(pool, "-", action, target, "refused", "no session")
         raise Refused(
             403,
             "Please sign in again",
             "Your session has ended or you are not signed in. Nothing was changed.",
         )
     if not tokens_match(_text(form, "csrf_token"), session.csrf_token):
-        await repo.add_audit(pool, session.username, action, target, "refused", "missing or wrong form token")
+        await audit(pool, session.username, action, target, "refused", "missing or wrong form token")
         raise Refused(
             403,
             "This form has expired",
@@ -75,7 +94,7 @@ async def acting(
             "Go back, reload the page and try again.",
         )
     if not can(session.role, needed):
-        await repo.add_audit(pool, session.username, action, target, "refused", f"role {session.role}")
+        await audit(pool, session.username, action, target, "refused", f"role {session.role}")
         raise Refused(
             403,
             "You cannot do this",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
-from typing import TypeAlias
 
 import asyncpg
 
@@ -25,9 +24,6 @@ __all__ = [
     "set_operator_disabled",
     "touch_session",
 ]
-
-# A pool as well as a connection, so a call can run outside any unit of work (ADR 0006, known deviation).
-Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 
 @dataclass(frozen=True)
@@ -54,7 +50,7 @@ def _operator(row: asyncpg.Record) -> Operator:
     )
 
 
-async def create_operator(conn: Conn, username: str, password_hash: str, role: str) -> Operator:
+async def create_operator(conn: asyncpg.Connection, username: str, password_hash: str, role: str) -> Operator:
     row = await conn.fetchrow(
         "INSERT INTO console.operators (username, password_hash, role) VALUES ($1, $2, $3) RETURNING *",
         username,
@@ -64,12 +60,12 @@ async def create_operator(conn: Conn, username: str, password_hash: str, role: s
     return _operator(row)
 
 
-async def find_operator(conn: Conn, username: str) -> Operator | None:
+async def find_operator(conn: asyncpg.Connection, username: str) -> Operator | None:
     row = await conn.fetchrow("SELECT * FROM console.operators WHERE username = $1", username)
     return _operator(row) if row else None
 
 
-async def list_operators(conn: Conn) -> list[Operator]:
+async def list_operators(conn: asyncpg.Connection) -> list[Operator]:
     return [_operator(r) for r in await conn.fetch("SELECT * FROM console.operators ORDER BY username")]
 
 
@@ -88,7 +84,9 @@ async def set_operator_disabled(conn: asyncpg.Connection, username: str) -> bool
     return True
 
 
-async def create_session(conn: Conn, token_hash: str, operator_id: uuid.UUID, csrf_token: str) -> None:
+async def create_session(
+    conn: asyncpg.Connection, token_hash: str, operator_id: uuid.UUID, csrf_token: str
+) -> None:
     await conn.execute(
         "INSERT INTO console.sessions (token_hash, operator_id, csrf_token) VALUES ($1, $2, $3)",
         token_hash,
@@ -98,7 +96,7 @@ async def create_session(conn: Conn, token_hash: str, operator_id: uuid.UUID, cs
 
 
 async def touch_session(
-    conn: Conn, token_hash: str, idle: dt.timedelta, absolute: dt.timedelta
+    conn: asyncpg.Connection, token_hash: str, idle: dt.timedelta, absolute: dt.timedelta
 ) -> Session | None:
     """The live session for this token (its idle clock restarted), or None when ended or expired."""
     row = await conn.fetchrow(
@@ -115,14 +113,19 @@ async def touch_session(
     return Session(row["token_hash"], row["username"], row["role"], row["csrf_token"]) if row else None
 
 
-async def end_session(conn: Conn, token_hash: str) -> None:
+async def end_session(conn: asyncpg.Connection, token_hash: str) -> None:
     await conn.execute(
         "UPDATE console.sessions SET ended_at = now() WHERE token_hash = $1 AND ended_at IS NULL", token_hash
     )
 
 
 async def add_audit(
-    conn: Conn, username: str, action: str, target: str = "", outcome: str = "done", detail: str = ""
+    conn: asyncpg.Connection,
+    username: str,
+    action: str,
+    target: str = "",
+    outcome: str = "done",
+    detail: str = "",
 ) -> None:
     await conn.execute(
         "INSERT INTO console.audit (username, action, target, outcome, detail) VALUES ($1, $2, $3, $4, $5)",
@@ -134,14 +137,14 @@ async def add_audit(
     )
 
 
-async def list_audit(conn: Conn, limit: int = 200) -> list[asyncpg.Record]:
+async def list_audit(conn: asyncpg.Connection, limit: int = 200) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch(
         "SELECT * FROM console.audit ORDER BY at DESC, id DESC LIMIT $1", limit
     )
     return rows
 
 
-async def recent_failures(conn: Conn, username: str, window: dt.timedelta) -> int:
+async def recent_failures(conn: asyncpg.Connection, username: str, window: dt.timedelta) -> int:
     failures: int = await conn.fetchval(
         "SELECT count(*) FROM console.audit WHERE action = 'sign in' AND outcome = 'failed'"
         " AND username = $1 AND at > now() - $2::interval",
@@ -151,12 +154,14 @@ async def recent_failures(conn: Conn, username: str, window: dt.timedelta) -> in
     return failures
 
 
-async def decided_dead_letters(conn: Conn) -> dict[tuple[int, int], str]:
+async def decided_dead_letters(conn: asyncpg.Connection) -> dict[tuple[int, int], str]:
     rows = await conn.fetch('SELECT partition, "offset", decision FROM console.dead_letter_decisions')
     return {(r["partition"], r["offset"]): r["decision"] for r in rows}
 
 
-async def decide_dead_letter(conn: Conn, partition: int, offset: int, decision: str, username: str) -> bool:
+async def decide_dead_letter(
+    conn: asyncpg.Connection, partition: int, offset: int, decision: str, username: str
+) -> bool:
     """Record a decision once; False when the letter was already replayed or discarded."""
     done = await conn.fetchval(
         'INSERT INTO console.dead_letter_decisions (partition, "offset", decision, username)'

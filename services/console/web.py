@@ -25,9 +25,9 @@ from shared.web import page_renderer
 
 from . import kafka_ops
 from . import repository as repo
-from .auth import COOKIE, SIGN_IN_COOKIE, Refused, acting, page_session
+from .auth import COOKIE, SIGN_IN_COOKIE, Refused, acting, audit, page_session
 from .charts import bar_chart
-from .context import Context, console_context
+from .context import ConsoleContext, Context, console_context
 from .repository import Session
 from .security import (
     DUMMY_HASH,
@@ -116,7 +116,7 @@ async def _act(request: Request, action: str, target: str, needed: str, fn: Acti
         message, secret, back = await fn(form, session)
     except (TargetError, Refused) as exc:
         status = exc.status if exc.status < 500 else 502
-        await repo.add_audit(pool, session.username, action, target, "failed", exc.message)
+        await audit(pool, session.username, action, target, "failed", exc.message)
         return problem_page(
             request,
             session,
@@ -124,7 +124,7 @@ async def _act(request: Request, action: str, target: str, needed: str, fn: Acti
             "That did not work",
             exc.message,
         )
-    await repo.add_audit(pool, session.username, action, target, "done", message)
+    await audit(pool, session.username, action, target, "done", message)
     response = render(
         request, "done.html", session, title=action.capitalize(), message=message, secret=secret, back=back
     )
@@ -217,11 +217,14 @@ async def sign_in(request: Request, ctx: Context) -> Response:
     form = await request.form()
     username = str(form.get("username") or "").strip().lower()
     password = str(form.get("password") or "")
-    operator = await repo.find_operator(ctx.pool, username) if USERNAME.match(username) else None
+    operator = None
+    if USERNAME.match(username):
+        async with ctx.pool.acquire() as conn:
+            operator = await repo.find_operator(conn, username)
     # Only a known operator's name goes into the audit: a password typed into the name field must not.
     who = operator.username if operator else "-"
     if not tokens_match(str(form.get("csrf_token") or ""), request.cookies.get(SIGN_IN_COOKIE)):
-        await repo.add_audit(ctx.pool, who, "sign in", "", "refused", "missing or wrong form token")
+        await audit(ctx.pool, who, "sign in", "", "refused", "missing or wrong form token")
         return problem_page(
             request,
             None,
@@ -230,11 +233,8 @@ async def sign_in(request: Request, ctx: Context) -> Response:
             "The sign-in form was not sent from this console's page or is out of date. "
             "Reload it and try again.",
         )
-    if (
-        operator
-        and await repo.recent_failures(ctx.pool, who, SIGN_IN_WINDOW) >= ctx.settings.sign_in_attempts
-    ):
-        await repo.add_audit(ctx.pool, who, "sign in", "", "refused", "too many failed attempts")
+    if operator and await _recent_failures(ctx, who) >= ctx.settings.sign_in_attempts:
+        await audit(ctx.pool, who, "sign in", "", "refused", "too many failed attempts")
         return problem_page(
             request,
             None,
@@ -245,7 +245,7 @@ async def sign_in(request: Request, ctx: Context) -> Response:
     ok = verify_password(password, operator.password_hash if operator else DUMMY_HASH)
     if not ok or operator is None or operator.disabled_at is not None:
         detail = "wrong password" if operator else "unknown user name"
-        await repo.add_audit(ctx.pool, who, "sign in", "", "failed", detail)
+        await audit(ctx.pool, who, "sign in", "", "failed", detail)
         token = new_token()
         response = render(
             request,
@@ -259,8 +259,9 @@ async def sign_in(request: Request, ctx: Context) -> Response:
         _cookie(request, response, SIGN_IN_COOKIE, token, max_age=3600)
         return response
     token = new_token()  # a new session id at every sign-in (no fixation)
-    await repo.create_session(ctx.pool, hash_token(token), operator.id, new_token())
-    await repo.add_audit(ctx.pool, operator.username, "sign in", "", "done", f"role {operator.role}")
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        await repo.create_session(conn, hash_token(token), operator.id, new_token())
+        await repo.add_audit(conn, operator.username, "sign in", "", "done", f"role {operator.role}")
     response = RedirectResponse("/", status_code=303)
     _cookie(request, response, COOKIE, token, max_age=ctx.settings.session_absolute_hours * 3600)
     response.delete_cookie(SIGN_IN_COOKIE, path="/")
@@ -270,11 +271,17 @@ async def sign_in(request: Request, ctx: Context) -> Response:
 @router.post("/sign-out")
 async def sign_out(request: Request, ctx: Context) -> Response:
     session, _ = await acting(request, "sign out", "", "viewer")
-    await repo.end_session(ctx.pool, session.token_hash)
-    await repo.add_audit(ctx.pool, session.username, "sign out")
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        await repo.end_session(conn, session.token_hash)
+        await repo.add_audit(conn, session.username, "sign out")
     response = RedirectResponse("/sign-in", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response
+
+
+async def _recent_failures(ctx: ConsoleContext, username: str) -> int:
+    async with ctx.pool.acquire() as conn:
+        return await repo.recent_failures(conn, username, SIGN_IN_WINDOW)
 
 
 def _cookie(request: Request, response: Response, name: str, value: str, max_age: int) -> None:
@@ -514,7 +521,8 @@ async def operations_page(request: Request, ctx: Context) -> Response:
     session = await page_session(request)
     targets = _targets(request)
     letters, letters_error = await _soft(kafka_ops.read_letters(ctx.settings))
-    decided = await repo.decided_dead_letters(ctx.pool)
+    async with ctx.pool.acquire() as conn:
+        decided = await repo.decided_dead_letters(conn)
     pending = [x for x in letters or [] if (x.partition, x.offset) not in decided]
     volumes, volumes_error = await _soft(targets.call("ingest", "GET", "/v1/admin/volumes", days=30))
     reports, reports_error = await _soft(targets.call("ingest", "GET", "/v1/admin/open311-volumes", days=30))
@@ -597,10 +605,11 @@ async def replay_letter(request: Request, ctx: Context, letter_id: str) -> Respo
 async def discard_letter(request: Request, ctx: Context, letter_id: str) -> Response:
     async def do(form: FormData, session: Session) -> tuple[str, str | None, str]:
         found = await _letter(request, letter_id)
-        if not await repo.decide_dead_letter(
-            ctx.pool, found.partition, found.offset, "discarded", session.username
-        ):
-            raise Refused(409, "Already handled", "That dead letter was already replayed or discarded.")
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            if not await repo.decide_dead_letter(
+                conn, found.partition, found.offset, "discarded", session.username
+            ):
+                raise Refused(409, "Already handled", "That dead letter was already replayed or discarded.")
         return "Dead letter discarded: it is hidden from the list.", None, "/operations"
 
     return await _act(request, "discard dead letter", letter_id, "operator", do)
@@ -612,14 +621,16 @@ async def discard_letter(request: Request, ctx: Context, letter_id: str) -> Resp
 @router.get("/audit")
 async def audit_page(request: Request, ctx: Context) -> Response:
     session = await page_session(request)
-    rows = await repo.list_audit(ctx.pool, 500)
+    async with ctx.pool.acquire() as conn:
+        rows = await repo.list_audit(conn, 500)
     return render(request, "audit.html", session, title="Audit", rows=rows)
 
 
 @router.get("/operators")
 async def operators_page(request: Request, ctx: Context) -> Response:
     session = await page_session(request)
-    operators = await repo.list_operators(ctx.pool)
+    async with ctx.pool.acquire() as conn:
+        operators = await repo.list_operators(conn)
     return render(request, "operators.html", session, title="Operators", operators=operators, roles=ROLES)
 
 
@@ -634,11 +645,12 @@ async def create_operator(request: Request, ctx: Context) -> Response:
             )
         if role not in ROLES:
             raise Refused(422, "Check the form", "Choose a role: viewer, operator or admin.")
-        pool = ctx.pool
-        if await repo.find_operator(pool, username):
-            raise Refused(409, "Name taken", f"There is already an operator called {username}.")
         password = generate_password()
-        await repo.create_operator(pool, username, hash_password(password), role)
+        password_hash = hash_password(password)  # scrypt before the unit of work, not inside it
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            if await repo.find_operator(conn, username):
+                raise Refused(409, "Name taken", f"There is already an operator called {username}.")
+            await repo.create_operator(conn, username, password_hash, role)
         return (
             f"Operator {username} ({role}) created. Give them this password once, privately.",
             password,
