@@ -20,7 +20,8 @@ class Caller:
 
 async def identify(ctx: IngestContext, key: str) -> Caller:
     digest = hash_key(key)
-    system = await repository.find_system(ctx.pool, digest)
+    async with ctx.pool.acquire() as conn:
+        system = await repository.find_system(conn, digest)
     if system is None:
         return Caller(None)
     limiter: RateLimiter = ctx.limiter

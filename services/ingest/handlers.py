@@ -22,7 +22,8 @@ MAX_RECORDS = 500  # one transaction and one round of acks per poll: bulk loads 
 
 def register(broker: KafkaBroker, runtime: Runtime[IngestContext], group_id: str) -> None:
     async def find_system(key: str) -> repository.System | None:
-        return await repository.find_system(runtime.context.pool, hash_key(key))
+        async with runtime.context.pool.acquire() as conn:
+            return await repository.find_system(conn, hash_key(key))
 
     async def publish_dead_letters(letters: list[DeadLettered]) -> None:
         await shared_publish_dead_letters(broker, letters)

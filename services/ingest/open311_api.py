@@ -332,11 +332,11 @@ async def list_requests(
         if statuses and not set(statuses) <= {"open", "closed"}:
             raise Open311Error(400, "status must be open or closed")
         if service_request_id:  # the spec: this overrides all other arguments
-            rows = await repository.open311_rows(ctx.pool, ids=_ids(_csv(service_request_id) or []))
+            rows = await _rows(ctx, ids=_ids(_csv(service_request_id) or []))
         else:
             start, end = date_range(start_date, end_date, dt.datetime.now(dt.UTC))
-            rows = await repository.open311_rows(
-                ctx.pool,
+            rows = await _rows(
+                ctx,
                 service_codes=_ids(_csv(service_code) or []) if service_code else None,
                 statuses=statuses,
                 start=start,
@@ -388,10 +388,16 @@ def _csv(raw: str | None) -> list[str] | None:
 
 async def _found(ctx: IngestContext, request_id: str, field: str) -> list[repository.Open311Row]:
     """The request a `service_request_id` or token names (they are the same), or 404 naming `field`."""
-    rows = await repository.open311_rows(ctx.pool, ids=_ids([request_id]))
+    rows = await _rows(ctx, ids=_ids([request_id]))
     if not rows:
         raise Open311Error(404, f"{field} was not found")
     return rows
+
+
+async def _rows(ctx: IngestContext, **filters: Any) -> list[repository.Open311Row]:
+    """Stored requests matching `filters` (repository.open311_rows), read on a connection of their own."""
+    async with ctx.pool.acquire() as conn:
+        return await repository.open311_rows(conn, **filters)
 
 
 def _views(ctx: IngestContext, rows: list[repository.Open311Row]) -> list[dict[str, Any]]:

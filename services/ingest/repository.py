@@ -73,7 +73,7 @@ async def create_system(
     return _system(row)
 
 
-async def find_system(conn: asyncpg.Connection | asyncpg.Pool, key_hash: str) -> System | None:
+async def find_system(conn: asyncpg.Connection, key_hash: str) -> System | None:
     """The active (not revoked) system whose key hashes to `key_hash`."""
     row = await conn.fetchrow(
         "SELECT * FROM ingest.council_systems WHERE key_hash = $1 AND revoked_at IS NULL", key_hash
@@ -188,7 +188,7 @@ class Open311Row:
 
 
 async def open311_rows(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: asyncpg.Connection,
     *,
     ids: Sequence[str] | None = None,
     service_codes: Sequence[str] | None = None,
