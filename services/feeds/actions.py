@@ -57,16 +57,16 @@ def _circle(
     areas: Areas, settings: FeedsSettings, lat: float | None, lon: float | None, radius_m: float | None
 ) -> Selection:
     """The streets within `radius_m` of a point; every part must be given and in range."""
-    for name, value in (("lat", lat), ("lon", lon), ("radius_m", radius_m)):
-        if value is None:
-            raise _bad(name, "lat, lon and radius_m are all needed")
-    if not (-90 <= lat <= 90):  # type: ignore[operator]
+    if lat is None or lon is None or radius_m is None:
+        missing = next(n for n, v in (("lat", lat), ("lon", lon), ("radius_m", radius_m)) if v is None)
+        raise _bad(missing, "lat, lon and radius_m are all needed")
+    if not (-90 <= lat <= 90):
         raise _bad("lat", "latitude must be between -90 and 90")
-    if not (-180 <= lon <= 180):  # type: ignore[operator]
+    if not (-180 <= lon <= 180):
         raise _bad("lon", "longitude must be between -180 and 180")
-    if not (0 < radius_m <= settings.max_radius_m):  # type: ignore[operator]
+    if not (0 < radius_m <= settings.max_radius_m):
         raise _bad("radius_m", f"radius_m must be more than 0 and at most {settings.max_radius_m}")
-    return areas.for_circle(lat, lon, radius_m)  # type: ignore[arg-type]
+    return areas.for_circle(lat, lon, radius_m)
 
 
 def resolve(

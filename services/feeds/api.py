@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Literal, cast
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Query, Request
@@ -37,10 +37,12 @@ class PlaceStreetOut(StreetOut):
     label: str = Field(..., description="Name, a nearby street when the name is shared, and ward.")
 
 
+# What a place search can find (the gazetteer's search says it as a plain str).
+PlaceKind = Literal["postcode", "postcodes", "unknown_postcode", "streets", "nothing"]
+
+
 class PlacesOut(BaseModel):
-    kind: Literal["postcode", "postcodes", "unknown_postcode", "streets", "nothing"] = Field(
-        ..., description="What the query was taken for."
-    )
+    kind: PlaceKind = Field(..., description="What the query was taken for.")
     postcode: str | None = Field(None, description="The postcode, in its printed form, if one was given.")
     postcodes: list[str] = Field(..., description="Known postcodes starting with a partial postcode.")
     streets: list[PlaceStreetOut]
@@ -121,7 +123,7 @@ async def find_place(
     areas = ctx.loaded_areas()
     found = areas.find(q, limit=limit)
     return PlacesOut(
-        kind=found.kind,  # type: ignore[arg-type]
+        kind=cast(PlaceKind, found.kind),  # one of these five; the model checks it again
         postcode=found.postcode,
         postcodes=found.postcodes,
         streets=[

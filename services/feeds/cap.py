@@ -173,4 +173,6 @@ def alert_xml(
     _sub(area, "areaDesc", prompt.area_name)
     for polygon in polygons:
         _sub(area, "polygon", polygon)
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    # lxml has no type hints: with an encoding, tostring gives bytes.
+    document: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    return document

@@ -100,12 +100,14 @@ def _generator(meta: FeedMeta, entries: list[FeedEntry]) -> FeedGenerator:
 
 
 def atom(meta: FeedMeta, entries: list[FeedEntry]) -> bytes:
-    return _generator(meta, entries).atom_str(pretty=True)
+    body: bytes = _generator(meta, entries).atom_str(pretty=True)  # feedgen has no type hints
+    return body
 
 
 def rss(meta: FeedMeta, entries: list[FeedEntry]) -> bytes:
     # feedgen writes the last link as RSS <link> (the HTML page) and rel="self" as atom:link.
-    return _generator(meta, entries).rss_str(pretty=True)
+    body: bytes = _generator(meta, entries).rss_str(pretty=True)
+    return body
 
 
 def json_feed(meta: FeedMeta, entries: list[FeedEntry]) -> bytes:

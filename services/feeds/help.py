@@ -16,8 +16,10 @@ import secrets
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from shared.contracts import OpportunityLink, PromptPublished
 from shared.http import Problem
 from shared.ratelimit import client_key as shared_client_key
+from shared.refusals import NotFound
 
 from . import repository as repo
 from .actions import respond
@@ -47,7 +49,7 @@ def helper_token(request: Request) -> tuple[str, bool]:
     return secrets.token_urlsafe(18), True
 
 
-def _ways(prompt) -> tuple[list, list]:
+def _ways(prompt: PromptPublished) -> tuple[list[OpportunityLink], list[OpportunityLink]]:
     local = [o for o in prompt.opportunities if o.kind == "local"]
     return local, [o for o in prompt.opportunities if o.kind != "local"]
 
@@ -92,8 +94,11 @@ async def help_form(request: Request, prompt_id: str) -> Response:
     except TooManyResponses as exc:
         # Too many from this address: not counted now, but the ways to help are public anyway.
         async with ctx.pool.acquire() as conn:
-            prompt = (await repo.prompt(conn, prompt_id))[0]
+            found = await repo.prompt(conn, prompt_id)
             count = (await repo.response_counts(conn, [prompt_id])).get(prompt_id, 0)
+        if found is None:  # `respond` found it a moment ago; nothing deletes a prompt meanwhile
+            raise NotFound("No such prompt") from None
+        prompt = found[0]
         status, counted, limited = 429, False, True
         headers["Retry-After"] = str(exc.retry_after)
     e = entry_from_prompt(prompt, base_url=settings.base_url, tag_authority=settings.tag_authority)

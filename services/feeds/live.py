@@ -144,14 +144,14 @@ async def stream(
                 if change.visible_to(selection):
                     yield sse_event(change)
         while True:
-            change = await queue.get()
-            if change is None:
+            update = await queue.get()
+            if update is None:
                 return
-            if change.seq <= sent:
+            if update.seq <= sent:
                 continue
-            sent = change.seq
-            if change.visible_to(selection):
-                yield sse_event(change)
+            sent = update.seq
+            if update.visible_to(selection):
+                yield sse_event(update)
     finally:
         hub.unsubscribe(queue)
         release()

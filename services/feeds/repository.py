@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
@@ -58,7 +59,7 @@ class Change:
     area_kind: str
     street_ids: tuple[str, ...]
     sensitivity: str
-    entry: dict
+    entry: dict[str, Any]
 
     def visible_to(self, selection: Selection) -> bool:
         return selection.matches(
@@ -80,7 +81,7 @@ class CapMessage:
     event: PromptPublished
 
 
-def _change(row) -> Change:
+def _change(row: asyncpg.Record) -> Change:
     return Change(
         row["seq"],
         row["prompt_id"],
@@ -110,7 +111,7 @@ async def _record_change(
     ward_code: str | None,
     street_ids: list[str],
     sensitivity: str,
-    entry: dict,
+    entry: dict[str, Any],
 ) -> Change:
     """Number the change, stamp the prompt with it (feeds' validators) and notify every replica's
     listener; call inside the effect's transaction.
@@ -140,7 +141,10 @@ async def _record_change(
 
 
 async def apply_published(
-    conn: asyncpg.Connection, prompt: PromptPublished, entry: dict, cap: tuple[str, str, str | None] | None
+    conn: asyncpg.Connection,
+    prompt: PromptPublished,
+    entry: dict[str, Any],
+    cap: tuple[str, str, str | None] | None,
 ) -> Change | None:
     """Upsert by prompt_id+revision, inside the caller's transaction; None when it changes nothing (a
     redelivery, or an older revision). `cap` is (identifier, msg_type, refs) for place categories."""
@@ -247,7 +251,7 @@ async def latest_cap(conn: asyncpg.Connection, prompt_id: str) -> CapMessage | N
     return _cap(row) if row else None
 
 
-def _cap(row) -> CapMessage:
+def _cap(row: asyncpg.Record) -> CapMessage:
     return CapMessage(
         row["identifier"],
         row["prompt_id"],
@@ -265,7 +269,7 @@ _MATCH = """(NOT p.retired OR $4) AND (
      OR (p.sensitivity = 'person' AND p.area_id = ANY($2::text[])))))"""
 
 
-def _args(sel: Selection, include_retired: bool) -> tuple:
+def _args(sel: Selection, include_retired: bool) -> tuple[list[str], list[str], list[str], bool]:
     return list(sel.street_ids), list(sel.unit_ids), list(sel.ward_codes), include_retired
 
 
@@ -281,9 +285,10 @@ async def prompts_for(conn: asyncpg.Connection, sel: Selection, limit: int) -> l
 
 async def last_modified(conn: asyncpg.Connection, sel: Selection) -> dt.datetime | None:
     """Latest change (publication or retirement) of any prompt the selection covers."""
-    return await conn.fetchval(
+    changed_at: dt.datetime | None = await conn.fetchval(
         f"SELECT max(p.changed_at) FROM feeds.prompts p WHERE {_MATCH}", *_args(sel, True)
     )
+    return changed_at
 
 
 @dataclass(frozen=True)
@@ -309,7 +314,7 @@ _COUNTS = """(SELECT md5(coalesce(string_agg(r.prompt_id || '=' || r.responses, 
 _NEWEST = "(m.event->>'published_at')::timestamptz DESC, m.prompt_id"
 
 
-def _state(row, with_counts: bool) -> FeedState:
+def _state(row: asyncpg.Record, with_counts: bool) -> FeedState:
     return FeedState(row["seq"], row["n"], row["last_modified"], row["counts"] if with_counts else None)
 
 
@@ -360,7 +365,8 @@ async def changes_after(conn: asyncpg.Connection, seq: int, limit: int = 1000) -
 
 
 async def current_seq(conn: asyncpg.Connection) -> int:
-    return await conn.fetchval("SELECT coalesce(max(seq), 0) FROM feeds.changes")
+    seq: int = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM feeds.changes")
+    return seq
 
 
 async def cap_index(conn: asyncpg.Connection, cancel_visible_days: int) -> list[CapMessage]:
@@ -416,7 +422,7 @@ async def find_subscription(conn: asyncpg.Connection, token_sha256: bytes) -> tu
 
 async def unsubscribe(conn: asyncpg.Connection, token_sha256: bytes) -> bool:
     """End a subscription; its definition is dropped (nothing kept about what was followed)."""
-    status = await conn.execute(
+    status: str = await conn.execute(
         """UPDATE feeds.subscriptions SET unsubscribed_on = current_date, street_ids = '{}',
                unit_ids = '{}', ward_codes = '{}', label = ''
            WHERE token_sha256 = $1 AND unsubscribed_on IS NULL""",
@@ -455,7 +461,8 @@ BUMP_COUNT = f"""WITH c AS (INSERT INTO feeds.response_counts (prompt_id, respon
 
 async def add_response(conn: asyncpg.Connection, prompt_id: str) -> int:
     try:
-        return (await conn.fetchrow(BUMP_COUNT, prompt_id))["responses"]
+        count: int = (await conn.fetchrow(BUMP_COUNT, prompt_id))["responses"]
+        return count
     finally:
         note_counts_written()
 

@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Awaitable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -52,7 +53,7 @@ class FeedTarget:
     alerts: dict[str, str] | None = None
     notice_path: str | None = None
     unsubscribe_path: str | None = None
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @cached_property
     def key(self) -> str:
@@ -258,7 +259,7 @@ async def events_response(request: Request, target: FeedTarget) -> EventSourceRe
     hub = ctx.hub
     pool = ctx.pool
 
-    async def backlog(after: int):
+    async def backlog(after: int) -> list[repo.Change]:
         async with pool.acquire() as conn:
             return await repo.changes_after(conn, after)
 

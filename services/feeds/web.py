@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Callable
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import segno
 from fastapi import APIRouter, Form, Path, Request
@@ -136,7 +136,7 @@ def _radii(settings: FeedsSettings) -> list[int]:
     return [r for r in RADII if MIN_RADIUS_M <= r <= settings.max_radius_m] or [settings.max_radius_m]
 
 
-def _home_context(settings: FeedsSettings, areas: Areas, q: str | None) -> dict:
+def _home_context(settings: FeedsSettings, areas: Areas, q: str | None) -> dict[str, Any]:
     found = areas.find(q, limit=20) if q else None
     labels = {s.id: areas.label(s) for s in found.streets} if found else {}
     # Each candidate postcode with its streets, so residents recognise theirs.
@@ -200,7 +200,7 @@ async def street_feed(request: Request, street_id: str, fmt: Fmt) -> Response:
     summary="A street's live updates (Server-Sent Events)",
     responses=EVENTS,
 )
-async def street_events(request: Request, street_id: str):
+async def street_events(request: Request, street_id: str) -> Response:
     return await events_response(request, _street(request, street_id))
 
 
@@ -295,7 +295,7 @@ async def ward_feed(request: Request, ward_code: str, fmt: Fmt) -> Response:
     summary="A ward's live updates (Server-Sent Events)",
     responses=EVENTS,
 )
-async def ward_events(request: Request, ward_code: str):
+async def ward_events(request: Request, ward_code: str) -> Response:
     return await events_response(request, _ward(request, ward_code))
 
 
@@ -322,7 +322,7 @@ async def subscription_feed(request: Request, token: str, fmt: Fmt) -> Response:
     summary="A subscription's live updates (Server-Sent Events)",
     responses={**EVENTS, **ENDED},
 )
-async def subscription_events(request: Request, token: str):
+async def subscription_events(request: Request, token: str) -> Response:
     return await events_response(request, await _subscription_target(request, token))
 
 
@@ -396,7 +396,7 @@ async def subscribe_form(
     settings = ctx.settings
     areas = ctx.loaded_areas()
     near_me = kind == "area" or (not kind and (lat or lon or radius_m))
-    point = _point(areas, settings, kind, lat, lon, radius_m) if near_me else None
+    point = _point(areas, settings, lat, lon, radius_m) if near_me else None
     sel = resolve(
         areas,
         settings,
@@ -430,7 +430,7 @@ async def subscribe_form(
 
 def _number(value: str | None) -> float | None:
     try:
-        return float(value) if value not in (None, "") else None
+        return float(value) if value else None
     except ValueError:
         return None
 
@@ -440,15 +440,19 @@ def _resident_error(message: str, title: str = "Please check what you chose") ->
     return Problem(422, title, message, errors=[{"field": "", "message": message}])
 
 
-def _point(areas: Areas, settings: FeedsSettings, kind, lat, lon, radius) -> dict[str, float]:
+def _point(
+    areas: Areas, settings: FeedsSettings, lat: str | None, lon: str | None, radius: str | None
+) -> dict[str, float]:
     """lat/lon/radius from the "near me" form, checked with messages residents understand."""
     la, lo, r = _number(lat), _number(lon), _number(radius)
-    problems = []
+    problems: list[str] = []
     if la is None or lo is None:
         problems.append("Choose a point first: use your location, or click the map.")
     if r is None or not (MIN_RADIUS_M <= r <= settings.max_radius_m):
         problems.append(f"Choose a distance between {MIN_RADIUS_M:,} and {settings.max_radius_m:,} metres.")
-    if problems:
+    if (
+        problems or la is None or lo is None or r is None
+    ):  # no problem means all three are set: said again for mypy
         raise Problem(
             422,
             "Please check what you chose",
