@@ -12,6 +12,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from shared.contracts import Category
 from shared.gazetteer.selection import Areas, Selection, UnknownArea
+from shared.refusals import Conflict, Invalid, NotFound
 
 from . import repository as repo
 from .mail import confirmation_mail
@@ -21,8 +22,10 @@ from .tokens import address_hmac, confirm_token, read_link_token, sha256
 
 __all__ = [
     "FREQUENCIES",
-    "AlertError",
+    "LinkEnded",
     "SignUp",
+    "TooMany",
+    "Unavailable",
     "confirm",
     "confirmation_state",
     "parse_signup",
@@ -35,12 +38,18 @@ __all__ = [
 FREQUENCIES = ("instant", "daily", "weekly")
 
 
-class AlertError(Exception):
-    """Something a resident should be told in plain language (status, title, what to do)."""
+# Besides shared.refusals' NotFound, Conflict and Invalid, three states a resident is told apart about;
+# each title says what happened and its detail what to do (web.py answers them as pages).
+class LinkEnded(Conflict):
+    """The link was already used, has expired, or its alerts have ended."""
 
-    def __init__(self, status: int, title: str, *paragraphs: str) -> None:
-        super().__init__(title)
-        self.status, self.title, self.paragraphs = status, title, list(paragraphs)
+
+class TooMany(Conflict):
+    """Too many sign-ups, from one client or for one address: try again later."""
+
+
+class Unavailable(Conflict):
+    """The notifier cannot do it now (the street list is not loaded, the mail server refused)."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +64,7 @@ def _number(name: str, value: str | None) -> float:
     try:
         return float(value or "")
     except ValueError:
-        raise AlertError(422, "Please check the place", f"The {name} is not a number.") from None
+        raise Invalid("Please check the place", f"The {name} is not a number.") from None
 
 
 def resolve_place(areas: Areas, settings: NotifierSettings, form: dict[str, str]) -> Selection:
@@ -70,34 +79,31 @@ def resolve_place(areas: Areas, settings: NotifierSettings, form: dict[str, str]
         if kind == "area":
             lat, lon, radius = (_number(n, form.get(n)) for n in ("lat", "lon", "radius_m"))
             if not 50 <= radius <= settings.max_radius_m:
-                raise AlertError(
-                    422, "Please check the distance", f"Choose 50 to {settings.max_radius_m} metres."
-                )
+                raise Invalid("Please check the distance", f"Choose 50 to {settings.max_radius_m} metres.")
             return areas.for_circle(lat, lon, radius)
     except UnknownArea as exc:
-        raise AlertError(422, "We could not find that place", str(exc).capitalize() + ".") from None
-    raise AlertError(422, "Please check the place", "Choose a street, a ward or a distance around a point.")
+        raise Invalid("We could not find that place", str(exc).capitalize() + ".") from None
+    raise Invalid("Please check the place", "Choose a street, a ward or a distance around a point.")
 
 
 def parse_signup(
     areas: Areas, settings: NotifierSettings, form: dict[str, str], categories: list[str]
 ) -> SignUp:
-    """Validate a sign-up form; AlertError (422) names what to fix."""
+    """Validate a sign-up form; `Invalid` names what to fix."""
     try:
         email = validate_email(form.get("email", "").strip(), check_deliverability=False).normalized.lower()
     except EmailNotValidError:
-        raise AlertError(
-            422,
+        raise Invalid(
             "Please check your e-mail address",
             "That does not look like an e-mail address, e.g. name@example.org.",
         ) from None
     frequency = form.get("frequency") or "instant"
     if frequency not in FREQUENCIES:
-        raise AlertError(422, "Please choose how often", "Choose instant, daily or weekly.")
+        raise Invalid("Please choose how often", "Choose instant, daily or weekly.")
     known = {c.value for c in Category}
     chosen = sorted({c for c in categories if c})
     if unknown := [c for c in chosen if c not in known]:
-        raise AlertError(422, "Please check the kinds of need", f"We do not know {', '.join(unknown)}.")
+        raise Invalid("Please check the kinds of need", f"We do not know {', '.join(unknown)}.")
     return SignUp(email, resolve_place(areas, settings, form), chosen, frequency)
 
 
@@ -111,24 +117,18 @@ async def sign_up(pool: asyncpg.Pool, settings: NotifierSettings, request: SignU
         # hold when their row is inserted (two at once could otherwise both pass the cap).
         await repo.lock_address(conn, address)
         if await repo.is_suppressed(conn, address):
-            raise AlertError(
-                409,
+            raise Conflict(
                 "We cannot send mail to that address",
                 "Mail to it bounced or was reported as unwanted, so we stopped. Try another address.",
             )
         if await repo.signups_since(conn, request.email, now - dt.timedelta(days=1)) >= (
             settings.signups_per_address_per_day
         ):
-            raise AlertError(429, "Too many sign-ups for this address", "Please try again tomorrow.")
-        sel = request.selection
+            raise TooMany("Too many sign-ups for this address", "Please try again tomorrow.")
         sid = await repo.insert_pending(
             conn,
             email=request.email,
-            kind=sel.kind,
-            label=sel.label,
-            street_ids=list(sel.street_ids),
-            unit_ids=list(sel.unit_ids),
-            ward_codes=list(sel.ward_codes),
+            selection=request.selection,
             categories=request.categories,
             frequency=request.frequency,
             confirm_sha256=digest,
@@ -140,8 +140,7 @@ async def sign_up(pool: asyncpg.Pool, settings: NotifierSettings, request: SignU
         try:
             await mailer.send(confirmation_mail(settings, sub, token, now))
         except Exception:  # any failure rolls the row back: nothing stored half-done
-            raise AlertError(
-                503,
+            raise Unavailable(
                 "We could not send the confirmation mail",
                 "Nothing was saved. Please try again later.",
             ) from None
@@ -152,19 +151,17 @@ async def sign_up(pool: asyncpg.Pool, settings: NotifierSettings, request: SignU
 async def confirmation_state(
     pool: asyncpg.Pool, token: str, now: dt.datetime, *, confirm_now: bool
 ) -> repo.Subscription:
-    """The pending alert a confirmation link names (confirmed when `confirm_now`); AlertError otherwise."""
+    """The pending alert a confirmation link names (confirmed when `confirm_now`); a refusal otherwise."""
     async with pool.acquire() as conn, conn.transaction():
         sub = await repo.subscription_by_confirm(conn, sha256(token))
         if sub is None:
-            raise AlertError(
-                404,
+            raise NotFound(
                 "We do not recognise this link",
                 "It may be mistyped or cut short, or the alert it was for has been ended. "
                 "You can sign up again from any street page.",
             )
         if sub.status == "active":
-            raise AlertError(
-                410,
+            raise LinkEnded(
                 "This link has already been used",
                 "Your alerts are confirmed. To change or stop them, "
                 "use the links at the foot of any alert mail.",
@@ -175,8 +172,7 @@ async def confirmation_state(
         elif confirm_now:
             await repo.activate(conn, sub, now)
     if expired:
-        raise AlertError(
-            410,
+        raise LinkEnded(
             "This link has expired",
             "We have deleted the request. Please sign up again from the street page.",
         )
@@ -193,7 +189,7 @@ async def subscription_for_link(
     """(id, alert) a manage/unsubscribe link names; the alert is None once it has ended."""
     sid = read_link_token(settings.link_secret.get_secret_value(), token)
     if sid is None:
-        raise AlertError(404, "We do not recognise this link", "It may be mistyped or cut short.")
+        raise NotFound("We do not recognise this link", "It may be mistyped or cut short.")
     async with pool.acquire() as conn:
         return sid, await repo.subscription(conn, sid)
 

@@ -11,13 +11,17 @@ from fastapi.responses import HTMLResponse, Response
 
 from shared.contracts import CATALOGUE, Sensitivity
 from shared.gazetteer.selection import Areas
+from shared.http import refusal_problem
 from shared.ratelimit import client_key
+from shared.refusals import Conflict, Invalid, Refusal
 from shared.web import PRIVATE_PAGE_HEADERS
 
 from . import repository as repo
 from .alerts import (
     FREQUENCIES,
-    AlertError,
+    LinkEnded,
+    TooMany,
+    Unavailable,
     confirm,
     confirmation_state,
     parse_signup,
@@ -30,7 +34,7 @@ from .mail import links_for
 from .pages import render
 from .settings import NotifierSettings
 
-__all__ = ["install_alert_errors", "router"]
+__all__ = ["install_alert_errors", "refusal_status", "router"]
 
 router = APIRouter(tags=["e-mail alerts"])
 CATEGORIES = [
@@ -40,7 +44,7 @@ CATEGORIES = [
 
 
 def _pages(errors: dict[int, str]) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI responses for the plain-language error pages (AlertError) a route answers besides the
+    """OpenAPI responses for the plain-language error pages (refusals) a route answers besides the
     common ones `shared.http` documents for every route."""
     return {status: {"description": why, "content": {"text/html": {}}} for status, why in errors.items()}
 
@@ -62,17 +66,35 @@ def _page(settings: NotifierSettings, template: str, status: int = 200, **contex
 def _areas(ctx: NotifierContext) -> Areas:
     areas = ctx.areas
     if areas is None:
-        raise AlertError(
-            503, "Alerts are not ready yet", "The street list has not been loaded. Please try later."
+        raise Unavailable(
+            "Alerts are not ready yet", "The street list has not been loaded. Please try later."
         )
     return areas
 
 
+# The notifier's own refusals by the status of their page; NotFound, Conflict and Invalid as shared.http.
+_STATUS: dict[type[Refusal], int] = {LinkEnded: 410, TooMany: 429, Unavailable: 503}
+
+
+def refusal_status(exc: Refusal) -> int:
+    """The status a refusal's page answers with."""
+    return next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), None) or (
+        refusal_problem(exc).status
+    )
+
+
 def install_alert_errors(app: FastAPI, settings: NotifierSettings) -> None:
-    @app.exception_handler(AlertError)
-    async def _alert_error(request: Request, exc: AlertError) -> Response:
+    """A use case's refusal answers as a plain-language page: its title, and its detail to say what to do."""
+
+    @app.exception_handler(Refusal)
+    async def _refused(request: Request, exc: Refusal) -> Response:
         return _page(
-            settings, "message.html", exc.status, title=exc.title, paragraphs=exc.paragraphs, problem=True
+            settings,
+            "message.html",
+            refusal_status(exc),
+            title=exc.title,
+            paragraphs=[exc.detail],
+            problem=True,
         )
 
 
@@ -117,7 +139,7 @@ async def signup_form(request: Request, ctx: Context) -> Response:
 async def signup(request: Request, ctx: Context) -> Response:
     settings, clock = ctx.settings, ctx.clock
     if ctx.limiter.take(client_key(request, settings)):
-        raise AlertError(429, "Too many sign-ups from here", "Please wait a minute and try again.")
+        raise TooMany("Too many sign-ups from here", "Please wait a minute and try again.")
     form = await request.form()
     fields = {k: str(v) for k, v in form.items() if isinstance(v, str)}
     request_ = parse_signup(_areas(ctx), settings, fields, [str(c) for c in form.getlist("categories")])
@@ -171,14 +193,12 @@ async def _live(request: Request, token: str) -> tuple[NotifierContext, Notifier
     ctx, settings, _ = _ctx(request)
     _, sub = await subscription_for_link(ctx.pool, settings, token)
     if sub is not None and sub.status == "pending":
-        raise AlertError(
-            409,
+        raise Conflict(
             "These alerts are not confirmed yet",
             "Open the confirmation link in the mail we sent to start them, or ignore that mail to drop them.",
         )
     if sub is None:
-        raise AlertError(
-            410,
+        raise LinkEnded(
             "These alerts have ended",
             "You will get no more mail about them. You can sign up again from any street page.",
         )
@@ -217,9 +237,9 @@ async def manage_post(request: Request, token: str) -> Response:
     frequency = str(form.get("frequency") or "")
     chosen = sorted({str(c) for c in form.getlist("categories")})
     if frequency not in FREQUENCIES:
-        raise AlertError(422, "Please choose how often", "Choose instant, daily or weekly.")
+        raise Invalid("Please choose how often", "Choose instant, daily or weekly.")
     if unknown := [c for c in chosen if c not in {c.code.value for c in CATALOGUE.values()}]:
-        raise AlertError(422, "Please check the kinds of need", f"We do not know {', '.join(unknown)}.")
+        raise Invalid("Please check the kinds of need", f"We do not know {', '.join(unknown)}.")
     async with ctx.pool.acquire() as conn:
         await repo.update_preferences(conn, sub.subscription_id, chosen, frequency)
     return _page(

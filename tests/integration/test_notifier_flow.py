@@ -16,14 +16,16 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from services.notifier import repository as notifier_repo
-from services.notifier.alerts import AlertError, parse_signup, sign_up
+from services.notifier.alerts import parse_signup, sign_up
 from services.notifier.digests import build_due_digests
 from services.notifier.main import create_app
 from services.notifier.settings import NotifierSettings
 from services.notifier.sink import MailSink, free_port, messages
+from services.notifier.web import refusal_status
 from shared.contracts import PROMPTS, PromptPublished
 from shared.dead_letters import read_dead_letters
 from shared.gazetteer.selection import Areas
+from shared.refusals import Refusal
 from tests.support import loopback_socket, serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -223,10 +225,10 @@ async def test_concurrent_sign_ups_for_one_address_never_pass_the_daily_cap(
         stored = await pool.fetchval("SELECT count(*) FROM notifier.subscriptions WHERE email = $1", email)
     finally:
         await pool.close()
-    refused = [r for r in results if isinstance(r, AlertError)]
+    refused = [r for r in results if isinstance(r, Refusal)]
     assert stored == settings.signups_per_address_per_day == 5
-    assert len(refused) == 3 and {r.status for r in refused} == {429}
-    assert [r for r in results if r is not None and not isinstance(r, AlertError)] == []
+    assert len(refused) == 3 and {refusal_status(r) for r in refused} == {429}
+    assert [r for r in results if r is not None and not isinstance(r, Refusal)] == []
 
 
 async def test_bad_input_gets_plain_language_pages_and_nothing_half_done(
@@ -401,9 +403,9 @@ async def test_sign_ups_are_rate_limited_per_client_and_per_address(notifier, ca
     request = parse_signup(Areas(camden_gazetteer), settings, {"email": email, "street_id": street}, [])
     pool = await asyncpg.create_pool(settings.database_dsn(), min_size=1, max_size=1)
     try:
-        with pytest.raises(AlertError) as refused:
+        with pytest.raises(Refusal) as refused:
             await sign_up(pool, settings, request, clock())
     finally:
         await pool.close()
-    assert refused.value.status == 429 and "this address" in refused.value.title
+    assert refusal_status(refused.value) == 429 and "this address" in refused.value.title
     assert len(_mails_to(maildir, email)) == settings.signup_burst

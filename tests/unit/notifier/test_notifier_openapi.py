@@ -7,9 +7,11 @@ from __future__ import annotations
 import pytest
 
 from services.docs import openapi
-from services.notifier.alerts import AlertError, resolve_place
+from services.notifier.alerts import resolve_place
 from services.notifier.settings import NotifierSettings
+from services.notifier.web import refusal_status
 from shared.gazetteer.selection import UnknownArea
+from shared.refusals import Refusal
 
 
 class NoPlaces:
@@ -36,12 +38,12 @@ def _responses(paths: dict, method: str, path: str) -> dict:
     [{}, {"kind": "street"}, {"street_id": "s-1"}, {"ward_code": "W9"}, {"kind": "nowhere"}, {"lat": "51.5"}],
 )
 def test_a_place_not_given_is_a_documented_422_page(paths, form):
-    with pytest.raises(AlertError) as refused:
+    with pytest.raises(Refusal) as refused:
         resolve_place(NoPlaces(), NotifierSettings.model_construct(), form)  # type: ignore[arg-type]
-    status = str(refused.value.status)
+    status = str(refusal_status(refused.value))
     assert status == "422"
     for method in ("get", "post"):
-        # AlertError answers as a plain-language page (install_alert_errors), never as JSON.
+        # A refusal answers as a plain-language page (install_alert_errors), never as JSON.
         assert "text/html" in _responses(paths, method, "/subscribe")[status]["content"]
 
 
