@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from shared.contracts import PromptPublished
+from shared.gazetteer.selection import Selection
 
 __all__ = [
     "Claimed",
@@ -68,11 +69,7 @@ async def insert_pending(
     conn: asyncpg.Connection,
     *,
     email: str,
-    kind: str,
-    label: str,
-    street_ids: list[str],
-    unit_ids: list[str],
-    ward_codes: list[str],
+    selection: Selection,
     categories: list[str],
     frequency: str,
     confirm_sha256: bytes,
@@ -85,11 +82,11 @@ async def insert_pending(
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11)",
         sid,
         email,
-        kind,
-        label,
-        street_ids,
-        unit_ids,
-        ward_codes,
+        selection.kind,
+        selection.label,
+        list(selection.street_ids),
+        list(selection.unit_ids),
+        list(selection.ward_codes),
         categories,
         frequency,
         confirm_sha256,
