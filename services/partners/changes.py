@@ -8,10 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka.structs import ConsumerRecord
-from pydantic import ValidationError
 
-from shared.contracts import StreetNeedChanged, Tombstone
-from shared.kafka import validation_errors
+from shared.contracts import STREET_NEEDS, ContractError, Tombstone
 
 __all__ = ["Change", "Current", "HistoryRow", "Plan", "Rejected", "Removal", "fold", "parse"]
 
@@ -73,30 +71,19 @@ class Plan:
 
 
 def parse(records: Iterable[ConsumerRecord]) -> tuple[list[Change | Removal], list[Rejected]]:
-    """Valid changes and tombstones in Kafka order, and the records to dead-letter with why."""
+    """Valid changes and tombstones in Kafka order (decoded by the topic's contract), and the records
+    to dead-letter with why."""
     ops: list[Change | Removal] = []
     rejected: list[Rejected] = []
     for record in records:
-        key = record.key.decode(errors="replace") if record.key else None
-        if not record.value:
-            if key:
-                ops.append(Removal(key))
-            else:
-                rejected.append(Rejected(record, "tombstone without a key"))
-            continue
         try:
-            need = StreetNeedChanged.model_validate_json(record.value)
-        except ValidationError as exc:
-            rejected.append(
-                Rejected(record, "value is not a valid StreetNeedChanged", validation_errors(exc))
-            )
+            event = STREET_NEEDS.decode(record.key, record.value)
+        except ContractError as exc:
+            rejected.append(Rejected(record, exc.reason, exc.errors))
             continue
-        if key != need.key:
-            rejected.append(
-                Rejected(record, f"key must be {{area_id}}:{{category}} of the value, got {key!r}")
-            )
-            continue
-        ops.append(Change(need.key, need.model_dump(mode="json")))
+        ops.append(
+            event if isinstance(event, Tombstone) else Change(event.key, event.model_dump(mode="json"))
+        )
     return ops, rejected
 
 

@@ -59,43 +59,30 @@ def _need(row: asyncpg.Record) -> Row:
 # --- partners -------------------------------------------------------------------------------
 
 
+_PARTNER = "id, name, created_at, revoked_at"  # the columns every answer about a partner carries
+
+
+async def _one(conn: asyncpg.Connection, sql: str, *args: Any) -> Row:
+    return dict(await conn.fetchrow(sql, *args))
+
+
 async def create_partner(conn: asyncpg.Connection, name: str, key_hash: str) -> Row:
-    return dict(
-        await conn.fetchrow(
-            "INSERT INTO partners.partners (name, key_hash) VALUES ($1, $2)"
-            " RETURNING id, name, created_at, revoked_at",
-            name,
-            key_hash,
-        )
-    )
+    sql = f"INSERT INTO partners.partners (name, key_hash) VALUES ($1, $2) RETURNING {_PARTNER}"
+    return await _one(conn, sql, name, key_hash)
 
 
 async def list_partners(conn: asyncpg.Connection) -> list[Row]:
-    return [
-        dict(r)
-        for r in await conn.fetch(
-            "SELECT id, name, created_at, revoked_at FROM partners.partners ORDER BY created_at, id"
-        )
-    ]
+    rows = await conn.fetch(f"SELECT {_PARTNER} FROM partners.partners ORDER BY created_at, id")
+    return [dict(r) for r in rows]
 
 
 async def partner(conn: asyncpg.Connection, partner_id: UUID) -> Row:
-    return dict(
-        await conn.fetchrow(
-            "SELECT id, name, created_at, revoked_at FROM partners.partners WHERE id = $1", partner_id
-        )
-    )
+    return await _one(conn, f"SELECT {_PARTNER} FROM partners.partners WHERE id = $1", partner_id)
 
 
 async def set_partner_key(conn: asyncpg.Connection, partner_id: UUID, key_hash: str) -> Row:
-    return dict(
-        await conn.fetchrow(
-            "UPDATE partners.partners SET key_hash = $2 WHERE id = $1"
-            " RETURNING id, name, created_at, revoked_at",
-            partner_id,
-            key_hash,
-        )
-    )
+    sql = f"UPDATE partners.partners SET key_hash = $2 WHERE id = $1 RETURNING {_PARTNER}"
+    return await _one(conn, sql, partner_id, key_hash)
 
 
 async def revoke_partner(conn: asyncpg.Connection, partner_id: UUID) -> bool:
