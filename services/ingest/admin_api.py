@@ -124,14 +124,8 @@ async def update_system(ctx: Context, system_id: uuid.UUID, body: SystemUpdate) 
 @router.get("/volumes", summary="Signals accepted per system, category and day")
 async def volumes(ctx: Context, days: Annotated[int, Query(ge=1, le=366)] = 30) -> list[dict[str, Any]]:
     """Accepted signals per system, category and day (category null: accepted before it was kept)."""
-    rows = await ctx.pool.fetch(
-        """SELECT a.system_id, s.name, a.category, (a.accepted_at AT TIME ZONE 'UTC')::date AS day,
-                  count(*) AS signals
-           FROM ingest.accepted_signals a JOIN ingest.council_systems s ON s.id = a.system_id
-           WHERE a.accepted_at >= now() - make_interval(days => $1)
-           GROUP BY 1, 2, 3, 4 ORDER BY 4, 2, 3""",
-        days,
-    )
+    async with ctx.pool.acquire() as conn:
+        rows = await repository.accepted_per_day(conn, days)
     return [
         {
             "system_id": str(r["system_id"]),
@@ -148,12 +142,8 @@ async def volumes(ctx: Context, days: Annotated[int, Query(ge=1, le=366)] = 30) 
 async def open311_volumes(
     ctx: Context, days: Annotated[int, Query(ge=1, le=366)] = 30
 ) -> list[dict[str, Any]]:
-    rows = await ctx.pool.fetch(
-        """SELECT service_code, (requested_at AT TIME ZONE 'UTC')::date AS day, count(*) AS requests
-           FROM ingest.open311_requests WHERE requested_at >= now() - make_interval(days => $1)
-           GROUP BY 1, 2 ORDER BY 2, 1""",
-        days,
-    )
+    async with ctx.pool.acquire() as conn:
+        rows = await repository.open311_per_day(conn, days)
     return [
         {"category": r["service_code"], "day": r["day"].isoformat(), "requests": r["requests"]} for r in rows
     ]

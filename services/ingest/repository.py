@@ -12,12 +12,14 @@ import asyncpg
 __all__ = [
     "Open311Row",
     "System",
+    "accepted_per_day",
     "close_open311",
     "create_system",
     "find_system",
     "insert_accepted",
     "insert_open311",
     "list_systems",
+    "open311_per_day",
     "open311_rows",
     "revoke_system",
     "scope_system",
@@ -214,3 +216,27 @@ async def open311_rows(
         limit,
     )
     return [Open311Row(**dict(r)) for r in rows]
+
+
+async def accepted_per_day(conn: asyncpg.Connection, days: int) -> list[asyncpg.Record]:
+    """Signals accepted in the last `days` per system, category and UTC day."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """SELECT a.system_id, s.name, a.category, (a.accepted_at AT TIME ZONE 'UTC')::date AS day,
+                  count(*) AS signals
+           FROM ingest.accepted_signals a JOIN ingest.council_systems s ON s.id = a.system_id
+           WHERE a.accepted_at >= now() - make_interval(days => $1)
+           GROUP BY 1, 2, 3, 4 ORDER BY 4, 2, 3""",
+        days,
+    )
+    return rows
+
+
+async def open311_per_day(conn: asyncpg.Connection, days: int) -> list[asyncpg.Record]:
+    """Open311 requests made in the last `days` per service code and UTC day."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """SELECT service_code, (requested_at AT TIME ZONE 'UTC')::date AS day, count(*) AS requests
+           FROM ingest.open311_requests WHERE requested_at >= now() - make_interval(days => $1)
+           GROUP BY 1, 2 ORDER BY 2, 1""",
+        days,
+    )
+    return rows
