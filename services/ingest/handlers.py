@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from shared.contracts import COUNCIL_SIGNALS, DeadLettered
+from shared.contracts import COUNCIL_SIGNALS
 from shared.kafka import publish_dead_letters as shared_publish_dead_letters
 from shared.service import Runtime
 
@@ -25,8 +27,7 @@ def register(broker: KafkaBroker, runtime: Runtime[IngestContext], group_id: str
         async with runtime.context.pool.acquire() as conn:
             return await repository.find_system(conn, hash_key(key))
 
-    async def publish_dead_letters(letters: list[DeadLettered]) -> None:
-        await shared_publish_dead_letters(broker, letters)
+    publish_dead_letters = partial(shared_publish_dead_letters, broker)
 
     @broker.subscriber(
         COUNCIL_SIGNALS.name,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 
 import asyncpg
 from aiokafka.structs import ConsumerRecord
@@ -93,10 +94,8 @@ async def handle_batch(
 
 
 def dead_letter_publisher(broker: KafkaBroker) -> PublishDeadLetters:
-    async def publish_dead_letters(letters: list[DeadLettered]) -> None:
-        await shared_publish_dead_letters(broker, letters)  # keyed by source topic: street-needs.v1
-
-    return publish_dead_letters
+    """Publishes a batch's dead letters on `broker` (keyed by source topic: street-needs.v1)."""
+    return partial(shared_publish_dead_letters, broker)
 
 
 def register_handlers(
