@@ -168,6 +168,13 @@ async def respond(
         await ctx.broker.publish(
             event.model_dump_json().encode(), topic=RESIDENT_RESPONSES.name, key=prompt.prompt_id.encode()
         )
-    async with ctx.pool.acquire() as conn, conn.transaction():  # the unit of work (ADR 0006)
-        new, count = await help_repo.count_once(conn, event.response_id, prompt.prompt_id, event.responded_on)
+    try:
+        async with ctx.pool.acquire() as conn, conn.transaction():  # the unit of work (ADR 0006)
+            new, count = await help_repo.count_once(
+                conn, event.response_id, prompt.prompt_id, event.responded_on
+            )
+    finally:
+        # After the commit (or a failure that may have committed): pages' validators in this process
+        # see its own count at once; a spare invalidation is harmless.
+        repo.note_counts_written()
     return event, prompt, count, new

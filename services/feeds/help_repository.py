@@ -22,16 +22,7 @@ async def count_once(
     conn: asyncpg.Connection, response_id: uuid.UUID, prompt_id: str, on: dt.date
 ) -> tuple[bool, int]:
     """(counted now, the prompt's count), inside the caller's transaction: the count goes up only for a
-    response id not seen before."""
-    try:
-        return await _count_once(conn, response_id, prompt_id, on)
-    finally:
-        repo.note_counts_written()  # pages' validators: this process sees its own count at once
-
-
-async def _count_once(
-    conn: asyncpg.Connection, response_id: uuid.UUID, prompt_id: str, on: dt.date
-) -> tuple[bool, int]:
+    response id not seen before. Once it commits, the caller calls `repository.note_counts_written`."""
     new = await conn.fetchval(
         "INSERT INTO feeds.help_responses (response_id, prompt_id, responded_on) VALUES ($1, $2, $3)"
         " ON CONFLICT (response_id) DO NOTHING RETURNING true",
