@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal, cast
+from typing import Any, Literal, cast
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.contracts import OpportunityLink
+from shared.gazetteer.model import Street
 from shared.ratelimit import RATE_LIMITED, SUBSCRIPTIONS_PER_MINUTE, enforce_rate
 
 from .actions import resolve, respond, subscribe
@@ -35,6 +36,17 @@ class StreetsOut(BaseModel):
 
 class PlaceStreetOut(StreetOut):
     label: str = Field(..., description="Name, a nearby street when the name is shared, and ward.")
+
+
+def _street_fields(base_url: str, street: Street) -> dict[str, Any]:
+    """What every street in an answer says of itself (`StreetOut`'s fields)."""
+    return {
+        "id": street.id,
+        "name": street.name,
+        "ward_code": street.ward_code,
+        "ward_name": street.ward_name,
+        "url": f"{base_url}/streets/{street.id}",
+    }
 
 
 # What a place search can find (the gazetteer's search says it as a plain str).
@@ -98,16 +110,7 @@ async def search_streets(
     settings = ctx.settings
     areas = ctx.loaded_areas()
     return StreetsOut(
-        streets=[
-            StreetOut(
-                id=s.id,
-                name=s.name,
-                ward_code=s.ward_code,
-                ward_name=s.ward_name,
-                url=f"{settings.base_url}/streets/{s.id}",
-            )
-            for s in areas.search(q, limit=limit)
-        ]
+        streets=[StreetOut(**_street_fields(settings.base_url, s)) for s in areas.search(q, limit=limit)]
     )
 
 
@@ -127,14 +130,7 @@ async def find_place(
         postcode=found.postcode,
         postcodes=found.postcodes,
         streets=[
-            PlaceStreetOut(
-                id=s.id,
-                name=s.name,
-                ward_code=s.ward_code,
-                ward_name=s.ward_name,
-                url=f"{settings.base_url}/streets/{s.id}",
-                label=areas.label(s),
-            )
+            PlaceStreetOut(**_street_fields(settings.base_url, s), label=areas.label(s))
             for s in found.streets
         ],
     )
