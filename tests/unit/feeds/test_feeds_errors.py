@@ -7,7 +7,9 @@ import pytest
 from fastapi import FastAPI, Form
 
 from services.feeds.errors import install_html_errors, is_page, prefers_html
+from services.feeds.refusals import GazetteerNotLoaded, SubscriptionEnded, TooManyResponses
 from shared.http import Problem, install_problem_handlers
+from shared.refusals import Invalid, NotFound
 
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8"
 
@@ -124,3 +126,47 @@ async def test_feeds_api_and_non_browser_clients_keep_problem_json(client):
             assert r.json()["status"] in (404, 410)
         invalid = await client.post("/subscriptions", data={"radius_m": "-1"})
         assert invalid.status_code == 422 and invalid.json()["errors"][0]["field"] == "radius_m"
+
+
+@pytest.fixture
+def refusing() -> httpx.AsyncClient:
+    """The feeds' use cases refuse without HTTP types; the edge answers each with its status."""
+    app = FastAPI()
+    install_problem_handlers(app)
+    install_html_errors(app, "https://feeds.example.org")
+    refusals: dict[str, Exception] = {
+        "missing": NotFound("No such subscription"),
+        "ended": SubscriptionEnded("This subscription was ended", "Subscribe again to follow these streets."),
+        "limited": TooManyResponses(30),
+        "unloaded": GazetteerNotLoaded(),
+        "invalid": Invalid(
+            "The subscription is not valid", "give the ward's code", errors=[{"field": "ward_code"}]
+        ),
+    }
+
+    @app.get("/s/{name}")
+    async def refuse(name: str) -> None:
+        raise refusals[name]
+
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+
+
+@pytest.mark.parametrize(
+    ("name", "status", "title", "retry_after"),
+    [
+        ("missing", 404, "No such subscription", None),
+        ("ended", 410, "This subscription was ended", None),
+        ("limited", 429, "Too many responses", "30"),
+        ("unloaded", 503, "The street gazetteer is not loaded yet", "30"),
+        ("invalid", 422, "The subscription is not valid", None),
+    ],
+)
+async def test_feeds_refusals_are_answered_at_the_edge(refusing, name, status, title, retry_after):
+    async with refusing:
+        api = await refusing.get(f"/s/{name}", headers={"Accept": "application/json"})
+        page = await refusing.get(f"/s/{name}", headers={"Accept": BROWSER})
+    assert api.status_code == status and api.headers["content-type"] == "application/problem+json"
+    assert api.json()["title"] == title and api.headers.get("retry-after") == retry_after
+    assert page.status_code == status and page.headers["content-type"].startswith("text/html")
+    assert title in page.text and page.headers.get("retry-after") == retry_after
+    assert page.headers["cache-control"] == "no-store" and page.headers["referrer-policy"] == "no-referrer"
