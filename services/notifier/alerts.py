@@ -125,14 +125,9 @@ async def sign_up(pool: asyncpg.Pool, settings: NotifierSettings, request: SignU
             settings.signups_per_address_per_day
         ):
             raise TooMany("Too many sign-ups for this address", "Please try again tomorrow.")
+        expires_at = now + dt.timedelta(hours=settings.confirm_hours)
         sid = await repo.insert_pending(
-            conn,
-            email=request.email,
-            selection=request.selection,
-            categories=request.categories,
-            frequency=request.frequency,
-            confirm_sha256=digest,
-            expires_at=now + dt.timedelta(hours=settings.confirm_hours),
+            conn, request.email, request.selection, request.categories, request.frequency, digest, expires_at
         )
         sub = await repo.subscription(conn, sid)
         assert sub is not None

@@ -67,7 +67,6 @@ def _sub(row: asyncpg.Record | None) -> Subscription | None:
 
 async def insert_pending(
     conn: asyncpg.Connection,
-    *,
     email: str,
     selection: Selection,
     categories: list[str],
