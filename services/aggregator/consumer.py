@@ -15,11 +15,12 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.structs import OffsetAndMetadata
+from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 from prometheus_client import Counter, Histogram
 
 from shared.contracts import SIGNALS_ANONYMISED
@@ -93,7 +94,8 @@ class SignalConsumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
-            max_partition_fetch_bytes=4 * 1024 * 1024,
+            max_partition_fetch_bytes=8 * 1024 * 1024,  # a backlog arrives in few, large fetches
+            fetch_max_bytes=64 * 1024 * 1024,
         )
 
     @contextlib.asynccontextmanager
@@ -170,41 +172,73 @@ class SignalConsumer:
         """Consume forever, or (`until_end`, assign mode) until the end offsets seen at the start.
 
         Pipelined: while the lanes' transactions run in PostgreSQL, the next records are fetched and
-        parsed here; each lane still commits its batches strictly one after another.
+        parsed here; each lane still commits its batches strictly one after another. Records fetched
+        for a busy lane wait for it and join its next batch, so batches are small when keeping up and
+        grow towards `batch_max_records` when behind (the place refresh costs about the same whatever
+        a batch's size: fewer, larger batches catch up faster).
         """
         ends = await self.consumer.end_offsets(list(self.positions)) if until_end else {}
+        limit = self.settings.batch_max_records
         inflight: dict[int, asyncio.Task[None]] = {}
+        pending: dict[int, _Fetched] = {}  # per lane: fetched, waiting for the lane's batch in flight
+        fetching: asyncio.Task[dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]] | None = None
         try:
             while True:
+                for i in [i for i, task in inflight.items() if task.done()]:
+                    await inflight.pop(i)
+                for i in [i for i in pending if i not in inflight]:
+                    inflight[i] = asyncio.create_task(self._apply_all(pending.pop(i).split(limit), i))
                 # The position moves only past batches that committed (a failed one seeks back).
                 if (
                     until_end
+                    and fetching is None
                     and not inflight
                     and all([await self.consumer.position(tp) >= end for tp, end in ends.items()])
                 ):
                     return
-                batches = await self.consumer.getmany(
-                    timeout_ms=self.settings.batch_timeout_ms, max_records=self.settings.batch_max_records
-                )
-                # Taken before any await: a seek after this point makes these records stale.
-                seeks = {tp: self.seeks.get(tp, 0) for tp in batches}
-                lanes: dict[int, _Fetched] = {}
-                for tp, rs in batches.items():
-                    lane = lanes.setdefault(tp.partition % self.lanes, _Fetched({}, {}))
-                    lane.seeks[tp] = seeks[tp]
-                    lane.records[tp] = [(r.offset, decode_record(r)) for r in rs]
-                if not batches:  # nothing new: let every lane finish (until_end looks again)
+                held = sum(f.size for f in pending.values())
+                if fetching is None and held < limit * self.lanes:
+                    fetching = asyncio.create_task(
+                        self.consumer.getmany(
+                            timeout_ms=self.settings.batch_timeout_ms, max_records=limit * self.lanes - held
+                        )
+                    )
+                # Wake for new records, or for a lane finishing while records wait for it.
+                waiting: set[asyncio.Task[Any]] = set(inflight.values()) if pending else set()
+                if fetching is not None:
+                    waiting.add(fetching)
+                done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                if fetching is None or fetching not in done:
+                    continue
+                batches, fetching = fetching.result(), None
+                self._hold(pending, batches)
+                if not batches and not pending:  # nothing new: let every lane finish (until_end looks again)
                     for task in inflight.values():
                         await task
                     inflight.clear()
-                for i, fetched in lanes.items():
-                    if i in inflight:
-                        await inflight.pop(i)
-                    inflight[i] = asyncio.create_task(self._apply(fetched, i))
         finally:
-            for task in inflight.values():
+            tasks: list[asyncio.Task[Any]] = [*inflight.values(), *([fetching] if fetching else [])]
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*inflight.values(), return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _hold(
+        self, pending: dict[int, _Fetched], batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> None:
+        """Parse fetched records into their lanes' waiting batches."""
+        # Taken before any await: a seek after this point makes these records stale.
+        seeks = {tp: self.seeks.get(tp, 0) for tp in batches}
+        for tp, rs in batches.items():
+            lane = pending.setdefault(tp.partition % self.lanes, _Fetched({}, {}))
+            if lane.seeks.get(tp, seeks[tp]) != seeks[tp]:
+                del lane.records[tp]  # fetched before a seek: stale, read again from there
+            lane.seeks[tp] = seeks[tp]
+            lane.records.setdefault(tp, []).extend((r.offset, decode_record(r)) for r in rs)
+
+    async def _apply_all(self, chunks: list[_Fetched], lane: int) -> None:
+        """One lane's batches of a fetch, in order (a later one skips what a failed one left)."""
+        for fetched in chunks:
+            await self._apply(fetched, lane)
 
     async def _apply(self, fetched: _Fetched, lane: int = 0) -> None:
         async with self.locks[lane]:
@@ -259,6 +293,22 @@ class _Fetched:
 
     seeks: dict[TopicPartition, int]
     records: dict[TopicPartition, list[tuple[int, Parsed]]]  # (offset, event or dead letter)
+
+    @property
+    def size(self) -> int:
+        return sum(len(rs) for rs in self.records.values())
+
+    def split(self, limit: int) -> list[_Fetched]:
+        """Consecutive batches of at most `limit` records (each partition's records stay in order)."""
+        chunks: list[_Fetched] = []
+        for tp, rs in self.records.items():
+            for start in range(0, len(rs), limit):
+                part = rs[start : start + limit]
+                if not chunks or chunks[-1].size + len(part) > limit:
+                    chunks.append(_Fetched({}, {}))
+                chunks[-1].seeks[tp] = self.seeks[tp]
+                chunks[-1].records[tp] = part
+        return chunks
 
 
 async def topic_partitions(settings: CommonSettings, topic: str = TOPIC) -> list[TopicPartition]:
