@@ -15,11 +15,12 @@ from shared.contracts import AreaKind
 from .disclosure import DisclosurePolicy, StreetInfo, UnitInfo, place_counts
 
 if TYPE_CHECKING:
-    from shared.gazetteer.model import Gazetteer
+    from shared.gazetteer.model import Gazetteer, Unit
 
 __all__ = ["Area", "Areas", "load_areas"]
 
 log = logging.getLogger(__name__)
+Bounds = tuple[float | None, float | None, float | None, float | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,13 +45,13 @@ class Areas:
         self.streets: dict[str, StreetInfo] = {}
         place_units: dict[str, list[str]] = {}
         self._areas: dict[str, Area] = {}
-        self._bounds: dict[str, tuple] = {}
-        for sid, street in streets.items():
+        self._bounds: dict[str, Bounds] = {}
+        for sid, gstreet in streets.items():
             unit = self._unit(sid, policy.min_street_addresses)
-            self.streets[sid] = StreetInfo(street.address_count, unit.id if unit else None)
+            self.streets[sid] = StreetInfo(gstreet.address_count, unit.id if unit else None)
             if unit is not None:
                 place_units.setdefault(unit.id, []).append(sid)
-            self._areas[sid] = Area(sid, "street", street.name, street.ward_code, (sid,))
+            self._areas[sid] = Area(sid, "street", gstreet.name, gstreet.ward_code, (sid,))
         units = gazetteer.units if gazetteer else []
         for unit in units:
             kind: AreaKind = "ward" if unit.is_ward else "unit"
@@ -60,10 +61,10 @@ class Areas:
         # Wards by code, for quarterly ward trends: named from the gazetteer, covering their streets.
         ward_names = {w.code: w.name for w in gazetteer.wards} if gazetteer else {}
         ward_streets: dict[str, list[str]] = {}
-        for sid, street in streets.items():
-            if street.ward_code:
-                ward_streets.setdefault(street.ward_code, []).append(sid)
-                ward_names.setdefault(street.ward_code, street.ward_name or street.ward_code)
+        for sid, gstreet in streets.items():
+            if gstreet.ward_code:
+                ward_streets.setdefault(gstreet.ward_code, []).append(sid)
+                ward_names.setdefault(gstreet.ward_code, gstreet.ward_name or gstreet.ward_code)
         self.wards: dict[str, Area] = {
             code: Area(code, "ward", ward_names[code], code, tuple(sorted(sids)))
             for code, sids in sorted(ward_streets.items())
@@ -90,7 +91,7 @@ class Areas:
                 policy.min_unit_addresses,
             )
 
-    def _unit(self, street_id: str, min_addresses: int):
+    def _unit(self, street_id: str, min_addresses: int) -> Unit | None:
         try:
             return self._gaz.unit_of(street_id, min_addresses) if self._gaz else None
         except KeyError:
@@ -121,12 +122,13 @@ class Areas:
             return None
         return self._gaz.area_shape(area.area_kind, area.area_id, area.street_ids)
 
-    def bounds(self, area: Area) -> tuple[float | None, float | None, float | None, float | None]:
+    def bounds(self, area: Area) -> Bounds:
         """(min lon, min lat, max lon, max lat) of an area's streets, computed once per area."""
         found = self._bounds.get(area.area_id)
         if found is None:
             geometry = self.geometry(area)
-            found = self._bounds[area.area_id] = geometry.bounds if geometry is not None else (None,) * 4
+            found = geometry.bounds if geometry is not None else (None, None, None, None)
+            self._bounds[area.area_id] = found
         return found
 
     def ward_codes(self) -> set[str]:

@@ -29,7 +29,7 @@ from shared.settings import CommonSettings
 
 from . import repository as repo
 from .areas import Areas
-from .decoding import decode_record
+from .decoding import FastSignal, decode_record
 from .outbox import Wakeup
 from .processing import Parsed, process_batch
 from .settings import AggregatorSettings
@@ -43,7 +43,7 @@ DEAD = Counter("aggregator_dead_lettered_total", "Invalid signals dead-lettered"
 BATCH = Histogram("aggregator_batch_seconds", "Time to apply one consumed batch")
 
 
-class _Rebalance(ConsumerRebalanceListener):
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka has no type hints
     def __init__(self, owner: SignalConsumer) -> None:
         self.owner = owner
 
@@ -245,7 +245,7 @@ class SignalConsumer:
             # Keep what follows the stored positions: partitions still ours, not sought since the
             # fetch (the seek repositioned the consumer; they will be read again), at or past the
             # next offset to apply.
-            batches: dict[TopicPartition, list[tuple[int, Parsed]]] = {}
+            batches: dict[TopicPartition, list[tuple[int, Parsed | FastSignal]]] = {}
             for tp, rs in fetched.records.items():
                 if tp in self.reading and self.seeks.get(tp, 0) == fetched.seeks[tp]:
                     start = bisect.bisect_left(rs, self.reading[tp], key=lambda r: r[0])
@@ -253,7 +253,9 @@ class SignalConsumer:
                         batches[tp] = rs[start:]
             if not batches:
                 return
-            moves = {tp.partition: (self.positions[tp], rs[-1][0] + 1, len(rs)) for tp, rs in batches.items()}
+            moves: dict[int, tuple[int | None, int, int]] = {
+                tp.partition: (self.positions[tp], rs[-1][0] + 1, len(rs)) for tp, rs in batches.items()
+            }
             parsed = [p for rs in batches.values() for _, p in rs]
             started = time.perf_counter()
             try:
@@ -292,7 +294,7 @@ class _Fetched:
     """One getmany result, parsed, with each partition's seek count when it was handed out."""
 
     seeks: dict[TopicPartition, int]
-    records: dict[TopicPartition, list[tuple[int, Parsed]]]  # (offset, event or dead letter)
+    records: dict[TopicPartition, list[tuple[int, Parsed | FastSignal]]]  # (offset, event or dead letter)
 
     @property
     def size(self) -> int:

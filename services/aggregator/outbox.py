@@ -122,7 +122,8 @@ def _gone(conn: asyncpg.Connection) -> bool:
     """Whether a pooled connection was lost. The pool detaches a lost connection's proxy, after which
     every call on it (`is_closed()` too) raises: that also means gone."""
     try:
-        return conn.is_closed()
+        closed: bool = conn.is_closed()
+        return closed
     except asyncpg.InterfaceError:
         return True
 

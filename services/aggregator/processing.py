@@ -7,6 +7,7 @@ import datetime as dt
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import asyncpg
 from aiokafka.structs import ConsumerRecord
@@ -23,11 +24,14 @@ from shared.contracts import (
 from shared.kafka import dead_letter, validation_errors
 
 from . import repository as repo
-from .areas import Areas
+from .areas import Area, Areas
 from .outbox import notify_committed
 from .state import reduce_batch
 from .subjects import canonical_events, without_pseudonyms
 from .views import LIVE, diff, place_views, place_withheld
+
+if TYPE_CHECKING:
+    from .decoding import FastSignal  # the hot path's SignalAnonymised (same fields)
 
 __all__ = [
     "PLACE_CATEGORIES",
@@ -104,12 +108,17 @@ async def refresh_place(
         scope = set(views) | {k for k, p in previous.items() if p.live}
     else:
         cells = set(cells)
-        scope = {(areas.place_area_of[s].area_id, c) for s, c in cells if s in areas.place_area_of}
-        touched = {a for a, _ in scope}
+        placed: dict[str, Area] = {}  # the touched areas, by id
+        scope = set()
+        for s, c in cells:
+            if (area := areas.place_area_of.get(s)) is not None:
+                placed[area.area_id] = area
+                scope.add((area.area_id, c))
+        touched = set(placed)
         # Every street of a touched area counts in its need; unplaced streets only in the audit.
         streets = {s for s, _ in cells if s not in areas.place_area_of}
-        for area_id in touched:
-            streets.update(areas.area(area_id).street_ids)
+        for area in placed.values():
+            streets.update(area.street_ids)
         await repo.lock_areas(conn, touched)
         stats = await repo.place_stats(conn, now, trend_days, {c for _, c in cells}, streets)
         views = {k: v for k, v in place_views(stats, areas, touched).items() if k in scope}
@@ -122,7 +131,7 @@ async def refresh_place(
 
 async def process_batch(
     conn: asyncpg.Connection,
-    parsed: Sequence[Parsed],
+    parsed: Sequence[Parsed | FastSignal],
     moves: dict[int, tuple[int | None, int, int]],
     areas: Areas,
     *,

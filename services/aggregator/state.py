@@ -14,10 +14,14 @@ import datetime as dt
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeVar
 
 from shared.contracts import Sensitivity, SignalAnonymised, info
 
 from .disclosure import parse_period, period_end
+
+if TYPE_CHECKING:
+    from .decoding import FastSignal  # the hot path's SignalAnonymised (same fields)
 
 __all__ = [
     "BatchDelta",
@@ -31,6 +35,7 @@ __all__ = [
     "reduce_batch",
 ]
 
+K = TypeVar("K")
 RaiseKey = tuple[str, str, str]  # (street_id, category, subject_key)
 WithdrawKey = tuple[str, str]  # (subject_key, category)
 
@@ -58,17 +63,19 @@ class BatchDelta:
         return {(s, c) for s, c, _ in self.raised}
 
 
-def reduce_batch(events: Iterable[SignalAnonymised]) -> BatchDelta:
+def reduce_batch(events: Iterable[SignalAnonymised | FastSignal]) -> BatchDelta:
     delta = BatchDelta()
+    raised, withdrawn = delta.raised, delta.withdrawn
     for e in events:
         category, at = str(e.category), e.occurred_at
         if e.action == "raised":
-            key: tuple = (e.street_id, category, e.subject_key)
-            target: dict = delta.raised
+            rkey = (e.street_id, category, e.subject_key)
+            if rkey not in raised or raised[rkey] < at:
+                raised[rkey] = at
         else:
-            key, target = (e.subject_key, category), delta.withdrawn
-        if key not in target or target[key] < at:
-            target[key] = at
+            wkey = (e.subject_key, category)
+            if wkey not in withdrawn or withdrawn[wkey] < at:
+                withdrawn[wkey] = at
     return delta
 
 
@@ -81,10 +88,8 @@ class SignalState:
 
     def apply(self, events: Iterable[SignalAnonymised]) -> BatchDelta:
         delta = reduce_batch(events)
-        for target, changes in ((self.raised, delta.raised), (self.withdrawn, delta.withdrawn)):
-            for key, at in changes.items():
-                if key not in target or target[key] < at:
-                    target[key] = at
+        _fold(self.raised, delta.raised)
+        _fold(self.withdrawn, delta.withdrawn)
         return delta
 
     def rows(self) -> list[SignalRow]:
@@ -92,6 +97,13 @@ class SignalState:
             SignalRow(s, c, k, at, self.withdrawn.get((k, c)))
             for (s, c, k), at in sorted(self.raised.items())
         ]
+
+
+def _fold(target: dict[K, dt.datetime], changes: Mapping[K, dt.datetime]) -> None:
+    """Later times win."""
+    for key, at in changes.items():
+        if key not in target or target[key] < at:
+            target[key] = at
 
 
 def is_active(row: SignalRow, now: dt.datetime) -> bool:
@@ -122,7 +134,10 @@ class PlaceStats:
 def place_stats(rows: Iterable[SignalRow], now: dt.datetime, trend_days: int) -> PlaceStats:
     """The place counts' definition; `repository.place_stats` computes the same in PostgreSQL."""
     window = dt.timedelta(days=trend_days)
-    open_, closed, this, last = Counter(), Counter(), Counter(), Counter()
+    open_: Counter[tuple[str, str]] = Counter()
+    closed: Counter[tuple[str, str]] = Counter()
+    this: Counter[tuple[str, str]] = Counter()
+    last: Counter[tuple[str, str]] = Counter()
     for row in rows:
         if info(row.category).sensitivity is not Sensitivity.PLACE:
             continue

@@ -15,10 +15,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import asyncpg
 
 from shared.contracts import CATALOGUE, SignalAnonymised
+
+if TYPE_CHECKING:
+    from .decoding import FastSignal  # the hot path's SignalAnonymised (same fields)
 
 __all__ = ["PurgeCounts", "canonical_events", "purge", "without_pseudonyms"]
 
@@ -30,7 +34,7 @@ def without_pseudonyms(value: bytes | None) -> bytes | None:
     return None if value is None else _HEX64.sub(b"(pseudonym removed)", value)
 
 
-async def _link(conn: asyncpg.Connection, events: Sequence[SignalAnonymised]) -> list[str]:
+async def _link(conn: asyncpg.Connection, events: Sequence[SignalAnonymised | FastSignal]) -> list[str]:
     """Record the aliases the events carry and re-key stored rows; returns the alias keys touched."""
     best: dict[str, tuple[int, str]] = {}  # alias -> (version, newest key), the newest within the batch
     for e in events:
@@ -113,8 +117,8 @@ async def _rekey(conn: asyncpg.Connection, keys: list[str]) -> None:
 
 
 async def canonical_events(
-    conn: asyncpg.Connection, events: Sequence[SignalAnonymised]
-) -> list[SignalAnonymised]:
+    conn: asyncpg.Connection, events: Sequence[SignalAnonymised | FastSignal]
+) -> list[SignalAnonymised | FastSignal]:
     """The events with each subject under its newest pseudonym; links and re-keys rotated subjects."""
     await _link(conn, events)
     if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM aggregator.subject_aliases)"):

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shared.contracts import CATALOGUE, Band, Sensitivity, StreetNeedChanged, Trend
+from shared.contracts import CATALOGUE, Band, Category, Sensitivity, StreetNeedChanged, Trend
 
 from .areas import Area, Areas
 from .disclosure import QuarterResult, ReleaseResult, period_start, trend
@@ -29,7 +29,7 @@ __all__ = [
 
 NeedKey = tuple[str, str]  # (area_id, category)
 LIVE = "live"
-_SENSITIVITY = {c: i.sensitivity for c, i in CATALOGUE.items()}  # str keys match too (StrEnum)
+_SENSITIVITY: dict[str, Sensitivity] = {c: i.sensitivity for c, i in CATALOGUE.items()}  # StrEnum keys: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,14 +96,16 @@ def place_views(
     """
     wanted = set(area_ids) if area_ids is not None else None
     totals: tuple[Counter[NeedKey], ...] = (Counter(), Counter(), Counter())
+    found: dict[str, Area] = {}
     for total, counts in zip(totals, (stats.open, stats.this_window, stats.last_window), strict=True):
         for (street_id, category), n in counts.items():
             area = areas.place_area_of.get(street_id)
             if area is not None and (wanted is None or area.area_id in wanted):
                 total[(area.area_id, category)] += n
+                found[area.area_id] = area
     open_, this, last = totals
     return {
-        key: NeedView(areas.area(key[0]), key[1], count=n, trend=trend(this.get(key, 0), last.get(key, 0)))
+        key: NeedView(found[key[0]], key[1], count=n, trend=trend(this.get(key, 0), last.get(key, 0)))
         for key, n in open_.items()
         if n > 0
     }
@@ -184,7 +186,7 @@ def diff(
             area_name=a.name,
             ward_code=a.ward_code,
             street_ids=a.street_ids,
-            category=view.category,
+            category=Category(view.category),
             sensitivity=view.sensitivity,
             band=view.band,
             count=view.count,

@@ -32,4 +32,5 @@ def draw_noise(true_count: int, epsilon: float, sensitivity: int = 1) -> int:
     Call once per cell per release and store the result: a second draw for the same release
     would spend the budget again and let repeated requests average the noise away.
     """
-    return _mechanism(epsilon, sensitivity)(true_count)
+    noisy: int = _mechanism(epsilon, sensitivity)(true_count)
+    return noisy

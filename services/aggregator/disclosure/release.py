@@ -135,7 +135,7 @@ def compute_person_release(
         else:
             noisy[cell] = counts.get(cell, 0)
         if noisy[cell] < policy.min_subjects and held_back:
-            why = "budget_exhausted" if excluded.get(cell, 0) else "below_threshold"
+            why: WithholdReason = "budget_exhausted" if excluded.get(cell, 0) else "below_threshold"
             withheld.append(Withheld(unit_id, category, why))
     shown = {cell for cell, n in noisy.items() if n >= policy.min_subjects}
     ward_totals: dict[WardKey, int] = {}
@@ -143,7 +143,7 @@ def compute_person_release(
     if policy.ward_aggregates:
         ward_of = {unit_id: units[unit_id].ward_code for unit_id, _ in noisy}
         extra, ward_totals = secondary_suppression(noisy, shown, ward_of, policy.rounding_base)
-        ward_cells.update(key for u, c in noisy if (key := (ward_of[u], c)) in ward_totals)
+        ward_cells.update(wk for u, c in noisy if (wk := (ward_of[u], c)) in ward_totals)
         shown -= extra
         withheld.extend(Withheld(u, c, "secondary_suppression") for u, c in sorted(extra))
     published = tuple(

@@ -28,7 +28,10 @@ async def insert_dead_letters(
 
 
 async def fetch_outbox(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
-    return await conn.fetch("SELECT id, topic, key, value FROM aggregator.outbox ORDER BY id LIMIT $1", limit)
+    found: list[asyncpg.Record] = await conn.fetch(
+        "SELECT id, topic, key, value FROM aggregator.outbox ORDER BY id LIMIT $1", limit
+    )
+    return found
 
 
 async def delete_outbox(conn: asyncpg.Connection, ids: Sequence[int]) -> None:

@@ -143,4 +143,5 @@ async def needs(
         f"SELECT area_id, category, payload FROM aggregator.published WHERE {' AND '.join(where)}"
         f" ORDER BY area_id, category LIMIT {arg(limit)}"
     )
-    return await conn.fetch(sql, *args)
+    found: list[asyncpg.Record] = await conn.fetch(sql, *args)
+    return found

@@ -108,7 +108,8 @@ async def quarter_done(conn: asyncpg.Connection, quarter: str) -> bool:
 
 
 async def latest_quarter(conn: asyncpg.Connection) -> str | None:
-    return await conn.fetchval("SELECT max(quarter) FROM aggregator.quarter_trends")
+    found: str | None = await conn.fetchval("SELECT max(quarter) FROM aggregator.quarter_trends")
+    return found
 
 
 async def save_quarter(
@@ -125,7 +126,8 @@ async def save_quarter(
 
 
 async def list_releases(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-    return await conn.fetch(
+    found: list[asyncpg.Record] = await conn.fetch(
         "SELECT period, released_at, published_cells, withheld_cells, subjects FROM aggregator.releases"
         " ORDER BY period DESC"
     )
+    return found

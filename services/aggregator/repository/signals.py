@@ -32,16 +32,16 @@ async def apply_delta(conn: asyncpg.Connection, delta: BatchDelta) -> None:
             [delta.raised[k] for k in keys],
         )
     if delta.withdrawn:
-        keys = sorted(delta.withdrawn)
+        wkeys = sorted(delta.withdrawn)
         await conn.execute(
             """INSERT INTO aggregator.withdrawals (subject_key, category, withdrawn_at)
                SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[])
                ON CONFLICT (subject_key, category)
                DO UPDATE SET withdrawn_at = EXCLUDED.withdrawn_at
                WHERE withdrawals.withdrawn_at < EXCLUDED.withdrawn_at""",
-            [k[0] for k in keys],
-            [k[1] for k in keys],
-            [delta.withdrawn[k] for k in keys],
+            [k[0] for k in wkeys],
+            [k[1] for k in wkeys],
+            [delta.withdrawn[k] for k in wkeys],
         )
 
 
@@ -133,7 +133,7 @@ async def place_stats(
            GROUP BY s.street_id, s.category""",
         *args,
     )
-    out: tuple[dict, ...] = ({}, {}, {}, {})
+    out: tuple[dict[tuple[str, str], int], ...] = ({}, {}, {}, {})
     for r in found:
         key = (r["street_id"], r["category"])
         for target, n in zip(out, (r["open"], r["closed"], r["this"], r["last"]), strict=True):

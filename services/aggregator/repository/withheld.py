@@ -51,7 +51,7 @@ async def record_withheld_counts(
 
 async def withheld_summary(conn: asyncpg.Connection, period: str | None) -> list[asyncpg.Record]:
     """Held-back cells counted per period, category and reason, over every kind of period."""
-    return await conn.fetch(
+    found: list[asyncpg.Record] = await conn.fetch(
         """SELECT period, category, reason, sum(cells)::int AS cells, max(recorded_at) AS recorded_at
            FROM (SELECT period, category, reason, cells, recorded_at FROM aggregator.withheld_counts
                  UNION ALL
@@ -61,6 +61,7 @@ async def withheld_summary(conn: asyncpg.Connection, period: str | None) -> list
            ORDER BY period DESC, category, reason""",
         period,
     )
+    return found
 
 
 async def clear_withheld(conn: asyncpg.Connection, period: str) -> None:
@@ -71,7 +72,7 @@ async def clear_withheld(conn: asyncpg.Connection, period: str) -> None:
 async def list_withheld(
     conn: asyncpg.Connection, period: str | None, limit: int, offset: int
 ) -> list[asyncpg.Record]:
-    return await conn.fetch(
+    found: list[asyncpg.Record] = await conn.fetch(
         """SELECT period, area_id, category, reason, recorded_at FROM aggregator.withheld
            WHERE $1::text IS NULL OR period = $1
            ORDER BY period DESC, area_id, category LIMIT $2 OFFSET $3""",
@@ -79,3 +80,4 @@ async def list_withheld(
         limit,
         offset,
     )
+    return found
