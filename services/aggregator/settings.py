@@ -37,7 +37,7 @@ class AggregatorSettings(CommonSettings):
         description="Replicas share partitions through this group.",
     )
     batch_max_records: int = Field(
-        20_000,
+        50_000,  # the place refresh costs about the same per batch: catching up needs few
         title="Most records applied in one transaction",
         ge=1,
         le=50_000,
