@@ -113,6 +113,17 @@ class CommonSettings(BaseSettings):
         description="PEM file of the CA that signed the brokers' certificates (SSL and SASL_SSL only; "
         "default: the system's CAs).",
     )
+    kafka_consumers: int = Field(
+        3,
+        title="Kafka consumers per busy topic",
+        ge=1,
+        le=32,
+        validation_alias=AliasChoices("KAFKA_CONSUMERS", "kafka_consumers"),
+        description="How many consumers a process runs in its group on a busy input topic (prompter: "
+        "street-needs; feeds, notifier: prompts). Each owns whole partitions, so one key's records stay "
+        "in order while other partitions are applied meanwhile; replicas x consumers beyond the topic's "
+        "partitions stay idle.",
+    )
     log_level: str = Field("INFO", title="Log level", validation_alias=AliasChoices("LOG_LEVEL", "log_level"))
 
     @model_validator(mode="before")

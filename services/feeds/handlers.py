@@ -18,7 +18,9 @@ log = logging.getLogger(__name__)
 SERVICE = "feeds"
 
 
-def register_handlers(broker: KafkaBroker, runtime: Runtime[FeedsContext], group_id: str) -> None:
+def register_handlers(
+    broker: KafkaBroker, runtime: Runtime[FeedsContext], group_id: str, consumers: int = 1
+) -> None:
     """`FeedsContext.apply` stores an event's effect (and notifies every replica's listener)."""
 
     subscribe_contract(
@@ -29,4 +31,5 @@ def register_handlers(broker: KafkaBroker, runtime: Runtime[FeedsContext], group
         title="feeds/prompts",
         description="Prompts for action, stored per prompt_id+revision.",
         apply=lambda event: runtime.context.apply(event),  # the context is given at startup
+        consumers=consumers,
     )

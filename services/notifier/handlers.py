@@ -18,7 +18,9 @@ log = logging.getLogger(__name__)
 SERVICE = "notifier"
 
 
-def register_handlers(broker: KafkaBroker, runtime: Runtime[NotifierContext], group_id: str) -> None:
+def register_handlers(
+    broker: KafkaBroker, runtime: Runtime[NotifierContext], group_id: str, consumers: int = 1
+) -> None:
     """`NotifierContext.apply` stores an event's effect; the offset is committed only after it."""
 
     subscribe_contract(
@@ -29,4 +31,5 @@ def register_handlers(broker: KafkaBroker, runtime: Runtime[NotifierContext], gr
         title="notifier/prompts",
         description="Prompts for action: each new revision queues one mail per instant subscriber.",
         apply=lambda event: runtime.context.apply(event),  # the context is given at startup
+        consumers=consumers,
     )

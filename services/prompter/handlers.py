@@ -18,7 +18,9 @@ SERVICE = "prompter"
 log = logging.getLogger(__name__)
 
 
-def register_handlers(broker: KafkaBroker, runtime: Runtime[PrompterContext], group_id: str) -> None:
+def register_handlers(
+    broker: KafkaBroker, runtime: Runtime[PrompterContext], group_id: str, consumers: int = 1
+) -> None:
     """Subscribe the prompter's consumers; effects go through the context's publisher."""
 
     # The context is given at startup, so each handler reads it when a record arrives.
@@ -40,6 +42,7 @@ def register_handlers(broker: KafkaBroker, runtime: Runtime[PrompterContext], gr
         title="prompter/street-needs",
         description="A need becomes (or changes) a prompt; a tombstone retires it.",
         apply=on_street_need,
+        consumers=consumers,
     )
     subscribe_contract(
         broker,

@@ -21,7 +21,6 @@ __all__ = [
     "create_organisation",
     "create_session",
     "delete_session",
-    "enabled_platforms",
     "end_sessions",
     "hand_over",
     "list_organisations",
@@ -30,6 +29,7 @@ __all__ = [
     "offers_for",
     "organisation",
     "organisation_by_key_hash",
+    "platform_of",
     "purge_offers",
     "record_change",
     "responses_for",
@@ -184,7 +184,7 @@ async def changes(
 # --- the platforms directory ------------------------------------------------------------------
 
 
-def _platform(row: asyncpg.Record) -> Platform:
+def platform_of(row: asyncpg.Record) -> Platform:
     return Platform(
         id=row["id"],
         name=row["name"],
@@ -206,13 +206,6 @@ async def load_directory(conn: asyncpg.Connection, platforms: Iterable[Platform]
         "  updated_at = now() WHERE prompter.platforms.source = 'directory'",
         [(p.id, p.name, p.description, p.url, sorted(map(str, p.categories)), p.coverage) for p in platforms],
     )
-
-
-async def enabled_platforms(conn: asyncpg.Connection, category: str) -> list[Platform]:
-    rows = await conn.fetch(
-        "SELECT * FROM prompter.platforms WHERE enabled AND categories @> ARRAY[$1]::text[]", category
-    )
-    return [_platform(r) for r in rows]
 
 
 async def all_platforms(conn: asyncpg.Connection) -> list[asyncpg.Record]:
@@ -265,7 +258,7 @@ async def add_platform(conn: asyncpg.Connection, values: dict[str, Any]) -> asyn
 
 
 def to_platforms(rows: Iterable[asyncpg.Record]) -> list[Platform]:
-    return [_platform(r) for r in rows]
+    return [platform_of(r) for r in rows]
 
 
 # --- offers of help with contact details ------------------------------------------------------

@@ -26,7 +26,6 @@ from faststream.kafka import KafkaBroker
 
 from shared.contracts import PROMPTS, ResidentResponded, StreetNeedChanged
 
-from . import org_repository as org_repo
 from . import repository as repo
 from .matching import Opportunity, Places, covers
 from .prompts import compose, published, retired
@@ -62,14 +61,8 @@ class PromptPublisher:
         `state` is the prompt's stored state when the caller already read it under the need's lock.
         """
         now = self.clock()
-        category = str(need.category)
-        draft = compose(
-            need,
-            await repo.candidate_opportunities(conn, category),
-            self.places,
-            now.date(),
-            await org_repo.enabled_platforms(conn, category),
-        )
+        opportunities, platforms = await repo.catalogue(conn, str(need.category))
+        draft = compose(need, opportunities, self.places, now.date(), platforms)
         if draft is None:
             return await self._retire(conn, need.key, state)
         if state is None:

@@ -12,11 +12,13 @@ import asyncpg
 from shared.contracts import Category, ResidentResponded, StreetNeedChanged
 
 from .matching import Area, Opportunity
+from .org_repository import platform_of
+from .platforms import Platform
 
 __all__ = [
     "active_need_keys",
     "active_needs",
-    "candidate_opportunities",
+    "catalogue",
     "deactivate_need",
     "get_opportunity",
     "impact",
@@ -204,13 +206,24 @@ def to_opportunity(row: asyncpg.Record) -> Opportunity:
     )
 
 
-async def candidate_opportunities(conn: asyncpg.Connection, category: str) -> list[Opportunity]:
-    rows = await conn.fetch(
-        "SELECT * FROM prompter.opportunities WHERE retired_at IS NULL AND status = 'active'"
-        " AND categories @> ARRAY[$1]::text[]",
+async def catalogue(conn: asyncpg.Connection, category: str) -> tuple[list[Opportunity], list[Platform]]:
+    """The category's active opportunities and enabled platforms, read in one round trip.
+
+    Composing a prompt needs both for every need applied, so the two reads share a statement
+    (each table's rows come back as a composite array, decoded as records).
+    """
+    row = await conn.fetchrow(
+        "SELECT (SELECT array_agg(o) FROM prompter.opportunities o WHERE o.retired_at IS NULL"
+        "  AND o.status = 'active' AND o.categories @> ARRAY[$1]::text[]) AS opportunities,"
+        " (SELECT array_agg(p) FROM prompter.platforms p"
+        "  WHERE p.enabled AND p.categories @> ARRAY[$1]::text[]) AS platforms",
         category,
     )
-    return [to_opportunity(r) for r in rows]
+    assert row is not None  # a SELECT without FROM always returns its one row
+    return (
+        [to_opportunity(r) for r in row["opportunities"] or ()],
+        [platform_of(r) for r in row["platforms"] or ()],
+    )
 
 
 async def insert_opportunity(

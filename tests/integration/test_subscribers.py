@@ -1,0 +1,117 @@
+"""shared.subscribers on real Kafka: several consumers in one process keep each key in order, lose
+nothing, apply nothing twice, and dead-letter what breaks the contract."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+from collections import defaultdict
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from shared.contracts import DEAD_LETTERS, STREET_NEEDS, DeadLettered, StreetNeedChanged, Tombstone
+from shared.kafka import make_broker
+from shared.settings import CommonSettings
+from shared.subscribers import subscribe_contract
+
+pytestmark = pytest.mark.integration
+
+KEYS = 12
+VERSIONS = 15
+
+
+def _need(area_id: str, version: int) -> StreetNeedChanged:
+    return StreetNeedChanged(
+        area_id=area_id,
+        area_kind="street",
+        area_name="Agar Grove",
+        street_ids=(area_id,),
+        category="fly_tipping",
+        sensitivity="place",
+        count=version,
+        since=dt.date(2026, 11, 1),
+        period="live",
+        published_at=dt.datetime(2026, 11, 20, 10, 0, tzinfo=dt.UTC),
+        version=version,
+    )
+
+
+async def test_several_consumers_keep_each_key_in_order(
+    kafka_settings: CommonSettings, random_id: str
+) -> None:
+    areas = [f"sub-{random_id}-{i}" for i in range(KEYS)]
+    applied: dict[str, list[int]] = defaultdict(list)
+    in_flight, most_in_flight = 0, 0
+    removed: list[str] = []
+
+    async def apply(item: StreetNeedChanged | Tombstone) -> None:
+        nonlocal in_flight, most_in_flight
+        if isinstance(item, Tombstone):
+            removed.append(item.key)
+            return
+        if not item.area_id.startswith(f"sub-{random_id}-"):
+            return  # another test's record on the same topic
+        in_flight += 1
+        most_in_flight = max(most_in_flight, in_flight)
+        try:
+            await asyncio.sleep(0.01)  # long enough for other partitions' records to be applied meanwhile
+            applied[item.area_id].append(item.version)
+        finally:
+            in_flight -= 1
+
+    broker = make_broker(kafka_settings, client_id=f"test-subscribers-{random_id}")
+    subscribe_contract(
+        broker,
+        STREET_NEEDS,
+        service="test",
+        group_id=f"test-subscribers-{random_id}",
+        title="test/street-needs",
+        description="records applied by the test",
+        apply=apply,
+        consumers=3,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_settings.kafka_bootstrap_servers, acks="all")
+    dead = AIOKafkaConsumer(
+        DEAD_LETTERS.name,
+        bootstrap_servers=kafka_settings.kafka_bootstrap_servers,
+        auto_offset_reset="latest",
+        enable_auto_commit=False,
+    )
+    await producer.start()
+    await dead.start()
+    await dead.seek_to_end()
+    await broker.start()
+    try:
+        for version in range(1, VERSIONS + 1):
+            for area in areas:
+                need = _need(area, version)
+                await producer.send(STREET_NEEDS.name, need.model_dump_json().encode(), key=need.key.encode())
+        bad_key = f"sub-{random_id}-bad:fly_tipping".encode()
+        await producer.send(STREET_NEEDS.name, b"{not json", key=bad_key)
+        await producer.send(STREET_NEEDS.name, None, key=f"sub-{random_id}-0:fly_tipping".encode())
+        await producer.flush()
+
+        letters: list[DeadLettered] = []
+        while sum(map(len, applied.values())) < KEYS * VERSIONS or not removed or not letters:
+            for records in (await dead.getmany(timeout_ms=200)).values():
+                letters += [
+                    letter
+                    for r in records
+                    if (letter := DeadLettered.model_validate_json(r.value)).key_b64
+                    == base64.b64encode(bad_key).decode()
+                ]
+    finally:
+        await broker.stop()
+        await producer.stop()
+        await dead.stop()
+
+    assert {area: versions for area, versions in applied.items()} == {
+        area: list(range(1, VERSIONS + 1)) for area in areas
+    }  # every record once, each key's in the order written
+    assert most_in_flight > 1  # records of different partitions were applied concurrently
+    assert f"sub-{random_id}-0:fly_tipping" in removed
+    assert letters[0].source_topic == STREET_NEEDS.name
+    assert base64.b64decode(letters[0].original_b64) == b"{not json"
+    assert letters[0].service == "test"
