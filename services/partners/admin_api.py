@@ -16,13 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.http import Problem
 
 from . import accounts, repository
+from .context import Context
 from .keys import hash_key, new_key
 
 __all__ = ["router"]
 
 
-def operator(request: Request) -> None:
-    token = request.app.state.runtime.settings.operator_token
+def operator(request: Request, context: Context) -> None:
+    token = context.settings.operator_token
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     if (
         token is None
@@ -58,31 +59,27 @@ class PartnerIn(BaseModel):
     name: str = Field(..., min_length=1, max_length=200)
 
 
-def _pool(request: Request) -> Any:
-    return request.app.state.runtime.pool
-
-
 @router.get("/partners", response_model=list[PartnerOut], summary="Partner organisations (never keys)")
-async def list_partners(request: Request) -> list[dict[str, Any]]:
-    async with _pool(request).acquire() as conn:
+async def list_partners(context: Context) -> list[dict[str, Any]]:
+    async with context.pool.acquire() as conn:
         return await repository.list_partners(conn)
 
 
 @router.post("/partners", response_model=PartnerCreated, status_code=201, summary="Add a partner")
-async def create_partner(request: Request, body: PartnerIn) -> dict[str, Any]:
+async def create_partner(context: Context, body: PartnerIn) -> dict[str, Any]:
     key = new_key()
-    async with _pool(request).acquire() as conn:
+    async with context.pool.acquire() as conn:
         partner = await repository.create_partner(conn, body.name, hash_key(key))
     return {"partner": partner, "key": key}
 
 
 @router.post("/partners/{partner_id}/rotate", response_model=PartnerCreated, summary="Replace a key")
-async def rotate_partner(request: Request, partner_id: uuid.UUID) -> dict[str, Any]:
+async def rotate_partner(context: Context, partner_id: uuid.UUID) -> dict[str, Any]:
     """The old key stops working at once; the new one is shown once."""
-    partner, key = await accounts.rotate(_pool(request), partner_id)
+    partner, key = await accounts.rotate(context.pool, partner_id)
     return {"partner": partner, "key": key}
 
 
 @router.post("/partners/{partner_id}/revoke", response_model=PartnerOut, summary="Revoke a partner's key")
-async def revoke_partner(request: Request, partner_id: uuid.UUID) -> dict[str, Any]:
-    return await accounts.revoke(_pool(request), partner_id)
+async def revoke_partner(context: Context, partner_id: uuid.UUID) -> dict[str, Any]:
+    return await accounts.revoke(context.pool, partner_id)

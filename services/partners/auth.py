@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.http import Problem
 from shared.keys import hash_key
 
 from . import repository
+from .context import Context
 
 __all__ = ["current_partner"]
 
@@ -19,7 +20,7 @@ _REALM = 'Bearer realm="streetneeds-partners"'
 
 
 async def current_partner(
-    request: Request,
+    context: Context,
     credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
 ) -> dict[str, Any]:
     if credentials is None or not credentials.credentials:
@@ -29,7 +30,7 @@ async def current_partner(
             "Send your partner API key as `Authorization: Bearer <key>`.",
             headers={"WWW-Authenticate": _REALM},
         )
-    async with request.app.state.runtime.pool.acquire() as conn:
+    async with context.pool.acquire() as conn:
         partner = await repository.partner_by_key_hash(conn, hash_key(credentials.credentials))
     if partner is None:
         raise Problem(

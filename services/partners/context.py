@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
+import asyncpg
 from fastapi import Depends, Request
 
 from shared.ratelimit import TokenBucket
@@ -17,13 +18,20 @@ __all__ = ["Context", "PartnersContext", "partners_context"]
 
 @dataclass(frozen=True)
 class PartnersContext:
+    settings: PartnersSettings
+    pool: asyncpg.Pool
     geometry: AreaGeometry  # street and ward shapes for GeoJSON and webhook bodies
     replay_limiter: TokenBucket  # webhook replays, keyed by partner
 
     @classmethod
-    def build(cls, settings: PartnersSettings, geometry: AreaGeometry) -> PartnersContext:
+    def build(cls, settings: PartnersSettings, pool: asyncpg.Pool, geometry: AreaGeometry) -> PartnersContext:
         per_hour = settings.webhook_replay_per_hour
-        return cls(geometry=geometry, replay_limiter=TokenBucket(per_hour / 60.0, burst=per_hour))
+        return cls(
+            settings=settings,
+            pool=pool,
+            geometry=geometry,
+            replay_limiter=TokenBucket(per_hour / 60.0, burst=per_hour),
+        )
 
 
 def partners_context(request: Request) -> PartnersContext:

@@ -35,7 +35,7 @@ def create_app(settings: PartnersSettings, *, gazetteer: Gazetteer | None = None
         if found is None and settings.load_gazetteer:
             async with pool.acquire() as conn:
                 found = await load_gazetteer(conn)
-        runtime.provide(PartnersContext.build(settings, AreaGeometry(found)))
+        runtime.provide(PartnersContext.build(settings, pool, AreaGeometry(found)))
         runtime.spawn(run_delivery_worker(pool, settings), name="partners-webhook-delivery")
 
     app = create_service_app(

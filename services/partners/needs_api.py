@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
@@ -14,7 +16,7 @@ from shared.http import Problem
 
 from . import repository
 from .auth import current_partner
-from .context import PartnersContext, partners_context
+from .context import Context, PartnersContext
 from .cursor import decode_cursor, encode_cursor
 from .render import (
     HISTORY_FIELDS,
@@ -70,8 +72,8 @@ def _position(cursor: str | None, kind: type) -> Any:
     return position
 
 
-def _limit(request: Request, limit: int) -> int:
-    largest = request.app.state.runtime.settings.page_size_max
+def _limit(context: PartnersContext, limit: int) -> int:
+    largest = context.settings.page_size_max
     if limit > largest:
         raise _bad("limit", f"at most {largest}")
     return limit
@@ -84,11 +86,30 @@ def _link_next(request: Request, next_cursor: str | None) -> dict[str, str]:
     return {"Link": f'<{url}>; rel="next"'}
 
 
-def _page(rows: list[Any], limit: int, position: str) -> tuple[list[Any], str | None]:
+async def _page(
+    context: PartnersContext,
+    limit: int,
+    position: str,
+    read: Callable[[asyncpg.Connection, int], Awaitable[list[Any]]],
+) -> tuple[list[Any], str | None]:
+    """A page of rows `read` fetches and the cursor of the next one (None on the last)."""
+    limit = _limit(context, limit)
+    async with context.pool.acquire() as conn:
+        rows = await read(conn, limit + 1)
     # Fetched limit + 1 rows: the extra one only says whether a next page exists.
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, encode_cursor(rows[-1][position]) if more else None
+
+
+def _json_page(request: Request, items: list[dict[str, Any]], next_cursor: str | None) -> JSONResponse:
+    return JSONResponse(
+        {"items": items, "next_cursor": next_cursor}, headers=_link_next(request, next_cursor)
+    )
+
+
+def _csv_page(request: Request, body: str, next_cursor: str | None) -> Response:
+    return Response(body, media_type=CSV, headers=_link_next(request, next_cursor))
 
 
 _ward = Query(None, description="Ward code, e.g. E05013660.")
@@ -111,31 +132,27 @@ class NeedsQuery:
     limit: int = _limit_q
 
 
-async def _needs_page(request: Request, query: NeedsQuery) -> tuple[list[dict[str, Any]], str | None]:
-    limit = _limit(request, query.limit)
-    async with request.app.state.runtime.pool.acquire() as conn:
-        rows = await repository.list_needs(
+async def _needs_page(context: PartnersContext, query: NeedsQuery) -> tuple[list[dict[str, Any]], str | None]:
+    rows, next_cursor = await _page(
+        context,
+        query.limit,
+        "key",
+        lambda conn, limit: repository.list_needs(
             conn,
             ward=query.ward,
             category=query.category,
             area_kind=query.area_kind,
             bbox=_bbox(query.bbox),
             after_key=_position(query.cursor, str),
-            limit=limit + 1,
-        )
-    rows, next_cursor = _page(rows, limit, "key")
+            limit=limit,
+        ),
+    )
     return [r["payload"] for r in rows], next_cursor
 
 
 @router.get("/needs", summary="Current publishable needs (JSON)")
-async def needs_json(
-    request: Request,
-    query: NeedsQuery = Depends(),
-) -> JSONResponse:
-    items, next_cursor = await _needs_page(request, query)
-    return JSONResponse(
-        {"items": items, "next_cursor": next_cursor}, headers=_link_next(request, next_cursor)
-    )
+async def needs_json(request: Request, context: Context, query: NeedsQuery = Depends()) -> JSONResponse:
+    return _json_page(request, *await _needs_page(context, query))
 
 
 @router.get(
@@ -144,12 +161,8 @@ async def needs_json(
     response_class=Response,
     responses={200: {"content": {GEOJSON: {}}}},
 )
-async def needs_geojson(
-    request: Request,
-    query: NeedsQuery = Depends(),
-    context: PartnersContext = Depends(partners_context),
-) -> JSONResponse:
-    items, next_cursor = await _needs_page(request, query)
+async def needs_geojson(request: Request, context: Context, query: NeedsQuery = Depends()) -> JSONResponse:
+    items, next_cursor = await _needs_page(context, query)
     geometry = context.geometry
     features = [feature(n, geometry.geojson(n["area_id"], n["area_kind"], n["street_ids"])) for n in items]
     return JSONResponse(
@@ -165,16 +178,9 @@ async def needs_geojson(
     response_class=Response,
     responses={200: {"content": {CSV: {}}}},
 )
-async def needs_csv(
-    request: Request,
-    query: NeedsQuery = Depends(),
-) -> Response:
-    items, next_cursor = await _needs_page(request, query)
-    return Response(
-        to_csv(NEED_FIELDS, (need_row(n) for n in items)),
-        media_type=CSV,
-        headers=_link_next(request, next_cursor),
-    )
+async def needs_csv(request: Request, context: Context, query: NeedsQuery = Depends()) -> Response:
+    items, next_cursor = await _needs_page(context, query)
+    return _csv_page(request, to_csv(NEED_FIELDS, (need_row(n) for n in items)), next_cursor)
 
 
 _since = Query(None, description="Changes at or after this time (ISO 8601 with offset).")
@@ -194,31 +200,29 @@ class HistoryQuery:
     limit: int = _limit_q
 
 
-async def _history_page(request: Request, query: HistoryQuery) -> tuple[list[dict[str, Any]], str | None]:
-    limit = _limit(request, query.limit)
-    async with request.app.state.runtime.pool.acquire() as conn:
-        rows = await repository.list_history(
+async def _history_page(
+    context: PartnersContext, query: HistoryQuery
+) -> tuple[list[dict[str, Any]], str | None]:
+    rows, next_cursor = await _page(
+        context,
+        query.limit,
+        "id",
+        lambda conn, limit: repository.list_history(
             conn,
             since=query.since,
             until=query.until,
             area_id=query.area_id,
             category=query.category,
             after_id=_position(query.cursor, int),
-            limit=limit + 1,
-        )
-    rows, next_cursor = _page(rows, limit, "id")
+            limit=limit,
+        ),
+    )
     return [history_item(r) for r in rows], next_cursor
 
 
 @router.get("/needs/history", summary="Every change (and removal) of publishable needs (JSON)")
-async def history_json(
-    request: Request,
-    query: HistoryQuery = Depends(),
-) -> JSONResponse:
-    items, next_cursor = await _history_page(request, query)
-    return JSONResponse(
-        {"items": items, "next_cursor": next_cursor}, headers=_link_next(request, next_cursor)
-    )
+async def history_json(request: Request, context: Context, query: HistoryQuery = Depends()) -> JSONResponse:
+    return _json_page(request, *await _history_page(context, query))
 
 
 @router.get(
@@ -227,13 +231,6 @@ async def history_json(
     response_class=Response,
     responses={200: {"content": {CSV: {}}}},
 )
-async def history_csv(
-    request: Request,
-    query: HistoryQuery = Depends(),
-) -> Response:
-    items, next_cursor = await _history_page(request, query)
-    return Response(
-        to_csv(HISTORY_FIELDS, (history_row(i) for i in items)),
-        media_type=CSV,
-        headers=_link_next(request, next_cursor),
-    )
+async def history_csv(request: Request, context: Context, query: HistoryQuery = Depends()) -> Response:
+    items, next_cursor = await _history_page(context, query)
+    return _csv_page(request, to_csv(HISTORY_FIELDS, (history_row(i) for i in items)), next_cursor)

@@ -7,7 +7,7 @@ import datetime as dt
 from typing import Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
 from shared.contracts import Category
@@ -16,7 +16,7 @@ from shared.ratelimit import TokenBucket
 
 from . import accounts, repository
 from .auth import current_partner
-from .context import PartnersContext, partners_context
+from .context import Context
 from .cursor import decode_cursor, encode_cursor
 from .signing import new_secret
 from .urls import UnsafeUrl, check_webhook_url
@@ -71,8 +71,8 @@ def _public(row: dict[str, Any]) -> WebhookOut:
     return WebhookOut(**{k: row[k] for k in WebhookOut.model_fields})
 
 
-async def _own_webhook(request: Request, partner: dict[str, Any], webhook_id: UUID) -> dict[str, Any]:
-    async with request.app.state.runtime.pool.acquire() as conn:
+async def _own_webhook(context: Context, partner: dict[str, Any], webhook_id: UUID) -> dict[str, Any]:
+    async with context.pool.acquire() as conn:
         webhook = await repository.get_webhook(conn, partner["id"], webhook_id)
     if webhook is None:  # another partner's webhook is "not found" too: ids reveal nothing
         raise Problem(404, "Webhook not found")
@@ -81,9 +81,9 @@ async def _own_webhook(request: Request, partner: dict[str, Any], webhook_id: UU
 
 @router.post("", status_code=201, response_model=WebhookCreated, summary="Register a webhook")
 async def create_webhook(
-    body: WebhookIn, request: Request, partner: dict[str, Any] = Depends(current_partner)
+    body: WebhookIn, context: Context, partner: dict[str, Any] = Depends(current_partner)
 ) -> WebhookCreated:
-    settings = request.app.state.runtime.settings
+    settings = context.settings
     try:
         url = await asyncio.to_thread(
             check_webhook_url,
@@ -99,7 +99,7 @@ async def create_webhook(
             errors=[{"field": "url", "message": str(exc), "type": "value_error"}],
         ) from exc
     secret = new_secret()
-    async with request.app.state.runtime.pool.acquire() as conn:
+    async with context.pool.acquire() as conn:
         row = await repository.create_webhook(
             conn, partner["id"], url, [str(c) for c in body.categories], body.wards, secret
         )
@@ -108,24 +108,24 @@ async def create_webhook(
 
 @router.get("", response_model=list[WebhookOut], summary="This partner's webhooks")
 async def list_webhooks(
-    request: Request, partner: dict[str, Any] = Depends(current_partner)
+    context: Context, partner: dict[str, Any] = Depends(current_partner)
 ) -> list[WebhookOut]:
-    async with request.app.state.runtime.pool.acquire() as conn:
+    async with context.pool.acquire() as conn:
         return [_public(r) for r in await repository.list_webhooks(conn, partner["id"])]
 
 
 @router.get("/{webhook_id}", response_model=WebhookOut, summary="One webhook (without its secret)")
 async def get_webhook(
-    webhook_id: UUID, request: Request, partner: dict[str, Any] = Depends(current_partner)
+    webhook_id: UUID, context: Context, partner: dict[str, Any] = Depends(current_partner)
 ) -> WebhookOut:
-    return _public(await _own_webhook(request, partner, webhook_id))
+    return _public(await _own_webhook(context, partner, webhook_id))
 
 
 @router.delete("/{webhook_id}", status_code=204, summary="Delete a webhook; pending deliveries stop")
 async def delete_webhook(
-    webhook_id: UUID, request: Request, partner: dict[str, Any] = Depends(current_partner)
+    webhook_id: UUID, context: Context, partner: dict[str, Any] = Depends(current_partner)
 ) -> Response:
-    if not await accounts.delete_webhook(request.app.state.runtime.pool, partner["id"], webhook_id):
+    if not await accounts.delete_webhook(context.pool, partner["id"], webhook_id):
         raise Problem(404, "Webhook not found")
     return Response(status_code=204)
 
@@ -137,13 +137,13 @@ async def delete_webhook(
 )
 async def list_deliveries(
     webhook_id: UUID,
-    request: Request,
+    context: Context,
     partner: dict[str, Any] = Depends(current_partner),
     status: Literal["pending", "delivered", "dead"] | None = None,
     cursor: str | None = None,
     limit: int = Query(100, ge=1, le=1000),
 ) -> DeliveryPage:
-    await _own_webhook(request, partner, webhook_id)
+    await _own_webhook(context, partner, webhook_id)
     after = None
     if cursor is not None:
         try:
@@ -157,7 +157,7 @@ async def list_deliveries(
                 "cursor: not a cursor this endpoint returned",
                 errors=[{"field": "cursor", "message": "invalid cursor", "type": "value_error"}],
             )
-    async with request.app.state.runtime.pool.acquire() as conn:
+    async with context.pool.acquire() as conn:
         rows = await repository.list_deliveries(
             conn, webhook_id, status=status, after_id=after, limit=limit + 1
         )
@@ -185,15 +185,13 @@ async def list_deliveries(
 )
 async def replay(
     webhook_id: UUID,
-    request: Request,
+    context: Context,
     since: AwareDatetime,
     until: AwareDatetime | None = None,
     partner: dict[str, Any] = Depends(current_partner),
-    context: PartnersContext = Depends(partners_context),
 ) -> Replayed:
-    webhook = await _own_webhook(request, partner, webhook_id)
-    runtime = request.app.state.runtime
-    settings = runtime.settings
+    webhook = await _own_webhook(context, partner, webhook_id)
+    settings = context.settings
     now = dt.datetime.now(dt.UTC)
     earliest = now - dt.timedelta(days=settings.webhook_replay_max_days)
     if since < earliest or (until is not None and until <= since):
@@ -210,7 +208,7 @@ async def replay(
             f"at most {settings.webhook_replay_per_hour:g} replays per hour",
             headers={"Retry-After": TokenBucket.retry_after(wait)},
         )
-    queued = await accounts.replay(runtime.pool, webhook, since, until, settings.webhook_replay_max_rows)
+    queued = await accounts.replay(context.pool, webhook, since, until, settings.webhook_replay_max_rows)
     if queued < 0:
         raise Problem(
             422,

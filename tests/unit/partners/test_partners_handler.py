@@ -15,7 +15,9 @@ from shared.service import Runtime
 async def test_malformed_records_are_dead_lettered_and_consumption_carries_on() -> None:
     broker = KafkaBroker()
     runtime = Runtime(name="partners", settings=None, broker=broker)  # no pool: nothing may be stored
-    runtime.provide(PartnersContext(geometry=AreaGeometry(), replay_limiter=TokenBucket(1, 1)))
+    runtime.provide(
+        PartnersContext(settings=None, pool=None, geometry=AreaGeometry(), replay_limiter=TokenBucket(1, 1))
+    )
     register_handlers(broker, runtime, "partners")
     letters: list[dict] = []
 
