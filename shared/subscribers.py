@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -11,8 +11,9 @@ from faststream.kafka.message import KafkaMessage
 
 from .contracts import ContractError, Topic
 from .kafka import publish_dead_letter
+from .service import Runtime
 
-__all__ = ["subscribe_contract"]
+__all__ = ["Applies", "subscribe_contract", "subscribe_to_context"]
 
 
 async def _the_record(msg: KafkaMessage) -> Any:
@@ -67,3 +68,39 @@ def subscribe_contract(
             )
             return
         await apply(event)
+
+
+class Applies(Protocol):
+    """A service context that stores a topic's events itself: `apply(event)`."""
+
+    def apply(self, event: Any, /) -> Awaitable[object]: ...
+
+
+A = TypeVar("A", bound=Applies)
+
+
+def subscribe_to_context(
+    broker: KafkaBroker,
+    runtime: Runtime[A],
+    group_id: str,
+    consumers: int = 1,
+    *,
+    topic: Topic,
+    title: str,
+    description: str,
+) -> None:
+    """`subscribe_contract` for the service `runtime` runs, handing each event to its context's `apply`.
+
+    The context is given at startup, after the subscriber is declared: it is looked up per event. A
+    service binds its topic, title and description with `functools.partial` as its `register_handlers`.
+    """
+    subscribe_contract(
+        broker,
+        topic,
+        service=runtime.name,
+        group_id=group_id,
+        title=title,
+        description=description,
+        apply=lambda event: runtime.context.apply(event),
+        consumers=consumers,
+    )
