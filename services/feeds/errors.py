@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 
 from shared.http import Problem
-from shared.web import PRIVATE_PAGE_HEADERS, install_error_pages, kept_headers, problem_of
+from shared.web import PRIVATE_PAGE_HEADERS, install_error_pages, problem_page
 
 from .pages import render
 from .refusals import GazetteerNotLoaded, SubscriptionEnded, TooManyResponses
@@ -84,19 +84,9 @@ def prefers_html(accept: str) -> bool:
 
 
 def _page(problem: Response, base_url: str) -> HTMLResponse:
-    body = problem_of(problem)
-    status = body["status"]
-    html = render(
-        "error.html",
-        base_url=base_url,
-        title=body["title"],
-        detail=body.get("detail", ""),
-        status=status,
-        errors=[_plain(e) for e in body.get("errors", [])],
-        hint=_HINTS.get(status, ""),
-        private=True,
+    return problem_page(
+        problem, render, hints=_HINTS, headers=PRIVATE_PAGE_HEADERS, plain=_plain, base_url=base_url
     )
-    return HTMLResponse(html, status_code=status, headers={**kept_headers(problem), **PRIVATE_PAGE_HEADERS})
 
 
 def _problem(exc: Exception) -> Problem:

@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 
 from shared.contracts import CATALOGUE
-from shared.web import install_error_pages, kept_headers, page_renderer, problem_of
+from shared.web import install_error_pages, page_renderer, problem_page
 
 __all__ = ["NO_STORE", "install_html_errors", "is_page", "page", "render"]
 
@@ -45,20 +45,9 @@ def page(body: bytes, status: int = 200, headers: dict[str, str] | None = None) 
 
 
 def _error_page(problem: Response, base_url: str, organisations: bool) -> HTMLResponse:
-    body = problem_of(problem)
-    status = body["status"]
-    html = render(
-        "error.html",
-        base_url=base_url,
-        title=body["title"],
-        detail=body.get("detail", ""),
-        status=status,
-        errors=body.get("errors", []),
-        hint=_HINTS.get(status, ""),
-        organisations=organisations,
-        private=True,
+    return problem_page(
+        problem, render, hints=_HINTS, headers=NO_STORE, base_url=base_url, organisations=organisations
     )
-    return page(html, status, kept_headers(problem))
 
 
 def install_html_errors(app: FastAPI, base_url: str) -> None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -33,6 +34,7 @@ __all__ = [
     "mount_static",
     "page_renderer",
     "problem_of",
+    "problem_page",
 ]
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -90,6 +92,36 @@ def kept_headers(response: Response) -> dict[str, str]:
     """What a page made of a problem answer keeps of its headers (Retry-After, WWW-Authenticate…):
     all but the body's type and length."""
     return {k: v for k, v in response.headers.items() if k.lower() not in ("content-type", "content-length")}
+
+
+def problem_page(
+    problem: Response,
+    render: Callable[..., bytes],
+    *,
+    hints: Mapping[int, str],
+    headers: Mapping[str, str],
+    plain: Callable[[dict[str, Any]], dict[str, str]] | None = None,
+    **context: Any,
+) -> HTMLResponse:
+    """A person's page (the service's `error.html`) of a problem answer: its title, detail and the
+    fields' errors (through `plain`, where a service words them for people), the hint for its status.
+
+    The answer's own headers are kept (Retry-After, WWW-Authenticate…), under the page's `headers`.
+    """
+    body = problem_of(problem)
+    status = body["status"]
+    errors = body.get("errors", [])
+    html = render(
+        "error.html",
+        title=body["title"],
+        detail=body.get("detail", ""),
+        status=status,
+        errors=[plain(e) for e in errors] if plain else errors,
+        hint=hints.get(status, ""),
+        private=True,
+        **context,
+    )
+    return HTMLResponse(html, status_code=status, headers={**kept_headers(problem), **headers})
 
 
 def mount_static(app: FastAPI) -> None:
