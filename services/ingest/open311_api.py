@@ -8,7 +8,9 @@ hour, no description, media or personal field. Errors use the spec's format, not
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -59,6 +61,7 @@ MAX_FORM_BYTES = 64 * 1024  # a report is a few fields and a 4,000-character des
 MAX_ID_LENGTH = 64
 MAX_ADDRESS = Location.model_fields["address"].metadata[0].max_length
 _OK: dict[str, Any] = {"content": {"application/xml": {}, "application/json": {}}}
+Route = Callable[..., Awaitable[Response]]
 
 
 def _respond(
@@ -79,10 +82,21 @@ def _error(fmt: str, exc: Open311Error) -> Response:
     )
 
 
-def _format(fmt: str) -> str:
-    if fmt not in _FORMATS:  # never echoed: it may hold anything, control characters included
-        raise Open311Error(404, "this format is not served; use .xml or .json")
-    return fmt
+def _open311(route: Route) -> Route:
+    """An Open311 method: its `fmt` is checked first, and an `Open311Error` is answered as the spec's
+    error list, in that format (XML when the format is not served)."""
+
+    @functools.wraps(route)
+    async def answer(**params: Any) -> Response:  # FastAPI passes every parameter by name
+        fmt = params["fmt"]
+        try:
+            if fmt not in _FORMATS:  # never echoed: it may hold anything, control characters included
+                raise Open311Error(404, "this format is not served; use .xml or .json")
+            return await route(**params)
+        except Open311Error as exc:
+            return _error(fmt, exc)
+
+    return answer
 
 
 def _ids(raw: list[str]) -> list[str]:
@@ -160,11 +174,8 @@ def _request_view(row: repository.Open311Row, gazetteer: Gazetteer, agency: str)
     summary="Open311: discovery (where the endpoint is, what it speaks)",
     responses={200: _OK, **_ERRORS_DOC},
 )
+@_open311
 async def get_discovery(request: Request, ctx: Context, fmt: str) -> Response:
-    try:
-        fmt = _format(fmt)
-    except Open311Error as exc:
-        return _error(fmt, exc)
     settings = ctx.settings
     url = str(request.url_for("list_services", fmt="json")).rsplit("/", 1)[0]
     return _respond(fmt, "discovery", "endpoint", discovery(url, settings.agency_responsible))
@@ -175,11 +186,9 @@ async def get_discovery(request: Request, ctx: Context, fmt: str) -> Response:
     summary="Open311: list services (place categories)",
     responses={200: _OK, **_ERRORS_DOC},
 )
+@_open311
 async def list_services(fmt: str) -> Response:
-    try:
-        return _respond(_format(fmt), "services", "service", [service_view(c) for c in place_services()])
-    except Open311Error as exc:
-        return _error(fmt, exc)
+    return _respond(fmt, "services", "service", [service_view(c) for c in place_services()])
 
 
 @router.get(
@@ -187,12 +196,9 @@ async def list_services(fmt: str) -> Response:
     summary="Open311: a service definition",
     responses={200: _OK, **_ERRORS_DOC},
 )
+@_open311
 async def get_service(service_code: str, fmt: str) -> Response:
-    try:
-        _format(fmt)
-        return _respond(fmt, "service_definition", "", service_definition(info(_service(service_code))))
-    except Open311Error as exc:
-        return _error(fmt, exc)
+    return _respond(fmt, "service_definition", "", service_definition(info(_service(service_code))))
 
 
 @router.post(
@@ -245,70 +251,65 @@ async def get_service(service_code: str, fmt: str) -> Response:
         },
     },
 )
+@_open311
 async def post_request(request: Request, ctx: Context, fmt: str) -> Response:
-    try:
-        _format(fmt)
-        form, caller = await _form(request, ctx)
-        if caller is None:
-            caller = await _authenticate(ctx, form.api_key)
-        system = caller.system
-        assert system is not None
-        category = _service(form.service_code)
-        if form.jurisdiction_id is not None and form.jurisdiction_id != system.council_id:
-            raise Open311Error(404, f"jurisdiction_id {form.jurisdiction_id} was not found")
-        if form.lat is not None and form.long is not None:
-            location = Location(lat=form.lat, lon=form.long)
-        elif form.address_string is not None:
-            if (
-                len(form.address_string) > MAX_ADDRESS
-            ):  # refused by name, never quoted (docs/privacy.md rule 1)
-                raise Open311Error(400, f"address_string is longer than {MAX_ADDRESS} characters")
-            location = Location(address=form.address_string)
-        else:
-            raise Open311Error(
-                400,
-                "a location was not provided: send lat and long, or address_string"
-                + ("" if form.pinpointed else " (address_id is #NOTPINPOINTED#)"),
-            )
-        # The report itself is the subject: a later `withdrawn` signal with this reference closes it.
-        request_id = secrets.token_hex(8)
-        now = dt.datetime.now(dt.UTC)
-        signal = CouncilSignal(
-            event_id=request_id,
-            category=category,
-            action="raised",
-            subject_ref=request_id,
-            occurred_at=now,
-            location=location,
+    form, caller = await _form(request, ctx)
+    if caller is None:
+        caller = await _authenticate(ctx, form.api_key)
+    system = caller.system
+    assert system is not None
+    category = _service(form.service_code)
+    if form.jurisdiction_id is not None and form.jurisdiction_id != system.council_id:
+        raise Open311Error(404, f"jurisdiction_id {form.jurisdiction_id} was not found")
+    if form.lat is not None and form.long is not None:
+        location = Location(lat=form.lat, lon=form.long)
+    elif form.address_string is not None:
+        if len(form.address_string) > MAX_ADDRESS:  # refused by name, never quoted (docs/privacy.md rule 1)
+            raise Open311Error(400, f"address_string is longer than {MAX_ADDRESS} characters")
+        location = Location(address=form.address_string)
+    else:
+        raise Open311Error(
+            400,
+            "a location was not provided: send lat and long, or address_string"
+            + ("" if form.pinpointed else " (address_id is #NOTPINPOINTED#)"),
         )
+    # The report itself is the subject: a later `withdrawn` signal with this reference closes it.
+    request_id = secrets.token_hex(8)
+    now = dt.datetime.now(dt.UTC)
+    signal = CouncilSignal(
+        event_id=request_id,
+        category=category,
+        action="raised",
+        subject_ref=request_id,
+        occurred_at=now,
+        location=location,
+    )
 
-        pipeline: Pipeline = ctx.pipeline
-        try:
-            (outcome,) = await pipeline.accept([signal], system, "open311")  # it records the request
-        except OutOfScope:
-            raise Open311Error(403, f"this api_key may not report {category.value}") from None
-        except ProduceFailed:
-            raise Open311Error(
-                503, "the report could not be recorded; please retry", {"Retry-After": "5"}
-            ) from None
-        if outcome.outcome == "rejected":
-            raise Open311Error(
-                400,
-                "; ".join(
-                    e.replace("location", "lat/long" if form.lat is not None else "address_string", 1)
-                    for e in outcome.errors
-                ),
-            )
-        body = [
-            {
-                "service_request_id": request_id,
-                "service_notice": ctx.settings.service_notice,
-                "account_id": None,
-            }
-        ]
-        return _respond(fmt, "service_requests", "request", body)
-    except Open311Error as exc:
-        return _error(fmt, exc)
+    pipeline: Pipeline = ctx.pipeline
+    try:
+        (outcome,) = await pipeline.accept([signal], system, "open311")  # it records the request
+    except OutOfScope:
+        raise Open311Error(403, f"this api_key may not report {category.value}") from None
+    except ProduceFailed:
+        raise Open311Error(
+            503, "the report could not be recorded; please retry", {"Retry-After": "5"}
+        ) from None
+    if outcome.outcome == "rejected":
+        raise Open311Error(
+            400,
+            "; ".join(
+                e.replace("location", "lat/long" if form.lat is not None else "address_string", 1)
+                for e in outcome.errors
+            ),
+        )
+    body = [
+        {
+            "service_request_id": request_id,
+            "service_notice": ctx.settings.service_notice,
+            "account_id": None,
+        }
+    ]
+    return _respond(fmt, "service_requests", "request", body)
 
 
 @router.get(
@@ -316,6 +317,7 @@ async def post_request(request: Request, ctx: Context, fmt: str) -> Response:
     summary="Open311: query requests (street-level view)",
     responses={200: _OK, **_ERRORS_DOC},
 )
+@_open311
 async def list_requests(
     request: Request,
     ctx: Context,
@@ -326,25 +328,21 @@ async def list_requests(
     end_date: str | None = None,
     status: str | None = None,
 ) -> Response:
-    try:
-        _format(fmt)
-        statuses = _csv(status)
-        if statuses and not set(statuses) <= {"open", "closed"}:
-            raise Open311Error(400, "status must be open or closed")
-        if service_request_id:  # the spec: this overrides all other arguments
-            rows = await _rows(ctx, ids=_ids(_csv(service_request_id) or []))
-        else:
-            start, end = date_range(start_date, end_date, dt.datetime.now(dt.UTC))
-            rows = await _rows(
-                ctx,
-                service_codes=_ids(_csv(service_code) or []) if service_code else None,
-                statuses=statuses,
-                start=start,
-                end=end,
-            )
-        return _respond(fmt, "service_requests", "request", _views(ctx, rows))
-    except Open311Error as exc:
-        return _error(fmt, exc)
+    statuses = _csv(status)
+    if statuses and not set(statuses) <= {"open", "closed"}:
+        raise Open311Error(400, "status must be open or closed")
+    if service_request_id:  # the spec: this overrides all other arguments
+        rows = await _rows(ctx, ids=_ids(_csv(service_request_id) or []))
+    else:
+        start, end = date_range(start_date, end_date, dt.datetime.now(dt.UTC))
+        rows = await _rows(
+            ctx,
+            service_codes=_ids(_csv(service_code) or []) if service_code else None,
+            statuses=statuses,
+            start=start,
+            end=end,
+        )
+    return _respond(fmt, "service_requests", "request", _views(ctx, rows))
 
 
 @router.get(
@@ -352,13 +350,10 @@ async def list_requests(
     summary="Open311: one request (street-level view)",
     responses={200: _OK, **_ERRORS_DOC},
 )
+@_open311
 async def get_request(ctx: Context, service_request_id: str, fmt: str) -> Response:
-    try:
-        _format(fmt)
-        rows = await _found(ctx, service_request_id, "service_request_id")
-        return _respond(fmt, "service_requests", "request", _views(ctx, rows))
-    except Open311Error as exc:
-        return _error(fmt, exc)
+    rows = await _found(ctx, service_request_id, "service_request_id")
+    return _respond(fmt, "service_requests", "request", _views(ctx, rows))
 
 
 @router.get(
@@ -367,18 +362,15 @@ async def get_request(ctx: Context, service_request_id: str, fmt: str) -> Respon
     description="Requests are created in real time, so a token is the service_request_id itself.",
     responses={200: _OK, **_ERRORS_DOC},
 )
+@_open311
 async def get_token(ctx: Context, token: str, fmt: str) -> Response:
-    try:
-        _format(fmt)
-        rows = await _found(ctx, token, "token")
-        return _respond(
-            fmt,
-            "service_requests",
-            "request",
-            [{"service_request_id": rows[0].service_request_id, "token": token}],
-        )
-    except Open311Error as exc:
-        return _error(fmt, exc)
+    rows = await _found(ctx, token, "token")
+    return _respond(
+        fmt,
+        "service_requests",
+        "request",
+        [{"service_request_id": rows[0].service_request_id, "token": token}],
+    )
 
 
 def _csv(raw: str | None) -> list[str] | None:
