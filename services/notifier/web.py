@@ -63,6 +63,13 @@ def _page(settings: NotifierSettings, template: str, status: int = 200, **contex
     return HTMLResponse(body, status_code=status, headers=PRIVATE_PAGE_HEADERS)
 
 
+def _form_page(
+    settings: NotifierSettings, template: str, title: str, path: str, **context: Any
+) -> HTMLResponse:
+    """A page about a resident's alerts whose form posts back to its own address, `path`."""
+    return _page(settings, template, title=title, action=f"{settings.base_url}{path}", **context)
+
+
 def _areas(ctx: NotifierContext) -> Areas:
     areas = ctx.areas
     if areas is None:
@@ -167,13 +174,7 @@ async def confirm_page(ctx: Context, token: str) -> Response:
     settings, clock = ctx.settings, ctx.clock
     sub = await confirmation_state(ctx.pool, token, clock(), confirm_now=False)
     # A button, not a GET that confirms: mail scanners open links, and must not confirm for the resident.
-    return _page(
-        settings,
-        "confirm.html",
-        title="Confirm your alerts",
-        sub=sub,
-        action=f"{settings.base_url}/confirm/{token}",
-    )
+    return _form_page(settings, "confirm.html", "Confirm your alerts", f"/confirm/{token}", sub=sub)
 
 
 @router.post(
@@ -213,12 +214,12 @@ async def _live(request: Request, token: str) -> tuple[NotifierContext, Notifier
 )
 async def manage_page(request: Request, token: str) -> Response:
     _, settings, sub = await _live(request, token)
-    return _page(
+    return _form_page(
         settings,
         "manage.html",
-        title="Manage your alerts",
+        "Manage your alerts",
+        f"/manage/{token}",
         sub=sub,
-        action=f"{settings.base_url}/manage/{token}",
         unsubscribe=f"{settings.base_url}/unsubscribe/{token}",
         categories=CATEGORIES,
         frequencies=FREQUENCIES,
@@ -262,13 +263,7 @@ async def unsubscribe_page(ctx: Context, token: str) -> Response:
             title="You are unsubscribed",
             paragraphs=["You will get no more mail about these alerts."],
         )
-    return _page(
-        settings,
-        "unsubscribe.html",
-        title="Unsubscribe",
-        sub=sub,
-        action=f"{settings.base_url}/unsubscribe/{token}",
-    )
+    return _form_page(settings, "unsubscribe.html", "Unsubscribe", f"/unsubscribe/{token}", sub=sub)
 
 
 @router.post(
