@@ -119,13 +119,13 @@ async def signup_form(request: Request, ctx: Context) -> Response:
         if k in ("kind", "street_id", "ward_code", "lat", "lon", "radius_m")
     }
     sel = resolve_place(_areas(ctx), settings, place)
-    return _page(
+    return _form_page(
         settings,
         "signup.html",
-        title=f"E-mail alerts for {sel.label}",
+        f"E-mail alerts for {sel.label}",
+        "/subscribe",
         label=sel.label,
         place=place,
-        action=f"{settings.base_url}/subscribe",
         categories=CATEGORIES,
         frequencies=FREQUENCIES,
     )
