@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,9 +74,9 @@ class Runtime(Generic[C]):
             raise RuntimeError(f"{self.name}: the database pool is opened at startup")
         return self.pool
 
-    def spawn(self, coro: Awaitable[Any], name: str) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         """Run a background loop for the service's lifetime; it is cancelled on shutdown."""
-        task: asyncio.Task[Any] = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]
+        task: asyncio.Task[Any] = asyncio.create_task(coro, name=name)
         task.add_done_callback(_report_ended)
         self.tasks.append(task)
 
