@@ -1,14 +1,17 @@
-"""Helpers for integration tests that need an app on a real socket (SSE, several replicas)."""
+"""Test helpers: an app on a real socket (SSE, several replicas), and a place need to publish."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import uvicorn
 from fastapi import FastAPI
+
+from shared.contracts import StreetNeedChanged
 
 
 def loopback_socket() -> tuple[socket.socket, str]:
@@ -32,3 +35,23 @@ async def serve(app: FastAPI, sock: socket.socket) -> AsyncIterator[None]:
     finally:
         server.should_exit = True
         await task
+
+
+def place_need(
+    area_id: str, version: int, *, count: int | None = None, ward_code: str = "E05000001"
+) -> StreetNeedChanged:
+    """A street's fly-tipping need at `version` (its count is the version unless given)."""
+    return StreetNeedChanged(
+        area_id=area_id,
+        area_kind="street",
+        area_name=f"Test {area_id}",
+        ward_code=ward_code,
+        street_ids=(area_id,),
+        category="fly_tipping",
+        sensitivity="place",
+        count=version if count is None else count,
+        since=dt.date(2026, 11, 1),
+        period="live",
+        published_at=dt.datetime(2026, 11, 22, 10, version % 60, tzinfo=dt.UTC),
+        version=version,
+    )

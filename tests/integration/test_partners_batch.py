@@ -4,7 +4,6 @@ a malformed record in it is dead-lettered while the rest is stored; a redelivere
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -21,25 +20,13 @@ from services.partners.main import MIGRATIONS
 from shared.contracts import DEAD_LETTERS, STREET_NEEDS, StreetNeedChanged
 from shared.db import apply_migrations, create_pool
 from shared.kafka import make_broker
+from tests.support import place_need
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 
 def _need(area_id: str, ward: str, version: int) -> StreetNeedChanged:
-    return StreetNeedChanged(
-        area_id=area_id,
-        area_kind="street",
-        area_name=f"Test {area_id}",
-        ward_code=ward,
-        street_ids=(area_id,),
-        category="fly_tipping",
-        sensitivity="place",
-        count=version,
-        since=dt.date(2026, 11, 1),
-        period="live",
-        published_at=dt.datetime(2026, 11, 22, 10, version, tzinfo=dt.UTC),
-        version=version,
-    )
+    return place_need(area_id, version, ward_code=ward)
 
 
 def _batch(items: list[tuple[str, bytes | None]]) -> tuple[ConsumerRecord, ...]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import datetime as dt
 from collections import defaultdict
 
 import pytest
@@ -15,27 +14,12 @@ from shared.contracts import DEAD_LETTERS, STREET_NEEDS, DeadLettered, StreetNee
 from shared.kafka import make_broker
 from shared.settings import CommonSettings
 from shared.subscribers import subscribe_contract
+from tests.support import place_need
 
 pytestmark = pytest.mark.integration
 
 KEYS = 12
 VERSIONS = 15
-
-
-def _need(area_id: str, version: int) -> StreetNeedChanged:
-    return StreetNeedChanged(
-        area_id=area_id,
-        area_kind="street",
-        area_name="Agar Grove",
-        street_ids=(area_id,),
-        category="fly_tipping",
-        sensitivity="place",
-        count=version,
-        since=dt.date(2026, 11, 1),
-        period="live",
-        published_at=dt.datetime(2026, 11, 20, 10, 0, tzinfo=dt.UTC),
-        version=version,
-    )
 
 
 async def test_several_consumers_keep_each_key_in_order(
@@ -86,7 +70,7 @@ async def test_several_consumers_keep_each_key_in_order(
     try:
         for version in range(1, VERSIONS + 1):
             for area in areas:
-                need = _need(area, version)
+                need = place_need(area, version)
                 await producer.send(STREET_NEEDS.name, need.model_dump_json().encode(), key=need.key.encode())
         bad_key = f"sub-{random_id}-bad:fly_tipping".encode()
         await producer.send(STREET_NEEDS.name, b"{not json", key=bad_key)

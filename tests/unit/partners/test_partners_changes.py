@@ -8,26 +8,14 @@ from aiokafka.structs import ConsumerRecord
 
 from services.partners.changes import Change, Current, Removal, fold, parse
 from shared.contracts import STREET_NEEDS, StreetNeedChanged
+from tests.support import place_need
 
 REMOVED_AT = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 KEY = "way/1:fly_tipping"
 
 
 def _need(version: int, area_id: str = "way/1", count: int = 3) -> StreetNeedChanged:
-    return StreetNeedChanged(
-        area_id=area_id,
-        area_kind="street",
-        area_name="Test Street",
-        ward_code="E05000001",
-        street_ids=(area_id,),
-        category="fly_tipping",
-        sensitivity="place",
-        count=count,
-        since=dt.date(2026, 11, 1),
-        period="live",
-        published_at=dt.datetime(2026, 11, 22, 10, version, tzinfo=dt.UTC),
-        version=version,
-    )
+    return place_need(area_id, version, count=count)
 
 
 def _change(version: int, count: int = 3) -> Change:
