@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 import uvicorn
 from fastapi import FastAPI
 
-from shared.contracts import StreetNeedChanged
+from shared.contracts import Category, Sensitivity, StreetNeedChanged
 
 
 def loopback_socket() -> tuple[socket.socket, str]:
@@ -47,8 +47,8 @@ def place_need(
         area_name=f"Test {area_id}",
         ward_code=ward_code,
         street_ids=(area_id,),
-        category="fly_tipping",
-        sensitivity="place",
+        category=Category.FLY_TIPPING,
+        sensitivity=Sensitivity.PLACE,
         count=version if count is None else count,
         since=dt.date(2026, 11, 1),
         period="live",
