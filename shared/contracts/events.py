@@ -35,6 +35,9 @@ SignalAction = Literal["raised", "withdrawn"]
 AreaKind = Literal["street", "unit", "ward"]
 Band = Literal["some", "several", "many"]
 Trend = Literal["up", "down", "steady"]
+# Consumers store counters in PostgreSQL `integer` columns: a larger value would fail every retry and
+# hold its partition, so the contract refuses it and the record is dead-lettered instead.
+INT4_MAX = 2**31 - 1
 
 
 class _Contract(BaseModel):
@@ -126,7 +129,7 @@ class SignalAnonymised(_Contract):
     action: SignalAction
     street_id: str = Field(..., max_length=64, description="Gazetteer street id (the Kafka key).")
     subject_key: str = Field(..., pattern=r"^[0-9a-f]{64}$", description="HMAC-SHA-256 pseudonym, hex.")
-    key_version: int = Field(..., ge=1, description="Which pseudonymisation secret was used.")
+    key_version: int = Field(..., ge=1, le=INT4_MAX, description="Which pseudonymisation secret was used.")
     previous_keys: tuple[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")], ...] = Field(
         (),
         max_length=16,
@@ -159,7 +162,7 @@ class StreetNeedChanged(_Contract):
     band: Band | None = Field(
         None, description="Person categories: some (8-14), several (15-29), many (30+)."
     )
-    count: int | None = Field(None, ge=0, description="Place categories only: open reports.")
+    count: int | None = Field(None, ge=0, le=INT4_MAX, description="Place categories only: open reports.")
     trend: Trend | None = Field(None, description="This period against the previous one.")
     since: dt.date = Field(..., description="First day of the period this state has held since.")
     period: str = Field(
@@ -169,7 +172,7 @@ class StreetNeedChanged(_Contract):
         "or `live` (place).",
     )
     published_at: AwareDatetime = Field(..., description="Coarsened to the minute.")
-    version: int = Field(..., ge=1, description="Increases with each change of this key.")
+    version: int = Field(..., ge=1, le=INT4_MAX, description="Increases with each change of this key.")
 
     @model_validator(mode="after")
     def _privacy_shape(self) -> StreetNeedChanged:
@@ -224,7 +227,7 @@ class PromptPublished(_Contract):
     event_type: Literal["prompt_published"] = "prompt_published"
     schema_version: Literal[1] = 1
     prompt_id: str
-    revision: int = Field(..., ge=1)
+    revision: int = Field(..., ge=1, le=INT4_MAX)
     area_id: str
     area_kind: AreaKind
     area_name: str

@@ -86,3 +86,14 @@ def test_events_without_a_key_of_their_own_decode_whatever_the_record_key():
         responded_on=dt.date(2026, 11, 20),
     )
     assert RESIDENT_RESPONSES.decode(b"s1:fly_tipping", response.model_dump_json().encode()) == response
+
+
+def test_a_version_beyond_a_postgres_integer_is_refused_not_stored():
+    """Every consumer stores versions in `integer` columns: a larger one must be dead-lettered by the
+    contract, not fail each retry and hold its partition (a prompter was stuck on one)."""
+    value = json.loads(NEED.model_dump_json())
+    value["version"] = 2**31
+    with pytest.raises(ContractError):
+        STREET_NEEDS.decode(b"s1:fly_tipping", json.dumps(value).encode())
+    value["version"] = 2**31 - 1
+    assert STREET_NEEDS.decode(b"s1:fly_tipping", json.dumps(value).encode()).version == 2**31 - 1
