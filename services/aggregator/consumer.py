@@ -116,8 +116,10 @@ class SignalConsumer:
                 self._seek(tp, stored[tp.partition])
         if fresh and self.settings.replay_from is not None:
             millis = int(self.settings.replay_from.timestamp() * 1000)
-            found = await self.consumer.offsets_for_times({tp: millis for tp in fresh})
+            # The ends before the lookup: read after it, they would also pass records appended between
+            # the two requests (a lookup that found nothing then skipped events sent meanwhile).
             ends = await self.consumer.end_offsets(fresh)
+            found = await self.consumer.offsets_for_times({tp: millis for tp in fresh})
             for tp in fresh:
                 self.consumer.seek(tp, found[tp].offset if found.get(tp) else ends[tp])
         elif fresh:

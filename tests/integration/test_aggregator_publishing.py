@@ -13,7 +13,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from services.aggregator import repository
-from services.aggregator.consumer import topic_partitions
+from services.aggregator.areas import load_areas
+from services.aggregator.consumer import SignalConsumer, topic_partitions
 from services.aggregator.disclosure import band_for
 from services.aggregator.main import create_app
 from services.aggregator.releases import last_finished_period, release_period
@@ -83,7 +84,8 @@ async def test_place_and_person_needs_reach_api_and_topic(stack, fresh_database_
         database_url=fresh_database_url,
         kafka_bootstrap_servers=stack["kafka"],
         group_id=f"test-{random_id}",
-        replay_from=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=2),
+        # From now: the events this test sends, not those of a test that ran just before on this street.
+        replay_from=dt.datetime.now(dt.UTC),
         operator_token="op-secret-0123456789abcdefghij",
         noise=False,
         allow_weaker_than_policy=True,
@@ -235,3 +237,58 @@ async def test_place_and_person_needs_reach_api_and_topic(stack, fresh_database_
     assert all(m["count"] >= 1 for m in place[:-1]) and place[-1] is None
     person = seen[f"{unit_id}:isolation".encode()]
     assert person[-1]["band"] == "some" and person[-1]["count"] is None
+
+
+async def test_a_signal_sent_while_the_consumer_positions_itself_is_counted(
+    stack, fresh_database_url, random_id, monkeypatch
+):
+    # A fresh consumer looks up its replay time, then the topic's end if the lookup found nothing.
+    # Read in that order, the end passed a signal sent between the two requests, which was never
+    # counted (CI: a place need not published in 2 minutes). Here a signal is sent exactly there.
+    await copy_gazetteer(stack["database"], fresh_database_url)
+    settings = AggregatorSettings(
+        _env_file=None,
+        database_url=fresh_database_url,
+        kafka_bootstrap_servers=stack["kafka"],
+        group_id=f"test-{random_id}",
+        replay_from=dt.datetime.now(dt.UTC),
+        noise=False,
+        allow_weaker_than_policy=True,
+        release_check_interval_seconds=3600,
+        batch_timeout_ms=50,
+    )
+    conn = await asyncpg.connect(fresh_database_url)
+    try:
+        areas = await load_areas(conn, settings.policy())
+    finally:
+        await conn.close()
+    # Not the street of the test above, whose need must end when its own reports close.
+    street = [s for s, a in sorted(areas.place_area_of.items()) if a.area_kind == "street"][1]
+    now = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    sent: list[SignalAnonymised] = []
+    start = SignalConsumer.start
+
+    async def start_sending_during_the_lookup(self: SignalConsumer) -> None:
+        lookup = self.consumer.offsets_for_times
+
+        async def lookup_then_send(timestamps):
+            found = await lookup(timestamps)
+            if not sent:
+                sent.append(signal("fly_tipping", street, uuid.uuid4().hex * 2, now))
+                await produce(stack["kafka"], sent)
+            return found
+
+        self.consumer.offsets_for_times = lookup_then_send
+        await start(self)
+
+    monkeypatch.setattr(SignalConsumer, "start", start_sending_during_the_lookup)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+
+        async def place_published():
+            r = await client.get("/v1/needs", params={"street": street, "category": "fly_tipping"})
+            return r.json()["needs"] if r.status_code == 200 and r.json()["needs"] else None
+
+        (need,) = await until(place_published)
+    assert sent and need["count"] == 1 and need["area_id"] == street
