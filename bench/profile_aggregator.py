@@ -1,6 +1,8 @@
 """Profile the aggregator's consumer in-process on N events: CPU per event (this process and its
 PostgreSQL backends), for py-spy (`py-spy record -o bench/profiles/aggregator.svg -- python -m
-bench.profile_aggregator 100000`). Fresh database and topics of its own; both removed afterwards."""
+bench.profile_aggregator 100000`). Fresh database and topics of its own; both removed afterwards.
+Also prints the wall time per batch as the state grows (by fifths of the run) and the plan of the place
+refresh's counts over the whole final state (EXPLAIN ANALYZE)."""
 
 from __future__ import annotations
 
@@ -33,6 +35,62 @@ def _cpu_s(pids: set[int]) -> float:
             continue
         total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
+
+
+def _timed(batches: list[tuple[float, int, float]]) -> object:
+    """consumer.process_batch, recording (start, events, seconds) per call."""
+    from services.aggregator import consumer
+
+    original = consumer.process_batch
+
+    async def process_batch(*args: object, **kwargs: object) -> object:
+        started = time.perf_counter()
+        outcome = await original(*args, **kwargs)  # type: ignore[arg-type]
+        batches.append((started, outcome.events, time.perf_counter() - started))
+        return outcome
+
+    consumer.process_batch = process_batch  # type: ignore[assignment]
+    return original
+
+
+def _per_batch(batches: list[tuple[float, int, float]]) -> None:
+    batches.sort()
+    fifth = max(1, len(batches) // 5)
+    done = 0
+    for i in range(0, len(batches), fifth):
+        part = batches[i : i + fifth]
+        events = sum(b[1] for b in part)
+        took = sum(b[2] for b in part)
+        print(
+            f"  batches {i + 1}-{i + len(part)} (after {done:,} events): {len(part)} of "
+            f"{events / len(part):,.0f} events, {took / len(part) * 1e3:,.0f} ms each, "
+            f"{took / max(events, 1) * 1e6:.1f} us/event"
+        )
+        done += events
+
+
+async def _explain(conn: object) -> None:
+    """The plan of the place counts over every place category of every street (a large batch's scope)."""
+    from services.aggregator.processing import PLACE_CATEGORIES
+    from services.aggregator.repository import signals
+
+    captured: list[str] = []
+
+    class Capture:
+        def __init__(self, conn: object) -> None:
+            self.conn = conn
+
+        def is_in_transaction(self) -> bool:
+            return False
+
+        async def fetch(self, sql: str, *args: object) -> list[object]:
+            rows = await self.conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, *args)  # type: ignore[attr-defined]
+            captured.extend(r[0][:160] for r in rows)  # the streets' list is long
+            return []
+
+    streets = [r[0] for r in await conn.fetch("SELECT DISTINCT street_id FROM aggregator.signals")]  # type: ignore[attr-defined]
+    await signals.place_stats(Capture(conn), dt.datetime.now(dt.UTC), 7, PLACE_CATEGORIES, streets)  # type: ignore[arg-type]
+    print("place_stats over the whole state:\n  " + "\n  ".join(captured))
 
 
 async def main(n: int) -> None:
@@ -68,6 +126,8 @@ async def main(n: int) -> None:
                 rows = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", database)
             return {r[0] for r in rows}
 
+        batches: list[tuple[float, int, float]] = []
+        _timed(batches)
         pids = await backends()
         pg0, ru0 = _cpu_s(pids), resource.getrusage(resource.RUSAGE_SELF)
         started = time.perf_counter()
@@ -80,6 +140,9 @@ async def main(n: int) -> None:
             f"{n} events in {took:.2f} s = {n / took:,.0f}/s; CPU per event: this process "
             f"{py / n * 1e6:.1f} us, PostgreSQL {pg / n * 1e6:.1f} us; {settings.parallel_batches} lanes"
         )
+        _per_batch(batches)
+        async with pool.acquire() as conn:
+            await _explain(conn)
         await consumer.stop()
         await pool.close()
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -26,9 +26,9 @@ from shared.kafka import dead_letter, validation_errors
 from . import repository as repo
 from .areas import Area, Areas
 from .outbox import notify_committed
-from .state import reduce_batch
+from .state import Cell, reduce_batch, stats_of_cells
 from .subjects import canonical_events, without_pseudonyms
-from .views import LIVE, diff, place_views, place_withheld
+from .views import LIVE, NeedKey, diff, place_views, place_withheld
 
 if TYPE_CHECKING:
     from .decoding import FastSignal  # the hot path's SignalAnonymised (same fields)
@@ -46,6 +46,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 PLACE_CATEGORIES = tuple(sorted(str(c) for c, i in CATALOGUE.items() if i.sensitivity is Sensitivity.PLACE))
 SENSITIVITY = {c: i.sensitivity for c, i in CATALOGUE.items()}  # `info` per event costs an enum call
+# How long kept place counts are trusted past their last recount: a bound on how long a count that a
+# race between replicas left wrong (a raise and its withdrawal committed at once on two partitions,
+# each not yet seeing the other) can last, as the periodic refresh bounds the views'.
+CELL_TRUST = dt.timedelta(seconds=60)
+NO_ROWS = Cell()
 
 
 Parsed = SignalAnonymised | tuple[bytes, bytes]  # an event, or its dead letter (key, value)
@@ -82,12 +87,25 @@ def parse_record(rec: ConsumerRecord) -> Parsed:
         return rec.topic.encode(), letter.model_dump_json().encode()
 
 
+def _placed(areas: Areas, cells: set[tuple[str, str]]) -> tuple[dict[str, Area], set[NeedKey]]:
+    """The areas `cells` count in, by id, and the (area, category) keys they change."""
+    placed: dict[str, Area] = {}
+    scope: set[NeedKey] = set()
+    for s, c in cells:
+        if (area := areas.place_area_of.get(s)) is not None:
+            placed[area.area_id] = area
+            scope.add((area.area_id, c))
+    return placed, scope
+
+
 async def refresh_place(
     conn: asyncpg.Connection,
     areas: Areas,
     cells: Iterable[tuple[str, str]] | None,
     now: dt.datetime,
     trend_days: int,
+    *,
+    moved: tuple[Mapping[tuple[str, str], Cell], Mapping[tuple[str, str], Cell]] | None = None,
 ) -> int:
     """Recompute the place view where (street, category) `cells` changed (everywhere when None);
     queue the changes.
@@ -96,6 +114,12 @@ async def refresh_place(
     area did not change with this batch (expiries and sliding trends are `refresh_forever`'s).
     Runs inside the caller's transaction, under per-area locks so that replicas consuming different
     partitions serialise on an area they share and the later one sees the other's committed rows.
+
+    An area's need sums its streets' counts, kept per (street, category) in `place_cells`: a street
+    the batch did not change is read from there while its counts hold at `now`, a changed one is
+    moved by `moved` (its changed rows' counts before and after the batch, read under the locks)
+    or, without them or a kept row, recomputed from the signals, as is anything kept that no
+    longer holds. So a batch costs its own rows, not every signal of the areas it touches.
     """
     if cells is None:
         previous = await repo.load_previous(conn, sensitivity="place")
@@ -108,20 +132,30 @@ async def refresh_place(
         scope = set(views) | {k for k, p in previous.items() if p.live}
     else:
         cells = set(cells)
-        placed: dict[str, Area] = {}  # the touched areas, by id
-        scope = set()
-        for s, c in cells:
-            if (area := areas.place_area_of.get(s)) is not None:
-                placed[area.area_id] = area
-                scope.add((area.area_id, c))
+        placed, scope = _placed(areas, cells)
         touched = set(placed)
-        # Every street of a touched area counts in its need; unplaced streets only in the audit.
-        streets = {s for s, _ in cells if s not in areas.place_area_of}
-        for area in placed.values():
-            streets.update(area.street_ids)
         await repo.lock_areas(conn, touched)
-        stats = await repo.place_stats(conn, now, trend_days, {c for _, c in cells}, streets)
+        # Every street of a touched area counts in its need, in the categories changed there.
+        wanted = {(s, c) for a, c in scope for s in placed[a].street_ids}
+        kept = await repo.load_cells(conn, wanted, now)
+        fresh: dict[tuple[str, str], Cell] = {}
+        if moved is not None:
+            before, after = moved
+            for key in cells & kept.keys():
+                fresh[key] = kept[key].moved(before.get(key, NO_ROWS), after.get(key, NO_ROWS))
+        stale = wanted - kept.keys() - fresh.keys()
+        if moved is None:
+            stale |= cells & wanted
+        counted = await repo.cell_counts(conn, now, trend_days, PLACE_CATEGORIES, cells=stale)
+        for key, cell in counted.items():  # trusted for CELL_TRUST at most, whatever it says
+            fresh[key] = cell.moved(NO_ROWS, NO_ROWS, until=now + CELL_TRUST)
+        await repo.save_cells(conn, fresh)
+        stats = stats_of_cells({**kept, **fresh})
         views = {k: v for k, v in place_views(stats, areas, touched).items() if k in scope}
+        # Unplaced streets count in no need, only in the audit: read as they are.
+        unplaced = {s for s, _ in cells if s not in areas.place_area_of}
+        if unplaced:
+            stats = await repo.place_stats(conn, now, trend_days, {c for _, c in cells}, unplaced)
         previous = await repo.load_previous(conn, sensitivity="place", keys=scope)
     changes = diff(views, previous, scope, now)
     await repo.write_changes(conn, changes, areas, STREET_NEEDS.name)
@@ -145,11 +179,24 @@ async def process_batch(
     dead = [p for p in parsed if isinstance(p, tuple)]
     async with conn.transaction():
         # One person is one subject across key rotation (docs/privacy.md): map, then fold.
-        delta = reduce_batch(await canonical_events(conn, events))
-        await repo.apply_delta(conn, delta)
+        relinked: list[str] = []
+        delta = reduce_batch(await canonical_events(conn, events, relinked))
+        # Rows this batch inserts are its raises: the withdrawals' streets can be read before the fold.
         touched = delta.touched() | await repo.streets_of_withdrawals(conn, delta.withdrawn)
         place_cells = {(s, c) for s, c in touched if c in PLACE_CATEGORIES}
-        changes = await refresh_place(conn, areas, place_cells, now, trend_days) if place_cells else 0
+        before: dict[tuple[str, str], Cell] = {}
+        if place_cells:
+            # The areas' locks before the fold: the rows' counts before and after are then this
+            # batch's change alone (a replica sharing an area waits, or committed before).
+            await repo.lock_areas(conn, {a.area_id for a in _placed(areas, place_cells)[0].values()})
+            if relinked:
+                await repo.clear_cells(conn)  # rows moved between subjects: recount from the signals
+            before = await repo.cell_counts(conn, now, trend_days, PLACE_CATEGORIES, delta=delta)
+        await repo.apply_delta(conn, delta)
+        changes = 0
+        if place_cells:
+            after = await repo.cell_counts(conn, now, trend_days, PLACE_CATEGORIES, delta=delta)
+            changes = await refresh_place(conn, areas, place_cells, now, trend_days, moved=(before, after))
         await repo.insert_dead_letters(conn, DEAD_LETTERS.name, dead)
         await repo.claim_offsets(conn, SIGNALS_ANONYMISED.name, moves)
         if changes or dead:

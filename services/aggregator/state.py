@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BatchDelta",
+    "Cell",
     "PlaceStats",
     "SignalRow",
     "SignalState",
@@ -33,6 +34,7 @@ __all__ = [
     "person_memberships",
     "place_stats",
     "reduce_batch",
+    "stats_of_cells",
 ]
 
 K = TypeVar("K")
@@ -129,6 +131,48 @@ class PlaceStats:
     closed: Mapping[tuple[str, str], int]  # closed within the current window
     this_window: Mapping[tuple[str, str], int]  # raised within the current window
     last_window: Mapping[tuple[str, str], int]  # raised within the window before
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """One (street, category)'s place counts, as `PlaceStats` holds them, and the span of times
+    [valid_from, valid_until) over which they do not change by themselves (None: unbounded)."""
+
+    open: int = 0
+    closed: int = 0
+    this_window: int = 0
+    last_window: int = 0
+    valid_from: dt.datetime | None = None
+    valid_until: dt.datetime | None = None
+
+    def holds_at(self, now: dt.datetime) -> bool:
+        return (self.valid_from is None or self.valid_from <= now) and (
+            self.valid_until is None or now < self.valid_until
+        )
+
+    def moved(self, before: Cell, after: Cell, *, until: dt.datetime | None = None) -> Cell:
+        """These counts with some rows' contribution `before` a change replaced by theirs `after` it,
+        over the span all three hold for (and not past `until`)."""
+        froms = [t for t in (self.valid_from, after.valid_from) if t is not None]
+        untils = [t for t in (self.valid_until, after.valid_until, until) if t is not None]
+        return Cell(
+            self.open - before.open + after.open,
+            self.closed - before.closed + after.closed,
+            self.this_window - before.this_window + after.this_window,
+            self.last_window - before.last_window + after.last_window,
+            max(froms) if froms else None,
+            min(untils) if untils else None,
+        )
+
+
+def stats_of_cells(cells: Mapping[tuple[str, str], Cell]) -> PlaceStats:
+    """`PlaceStats` of kept counts (only counts that are not zero, as the SQL gives them)."""
+    out: tuple[dict[tuple[str, str], int], ...] = ({}, {}, {}, {})
+    for key, cell in cells.items():
+        for target, n in zip(out, (cell.open, cell.closed, cell.this_window, cell.last_window), strict=True):
+            if n:
+                target[key] = n
+    return PlaceStats(*out)
 
 
 def place_stats(rows: Iterable[SignalRow], now: dt.datetime, trend_days: int) -> PlaceStats:

@@ -117,10 +117,15 @@ async def _rekey(conn: asyncpg.Connection, keys: list[str]) -> None:
 
 
 async def canonical_events(
-    conn: asyncpg.Connection, events: Sequence[SignalAnonymised | FastSignal]
+    conn: asyncpg.Connection,
+    events: Sequence[SignalAnonymised | FastSignal],
+    relinked: list[str] | None = None,
 ) -> list[SignalAnonymised | FastSignal]:
-    """The events with each subject under its newest pseudonym; links and re-keys rotated subjects."""
-    await _link(conn, events)
+    """The events with each subject under its newest pseudonym; links and re-keys rotated subjects
+    (the alias keys whose rows moved are added to `relinked`)."""
+    changed = await _link(conn, events)
+    if relinked is not None:
+        relinked.extend(changed)
     if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM aggregator.subject_aliases)"):
         return list(events)  # no rotation ever: nothing to map
     found = await conn.fetch(
@@ -189,4 +194,5 @@ async def purge(conn: asyncpg.Connection, now: dt.datetime, keep_days: int) -> P
                                  WHERE l.subject_key = a.subject_key)"""
         )
         out["subject_aliases"] = int(status.split()[-1])
+        await conn.execute("DELETE FROM aggregator.place_cells")  # kept counts of rows now gone
     return out

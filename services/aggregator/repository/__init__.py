@@ -5,6 +5,7 @@ One module per table group; callers import the package (`from . import repositor
 
 from __future__ import annotations
 
+from .cells import cell_counts, clear_cells, load_cells, save_cells
 from .offsets import StaleOffsets, claim_offsets, insert_offsets, load_offsets
 from .outbox import delete_outbox, fetch_outbox, insert_dead_letters
 from .published import load_previous, needs, write_changes
@@ -27,7 +28,9 @@ from .withheld import clear_withheld, list_withheld, record_withheld, record_wit
 __all__ = [
     "StaleOffsets",
     "apply_delta",
+    "cell_counts",
     "claim_offsets",
+    "clear_cells",
     "clear_withheld",
     "delete_outbox",
     "fetch_outbox",
@@ -36,6 +39,7 @@ __all__ = [
     "latest_quarter",
     "list_releases",
     "list_withheld",
+    "load_cells",
     "load_ledger",
     "load_noise",
     "load_offsets",
@@ -52,6 +56,7 @@ __all__ = [
     "released_months",
     "reset_state",
     "rows",
+    "save_cells",
     "save_quarter",
     "save_release",
     "snapshot",

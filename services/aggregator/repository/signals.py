@@ -154,7 +154,10 @@ async def snapshot(conn: asyncpg.Connection) -> SignalState:
 
 async def reset_state(conn: asyncpg.Connection) -> None:
     """Empty the fold and its positions (rebuild). Releases, noise, ledger and audit are history."""
-    await conn.execute("TRUNCATE aggregator.signals, aggregator.withdrawals, aggregator.consumer_offsets")
+    await conn.execute(
+        "TRUNCATE aggregator.signals, aggregator.withdrawals, aggregator.consumer_offsets,"
+        " aggregator.place_cells"
+    )
 
 
 async def lock_areas(conn: asyncpg.Connection, area_ids: Iterable[str]) -> None:

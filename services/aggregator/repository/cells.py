@@ -1,0 +1,162 @@
+"""Place counts per (street, category) (aggregator.place_cells): kept by each batch, read by its refresh."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import asyncpg
+
+from shared.contracts import info
+
+from ..state import BatchDelta, Cell
+
+__all__ = ["cell_counts", "clear_cells", "load_cells", "save_cells"]
+
+Key = tuple[str, str]  # (street_id, category)
+
+# The same counts as `state.place_stats` / `signals.place_stats`, per (street, category), with the
+# span around $3 in which none of them changes by itself: a count changes only at a raise ($r), its
+# expiry (+ lifetime), the windows sliding past it (+ W, + 2W), and, for a withdrawal at or after the
+# raise, the withdrawal and the window sliding past it. Intervals are made of seconds (a time, not
+# days), so the additions are exact whatever the session's time zone.
+_BREAKS = (
+    "s.raised_at",
+    "s.raised_at + l.lifetime",
+    "s.raised_at + make_interval(secs => $4)",
+    "s.raised_at + make_interval(secs => 2 * $4)",
+    "CASE WHEN w.withdrawn_at >= s.raised_at THEN w.withdrawn_at END",
+    "CASE WHEN w.withdrawn_at >= s.raised_at THEN w.withdrawn_at + make_interval(secs => $4) END",
+)
+_SINCE = ", ".join(f"CASE WHEN {b} <= $3 THEN {b} END" for b in _BREAKS)
+_UNTIL = ", ".join(f"CASE WHEN {b} > $3 THEN {b} END" for b in _BREAKS)
+_COUNTS = f"""SELECT s.street_id, s.category,
+       count(*) FILTER (WHERE (w.withdrawn_at IS NULL OR w.withdrawn_at < s.raised_at)
+                        AND s.raised_at <= $3 AND s.raised_at > l.expired_at) AS open,
+       count(*) FILTER (WHERE w.withdrawn_at >= s.raised_at AND w.withdrawn_at <= $3
+                        AND w.withdrawn_at > $3 - make_interval(secs => $4)) AS closed,
+       count(*) FILTER (WHERE s.raised_at > $3 - make_interval(secs => $4) AND s.raised_at <= $3) AS this,
+       count(*) FILTER (WHERE s.raised_at > $3 - make_interval(secs => 2 * $4)
+                        AND s.raised_at <= $3 - make_interval(secs => $4)) AS last,
+       max(GREATEST({_SINCE})) AS valid_from,
+       min(LEAST({_UNTIL})) AS valid_until
+   FROM {{rows}} s
+   JOIN (SELECT category, expired_at, make_interval(secs => secs) AS lifetime
+         FROM unnest($1::text[], $2::timestamptz[], $5::float8[]) AS u(category, expired_at, secs)) AS l
+     USING (category)
+   LEFT JOIN aggregator.withdrawals w USING (subject_key, category)
+   GROUP BY s.street_id, s.category""".replace("$3", "$3::timestamptz").replace("$4", "$4::float8")
+
+_OF_CELLS = """(SELECT s.* FROM unnest($6::text[], $7::text[]) AS k(street_id, category)
+                JOIN aggregator.signals s USING (street_id, category))"""
+_OF_KEYS = """(SELECT s.* FROM unnest($6::text[], $7::text[], $8::text[])
+                  AS k(street_id, category, subject_key)
+                JOIN aggregator.signals s USING (street_id, category, subject_key)
+               UNION
+               SELECT s.* FROM unnest($9::text[], $10::text[]) AS k(subject_key, category)
+                JOIN aggregator.signals s USING (subject_key, category))"""
+
+
+async def cell_counts(
+    conn: asyncpg.Connection,
+    now: dt.datetime,
+    trend_days: int,
+    categories: Iterable[str],
+    *,
+    cells: Iterable[Key] | None = None,
+    delta: BatchDelta | None = None,
+) -> dict[Key, Cell]:
+    """Counts at `now` of the signal rows of `cells` (every cell listed is in the answer), or of the
+    rows a batch's `delta` writes (its raises' rows and its withdrawals' subjects' rows), of
+    `categories` only; each with the span it holds for.
+
+    Exact where `window` and lifetimes are whole seconds, as `signals.place_stats` (tested to agree).
+    """
+    cats = sorted(set(categories))
+    window = dt.timedelta(days=trend_days)
+    args: list[Any] = [
+        cats,
+        [now - dt.timedelta(days=info(c).lifetime_days) for c in cats],
+        now,
+        window.total_seconds(),
+        [dt.timedelta(days=info(c).lifetime_days).total_seconds() for c in cats],
+    ]
+    if cells is not None:
+        wanted = sorted(set(cells))
+        args += [[k[0] for k in wanted], [k[1] for k in wanted]]
+        sql = _COUNTS.format(rows=_OF_CELLS)
+        found: dict[Key, Cell] = {k: Cell() for k in wanted if k[1] in cats}
+    elif delta is not None:
+        raised = sorted(k for k in delta.raised if k[1] in cats)
+        withdrawn = sorted(k for k in delta.withdrawn if k[1] in cats)
+        args += [[k[0] for k in raised], [k[1] for k in raised], [k[2] for k in raised]]
+        args += [[k[0] for k in withdrawn], [k[1] for k in withdrawn]]
+        sql = _COUNTS.format(rows=_OF_KEYS)
+        found = {}
+        if not raised and not withdrawn:
+            return found
+    else:
+        raise ValueError("cells or delta")
+    if not cats:
+        return found
+    if conn.is_in_transaction():
+        await conn.execute("SET LOCAL work_mem = '64MB'")  # as signals.place_stats: hash in memory
+    for r in await conn.fetch(sql, *args):
+        found[(r["street_id"], r["category"])] = Cell(
+            r["open"], r["closed"], r["this"], r["last"], r["valid_from"], r["valid_until"]
+        )
+    return found
+
+
+async def load_cells(conn: asyncpg.Connection, keys: Iterable[Key], now: dt.datetime) -> dict[Key, Cell]:
+    """The kept counts of `keys` that hold at `now` (others are absent: to be recomputed)."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    rows = await conn.fetch(
+        """SELECT c.* FROM unnest($1::text[], $2::text[]) AS k(street_id, category)
+           JOIN aggregator.place_cells c USING (street_id, category)
+           WHERE (c.valid_from IS NULL OR c.valid_from <= $3)
+             AND (c.valid_until IS NULL OR $3 < c.valid_until)""",
+        [k[0] for k in wanted],
+        [k[1] for k in wanted],
+        now,
+    )
+    return {
+        (r["street_id"], r["category"]): Cell(
+            r["open"], r["closed"], r["this_window"], r["last_window"], r["valid_from"], r["valid_until"]
+        )
+        for r in rows
+    }
+
+
+async def save_cells(conn: asyncpg.Connection, cells: Mapping[Key, Cell]) -> None:
+    """Upsert kept counts (callers hold the locks of the cells' areas)."""
+    if not cells:
+        return
+    keys = sorted(cells)
+    values = [cells[k] for k in keys]
+    await conn.execute(
+        """INSERT INTO aggregator.place_cells
+               (street_id, category, open, closed, this_window, last_window, valid_from, valid_until)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::int[], $6::int[],
+                                $7::timestamptz[], $8::timestamptz[])
+           ON CONFLICT (street_id, category) DO UPDATE SET
+               open = EXCLUDED.open, closed = EXCLUDED.closed, this_window = EXCLUDED.this_window,
+               last_window = EXCLUDED.last_window, valid_from = EXCLUDED.valid_from,
+               valid_until = EXCLUDED.valid_until""",
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        [v.open for v in values],
+        [v.closed for v in values],
+        [v.this_window for v in values],
+        [v.last_window for v in values],
+        [v.valid_from for v in values],
+        [v.valid_until for v in values],
+    )
+
+
+async def clear_cells(conn: asyncpg.Connection) -> None:
+    """Forget every kept count (state changed beneath them): the next batches recompute what they read."""
+    await conn.execute("DELETE FROM aggregator.place_cells")

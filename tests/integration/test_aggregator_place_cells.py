@@ -1,0 +1,154 @@
+"""The place counts kept per (street, category) are the counts of the signals, at every time they claim
+to hold for, however batches, withdrawals, key rotations and clocks move them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import uuid
+
+import asyncpg
+import pytest
+
+from services.aggregator import repository as repo
+from services.aggregator.areas import Areas
+from services.aggregator.disclosure import DisclosurePolicy
+from services.aggregator.main import MIGRATIONS
+from services.aggregator.processing import PLACE_CATEGORIES, process_batch
+from services.aggregator.state import Cell, place_stats
+from services.aggregator.views import place_views
+from shared.contracts import CATALOGUE, SignalAnonymised
+from shared.db import apply_migrations
+from shared.gazetteer import repository as gazetteer_repo
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+NOW = dt.datetime(2026, 3, 29, 1, 30, tzinfo=dt.UTC)  # a daylight-saving change in London
+TREND_DAYS = 30
+TICK = dt.timedelta(microseconds=1)
+
+
+def edge_time(rnd: random.Random, now: dt.datetime, lifetime_days: int) -> dt.datetime:
+    """Times on and around every boundary the counts use: expiry, now, both trend windows."""
+    window = dt.timedelta(days=TREND_DAYS)
+    edges = [now, now - dt.timedelta(days=lifetime_days), now - window, now - 2 * window]
+    at = rnd.choice(edges) + rnd.choice([dt.timedelta(0), TICK, -TICK, dt.timedelta(hours=1)])
+    return at if rnd.random() < 0.6 else now - dt.timedelta(hours=rnd.randrange(-48, 24 * 100))
+
+
+def counts(cell: Cell) -> tuple[int, int, int, int]:
+    return (cell.open, cell.closed, cell.this_window, cell.last_window)
+
+
+def pure(stats_rows: list, at: dt.datetime, key: tuple[str, str]) -> tuple[int, int, int, int]:
+    stats = place_stats(stats_rows, at, TREND_DAYS)
+    o, c, t, la = (m.get(key, 0) for m in (stats.open, stats.closed, stats.this_window, stats.last_window))
+    return (o, c, t, la)
+
+
+async def test_counted_cells_hold_over_their_span(stack, fresh_database_url, random_id):
+    rnd = random.Random(random_id)
+    conn = await asyncpg.connect(fresh_database_url, server_settings={"TimeZone": "Europe/London"})
+    try:
+        await apply_migrations(conn, "aggregator", MIGRATIONS)
+        streets = [f"s{i}" for i in range(8)]
+        subjects = [f"{i:064x}" for i in range(30)]
+        raised: dict[tuple[str, str, str], dt.datetime] = {}
+        withdrawn: dict[tuple[str, str], dt.datetime] = {}
+        for _ in range(1500):
+            category = rnd.choice(PLACE_CATEGORIES)
+            at = edge_time(rnd, NOW, CATALOGUE[category].lifetime_days)
+            raised[(rnd.choice(streets), category, rnd.choice(subjects))] = at
+        for street, category, subject in rnd.sample(sorted(raised), 400):
+            at = raised[(street, category, subject)]
+            withdrawn[(subject, category)] = rnd.choice([at, at - TICK, edge_time(rnd, NOW, TREND_DAYS)])
+        await conn.executemany(
+            "INSERT INTO aggregator.signals VALUES ($1, $2, $3, $4)", [(*k, v) for k, v in raised.items()]
+        )
+        await conn.executemany(
+            "INSERT INTO aggregator.withdrawals VALUES ($1, $2, $3)", [(*k, v) for k, v in withdrawn.items()]
+        )
+        rows = await repo.rows(conn)
+        wanted = {(s, c) for s in [*streets, "nowhere"] for c in PLACE_CATEGORIES}
+        cells = await repo.cell_counts(conn, NOW, TREND_DAYS, PLACE_CATEGORIES, cells=wanted)
+
+        assert set(cells) == wanted
+        for key, cell in cells.items():
+            mine = [r for r in rows if (r.street_id, r.category) == key]
+            assert counts(cell) == pure(mine, NOW, key)
+            assert cell.holds_at(NOW)
+            if cell.valid_from is not None:
+                assert counts(cell) == pure(mine, cell.valid_from, key)
+            if cell.valid_until is not None:
+                assert counts(cell) == pure(mine, cell.valid_until - TICK, key)
+    finally:
+        await conn.close()
+
+
+def event(
+    rnd: random.Random, street: str, subject: str, now: dt.datetime, *, previous: tuple[str, ...] = ()
+) -> SignalAnonymised:
+    category = rnd.choice(PLACE_CATEGORIES)
+    return SignalAnonymised(
+        event_id=uuid.uuid4(),
+        category=category,
+        sensitivity=CATALOGUE[category].sensitivity,
+        action="withdrawn" if rnd.random() < 0.25 else "raised",
+        street_id=street,
+        subject_key=subject,
+        key_version=2 if previous else 1,
+        previous_keys=previous,
+        occurred_at=edge_time(rnd, now, CATALOGUE[category].lifetime_days),
+        council_id="test",
+        source="kafka",
+    )
+
+
+async def test_batches_keep_the_counts_and_publish_what_a_recount_would(stack, fresh_database_url, random_id):
+    rnd = random.Random(random_id)
+    conn = await asyncpg.connect(fresh_database_url)
+    try:
+        await apply_migrations(conn, "aggregator", MIGRATIONS)
+        areas = Areas(await gazetteer_repo.load(conn), DisclosurePolicy())
+        placed = sorted(areas.place_area_of)
+        # A few areas' streets (so batches meet streets they did not change) and streets of no area.
+        chosen = {areas.place_area_of[s].area_id for s in rnd.sample(placed, 4)}
+        streets = [s for s in placed if areas.place_area_of[s].area_id in chosen]
+        streets += sorted(set(areas.streets) - set(placed))[:2]
+        subjects = [f"{rnd.getrandbits(256):064x}" for _ in range(40)]
+        now, position = NOW, 0
+        for batch in range(12):
+            # Mostly forward, by minutes to weeks; now and then back a little (another replica's clock).
+            now += rnd.choice(
+                [dt.timedelta(minutes=5), dt.timedelta(days=3), dt.timedelta(days=20), -TICK, TICK]
+            )
+            events = [event(rnd, rnd.choice(streets), rnd.choice(subjects), now) for _ in range(60)]
+            if batch == 7:  # a key rotation: some subjects' rows move to their new pseudonyms
+                for i in range(5):
+                    new = f"{rnd.getrandbits(256):064x}"
+                    events.append(event(rnd, rnd.choice(streets), new, now, previous=(subjects[i],)))
+                    subjects[i] = new
+            moves = {0: (position or None, position + len(events), len(events))}
+            await process_batch(conn, events, moves, areas, now=now, trend_days=TREND_DAYS)
+            position += len(events)
+
+            rows = await repo.rows(conn)
+            kept = await repo.load_cells(conn, {(s, c) for s in streets for c in PLACE_CATEGORIES}, now)
+            assert kept, "the batch kept counts"
+            for key, cell in kept.items():
+                assert counts(cell) == pure([r for r in rows if (r.street_id, r.category) == key], now, key)
+            # Every need a raise of the batch changed is what a recount of the whole state gives.
+            touched = {
+                (areas.place_area_of[e.street_id].area_id, str(e.category))
+                for e in events
+                if e.street_id in areas.place_area_of and e.action == "raised"
+            }
+            views = place_views(place_stats(rows, now, TREND_DAYS), areas)
+            published = await repo.load_previous(conn, sensitivity="place", keys=touched)
+            for key in touched:
+                if key in views:
+                    assert published[key].live and dict(published[key].content) == views[key].content()
+                else:
+                    assert key not in published or not published[key].live
+    finally:
+        await conn.close()
