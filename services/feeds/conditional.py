@@ -8,6 +8,7 @@ from email.utils import format_datetime, parsedate_to_datetime
 
 from fastapi import Request
 from fastapi.responses import Response
+from starlette.requests import HTTPConnection
 
 __all__ = ["cacheable", "headers_for", "is_fresh", "not_modified"]
 
@@ -47,7 +48,7 @@ def headers_for(
     return headers
 
 
-def is_fresh(request: Request, etag: str, last_modified: dt.datetime | None) -> bool:
+def is_fresh(request: HTTPConnection, etag: str, last_modified: dt.datetime | None) -> bool:
     """Whether the client's copy is current: If-None-Match wins over If-Modified-Since when both are
     sent (RFC 9110 §13.2.2)."""
     inm = request.headers.get("if-none-match")

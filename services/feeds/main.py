@@ -21,6 +21,7 @@ from . import api, cap_routes, help, maps, web
 from . import repository as repo
 from .context import FeedsContext
 from .errors import install_html_errors
+from .fastpath import FromMemory
 from .feedcache import BodyCache
 from .handlers import register_handlers
 from .listener import Listener
@@ -33,6 +34,7 @@ __all__ = ["MIGRATIONS", "NAME", "create_app"]
 log = logging.getLogger(__name__)
 NAME = "feeds"
 MIGRATIONS = Path(__file__).parent / "migrations"
+GZIP_MINIMUM_SIZE, GZIP_LEVEL = 1024, 6  # GZipMiddleware's, which FromMemory's answers reproduce
 
 
 def create_app(
@@ -87,5 +89,9 @@ def create_app(
     app.include_router(web.router)
     mount_static(app)
     # Large feeds, the CAP index and the map's GeoJSON compress ~5x; small answers are not worth it.
-    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_SIZE, compresslevel=GZIP_LEVEL)
+    # Outermost: remembered street and ward feeds skip routing and the layers above (same answers).
+    app.add_middleware(
+        FromMemory, runtime=app.state.runtime, gzip_minimum_size=GZIP_MINIMUM_SIZE, gzip_level=GZIP_LEVEL
+    )
     return app

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.requests import HTTPConnection
 
 from shared.contracts import PromptPublished
 from shared.gazetteer.selection import Selection
@@ -27,7 +28,7 @@ from .live import stream
 from .pages import render
 from .settings import FeedsSettings
 
-__all__ = ["FORMATS", "FeedTarget", "events_response", "feed_response", "render_feed"]
+__all__ = ["FORMATS", "FeedTarget", "events_response", "feed_response", "remembered_response", "render_feed"]
 
 HTML = "text/html; charset=utf-8"
 FORMATS = {
@@ -148,25 +149,13 @@ async def feed_response(request: Request, target: FeedTarget, fmt: str) -> Respo
     same moment (`Flights`).
     """
     ctx = ready_context(request)
-    html = fmt == "html"
-    media_type = HTML if html else FORMATS[fmt][0]
-    hub = ctx.hub
-    listened = hub.seen_seq
-    seen: tuple[int, ...] | None = None
-    if listened is not None:
-        seen = (listened, local_writes())
-        if html:
-            seen += (hub.counts_seen, repo.counts_written())
+    media_type = HTML if fmt == "html" else FORMATS[fmt][0]
+    seen = _seen(ctx, fmt)
     key = (target.key, fmt)  # the selection too: a subscription's can change without a prompt change
     if seen is not None:
-        hit = ctx.validators.get(key, seen, hub.caught_up_at)
-        if hit is not None:
-            etag, headers, last_modified = hit
-            if is_fresh(request, etag, last_modified):
-                return not_modified(headers)
-            cached = ctx.bodies.get(etag)
-            if cached is not None:
-                return Response(cached, media_type=media_type, headers=headers)
+        remembered = _from_memory(ctx, key, seen, media_type, request)
+        if remembered is not None:
+            return remembered
     conditional = (
         request if "if-none-match" in request.headers or "if-modified-since" in request.headers else None
     )
@@ -183,6 +172,48 @@ async def feed_response(request: Request, target: FeedTarget, fmt: str) -> Respo
     if body is None:  # a shared look-up answered another client's conditional request without a body
         body = (await _look_up(ctx, target, fmt, key, seen, None)).body
     return Response(body, media_type=media_type, headers=found.headers)
+
+
+def _seen(ctx: FeedsContext, fmt: str) -> tuple[int, ...] | None:
+    """What a feed's validators in memory are current for (`ValidatorCache`): the changes the listener
+    fanned out and this process's own writes (and, for pages, count changes); None while the listener
+    is not caught up."""
+    hub = ctx.hub
+    listened = hub.seen_seq
+    if listened is None:
+        return None
+    seen: tuple[int, ...] = (listened, local_writes())
+    if fmt == "html":
+        seen += (hub.counts_seen, repo.counts_written())
+    return seen
+
+
+def _from_memory(
+    ctx: FeedsContext, key: tuple[str, str], seen: tuple[int, ...], media_type: str, request: HTTPConnection
+) -> Response | None:
+    """A 304, or a 200 from the cache of rendered feeds, when the feed's validators are in memory."""
+    hit = ctx.validators.get(key, seen, ctx.hub.caught_up_at)
+    if hit is None:
+        return None
+    etag, headers, last_modified = hit
+    if is_fresh(request, etag, last_modified):
+        return not_modified(headers)
+    cached = ctx.bodies.get(etag)
+    if cached is None:
+        return None
+    return Response(cached, media_type=media_type, headers=headers)
+
+
+def remembered_response(
+    ctx: FeedsContext, target: FeedTarget, fmt: str, request: HTTPConnection
+) -> Response | None:
+    """What `feed_response` answers without a query when the listener is caught up and the feed's
+    validators (and, for a 200, its body) are in memory; None otherwise (then `feed_response` asks)."""
+    seen = _seen(ctx, fmt)
+    if seen is None:
+        return None
+    media_type = HTML if fmt == "html" else FORMATS[fmt][0]
+    return _from_memory(ctx, (target.key, fmt), seen, media_type, request)
 
 
 async def _look_up(
