@@ -113,16 +113,15 @@ class CommonSettings(BaseSettings):
         description="PEM file of the CA that signed the brokers' certificates (SSL and SASL_SSL only; "
         "default: the system's CAs).",
     )
-    kafka_consumers: int = Field(
-        3,
-        title="Kafka consumers per busy topic",
+    kafka_batch_max_records: int = Field(
+        500,
+        title="Records applied per transaction on a busy topic (at most)",
         ge=1,
-        le=32,
-        validation_alias=AliasChoices("KAFKA_CONSUMERS", "kafka_consumers"),
-        description="How many consumers a process runs in its group on a busy input topic (prompter: "
-        "street-needs; feeds, notifier: prompts). Each owns whole partitions, so one key's records stay "
-        "in order while other partitions are applied meanwhile; replicas x consumers beyond the topic's "
-        "partitions stay idle.",
+        le=10_000,
+        validation_alias=AliasChoices("KAFKA_BATCH_MAX_RECORDS", "kafka_batch_max_records"),
+        description="The prompter (street-needs) and the feeds and notifier (prompts) apply each poll "
+        "of their input in one transaction, with one offset commit: a poll returns as soon as records "
+        "are there, so an idle consumer applies a lone record at once, and a busy one up to this many.",
     )
     log_level: str = Field("INFO", title="Log level", validation_alias=AliasChoices("LOG_LEVEL", "log_level"))
 

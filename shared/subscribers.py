@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from faststream import AckPolicy
@@ -13,7 +13,7 @@ from .contracts import ContractError, Topic
 from .kafka import publish_dead_letter
 from .service import Runtime
 
-__all__ = ["Applies", "subscribe_contract", "subscribe_to_context"]
+__all__ = ["Applies", "subscribe_contract", "subscribe_contract_batches", "subscribe_to_context"]
 
 
 async def _the_record(msg: KafkaMessage) -> Any:
@@ -70,10 +70,67 @@ def subscribe_contract(
         await apply(event)
 
 
-class Applies(Protocol):
-    """A service context that stores a topic's events itself: `apply(event)`."""
+async def _the_records(msg: KafkaMessage) -> Any:
+    """A batch subscriber's records as polled (see `_the_record` for why not a `KafkaMessage` argument)."""
+    records: Any = msg.raw_message  # a tuple from the broker, a list from faststream's test broker
+    return tuple(records) if isinstance(records, (tuple, list)) else (records,)
 
-    def apply(self, event: Any, /) -> Awaitable[object]: ...
+
+def subscribe_contract_batches(
+    broker: KafkaBroker,
+    topic: Topic,
+    *,
+    service: str,
+    group_id: str,
+    title: str,
+    description: str,
+    apply: Callable[[Sequence[Any]], Awaitable[object]],
+    max_records: int,
+) -> None:
+    """Like `subscribe_contract`, but `apply` gets every valid event of one poll at once, in offset
+    order per partition (so per key), and may store them in one transaction.
+
+    A poll returns as soon as records are there (up to `max_records`, from any of the consumer's
+    partitions): an idle consumer still applies a lone record at once, a busy one pays one
+    transaction, one round of publish acknowledgements and one offset commit per poll instead of per
+    record. Records that break the contract are dead-lettered after the rest are applied. If `apply`
+    raises, nothing is committed: every partition of the poll is rewound to its first record and
+    the whole poll comes again, so `apply` must be idempotent (re-applying a version is a no-op).
+    """
+
+    @broker.subscriber(
+        topic.name,
+        group_id=group_id,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        auto_offset_reset="earliest",
+        batch=True,
+        max_records=max_records,
+        # Only how long an empty poll waits before polling again; records end the wait at once.
+        batch_timeout_ms=200,
+        decoder=_the_records,
+        title=title,
+        description=description,
+    )
+    async def on_records(records: Any) -> None:
+        events: list[Any] = []
+        broken: list[tuple[Any, ContractError]] = []
+        for record in records:
+            try:
+                events.append(topic.decode(record.key, record.value))
+            except ContractError as exc:
+                broken.append((record, exc))
+        if events:
+            await apply(events)
+        for record, error in broken:
+            await publish_dead_letter(
+                broker, service=service, record=record, reason=error.reason, errors=error.errors
+            )
+
+
+class Applies(Protocol):
+    """A service context that stores a topic's events itself, a poll at a time: `apply_all(events)`."""
+
+    def apply_all(self, events: Sequence[Any], /) -> Awaitable[object]: ...
 
 
 A = TypeVar("A", bound=Applies)
@@ -83,24 +140,25 @@ def subscribe_to_context(
     broker: KafkaBroker,
     runtime: Runtime[A],
     group_id: str,
-    consumers: int = 1,
+    max_records: int = 500,
     *,
     topic: Topic,
     title: str,
     description: str,
 ) -> None:
-    """`subscribe_contract` for the service `runtime` runs, handing each event to its context's `apply`.
+    """`subscribe_contract_batches` for the service `runtime` runs: each poll's events go to its
+    context's `apply_all`.
 
     The context is given at startup, after the subscriber is declared: it is looked up per event. A
     service binds its topic, title and description with `functools.partial` as its `register_handlers`.
     """
-    subscribe_contract(
+    subscribe_contract_batches(
         broker,
         topic,
         service=runtime.name,
         group_id=group_id,
         title=title,
         description=description,
-        apply=lambda event: runtime.context.apply(event),
-        consumers=consumers,
+        apply=lambda events: runtime.context.apply_all(events),
+        max_records=max_records,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,8 +14,7 @@ from shared.contracts import PromptPublished, PromptRetired, Tombstone
 from shared.gazetteer.selection import Areas
 from shared.ratelimit import TokenBucket
 
-from . import repository as repo
-from .consume import apply_event
+from .consume import apply_events
 from .feedcache import BodyCache, Flights, ValidatorCache
 from .live import Hub
 from .refusals import GazetteerNotLoaded
@@ -49,9 +49,9 @@ class FeedsContext:
             raise GazetteerNotLoaded
         return self.areas
 
-    async def apply(self, event: PromptPublished | PromptRetired | Tombstone) -> repo.Change | None:
-        """Store a prompt event's effect (and notify every replica's listener)."""
-        return await apply_event(self.pool, self.settings, event)
+    async def apply_all(self, events: Sequence[PromptPublished | PromptRetired | Tombstone]) -> None:
+        """Store a poll's events in one transaction (and notify every replica's listener at its commit)."""
+        await apply_events(self.pool, self.settings, events)
 
 
 def feeds_context(request: Request) -> FeedsContext:

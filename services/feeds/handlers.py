@@ -9,8 +9,9 @@ from shared.subscribers import subscribe_to_context
 
 __all__ = ["register_handlers"]
 
-# `register_handlers(broker, runtime, group_id, consumers)`: each event goes to `FeedsContext.apply`,
-# which stores its effect (and notifies every replica's listener).
+# `register_handlers(broker, runtime, group_id, max_records)`: each poll's events go to
+# `FeedsContext.apply_all`, which stores their effect in one transaction (and notifies every replica's
+# listener).
 register_handlers = partial(
     subscribe_to_context,
     topic=PROMPTS,

@@ -80,7 +80,7 @@ def create_app(
         extra_migrations=((gazetteer_repository.SCHEMA, gazetteer_repository.MIGRATIONS),),
         on_startup=on_startup,
     )
-    register_handlers(broker, app.state.runtime, settings.group_id, settings.kafka_consumers)
+    register_handlers(broker, app.state.runtime, settings.group_id, settings.kafka_batch_max_records)
     install_html_errors(app, settings.base_url)
     app.include_router(api.router)
     app.include_router(cap_routes.router)

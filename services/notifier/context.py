@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -14,7 +14,7 @@ from shared.contracts import PromptPublished, PromptRetired, Tombstone
 from shared.gazetteer.selection import Areas
 from shared.ratelimit import TokenBucket
 
-from .consume import apply_event
+from .consume import apply_events
 from .settings import NotifierSettings
 
 __all__ = ["Context", "NotifierContext", "notifier_context"]
@@ -28,9 +28,9 @@ class NotifierContext:
     limiter: TokenBucket  # sign-ups, keyed by client
     areas: Areas | None  # None while the gazetteer is empty: sign-ups answer 503
 
-    async def apply(self, event: PromptPublished | PromptRetired | Tombstone) -> int:
-        """Store a prompt event's effect (the mails it queues); the offset is committed only after it."""
-        return await apply_event(self.pool, event, self.clock())
+    async def apply_all(self, events: Sequence[PromptPublished | PromptRetired | Tombstone]) -> int:
+        """Store a poll's events in one transaction (the mails they queue); then the offsets are committed."""
+        return await apply_events(self.pool, events, self.clock())
 
 
 def notifier_context(request: Request) -> NotifierContext:

@@ -9,8 +9,9 @@ from shared.subscribers import subscribe_to_context
 
 __all__ = ["register_handlers"]
 
-# `register_handlers(broker, runtime, group_id, consumers)`: each event goes to `NotifierContext.apply`,
-# which stores its effect; the offset is committed only after it.
+# `register_handlers(broker, runtime, group_id, max_records)`: each poll's events go to
+# `NotifierContext.apply_all`, which stores their effect in one transaction; the offsets are committed
+# only after it.
 register_handlers = partial(
     subscribe_to_context,
     topic=PROMPTS,

@@ -66,7 +66,7 @@ def create_app(
         extra_migrations=((gazetteer_repository.SCHEMA, gazetteer_repository.MIGRATIONS),),
         on_startup=on_startup,
     )
-    register_handlers(broker, app.state.runtime, settings.group_id, settings.kafka_consumers)
+    register_handlers(broker, app.state.runtime, settings.group_id, settings.kafka_batch_max_records)
     web.install_alert_errors(app, settings)
     app.include_router(web.router)
     app.include_router(webhooks.router)

@@ -91,7 +91,7 @@ def create_app(settings: PrompterSettings) -> FastAPI:
         migrations=MIGRATIONS,
         on_startup=on_startup,
     )
-    register_handlers(broker, app.state.runtime, settings.group_id, settings.kafka_consumers)
+    register_handlers(broker, app.state.runtime, settings.group_id, settings.kafka_batch_max_records)
     app.include_router(router)
     app.include_router(org_pages.router)
     app.include_router(impact_pages.router)

@@ -3,13 +3,15 @@
 Delivery choice — publish-then-commit, not a transactional outbox. Each change runs in one
 database transaction that (1) stores the need and locks its row, (2) composes the prompt and
 compares its content hash with the last published one, (3) if it differs, stores the next revision
-and publishes the keyed `PromptPublished` (waiting for the broker's acknowledgement, acks=all),
-and only then (4) commits. If the publish fails, the transaction rolls back and the input is
-redelivered (NACK). If the commit fails after a successful publish, redelivery recomputes the same
-content with the same revision number (the stored revision was rolled back too) and publishes it
-again: on a compacted topic keyed by `prompt_id`, a duplicate with the same revision and content is
-harmless — consumers keep the latest value per key and can skip a revision they have already seen.
-An outbox would add a table and a relay loop to buy exactly-once publishing we do not need.
+and sends the keyed `PromptPublished`, and only when the broker has acknowledged every prompt the
+transaction sent (acks=all) does it (4) commit. A polled batch of needs is one such transaction:
+its prompts are sent as they are composed and acknowledged together, in the producer's batches.
+If a publish fails, the transaction rolls back and the input is redelivered (NACK). If the commit
+fails after a successful publish, redelivery recomputes the same content with the same revision
+number (the stored revision was rolled back too) and publishes it again: on a compacted topic
+keyed by `prompt_id`, a duplicate with the same revision and content is harmless — consumers
+keep the latest value per key and can skip a revision they have already seen. An outbox would add
+a table and a relay loop to buy exactly-once publishing we do not need.
 
 The need's row lock serialises the stream handler with re-evaluations triggered by opportunity
 changes (possibly on another replica), so revisions never fork.
@@ -17,17 +19,21 @@ changes (possibly on another replica), so revisions never fork.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
 from faststream.kafka import KafkaBroker
 
-from shared.contracts import PROMPTS, ResidentResponded, StreetNeedChanged
+from shared.contracts import PROMPTS, ResidentResponded, StreetNeedChanged, Tombstone
 
 from . import repository as repo
 from .matching import Opportunity, Places, covers
+from .platforms import Platform
 from .prompts import compose, published, retired
 
 __all__ = ["PromptPublisher"]
@@ -40,6 +46,22 @@ def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+class _Unit:
+    """One transaction's connection, the prompts it has sent, and the catalogues it has read."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self.sent: list[asyncio.Future[Any]] = []
+        self._catalogues: dict[str, tuple[list[Opportunity], list[Platform]]] = {}
+
+    async def catalogue(self, category: str) -> tuple[list[Opportunity], list[Platform]]:
+        # Read once per category per transaction: a batch of needs mostly shares a few categories,
+        # and rows an opportunity change commits meanwhile are picked up by its own re-evaluation.
+        if category not in self._catalogues:
+            self._catalogues[category] = await repo.catalogue(self.conn, category)
+        return self._catalogues[category]
+
+
 class PromptPublisher:
     """Applies needs, tombstones and opportunity changes; publishes the prompts that change."""
 
@@ -48,12 +70,27 @@ class PromptPublisher:
     ) -> None:
         self.pool, self.broker, self.places, self.clock = pool, broker, places, clock
 
-    async def _publish(self, value: str, key: str) -> None:
-        """Publish the JSON already stored with the revision (serialised once, so both are the same)."""
-        await self.broker.publish(value.encode(), topic=PROMPTS.name, key=key.encode())
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[_Unit]:
+        """A transaction that commits only once the broker acknowledged every prompt it sent."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            unit = _Unit(conn)
+            yield unit
+            await asyncio.gather(*unit.sent)
+
+    async def _publish(self, unit: _Unit, value: str, key: str) -> None:
+        """Send the JSON already stored with the revision (serialised once, so both are the same).
+
+        Not awaited here: the producer batches the transaction's prompts, and `_transaction` waits
+        for all their acknowledgements before it commits. One key's sends keep their order.
+        """
+        sent = await self.broker.publish(
+            value.encode(), topic=PROMPTS.name, key=key.encode(), no_confirm=True
+        )
+        unit.sent.append(sent)
 
     async def _refresh(
-        self, conn: asyncpg.Connection, need: StreetNeedChanged, state: asyncpg.Record | None = None
+        self, unit: _Unit, need: StreetNeedChanged, state: asyncpg.Record | None = None
     ) -> bool:
         """Publish a new revision if the prompt's content changed (inside the caller's transaction).
 
@@ -61,12 +98,12 @@ class PromptPublisher:
         `state` is the prompt's stored state when the caller already read it under the need's lock.
         """
         now = self.clock()
-        opportunities, platforms = await repo.catalogue(conn, str(need.category))
+        opportunities, platforms = await unit.catalogue(str(need.category))
         draft = compose(need, opportunities, self.places, now.date(), platforms)
         if draft is None:
-            return await self._retire(conn, need.key, state)
+            return await self._retire(unit, need.key, state)
         if state is None:
-            state = await repo.prompt_state(conn, need.key)
+            state = await repo.prompt_state(unit.conn, need.key)
         unchanged = (
             state is not None
             and state["status"] == "published"
@@ -77,7 +114,7 @@ class PromptPublisher:
         revision = (state["revision"] if state is not None and state["revision"] is not None else 0) + 1
         event_json = published(need, draft, revision, now).model_dump_json()
         await repo.save_prompt(
-            conn,
+            unit.conn,
             prompt_id=need.key,
             revision=revision,
             content_hash=draft.content_hash,
@@ -87,22 +124,20 @@ class PromptPublisher:
             ward_code=need.ward_code,
             prompt_json=event_json,
         )
-        await self._publish(event_json, need.key)
+        await self._publish(unit, event_json, need.key)
         log.info("prompt published", extra={"prompt_id": need.key, "revision": revision})
         return True
 
-    async def _retire(
-        self, conn: asyncpg.Connection, prompt_id: str, state: asyncpg.Record | None = None
-    ) -> bool:
+    async def _retire(self, unit: _Unit, prompt_id: str, state: asyncpg.Record | None = None) -> bool:
         """Retire the prompt if one is out (inside the caller's transaction); True if retired."""
         if state is None:
-            state = await repo.prompt_state(conn, prompt_id)
+            state = await repo.prompt_state(unit.conn, prompt_id)
         if state is None or state["status"] != "published":
             return False
         event_json = retired(prompt_id, self.clock()).model_dump_json()
         area_id, _, category = prompt_id.rpartition(":")
         await repo.save_prompt(
-            conn,
+            unit.conn,
             prompt_id=prompt_id,
             revision=state["revision"],
             content_hash=None,
@@ -112,32 +147,49 @@ class PromptPublisher:
             ward_code=None,
             prompt_json=event_json,
         )
-        await self._publish(event_json, prompt_id)
+        await self._publish(unit, event_json, prompt_id)
         log.info("prompt retired", extra={"prompt_id": prompt_id})
         return True
 
+    async def _apply(self, unit: _Unit, item: StreetNeedChanged | Tombstone) -> bool:
+        if isinstance(item, Tombstone):
+            # The need is no longer publishable: retire its prompt if one is out.
+            await repo.deactivate_need(unit.conn, item.key, self.clock().date())
+            return await self._retire(unit, item.key)
+        state = await repo.upsert_need(unit.conn, item)
+        if state is None:
+            log.info("stale need ignored", extra={"prompt_id": item.key, "version": item.version})
+            return False
+        return await self._refresh(unit, item, state)
+
     async def apply_need(self, need: StreetNeedChanged) -> bool:
         """Store a need and publish its prompt if the content changed; True if published or retired."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            state = await repo.upsert_need(conn, need)
-            if state is None:
-                log.info("stale need ignored", extra={"prompt_id": need.key, "version": need.version})
-                return False
-            return await self._refresh(conn, need, state)
+        return await self.apply_needs([need]) == 1
 
     async def retire_need(self, prompt_id: str) -> bool:
         """A tombstone: the need is no longer publishable; retire its prompt if one is out."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            await repo.deactivate_need(conn, prompt_id, self.clock().date())
-            return await self._retire(conn, prompt_id)
+        return await self.apply_needs([Tombstone(prompt_id)]) == 1
+
+    async def apply_needs(self, items: Sequence[StreetNeedChanged | Tombstone]) -> int:
+        """Apply needs and tombstones in order, in one transaction; returns how many prompts changed.
+
+        A key's later record sees what its earlier one stored (same connection), so revisions stay
+        in sequence; the needs' row locks are held until the commit, which serialises re-evaluations.
+        Re-applying the same records (a redelivered batch) stores and publishes nothing new.
+        """
+        async with self._transaction() as unit:
+            changed = 0
+            for item in items:
+                changed += await self._apply(unit, item)
+            return changed
 
     async def reevaluate(self, prompt_ids: Iterable[str]) -> int:
         """Recompute the given prompts, one transaction each; returns how many were republished."""
         changed = 0
         for prompt_id in prompt_ids:
-            async with self.pool.acquire() as conn, conn.transaction():
-                need = await repo.lock_need(conn, prompt_id)
-                if need is not None and await self._refresh(conn, need):
+            async with self._transaction() as unit:
+                need = await repo.lock_need(unit.conn, prompt_id)
+                if need is not None and await self._refresh(unit, need):
                     changed += 1
         return changed
 

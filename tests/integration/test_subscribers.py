@@ -1,5 +1,5 @@
-"""shared.subscribers on real Kafka: several consumers in one process keep each key in order, lose
-nothing, apply nothing twice, and dead-letter what breaks the contract."""
+"""shared.subscribers on real Kafka: one-record consumers and poll-at-a-time consumers keep each key in
+order, lose nothing, apply nothing twice, and dead-letter what breaks the contract."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from shared.contracts import DEAD_LETTERS, STREET_NEEDS, DeadLettered, StreetNeedChanged, Tombstone
 from shared.kafka import make_broker
 from shared.settings import CommonSettings
-from shared.subscribers import subscribe_contract
+from shared.subscribers import subscribe_contract, subscribe_contract_batches
 from tests.support import place_need
 
 pytestmark = pytest.mark.integration
@@ -100,3 +100,106 @@ async def test_several_consumers_keep_each_key_in_order(
     assert letters[0].source_topic == STREET_NEEDS.name
     assert base64.b64decode(letters[0].original_b64) == b"{not json"
     assert letters[0].service == "test"
+
+
+async def test_batches_apply_each_poll_at_once_and_a_failed_poll_comes_again_whole(
+    kafka_settings: CommonSettings, random_id: str
+) -> None:
+    """subscribe_contract_batches: a poll is handed over whole, each key in order; when `apply` raises,
+    the poll is read again (nothing committed); bad records are dead-lettered; offsets are committed,
+    so a restarted consumer of the group goes on after them."""
+    prefix = f"bat-{random_id}-"
+    areas = [f"{prefix}{i}" for i in range(KEYS)]
+    applied: dict[str, list[int]] = defaultdict(list)
+    polls: list[int] = []  # how many of this test's records each poll carried
+    failed = False
+    removed: list[str] = []
+    sentinel_applied = asyncio.Event()
+
+    async def apply(items: list[StreetNeedChanged | Tombstone]) -> None:
+        nonlocal failed
+        ours = [i for i in items if i.key.startswith(prefix)]
+        if ours and not failed:
+            failed = True  # the first poll with our records fails once: it must come again whole
+            raise RuntimeError("simulated failure")
+        polls.append(len(ours))
+        for item in ours:
+            if isinstance(item, Tombstone):
+                removed.append(item.key)
+            else:
+                applied[item.area_id].append(item.version)
+                if item.area_id == f"{prefix}sentinel":
+                    sentinel_applied.set()
+
+    def consumer_broker():
+        broker = make_broker(kafka_settings, client_id=f"test-batches-{random_id}")
+        subscribe_contract_batches(
+            broker,
+            STREET_NEEDS,
+            service="test",
+            group_id=f"test-batches-{random_id}",
+            title="test/street-needs",
+            description="polls applied by the test",
+            apply=apply,
+            max_records=100,
+        )
+        return broker
+
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_settings.kafka_bootstrap_servers, acks="all")
+    dead = AIOKafkaConsumer(
+        DEAD_LETTERS.name,
+        bootstrap_servers=kafka_settings.kafka_bootstrap_servers,
+        auto_offset_reset="latest",
+        enable_auto_commit=False,
+    )
+    await producer.start()
+    await dead.start()
+    await dead.seek_to_end()
+    bad_key = f"{prefix}bad:fly_tipping".encode()
+    try:
+        # Written before the consumer starts, so its polls find many records waiting.
+        for version in range(1, VERSIONS + 1):
+            for area in areas:
+                need = place_need(area, version)
+                await producer.send(STREET_NEEDS.name, need.model_dump_json().encode(), key=need.key.encode())
+        await producer.send(STREET_NEEDS.name, b"{not json", key=bad_key)
+        await producer.send(STREET_NEEDS.name, None, key=f"{prefix}0:fly_tipping".encode())
+        await producer.flush()
+
+        broker = consumer_broker()
+        await broker.start()
+        letters: list[DeadLettered] = []
+        try:
+            while sum(map(len, applied.values())) < KEYS * VERSIONS or not removed or not letters:
+                for records in (await dead.getmany(timeout_ms=200)).values():
+                    letters += [
+                        letter
+                        for r in records
+                        if (letter := DeadLettered.model_validate_json(r.value)).key_b64
+                        == base64.b64encode(bad_key).decode()
+                    ]
+        finally:
+            await broker.stop()
+
+        # The group's offsets were committed: a new consumer of it reads only what comes after.
+        before = {area: list(versions) for area, versions in applied.items()}
+        sentinel = place_need(f"{prefix}sentinel", 1)
+        await producer.send_and_wait(
+            STREET_NEEDS.name, sentinel.model_dump_json().encode(), key=sentinel.key.encode()
+        )
+        broker = consumer_broker()
+        await broker.start()
+        try:
+            await sentinel_applied.wait()
+        finally:
+            await broker.stop()
+    finally:
+        await producer.stop()
+        await dead.stop()
+
+    assert failed
+    assert before == {area: list(range(1, VERSIONS + 1)) for area in areas}  # once each, in order
+    assert {a: v for a, v in applied.items() if a != sentinel.area_id} == before  # nothing again
+    assert max(polls) > 1  # records were handed over a poll at a time
+    assert removed == [f"{prefix}0:fly_tipping"]
+    assert base64.b64decode(letters[0].original_b64) == b"{not json" and letters[0].service == "test"

@@ -18,10 +18,10 @@ async def test_valid_prompts_are_applied_malformed_are_dead_lettered(make):
     applied, letters = [], []
     runtime = Runtime(name="feeds", settings=None, broker=broker)  # type: ignore[arg-type]
 
-    async def apply(event):
-        applied.append(event)
+    async def apply_all(events):
+        applied.extend(events)
 
-    runtime.provide(SimpleNamespace(apply=apply))  # the handler uses only the context's apply
+    runtime.provide(SimpleNamespace(apply_all=apply_all))  # the handler uses only the context's apply_all
     register_handlers(broker, runtime, "feeds-test")
 
     @broker.subscriber(DEAD_LETTERS.name)

@@ -13,7 +13,14 @@ from faststream.kafka.annotations import KafkaMessage
 from services.prompter.context import PrompterContext
 from services.prompter.handlers import register_handlers
 from services.prompter.matching import NO_PLACES
-from shared.contracts import DEAD_LETTERS, RESIDENT_RESPONSES, STREET_NEEDS, DeadLettered, StreetNeedChanged
+from shared.contracts import (
+    DEAD_LETTERS,
+    RESIDENT_RESPONSES,
+    STREET_NEEDS,
+    DeadLettered,
+    StreetNeedChanged,
+    Tombstone,
+)
 from shared.service import Runtime
 
 DATA = Path(__file__).resolve().parents[2] / "data/prompter"
@@ -25,11 +32,12 @@ class FakePublisher:
     def __init__(self) -> None:
         self.applied, self.retired, self.responses = [], [], []
 
-    async def apply_need(self, need):
-        self.applied.append(need)
-
-    async def retire_need(self, prompt_id):
-        self.retired.append(prompt_id)
+    async def apply_needs(self, items):
+        for item in items:
+            if isinstance(item, Tombstone):
+                self.retired.append(item.key)
+            else:
+                self.applied.append(item)
 
     async def count_response(self, response):
         self.responses.append(response)
