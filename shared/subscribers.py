@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
+import asyncpg
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
@@ -93,9 +94,11 @@ def subscribe_contract_batches(
     A poll returns as soon as records are there (up to `max_records`, from any of the consumer's
     partitions): an idle consumer still applies a lone record at once, a busy one pays one
     transaction, one round of publish acknowledgements and one offset commit per poll instead of per
-    record. Records that break the contract are dead-lettered after the rest are applied. If `apply`
-    raises, nothing is committed: every partition of the poll is rewound to its first record and
-    the whole poll comes again, so `apply` must be idempotent (re-applying a version is a no-op).
+    record. Records that break the contract, or that the database refuses as data (`asyncpg.DataError`,
+    found by applying the poll again one record at a time), are dead-lettered after the rest are
+    applied. If `apply` raises anything else, nothing is committed: every partition of the poll is
+    rewound to its first record and the whole poll comes again, so `apply` must be idempotent
+    (re-applying a version is a no-op).
     """
 
     @broker.subscriber(
@@ -112,19 +115,28 @@ def subscribe_contract_batches(
         description=description,
     )
     async def on_records(records: Any) -> None:
-        events: list[Any] = []
-        broken: list[tuple[Any, ContractError]] = []
+        decoded: list[tuple[Any, Any]] = []
+        broken: list[tuple[Any, str, tuple[str, ...]]] = []
         for record in records:
             try:
-                events.append(topic.decode(record.key, record.value))
+                decoded.append((record, topic.decode(record.key, record.value)))
             except ContractError as exc:
-                broken.append((record, exc))
-        if events:
-            await apply(events)
-        for record, error in broken:
-            await publish_dead_letter(
-                broker, service=service, record=record, reason=error.reason, errors=error.errors
-            )
+                broken.append((record, exc.reason, exc.errors))
+        if decoded:
+            try:
+                await apply([event for _, event in decoded])
+            except asyncpg.DataError:
+                # A record the contract let through but the database refuses (a value out of a
+                # column's range) would fail the whole poll on every retry and stop every partition
+                # of this consumer. Apply the poll one record at a time and dead-letter what is
+                # refused; any other error still fails the poll, to be read again.
+                for record, event in decoded:
+                    try:
+                        await apply([event])
+                    except asyncpg.DataError as exc:
+                        broken.append((record, f"refused by the database: {type(exc).__name__}", (str(exc),)))
+        for record, reason, errors in broken:
+            await publish_dead_letter(broker, service=service, record=record, reason=reason, errors=errors)
 
 
 class Applies(Protocol):
