@@ -106,6 +106,7 @@ async def refresh_place(
     trend_days: int,
     *,
     moved: tuple[Mapping[tuple[str, str], Cell], Mapping[tuple[str, str], Cell]] | None = None,
+    recount: bool = False,
 ) -> int:
     """Recompute the place view where (street, category) `cells` changed (everywhere when None);
     queue the changes.
@@ -120,6 +121,7 @@ async def refresh_place(
     moved by `moved` (its changed rows' counts before and after the batch, read under the locks)
     or, without them or a kept row, recomputed from the signals, as is anything kept that no
     longer holds. So a batch costs its own rows, not every signal of the areas it touches.
+    `recount`: rows moved between subjects (key rotation), so no kept count is trusted.
     """
     if cells is None:
         previous = await repo.load_previous(conn, sensitivity="place")
@@ -135,6 +137,8 @@ async def refresh_place(
         placed, scope = _placed(areas, cells)
         touched = set(placed)
         await repo.lock_areas(conn, touched)
+        if recount:
+            await repo.clear_cells(conn)
         # Every street of a touched area counts in its need, in the categories changed there.
         wanted = {(s, c) for a, c in scope for s in placed[a].street_ids}
         kept = await repo.load_cells(conn, wanted, now)
@@ -181,22 +185,18 @@ async def process_batch(
         # One person is one subject across key rotation (docs/privacy.md): map, then fold.
         relinked: list[str] = []
         delta = reduce_batch(await canonical_events(conn, events, relinked))
-        # Rows this batch inserts are its raises: the withdrawals' streets can be read before the fold.
-        touched = delta.touched() | await repo.streets_of_withdrawals(conn, delta.withdrawn)
-        place_cells = {(s, c) for s, c in touched if c in PLACE_CATEGORIES}
-        before: dict[tuple[str, str], Cell] = {}
-        if place_cells:
-            # The areas' locks before the fold: the rows' counts before and after are then this
-            # batch's change alone (a replica sharing an area waits, or committed before).
-            await repo.lock_areas(conn, {a.area_id for a in _placed(areas, place_cells)[0].values()})
-            if relinked:
-                await repo.clear_cells(conn)  # rows moved between subjects: recount from the signals
-            before = await repo.cell_counts(conn, now, trend_days, PLACE_CATEGORIES, delta=delta)
+        # The place rows the fold changes: its raises, and the rows its withdrawals may end (locked,
+        # so that their counts before and after the fold differ by this batch's change alone).
+        changed = await repo.lock_rows(conn, delta.raised, delta.withdrawn, PLACE_CATEGORIES)
+        before = await repo.cell_counts(conn, now, trend_days, PLACE_CATEGORIES, rows=changed)
         await repo.apply_delta(conn, delta)
+        place_cells = {(s, c) for s, c, _ in changed}
         changes = 0
         if place_cells:
-            after = await repo.cell_counts(conn, now, trend_days, PLACE_CATEGORIES, delta=delta)
-            changes = await refresh_place(conn, areas, place_cells, now, trend_days, moved=(before, after))
+            after = await repo.cell_counts(conn, now, trend_days, PLACE_CATEGORIES, rows=changed)
+            changes = await refresh_place(
+                conn, areas, place_cells, now, trend_days, moved=(before, after), recount=bool(relinked)
+            )
         await repo.insert_dead_letters(conn, DEAD_LETTERS.name, dead)
         await repo.claim_offsets(conn, SIGNALS_ANONYMISED.name, moves)
         if changes or dead:

@@ -5,7 +5,7 @@ One module per table group; callers import the package (`from . import repositor
 
 from __future__ import annotations
 
-from .cells import cell_counts, clear_cells, load_cells, save_cells
+from .cells import cell_counts, clear_cells, load_cells, lock_rows, save_cells
 from .offsets import StaleOffsets, claim_offsets, insert_offsets, load_offsets
 from .outbox import delete_outbox, fetch_outbox, insert_dead_letters
 from .published import load_previous, needs, write_changes
@@ -47,6 +47,7 @@ __all__ = [
     "load_ward_totals",
     "lock_areas",
     "lock_releases",
+    "lock_rows",
     "needs",
     "place_stats",
     "quarter_done",

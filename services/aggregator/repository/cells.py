@@ -10,11 +10,12 @@ import asyncpg
 
 from shared.contracts import info
 
-from ..state import BatchDelta, Cell
+from ..state import Cell
 
-__all__ = ["cell_counts", "clear_cells", "load_cells", "save_cells"]
+__all__ = ["cell_counts", "clear_cells", "load_cells", "lock_rows", "save_cells"]
 
 Key = tuple[str, str]  # (street_id, category)
+RaiseKey = tuple[str, str, str]  # (street_id, category, subject_key)
 
 # The same counts as `state.place_stats` / `signals.place_stats`, per (street, category), with the
 # span around $3 in which none of them changes by itself: a count changes only at a raise ($r), its
@@ -52,10 +53,7 @@ _OF_CELLS = """(SELECT s.* FROM unnest($6::text[], $7::text[]) AS k(street_id, c
                 JOIN aggregator.signals s USING (street_id, category))"""
 _OF_KEYS = """(SELECT s.* FROM unnest($6::text[], $7::text[], $8::text[])
                   AS k(street_id, category, subject_key)
-                JOIN aggregator.signals s USING (street_id, category, subject_key)
-               UNION
-               SELECT s.* FROM unnest($9::text[], $10::text[]) AS k(subject_key, category)
-                JOIN aggregator.signals s USING (subject_key, category))"""
+                JOIN aggregator.signals s USING (street_id, category, subject_key))"""
 
 
 async def cell_counts(
@@ -65,11 +63,10 @@ async def cell_counts(
     categories: Iterable[str],
     *,
     cells: Iterable[Key] | None = None,
-    delta: BatchDelta | None = None,
+    rows: Iterable[RaiseKey] | None = None,
 ) -> dict[Key, Cell]:
     """Counts at `now` of the signal rows of `cells` (every cell listed is in the answer), or of the
-    rows a batch's `delta` writes (its raises' rows and its withdrawals' subjects' rows), of
-    `categories` only; each with the span it holds for.
+    signal `rows` with these keys that exist, of `categories` only; each with the span it holds for.
 
     Exact where `window` and lifetimes are whole seconds, as `signals.place_stats` (tested to agree).
     """
@@ -87,17 +84,15 @@ async def cell_counts(
         args += [[k[0] for k in wanted], [k[1] for k in wanted]]
         sql = _COUNTS.format(rows=_OF_CELLS)
         found: dict[Key, Cell] = {k: Cell() for k in wanted if k[1] in cats}
-    elif delta is not None:
-        raised = sorted(k for k in delta.raised if k[1] in cats)
-        withdrawn = sorted(k for k in delta.withdrawn if k[1] in cats)
-        args += [[k[0] for k in raised], [k[1] for k in raised], [k[2] for k in raised]]
-        args += [[k[0] for k in withdrawn], [k[1] for k in withdrawn]]
+    elif rows is not None:
+        keys = sorted(set(rows))
+        args += [[k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]]
         sql = _COUNTS.format(rows=_OF_KEYS)
         found = {}
-        if not raised and not withdrawn:
+        if not keys:
             return found
     else:
-        raise ValueError("cells or delta")
+        raise ValueError("cells or rows")
     if not cats:
         return found
     if conn.is_in_transaction():
@@ -107,6 +102,44 @@ async def cell_counts(
             r["open"], r["closed"], r["this"], r["last"], r["valid_from"], r["valid_until"]
         )
     return found
+
+
+async def lock_rows(
+    conn: asyncpg.Connection,
+    raised: Iterable[RaiseKey],
+    withdrawn: Iterable[tuple[str, str]],
+    categories: Iterable[str],
+) -> list[RaiseKey]:
+    """Lock, until the transaction ends, the signal rows of `categories` that a fold of these raises
+    and (subject, category) withdrawals changes or may end; returns their keys (and those of the
+    raises, which may not exist yet).
+
+    One statement in one global order: replicas folding into the same rows wait for each other
+    without deadlocks, so what a batch reads of its rows before and after its fold differs by its
+    own change alone.
+    """
+    cats = set(categories)
+    raises = sorted(k for k in set(raised) if k[1] in cats)
+    ends = sorted(k for k in set(withdrawn) if k[1] in cats)
+    if not raises and not ends:
+        return []
+    found = await conn.fetch(
+        """SELECT s.street_id, s.category, s.subject_key FROM aggregator.signals s
+           JOIN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+                   AS r(street_id, category, subject_key)
+                 UNION
+                 SELECT e.street_id, e.category, e.subject_key
+                 FROM unnest($4::text[], $5::text[]) AS w(subject_key, category)
+                 JOIN aggregator.signals e USING (subject_key, category)) AS k
+             USING (street_id, category, subject_key)
+           ORDER BY 1, 2, 3 FOR UPDATE OF s""",
+        [k[0] for k in raises],
+        [k[1] for k in raises],
+        [k[2] for k in raises],
+        [k[0] for k in ends],
+        [k[1] for k in ends],
+    )
+    return sorted({*raises, *((r["street_id"], r["category"], r["subject_key"]) for r in found)})
 
 
 async def load_cells(conn: asyncpg.Connection, keys: Iterable[Key], now: dt.datetime) -> dict[Key, Cell]:
