@@ -15,6 +15,7 @@ from services.aggregator.areas import Areas
 from services.aggregator.disclosure import DisclosurePolicy
 from services.aggregator.main import MIGRATIONS
 from services.aggregator.processing import PLACE_CATEGORIES, process_batch
+from services.aggregator.repository.cells import lines, texts
 from services.aggregator.state import Cell, place_stats
 from services.aggregator.views import place_views
 from shared.contracts import CATALOGUE, SignalAnonymised
@@ -150,5 +151,15 @@ async def test_batches_keep_the_counts_and_publish_what_a_recount_would(stack, f
                     assert published[key].live and dict(published[key].content) == views[key].content()
                 else:
                     assert key not in published or not published[key].live
+    finally:
+        await conn.close()
+
+
+async def test_texts_reach_postgresql_as_they_are(stack):
+    odd = ["s-1", "", "a,b", 'q"uote', "back\\slash", "new\nline", "{brace}", "NULL", " space ", "é"]
+    conn = await asyncpg.connect(stack["database"])
+    try:
+        assert await conn.fetchval(f"SELECT {texts('$1')}", lines(odd)) == odd
+        assert await conn.fetchval(f"SELECT {texts('$1')}", lines([])) == []
     finally:
         await conn.close()

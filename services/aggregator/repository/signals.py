@@ -11,6 +11,7 @@ import asyncpg
 from shared.contracts import info
 
 from ..state import BatchDelta, PlaceStats, SignalRow, SignalState
+from .cells import lines, texts
 
 
 async def apply_delta(conn: asyncpg.Connection, delta: BatchDelta) -> None:
@@ -22,25 +23,25 @@ async def apply_delta(conn: asyncpg.Connection, delta: BatchDelta) -> None:
     if delta.raised:
         keys = sorted(delta.raised)  # a fixed lock order keeps concurrent replicas deadlock-free
         await conn.execute(
-            """INSERT INTO aggregator.signals (street_id, category, subject_key, raised_at)
-               SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+            f"""INSERT INTO aggregator.signals (street_id, category, subject_key, raised_at)
+               SELECT * FROM unnest({texts("$1")}, {texts("$2")}, {texts("$3")}, $4::timestamptz[])
                ON CONFLICT (street_id, category, subject_key)
                DO UPDATE SET raised_at = EXCLUDED.raised_at WHERE signals.raised_at < EXCLUDED.raised_at""",
-            [k[0] for k in keys],
-            [k[1] for k in keys],
-            [k[2] for k in keys],
+            lines(k[0] for k in keys),
+            lines(k[1] for k in keys),
+            lines(k[2] for k in keys),
             [delta.raised[k] for k in keys],
         )
     if delta.withdrawn:
         wkeys = sorted(delta.withdrawn)
         await conn.execute(
-            """INSERT INTO aggregator.withdrawals (subject_key, category, withdrawn_at)
-               SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[])
+            f"""INSERT INTO aggregator.withdrawals (subject_key, category, withdrawn_at)
+               SELECT * FROM unnest({texts("$1")}, {texts("$2")}, $3::timestamptz[])
                ON CONFLICT (subject_key, category)
                DO UPDATE SET withdrawn_at = EXCLUDED.withdrawn_at
                WHERE withdrawals.withdrawn_at < EXCLUDED.withdrawn_at""",
-            [k[0] for k in wkeys],
-            [k[1] for k in wkeys],
+            lines(k[0] for k in wkeys),
+            lines(k[1] for k in wkeys),
             [delta.withdrawn[k] for k in wkeys],
         )
 
