@@ -38,7 +38,7 @@ from shared.privacy import MIN_STREET_ADDRESSES
 
 __all__ = ["run"]
 
-SAMPLES = 100  # per condition
+SAMPLES = int(os.environ.get("BENCH_LIVE_SAMPLES", "100"))  # per condition
 BACKGROUND_RATE = 1_000  # signals/s
 BACKGROUND_BATCH = 100
 IN_FLIGHT = 4

@@ -16,6 +16,8 @@ from .service import Runtime
 
 __all__ = ["Applies", "subscribe_contract", "subscribe_contract_batches", "subscribe_to_context"]
 
+POLL_WAIT_MS = 5  # how long a batch consumer's empty poll waits (see subscribe_contract_batches)
+
 
 async def _the_record(msg: KafkaMessage) -> Any:
     """Hand the handler the Kafka record itself: the contract decodes its key and value.
@@ -108,8 +110,11 @@ def subscribe_contract_batches(
         auto_offset_reset="earliest",
         batch=True,
         max_records=max_records,
-        # Only how long an empty poll waits before polling again; records end the wait at once.
-        batch_timeout_ms=200,
+        # A poll returns as soon as records are there; an empty one returns after this and faststream
+        # then sleeps as long again before the next poll. A record arriving during that sleep waits
+        # for its end, so the wait is kept short (at 200 ms the idle live path went from 25 to 131 ms
+        # at p50); ~100 empty polls a second cost next to nothing.
+        batch_timeout_ms=POLL_WAIT_MS,
         decoder=_the_records,
         title=title,
         description=description,

@@ -1,7 +1,9 @@
 """In-process fan-out of prompt changes to Server-Sent Events clients, with resumption by event id.
 
 The listener publishes each committed change here; every connected client has a bounded
-asyncio queue. A client too slow to keep up is disconnected rather than slowing everyone: its
+asyncio queue, and is given only the changes its selection sees (a street's page is not woken, nor
+its queue filled, by every other street's changes: a consumer transaction commits hundreds at once
+under load). A client too slow to keep up is disconnected rather than slowing everyone: its
 browser reconnects with Last-Event-ID and catches up from the database.
 
 Connections are capped, in all and per client (`Hub.admit`: 503 and 429 beyond). A resume point
@@ -37,7 +39,7 @@ class Hub:
     ) -> None:
         self.queue_size = queue_size
         self.max_clients, self.max_per_client = max_clients, max_per_client
-        self._queues: set[asyncio.Queue[Change | None]] = set()
+        self._queues: dict[asyncio.Queue[Change | None], Selection] = {}
         self._open: Counter[str] = Counter()
         # Set by the listener, read by views.feed_response's validator cache: the last change seq fanned
         # out (None until caught up after a (re)connection), the number of "I can help" count changes
@@ -81,20 +83,23 @@ class Hub:
     def clients(self) -> int:
         return len(self._queues)
 
-    def subscribe(self) -> asyncio.Queue[Change | None]:
+    def subscribe(self, selection: Selection) -> asyncio.Queue[Change | None]:
+        """A queue of the changes `selection` sees, from now on; None in it ends the stream."""
         queue: asyncio.Queue[Change | None] = asyncio.Queue(self.queue_size)
-        self._queues.add(queue)
+        self._queues[queue] = selection
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue[Change | None]) -> None:
-        self._queues.discard(queue)
+        self._queues.pop(queue, None)
 
     def publish(self, change: Change) -> None:
-        for queue in list(self._queues):
+        for queue, selection in list(self._queues.items()):
+            if not change.visible_to(selection):
+                continue
             try:
                 queue.put_nowait(change)
             except asyncio.QueueFull:
-                self._queues.discard(queue)
+                del self._queues[queue]
                 queue.get_nowait()  # make room for the end-of-stream marker
                 queue.put_nowait(None)
 
@@ -124,7 +129,7 @@ async def stream(
     replay_limit: int = REPLAY_LIMIT,
 ) -> AsyncIterator[ServerSentEvent]:
     """Replay what a resuming client missed, then live changes, each at most once, in order."""
-    queue = hub.subscribe()  # before reading the backlog, so nothing falls between the two
+    queue = hub.subscribe(selection)  # before reading the backlog, so nothing falls between the two
     try:
         sent = last_event_id if last_event_id is not None else await current()
         if last_event_id is not None:
@@ -150,8 +155,7 @@ async def stream(
             if update.seq <= sent:
                 continue
             sent = update.seq
-            if update.visible_to(selection):
-                yield sse_event(update)
+            yield sse_event(update)  # the hub queued only what the selection sees
     finally:
         hub.unsubscribe(queue)
         release()

@@ -200,3 +200,26 @@ async def test_a_slow_client_is_dropped_not_waited_for(gazetteer, ids):
     received = [await task]
     received += [e async for e in events]
     assert len(received) <= 2  # then the stream ends; the browser resumes with Last-Event-ID
+
+
+async def test_other_streets_changes_do_not_fill_a_streets_queue(gazetteer, ids):
+    """A poll's transaction commits hundreds of changes at once under load: a street's stream is given
+    only its own, so a burst elsewhere neither wakes it nor ends it as a slow client."""
+    sel = Areas(gazetteer).for_streets([ids["agar_grove"]])
+
+    async def nothing(after):
+        return []
+
+    async def current():
+        return 0
+
+    hub = Hub(2)
+    events = stream(hub, sel, None, nothing, current)
+    task = asyncio.ensure_future(anext(events))
+    await asyncio.sleep(0)
+    for seq in range(1, 50):
+        hub.publish(_change(seq, ids["far_road"]))
+    hub.publish(_change(50, ids["agar_grove"]))
+    assert hub.clients == 1
+    assert (await asyncio.wait_for(task, 5)).id == "50"
+    await events.aclose()
