@@ -24,7 +24,6 @@ import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
 
 import asyncpg
 from faststream.kafka import KafkaBroker
@@ -47,11 +46,11 @@ def _utc_now() -> dt.datetime:
 
 
 class _Unit:
-    """One transaction's connection, the prompts it has sent, and the catalogues it has read."""
+    """One transaction's connection, the prompts it is to send, and the catalogues it has read."""
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
-        self.sent: list[asyncio.Future[Any]] = []
+        self.outgoing: list[tuple[str, str]] = []  # (prompt JSON, key), in the order stored
         self._catalogues: dict[str, tuple[list[Opportunity], list[Platform]]] = {}
 
     async def catalogue(self, category: str) -> tuple[list[Opportunity], list[Platform]]:
@@ -76,18 +75,21 @@ class PromptPublisher:
         async with self.pool.acquire() as conn, conn.transaction():
             unit = _Unit(conn)
             yield unit
-            await asyncio.gather(*unit.sent)
+            # Sent together once the transaction's statements are done: the producer packs them
+            # into a few requests (interleaved with the statements, each went in a request of its
+            # own), in the order stored, so one key's revisions stay in order.
+            sent = [
+                await self.broker.publish(
+                    value.encode(), topic=PROMPTS.name, key=key.encode(), no_confirm=True
+                )
+                for value, key in unit.outgoing
+            ]
+            await asyncio.gather(*sent)
 
-    async def _publish(self, unit: _Unit, value: str, key: str) -> None:
-        """Send the JSON already stored with the revision (serialised once, so both are the same).
-
-        Not awaited here: the producer batches the transaction's prompts, and `_transaction` waits
-        for all their acknowledgements before it commits. One key's sends keep their order.
-        """
-        sent = await self.broker.publish(
-            value.encode(), topic=PROMPTS.name, key=key.encode(), no_confirm=True
-        )
-        unit.sent.append(sent)
+    def _publish(self, unit: _Unit, value: str, key: str) -> None:
+        """Send the JSON stored with the revision (serialised once, so both are the same) before the
+        transaction commits, which waits for every acknowledgement (acks=all)."""
+        unit.outgoing.append((value, key))
 
     async def _refresh(
         self, unit: _Unit, need: StreetNeedChanged, state: asyncpg.Record | None = None
@@ -124,7 +126,7 @@ class PromptPublisher:
             ward_code=need.ward_code,
             prompt_json=event_json,
         )
-        await self._publish(unit, event_json, need.key)
+        self._publish(unit, event_json, need.key)
         log.info("prompt published", extra={"prompt_id": need.key, "revision": revision})
         return True
 
@@ -147,7 +149,7 @@ class PromptPublisher:
             ward_code=None,
             prompt_json=event_json,
         )
-        await self._publish(unit, event_json, prompt_id)
+        self._publish(unit, event_json, prompt_id)
         log.info("prompt retired", extra={"prompt_id": prompt_id})
         return True
 
