@@ -147,21 +147,30 @@ async def apply_published(
     cap: tuple[str, str, str | None] | None,
 ) -> Change | None:
     """Upsert by prompt_id+revision, inside the caller's transaction; None when it changes nothing (a
-    redelivery, or an older revision). `cap` is (identifier, msg_type, refs) for place categories."""
-    row = await conn.fetchrow(
-        "SELECT revision, retired FROM feeds.prompts WHERE prompt_id = $1 FOR UPDATE", prompt.prompt_id
-    )
-    if row is not None and not row["retired"] and row["revision"] >= prompt.revision:
-        return None
-    await conn.execute(
-        """INSERT INTO feeds.prompts (prompt_id, revision, area_id, area_kind, ward_code, street_ids,
-               category, sensitivity, event, retired, changed_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, false, $10)
-           ON CONFLICT (prompt_id) DO UPDATE SET revision = EXCLUDED.revision,
-               area_id = EXCLUDED.area_id, area_kind = EXCLUDED.area_kind,
-               ward_code = EXCLUDED.ward_code, street_ids = EXCLUDED.street_ids,
-               category = EXCLUDED.category, sensitivity = EXCLUDED.sensitivity,
-               event = EXCLUDED.event, retired = false, changed_at = EXCLUDED.changed_at""",
+    redelivery, or an older revision). `cap` is (identifier, msg_type, refs) for place categories.
+
+    The upsert and its CAP message are one statement (a poll of prompts.v1 pays these round trips
+    per prompt). A conflicting row is locked whether or not it is updated, as FOR UPDATE did.
+    """
+    identifier, msg_type, refs = cap if cap is not None else (None, None, None)
+    event = prompt.model_dump_json()
+    applied = await conn.fetchval(
+        """WITH up AS (
+               INSERT INTO feeds.prompts AS p (prompt_id, revision, area_id, area_kind, ward_code,
+                   street_ids, category, sensitivity, event, retired, changed_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, false, $10)
+               ON CONFLICT (prompt_id) DO UPDATE SET revision = EXCLUDED.revision,
+                   area_id = EXCLUDED.area_id, area_kind = EXCLUDED.area_kind,
+                   ward_code = EXCLUDED.ward_code, street_ids = EXCLUDED.street_ids,
+                   category = EXCLUDED.category, sensitivity = EXCLUDED.sensitivity,
+                   event = EXCLUDED.event, retired = false, changed_at = EXCLUDED.changed_at
+               WHERE p.retired OR p.revision < EXCLUDED.revision
+               RETURNING prompt_id, revision),
+           cap AS (
+               INSERT INTO feeds.cap_messages (identifier, prompt_id, revision, msg_type, sent, refs, event)
+               SELECT $11, up.prompt_id, up.revision, $12, $13, $14, $9 FROM up WHERE $11::text IS NOT NULL
+               ON CONFLICT (identifier) DO NOTHING)
+           SELECT count(*) FROM up""",
         prompt.prompt_id,
         prompt.revision,
         prompt.area_id,
@@ -170,23 +179,15 @@ async def apply_published(
         list(prompt.street_ids),
         str(prompt.category),
         str(prompt.sensitivity),
-        prompt.model_dump_json(),
+        event,
         _visible_at(prompt, dt.datetime.now(dt.UTC)),
+        identifier,
+        msg_type,
+        prompt.published_at.replace(microsecond=0),
+        refs,
     )
-    if cap is not None:
-        identifier, msg_type, refs = cap
-        await conn.execute(
-            """INSERT INTO feeds.cap_messages
-                   (identifier, prompt_id, revision, msg_type, sent, refs, event)
-               VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (identifier) DO NOTHING""",
-            identifier,
-            prompt.prompt_id,
-            prompt.revision,
-            msg_type,
-            prompt.published_at.replace(microsecond=0),
-            refs,
-            prompt.model_dump_json(),
-        )
+    if not applied:
+        return None
     return await _record_change(
         conn,
         prompt.prompt_id,
