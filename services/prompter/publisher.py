@@ -24,6 +24,7 @@ import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import asyncpg
 from faststream.kafka import KafkaBroker
@@ -45,11 +46,23 @@ def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """A prompt's stored state: what decides whether (and as which revision) it is published."""
+
+    revision: int | None
+    content_hash: str | None
+    status: str | None
+
+
 class _Unit:
-    """One transaction's connection, the prompts it is to send, and the catalogues it has read."""
+    """One transaction's connection, the prompt rows it is to store and send, and the catalogues it
+    has read. Rows are written together when its statements are done, so a key met again in the same
+    poll reads its state here, not from the table."""
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
+        self.saves: dict[str, repo.PromptRow] = {}  # by prompt_id: the last row stored this unit
         self.outgoing: list[tuple[str, str]] = []  # (prompt JSON, key), in the order stored
         self._catalogues: dict[str, tuple[list[Opportunity], list[Platform]]] = {}
 
@@ -59,6 +72,21 @@ class _Unit:
         if category not in self._catalogues:
             self._catalogues[category] = await repo.catalogue(self.conn, category)
         return self._catalogues[category]
+
+    async def stored(self, prompt_id: str, record: asyncpg.Record | None = None) -> _Stored | None:
+        """The prompt's state: this unit's own row, else `record` (read under the need's lock by the
+        caller), else the table's."""
+        if (row := self.saves.get(prompt_id)) is not None:
+            return _Stored(row.revision, row.content_hash, row.status)
+        if record is None:
+            record = await repo.prompt_state(self.conn, prompt_id)
+        return (
+            None if record is None else _Stored(record["revision"], record["content_hash"], record["status"])
+        )
+
+    def save(self, row: repo.PromptRow) -> None:
+        self.saves[row.prompt_id] = row
+        self.outgoing.append((row.prompt_json, row.prompt_id))
 
 
 class PromptPublisher:
@@ -75,6 +103,7 @@ class PromptPublisher:
         async with self.pool.acquire() as conn, conn.transaction():
             unit = _Unit(conn)
             yield unit
+            await repo.save_prompts(conn, unit.saves.values())
             # Sent together once the transaction's statements are done: the producer packs them
             # into a few requests (interleaved with the statements, each went in a request of its
             # own), in the order stored, so one key's revisions stay in order.
@@ -85,11 +114,6 @@ class PromptPublisher:
                 for value, key in unit.outgoing
             ]
             await asyncio.gather(*sent)
-
-    def _publish(self, unit: _Unit, value: str, key: str) -> None:
-        """Send the JSON stored with the revision (serialised once, so both are the same) before the
-        transaction commits, which waits for every acknowledgement (acks=all)."""
-        unit.outgoing.append((value, key))
 
     async def _refresh(
         self, unit: _Unit, need: StreetNeedChanged, state: asyncpg.Record | None = None
@@ -102,54 +126,38 @@ class PromptPublisher:
         now = self.clock()
         opportunities, platforms = await unit.catalogue(str(need.category))
         draft = compose(need, opportunities, self.places, now.date(), platforms)
+        stored = await unit.stored(need.key, state)
         if draft is None:
-            return await self._retire(unit, need.key, state)
-        if state is None:
-            state = await repo.prompt_state(unit.conn, need.key)
-        unchanged = (
-            state is not None
-            and state["status"] == "published"
-            and (state["content_hash"] == draft.content_hash)
-        )
-        if unchanged:
+            return self._retire(unit, need.key, stored)
+        if stored is not None and stored.status == "published" and stored.content_hash == draft.content_hash:
             return False
-        revision = (state["revision"] if state is not None and state["revision"] is not None else 0) + 1
+        revision = (stored.revision if stored is not None and stored.revision is not None else 0) + 1
+        # Serialised once: the stored JSON and the published bytes are the same.
         event_json = published(need, draft, revision, now).model_dump_json()
-        await repo.save_prompt(
-            unit.conn,
-            prompt_id=need.key,
-            revision=revision,
-            content_hash=draft.content_hash,
-            status="published",
-            area_id=need.area_id,
-            category=str(need.category),
-            ward_code=need.ward_code,
-            prompt_json=event_json,
+        unit.save(
+            repo.PromptRow(
+                need.key,
+                revision,
+                draft.content_hash,
+                "published",
+                need.area_id,
+                str(need.category),
+                need.ward_code,
+                event_json,
+            )
         )
-        self._publish(unit, event_json, need.key)
         log.info("prompt published", extra={"prompt_id": need.key, "revision": revision})
         return True
 
-    async def _retire(self, unit: _Unit, prompt_id: str, state: asyncpg.Record | None = None) -> bool:
+    def _retire(self, unit: _Unit, prompt_id: str, stored: _Stored | None) -> bool:
         """Retire the prompt if one is out (inside the caller's transaction); True if retired."""
-        if state is None:
-            state = await repo.prompt_state(unit.conn, prompt_id)
-        if state is None or state["status"] != "published":
+        if stored is None or stored.status != "published" or stored.revision is None:
             return False
         event_json = retired(prompt_id, self.clock()).model_dump_json()
         area_id, _, category = prompt_id.rpartition(":")
-        await repo.save_prompt(
-            unit.conn,
-            prompt_id=prompt_id,
-            revision=state["revision"],
-            content_hash=None,
-            status="retired",
-            area_id=area_id,
-            category=category,
-            ward_code=None,
-            prompt_json=event_json,
+        unit.save(
+            repo.PromptRow(prompt_id, stored.revision, None, "retired", area_id, category, None, event_json)
         )
-        self._publish(unit, event_json, prompt_id)
         log.info("prompt retired", extra={"prompt_id": prompt_id})
         return True
 
@@ -157,7 +165,7 @@ class PromptPublisher:
         if isinstance(item, Tombstone):
             # The need is no longer publishable: retire its prompt if one is out.
             await repo.deactivate_need(unit.conn, item.key, self.clock().date())
-            return await self._retire(unit, item.key)
+            return self._retire(unit, item.key, await unit.stored(item.key))
         state = await repo.upsert_need(unit.conn, item)
         if state is None:
             log.info("stale need ignored", extra={"prompt_id": item.key, "version": item.version})

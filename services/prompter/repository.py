@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 
@@ -16,6 +16,7 @@ from .org_repository import platform_of
 from .platforms import Platform
 
 __all__ = [
+    "PromptRow",
     "active_need_keys",
     "active_needs",
     "catalogue",
@@ -29,7 +30,7 @@ __all__ = [
     "prompt_state",
     "record_response",
     "retire_opportunity",
-    "save_prompt",
+    "save_prompts",
     "set_status",
     "to_opportunity",
     "update_opportunity",
@@ -147,19 +148,22 @@ async def prompt_state(conn: asyncpg.Connection, prompt_id: str) -> asyncpg.Reco
     )
 
 
-async def save_prompt(
-    conn: asyncpg.Connection,
-    *,
-    prompt_id: str,
-    revision: int,
-    content_hash: str | None,
-    status: str,
-    area_id: str,
-    category: str,
-    ward_code: str | None,
-    prompt_json: str,
-) -> None:
-    await conn.execute(
+class PromptRow(NamedTuple):
+    """A prompt's row as stored with the revision it publishes (or the retirement it publishes)."""
+
+    prompt_id: str
+    revision: int
+    content_hash: str | None
+    status: str
+    area_id: str
+    category: str
+    ward_code: str | None
+    prompt_json: str
+
+
+async def save_prompts(conn: asyncpg.Connection, rows: Iterable[PromptRow]) -> None:
+    """Store prompts' rows in order; one pipelined batch (`executemany`), not a round trip each."""
+    await conn.executemany(
         "INSERT INTO prompter.prompts (prompt_id, revision, content_hash, status, area_id, category,"
         " ward_code, prompt, first_published_on) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb,"
         " CASE WHEN $4 = 'published' THEN current_date END)"
@@ -168,14 +172,7 @@ async def save_prompt(
         "  content_hash = EXCLUDED.content_hash, status = EXCLUDED.status,"
         "  ward_code = COALESCE(EXCLUDED.ward_code, prompter.prompts.ward_code),"
         "  prompt = EXCLUDED.prompt, updated_at = now()",
-        prompt_id,
-        revision,
-        content_hash,
-        status,
-        area_id,
-        category,
-        ward_code,
-        prompt_json,
+        list(rows),
     )
 
 
