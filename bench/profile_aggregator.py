@@ -21,6 +21,7 @@ os.environ.setdefault("STREETNEEDS_TOPIC_PREFIX", f"bench-{uuid.uuid4().hex[:8]}
 
 from bench.__main__ import _topics, bench_env
 from bench.aggregator_peer import db, load
+from bench.aggregator_peer.procs import rss_bytes
 from shared.db import apply_migrations, create_pool, drop_database
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "services" / "aggregator" / "migrations"
@@ -129,6 +130,7 @@ async def main(n: int) -> None:
         batches: list[tuple[float, int, float]] = []
         _timed(batches)
         pids = await backends()
+        rest = rss_bytes(os.getpid())
         pg0, ru0 = _cpu_s(pids), resource.getrusage(resource.RUSAGE_SELF)
         started = time.perf_counter()
         await consumer.run(until_end=True)
@@ -139,6 +141,11 @@ async def main(n: int) -> None:
         print(
             f"{n} events in {took:.2f} s = {n / took:,.0f}/s; CPU per event: this process "
             f"{py / n * 1e6:.1f} us, PostgreSQL {pg / n * 1e6:.1f} us; {settings.parallel_batches} lanes"
+        )
+        gc.collect()
+        print(
+            f"RSS at rest {rest / 2**20:.0f} MB, after applying {rss_bytes(os.getpid()) / 2**20:.0f} MB "
+            f"(peak {ru1.ru_maxrss / 1024:.0f} MB); batches up to {settings.batch_max_records:,} per lane"
         )
         _per_batch(batches)
         async with pool.acquire() as conn:

@@ -51,6 +51,9 @@ SENSITIVITY = {c: i.sensitivity for c, i in CATALOGUE.items()}  # `info` per eve
 # each not yet seeing the other) can last, as the periodic refresh bounds the views'.
 CELL_TRUST = dt.timedelta(seconds=60)
 NO_ROWS = Cell()
+# A batch recounts the cells it changed while the state has fewer signal rows than this many times
+# the rows it changes (measured: on 100k events from an empty state, recounting is the cheaper).
+RECOUNT_UNDER = 8
 
 
 Parsed = SignalAnonymised | tuple[bytes, bytes]  # an event, or its dead letter (key, value)
@@ -146,7 +149,9 @@ async def refresh_place(
         if moved is not None:
             before, after = moved
             for key in cells & kept.keys():
-                fresh[key] = kept[key].moved(before.get(key, NO_ROWS), after.get(key, NO_ROWS))
+                was, now_is = before.get(key, NO_ROWS), after.get(key, NO_ROWS)
+                if was != now_is:  # else the kept row stands as it is
+                    fresh[key] = kept[key].moved(was, now_is)
         stale = wanted - kept.keys() - fresh.keys()
         if moved is None:
             stale |= cells & wanted
@@ -188,14 +193,21 @@ async def process_batch(
         # The place rows the fold changes: its raises, and the rows its withdrawals may end (locked,
         # so that their counts before and after the fold differ by this batch's change alone).
         changed = await repo.lock_rows(conn, delta.raised, delta.withdrawn, PLACE_CATEGORIES)
-        before = await repo.cell_counts(conn, now, trend_days, PLACE_CATEGORIES, rows=changed)
+        # Moving kept counts costs reading the batch's rows twice; recounting its cells costs reading
+        # every row of them: the cheaper, by the state's size (either gives the same counts).
+        moving = bool(changed) and await repo.signal_rows(conn) >= RECOUNT_UNDER * len(changed)
+        before: dict[tuple[str, str], Cell] = {}
+        if moving:
+            before = await repo.cell_counts(conn, now, trend_days, PLACE_CATEGORIES, rows=changed)
         await repo.apply_delta(conn, delta)
         place_cells = {(s, c) for s, c, _ in changed}
         changes = 0
         if place_cells:
-            after = await repo.cell_counts(conn, now, trend_days, PLACE_CATEGORIES, rows=changed)
+            moved = None
+            if moving:
+                moved = before, await repo.cell_counts(conn, now, trend_days, PLACE_CATEGORIES, rows=changed)
             changes = await refresh_place(
-                conn, areas, place_cells, now, trend_days, moved=(before, after), recount=bool(relinked)
+                conn, areas, place_cells, now, trend_days, moved=moved, recount=bool(relinked)
             )
         await repo.insert_dead_letters(conn, DEAD_LETTERS.name, dead)
         await repo.claim_offsets(conn, SIGNALS_ANONYMISED.name, moves)

@@ -10,6 +10,7 @@ import uuid
 import asyncpg
 import pytest
 
+from services.aggregator import processing
 from services.aggregator import repository as repo
 from services.aggregator.areas import Areas
 from services.aggregator.disclosure import DisclosurePolicy
@@ -105,7 +106,11 @@ def event(
     )
 
 
-async def test_batches_keep_the_counts_and_publish_what_a_recount_would(stack, fresh_database_url, random_id):
+@pytest.mark.parametrize("recount_under", [0, 10**9], ids=["moving", "recounting"])
+async def test_batches_keep_the_counts_and_publish_what_a_recount_would(
+    stack, fresh_database_url, random_id, recount_under, monkeypatch
+):
+    monkeypatch.setattr(processing, "RECOUNT_UNDER", recount_under)  # each way a batch keeps its counts
     rnd = random.Random(random_id)
     conn = await asyncpg.connect(fresh_database_url)
     try:

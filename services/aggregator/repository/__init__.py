@@ -5,7 +5,7 @@ One module per table group; callers import the package (`from . import repositor
 
 from __future__ import annotations
 
-from .cells import cell_counts, clear_cells, load_cells, lock_rows, save_cells
+from .cells import cell_counts, clear_cells, load_cells, lock_rows, save_cells, signal_rows
 from .offsets import StaleOffsets, claim_offsets, insert_offsets, load_offsets
 from .outbox import delete_outbox, fetch_outbox, insert_dead_letters
 from .published import load_previous, needs, write_changes
@@ -60,6 +60,7 @@ __all__ = [
     "save_cells",
     "save_quarter",
     "save_release",
+    "signal_rows",
     "snapshot",
     "streets_of_withdrawals",
     "withheld_summary",

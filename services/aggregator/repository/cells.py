@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -12,22 +12,37 @@ from shared.contracts import info
 
 from ..state import Cell
 
-__all__ = ["cell_counts", "clear_cells", "lines", "load_cells", "lock_rows", "save_cells", "texts"]
+__all__ = [
+    "cell_counts",
+    "clear_cells",
+    "columns",
+    "lines",
+    "load_cells",
+    "lock_rows",
+    "save_cells",
+    "signal_rows",
+    "texts",
+]
 
 Key = tuple[str, str]  # (street_id, category)
 RaiseKey = tuple[str, str, str]  # (street_id, category, subject_key)
 
 
-def lines(values: Iterable[str]) -> str:
+def lines(values: Sequence[str]) -> str:
     """Texts as one parameter, a PostgreSQL array literal for `texts($n)`: asyncpg encodes a text[]
     element by element (~0.3 us each), and a batch's keys are ~10^5 of them; a join is ~50 times less."""
-    items = list(values)
+    items = values
     if not items:
         return "{}"
     plain = "".join(items)
     if '"' in plain or "\\" in plain:  # escape what the literal's syntax needs (ids never have these)
         items = [v.replace("\\", "\\\\").replace('"', '\\"') for v in items]
     return '{"' + '","'.join(items) + '"}'
+
+
+def columns(keys: Sequence[tuple[str, ...]], n: int) -> list[str]:
+    """The `n` columns of `keys`, each as `lines` (transposed in C: a batch has ~10^4 keys)."""
+    return [lines(column) for column in zip(*keys, strict=True)] if keys else ["{}"] * n
 
 
 def texts(param: str) -> str:
@@ -84,7 +99,8 @@ async def cell_counts(
     rows: Iterable[RaiseKey] | None = None,
 ) -> dict[Key, Cell]:
     """Counts at `now` of the signal rows of `cells` (every cell listed is in the answer), or of the
-    signal `rows` with these keys that exist, of `categories` only; each with the span it holds for.
+    signal `rows` with these (distinct) keys that exist, of `categories` only; each with the span it
+    holds for.
 
     Exact where `window` and lifetimes are whole seconds, as `signals.place_stats` (tested to agree).
     """
@@ -99,12 +115,12 @@ async def cell_counts(
     ]
     if cells is not None:
         wanted = sorted(set(cells))
-        args += [lines(k[0] for k in wanted), lines(k[1] for k in wanted)]
+        args += columns(wanted, 2)
         sql = _COUNTS.format(rows=_OF_CELLS)
         found: dict[Key, Cell] = {k: Cell() for k in wanted if k[1] in cats}
     elif rows is not None:
-        keys = sorted(set(rows))
-        args += [lines(k[0] for k in keys), lines(k[1] for k in keys), lines(k[2] for k in keys)]
+        keys = list(rows)  # distinct
+        args += columns(keys, 3)
         sql = _COUNTS.format(rows=_OF_KEYS)
         found = {}
         if not keys:
@@ -141,23 +157,26 @@ async def lock_rows(
     ends = sorted(k for k in set(withdrawn) if k[1] in cats)
     if not raises and not ends:
         return []
+    # Only the rows found through the withdrawals come back: the raises' keys are known here.
     found = await conn.fetch(
-        f"""SELECT s.street_id, s.category, s.subject_key FROM aggregator.signals s
-           JOIN (SELECT * FROM unnest({texts("$1")}, {texts("$2")}, {texts("$3")})
-                   AS r(street_id, category, subject_key)
-                 UNION
-                 SELECT e.street_id, e.category, e.subject_key
-                 FROM unnest({texts("$4")}, {texts("$5")}) AS w(subject_key, category)
-                 JOIN aggregator.signals e USING (subject_key, category)) AS k
-             USING (street_id, category, subject_key)
-           ORDER BY 1, 2, 3 FOR UPDATE OF s""",
-        lines(k[0] for k in raises),
-        lines(k[1] for k in raises),
-        lines(k[2] for k in raises),
-        lines(k[0] for k in ends),
-        lines(k[1] for k in ends),
+        f"""WITH locked AS MATERIALIZED (
+               SELECT s.street_id, s.category, s.subject_key FROM aggregator.signals s
+               JOIN (SELECT * FROM unnest({texts("$1")}, {texts("$2")}, {texts("$3")})
+                       AS r(street_id, category, subject_key)
+                     UNION
+                     SELECT e.street_id, e.category, e.subject_key
+                     FROM unnest({texts("$4")}, {texts("$5")}) AS w(subject_key, category)
+                     JOIN aggregator.signals e USING (subject_key, category)) AS k
+                 USING (street_id, category, subject_key)
+               ORDER BY 1, 2, 3 FOR UPDATE OF s)
+           SELECT l.street_id, l.category, l.subject_key FROM locked l
+           JOIN unnest({texts("$4")}, {texts("$5")}) AS w(subject_key, category)
+             USING (subject_key, category)""",
+        *columns(raises, 3),
+        *columns(ends, 2),
     )
-    return sorted({*raises, *((r["street_id"], r["category"], r["subject_key"]) for r in found)})
+    mine = set(raises)
+    return raises + [k for r in found if (k := (r["street_id"], r["category"], r["subject_key"])) not in mine]
 
 
 async def load_cells(conn: asyncpg.Connection, keys: Iterable[Key], now: dt.datetime) -> dict[Key, Cell]:
@@ -170,8 +189,7 @@ async def load_cells(conn: asyncpg.Connection, keys: Iterable[Key], now: dt.date
            JOIN aggregator.place_cells c USING (street_id, category)
            WHERE (c.valid_from IS NULL OR c.valid_from <= $3)
              AND (c.valid_until IS NULL OR $3 < c.valid_until)""",
-        lines(k[0] for k in wanted),
-        lines(k[1] for k in wanted),
+        *columns(wanted, 2),
         now,
     )
     return {
@@ -197,8 +215,7 @@ async def save_cells(conn: asyncpg.Connection, cells: Mapping[Key, Cell]) -> Non
                open = EXCLUDED.open, closed = EXCLUDED.closed, this_window = EXCLUDED.this_window,
                last_window = EXCLUDED.last_window, valid_from = EXCLUDED.valid_from,
                valid_until = EXCLUDED.valid_until""",
-        lines(k[0] for k in keys),
-        lines(k[1] for k in keys),
+        *columns(keys, 2),
         [v.open for v in values],
         [v.closed for v in values],
         [v.this_window for v in values],
@@ -206,6 +223,14 @@ async def save_cells(conn: asyncpg.Connection, cells: Mapping[Key, Cell]) -> Non
         [v.valid_from for v in values],
         [v.valid_until for v in values],
     )
+
+
+async def signal_rows(conn: asyncpg.Connection) -> int:
+    """About how many signal rows there are (PostgreSQL's statistics: no scan)."""
+    n = await conn.fetchval(
+        "SELECT n_live_tup FROM pg_stat_user_tables WHERE relid = 'aggregator.signals'::regclass"
+    )
+    return int(n or 0)
 
 
 async def clear_cells(conn: asyncpg.Connection) -> None:

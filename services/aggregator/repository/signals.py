@@ -11,7 +11,7 @@ import asyncpg
 from shared.contracts import info
 
 from ..state import BatchDelta, PlaceStats, SignalRow, SignalState
-from .cells import lines, texts
+from .cells import columns, texts
 
 
 async def apply_delta(conn: asyncpg.Connection, delta: BatchDelta) -> None:
@@ -27,9 +27,7 @@ async def apply_delta(conn: asyncpg.Connection, delta: BatchDelta) -> None:
                SELECT * FROM unnest({texts("$1")}, {texts("$2")}, {texts("$3")}, $4::timestamptz[])
                ON CONFLICT (street_id, category, subject_key)
                DO UPDATE SET raised_at = EXCLUDED.raised_at WHERE signals.raised_at < EXCLUDED.raised_at""",
-            lines(k[0] for k in keys),
-            lines(k[1] for k in keys),
-            lines(k[2] for k in keys),
+            *columns(keys, 3),
             [delta.raised[k] for k in keys],
         )
     if delta.withdrawn:
@@ -40,8 +38,7 @@ async def apply_delta(conn: asyncpg.Connection, delta: BatchDelta) -> None:
                ON CONFLICT (subject_key, category)
                DO UPDATE SET withdrawn_at = EXCLUDED.withdrawn_at
                WHERE withdrawals.withdrawn_at < EXCLUDED.withdrawn_at""",
-            lines(k[0] for k in wkeys),
-            lines(k[1] for k in wkeys),
+            *columns(wkeys, 2),
             [delta.withdrawn[k] for k in wkeys],
         )
 
