@@ -34,22 +34,53 @@ async def apply_events(
     at the commit. Idempotent; per event, the change to fan out or None."""
     try:
         async with pool.acquire() as conn, conn.transaction():
-            return [await _store(conn, settings, event) for event in events]
+            caps = await repo.latest_caps(conn, (_prompt_id(event) for event in events))
+            return [await _store(conn, settings, event, caps) for event in events]
     finally:
         note_local_write()  # even on failure: it may have committed; a spare invalidation is harmless
 
 
-async def _store(conn: asyncpg.Connection, settings: FeedsSettings, event: Event) -> repo.Change | None:
+def _prompt_id(event: Event) -> str:
+    return event.key if isinstance(event, Tombstone) else event.prompt_id
+
+
+def _note_cap(caps: dict[str, repo.CapMessage], message: repo.CapMessage) -> None:
+    """Keep `caps` what `latest_caps` would read now: the latest by (sent, revision)."""
+    previous = caps.get(message.prompt_id)
+    if previous is None or (message.sent, message.revision) > (previous.sent, previous.revision):
+        caps[message.prompt_id] = message
+
+
+async def _store(
+    conn: asyncpg.Connection, settings: FeedsSettings, event: Event, caps: dict[str, repo.CapMessage]
+) -> repo.Change | None:
+    """One event's effect; `caps` holds each prompt's latest CAP message, kept current as it goes."""
     if isinstance(event, PromptPublished):
         entry = entry_from_prompt(event, base_url=settings.base_url, tag_authority=settings.tag_authority)
         cap = None
         if event.sensitivity is Sensitivity.PLACE:
-            cap = next_message(event, await repo.latest_cap(conn, event.prompt_id), settings.cap_sender)
-        return await repo.apply_published(conn, event, entry.as_json(), cap)
+            cap = next_message(event, caps.get(event.prompt_id), settings.cap_sender)
+        change = await repo.apply_published(conn, event, entry.as_json(), cap)
+        if change is not None and cap is not None:
+            identifier, msg_type, refs = cap
+            sent = event.published_at.replace(microsecond=0)
+            _note_cap(
+                caps,
+                repo.CapMessage(identifier, event.prompt_id, event.revision, msg_type, sent, refs, event),
+            )
+        return change
     retired_at = event.retired_at if isinstance(event, PromptRetired) else dt.datetime.now(dt.UTC)
-    prompt_id = event.prompt_id if isinstance(event, PromptRetired) else event.key
-    previous = await repo.latest_cap(conn, prompt_id)
+    prompt_id = _prompt_id(event)
+    previous = caps.get(prompt_id)
     cancel = None
     if previous is not None and previous.msg_type != "Cancel":
         cancel = cancel_message(previous, settings.cap_sender)
-    return await repo.apply_retired(conn, prompt_id, retired_at, cancel)
+    change = await repo.apply_retired(conn, prompt_id, retired_at, cancel)
+    if change is not None and cancel is not None and previous is not None:
+        identifier, refs = cancel
+        sent = retired_at.replace(microsecond=0)
+        _note_cap(
+            caps,
+            repo.CapMessage(identifier, prompt_id, previous.revision, "Cancel", sent, refs, previous.event),
+        )
+    return change

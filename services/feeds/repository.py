@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +39,7 @@ __all__ = [
     "feed_state",
     "find_subscription",
     "last_modified",
-    "latest_cap",
+    "latest_caps",
     "note_counts_written",
     "prompt",
     "prompts_for",
@@ -244,12 +245,14 @@ async def apply_retired(
     )
 
 
-async def latest_cap(conn: asyncpg.Connection, prompt_id: str) -> CapMessage | None:
-    row = await conn.fetchrow(
-        "SELECT * FROM feeds.cap_messages WHERE prompt_id = $1 ORDER BY sent DESC, revision DESC LIMIT 1",
-        prompt_id,
+async def latest_caps(conn: asyncpg.Connection, prompt_ids: Iterable[str]) -> dict[str, CapMessage]:
+    """Each prompt's latest CAP message (by sent, then revision), read once for a poll of prompts.v1."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT ON (prompt_id) * FROM feeds.cap_messages WHERE prompt_id = ANY($1)"
+        " ORDER BY prompt_id, sent DESC, revision DESC",
+        sorted(set(prompt_ids)),
     )
-    return _cap(row) if row else None
+    return {row["prompt_id"]: _cap(row) for row in rows}
 
 
 def _cap(row: asyncpg.Record) -> CapMessage:
