@@ -150,28 +150,43 @@ async def apply_published(
     """Upsert by prompt_id+revision, inside the caller's transaction; None when it changes nothing (a
     redelivery, or an older revision). `cap` is (identifier, msg_type, refs) for place categories.
 
-    The upsert and its CAP message are one statement (a poll of prompts.v1 pays these round trips
-    per prompt). A conflicting row is locked whether or not it is updated, as FOR UPDATE did.
+    The upsert, its CAP message and its numbered change are one statement (a poll of prompts.v1
+    pays its round trips per prompt). A conflicting row is locked whether or not it is updated, as
+    FOR UPDATE did; the change is numbered under the same lock as `_record_change` (so sequence
+    order is commit order), and a skipped revision only leaves a gap in the numbers.
     """
     identifier, msg_type, refs = cap if cap is not None else (None, None, None)
     event = prompt.model_dump_json()
-    applied = await conn.fetchval(
-        """WITH up AS (
-               INSERT INTO feeds.prompts AS p (prompt_id, revision, area_id, area_kind, ward_code,
-                   street_ids, category, sensitivity, event, retired, changed_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, false, $10)
-               ON CONFLICT (prompt_id) DO UPDATE SET revision = EXCLUDED.revision,
-                   area_id = EXCLUDED.area_id, area_kind = EXCLUDED.area_kind,
-                   ward_code = EXCLUDED.ward_code, street_ids = EXCLUDED.street_ids,
-                   category = EXCLUDED.category, sensitivity = EXCLUDED.sensitivity,
-                   event = EXCLUDED.event, retired = false, changed_at = EXCLUDED.changed_at
-               WHERE p.retired OR p.revision < EXCLUDED.revision
-               RETURNING prompt_id, revision),
-           cap AS (
-               INSERT INTO feeds.cap_messages (identifier, prompt_id, revision, msg_type, sent, refs, event)
-               SELECT $11, up.prompt_id, up.revision, $12, $13, $14, $9 FROM up WHERE $11::text IS NOT NULL
-               ON CONFLICT (identifier) DO NOTHING)
-           SELECT count(*) FROM up""",
+    row = await conn.fetchrow(
+        f"""WITH lock AS (SELECT pg_advisory_xact_lock($15)),
+               num AS (SELECT nextval(pg_get_serial_sequence('feeds.changes', 'seq')) AS seq FROM lock),
+               up AS (
+                   INSERT INTO feeds.prompts AS p (prompt_id, revision, area_id, area_kind, ward_code,
+                       street_ids, category, sensitivity, event, retired, changed_at, seq)
+                   SELECT $1::text, $2::int, $3::text, $4::text, $5::text, $6::text[], $7::text, $8::text,
+                       $9::jsonb, false, $10::timestamptz, num.seq FROM num
+                   ON CONFLICT (prompt_id) DO UPDATE SET revision = EXCLUDED.revision,
+                       area_id = EXCLUDED.area_id, area_kind = EXCLUDED.area_kind,
+                       ward_code = EXCLUDED.ward_code, street_ids = EXCLUDED.street_ids,
+                       category = EXCLUDED.category, sensitivity = EXCLUDED.sensitivity,
+                       event = EXCLUDED.event, retired = false, changed_at = EXCLUDED.changed_at,
+                       seq = EXCLUDED.seq
+                   WHERE p.retired OR p.revision < EXCLUDED.revision
+                   RETURNING prompt_id, revision, seq),
+               cap AS (
+                   INSERT INTO feeds.cap_messages
+                       (identifier, prompt_id, revision, msg_type, sent, refs, event)
+                   SELECT $11::text, up.prompt_id, up.revision, $12::text, $13::timestamptz, $14::text,
+                       $9::jsonb
+                   FROM up WHERE $11::text IS NOT NULL
+                   ON CONFLICT (identifier) DO NOTHING),
+               c AS (
+                   INSERT INTO feeds.changes (seq, prompt_id, kind, area_id, area_kind, ward_code,
+                       street_ids, sensitivity, entry)
+                   SELECT up.seq, up.prompt_id, 'published', $3::text, $4::text, $5::text, $6::text[],
+                       $8::text, $16::jsonb
+                   FROM up RETURNING *)
+           SELECT c.*, pg_notify('{CHANNEL}', c.seq::text) FROM c""",
         prompt.prompt_id,
         prompt.revision,
         prompt.area_id,
@@ -186,20 +201,10 @@ async def apply_published(
         msg_type,
         prompt.published_at.replace(microsecond=0),
         refs,
+        _CHANGES_LOCK,
+        json.dumps(entry),
     )
-    if not applied:
-        return None
-    return await _record_change(
-        conn,
-        prompt.prompt_id,
-        "published",
-        prompt.area_id,
-        prompt.area_kind,
-        prompt.ward_code,
-        list(prompt.street_ids),
-        str(prompt.sensitivity),
-        entry,
-    )
+    return None if row is None else _change(row)
 
 
 async def apply_retired(
