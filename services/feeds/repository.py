@@ -185,8 +185,8 @@ async def apply_published(
                        street_ids, sensitivity, entry)
                    SELECT up.seq, up.prompt_id, 'published', $3::text, $4::text, $5::text, $6::text[],
                        $8::text, $16::jsonb
-                   FROM up RETURNING *)
-           SELECT c.*, pg_notify('{CHANNEL}', c.seq::text) FROM c""",
+                   FROM up RETURNING seq)
+           SELECT c.seq, pg_notify('{CHANNEL}', c.seq::text) FROM c""",
         prompt.prompt_id,
         prompt.revision,
         prompt.area_id,
@@ -204,7 +204,20 @@ async def apply_published(
         _CHANGES_LOCK,
         json.dumps(entry),
     )
-    return None if row is None else _change(row)
+    if row is None:
+        return None
+    # Made from what was written (the entry is not read back and parsed again).
+    street_ids = tuple(prompt.street_ids)
+    return Change(
+        row["seq"],
+        prompt.prompt_id,
+        "published",
+        prompt.area_id,
+        prompt.area_kind,
+        street_ids,
+        str(prompt.sensitivity),
+        entry,
+    )
 
 
 async def apply_retired(
