@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 from collections import defaultdict
+from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -20,6 +22,49 @@ pytestmark = pytest.mark.integration
 
 KEYS = 12
 VERSIONS = 15
+
+
+@contextlib.asynccontextmanager
+async def _producer_and_dead_letters(
+    settings: CommonSettings,
+) -> AsyncIterator[tuple[AIOKafkaProducer, AIOKafkaConsumer]]:
+    """A producer, and a reader of the dead letters written from now on."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    dead = AIOKafkaConsumer(
+        DEAD_LETTERS.name,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        auto_offset_reset="latest",
+        enable_auto_commit=False,
+    )
+    await producer.start()
+    await dead.start()
+    await dead.seek_to_end()
+    try:
+        yield producer, dead
+    finally:
+        await producer.stop()
+        await dead.stop()
+
+
+async def _write(producer: AIOKafkaProducer, areas: list[str], bad_key: bytes, gone: str) -> None:
+    """VERSIONS needs per area (version after version), a malformed record and a tombstone."""
+    for version in range(1, VERSIONS + 1):
+        for area in areas:
+            need = place_need(area, version)
+            await producer.send(STREET_NEEDS.name, need.model_dump_json().encode(), key=need.key.encode())
+    await producer.send(STREET_NEEDS.name, b"{not json", key=bad_key)
+    await producer.send(STREET_NEEDS.name, None, key=gone.encode())
+    await producer.flush()
+
+
+async def _letters_for(dead: AIOKafkaConsumer, key: bytes) -> list[DeadLettered]:
+    """The dead letters of `key` among those read now (other tests write to the same topic)."""
+    return [
+        letter
+        for records in (await dead.getmany(timeout_ms=200)).values()
+        for r in records
+        if (letter := DeadLettered.model_validate_json(r.value)).key_b64 == base64.b64encode(key).decode()
+    ]
 
 
 async def test_several_consumers_keep_each_key_in_order(
@@ -57,40 +102,16 @@ async def test_several_consumers_keep_each_key_in_order(
         apply=apply,
         consumers=3,
     )
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_settings.kafka_bootstrap_servers, acks="all")
-    dead = AIOKafkaConsumer(
-        DEAD_LETTERS.name,
-        bootstrap_servers=kafka_settings.kafka_bootstrap_servers,
-        auto_offset_reset="latest",
-        enable_auto_commit=False,
-    )
-    await producer.start()
-    await dead.start()
-    await dead.seek_to_end()
-    await broker.start()
-    try:
-        for version in range(1, VERSIONS + 1):
-            for area in areas:
-                need = place_need(area, version)
-                await producer.send(STREET_NEEDS.name, need.model_dump_json().encode(), key=need.key.encode())
-        bad_key = f"sub-{random_id}-bad:fly_tipping".encode()
-        await producer.send(STREET_NEEDS.name, b"{not json", key=bad_key)
-        await producer.send(STREET_NEEDS.name, None, key=f"sub-{random_id}-0:fly_tipping".encode())
-        await producer.flush()
-
-        letters: list[DeadLettered] = []
-        while sum(map(len, applied.values())) < KEYS * VERSIONS or not removed or not letters:
-            for records in (await dead.getmany(timeout_ms=200)).values():
-                letters += [
-                    letter
-                    for r in records
-                    if (letter := DeadLettered.model_validate_json(r.value)).key_b64
-                    == base64.b64encode(bad_key).decode()
-                ]
-    finally:
-        await broker.stop()
-        await producer.stop()
-        await dead.stop()
+    bad_key = f"sub-{random_id}-bad:fly_tipping".encode()
+    letters: list[DeadLettered] = []
+    async with _producer_and_dead_letters(kafka_settings) as (producer, dead):
+        await broker.start()
+        try:
+            await _write(producer, areas, bad_key, gone=f"sub-{random_id}-0:fly_tipping")
+            while sum(map(len, applied.values())) < KEYS * VERSIONS or not removed or not letters:
+                letters += await _letters_for(dead, bad_key)
+        finally:
+            await broker.stop()
 
     assert {area: versions for area, versions in applied.items()} == {
         area: list(range(1, VERSIONS + 1)) for area in areas
@@ -145,39 +166,16 @@ async def test_batches_apply_each_poll_at_once_and_a_failed_poll_comes_again_who
         )
         return broker
 
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_settings.kafka_bootstrap_servers, acks="all")
-    dead = AIOKafkaConsumer(
-        DEAD_LETTERS.name,
-        bootstrap_servers=kafka_settings.kafka_bootstrap_servers,
-        auto_offset_reset="latest",
-        enable_auto_commit=False,
-    )
-    await producer.start()
-    await dead.start()
-    await dead.seek_to_end()
     bad_key = f"{prefix}bad:fly_tipping".encode()
-    try:
+    letters: list[DeadLettered] = []
+    async with _producer_and_dead_letters(kafka_settings) as (producer, dead):
         # Written before the consumer starts, so its polls find many records waiting.
-        for version in range(1, VERSIONS + 1):
-            for area in areas:
-                need = place_need(area, version)
-                await producer.send(STREET_NEEDS.name, need.model_dump_json().encode(), key=need.key.encode())
-        await producer.send(STREET_NEEDS.name, b"{not json", key=bad_key)
-        await producer.send(STREET_NEEDS.name, None, key=f"{prefix}0:fly_tipping".encode())
-        await producer.flush()
-
+        await _write(producer, areas, bad_key, gone=f"{prefix}0:fly_tipping")
         broker = consumer_broker()
         await broker.start()
-        letters: list[DeadLettered] = []
         try:
             while sum(map(len, applied.values())) < KEYS * VERSIONS or not removed or not letters:
-                for records in (await dead.getmany(timeout_ms=200)).values():
-                    letters += [
-                        letter
-                        for r in records
-                        if (letter := DeadLettered.model_validate_json(r.value)).key_b64
-                        == base64.b64encode(bad_key).decode()
-                    ]
+                letters += await _letters_for(dead, bad_key)
         finally:
             await broker.stop()
 
@@ -193,9 +191,6 @@ async def test_batches_apply_each_poll_at_once_and_a_failed_poll_comes_again_who
             await sentinel_applied.wait()
         finally:
             await broker.stop()
-    finally:
-        await producer.stop()
-        await dead.stop()
 
     assert failed
     assert before == {area: list(range(1, VERSIONS + 1)) for area in areas}  # once each, in order
