@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -89,6 +89,22 @@ class _Unit:
         self.outgoing.append((row.prompt_json, row.prompt_id))
 
 
+def _distinct_runs(
+    items: Sequence[StreetNeedChanged | Tombstone],
+) -> Iterator[list[StreetNeedChanged | Tombstone]]:
+    """The items in order, cut where a key comes again: one statement can store a need only once."""
+    run: list[StreetNeedChanged | Tombstone] = []
+    keys: set[str] = set()
+    for item in items:
+        if item.key in keys:
+            yield run
+            run, keys = [], set()
+        run.append(item)
+        keys.add(item.key)
+    if run:
+        yield run
+
+
 class PromptPublisher:
     """Applies needs, tombstones and opportunity changes; publishes the prompts that change."""
 
@@ -129,7 +145,8 @@ class PromptPublisher:
         stored = await unit.stored(need.key, state)
         if draft is None:
             return self._retire(unit, need.key, stored)
-        if stored is not None and stored.status == "published" and stored.content_hash == draft.content_hash:
+        content_hash = draft.content_hash  # computed on each read: once here
+        if stored is not None and stored.status == "published" and stored.content_hash == content_hash:
             return False
         revision = (stored.revision if stored is not None and stored.revision is not None else 0) + 1
         # Serialised once: the stored JSON and the published bytes are the same.
@@ -138,7 +155,7 @@ class PromptPublisher:
             repo.PromptRow(
                 need.key,
                 revision,
-                draft.content_hash,
+                content_hash,
                 "published",
                 need.area_id,
                 str(need.category),
@@ -161,16 +178,21 @@ class PromptPublisher:
         log.info("prompt retired", extra={"prompt_id": prompt_id})
         return True
 
-    async def _apply(self, unit: _Unit, item: StreetNeedChanged | Tombstone) -> bool:
-        if isinstance(item, Tombstone):
-            # The need is no longer publishable: retire its prompt if one is out.
-            await repo.deactivate_need(unit.conn, item.key, self.clock().date())
-            return self._retire(unit, item.key, await unit.stored(item.key))
-        state = await repo.upsert_need(unit.conn, item)
-        if state is None:
-            log.info("stale need ignored", extra={"prompt_id": item.key, "version": item.version})
-            return False
-        return await self._refresh(unit, item, state)
+    async def _apply(self, unit: _Unit, items: Sequence[StreetNeedChanged | Tombstone]) -> int:
+        """Apply items of distinct keys: their needs stored in one statement, then each in turn."""
+        needs = [i for i in items if not isinstance(i, Tombstone)]
+        states = dict(zip((n.key for n in needs), await repo.upsert_needs(unit.conn, needs), strict=True))
+        changed = 0
+        for item in items:
+            if isinstance(item, Tombstone):
+                # The need is no longer publishable: retire its prompt if one is out.
+                await repo.deactivate_need(unit.conn, item.key, self.clock().date())
+                changed += self._retire(unit, item.key, await unit.stored(item.key))
+            elif (state := states[item.key]) is None:
+                log.info("stale need ignored", extra={"prompt_id": item.key, "version": item.version})
+            else:
+                changed += await self._refresh(unit, item, state)
+        return changed
 
     async def apply_need(self, need: StreetNeedChanged) -> bool:
         """Store a need and publish its prompt if the content changed; True if published or retired."""
@@ -188,10 +210,7 @@ class PromptPublisher:
         Re-applying the same records (a redelivered batch) stores and publishes nothing new.
         """
         async with self._transaction() as unit:
-            changed = 0
-            for item in items:
-                changed += await self._apply(unit, item)
-            return changed
+            return sum([await self._apply(unit, run) for run in _distinct_runs(items)])
 
     async def reevaluate(self, prompt_ids: Iterable[str]) -> int:
         """Recompute the given prompts, one transaction each; returns how many were republished."""

@@ -34,7 +34,7 @@ __all__ = [
     "set_status",
     "to_opportunity",
     "update_opportunity",
-    "upsert_need",
+    "upsert_needs",
 ]
 
 OPPORTUNITY_COLUMNS = _OPP_COLUMNS = (
@@ -60,19 +60,30 @@ OPPORTUNITY_COLUMNS = _OPP_COLUMNS = (
 )
 
 
-async def upsert_need(conn: asyncpg.Connection, need: StreetNeedChanged) -> asyncpg.Record | None:
-    """Store the need (row-locked until commit) and its history row; None if a newer version is
-    already stored, else the prompt's stored state (`revision`, `content_hash`, `status`; all None
-    when no prompt is out yet).
+async def upsert_needs(
+    conn: asyncpg.Connection, needs: Sequence[StreetNeedChanged]
+) -> list[asyncpg.Record | None]:
+    """Store needs of distinct keys (row-locked until commit, in key order) and their history rows;
+    per need, in order: None if a newer version is already stored, else the prompt's stored state
+    (`revision`, `content_hash`, `status`; all None when no prompt is out yet).
 
-    One statement, one round trip: the consumer applies needs one at a time, so each round trip
-    here is paid per street-needs record. Reading the prompt's state now is the same as reading it
-    later in the transaction: only holders of the need's row lock write its prompt.
+    One statement for a poll's needs: the consumer applies a poll at a time, and a round trip per
+    need was most of its cost. Reading the prompt's state now is the same as reading it later in the
+    transaction: only holders of the need's row lock write its prompt.
     """
-    row: asyncpg.Record | None = await conn.fetchrow(
-        "WITH up AS ("
+    if not needs:
+        return []
+    rows = await conn.fetch(
+        "WITH input AS ("
+        " SELECT i, prompt_id, category, ward_code, street_ids::text[] AS street_ids, version, need,"
+        "  sensitivity, count, band, trend, on_day"
+        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::jsonb[], $7::text[],"
+        "  $8::int[], $9::text[], $10::text[], $11::date[]) WITH ORDINALITY"
+        "  AS x(prompt_id, category, ward_code, street_ids, version, need, sensitivity, count, band, trend,"
+        "  on_day, i)),"
+        " up AS ("
         " INSERT INTO prompter.needs AS n (prompt_id, category, ward_code, street_ids, version, need)"
-        " VALUES ($1, $2, $3, $4, $5, $6::jsonb)"
+        " SELECT prompt_id, category, ward_code, street_ids, version, need FROM input ORDER BY prompt_id"
         " ON CONFLICT (prompt_id) DO UPDATE SET category = EXCLUDED.category,"
         "  ward_code = EXCLUDED.ward_code, street_ids = EXCLUDED.street_ids, version = EXCLUDED.version,"
         "  need = EXCLUDED.need, active = true, updated_at = now()"
@@ -80,21 +91,33 @@ async def upsert_need(conn: asyncpg.Connection, need: StreetNeedChanged) -> asyn
         " RETURNING prompt_id),"
         " history AS ("
         " INSERT INTO prompter.needs_history (prompt_id, category, sensitivity, ward_code, active, count,"
-        "  band, trend, on_day) SELECT prompt_id, $2, $7, $3, true, $8, $9, $10, $11 FROM up)"
-        " SELECT p.revision, p.content_hash, p.status FROM up LEFT JOIN prompter.prompts p USING (prompt_id)",
-        need.key,
-        str(need.category),
-        need.ward_code,
-        list(need.street_ids),
-        need.version,
-        need.model_dump_json(),
-        str(need.sensitivity),
-        need.count,
-        need.band,
-        need.trend,
-        need.published_at.astimezone(dt.UTC).date(),
+        "  band, trend, on_day)"
+        " SELECT prompt_id, category, sensitivity, ward_code, true, count, band, trend, on_day"
+        " FROM input JOIN up USING (prompt_id))"
+        " SELECT up.prompt_id IS NOT NULL AS applied, p.revision, p.content_hash, p.status"
+        " FROM input LEFT JOIN up USING (prompt_id)"
+        " LEFT JOIN prompter.prompts p ON p.prompt_id = up.prompt_id"
+        " ORDER BY input.i",
+        [n.key for n in needs],
+        [str(n.category) for n in needs],
+        [n.ward_code for n in needs],
+        [_text_array(n.street_ids) for n in needs],
+        [n.version for n in needs],
+        [n.model_dump_json() for n in needs],
+        [str(n.sensitivity) for n in needs],
+        [n.count for n in needs],
+        [n.band for n in needs],
+        [n.trend for n in needs],
+        [n.published_at.astimezone(dt.UTC).date() for n in needs],
     )
-    return row
+    return [row if row["applied"] else None for row in rows]
+
+
+def _text_array(values: Iterable[str]) -> str:
+    """A PostgreSQL array literal: each element double-quoted, with `\\` and `"` escaped. (A text[]
+    of text[] cannot be passed as one parameter: PostgreSQL arrays are rectangular.)"""
+    quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
+    return "{" + ",".join(quoted) + "}"
 
 
 async def deactivate_need(conn: asyncpg.Connection, prompt_id: str, on_day: dt.date) -> None:

@@ -1,0 +1,134 @@
+"""The prompter applies a poll of street needs in one transaction, storing its needs a statement at a
+time: the outcome (needs, history, prompt revisions, what reaches prompts.v1) is the same as applying
+the records one by one, with a key met again, a stale version and a tombstone in the poll."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from services.prompter.main import create_app
+from services.prompter.publisher import PromptPublisher
+from services.prompter.settings import PrompterSettings
+from shared.contracts import PROMPTS, PromptPublished, StreetNeedChanged, Tombstone
+from tests.support import place_need
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+ODD_STREET = 'way/1 "quoted", back\\slash {braced}'  # survives the array literal it travels in
+
+
+@pytest.fixture
+async def publisher(fresh_database_url: str, kafka_bootstrap: str) -> AsyncIterator[PromptPublisher]:
+    settings = PrompterSettings(
+        database_url=fresh_database_url,
+        kafka_bootstrap_servers=kafka_bootstrap,
+        group_id=f"prompter-polls-{uuid.uuid4().hex}",
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        yield app.state.runtime.context.publisher
+
+
+def _items(prefix: str) -> list[StreetNeedChanged | Tombstone]:
+    def need(area: str, version: int, count: int) -> StreetNeedChanged:
+        return place_need(area, version, count=count).model_copy(update={"street_ids": (ODD_STREET,)})
+
+    k, j = f"{prefix}-k", f"{prefix}-j"
+    return [
+        need(k, 1, 3),
+        need(j, 1, 3),
+        need(k, 2, 4),
+        need(k, 1, 9),  # stale: ignored
+        Tombstone(f"{j}:fly_tipping"),
+        need(j, 2, 5),
+    ]
+
+
+async def _stored(publisher: PromptPublisher, prefix: str) -> dict[str, list[tuple[object, ...]]]:
+    queries = {
+        "needs": "SELECT replace(prompt_id, $1, ''), version, active, street_ids FROM prompter.needs",
+        "history": "SELECT replace(prompt_id, $1, ''), active, count FROM prompter.needs_history",
+        "prompts": "SELECT replace(prompt_id, $1, ''), revision, status FROM prompter.prompts",
+    }
+    async with publisher.pool.acquire() as conn:
+        return {
+            name: [
+                tuple(r) for r in await conn.fetch(f"{sql} WHERE prompt_id LIKE $1 || '%' ORDER BY 1", prefix)
+            ]
+            for name, sql in queries.items()
+        }
+
+
+async def _published(
+    kafka_bootstrap: str, apply: Callable[[], Awaitable[None]], prefixes: dict[str, int]
+) -> dict[str, list[tuple]]:
+    """Run `apply`, then read prompts.v1 from before it: per prefix, (key, event, revision) of the
+    records written, each key's in the order written."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    found: dict[str, list[tuple]] = {p: [] for p in prefixes}
+    try:
+        parts = [TopicPartition(PROMPTS.name, p) for p in range(PROMPTS.partitions)]
+        consumer.assign(parts)
+        await consumer.seek_to_end(*parts)
+        await apply()
+        while any(len(found[p]) < n for p, n in prefixes.items()):
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for r in records:
+                    prefix = next((p for p in prefixes if r.key.decode().startswith(p)), None)
+                    if prefix is not None:
+                        event = PROMPTS.decode(r.key, r.value)
+                        revision = event.revision if isinstance(event, PromptPublished) else 0
+                        found[prefix].append(
+                            (r.key.decode().removeprefix(prefix), type(event).__name__, revision)
+                        )
+    finally:
+        await consumer.stop()
+    return {p: sorted(events, key=lambda e: e[0]) for p, events in found.items()}  # stable per key
+
+
+async def test_a_poll_in_one_transaction_equals_its_records_one_by_one(
+    publisher: PromptPublisher, kafka_bootstrap: str
+) -> None:
+    poll, single = f"poll{uuid.uuid4().hex[:8]}", f"single{uuid.uuid4().hex[:8]}"
+    changed: dict[str, int] = {}
+
+    async def apply() -> None:
+        changed[poll] = await publisher.apply_needs(_items(poll))
+        changed[single] = sum([await publisher.apply_needs([item]) for item in _items(single)])
+
+    sent = await _published(kafka_bootstrap, apply, {poll: 5, single: 5})
+
+    assert changed == {poll: 5, single: 5}  # k r1, j r1, k r2, j retired, j r2
+    assert (
+        sent[poll]
+        == sent[single]
+        == [
+            ("-j:fly_tipping", "PromptPublished", 1),
+            ("-j:fly_tipping", "PromptRetired", 0),
+            ("-j:fly_tipping", "PromptPublished", 2),
+            ("-k:fly_tipping", "PromptPublished", 1),
+            ("-k:fly_tipping", "PromptPublished", 2),
+        ]
+    )
+    stored = await _stored(publisher, poll)
+    assert stored == await _stored(publisher, single)
+    assert stored["needs"] == [
+        ("-j:fly_tipping", 2, True, [ODD_STREET]),
+        ("-k:fly_tipping", 2, True, [ODD_STREET]),
+    ]
+    assert stored["prompts"] == [("-j:fly_tipping", 2, "published"), ("-k:fly_tipping", 2, "published")]
+    assert sorted(stored["history"], key=str) == sorted(
+        [
+            ("-k:fly_tipping", True, 3),
+            ("-k:fly_tipping", True, 4),
+            ("-j:fly_tipping", True, 3),
+            ("-j:fly_tipping", False, None),
+            ("-j:fly_tipping", True, 5),
+        ],
+        key=str,
+    )
