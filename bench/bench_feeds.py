@@ -628,8 +628,9 @@ def _wrk(url: str, pid: int, headers: dict[str, str] | None = None) -> dict:
     }
 
 
-async def _wrk_rows(base: str, feeds: Proc, gaz, place_streets: set[str]) -> list[dict]:
-    """The issue's table, measured with wrk: a street's Atom (200 and 304), its HTML page, a ward's Atom."""
+async def _wrk_rows(base: str, feeds: Proc, gaz, place_streets: set[str], token: str) -> list[dict]:
+    """The issue's table, measured with wrk: a street's Atom (200 and 304), its HTML page, a ward's Atom,
+    and one subscription's private Atom among the 100,000."""
     street = sorted(place_streets)[0]
     ward = next((w for w in gaz.wards if w.name == WRK_WARD), gaz.wards[0])
     async with httpx.AsyncClient(timeout=30) as client:
@@ -645,6 +646,12 @@ async def _wrk_rows(base: str, feeds: Proc, gaz, place_streets: set[str]) -> lis
             f"{base}/streets/{street}.atom",
             {"Accept-Encoding": "gzip"},
             "200 asking for gzip",
+        ),
+        (
+            "subscription_atom_200",
+            f"{base}/s/{token}.atom",
+            {},
+            f"200, one subscription's Atom (a street subscription) among {SUBSCRIPTIONS:,}",
         ),
     ]
     rows = []
@@ -754,7 +761,10 @@ async def _run(env: dict[str, str]) -> list[dict]:
             procs = await _services(kafka, url, base, port, Path(tmp))
             for proc in procs:
                 await proc.ready(120)
-            rows += await _wrk_rows(base, procs[0], gaz, place_streets)
+            # A subscription to a street with prompts, so its Atom has entries to render.
+            with_prompts = [tokens for street, tokens in subs.by_street.items() if street in place_streets]
+            street_token = (with_prompts or list(subs.by_street.values()))[0][0]
+            rows += await _wrk_rows(base, procs[0], gaz, place_streets, street_token)
             rows += await _reads(base, procs[0], gaz, subs, place_streets, rng)
             try:
                 rows += _latency_rows(await _changes(kafka, base, gaz, subs, rng, keys))
