@@ -162,16 +162,22 @@ async def _needs_backlog(kafka: str, group: str) -> tuple[int, int]:
     return sum(ends.values()), sum(max(0, end - done.get(p, 0)) for p, end in ends.items())
 
 
-async def _first_prompt(response: httpx.Response) -> float:
-    """perf_counter() when the stream's first `prompt` event has fully arrived."""
-    event = None
+async def _first_prompt(response: httpx.Response, category: str) -> float:
+    """perf_counter() when the stream's first `prompt` event of `category` has fully arrived.
+
+    Another category's prompt on the street is the background load's (a signal on a street that
+    shares the probe street's place area), not the probe's.
+    """
+    event, data = None, ""
     async for line in response.aiter_lines():
         if line.startswith("event:"):
             event = line.partition(":")[2].strip()
-        elif line == "" and event == "prompt":
-            return time.perf_counter()
+        elif line.startswith("data:"):
+            data += line.partition(":")[2]
         elif line == "":
-            event = None
+            if event == "prompt" and json.loads(data).get("category") == category:
+                return time.perf_counter()
+            event, data = None, ""
     raise RuntimeError("the event stream ended")
 
 
@@ -186,7 +192,7 @@ async def _probe(
         async with client.stream("GET", f"{feeds}/streets/{street}/events") as stream:
             if stream.status_code != 200:
                 raise RuntimeError(f"feeds answered {stream.status_code} for {street}'s events")
-            waiter = asyncio.ensure_future(_first_prompt(stream))
+            waiter = asyncio.ensure_future(_first_prompt(stream, category))
             await asyncio.sleep(0.05)  # the stream subscribes to the hub once it starts
             sent = time.perf_counter()
             r = await client.post(
