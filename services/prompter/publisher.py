@@ -63,7 +63,7 @@ class _Unit:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
         self.saves: dict[str, repo.PromptRow] = {}  # by prompt_id: the last row stored this unit
-        self.outgoing: list[tuple[str, str]] = []  # (prompt JSON, key), in the order stored
+        self.rows: list[repo.PromptRow] = []  # every row stored, in order: written and sent as is
         self._catalogues: dict[str, tuple[list[Opportunity], list[Platform]]] = {}
 
     async def catalogue(self, category: str) -> tuple[list[Opportunity], list[Platform]]:
@@ -86,7 +86,7 @@ class _Unit:
 
     def save(self, row: repo.PromptRow) -> None:
         self.saves[row.prompt_id] = row
-        self.outgoing.append((row.prompt_json, row.prompt_id))
+        self.rows.append(row)
 
 
 def _distinct_runs(
@@ -119,15 +119,17 @@ class PromptPublisher:
         async with self.pool.acquire() as conn, conn.transaction():
             unit = _Unit(conn)
             yield unit
-            await repo.save_prompts(conn, unit.saves.values())
+            # Every row, in order, as if stored one by one (a prompt published and retired in one
+            # poll still gets its first publication date).
+            await repo.save_prompts(conn, unit.rows)
             # Sent together once the transaction's statements are done: the producer packs them
             # into a few requests (interleaved with the statements, each went in a request of its
             # own), in the order stored, so one key's revisions stay in order.
             sent = [
                 await self.broker.publish(
-                    value.encode(), topic=PROMPTS.name, key=key.encode(), no_confirm=True
+                    row.prompt_json.encode(), topic=PROMPTS.name, key=row.prompt_id.encode(), no_confirm=True
                 )
-                for value, key in unit.outgoing
+                for row in unit.rows
             ]
             await asyncio.gather(*sent)
 

@@ -37,14 +37,16 @@ def _items(prefix: str) -> list[StreetNeedChanged | Tombstone]:
     def need(area: str, version: int, count: int) -> StreetNeedChanged:
         return place_need(area, version, count=count).model_copy(update={"street_ids": (ODD_STREET,)})
 
-    k, j = f"{prefix}-k", f"{prefix}-j"
+    k, j, m = f"{prefix}-k", f"{prefix}-j", f"{prefix}-m"
     return [
         need(k, 1, 3),
         need(j, 1, 3),
+        need(m, 1, 3),
         need(k, 2, 4),
         need(k, 1, 9),  # stale: ignored
         Tombstone(f"{j}:fly_tipping"),
         need(j, 2, 5),
+        Tombstone(f"{m}:fly_tipping"),  # published and retired within the poll
     ]
 
 
@@ -52,7 +54,8 @@ async def _stored(publisher: PromptPublisher, prefix: str) -> dict[str, list[tup
     queries = {
         "needs": "SELECT replace(prompt_id, $1, ''), version, active, street_ids FROM prompter.needs",
         "history": "SELECT replace(prompt_id, $1, ''), active, count FROM prompter.needs_history",
-        "prompts": "SELECT replace(prompt_id, $1, ''), revision, status FROM prompter.prompts",
+        "prompts": "SELECT replace(prompt_id, $1, ''), revision, status, first_published_on IS NOT NULL"
+        " FROM prompter.prompts",
     }
     async with publisher.pool.acquire() as conn:
         return {
@@ -101,9 +104,9 @@ async def test_a_poll_in_one_transaction_equals_its_records_one_by_one(
         changed[poll] = await publisher.apply_needs(_items(poll))
         changed[single] = sum([await publisher.apply_needs([item]) for item in _items(single)])
 
-    sent = await _published(kafka_bootstrap, apply, {poll: 5, single: 5})
+    sent = await _published(kafka_bootstrap, apply, {poll: 7, single: 7})
 
-    assert changed == {poll: 5, single: 5}  # k r1, j r1, k r2, j retired, j r2
+    assert changed == {poll: 7, single: 7}  # k r1, j r1, m r1, k r2, j retired, j r2, m retired
     assert (
         sent[poll]
         == sent[single]
@@ -113,6 +116,8 @@ async def test_a_poll_in_one_transaction_equals_its_records_one_by_one(
             ("-j:fly_tipping", "PromptPublished", 2),
             ("-k:fly_tipping", "PromptPublished", 1),
             ("-k:fly_tipping", "PromptPublished", 2),
+            ("-m:fly_tipping", "PromptPublished", 1),
+            ("-m:fly_tipping", "PromptRetired", 0),
         ]
     )
     stored = await _stored(publisher, poll)
@@ -120,8 +125,13 @@ async def test_a_poll_in_one_transaction_equals_its_records_one_by_one(
     assert stored["needs"] == [
         ("-j:fly_tipping", 2, True, [ODD_STREET]),
         ("-k:fly_tipping", 2, True, [ODD_STREET]),
+        ("-m:fly_tipping", 1, False, [ODD_STREET]),
     ]
-    assert stored["prompts"] == [("-j:fly_tipping", 2, "published"), ("-k:fly_tipping", 2, "published")]
+    assert stored["prompts"] == [
+        ("-j:fly_tipping", 2, "published", True),
+        ("-k:fly_tipping", 2, "published", True),
+        ("-m:fly_tipping", 1, "retired", True),  # it was published: it has a first publication date
+    ]
     assert sorted(stored["history"], key=str) == sorted(
         [
             ("-k:fly_tipping", True, 3),
@@ -129,6 +139,8 @@ async def test_a_poll_in_one_transaction_equals_its_records_one_by_one(
             ("-j:fly_tipping", True, 3),
             ("-j:fly_tipping", False, None),
             ("-j:fly_tipping", True, 5),
+            ("-m:fly_tipping", True, 3),
+            ("-m:fly_tipping", False, None),
         ],
         key=str,
     )
