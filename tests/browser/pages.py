@@ -41,7 +41,22 @@ def clicked(driver: Any, element: Any, timeout: float = WAIT_S) -> None:
     """
     old = driver.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(driver, timeout).until(EC.staleness_of(old))
+    WebDriverWait(driver, timeout).until(lambda _driver: _gone(old))
+
+
+def _gone(element: Any) -> bool:
+    """True once `element`'s document has been replaced. Mid-navigation, chromedriver sometimes says
+    so with an "unknown error" (the node "does not belong to the document") instead of a stale
+    element reference: seen in CI on a busy machine."""
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as exc:
+        if "does not belong to the document" in str(exc):
+            return True
+        raise
+    return False
 
 
 def map_drawn(driver: Any) -> Any:
