@@ -9,9 +9,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import uvicorn
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
 from fastapi import FastAPI
 
-from shared.contracts import Category, Sensitivity, StreetNeedChanged
+from shared.contracts import Category, Sensitivity, StreetNeedChanged, Topic
 
 
 def loopback_socket() -> tuple[socket.socket, str]:
@@ -35,6 +37,23 @@ async def serve(app: FastAPI, sock: socket.socket) -> AsyncIterator[None]:
     finally:
         server.should_exit = True
         await task
+
+
+async def group_at_end(bootstrap: str, group_id: str, topic: Topic) -> None:
+    """Commit `group_id`'s positions at `topic`'s current end, before the group first runs: a service
+    under test then applies only what its test sends, not the whole suite's earlier records (a
+    backlog it would still be working through while the test ran, far more than a test expects)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap.split(","), group_id=group_id, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        parts = [TopicPartition(topic.name, p) for p in range(topic.partitions)]
+        consumer.assign(parts)
+        ends = await consumer.end_offsets(parts)
+        await consumer.commit({tp: OffsetAndMetadata(end, "") for tp, end in ends.items()})
+    finally:
+        await consumer.stop()
 
 
 def place_need(

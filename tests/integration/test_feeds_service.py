@@ -32,7 +32,7 @@ from shared.contracts import (
     PromptRetired,
 )
 from shared.db import create_database, drop_database
-from tests.support import loopback_socket, serve
+from tests.support import group_at_end, loopback_socket, serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -46,11 +46,13 @@ async def served(stack, gazetteer_template) -> AsyncIterator[tuple[str, FeedsSet
     """The app on a random loopback port, with its own database and consumer group."""
     database_url = await create_database(stack["database"], prefix="t_feeds", template=gazetteer_template)
     sock, base = loopback_socket()
+    group_id = f"feeds-test-{uuid.uuid4().hex[:8]}"
+    await group_at_end(stack["kafka"], group_id, PROMPTS)  # resume points count this test's changes only
     settings = FeedsSettings(
         database_url=database_url,
         kafka_bootstrap_servers=stack["kafka"],
         base_url=base,
-        group_id=f"feeds-test-{uuid.uuid4().hex[:8]}",
+        group_id=group_id,
         help_burst=2,
         help_rate_per_minute=0.5,
         sse_heartbeat_s=1.0,

@@ -21,7 +21,7 @@ from services.feeds.settings import FeedsSettings
 from shared.contracts import PROMPTS
 from shared.db import create_database, drop_database
 from tests.integration.test_feeds_service import SseReader, _prompt, _street
-from tests.support import loopback_socket, serve
+from tests.support import group_at_end, loopback_socket, serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -32,11 +32,13 @@ REPLAY = 2  # a small replay window, so a few prompts put a resume point beyond 
 async def served(stack, gazetteer_template) -> AsyncIterator[tuple[str, FeedsSettings]]:
     database_url = await create_database(stack["database"], prefix="t_feeds_sse", template=gazetteer_template)
     sock, base = loopback_socket()
+    group_id = f"feeds-sse-{uuid.uuid4().hex[:8]}"
+    await group_at_end(stack["kafka"], group_id, PROMPTS)  # resume points count this test's changes only
     settings = FeedsSettings(
         database_url=database_url,
         kafka_bootstrap_servers=stack["kafka"],
         base_url=base,
-        group_id=f"feeds-sse-{uuid.uuid4().hex[:8]}",
+        group_id=group_id,
         sse_heartbeat_s=1.0,
         sse_replay_limit=REPLAY,
         sse_max_per_client=2,
