@@ -265,9 +265,11 @@ async def apply_retired(
 
 async def latest_caps(conn: asyncpg.Connection, prompt_ids: Iterable[str]) -> dict[str, CapMessage]:
     """Each prompt's latest CAP message (by sent, then revision), read once for a poll of prompts.v1."""
+    # One index probe per prompt (cap_messages_latest), however many revisions it has had.
     rows = await conn.fetch(
-        "SELECT DISTINCT ON (prompt_id) * FROM feeds.cap_messages WHERE prompt_id = ANY($1)"
-        " ORDER BY prompt_id, sent DESC, revision DESC",
+        """SELECT m.* FROM unnest($1::text[]) AS k(prompt_id)
+           CROSS JOIN LATERAL (SELECT * FROM feeds.cap_messages c WHERE c.prompt_id = k.prompt_id
+                               ORDER BY c.sent DESC, c.revision DESC LIMIT 1) m""",
         sorted(set(prompt_ids)),
     )
     return {row["prompt_id"]: _cap(row) for row in rows}
