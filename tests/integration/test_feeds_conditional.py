@@ -11,8 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.structs import OffsetAndMetadata
 
 from services.feeds import repository as repo
 from services.feeds import views
@@ -21,21 +19,9 @@ from services.feeds.feedcache import BodyCache
 from services.feeds.main import create_app
 from services.feeds.settings import FeedsSettings
 from shared.contracts import PROMPTS, PromptPublished, PromptRetired
+from tests.support import group_at_end
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
-
-
-async def _start_group_at_end(kafka: str, group_id: str) -> None:
-    """Only this test's prompts reach the database: the app's group starts at the topic's end."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka, group_id=group_id, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        parts = [TopicPartition(PROMPTS.name, p) for p in range(PROMPTS.partitions)]
-        consumer.assign(parts)
-        ends = await consumer.end_offsets(parts)
-        await consumer.commit({tp: OffsetAndMetadata(o, "") for tp, o in ends.items()})
-    finally:
-        await consumer.stop()
 
 
 @contextlib.asynccontextmanager
@@ -43,7 +29,7 @@ async def feeds_app(
     kafka: str, database_url: str, group: str
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
     """A feeds app started on its own database, its consumer group parked at the topic's end."""
-    await _start_group_at_end(kafka, group)
+    await group_at_end(kafka, group, PROMPTS)
     settings = FeedsSettings(
         database_url=database_url,
         kafka_bootstrap_servers=kafka,

@@ -28,6 +28,14 @@ Key = tuple[str, str]  # (street_id, category)
 RaiseKey = tuple[str, str, str]  # (street_id, category, subject_key)
 
 
+def lifetimes(categories: Iterable[str], now: dt.datetime) -> tuple[list[str], list[dt.datetime]]:
+    """The categories, sorted, and for each the time before which its signals have expired at `now`:
+    per-category cut-offs computed here, so the arithmetic is Python's exact timedelta (PostgreSQL's
+    `+ interval '1 day'` follows the session's time zone across daylight saving)."""
+    cats = sorted(set(categories))
+    return cats, [now - dt.timedelta(days=info(c).lifetime_days) for c in cats]
+
+
 def lines(values: Sequence[str]) -> str:
     """Texts as one parameter, a PostgreSQL array literal for `texts($n)`: asyncpg encodes a text[]
     element by element (~0.3 us each), and a batch's keys are ~10^5 of them; a join is ~50 times less."""
@@ -104,13 +112,12 @@ async def cell_counts(
 
     Exact where `window` and lifetimes are whole seconds, as `signals.place_stats` (tested to agree).
     """
-    cats = sorted(set(categories))
-    window = dt.timedelta(days=trend_days)
+    cats, expired = lifetimes(categories, now)
     args: list[Any] = [
         cats,
-        [now - dt.timedelta(days=info(c).lifetime_days) for c in cats],
+        expired,
         now,
-        window.total_seconds(),
+        dt.timedelta(days=trend_days).total_seconds(),
         [dt.timedelta(days=info(c).lifetime_days).total_seconds() for c in cats],
     ]
     if cells is not None:

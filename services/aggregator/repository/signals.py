@@ -8,10 +8,8 @@ from typing import Any
 
 import asyncpg
 
-from shared.contracts import info
-
 from ..state import BatchDelta, PlaceStats, SignalRow, SignalState
-from .cells import columns, texts
+from .cells import columns, lifetimes, texts
 
 
 async def apply_delta(conn: asyncpg.Connection, delta: BatchDelta) -> None:
@@ -95,18 +93,11 @@ async def place_stats(
     The same definitions as the pure function, in SQL, so that a batch reads a few counts per
     (street, category) instead of every signal row of its areas;
     `tests/integration/test_aggregator_place_stats.py` checks the two agree. Lifetimes become
-    per-category cut-offs computed here, so the arithmetic is Python's exact timedelta
-    (PostgreSQL's `+ interval '1 day'` follows the session's time zone across daylight saving).
+    per-category cut-offs (`cells.lifetimes`).
     """
-    cats = sorted(set(categories))
+    cats, expired = lifetimes(categories, now)
     window = dt.timedelta(days=trend_days)
-    args: list[Any] = [
-        cats,
-        [now - dt.timedelta(days=info(c).lifetime_days) for c in cats],
-        now,
-        now - window,
-        now - 2 * window,
-    ]
+    args: list[Any] = [cats, expired, now, now - window, now - 2 * window]
     # The category filter on `s` lets the scan use the key's (street_id, category) prefix and skips
     # other categories' rows before the join.
     where = "WHERE s.category = ANY($1::text[])"
