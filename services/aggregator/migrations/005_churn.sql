@@ -7,3 +7,10 @@ ALTER TABLE outbox ALTER COLUMN value SET STATISTICS 0, ALTER COLUMN key SET STA
 -- street index takes its entries directly, not through a pending list VACUUM merges in one go.
 ALTER TABLE published SET (fillfactor = 50);
 ALTER INDEX published_streets SET (fastupdate = off);
+-- Kept counts, read and written by key only: a tenth of the default statistics (ANALYZE samples 3,000
+-- rows instead of 30,000).
+ALTER TABLE place_cells
+    ALTER COLUMN street_id SET STATISTICS 10, ALTER COLUMN category SET STATISTICS 10,
+    ALTER COLUMN open SET STATISTICS 10, ALTER COLUMN closed SET STATISTICS 10,
+    ALTER COLUMN this_window SET STATISTICS 10, ALTER COLUMN last_window SET STATISTICS 10,
+    ALTER COLUMN valid_from SET STATISTICS 10, ALTER COLUMN valid_until SET STATISTICS 10;
