@@ -9,6 +9,7 @@ problem+json errors, and a shutdown that stops consuming first, then closes the 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -104,7 +105,12 @@ def create_service_app(
     on_startup: Hook | None = None,
     on_shutdown: Hook | None = None,
     extra_migrations: tuple[tuple[str, Path], ...] = (),
+    freeze_heap: bool = False,
 ) -> FastAPI:
+    """`freeze_heap` (a service's own process, not tests, which build many apps in one process): after
+    start-up, move every object alive then (gazetteer, indexes, code) out of the collector's reach. A
+    full collection walked them all again (50-95 ms measured in ingest and the prompter under load,
+    every ~15 s, stalling everything in flight)."""
     runtime: Runtime[Any] = Runtime(name=name, settings=settings, broker=broker)
 
     @asynccontextmanager
@@ -119,6 +125,9 @@ def create_service_app(
         await ensure_topics(settings)
         if on_startup:
             await on_startup(runtime)
+        if freeze_heap:
+            gc.collect()
+            gc.freeze()
         await broker.start()
         log.info("service started", extra={"service": name})
         try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from pathlib import Path
 
@@ -61,11 +60,6 @@ def create_app(
             last = await repo.current_seq(conn)
         runtime.spawn(Listener(settings.database_dsn(), hub, last).run(), "feeds-listener")
         runtime.spawn(purge_forever(pool, settings), "feeds-purge-subscriptions")
-        if freeze_heap:
-            # The gazetteer, its search index and the code are ~125k long-lived objects that every full
-            # collection would walk again (~50 ms each, stalling every request in flight): freeze them.
-            gc.collect()
-            gc.freeze()
 
     app = create_service_app(
         name=NAME,
@@ -79,6 +73,7 @@ def create_app(
         migrations=MIGRATIONS,
         extra_migrations=((gazetteer_repository.SCHEMA, gazetteer_repository.MIGRATIONS),),
         on_startup=on_startup,
+        freeze_heap=freeze_heap,  # the gazetteer and its search index: ~125k long-lived objects
     )
     register_handlers(broker, app.state.runtime, settings.group_id, settings.kafka_batch_max_records)
     install_html_errors(app, settings.base_url)

@@ -31,8 +31,11 @@ async def _load_gazetteer(runtime: Runtime[IngestContext]) -> Gazetteer:
         return await load(conn)
 
 
-def create_app(settings: IngestSettings, *, gazetteer: Gazetteer | None = None) -> FastAPI:
-    """The ingest service. `gazetteer` is loaded from the database at start unless given (tests)."""
+def create_app(
+    settings: IngestSettings, *, gazetteer: Gazetteer | None = None, freeze_heap: bool = False
+) -> FastAPI:
+    """The ingest service. `gazetteer` is loaded from the database at start unless given (tests);
+    `freeze_heap`: see `shared.service.create_service_app`."""
     broker = make_broker(settings, client_id="ingest")
 
     async def on_startup(runtime: Runtime[IngestContext]) -> None:
@@ -56,6 +59,7 @@ def create_app(settings: IngestSettings, *, gazetteer: Gazetteer | None = None) 
         schema="ingest",
         migrations=Path(__file__).parent / "migrations",
         on_startup=on_startup,
+        freeze_heap=freeze_heap,
     )
     handlers.register(broker, app.state.runtime, settings.consumer_group)
     app.include_router(api.router)

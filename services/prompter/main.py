@@ -65,7 +65,8 @@ async def _purge_forever(pool: asyncpg.Pool, settings: PrompterSettings) -> None
         await asyncio.sleep(settings.purge_interval_s)
 
 
-def create_app(settings: PrompterSettings) -> FastAPI:
+def create_app(settings: PrompterSettings, *, freeze_heap: bool = False) -> FastAPI:
+    """The prompter; `freeze_heap`: see `shared.service.create_service_app`."""
     broker = make_broker(settings, client_id=SERVICE)
 
     async def on_startup(runtime: Runtime[PrompterContext]) -> None:
@@ -90,6 +91,7 @@ def create_app(settings: PrompterSettings) -> FastAPI:
         schema="prompter",
         migrations=MIGRATIONS,
         on_startup=on_startup,
+        freeze_heap=freeze_heap,
     )
     register_handlers(broker, app.state.runtime, settings.group_id, settings.kafka_batch_max_records)
     app.include_router(router)
