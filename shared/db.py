@@ -11,7 +11,7 @@ import hashlib
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -27,6 +27,7 @@ __all__ = [
     "drop_database",
     "dsn",
     "grant_service_role",
+    "text_array",
     "with_schema",
 ]
 
@@ -42,6 +43,14 @@ _NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 def dsn(url: str | SecretStr) -> str:
     """The connection string, revealed only at the moment of connecting."""
     return url.get_secret_value() if isinstance(url, SecretStr) else url
+
+
+def text_array(values: Iterable[str]) -> str:
+    """A PostgreSQL array literal (cast it with `::text[]`): each element double-quoted, with `\\`
+    and `"` escaped. A statement storing many rows passes one column per parameter, but a text[] of
+    text[] cannot be one: PostgreSQL arrays are rectangular, so each row's array goes as its literal."""
+    quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
+    return "{" + ",".join(quoted) + "}"
 
 
 async def create_pool(url: str | SecretStr, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:

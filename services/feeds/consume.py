@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import cast
 
 import asyncpg
 
@@ -35,9 +36,32 @@ async def apply_events(
     try:
         async with pool.acquire() as conn, conn.transaction():
             caps = await repo.latest_caps(conn, (_prompt_id(event) for event in events))
-            return [await _store(conn, settings, event, caps) for event in events]
+            changes: list[repo.Change | None] = []
+            for run in _runs(events):
+                if isinstance(first := run[0], PromptPublished):
+                    changes += await _publish(conn, settings, cast(list[PromptPublished], run), caps)
+                else:  # a run of one
+                    changes.append(await _retire(conn, settings, first, caps))
+            return changes
     finally:
         note_local_write()  # even on failure: it may have committed; a spare invalidation is harmless
+
+
+def _runs(events: Sequence[Event]) -> Iterator[list[Event]]:
+    """The events in order, in runs stored by one statement each: publications of distinct prompts
+    together (cut where a prompt comes again, as one statement can store a row once), any other
+    event alone."""
+    run: list[Event] = []
+    ids: set[str] = set()
+    for event in events:
+        published = isinstance(event, PromptPublished)
+        if run and (not published or not isinstance(run[0], PromptPublished) or _prompt_id(event) in ids):
+            yield run
+            run, ids = [], set()
+        run.append(event)
+        ids.add(_prompt_id(event))
+    if run:
+        yield run
 
 
 def _prompt_id(event: Event) -> str:
@@ -51,24 +75,40 @@ def _note_cap(caps: dict[str, repo.CapMessage], message: repo.CapMessage) -> Non
         caps[message.prompt_id] = message
 
 
-async def _store(
-    conn: asyncpg.Connection, settings: FeedsSettings, event: Event, caps: dict[str, repo.CapMessage]
-) -> repo.Change | None:
-    """One event's effect; `caps` holds each prompt's latest CAP message, kept current as it goes."""
-    if isinstance(event, PromptPublished):
-        entry = entry_from_prompt(event, base_url=settings.base_url, tag_authority=settings.tag_authority)
+async def _publish(
+    conn: asyncpg.Connection,
+    settings: FeedsSettings,
+    prompts: Sequence[PromptPublished],
+    caps: dict[str, repo.CapMessage],
+) -> list[repo.Change | None]:
+    """Publications of distinct prompts, in one statement; `caps` holds each prompt's latest CAP
+    message and is kept current (a prompt's next message follows the one it stored)."""
+    items = []
+    for prompt in prompts:
+        entry = entry_from_prompt(prompt, base_url=settings.base_url, tag_authority=settings.tag_authority)
         cap = None
-        if event.sensitivity is Sensitivity.PLACE:
-            cap = next_message(event, caps.get(event.prompt_id), settings.cap_sender)
-        change = await repo.apply_published(conn, event, entry.as_json(), cap)
+        if prompt.sensitivity is Sensitivity.PLACE:
+            cap = next_message(prompt, caps.get(prompt.prompt_id), settings.cap_sender)
+        items.append((prompt, entry.as_json(), cap))
+    changes = await repo.apply_published_all(conn, items)
+    for (prompt, _, cap), change in zip(items, changes, strict=True):
         if change is not None and cap is not None:
             identifier, msg_type, refs = cap
-            sent = event.published_at.replace(microsecond=0)
+            sent = prompt.published_at.replace(microsecond=0)
             _note_cap(
                 caps,
-                repo.CapMessage(identifier, event.prompt_id, event.revision, msg_type, sent, refs, event),
+                repo.CapMessage(identifier, prompt.prompt_id, prompt.revision, msg_type, sent, refs, prompt),
             )
-        return change
+    return changes
+
+
+async def _retire(
+    conn: asyncpg.Connection,
+    settings: FeedsSettings,
+    event: PromptRetired | Tombstone,
+    caps: dict[str, repo.CapMessage],
+) -> repo.Change | None:
+    """A retirement's effect, with its CAP Cancel; `caps` is kept current as in `_publish`."""
     retired_at = event.retired_at if isinstance(event, PromptRetired) else dt.datetime.now(dt.UTC)
     prompt_id = _prompt_id(event)
     previous = caps.get(prompt_id)

@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 import asyncpg
 
 from shared.contracts import Category, ResidentResponded, StreetNeedChanged
+from shared.db import text_array
 
 from .matching import Area, Opportunity
 from .org_repository import platform_of
@@ -101,7 +102,7 @@ async def upsert_needs(
         [n.key for n in needs],
         [str(n.category) for n in needs],
         [n.ward_code for n in needs],
-        [_text_array(n.street_ids) for n in needs],
+        [text_array(n.street_ids) for n in needs],
         [n.version for n in needs],
         [n.model_dump_json() for n in needs],
         [str(n.sensitivity) for n in needs],
@@ -111,13 +112,6 @@ async def upsert_needs(
         [n.published_at.astimezone(dt.UTC).date() for n in needs],
     )
     return [row if row["applied"] else None for row in rows]
-
-
-def _text_array(values: Iterable[str]) -> str:
-    """A PostgreSQL array literal: each element double-quoted, with `\\` and `"` escaped. (A text[]
-    of text[] cannot be passed as one parameter: PostgreSQL arrays are rectangular.)"""
-    quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
-    return "{" + ",".join(quoted) + "}"
 
 
 async def deactivate_need(conn: asyncpg.Connection, prompt_id: str, on_day: dt.date) -> None:
