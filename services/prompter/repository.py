@@ -179,17 +179,36 @@ class PromptRow(NamedTuple):
 
 
 async def save_prompts(conn: asyncpg.Connection, rows: Iterable[PromptRow]) -> None:
-    """Store prompts' rows in order; one pipelined batch (`executemany`), not a round trip each."""
-    await conn.executemany(
-        "INSERT INTO prompter.prompts (prompt_id, revision, content_hash, status, area_id, category,"
-        " ward_code, prompt, first_published_on) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb,"
-        " CASE WHEN $4 = 'published' THEN current_date END)"
+    """Store prompts' rows in order, as if one by one: a statement per run of distinct prompts (one
+    statement can store a row only once; a prompt published and retired in one poll is two runs)."""
+    run: list[PromptRow] = []
+    ids: set[str] = set()
+    for row in rows:
+        if row.prompt_id in ids:
+            await _save_run(conn, run)
+            run, ids = [], set()
+        run.append(row)
+        ids.add(row.prompt_id)
+    await _save_run(conn, run)
+
+
+async def _save_run(conn: asyncpg.Connection, rows: Sequence[PromptRow]) -> None:
+    if not rows:
+        return
+    await conn.execute(
+        "INSERT INTO prompter.prompts AS p (prompt_id, revision, content_hash, status, area_id, category,"
+        " ward_code, prompt, first_published_on)"
+        " SELECT prompt_id, revision, content_hash, status, area_id, category, ward_code, prompt,"
+        "  CASE WHEN status = 'published' THEN current_date END"
+        " FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],"
+        "  $8::jsonb[]) AS t(prompt_id, revision, content_hash, status, area_id, category, ward_code, prompt)"
+        " ORDER BY prompt_id"  # rows locked in key order, as upsert_needs does
         " ON CONFLICT (prompt_id) DO UPDATE SET revision = EXCLUDED.revision,"
-        "  first_published_on = COALESCE(prompter.prompts.first_published_on, EXCLUDED.first_published_on),"
+        "  first_published_on = COALESCE(p.first_published_on, EXCLUDED.first_published_on),"
         "  content_hash = EXCLUDED.content_hash, status = EXCLUDED.status,"
-        "  ward_code = COALESCE(EXCLUDED.ward_code, prompter.prompts.ward_code),"
+        "  ward_code = COALESCE(EXCLUDED.ward_code, p.ward_code),"
         "  prompt = EXCLUDED.prompt, updated_at = now()",
-        list(rows),
+        *(list(column) for column in zip(*rows, strict=True)),
     )
 
 
