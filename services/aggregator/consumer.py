@@ -38,6 +38,7 @@ __all__ = ["SignalConsumer", "caught_up", "topic_partitions"]
 
 log = logging.getLogger(__name__)
 TOPIC = SIGNALS_ANONYMISED.name
+_Records = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]  # one getmany's result
 EVENTS = Counter("aggregator_events_total", "Anonymised signals applied")
 DEAD = Counter("aggregator_dead_lettered_total", "Invalid signals dead-lettered")
 BATCH = Histogram("aggregator_batch_seconds", "Time to apply one consumed batch")
@@ -150,6 +151,20 @@ class SignalConsumer:
                 log.warning("stored positions unreadable (database away?); retrying", exc_info=True)
                 delay = min(delay * 2, 30.0)
 
+    async def _expired(self, tp: TopicPartition, offset: int) -> bool:
+        """Whether the partition's log no longer holds `offset` (retention deleted it).
+
+        Offsets of this topic follow each other with no gap (its producers are idempotent, not
+        transactional, and it is not compacted), so records that resume past the stored position
+        were either deleted by retention, or handed out before a seek and taken for current ones.
+        """
+        try:
+            start = (await self.consumer.beginning_offsets([tp]))[tp]
+        except Exception:
+            log.warning("log start unknown; reading again", exc_info=True)
+            return False
+        return bool(start > offset)
+
     def _seek(self, tp: TopicPartition, offset: int) -> None:
         """Move to a stored position. Records of `tp` handed out before this (fetched, or still
         buffered and handed out once) are stale: they are skipped, and read again from here."""
@@ -183,7 +198,7 @@ class SignalConsumer:
         limit = self.settings.batch_max_records
         inflight: dict[int, asyncio.Task[None]] = {}
         pending: dict[int, _Fetched] = {}  # per lane: fetched, waiting for the lane's batch in flight
-        fetching: asyncio.Task[dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]] | None = None
+        fetching: asyncio.Task[tuple[_Records, dict[TopicPartition, int]]] | None = None
         try:
             while True:
                 for i in [i for i, task in inflight.items() if task.done()]:
@@ -200,11 +215,7 @@ class SignalConsumer:
                     return
                 held = sum(f.size for f in pending.values())
                 if fetching is None and held < limit * self.lanes:
-                    fetching = asyncio.create_task(
-                        self.consumer.getmany(
-                            timeout_ms=self.settings.batch_timeout_ms, max_records=limit * self.lanes - held
-                        )
-                    )
+                    fetching = asyncio.create_task(self._fetch(limit * self.lanes - held))
                 # Wake for new records, or for a lane finishing while records wait for it.
                 waiting: set[asyncio.Task[Any]] = set(inflight.values()) if pending else set()
                 if fetching is not None:
@@ -212,8 +223,8 @@ class SignalConsumer:
                 done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                 if fetching is None or fetching not in done:
                     continue
-                batches, fetching = fetching.result(), None
-                self._hold(pending, batches)
+                (batches, seeks), fetching = fetching.result(), None
+                self._hold(pending, batches, seeks)
                 if not batches and not pending:  # nothing new: let every lane finish (until_end looks again)
                     for task in inflight.values():
                         await task
@@ -224,12 +235,22 @@ class SignalConsumer:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
+    async def _fetch(self, most: int) -> tuple[_Records, dict[TopicPartition, int]]:
+        """Fetched records, with each partition's seek count at the moment they were handed out.
+
+        Counted here, in the step that receives them: the task's result reaches `run` a loop turn or
+        more later, and a seek made meanwhile (a rebalance's, or a failed batch's return to the
+        stored positions) would otherwise pass records read before it for records read after it.
+        Applied from the position the seek set, such records would skip what lies between.
+        """
+        batches = await self.consumer.getmany(timeout_ms=self.settings.batch_timeout_ms, max_records=most)
+        return batches, {tp: self.seeks.get(tp, 0) for tp in batches}
+
     def _hold(
-        self, pending: dict[int, _Fetched], batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+        self, pending: dict[int, _Fetched], batches: _Records, seeks: dict[TopicPartition, int]
     ) -> None:
-        """Parse fetched records into their lanes' waiting batches."""
-        # Taken before any await: a seek after this point makes these records stale.
-        seeks = {tp: self.seeks.get(tp, 0) for tp in batches}
+        """Parse fetched records into their lanes' waiting batches; `seeks` as `_fetch` counted them
+        (records handed out before a later seek are stale: `_apply` skips them)."""
         for tp, rs in batches.items():
             lane = pending.setdefault(tp.partition % self.lanes, _Fetched({}, {}))
             if lane.seeks.get(tp, seeks[tp]) != seeks[tp]:
@@ -253,6 +274,19 @@ class SignalConsumer:
                     start = bisect.bisect_left(rs, self.reading[tp], key=lambda r: r[0])
                     if start < len(rs):
                         batches[tp] = rs[start:]
+            for tp in [tp for tp, rs in batches.items() if rs[0][0] > self.reading[tp]]:
+                if not await self._expired(tp, self.reading[tp]):
+                    # Never store a position past records not applied: read again from it.
+                    log.error(
+                        "fetched records skip past the stored position; reading again",
+                        extra={
+                            "partition": tp.partition,
+                            "stored": self.reading[tp],
+                            "fetched": batches[tp][0][0],
+                        },
+                    )
+                    self._seek(tp, self.reading[tp])
+                    del batches[tp]
             if not batches:
                 return
             moves: dict[int, tuple[int | None, int, int]] = {
