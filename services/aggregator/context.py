@@ -9,6 +9,8 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from fastapi import Depends, Request
 
+from shared.service import running_context
+
 from .areas import Areas
 from .consumer import SignalConsumer
 
@@ -30,4 +32,4 @@ def aggregator_context(request: Request) -> AggregatorContext:
 
 
 # What a route declares to be given the context: `context: Context`.
-Context = Annotated[AggregatorContext, Depends(aggregator_context)]
+Context = Annotated[AggregatorContext, Depends(running_context)]

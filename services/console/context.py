@@ -8,6 +8,8 @@ from typing import Annotated
 import asyncpg
 from fastapi import Depends, Request
 
+from shared.service import running_context
+
 from .settings import ConsoleSettings
 from .targets import Targets
 
@@ -28,4 +30,4 @@ def console_context(request: Request) -> ConsoleContext:
 
 
 # What a route declares to be given the context: `context: Context`.
-Context = Annotated[ConsoleContext, Depends(console_context)]
+Context = Annotated[ConsoleContext, Depends(running_context)]

@@ -13,6 +13,7 @@ from faststream.kafka import KafkaBroker
 from shared.contracts import PromptPublished, PromptRetired, Tombstone
 from shared.gazetteer.selection import Areas
 from shared.ratelimit import TokenBucket
+from shared.service import running_context
 
 from .consume import apply_events
 from .feedcache import BodyCache, Flights, ValidatorCache
@@ -68,4 +69,4 @@ def ready_context(request: Request) -> FeedsContext:
 
 
 # What a route declares to be given the context: `context: Context`.
-Context = Annotated[FeedsContext, Depends(feeds_context)]
+Context = Annotated[FeedsContext, Depends(running_context)]

@@ -9,6 +9,7 @@ import asyncpg
 from fastapi import Depends, Request
 
 from shared.gazetteer.model import Gazetteer
+from shared.service import running_context
 
 from .auth import RateLimiter
 from .pipeline import Pipeline
@@ -33,4 +34,4 @@ def ingest_context(request: Request) -> IngestContext:
 
 
 # What a route declares to be given the context: `context: Context`.
-Context = Annotated[IngestContext, Depends(ingest_context)]
+Context = Annotated[IngestContext, Depends(running_context)]

@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from shared.contracts import PromptPublished, PromptRetired, Tombstone
 from shared.gazetteer.selection import Areas
 from shared.ratelimit import TokenBucket
+from shared.service import running_context
 
 from .consume import apply_events
 from .settings import NotifierSettings
@@ -40,4 +41,4 @@ def notifier_context(request: Request) -> NotifierContext:
 
 
 # What a route declares to be given the context: `context: Context`.
-Context = Annotated[NotifierContext, Depends(notifier_context)]
+Context = Annotated[NotifierContext, Depends(running_context)]

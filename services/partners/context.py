@@ -9,6 +9,7 @@ import asyncpg
 from fastapi import Depends, Request
 
 from shared.ratelimit import TokenBucket
+from shared.service import running_context
 
 from .geometry import AreaGeometry
 from .settings import PartnersSettings
@@ -41,4 +42,4 @@ def partners_context(request: Request) -> PartnersContext:
 
 
 # What a route declares to be given the context: `context: Context`.
-Context = Annotated[PartnersContext, Depends(partners_context)]
+Context = Annotated[PartnersContext, Depends(running_context)]

@@ -8,6 +8,8 @@ from typing import Annotated
 import asyncpg
 from fastapi import Depends, Request
 
+from shared.service import running_context
+
 from .matching import Places
 from .publisher import PromptPublisher
 from .settings import PrompterSettings
@@ -30,4 +32,4 @@ def prompter_context(request: Request) -> PrompterContext:
 
 
 # What a route declares to be given the context: `context: Context`.
-Context = Annotated[PrompterContext, Depends(prompter_context)]
+Context = Annotated[PrompterContext, Depends(running_context)]

@@ -10,10 +10,10 @@ from starlette.datastructures import FormData
 
 from services.prompter.api import router
 from services.prompter.auth import council_reader, current_organisation
-from services.prompter.context import prompter_context
 from services.prompter.forms import opportunity_from_form
 from services.prompter.schemas import OpportunityIn, PlatformSwitch
 from shared.http import PROBLEM_JSON, install_problem_handlers
+from shared.service import running_context
 
 NOT_BOOLEANS = [0, 1, "true", "yes", "on", 1.0, None]
 OPPORTUNITY = {
@@ -32,7 +32,7 @@ async def client():
     # Authentication is tested elsewhere; here every caller gets through to the body's validation.
     app.dependency_overrides[council_reader] = lambda: object()
     app.dependency_overrides[current_organisation] = lambda: object()
-    app.dependency_overrides[prompter_context] = lambda: object()  # no running service; never used
+    app.dependency_overrides[running_context] = lambda: object()  # no running service; never used
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         yield c
 
