@@ -151,6 +151,35 @@ class SignalConsumer:
                 log.warning("stored positions unreadable (database away?); retrying", exc_info=True)
                 delay = min(delay * 2, 30.0)
 
+    async def _without_gaps(
+        self, batches: dict[TopicPartition, list[tuple[int, Any]]]
+    ) -> set[TopicPartition]:
+        """Keep of each partition's records only those that follow the stored position offset by
+        offset, so that a batch never stores a position past records it did not apply; the
+        partitions cut short, to read again once the batch is stored.
+
+        Records resuming past the stored position are dropped and read again from it, unless
+        retention deleted what lies between; records skipping (or repeating) an offset are cut there.
+        """
+        cut: set[TopicPartition] = set()
+        for tp, rs in list(batches.items()):
+            if rs[0][0] > self.reading[tp] and not await self._expired(tp, self.reading[tp]):
+                log.error(
+                    "fetched records skip past the stored position; reading again",
+                    extra={"partition": tp.partition, "stored": self.reading[tp], "fetched": rs[0][0]},
+                )
+                self._seek(tp, self.reading[tp])
+                del batches[tp]
+            elif rs[-1][0] - rs[0][0] + 1 != len(rs):
+                end = next(i for i in range(1, len(rs)) if rs[i][0] != rs[i - 1][0] + 1)
+                log.error(
+                    "fetched records skip offsets; applying up to the gap, reading again after it",
+                    extra={"partition": tp.partition, "until": rs[end - 1][0], "then": rs[end][0]},
+                )
+                batches[tp] = rs[:end]
+                cut.add(tp)
+        return cut
+
     async def _expired(self, tp: TopicPartition, offset: int) -> bool:
         """Whether the partition's log no longer holds `offset` (retention deleted it).
 
@@ -274,19 +303,7 @@ class SignalConsumer:
                     start = bisect.bisect_left(rs, self.reading[tp], key=lambda r: r[0])
                     if start < len(rs):
                         batches[tp] = rs[start:]
-            for tp in [tp for tp, rs in batches.items() if rs[0][0] > self.reading[tp]]:
-                if not await self._expired(tp, self.reading[tp]):
-                    # Never store a position past records not applied: read again from it.
-                    log.error(
-                        "fetched records skip past the stored position; reading again",
-                        extra={
-                            "partition": tp.partition,
-                            "stored": self.reading[tp],
-                            "fetched": batches[tp][0][0],
-                        },
-                    )
-                    self._seek(tp, self.reading[tp])
-                    del batches[tp]
+            cut = await self._without_gaps(batches)
             if not batches:
                 return
             moves: dict[int, tuple[int | None, int, int]] = {
@@ -316,6 +333,8 @@ class SignalConsumer:
             DEAD.inc(outcome.dead_lettered)
             for tp, rs in batches.items():
                 self.positions[tp] = self.reading[tp] = rs[-1][0] + 1
+            for tp in cut:  # what followed the gap was dropped: read it again
+                self._seek(tp, self.reading[tp])
         if self.group_id is not None:
             try:
                 await self.consumer.commit(

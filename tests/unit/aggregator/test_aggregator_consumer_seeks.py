@@ -9,10 +9,15 @@ read after the seek, and a batch starting at X would move the stored position fr
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 import pytest
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
+from services.aggregator import consumer as consumer_module
 from services.aggregator.consumer import SignalConsumer
+from services.aggregator.processing import BatchOutcome
 from services.aggregator.settings import AggregatorSettings
 
 TP = TopicPartition("signals-anonymised.v1", 1)
@@ -116,3 +121,35 @@ async def test_records_past_a_stored_position_that_retention_deleted_are_applied
     lane = TP.partition % consumer.lanes
     with pytest.raises(ReachedTheDatabase):  # the batch from 10 goes on to be applied
         await consumer._apply(pending.pop(lane), lane)
+
+
+class OneConnection:
+    """A pool whose connection goes to the patched `process_batch`."""
+
+    @contextlib.asynccontextmanager
+    async def acquire(self) -> AsyncIterator[None]:
+        yield None
+
+
+async def test_a_batch_with_an_offset_missing_is_applied_up_to_it_and_read_again_after(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    applied: list[dict] = []
+
+    async def process_batch(conn, parsed, moves, areas, *, now, trend_days) -> BatchOutcome:
+        applied.append(dict(moves))
+        return BatchOutcome(len(parsed), 0, 0)
+
+    monkeypatch.setattr(consumer_module, "process_batch", process_batch)
+    consumer, fake = _consumer()
+    consumer.pool = OneConnection()  # type: ignore[assignment]
+    consumer._seek(TP, 0)
+    pending: dict = {}
+    consumer._hold(pending, *await consumer._fetch(100))  # 0-4
+    fake.position = 8  # 5-7 never handed out, and no seek said so
+    consumer._hold(pending, *await consumer._fetch(100))  # 8-12, joining 0-4 in the lane
+    lane = TP.partition % consumer.lanes
+    await consumer._apply(pending.pop(lane), lane)
+
+    assert applied == [{TP.partition: (0, 5, 5)}]  # 0-4 only: the stored position stops at 5
+    assert consumer.positions[TP] == 5 and fake.position == 5  # and reading resumes there
