@@ -28,7 +28,6 @@ __all__ = [
     "Change",
     "FeedState",
     "add_response",
-    "apply_published",
     "apply_published_all",
     "apply_retired",
     "cap_index",
@@ -144,14 +143,6 @@ async def _record_change(
 
 
 Cap = tuple[str, str, str | None]  # a place prompt's CAP message: (identifier, msg_type, refs)
-
-
-async def apply_published(
-    conn: asyncpg.Connection, prompt: PromptPublished, entry: dict[str, Any], cap: Cap | None
-) -> Change | None:
-    """`apply_published_all` of one prompt."""
-    (change,) = await apply_published_all(conn, [(prompt, entry, cap)])
-    return change
 
 
 async def apply_published_all(

@@ -63,7 +63,8 @@ async def test_pages_and_feeds_repeat_from_memory_and_follow_changes_notified_by
     async def publish(conn: asyncpg.Connection, event: PromptPublished) -> repo.Change | None:
         entry = entry_from_prompt(event, base_url=settings.base_url, tag_authority=settings.tag_authority)
         async with conn.transaction():  # the unit of work is the caller's (ADR 0006)
-            return await repo.apply_published(conn, event, entry.as_json(), None)
+            (change,) = await repo.apply_published_all(conn, [(event, entry.as_json(), None)])
+            return change
 
     change = await _elsewhere(settings.database_dsn(), lambda conn: publish(conn, prompt))
     await _until(lambda: hub.seen_seq is not None and hub.seen_seq >= change.seq)
