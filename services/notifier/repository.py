@@ -225,11 +225,17 @@ def _follows(area_kind: str, sensitivity: str, alias: str = "s") -> str:
 
 
 async def fan_out_instant(conn: asyncpg.Connection, event: PromptPublished) -> int:
-    """One outbox row per instant subscriber who follows the change (in the caller's transaction)."""
+    """One outbox row per instant subscriber who follows the change (in the caller's transaction).
+
+    Only revisions published since the alert was confirmed are news to its subscriber, as digests
+    count only changes after confirmation: a new consumer group (a fresh deployment, a reset) reads
+    the topic from its start and must not mail everything it retained. `published_at` is coarsened
+    down to the minute, so a revision of the confirmation's own minute still counts."""
     done = await conn.execute(
         "INSERT INTO notifier.outbox (subscription_id, kind, prompt_id, revision)"
         " SELECT s.subscription_id, 'instant', $4, $5 FROM notifier.subscriptions s"
         " WHERE s.status = 'active' AND s.frequency = 'instant'"
+        " AND s.confirmed_at < $6::timestamptz + interval '1 minute'"
         " AND $1::text IS NOT NULL AND $2::text[] IS NOT NULL"  # every parameter typed, whichever is used
         f" AND {_follows(str(event.area_kind), str(event.sensitivity))}"
         " AND (cardinality(s.categories) = 0 OR $3 = ANY(s.categories))"
@@ -239,6 +245,7 @@ async def fan_out_instant(conn: asyncpg.Connection, event: PromptPublished) -> i
         str(event.category),
         event.prompt_id,
         event.revision,
+        event.published_at,
     )
     return int(done.split()[-1])
 
