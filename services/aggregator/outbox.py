@@ -101,8 +101,7 @@ async def relay_forever(
                 if listener is None or _gone(listener):
                     if listener is not None:
                         old, listener = listener, None
-                        with contextlib.suppress(Exception):
-                            await pool.release(old)
+                        await _unlisten(pool, old, wakeup)
                     listener = await _listen(pool, wakeup)
                 wakeup.clear()  # before reading: a commit from here on wakes the next round
                 if await relay_once(pool, producer, limit) == limit:
@@ -115,7 +114,7 @@ async def relay_forever(
             await wakeup.wait(interval)
     finally:
         if listener is not None and not _gone(listener):
-            await pool.release(listener)
+            await _unlisten(pool, listener, wakeup)
 
 
 def _gone(conn: asyncpg.Connection) -> bool:
@@ -126,6 +125,15 @@ def _gone(conn: asyncpg.Connection) -> bool:
         return closed
     except asyncpg.InterfaceError:
         return True
+
+
+async def _unlisten(pool: asyncpg.Pool, conn: asyncpg.Connection, wakeup: Wakeup) -> None:
+    """Give the listening connection back to the pool without its listener (the pool's reset runs
+    UNLISTEN, but asyncpg warns of a connection released with a callback still attached)."""
+    with contextlib.suppress(Exception):
+        await conn.remove_listener(CHANNEL, wakeup.set)
+    with contextlib.suppress(Exception):
+        await pool.release(conn)
 
 
 async def _listen(pool: asyncpg.Pool, wakeup: Wakeup) -> asyncpg.Connection | None:
