@@ -241,5 +241,12 @@ async def signal_rows(conn: asyncpg.Connection) -> int:
 
 
 async def clear_cells(conn: asyncpg.Connection) -> None:
-    """Forget every kept count (state changed beneath them): the next batches recompute what they read."""
+    """Forget every kept count (state changed beneath them): the next batches recompute what they read.
+
+    The table is locked first, against every other writer: a DELETE of all rows locks them in the
+    heap's order, while other lanes and replicas upsert theirs in key order, and the two orders
+    deadlocked (PostgreSQL then fails one batch, which is read again). The lock waits for writers in
+    flight to commit and holds new ones until this transaction ends, so it also clears what they kept.
+    """
+    await conn.execute("LOCK TABLE aggregator.place_cells IN SHARE ROW EXCLUSIVE MODE")
     await conn.execute("DELETE FROM aggregator.place_cells")
