@@ -227,10 +227,10 @@ def _follows(area_kind: str, sensitivity: str, alias: str = "s") -> str:
 async def fan_out_instant(conn: asyncpg.Connection, event: PromptPublished) -> int:
     """One outbox row per instant subscriber who follows the change (in the caller's transaction).
 
-    Only revisions published since the alert was confirmed are news to its subscriber, as digests
-    count only changes after confirmation: a new consumer group (a fresh deployment, a reset) reads
-    the topic from its start and must not mail everything it retained. `published_at` is coarsened
-    down to the minute, so a revision of the confirmation's own minute still counts."""
+    Only revisions published since the alert was confirmed are news to its subscriber: what the
+    notifier consumes late (it was behind, or a new consumer group read the topic from its start)
+    may be older than the alert. `published_at` is coarsened down to the minute, so a revision of
+    the confirmation's own minute still counts."""
     done = await conn.execute(
         "INSERT INTO notifier.outbox (subscription_id, kind, prompt_id, revision)"
         " SELECT s.subscription_id, 'instant', $4, $5 FROM notifier.subscriptions s"
