@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from fastapi import FastAPI
 
-from shared.contracts import Category, Sensitivity, StreetNeedChanged, Topic
+from shared.contracts import Category, PromptPublished, Sensitivity, StreetNeedChanged, Topic
 
 
 def loopback_socket() -> tuple[socket.socket, str]:
@@ -73,4 +73,29 @@ def place_need(
         period="live",
         published_at=dt.datetime(2026, 11, 22, 10, version % 60, tzinfo=dt.UTC),
         version=version,
+    )
+
+
+def street_prompt(
+    street_id: str,
+    prompt_id: str,
+    title: str,
+    *,
+    revision: int = 1,
+    category: Category | str = Category.FLY_TIPPING,
+    published_at: dt.datetime | None = None,
+) -> PromptPublished:
+    """A place prompt on one street (published now unless given), as the prompter publishes it."""
+    return PromptPublished(
+        prompt_id=prompt_id,
+        revision=revision,
+        area_id=street_id,
+        area_kind="street",
+        area_name="Test street",
+        street_ids=(street_id,),
+        category=Category(category),
+        sensitivity=Sensitivity.PLACE,
+        title=title,
+        body="Bags dumped by the bins.",
+        published_at=published_at or dt.datetime.now(dt.UTC),
     )

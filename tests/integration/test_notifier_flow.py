@@ -26,7 +26,7 @@ from shared.contracts import PROMPTS, PromptPublished
 from shared.dead_letters import read_dead_letters
 from shared.gazetteer.selection import Areas
 from shared.refusals import Refusal
-from tests.support import loopback_socket, serve
+from tests.support import loopback_socket, serve, street_prompt
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -53,18 +53,12 @@ async def _eventually(check, what: str, attempts: int = 600):
 
 
 def _prompt(street_id: str, random_id: str, n: int, revision: int = 1, category: str = "fly_tipping"):
-    return PromptPublished(
-        prompt_id=f"street:{street_id}:{category}:{random_id}-{n}",
+    return street_prompt(
+        street_id,
+        f"street:{street_id}:{category}:{random_id}-{n}",
+        f"Prompt {random_id}-{n} r{revision}",
         revision=revision,
-        area_id=street_id,
-        area_kind="street",
-        area_name="Test street",
-        street_ids=(street_id,),
         category=category,
-        sensitivity="place",
-        title=f"Prompt {random_id}-{n} r{revision}",
-        body="Bags dumped by the bins.",
-        published_at=dt.datetime.now(dt.UTC),
     )
 
 

@@ -14,6 +14,7 @@ from services.notifier.consume import apply_events
 from services.notifier.main import MIGRATIONS
 from shared.contracts import PromptPublished
 from shared.db import apply_migrations, create_pool
+from tests.support import street_prompt
 
 pytestmark = pytest.mark.integration
 
@@ -21,18 +22,9 @@ CONFIRMED = dt.datetime(2026, 11, 27, 10, 0, 45, tzinfo=dt.UTC)
 
 
 def _prompt(street: str, n: int, published_at: dt.datetime, revision: int = 1) -> PromptPublished:
-    return PromptPublished(
-        prompt_id=f"street:{street}:litter:{n}",
-        revision=revision,
-        area_id=street,
-        area_kind="street",
-        area_name="News street",
-        street_ids=(street,),
-        category="litter",
-        sensitivity="place",
-        title=f"Litter {n}",
-        body="Litter by the bins.",
-        published_at=published_at,
+    prompt_id = f"street:{street}:litter:{n}"
+    return street_prompt(
+        street, prompt_id, f"Litter {n}", revision=revision, category="litter", published_at=published_at
     )
 
 
