@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from shapely.geometry import mapping
 
 from shared.contracts import Category, StreetNeedChanged
+from shared.gazetteer.geojson import shape_json
 from shared.http import Problem, operator_token
 
 from . import repository as repo
@@ -137,7 +137,9 @@ async def get_needs_geojson(
             {
                 "type": "Feature",
                 "id": f"{need['area_id']}:{need['category']}",
-                "geometry": mapping(geometry) if geometry is not None else None,
+                # As the residents' maps draw it: simplified by ~2 m and rounded to ~1 m, not every
+                # OpenStreetMap vertex to the centimetre (smaller, and no finer than a need needs).
+                "geometry": shape_json(geometry) if geometry is not None else None,
                 "properties": need,
             }
         )
