@@ -1,4 +1,4 @@
-"""What the aggregator holds while it runs, built at startup; routes take it via `aggregator_context`."""
+"""What the aggregator holds while it runs, built at startup; routes take it as `context: Context`."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ from typing import Annotated
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from shared.service import running_context
 
 from .areas import Areas
 from .consumer import SignalConsumer
 
-__all__ = ["AggregatorContext", "Context", "aggregator_context"]
+__all__ = ["AggregatorContext", "Context"]
 
 
 @dataclass(frozen=True)
@@ -23,12 +23,6 @@ class AggregatorContext:
     areas: Areas  # streets, wards and publication units with their shapes, for the process's life
     producer: AIOKafkaProducer  # the outbox relay's (it publishes tombstones)
     consumer: SignalConsumer
-
-
-def aggregator_context(request: Request) -> AggregatorContext:
-    """FastAPI dependency: the running aggregator's context."""
-    context: AggregatorContext = request.app.state.runtime.context
-    return context
 
 
 # What a route declares to be given the context: `context: Context`.

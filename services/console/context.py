@@ -1,4 +1,4 @@
-"""What the console holds while it runs, built at startup and reached by routes through `console_context`."""
+"""What the console holds while it runs, built at startup; routes take it as `context: Context`."""
 
 from __future__ import annotations
 

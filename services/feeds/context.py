@@ -1,4 +1,4 @@
-"""What the feeds service holds while it runs, built at startup; routes take it via `feeds_context`."""
+"""What the feeds service holds while it runs, built at startup; routes take it as `context: Context`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What ingest holds while it runs, built at startup; routes take it via `ingest_context`."""
+"""What ingest holds while it runs, built at startup; routes take it as `context: Context`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import asyncpg
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from shared.gazetteer.model import Gazetteer
 from shared.service import running_context
@@ -15,7 +15,7 @@ from .auth import RateLimiter
 from .pipeline import Pipeline
 from .settings import IngestSettings
 
-__all__ = ["Context", "IngestContext", "ingest_context"]
+__all__ = ["Context", "IngestContext"]
 
 
 @dataclass(frozen=True)
@@ -25,12 +25,6 @@ class IngestContext:
     gazetteer: Gazetteer
     limiter: RateLimiter  # per council system's key
     pipeline: Pipeline  # anonymise, place and publish: every way in goes through it
-
-
-def ingest_context(request: Request) -> IngestContext:
-    """FastAPI dependency: the running ingest service's context."""
-    context: IngestContext = request.app.state.runtime.context
-    return context
 
 
 # What a route declares to be given the context: `context: Context`.

@@ -1,4 +1,4 @@
-"""What the notifier holds while it runs, built at startup; pages take it via `notifier_context`."""
+"""What the notifier holds while it runs, built at startup; pages take it as `context: Context`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What the partner service holds while it runs, built at startup; routes take it via `partners_context`."""
+"""What the partner service holds while it runs, built at startup; routes take it as `context: Context`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import asyncpg
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from shared.ratelimit import TokenBucket
 from shared.service import running_context
@@ -14,7 +14,7 @@ from shared.service import running_context
 from .geometry import AreaGeometry
 from .settings import PartnersSettings
 
-__all__ = ["Context", "PartnersContext", "partners_context"]
+__all__ = ["Context", "PartnersContext"]
 
 
 @dataclass(frozen=True)
@@ -33,12 +33,6 @@ class PartnersContext:
             geometry=geometry,
             replay_limiter=TokenBucket(per_hour / 60.0, burst=per_hour),
         )
-
-
-def partners_context(request: Request) -> PartnersContext:
-    """FastAPI dependency: the running partner service's context."""
-    context: PartnersContext = request.app.state.runtime.context
-    return context
 
 
 # What a route declares to be given the context: `context: Context`.

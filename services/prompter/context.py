@@ -1,4 +1,4 @@
-"""What the prompter holds while it runs, built at startup; routes take it via `prompter_context`."""
+"""What the prompter holds while it runs, built at startup; routes take it as `context: Context`."""
 
 from __future__ import annotations
 
