@@ -27,7 +27,7 @@ from shared.kafka import dead_letter, validation_errors
 from . import repository as repo
 from .areas import Area, Areas
 from .outbox import notify_committed
-from .state import Cell, reduce_batch, stats_of_cells
+from .state import Cell, cells_of_rows, folded_rows, reduce_batch, stats_of_cells
 from .subjects import canonical_events, without_pseudonyms
 from .views import LIVE, NeedKey, diff, place_views, place_withheld
 
@@ -166,7 +166,7 @@ async def refresh_place(
         stale = wanted - kept.keys() - fresh.keys()
         if moved is None:
             stale |= cells & wanted
-        counted = await repo.cell_counts(conn, now, trend_days, PLACE_CATEGORIES, cells=stale)
+        counted = await repo.cell_counts(conn, now, trend_days, PLACE_CATEGORIES, stale)
         for key, cell in counted.items():  # trusted for CELL_TRUST at most, whatever it says
             fresh[key] = cell.moved(NO_ROWS, NO_ROWS, until=_trusted_until(now, key))
         await repo.save_cells(conn, fresh)
@@ -203,20 +203,20 @@ async def process_batch(
         delta = reduce_batch(await canonical_events(conn, events, relinked))
         # The place rows the fold changes: its raises, and the rows its withdrawals may end (locked,
         # so that their counts before and after the fold differ by this batch's change alone).
-        changed = await repo.lock_rows(conn, delta.raised, delta.withdrawn, PLACE_CATEGORIES)
-        # Moving kept counts costs reading the batch's rows twice; recounting its cells costs reading
-        # every row of them: the cheaper, by the state's size (either gives the same counts).
+        locked = await repo.lock_rows(conn, delta.raised, delta.withdrawn, PLACE_CATEGORIES)
+        changed = locked.changed
+        # Moving kept counts costs counting the batch's rows before and after the fold (here, from what
+        # the lock read); recounting its cells costs reading every row of them: the cheaper, by the
+        # state's size (either gives the same counts).
         moving = bool(changed) and await repo.signal_rows(conn) >= RECOUNT_UNDER * len(changed)
-        before: dict[tuple[str, str], Cell] = {}
-        if moving:
-            before = await repo.cell_counts(conn, now, trend_days, PLACE_CATEGORIES, rows=changed)
         await repo.apply_delta(conn, delta)
         place_cells = {(s, c) for s, c, _ in changed}
         changes = 0
         if place_cells:
             moved = None
             if moving:
-                moved = before, await repo.cell_counts(conn, now, trend_days, PLACE_CATEGORIES, rows=changed)
+                rows = folded_rows(changed, locked.raised, locked.withdrawn, delta)
+                moved = cells_of_rows(rows[0], now, trend_days), cells_of_rows(rows[1], now, trend_days)
             changes = await refresh_place(
                 conn, areas, place_cells, now, trend_days, moved=moved, recount=bool(relinked)
             )

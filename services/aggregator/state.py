@@ -26,10 +26,13 @@ if TYPE_CHECKING:
 __all__ = [
     "BatchDelta",
     "Cell",
+    "CountedRow",
     "PlaceStats",
     "SignalRow",
     "SignalState",
     "active_subjects",
+    "cells_of_rows",
+    "folded_rows",
     "is_active",
     "person_memberships",
     "place_stats",
@@ -40,6 +43,8 @@ __all__ = [
 K = TypeVar("K")
 RaiseKey = tuple[str, str, str]  # (street_id, category, subject_key)
 WithdrawKey = tuple[str, str]  # (subject_key, category)
+CountedRow = tuple[str, str, dt.datetime, dt.datetime | None]  # (street, category, raised_at, withdrawn_at)
+ZERO = dt.timedelta(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +168,102 @@ class Cell:
             max(froms) if froms else None,
             min(untils) if untils else None,
         )
+
+
+def _span(
+    raised: dt.datetime,
+    ended: dt.datetime | None,
+    offsets: tuple[dt.timedelta, ...],
+    now: dt.datetime,
+    window: dt.timedelta,
+) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """A row's last break at or before `now` and first after it (None: no such break)."""
+    since = until = None
+    for offset in offsets:  # ascending, so the breaks are too
+        at = raised + offset
+        if at <= now:
+            since = at
+        else:
+            until = at
+            break
+    if ended is not None:
+        for at in (ended, ended + window):
+            if at <= now:
+                since = at if since is None or at > since else since
+            elif until is None or at < until:
+                until = at
+    return since, until
+
+
+def cells_of_rows(
+    rows: Iterable[CountedRow], now: dt.datetime, trend_days: int
+) -> dict[tuple[str, str], Cell]:
+    """`Cell`s of (street, category, raised_at, withdrawn_at) rows of place categories: their counts
+    at `now` (`place_stats`) and the span around `now` in which none of them changes by itself, as
+    `repository.cell_counts` computes them in PostgreSQL (tested to agree); a cell per key with rows.
+
+    A row's counts change only at its breaks: its raise, expiry (+ lifetime) and the trend windows
+    sliding past it (+ W, + 2W), and, for a withdrawal at or after the raise, the withdrawal and the
+    window sliding past that. A batch's own rows are counted here, in one pass of comparisons with
+    cut-offs computed once, rather than read back from the database.
+    """
+    window = dt.timedelta(days=trend_days)
+    this_from, last_from = now - window, now - 2 * window
+    per_category: dict[str, tuple[dt.datetime, tuple[dt.timedelta, ...]]] = {}
+    acc: dict[tuple[str, str], list] = {}
+    for street, category, raised, withdrawn in rows:
+        if (known := per_category.get(category)) is None:
+            lifetime = dt.timedelta(days=info(category).lifetime_days)
+            known = per_category[category] = (
+                now - lifetime,
+                tuple(sorted({ZERO, lifetime, window, 2 * window})),
+            )
+        expired, offsets = known
+        if (a := acc.get((street, category))) is None:
+            a = acc[(street, category)] = [0, 0, 0, 0, None, None]
+        ended = withdrawn is not None and withdrawn >= raised
+        if raised <= now:
+            if not ended and raised > expired:
+                a[0] += 1
+            if raised > this_from:
+                a[2] += 1
+            elif raised > last_from:
+                a[3] += 1
+        if ended and this_from < withdrawn <= now:
+            a[1] += 1
+        since, until = _span(raised, withdrawn if ended else None, offsets, now, window)
+        if since is not None and (a[4] is None or since > a[4]):
+            a[4] = since
+        if until is not None and (a[5] is None or until < a[5]):
+            a[5] = until
+    return {key: Cell(*a) for key, a in acc.items()}
+
+
+def folded_rows(
+    changed: Iterable[RaiseKey],
+    stored_raised: Mapping[RaiseKey, dt.datetime],
+    stored_withdrawn: Mapping[WithdrawKey, dt.datetime],
+    delta: BatchDelta,
+) -> tuple[list[CountedRow], list[CountedRow]]:
+    """The `changed` rows as stored before a batch's fold and as the fold leaves them (later times
+    win), as `cells_of_rows` takes them: rows that do not exist before are only in the second."""
+    before: list[CountedRow] = []
+    after: list[CountedRow] = []
+    for key in changed:
+        street, category, subject = key
+        was = stored_raised.get(key)
+        ended = stored_withdrawn.get((subject, category))
+        if was is not None:
+            before.append((street, category, was, ended))
+        raised = delta.raised.get(key)
+        if raised is None or (was is not None and was >= raised):
+            raised = was
+        withdrawn = delta.withdrawn.get((subject, category))
+        if withdrawn is None or (ended is not None and ended >= withdrawn):
+            withdrawn = ended
+        if raised is not None:
+            after.append((street, category, raised, withdrawn))
+    return before, after
 
 
 def stats_of_cells(cells: Mapping[tuple[str, str], Cell]) -> PlaceStats:

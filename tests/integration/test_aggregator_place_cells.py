@@ -17,7 +17,7 @@ from services.aggregator.disclosure import DisclosurePolicy
 from services.aggregator.main import MIGRATIONS
 from services.aggregator.processing import PLACE_CATEGORIES, process_batch
 from services.aggregator.repository.cells import lines, texts
-from services.aggregator.state import Cell, place_stats
+from services.aggregator.state import Cell, cells_of_rows, place_stats
 from services.aggregator.views import place_views
 from shared.contracts import CATALOGUE, SignalAnonymised
 from shared.db import apply_migrations
@@ -72,7 +72,7 @@ async def test_counted_cells_hold_over_their_span(stack, fresh_database_url, ran
         )
         rows = await repo.rows(conn)
         wanted = {(s, c) for s in [*streets, "nowhere"] for c in PLACE_CATEGORIES}
-        cells = await repo.cell_counts(conn, NOW, TREND_DAYS, PLACE_CATEGORIES, cells=wanted)
+        cells = await repo.cell_counts(conn, NOW, TREND_DAYS, PLACE_CATEGORIES, wanted)
 
         assert set(cells) == wanted
         for key, cell in cells.items():
@@ -83,6 +83,14 @@ async def test_counted_cells_hold_over_their_span(stack, fresh_database_url, ran
                 assert counts(cell) == pure(mine, cell.valid_from, key)
             if cell.valid_until is not None:
                 assert counts(cell) == pure(mine, cell.valid_until - TICK, key)
+        # A batch counts its own rows in Python (the fold's rows as the lock read them): the same
+        # cells, spans and all, for every cell with rows.
+        counted = cells_of_rows(
+            [(r.street_id, r.category, r.raised_at, r.withdrawn_at) for r in rows], NOW, TREND_DAYS
+        )
+        assert counted == {
+            k: c for k, c in cells.items() if any((r.street_id, r.category) == k for r in rows)
+        }
     finally:
         await conn.close()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -13,6 +14,7 @@ from shared.contracts import info
 from ..state import Cell
 
 __all__ = [
+    "LockedRows",
     "cell_counts",
     "clear_cells",
     "columns",
@@ -73,6 +75,8 @@ _BREAKS = (
 )
 _SINCE = ", ".join(f"CASE WHEN {b} <= $3 THEN {b} END" for b in _BREAKS)
 _UNTIL = ", ".join(f"CASE WHEN {b} > $3 THEN {b} END" for b in _BREAKS)
+_OF_CELLS = f"""(SELECT s.* FROM unnest({texts("$6")}, {texts("$7")}) AS k(street_id, category)
+                JOIN aggregator.signals s USING (street_id, category))"""
 _COUNTS = f"""SELECT s.street_id, s.category,
        count(*) FILTER (WHERE (w.withdrawn_at IS NULL OR w.withdrawn_at < s.raised_at)
                         AND s.raised_at <= $3 AND s.raised_at > l.expired_at) AS open,
@@ -83,18 +87,12 @@ _COUNTS = f"""SELECT s.street_id, s.category,
                         AND s.raised_at <= $3 - make_interval(secs => $4)) AS last,
        max(GREATEST({_SINCE})) AS valid_from,
        min(LEAST({_UNTIL})) AS valid_until
-   FROM {{rows}} s
+   FROM {_OF_CELLS} s
    JOIN (SELECT category, expired_at, make_interval(secs => secs) AS lifetime
          FROM unnest($1::text[], $2::timestamptz[], $5::float8[]) AS u(category, expired_at, secs)) AS l
      USING (category)
    LEFT JOIN aggregator.withdrawals w USING (subject_key, category)
    GROUP BY s.street_id, s.category""".replace("$3", "$3::timestamptz").replace("$4", "$4::float8")
-
-_OF_CELLS = f"""(SELECT s.* FROM unnest({texts("$6")}, {texts("$7")}) AS k(street_id, category)
-                JOIN aggregator.signals s USING (street_id, category))"""
-_OF_KEYS = f"""(SELECT s.* FROM unnest({texts("$6")}, {texts("$7")}, {texts("$8")})
-                  AS k(street_id, category, subject_key)
-                JOIN aggregator.signals s USING (street_id, category, subject_key))"""
 
 
 async def cell_counts(
@@ -102,15 +100,13 @@ async def cell_counts(
     now: dt.datetime,
     trend_days: int,
     categories: Iterable[str],
-    *,
-    cells: Iterable[Key] | None = None,
-    rows: Iterable[RaiseKey] | None = None,
+    cells: Iterable[Key],
 ) -> dict[Key, Cell]:
-    """Counts at `now` of the signal rows of `cells` (every cell listed is in the answer), or of the
-    signal `rows` with these (distinct) keys that exist, of `categories` only; each with the span it
-    holds for.
+    """Counts at `now` of the signal rows of `cells` (every cell listed is in the answer), of
+    `categories` only; each with the span it holds for.
 
-    Exact where `window` and lifetimes are whole seconds, as `signals.place_stats` (tested to agree).
+    Exact where `window` and lifetimes are whole seconds, as `signals.place_stats` and
+    `state.cells_of_rows` (tested to agree).
     """
     cats, expired = lifetimes(categories, now)
     args: list[Any] = [
@@ -120,29 +116,30 @@ async def cell_counts(
         dt.timedelta(days=trend_days).total_seconds(),
         [dt.timedelta(days=info(c).lifetime_days).total_seconds() for c in cats],
     ]
-    if cells is not None:
-        wanted = sorted(set(cells))
-        args += columns(wanted, 2)
-        sql = _COUNTS.format(rows=_OF_CELLS)
-        found: dict[Key, Cell] = {k: Cell() for k in wanted if k[1] in cats}
-    elif rows is not None:
-        keys = list(rows)  # distinct
-        args += columns(keys, 3)
-        sql = _COUNTS.format(rows=_OF_KEYS)
-        found = {}
-        if not keys:
-            return found
-    else:
-        raise ValueError("cells or rows")
+    wanted = sorted(set(cells))
+    args += columns(wanted, 2)
+    found: dict[Key, Cell] = {k: Cell() for k in wanted if k[1] in cats}
     if not cats:
         return found
     if conn.is_in_transaction():
         await conn.execute("SET LOCAL work_mem = '64MB'")  # as signals.place_stats: hash in memory
-    for r in await conn.fetch(sql, *args):
+    for r in await conn.fetch(_COUNTS, *args):
         found[(r["street_id"], r["category"])] = Cell(
             r["open"], r["closed"], r["this"], r["last"], r["valid_from"], r["valid_until"]
         )
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class LockedRows:
+    """The signal rows a fold changes or may end (`changed`: the raises' keys, which may not exist
+    yet, and the rows found through the withdrawals), with what is stored of them before it: the
+    raise times of those that exist, and their subjects' withdrawals. Enough to count them before
+    and after the fold (`state.folded_rows`) without reading them again."""
+
+    changed: list[RaiseKey]
+    raised: dict[RaiseKey, dt.datetime]
+    withdrawn: dict[tuple[str, str], dt.datetime]  # (subject_key, category)
 
 
 async def lock_rows(
@@ -150,24 +147,23 @@ async def lock_rows(
     raised: Iterable[RaiseKey],
     withdrawn: Iterable[tuple[str, str]],
     categories: Iterable[str],
-) -> list[RaiseKey]:
+) -> LockedRows:
     """Lock, until the transaction ends, the signal rows of `categories` that a fold of these raises
-    and (subject, category) withdrawals changes or may end; returns their keys (and those of the
-    raises, which may not exist yet).
+    and (subject, category) withdrawals changes or may end, and read what is stored of them.
 
     One statement in one global order: replicas folding into the same rows wait for each other
-    without deadlocks, so what a batch reads of its rows before and after its fold differs by its
+    without deadlocks, so what a batch reads of its rows differs from what its fold leaves by its
     own change alone.
     """
     cats = set(categories)
     raises = sorted(k for k in set(raised) if k[1] in cats)
     ends = sorted(k for k in set(withdrawn) if k[1] in cats)
     if not raises and not ends:
-        return []
-    # Only the rows found through the withdrawals come back: the raises' keys are known here.
+        return LockedRows([], {}, {})
+    # Rows come back with a street; withdrawals (of the raises' subjects and the rows') without.
     found = await conn.fetch(
         f"""WITH locked AS MATERIALIZED (
-               SELECT s.street_id, s.category, s.subject_key FROM aggregator.signals s
+               SELECT s.street_id, s.category, s.subject_key, s.raised_at FROM aggregator.signals s
                JOIN (SELECT * FROM unnest({texts("$1")}, {texts("$2")}, {texts("$3")})
                        AS r(street_id, category, subject_key)
                      UNION
@@ -176,14 +172,26 @@ async def lock_rows(
                      JOIN aggregator.signals e USING (subject_key, category)) AS k
                  USING (street_id, category, subject_key)
                ORDER BY 1, 2, 3 FOR UPDATE OF s)
-           SELECT l.street_id, l.category, l.subject_key FROM locked l
-           JOIN unnest({texts("$4")}, {texts("$5")}) AS w(subject_key, category)
+           SELECT street_id, category, subject_key, raised_at, NULL::timestamptz AS withdrawn_at FROM locked
+           UNION ALL
+           SELECT NULL, w.category, w.subject_key, NULL, w.withdrawn_at FROM aggregator.withdrawals w
+           JOIN (SELECT * FROM unnest({texts("$3")}, {texts("$2")}) AS r(subject_key, category)
+                 UNION
+                 SELECT subject_key, category FROM locked) AS p
              USING (subject_key, category)""",
         *columns(raises, 3),
         *columns(ends, 2),
     )
+    stored_raised: dict[RaiseKey, dt.datetime] = {}
+    stored_withdrawn: dict[tuple[str, str], dt.datetime] = {}
+    for street_id, category, subject_key, raised_at, withdrawn_at in found:
+        if street_id is None:
+            stored_withdrawn[(subject_key, category)] = withdrawn_at
+        else:
+            stored_raised[(street_id, category, subject_key)] = raised_at
     mine = set(raises)
-    return raises + [k for r in found if (k := (r["street_id"], r["category"], r["subject_key"])) not in mine]
+    changed = raises + [k for k in stored_raised if k not in mine]
+    return LockedRows(changed, stored_raised, stored_withdrawn)
 
 
 async def load_cells(conn: asyncpg.Connection, keys: Iterable[Key], now: dt.datetime) -> dict[Key, Cell]:

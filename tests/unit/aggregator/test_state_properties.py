@@ -19,10 +19,14 @@ from services.aggregator.disclosure import (
     tally,
 )
 from services.aggregator.state import (
+    Cell,
     SignalState,
     active_subjects,
+    cells_of_rows,
+    folded_rows,
     person_memberships,
     place_stats,
+    reduce_batch,
 )
 from services.aggregator.views import diff, person_views, place_views
 from shared.contracts import Sensitivity, SignalAnonymised, info
@@ -110,6 +114,76 @@ def test_rebuild_in_any_batching_and_order_equals_live(stream, cuts, rnd) -> Non
         rebuilt.apply(batch)
     assert rebuilt == live
     assert active_subjects(rebuilt.rows(), NOW) == active_subjects(live.rows(), NOW)
+
+
+def _place_rows(state: SignalState) -> list:
+    return [
+        (r.street_id, r.category, r.raised_at, r.withdrawn_at)
+        for r in state.rows()
+        if info(r.category).sensitivity is Sensitivity.PLACE
+    ]
+
+
+# Place signals of few subjects, often withdrawn: batches meet the rows stored before them.
+place_streams = st.lists(
+    st.builds(
+        event,
+        st.sampled_from(sorted(ADDRESSES)),
+        st.sampled_from([c for c in CATEGORIES if info(c).sensitivity is Sensitivity.PLACE]),
+        st.integers(0, 6),
+        st.integers(0, 100),
+        st.integers(0, 23),
+        st.sampled_from([False, False, True]),
+    ),
+    min_size=1,
+    max_size=120,
+)
+
+
+@FAST
+@given(place_streams, place_streams, st.integers(-24 * 120, 24 * 30))
+def test_a_batch_moves_kept_counts_to_the_folded_states(stored, batch, hours) -> None:
+    """What a batch does to its place cells, counted from its own rows as the lock reads them
+    (`folded_rows`, `cells_of_rows`), is what a recount of the folded state gives."""
+    now = NOW + dt.timedelta(hours=hours)
+    state = SignalState()
+    state.apply(stored)
+    kept = cells_of_rows(_place_rows(state), now, 30)
+    delta = reduce_batch(batch)
+    place = {c for c in CATEGORIES if info(c).sensitivity is Sensitivity.PLACE}
+    # The rows the fold changes or may end (its raises; the rows its withdrawals reach), as stored.
+    changed = sorted(
+        {k for k in delta.raised if k[1] in place}
+        | {k for k in state.raised if k[1] in place and (k[2], k[1]) in delta.withdrawn}
+    )
+    stored_raised = {k: state.raised[k] for k in changed if k in state.raised}
+    stored_withdrawn = {(k[2], k[1]): w for k in changed if (w := state.withdrawn.get((k[2], k[1])))}
+    before, after = (
+        cells_of_rows(rows, now, 30) for rows in folded_rows(changed, stored_raised, stored_withdrawn, delta)
+    )
+
+    state.apply(batch)
+    truth = place_stats(state.rows(), now, 30)
+    recount = cells_of_rows(_place_rows(state), now, 30)
+    for key in {(s, c) for s, c, _ in changed}:
+        cell = kept.get(key, Cell()).moved(before.get(key, Cell()), after.get(key, Cell()))
+        counts = (cell.open, cell.closed, cell.this_window, cell.last_window)
+        expected = tuple(
+            m.get(key, 0) for m in (truth.open, truth.closed, truth.this_window, truth.last_window)
+        )
+        assert counts == expected
+        assert cell.holds_at(now)
+        # The moved span is within the recounted one (it may be narrower, never wider).
+        full = recount.get(key, Cell())
+        if full.valid_from is not None:
+            assert cell.valid_from is not None and cell.valid_from >= full.valid_from
+        if full.valid_until is not None:
+            assert cell.valid_until is not None and cell.valid_until <= full.valid_until
+    for key, cell in recount.items():
+        counts = (cell.open, cell.closed, cell.this_window, cell.last_window)
+        assert counts == tuple(
+            m.get(key, 0) for m in (truth.open, truth.closed, truth.this_window, truth.last_window)
+        )
 
 
 @FAST
