@@ -40,6 +40,7 @@ __all__ = [
     "Parsed",
     "parse_record",
     "process_batch",
+    "refresh_due",
     "refresh_forever",
     "refresh_place",
 ]
@@ -229,14 +230,42 @@ async def process_batch(
     return BatchOutcome(len(events), len(dead), changes)
 
 
+async def refresh_due(conn: asyncpg.Connection, areas: Areas, now: dt.datetime, trend_days: int) -> int:
+    """Publish what time alone changed (signals expired, trend windows slid); the number of changes.
+
+    The whole place state is counted without locks, to find the needs a recount would change; only
+    their areas are then refreshed, under their locks, as a batch would (`refresh_place`). Counting
+    the whole state under every area's lock held the consumer's lanes for the length of the count
+    (0.5-1 s on the live bench's state): a stall of the whole live path once a minute. Anything a
+    refresh of areas cannot reach (a need published for an area that no longer holds streets) takes
+    the full recount under every lock.
+    """
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        previous = await repo.load_previous(conn, sensitivity="place")
+        stats = await repo.place_stats(conn, now, trend_days, PLACE_CATEGORIES)
+    views = place_views(stats, areas)
+    due = {c.key for c in diff(views, previous, set(views) | {k for k, p in previous.items() if p.live}, now)}
+    if not due:
+        return 0
+    cells = set()
+    for area_id, category in due:
+        area = areas.area(area_id)
+        cells |= {(s, category) for s in area.street_ids} if area else set()
+    async with conn.transaction():
+        reachable = due <= _placed(areas, cells)[1]
+        changes = await refresh_place(conn, areas, cells if reachable else None, now, trend_days)
+        if changes:
+            await notify_committed(conn)
+    return changes
+
+
 async def refresh_forever(pool: asyncpg.Pool, areas: Areas, *, interval: float, trend_days: int) -> None:
-    """Re-evaluate every place area now and then: signals expire and trend windows slide without events."""
+    """Re-evaluate the place needs now and then: signals expire and trend windows slide without events."""
     while True:
         await asyncio.sleep(interval)
         try:
-            async with pool.acquire() as conn, conn.transaction():
-                if await refresh_place(conn, areas, None, dt.datetime.now(dt.UTC), trend_days):
-                    await notify_committed(conn)
+            async with pool.acquire() as conn:
+                await refresh_due(conn, areas, dt.datetime.now(dt.UTC), trend_days)
         except asyncio.CancelledError:
             raise
         except Exception:

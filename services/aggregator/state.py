@@ -14,7 +14,7 @@ import datetime as dt
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared.contracts import Sensitivity, SignalAnonymised, info
 
@@ -210,7 +210,7 @@ def cells_of_rows(
     window = dt.timedelta(days=trend_days)
     this_from, last_from = now - window, now - 2 * window
     per_category: dict[str, tuple[dt.datetime, tuple[dt.timedelta, ...]]] = {}
-    acc: dict[tuple[str, str], list] = {}
+    acc: dict[tuple[str, str], list[Any]] = {}  # Cell's fields, in order
     for street, category, raised, withdrawn in rows:
         if (known := per_category.get(category)) is None:
             lifetime = dt.timedelta(days=info(category).lifetime_days)
@@ -221,17 +221,17 @@ def cells_of_rows(
         expired, offsets = known
         if (a := acc.get((street, category))) is None:
             a = acc[(street, category)] = [0, 0, 0, 0, None, None]
-        ended = withdrawn is not None and withdrawn >= raised
+        ended = withdrawn if withdrawn is not None and withdrawn >= raised else None
         if raised <= now:
-            if not ended and raised > expired:
+            if ended is None and raised > expired:
                 a[0] += 1
             if raised > this_from:
                 a[2] += 1
             elif raised > last_from:
                 a[3] += 1
-        if ended and this_from < withdrawn <= now:
+        if ended is not None and this_from < ended <= now:
             a[1] += 1
-        since, until = _span(raised, withdrawn if ended else None, offsets, now, window)
+        since, until = _span(raised, ended, offsets, now, window)
         if since is not None and (a[4] is None or since > a[4]):
             a[4] = since
         if until is not None and (a[5] is None or until < a[5]):

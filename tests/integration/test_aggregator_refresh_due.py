@@ -1,0 +1,83 @@
+"""The periodic refresh publishes what time alone changed, locking only the areas that change: a lane
+holding another area's lock does not hold it up (it used to count the whole state under every lock)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+
+import asyncpg
+import pytest
+
+from services.aggregator import repository as repo
+from services.aggregator.areas import Areas
+from services.aggregator.disclosure import DisclosurePolicy
+from services.aggregator.main import MIGRATIONS
+from services.aggregator.processing import process_batch, refresh_due, refresh_place
+from shared.contracts import CATALOGUE, Category, SignalAnonymised
+from shared.db import apply_migrations
+from shared.gazetteer import repository as gazetteer_repo
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+CATEGORY = Category.FLY_TIPPING
+LIFETIME = dt.timedelta(days=CATALOGUE[CATEGORY].lifetime_days)
+TREND_DAYS = 30
+
+
+def raised(street: str, at: dt.datetime, n: int) -> SignalAnonymised:
+    return SignalAnonymised(
+        event_id=uuid.uuid4(),
+        category=CATEGORY,
+        sensitivity=CATALOGUE[CATEGORY].sensitivity,
+        action="raised",
+        street_id=street,
+        subject_key=f"{n:064x}",
+        key_version=1,
+        occurred_at=at,
+        council_id="test",
+        source="kafka",
+    )
+
+
+async def test_refresh_publishes_expiries_locking_only_the_areas_they_change(stack, fresh_database_url):
+    conn = await asyncpg.connect(fresh_database_url)
+    other = await asyncpg.connect(fresh_database_url)
+    try:
+        await apply_migrations(conn, "aggregator", MIGRATIONS)
+        areas = Areas(await gazetteer_repo.load(conn), DisclosurePolicy())
+        by_area: dict[str, str] = {}
+        for street, area in sorted(areas.place_area_of.items()):
+            by_area.setdefault(area.area_id, street)
+        (expiring_area, expiring), (lasting_area, lasting) = sorted(by_area.items())[:2]
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        events = [raised(expiring, now - LIFETIME + dt.timedelta(hours=1), 1), raised(lasting, now, 2)]
+        await process_batch(conn, events, {0: (None, 2, 2)}, areas, now=now, trend_days=TREND_DAYS)
+        published = await repo.load_previous(conn, sensitivity="place")
+        assert published[(expiring_area, CATEGORY)].live and published[(lasting_area, CATEGORY)].live
+
+        assert await refresh_due(conn, areas, now + dt.timedelta(minutes=1), TREND_DAYS) == 0
+
+        later = now + dt.timedelta(hours=2)  # the first signal has expired, the second has not
+        async with other.transaction():  # a lane busy with the lasting street's area
+            await other.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended('aggregator.area:' || $1, 0))", lasting_area
+            )
+            changes = await asyncio.wait_for(refresh_due(conn, areas, later, TREND_DAYS), 10)
+        assert changes == 1
+        published = await repo.load_previous(conn, sensitivity="place")
+        assert not published[(expiring_area, CATEGORY)].live
+        assert published[(lasting_area, CATEGORY)].live
+        outbox = await conn.fetch("SELECT key FROM aggregator.outbox ORDER BY id")
+        assert [r["key"].decode() for r in outbox][
+            -1
+        ] == f"{expiring_area}:{CATEGORY.value}"  # its change, queued
+
+        # Nothing left for a full recount under every lock to publish.
+        async with conn.transaction():
+            assert await refresh_place(conn, areas, None, later, TREND_DAYS) == 0
+        assert await refresh_due(conn, areas, later, TREND_DAYS) == 0
+    finally:
+        await other.close()
+        await conn.close()
