@@ -1,10 +1,12 @@
-"""Test helpers: an app on a real socket (SSE, several replicas), and a place need to publish."""
+"""Test helpers: an app on a real socket (SSE, several replicas), an anonymised signal, and a place need
+and a prompt to publish."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import socket
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,7 +15,15 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from fastapi import FastAPI
 
-from shared.contracts import Category, PromptPublished, Sensitivity, StreetNeedChanged, Topic
+from shared.contracts import (
+    CATALOGUE,
+    Category,
+    PromptPublished,
+    Sensitivity,
+    SignalAnonymised,
+    StreetNeedChanged,
+    Topic,
+)
 
 
 def loopback_socket() -> tuple[socket.socket, str]:
@@ -54,6 +64,31 @@ async def group_at_end(bootstrap: str, group_id: str, topic: Topic) -> None:
         await consumer.commit({tp: OffsetAndMetadata(end, "") for tp, end in ends.items()})
     finally:
         await consumer.stop()
+
+
+def anonymised(
+    street_id: str,
+    category: str,
+    subject_key: str,
+    at: dt.datetime,
+    *,
+    action: str = "raised",
+    previous: tuple[str, ...] = (),
+) -> SignalAnonymised:
+    """A SignalAnonymised as ingest sends it (a rotated key's event names the keys before it)."""
+    return SignalAnonymised(
+        event_id=uuid.uuid4(),
+        category=category,
+        sensitivity=CATALOGUE[category].sensitivity,
+        action=action,
+        street_id=street_id,
+        subject_key=subject_key,
+        key_version=2 if previous else 1,
+        previous_keys=previous,
+        occurred_at=at,
+        council_id="test",
+        source="kafka",
+    )
 
 
 def place_need(

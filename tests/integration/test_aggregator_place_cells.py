@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import uuid
 
 import asyncpg
 import pytest
@@ -22,6 +21,7 @@ from services.aggregator.views import place_views
 from shared.contracts import CATALOGUE, SignalAnonymised
 from shared.db import apply_migrations
 from shared.gazetteer import repository as gazetteer_repo
+from tests.support import anonymised
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -99,19 +99,9 @@ def event(
     rnd: random.Random, street: str, subject: str, now: dt.datetime, *, previous: tuple[str, ...] = ()
 ) -> SignalAnonymised:
     category = rnd.choice(PLACE_CATEGORIES)
-    return SignalAnonymised(
-        event_id=uuid.uuid4(),
-        category=category,
-        sensitivity=CATALOGUE[category].sensitivity,
-        action="withdrawn" if rnd.random() < 0.25 else "raised",
-        street_id=street,
-        subject_key=subject,
-        key_version=2 if previous else 1,
-        previous_keys=previous,
-        occurred_at=edge_time(rnd, now, CATALOGUE[category].lifetime_days),
-        council_id="test",
-        source="kafka",
-    )
+    at = edge_time(rnd, now, CATALOGUE[category].lifetime_days)
+    action = "withdrawn" if rnd.random() < 0.25 else "raised"
+    return anonymised(street, category, subject, at, action=action, previous=previous)
 
 
 @pytest.mark.parametrize("recount_under", [0, 10**9], ids=["moving", "recounting"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import uuid
 
 import asyncpg
 import pytest
@@ -18,6 +17,7 @@ from services.aggregator.processing import process_batch, refresh_due, refresh_p
 from shared.contracts import CATALOGUE, Category, SignalAnonymised
 from shared.db import apply_migrations
 from shared.gazetteer import repository as gazetteer_repo
+from tests.support import anonymised
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -27,18 +27,7 @@ TREND_DAYS = 30
 
 
 def raised(street: str, at: dt.datetime, n: int) -> SignalAnonymised:
-    return SignalAnonymised(
-        event_id=uuid.uuid4(),
-        category=CATEGORY,
-        sensitivity=CATALOGUE[CATEGORY].sensitivity,
-        action="raised",
-        street_id=street,
-        subject_key=f"{n:064x}",
-        key_version=1,
-        occurred_at=at,
-        council_id="test",
-        source="kafka",
-    )
+    return anonymised(street, CATEGORY, f"{n:064x}", at)
 
 
 async def test_refresh_publishes_expiries_locking_only_the_areas_they_change(stack, fresh_database_url):
