@@ -216,8 +216,8 @@ async def process_batch(
         if place_cells:
             moved = None
             if moving:
-                rows = folded_rows(changed, locked.raised, locked.withdrawn, delta)
-                moved = cells_of_rows(rows[0], now, trend_days), cells_of_rows(rows[1], now, trend_days)
+                before, after = folded_rows(changed, locked.raised, locked.withdrawn, delta)
+                moved = cells_of_rows(before, now, trend_days), cells_of_rows(after, now, trend_days)
             changes = await refresh_place(
                 conn, areas, place_cells, now, trend_days, moved=moved, recount=bool(relinked)
             )
@@ -247,12 +247,12 @@ async def refresh_due(conn: asyncpg.Connection, areas: Areas, now: dt.datetime, 
     due = {c.key for c in diff(views, previous, set(views) | {k for k, p in previous.items() if p.live}, now)}
     if not due:
         return 0
-    cells = set()
-    for area_id, category in due:
-        area = areas.area(area_id)
-        cells |= {(s, category) for s in area.street_ids} if area else set()
+    cells = {
+        (s, category) for area_id, category in due if (area := areas.area(area_id)) for s in area.street_ids
+    }
+    _, scope = _placed(areas, cells)
     async with conn.transaction():
-        reachable = due <= _placed(areas, cells)[1]
+        reachable = due <= scope
         changes = await refresh_place(conn, areas, cells if reachable else None, now, trend_days)
         if changes:
             await notify_committed(conn)
