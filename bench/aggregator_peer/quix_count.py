@@ -4,7 +4,9 @@ Same input as the aggregator (`signals-anonymised.v1`, keyed by street), same br
 key, a 7-day tumbling window (the shortest place lifetime; Kafka timestamps) reduces the events
 into {category: {subject_key: 1}}: `raised` adds the subject, `withdrawn` removes it. Every update
 emits {street_id, category, count} for the event's category to an output topic. State lives in
-RocksDB with Quix's changelog topic (its durability), at-least-once. Settings come from PEER_* env.
+RocksDB with Quix's changelog topic (its durability). Settings come from PEER_* env; PEER_GUARANTEE
+is Quix's `processing_guarantee`, "at-least-once" (its default) or "exactly-once" (Kafka transactions:
+outputs, changelog and offsets commit together, as the aggregator's state and offsets do).
 
 Run: `python bench/aggregator_peer/quix_count.py` (stops on SIGTERM).
 """
@@ -42,11 +44,15 @@ def emitted(window: dict, key: str, _timestamp: int, _headers) -> dict:
 
 
 def main() -> None:
+    guarantee = os.environ.get("PEER_GUARANTEE", "at-least-once")
+    if guarantee not in ("at-least-once", "exactly-once"):
+        raise SystemExit(f"PEER_GUARANTEE must be at-least-once or exactly-once, not {guarantee!r}")
     app = Application(
         broker_address=os.environ["PEER_BOOTSTRAP"],
         consumer_group=os.environ["PEER_GROUP"],
         auto_offset_reset="earliest",
         commit_interval=1.0,
+        processing_guarantee="exactly-once" if guarantee == "exactly-once" else "at-least-once",
         state_dir=os.environ["PEER_STATE_DIR"],
         loglevel="WARNING",
     )
