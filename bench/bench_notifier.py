@@ -211,7 +211,7 @@ async def _run(env: dict[str, str]) -> list[dict]:
         # A change in yesterday's daily period, then the scheduler at the period's end.
         now = dt.datetime(2026, 11, 27, 7, 0, tzinfo=dt.UTC)
         async with pool.acquire() as conn:
-            await repo.record_change(conn, _prompt(2, now), now - dt.timedelta(hours=3))
+            await repo.record_changes(conn, [_prompt(2, now)], now - dt.timedelta(hours=3))
         tracemalloc.start()
         started = time.perf_counter()
         queued_digests = await build_due_digests(pool, settings, now)

@@ -4,6 +4,7 @@ transaction, one outbox row per instant subscriber who follows it."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Sequence
 
 import asyncpg
@@ -23,17 +24,26 @@ async def apply_event(pool: asyncpg.Pool, event: Event, now: dt.datetime) -> int
 
 
 async def apply_events(pool: asyncpg.Pool, events: Sequence[Event], now: dt.datetime) -> int:
-    """Store a poll's events in order, in one transaction (idempotent); the instant mails queued."""
+    """Store a poll's events in order, in one transaction (idempotent); the instant mails queued.
+
+    Consecutive published revisions are stored together (a few statements for the lot); a
+    retirement is stored where it comes, so a prompt retired and published again in one poll ends
+    as it would one event at a time."""
     async with pool.acquire() as conn, conn.transaction():
-        return sum([await _store(conn, event, now) for event in events])
+        queued = 0
+        for published, run in itertools.groupby(events, key=lambda e: isinstance(e, PromptPublished)):
+            if published:
+                fresh = await repo.record_changes(
+                    conn, [e for e in run if isinstance(e, PromptPublished)], now
+                )
+                queued += await repo.fan_out_instant(conn, fresh)
+            else:
+                for event in run:
+                    await _retire(conn, event, now)
+        return queued
 
 
-async def _store(conn: asyncpg.Connection, event: Event, now: dt.datetime) -> int:
-    if isinstance(event, PromptPublished):
-        if not await repo.record_change(conn, event, now):
-            return 0  # redelivered: its mails were queued the first time
-        return await repo.fan_out_instant(conn, event)
+async def _retire(conn: asyncpg.Connection, event: Event, now: dt.datetime) -> None:
     at = event.retired_at if isinstance(event, PromptRetired) else now
     prompt_id = event.prompt_id if isinstance(event, PromptRetired) else event.key
     await repo.record_retired(conn, prompt_id, at)
-    return 0

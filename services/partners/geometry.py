@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
 import asyncpg
@@ -28,6 +29,9 @@ class AreaGeometry:
 
     def __init__(self, gazetteer: Gazetteer | None = None) -> None:
         self.gazetteer = gazetteer
+        # Each change of a need stores its area's box, and an area's streets rarely change: the
+        # union of its streets' lines was a fifth of the service's CPU at 1,000 changes/s.
+        self._bbox = lru_cache(maxsize=20_000)(self._bounds)
 
     def shape(self, area_id: str, area_kind: str, street_ids: Iterable[str]) -> BaseGeometry | None:
         if self.gazetteer is None:
@@ -50,6 +54,9 @@ class AreaGeometry:
 
     def bbox(self, area_id: str, area_kind: str, street_ids: Iterable[str]) -> tuple[float, ...] | None:
         """(min_lon, min_lat, max_lon, max_lat), or None when the area has no geometry."""
+        return self._bbox(area_id, area_kind, tuple(street_ids))
+
+    def _bounds(self, area_id: str, area_kind: str, street_ids: tuple[str, ...]) -> tuple[float, ...] | None:
         shape = self.shape(area_id, area_kind, street_ids)
         if shape is None or shape.is_empty:
             return None
