@@ -1,0 +1,72 @@
+"""Probe a running stack from outside, as a council and a resident meet it: council POST /v1/signals
+-> the street's SSE `prompt` event, one sample at a time, idle and under 1,000 signals/s of background
+load (the same probe and load as `bench_live`, which starts four services of its own on a fresh
+database; this one measures whatever is running, e.g. every service of `make run`).
+
+    make run            # in one terminal
+    .venv/bin/python -m bench.probe_live [samples per condition, default 100]
+
+Creates a council system without a rate limit to speak of (the ingest CLI, on DATABASE_URL) and
+signals on random Camden streets: run it against a development stack, never a council's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench import bench_live
+from bench.__main__ import bench_env
+from bench.aggregator_peer import db
+from shared.privacy import MIN_STREET_ADDRESSES
+
+INGEST = os.environ.get("PROBE_INGEST_URL", "http://127.0.0.1:8001")
+FEEDS = os.environ.get("PROBE_FEEDS_URL", "http://127.0.0.1:8000")
+
+
+def _show(name: str, latencies: list[float], missed: int) -> None:
+    if len(latencies) < 2:
+        within = f"within {bench_live.SAMPLE_TIMEOUT_S:.0f} s"
+        print(f"{name}: {len(latencies)} arrived, {missed} missed ({within})")
+        return
+    q = statistics.quantiles(latencies, n=100)
+    print(
+        f"{name}: p50 {q[49]:.0f} ms, p99 {q[98]:.0f} ms, max {max(latencies):.0f} ms; "
+        f"{len(latencies)} arrived, {missed} missed (within {bench_live.SAMPLE_TIMEOUT_S:.0f} s)",
+        flush=True,
+    )
+
+
+async def main(samples: int) -> None:
+    gazetteer = await asyncio.to_thread(db.camden_gazetteer)
+    publishable = sorted(s.id for s in gazetteer.streets.values() if s.address_count >= MIN_STREET_ADDRESSES)
+    rng = random.Random(time.time_ns())
+    chosen = rng.sample(publishable, 2 * samples)  # streets of their own, as likely as not without a need
+    probes = [(s, rng.choice(bench_live.PLACE)) for s in chosen]
+    background = sorted(set(gazetteer.streets) - set(chosen))
+    with tempfile.TemporaryDirectory(prefix="probe-live-") as tmp:
+        key = await bench_live._system_key(bench_env()["DATABASE_URL"], Path(tmp))
+    async with httpx.AsyncClient(timeout=httpx.Timeout(30, read=None)) as client:
+        idle, missed, _ = await bench_live._probe(client, INGEST, FEEDS, key, probes[:samples])
+        _show("idle", idle, missed)
+        stop = asyncio.Event()
+        load = asyncio.create_task(bench_live._background(INGEST, key, background, stop))
+        await asyncio.sleep(5)  # let the load settle
+        try:
+            loaded, missed, _ = await bench_live._probe(client, INGEST, FEEDS, key, probes[samples:])
+        finally:
+            stop.set()
+            accepted, failed, took = await load
+        _show(f"under {accepted / took:,.0f} signals/s ({failed} requests failed)", loaded, missed)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 100))
