@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
@@ -187,6 +188,20 @@ async def suppress(conn: asyncpg.Connection, email: str, email_hmac: bytes, reas
     return int(done.split()[-1])
 
 
+def _columns(events: Sequence[PromptPublished]) -> list[list[Any]]:
+    """$1-$7 of the statements below: the changes' prompt, revision, area, kind, streets (each a JSON
+    array, as one text: a text[] cannot hold arrays of different lengths), category, sensitivity."""
+    return [
+        [e.prompt_id for e in events],
+        [e.revision for e in events],
+        [e.area_id for e in events],
+        [str(e.area_kind) for e in events],
+        [json.dumps(list(e.street_ids)) for e in events],
+        [str(e.category) for e in events],
+        [str(e.sensitivity) for e in events],
+    ]
+
+
 async def record_changes(
     conn: asyncpg.Connection, events: Sequence[PromptPublished], received_at: dt.datetime
 ) -> list[PromptPublished]:
@@ -206,13 +221,7 @@ async def record_changes(
         " FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],"
         " $8::text[]) AS u(prompt_id, revision, area_id, area_kind, streets, category, sensitivity, event)"
         " ON CONFLICT DO NOTHING RETURNING prompt_id, revision",
-        [e.prompt_id for e in events],
-        [e.revision for e in events],
-        [e.area_id for e in events],
-        [str(e.area_kind) for e in events],
-        [json.dumps(list(e.street_ids)) for e in events],
-        [str(e.category) for e in events],
-        [str(e.sensitivity) for e in events],
+        *_columns(events),
         [e.model_dump_json() for e in events],
         received_at,
     )
@@ -281,13 +290,7 @@ async def fan_out_instant(conn: asyncpg.Connection, events: Sequence[PromptPubli
         " $8::timestamptz[]) WITH ORDINALITY"
         " AS u(prompt_id, revision, area_id, area_kind, streets, category, sensitivity, published_at, i)) "
         + _FAN_OUT,
-        [e.prompt_id for e in events],
-        [e.revision for e in events],
-        [e.area_id for e in events],
-        [str(e.area_kind) for e in events],
-        [json.dumps(list(e.street_ids)) for e in events],
-        [str(e.category) for e in events],
-        [str(e.sensitivity) for e in events],
+        *_columns(events),
         [e.published_at for e in events],
     )
     return int(done.split()[-1])
