@@ -68,9 +68,12 @@ async def upsert_needs(
     per need, in order: None if a newer version is already stored, else the prompt's stored state
     (`revision`, `content_hash`, `status`; all None when no prompt is out yet).
 
-    One statement for a poll's needs: the consumer applies a poll at a time, and a round trip per
-    need was most of its cost. Reading the prompt's state now is the same as reading it later in the
-    transaction: only holders of the need's row lock write its prompt.
+    One statement stores a poll's needs (the consumer applies a poll at a time, and a round trip per
+    need was most of its cost), a second reads their prompts' state. Not the same statement: its
+    snapshot is taken before it waits for a need's lock, so a prompt that the lock's holder wrote
+    meanwhile (a re-evaluation after an opportunity changed) read as it was before, and its new
+    revision was published a second time. Read after the locks are held, the state stays current
+    until the commit: only holders of the need's row lock write its prompt.
     """
     if not needs:
         return []
@@ -95,9 +98,7 @@ async def upsert_needs(
         "  band, trend, on_day)"
         " SELECT prompt_id, category, sensitivity, ward_code, true, count, band, trend, on_day"
         " FROM input JOIN up USING (prompt_id))"
-        " SELECT up.prompt_id IS NOT NULL AS applied, p.revision, p.content_hash, p.status"
-        " FROM input LEFT JOIN up USING (prompt_id)"
-        " LEFT JOIN prompter.prompts p ON p.prompt_id = up.prompt_id"
+        " SELECT up.prompt_id IS NOT NULL AS applied FROM input LEFT JOIN up USING (prompt_id)"
         " ORDER BY input.i",
         [n.key for n in needs],
         [str(n.category) for n in needs],
@@ -111,7 +112,16 @@ async def upsert_needs(
         [n.trend for n in needs],
         [n.published_at.astimezone(dt.UTC).date() for n in needs],
     )
-    return [row if row["applied"] else None for row in rows]
+    applied = [n.key for n, row in zip(needs, rows, strict=True) if row["applied"]]
+    states = {
+        r["prompt_id"]: r
+        for r in await conn.fetch(
+            "SELECT k.prompt_id, p.revision, p.content_hash, p.status FROM unnest($1::text[]) AS k(prompt_id)"
+            " LEFT JOIN prompter.prompts p USING (prompt_id)",
+            applied,
+        )
+    }
+    return [states[n.key] if row["applied"] else None for n, row in zip(needs, rows, strict=True)]
 
 
 async def deactivate_need(conn: asyncpg.Connection, prompt_id: str, on_day: dt.date) -> None:
