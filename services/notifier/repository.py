@@ -205,11 +205,12 @@ def _columns(events: Sequence[PromptPublished]) -> list[list[Any]]:
 async def record_changes(
     conn: asyncpg.Connection, events: Sequence[PromptPublished], received_at: dt.datetime
 ) -> list[PromptPublished]:
-    """Record consumed changes, one statement for all; those not consumed before, in order (the
-    others' prompt revisions were consumed before: their mails were queued the first time).
+    """Record consumed changes; those not consumed before, in order (the others' prompt revisions
+    were consumed before: their mails were queued the first time).
 
-    A published revision also takes its prompt off the retired list. One statement for a poll, not
-    three per change: at 1,000 changes/s the round trips were most of the notifier's CPU."""
+    A published revision also takes its prompt off the retired list. Two statements for a poll (with
+    the fan-out, three), not three per change: at 1,000 changes/s the round trips were most of the
+    notifier's CPU."""
     if not events:
         return []
     inserted = await conn.fetch(
