@@ -58,7 +58,9 @@ async def main(samples: int) -> None:
         idle, missed, _ = await bench_live._probe(client, INGEST, FEEDS, key, probes[:samples])
         _show("idle", idle, missed)
         stop = asyncio.Event()
-        load = asyncio.create_task(bench_live._background(INGEST, key, background, stop))
+        load = asyncio.create_task(
+            bench_live._background(INGEST, key, background, stop, seed=rng.getrandbits(32))
+        )
         await asyncio.sleep(5)  # let the load settle
         try:
             loaded, missed, _ = await bench_live._probe(client, INGEST, FEEDS, key, probes[samples:])
