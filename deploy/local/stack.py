@@ -227,7 +227,21 @@ def as_pg_user() -> list[str]:
         name = "streetneeds"
     PG_DIR.mkdir(parents=True, exist_ok=True)
     shutil.chown(PG_DIR, name)
+    _reachable_by(name, PG_DIR)
     return ["runuser", "-u", name, "--"]
+
+
+def _reachable_by(user: str, directory: Path) -> None:
+    """Stop with a clear message when `user` cannot reach `directory`: a clone under a directory only
+    its owner may enter (root's home, `mktemp -d`) otherwise failed deep inside initdb."""
+    for parent in reversed(directory.resolve().parents):
+        if subprocess.run(["runuser", "-u", user, "--", "test", "-x", str(parent)]).returncode != 0:
+            sys.exit(
+                f"[stack] PostgreSQL runs as the user {user!r}, who cannot enter {parent} (mode"
+                f" {parent.stat().st_mode & 0o777:o}), so it cannot reach its data in {directory}. Clone"
+                f" the repository under a directory others may enter, let them through (chmod o+x"
+                f" {parent}), or point DATABASE_URL at a PostgreSQL of your own."
+            )
 
 
 def pg_up() -> str:
