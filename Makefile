@@ -93,4 +93,5 @@ stop: ## Stop services started by `make run`, then Kafka and PostgreSQL
 
 .PHONY: clean
 clean: stop ## Stop everything and delete .venv/ and .local/ (Kafka jars, data)
+	if [ -L .local/postgres ]; then rm -rf "$$(readlink -f .local/postgres)"; fi  # data kept elsewhere (stack.py)
 	rm -rf $(VENV) .local .pytest_cache .ruff_cache .hypothesis

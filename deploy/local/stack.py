@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -225,23 +226,52 @@ def as_pg_user() -> list[str]:
     else:
         subprocess.run(["useradd", "--system", "--no-create-home", "streetneeds"], check=True)
         name = "streetneeds"
-    PG_DIR.mkdir(parents=True, exist_ok=True)
-    shutil.chown(PG_DIR, name)
-    _reachable_by(name, PG_DIR)
+    place_pg_dir(name, PG_DIR)
     return ["runuser", "-u", name, "--"]
 
 
-def _reachable_by(user: str, directory: Path) -> None:
-    """Stop with a clear message when `user` cannot reach `directory`: a clone under a directory only
-    its owner may enter (root's home, `mktemp -d`) otherwise failed deep inside initdb."""
+def _closed_to(user: str, directory: Path) -> Path | None:
+    """The first directory on the way to `directory` that `user` may not enter, if any."""
     for parent in reversed(directory.resolve().parents):
         if subprocess.run(["runuser", "-u", user, "--", "test", "-x", str(parent)]).returncode != 0:
-            sys.exit(
-                f"[stack] PostgreSQL runs as the user {user!r}, who cannot enter {parent} (mode"
-                f" {parent.stat().st_mode & 0o777:o}), so it cannot reach its data in {directory}. Clone"
-                f" the repository under a directory others may enter, let them through (chmod o+x"
-                f" {parent}), or point DATABASE_URL at a PostgreSQL of your own."
-            )
+            return parent
+    return None
+
+
+def place_pg_dir(user: str, pg_dir: Path) -> None:
+    """Make `pg_dir` a directory `user` (PostgreSQL's, when we are root) owns and can reach.
+
+    A clone under a directory only its owner may enter (root's home, `mktemp -d`) is out of that
+    user's reach, and initdb failed deep inside. Its data then lives in the system's temporary
+    directory, under a name drawn from the clone's path, and `pg_dir` links there (PostgreSQL is
+    given the resolved path). Data already in an unreachable `pg_dir` is never moved: that stops
+    with a message instead."""
+    if pg_dir.is_symlink():
+        pg_dir.resolve().mkdir(mode=0o700, parents=True, exist_ok=True)
+        shutil.chown(pg_dir.resolve(), user)
+        return
+    pg_dir.mkdir(parents=True, exist_ok=True)
+    shutil.chown(pg_dir, user)
+    closed = _closed_to(user, pg_dir)
+    if closed is None:
+        return
+    way_out = (
+        f"PostgreSQL runs as the user {user!r}, who cannot enter {closed} (mode"
+        f" {closed.stat().st_mode & 0o777:o}), so it cannot reach its data in {pg_dir}. Clone the"
+        f" repository under a directory others may enter, let them through (chmod o+x {closed}), or"
+        " point DATABASE_URL at a PostgreSQL of your own."
+    )
+    if any(pg_dir.iterdir()):
+        sys.exit(f"[stack] {way_out}")
+    digest = hashlib.sha256(str(pg_dir.resolve()).encode()).hexdigest()[:12]
+    elsewhere = Path(tempfile.gettempdir()) / f"streetneeds-postgres-{digest}"
+    elsewhere.mkdir(mode=0o700, exist_ok=True)
+    shutil.chown(elsewhere, user)
+    if _closed_to(user, elsewhere) is not None:
+        sys.exit(f"[stack] {way_out}")
+    pg_dir.rmdir()
+    pg_dir.symlink_to(elsewhere, target_is_directory=True)
+    log(f"PostgreSQL's user {user!r} cannot enter {closed}: its data is in {elsewhere}, linked from {pg_dir}")
 
 
 def pg_up() -> str:
@@ -250,7 +280,8 @@ def pg_up() -> str:
         log(f"PostgreSQL already listening on port {PG_PORT}")
         return url
     bindir, sudo = pg_bindir(), as_pg_user()
-    data = PG_DIR / "data"
+    pg_dir = PG_DIR.resolve()  # where the data lives (a link elsewhere when root's user can't reach it)
+    data = pg_dir / "data"
     if not (data / "PG_VERSION").exists():
         log(f"initialising PostgreSQL ({bindir})")
         subprocess.run(
@@ -277,12 +308,12 @@ def pg_up() -> str:
             "-D",
             str(data),
             "-l",
-            str(PG_DIR / "postgres.log"),
+            str(pg_dir / "postgres.log"),
             "-w",
             "-t",
             "60",
             "-o",
-            f"-p {PG_PORT} -c listen_addresses=127.0.0.1 -k {PG_DIR} -c max_connections=300"
+            f"-p {PG_PORT} -c listen_addresses=127.0.0.1 -k {pg_dir} -c max_connections=300"
             f" -c fsync=on -c shared_buffers=256MB -c autovacuum_naptime={AUTOVACUUM_NAPTIME} {WAL_SETTINGS}",
             "start",
         ],
@@ -317,7 +348,7 @@ def pg_up() -> str:
 
 
 def pg_down() -> None:
-    data = PG_DIR / "data"
+    data = PG_DIR.resolve() / "data"
     if (data / "postmaster.pid").exists():
         log("stopping PostgreSQL")
         subprocess.run(
