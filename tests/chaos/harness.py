@@ -110,6 +110,9 @@ class Stack:
         self._stack("down")
 
     def remove(self) -> None:
+        pg = self.home / "postgres"
+        if pg.is_symlink():  # its data was kept where PostgreSQL's user can reach it (stack.py)
+            shutil.rmtree(pg.resolve(), ignore_errors=True)
         shutil.rmtree(self.home, ignore_errors=True)
 
     def kill_kafka(self) -> None:
