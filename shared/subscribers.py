@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
@@ -14,9 +16,30 @@ from .contracts import ContractError, Topic
 from .kafka import publish_dead_letter
 from .service import Runtime
 
-__all__ = ["Applies", "subscribe_contract", "subscribe_contract_batches", "subscribe_to_context"]
+__all__ = [
+    "Applies",
+    "rest_after_poll",
+    "subscribe_contract",
+    "subscribe_contract_batches",
+    "subscribe_to_context",
+]
 
 POLL_WAIT_MS = 5  # how long a batch consumer's empty poll waits (see subscribe_contract_batches)
+
+
+async def rest_after_poll(started: float, records: int, max_records: int, rest_ms: int) -> None:
+    """Pace a consumer off the live path: after a poll shorter than `max_records` (it is keeping up),
+    wait until `rest_ms` after the poll `started` (time.monotonic()) before the next.
+
+    The first record after a quiet spell is still applied at once; under a steady load the records
+    that arrive meanwhile are applied together in the next poll. Each poll pays fixed costs (its
+    transaction's commit, the offset commit, the broker's fetch), so on a machine shared with the
+    live path fewer, larger polls leave it the CPU. A full poll (the consumer is behind) does not wait.
+    """
+    if rest_ms > 0 and records < max_records:
+        left = started + rest_ms / 1000 - time.monotonic()
+        if left > 0:
+            await asyncio.sleep(left)
 
 
 async def _the_record(msg: KafkaMessage) -> Any:
@@ -89,6 +112,7 @@ def subscribe_contract_batches(
     description: str,
     apply: Callable[[Sequence[Any]], Awaitable[object]],
     max_records: int,
+    rest_ms: int = 0,
 ) -> None:
     """Like `subscribe_contract`, but `apply` gets every valid event of one poll at once, in offset
     order per partition (so per key), and may store them in one transaction.
@@ -100,7 +124,7 @@ def subscribe_contract_batches(
     found by applying the poll again one record at a time), are dead-lettered after the rest are
     applied. If `apply` raises anything else, nothing is committed: every partition of the poll is
     rewound to its first record and the whole poll comes again, so `apply` must be idempotent
-    (re-applying a version is a no-op).
+    (re-applying a version is a no-op). `rest_ms`: see `rest_after_poll` (0, the default, never waits).
     """
 
     @broker.subscriber(
@@ -120,6 +144,7 @@ def subscribe_contract_batches(
         description=description,
     )
     async def on_records(records: Any) -> None:
+        started = time.monotonic()
         decoded: list[tuple[Any, Any]] = []
         broken: list[tuple[Any, str, tuple[str, ...]]] = []
         for record in records:
@@ -142,6 +167,7 @@ def subscribe_contract_batches(
                         broken.append((record, f"refused by the database: {type(exc).__name__}", (str(exc),)))
         for record, reason, errors in broken:
             await publish_dead_letter(broker, service=service, record=record, reason=reason, errors=errors)
+        await rest_after_poll(started, len(records), max_records, rest_ms)
 
 
 class Applies(Protocol):
@@ -158,6 +184,7 @@ def subscribe_to_context(
     runtime: Runtime[A],
     group_id: str,
     max_records: int = 500,
+    rest_ms: int = 0,
     *,
     topic: Topic,
     title: str,
@@ -178,4 +205,5 @@ def subscribe_to_context(
         description=description,
         apply=lambda events: runtime.context.apply_all(events),
         max_records=max_records,
+        rest_ms=rest_ms,
     )

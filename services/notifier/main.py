@@ -66,7 +66,9 @@ def create_app(
         extra_migrations=((gazetteer_repository.SCHEMA, gazetteer_repository.MIGRATIONS),),
         on_startup=on_startup,
     )
-    register_handlers(broker, app.state.runtime, settings.group_id, settings.kafka_batch_max_records)
+    register_handlers(
+        broker, app.state.runtime, settings.group_id, settings.kafka_batch_max_records, settings.poll_rest_ms
+    )
     web.install_alert_errors(app, settings)
     app.include_router(web.router)
     app.include_router(webhooks.router)

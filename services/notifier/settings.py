@@ -88,6 +88,15 @@ class NotifierSettings(CommonSettings):
     signup_burst: int = Field(5, title="Sign-up burst per client", ge=1)
     signups_per_address_per_day: int = Field(5, title="Confirmation mails per address per day", ge=1)
     max_radius_m: int = Field(2000, title="Largest radius an alert may ask for (metres)", ge=50)
+    poll_rest_ms: int = Field(
+        250,
+        title="Least time between two polls of prompts.v1 while keeping up (milliseconds)",
+        ge=0,
+        le=5_000,
+        description="Mail is off the live path: a lone change is still applied at once, but under load "
+        "the notifier stores changes in fewer, larger transactions and leaves the CPU to the services "
+        "residents wait on. 0 polls again at once.",
+    )
     retention_days: int = Field(
         30,
         title="Days sent-mail records are kept",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 
@@ -17,6 +18,7 @@ from shared.contracts import STREET_NEEDS, DeadLettered
 from shared.kafka import dead_letter
 from shared.kafka import publish_dead_letters as shared_publish_dead_letters
 from shared.service import Runtime
+from shared.subscribers import rest_after_poll
 
 from . import repository
 from .changes import HistoryRow, Rejected, Removal, fold, parse
@@ -105,7 +107,10 @@ def register_handlers(
     *,
     max_records: int = MAX_RECORDS,
     batch_timeout_ms: int = BATCH_TIMEOUT_MS,
+    rest_ms: int = 0,
 ) -> None:
+    """Subscribe `runtime`'s context to street-needs.v1; `rest_ms` paces the polls while keeping up
+    (shared.subscribers.rest_after_poll)."""
     publish_dead_letters = dead_letter_publisher(broker)
 
     # NACK_ON_ERROR on a batch: success commits the consumer's positions (past the whole batch); an
@@ -121,6 +126,7 @@ def register_handlers(
         title="partners: street-needs.v1",
     )
     async def on_street_needs(msg: KafkaMessage) -> None:
+        started = time.monotonic()
         raw = msg.raw_message
         records = tuple(raw) if isinstance(raw, (tuple, list)) else (raw,)
         await handle_batch(
@@ -129,3 +135,4 @@ def register_handlers(
             geometry=runtime.context.geometry,
             publish_dead_letters=publish_dead_letters,
         )
+        await rest_after_poll(started, len(records), max_records, rest_ms)

@@ -49,7 +49,7 @@ def create_app(settings: PartnersSettings, *, gazetteer: Gazetteer | None = None
         migrations=MIGRATIONS,
         on_startup=on_startup,
     )
-    register_handlers(broker, app.state.runtime, settings.group_id)
+    register_handlers(broker, app.state.runtime, settings.group_id, rest_ms=settings.poll_rest_ms)
     app.include_router(needs_api.router)
     app.include_router(webhooks_api.router)
     app.include_router(admin_api.router)

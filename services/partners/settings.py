@@ -16,6 +16,15 @@ class PartnersSettings(CommonSettings):
     host: str = Field("127.0.0.1", title="HTTP bind address")
     port: int = Field(8004, title="HTTP port", ge=1, le=65535)
     group_id: str = Field("partners", title="Kafka consumer group for street-needs.v1", min_length=1)
+    poll_rest_ms: int = Field(
+        250,
+        title="Least time between two polls of street-needs.v1 while keeping up (milliseconds)",
+        ge=0,
+        le=5_000,
+        description="Webhooks are off the live path: a lone change is still stored and delivered at "
+        "once, but under load the service stores changes in fewer, larger transactions and leaves the "
+        "CPU to the services residents wait on. 0 polls again at once.",
+    )
     page_size_max: int = Field(1000, title="Largest page a partner may ask for", ge=1)
     webhook_max_attempts: int = Field(
         8, title="Delivery attempts before a webhook delivery is dead-lettered", ge=1

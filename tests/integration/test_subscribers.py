@@ -198,3 +198,65 @@ async def test_batches_apply_each_poll_at_once_and_a_failed_poll_comes_again_who
     assert max(polls) > 1  # records were handed over a poll at a time
     assert removed == [f"{prefix}0:fly_tipping"]
     assert base64.b64decode(letters[0].original_b64) == b"{not json" and letters[0].service == "test"
+
+
+async def test_a_resting_consumer_applies_what_came_during_its_rest_in_one_poll(
+    kafka_settings: CommonSettings, random_id: str
+) -> None:
+    """`rest_ms` (the notifier's and partners' pacing): records sent one by one while the consumer
+    rests after a short poll are applied together by the next poll, not a poll each."""
+    prefix = f"rest-{random_id}-"
+    polls: list[tuple[int, list[str]]] = []  # (records in the poll, this test's keys among them)
+    changed = asyncio.Event()
+
+    async def apply(items: list[StreetNeedChanged | Tombstone]) -> None:
+        if ours := [i.key for i in items if i.key.startswith(prefix)]:
+            polls.append((len(items), ours))
+            changed.set()
+
+    async def send(area: str) -> str:
+        need = place_need(area, 1)
+        await producer.send_and_wait(
+            STREET_NEEDS.name, need.model_dump_json().encode(), key=need.key.encode()
+        )
+        return need.key
+
+    async def applied(keys: set[str]) -> None:
+        while not keys <= {k for _, ours in polls for k in ours}:
+            changed.clear()
+            await changed.wait()
+
+    broker = make_broker(kafka_settings, client_id=f"test-rest-{random_id}")
+    subscribe_contract_batches(
+        broker,
+        STREET_NEEDS,
+        service="test",
+        group_id=f"test-rest-{random_id}",
+        title="test/street-needs",
+        description="polls applied by the test",
+        apply=apply,
+        max_records=500,
+        rest_ms=5_000,  # far longer than sending the records below takes
+    )
+    async with _producer_and_dead_letters(kafka_settings) as (producer, _dead):
+        await broker.start()
+        try:
+            # The group reads the topic from its start (other tests' records: full polls, no rest).
+            # Once a record of ours comes alone in a short poll, the consumer has caught up and rests.
+            for i in range(100):
+                key = await send(f"{prefix}marker-{i}")
+                await applied({key})
+                if polls[-1] == (1, [key]):
+                    break
+            before = len(polls)
+            keys = {await send(f"{prefix}{i}") for i in range(20)}  # one at a time, during the rest
+            await applied(keys)
+        finally:
+            await broker.stop()
+
+    assert polls[before - 1][0] == 1  # the consumer was keeping up: a lone record, a short poll
+    # Not a poll each: the poll after the rest takes what was fetched meanwhile. At most one more,
+    # for records that reached a partition whose earlier records were still waiting to be taken
+    # (aiokafka fetches a partition again only once they have been).
+    assert set().union(*(ours for _, ours in polls[before:])) == keys
+    assert len(polls) - before <= 2
