@@ -24,7 +24,7 @@ from shared.gazetteer.model import Gazetteer
 from .entries import prompt_path
 
 if TYPE_CHECKING:  # repository is not needed at run time; annotations only
-    from .repository import CapMessage
+    from .repository import CapHead, CapMessage
 
 __all__ = [
     "CAP_NS",
@@ -65,7 +65,7 @@ def _reference(sender: str, ident: str, sent: dt.datetime) -> str:
 
 
 def next_message(
-    prompt: PromptPublished, previous: CapMessage | None, sender: str
+    prompt: PromptPublished, previous: CapHead | None, sender: str
 ) -> tuple[str, str, str | None]:
     """(identifier, msgType, references) of the message a publication produces.
 
@@ -78,7 +78,7 @@ def next_message(
     return ident, "Update", _reference(sender, previous.identifier, previous.sent)
 
 
-def cancel_message(previous: CapMessage, sender: str) -> tuple[str, str]:
+def cancel_message(previous: CapHead, sender: str) -> tuple[str, str]:
     """(identifier, references) of the Cancel of a live alert."""
     return f"{previous.identifier}-cancel", _reference(sender, previous.identifier, previous.sent)
 

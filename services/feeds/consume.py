@@ -68,7 +68,7 @@ def _prompt_id(event: Event) -> str:
     return event.key if isinstance(event, Tombstone) else event.prompt_id
 
 
-def _note_cap(caps: dict[str, repo.CapMessage], message: repo.CapMessage) -> None:
+def _note_cap(caps: dict[str, repo.CapHead], message: repo.CapHead) -> None:
     """Keep `caps` what `latest_caps` would read now: the latest by (sent, revision)."""
     previous = caps.get(message.prompt_id)
     if previous is None or (message.sent, message.revision) > (previous.sent, previous.revision):
@@ -79,7 +79,7 @@ async def _publish(
     conn: asyncpg.Connection,
     settings: FeedsSettings,
     prompts: Sequence[PromptPublished],
-    caps: dict[str, repo.CapMessage],
+    caps: dict[str, repo.CapHead],
 ) -> list[repo.Change | None]:
     """Publications of distinct prompts, in one statement; `caps` holds each prompt's latest CAP
     message and is kept current (a prompt's next message follows the one it stored)."""
@@ -97,7 +97,7 @@ async def _publish(
             sent = prompt.published_at.replace(microsecond=0)
             _note_cap(
                 caps,
-                repo.CapMessage(identifier, prompt.prompt_id, prompt.revision, msg_type, sent, refs, prompt),
+                repo.CapHead(identifier, prompt.prompt_id, prompt.revision, msg_type, sent, refs),
             )
     return changes
 
@@ -106,7 +106,7 @@ async def _retire(
     conn: asyncpg.Connection,
     settings: FeedsSettings,
     event: PromptRetired | Tombstone,
-    caps: dict[str, repo.CapMessage],
+    caps: dict[str, repo.CapHead],
 ) -> repo.Change | None:
     """A retirement's effect, with its CAP Cancel; `caps` is kept current as in `_publish`."""
     retired_at = event.retired_at if isinstance(event, PromptRetired) else dt.datetime.now(dt.UTC)
@@ -121,6 +121,6 @@ async def _retire(
         sent = retired_at.replace(microsecond=0)
         _note_cap(
             caps,
-            repo.CapMessage(identifier, prompt_id, previous.revision, "Cancel", sent, refs, previous.event),
+            repo.CapHead(identifier, prompt_id, previous.revision, "Cancel", sent, refs),
         )
     return change

@@ -107,7 +107,7 @@ class Hub:
 def sse_event(change: Change) -> ServerSentEvent:
     """`prompt` (a published or revised entry) or `retired` (drop the entry with this prompt_id)."""
     event = "prompt" if change.kind == "published" else "retired"
-    return ServerSentEvent(json.dumps(change.entry, ensure_ascii=False), event=event, id=str(change.seq))
+    return ServerSentEvent(change.data, event=event, id=str(change.seq))
 
 
 def refresh_event(seq: int) -> ServerSentEvent:

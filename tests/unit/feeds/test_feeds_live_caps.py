@@ -4,6 +4,7 @@ included) further back than the replay window gets one `refresh` event instead o
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -14,7 +15,7 @@ from shared.http import Problem
 
 
 def _change(seq: int, street: str) -> Change:
-    return Change(seq, f"p{seq}", "published", street, "street", (street,), "place", {"n": seq})
+    return Change(seq, f"p{seq}", "published", street, "street", (street,), "place", json.dumps({"n": seq}))
 
 
 def test_connections_are_capped_per_client_and_in_all() -> None:

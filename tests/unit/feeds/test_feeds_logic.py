@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 
 import pytest
 from starlette.requests import Request
@@ -156,7 +157,7 @@ def test_parse_prompt_records(make):
 
 
 def _change(seq, street="s-a"):
-    return Change(seq, f"p{seq}", "published", street, "street", (street,), "place", {"n": seq})
+    return Change(seq, f"p{seq}", "published", street, "street", (street,), "place", json.dumps({"n": seq}))
 
 
 async def test_stream_replays_from_last_event_id_then_goes_live(gazetteer, ids):
