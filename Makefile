@@ -73,8 +73,17 @@ chaos: venv ## Chaos suite, long form, on a broker and database of its own (CHAO
 	$(PY) -m pytest tests/chaos -s -p no:cacheprovider $(PYTEST_ARGS)
 
 .PHONY: bench
-bench: setup ## Run the benchmarks and print figures for the README
+bench: setup bench-tools ## Run the benchmarks and print figures for the README
 	set -a && . .local/stack.env && set +a && $(PY) -m bench
+
+.PHONY: bench-tools
+bench-tools: ## Install Debian's wrk, the feeds bench's HTTP load generator (as root, when missing)
+	@if ! command -v wrk >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk; \
+	  else echo "wrk missing and not root: install it (apt-get install wrk) or the feeds bench fails"; fi; \
+	fi
 
 .PHONY: lint
 lint: venv ## Lint with ruff (check + format) and mypy (strict; config in pyproject.toml)
