@@ -7,10 +7,12 @@ import asyncio
 import base64
 import contextlib
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from faststream.kafka import KafkaBroker
 
 from shared.contracts import DEAD_LETTERS, STREET_NEEDS, DeadLettered, StreetNeedChanged, Tombstone
 from shared.kafka import make_broker
@@ -55,6 +57,24 @@ async def _write(producer: AIOKafkaProducer, areas: list[str], bad_key: bytes, g
     await producer.send(STREET_NEEDS.name, b"{not json", key=bad_key)
     await producer.send(STREET_NEEDS.name, None, key=gone.encode())
     await producer.flush()
+
+
+def _polls_broker(
+    settings: CommonSettings, group: str, apply: Callable[[list[Any]], Awaitable[None]], **options: int
+) -> KafkaBroker:
+    """A broker whose batch consumer of street-needs (group `group`) hands each poll to `apply`."""
+    broker = make_broker(settings, client_id=group)
+    subscribe_contract_batches(
+        broker,
+        STREET_NEEDS,
+        service="test",
+        group_id=group,
+        title="test/street-needs",
+        description="polls applied by the test",
+        apply=apply,
+        **options,
+    )
+    return broker
 
 
 async def _letters_for(dead: AIOKafkaConsumer, key: bytes) -> list[DeadLettered]:
@@ -153,18 +173,7 @@ async def test_batches_apply_each_poll_at_once_and_a_failed_poll_comes_again_who
                     sentinel_applied.set()
 
     def consumer_broker():
-        broker = make_broker(kafka_settings, client_id=f"test-batches-{random_id}")
-        subscribe_contract_batches(
-            broker,
-            STREET_NEEDS,
-            service="test",
-            group_id=f"test-batches-{random_id}",
-            title="test/street-needs",
-            description="polls applied by the test",
-            apply=apply,
-            max_records=100,
-        )
-        return broker
+        return _polls_broker(kafka_settings, f"test-batches-{random_id}", apply, max_records=100)
 
     bad_key = f"{prefix}bad:fly_tipping".encode()
     letters: list[DeadLettered] = []
@@ -226,18 +235,8 @@ async def test_a_resting_consumer_applies_what_came_during_its_rest_in_one_poll(
             changed.clear()
             await changed.wait()
 
-    broker = make_broker(kafka_settings, client_id=f"test-rest-{random_id}")
-    subscribe_contract_batches(
-        broker,
-        STREET_NEEDS,
-        service="test",
-        group_id=f"test-rest-{random_id}",
-        title="test/street-needs",
-        description="polls applied by the test",
-        apply=apply,
-        max_records=500,
-        rest_ms=5_000,  # far longer than sending the records below takes
-    )
+    # The rest is far longer than sending the records below takes.
+    broker = _polls_broker(kafka_settings, f"test-rest-{random_id}", apply, max_records=500, rest_ms=5_000)
     async with _producer_and_dead_letters(kafka_settings) as (producer, _dead):
         await broker.start()
         try:
