@@ -48,6 +48,9 @@ def _show(name: str, latencies: list[float], missed: int) -> None:
 async def main(samples: int) -> None:
     gazetteer = await asyncio.to_thread(db.camden_gazetteer)
     publishable = sorted(s.id for s in gazetteer.streets.values() if s.address_count >= MIN_STREET_ADDRESSES)
+    if not 0 < 2 * samples <= len(publishable):
+        # Each sample needs a street of its own, idle and loaded: say so rather than fail in `sample`.
+        sys.exit(f"samples per condition: 1 to {len(publishable) // 2} (each takes a street of its own)")
     rng = random.Random(time.time_ns())
     chosen = rng.sample(publishable, 2 * samples)  # streets of their own, as likely as not without a need
     probes = [(s, rng.choice(bench_live.PLACE)) for s in chosen]
