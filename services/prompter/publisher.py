@@ -34,7 +34,6 @@ from shared.contracts import PROMPTS, ResidentResponded, StreetNeedChanged, Tomb
 
 from . import repository as repo
 from .matching import Opportunity, Places, covers
-from .platforms import Platform
 from .prompts import compose, published, retired
 
 __all__ = ["PromptPublisher"]
@@ -63,17 +62,31 @@ class _Unit:
     has read. Rows are written together when its statements are done, so a key met again in the same
     poll reads its state here, not from the table."""
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection, known: dict[str, tuple[int, repo.Catalogue]]) -> None:
         self.conn = conn
         self.saves: dict[str, repo.PromptRow] = {}  # by prompt_id: the last row stored this unit
         self.rows: list[repo.PromptRow] = []  # every row stored, in order: written and sent as is
-        self._catalogues: dict[str, tuple[list[Opportunity], list[Platform]]] = {}
+        self.catalogue_version: int | None = None  # as this transaction read it with the needs' state
+        self._known = known  # the publisher's: per category, the catalogue last read and its version
+        self._catalogues: dict[str, repo.Catalogue] = {}
 
-    async def catalogue(self, category: str) -> tuple[list[Opportunity], list[Platform]]:
-        # Read once per category per transaction: a batch of needs mostly shares a few categories,
-        # and rows an opportunity change commits meanwhile are picked up by its own re-evaluation.
+    async def catalogue(self, category: str) -> repo.Catalogue:
+        """The category's catalogue, read once per transaction (a batch of needs mostly shares a few
+        categories), and not at all while the version this transaction read with its needs' state is
+        the one last read (every write to the catalogue moves it, in the writing transaction).
+
+        A change committed after that read is not seen here, as one committed after the query was
+        not before: the change's re-evaluation of the needs it affects waits for their row locks,
+        held by this transaction, and publishes what it changes after this commits.
+        """
         if category not in self._catalogues:
-            self._catalogues[category] = await repo.catalogue(self.conn, category)
+            known = self._known.get(category)
+            if known is not None and known[0] == self.catalogue_version:
+                self._catalogues[category] = known[1]
+            else:
+                version, found = await repo.catalogue(self.conn, category)
+                self._known[category] = (version, found)
+                self._catalogues[category] = found
         return self._catalogues[category]
 
     async def stored(self, prompt_id: str, record: asyncpg.Record | None = None) -> _Stored | None:
@@ -115,12 +128,13 @@ class PromptPublisher:
         self, pool: asyncpg.Pool, broker: KafkaBroker, places: Places, clock: Clock = _utc_now
     ) -> None:
         self.pool, self.broker, self.places, self.clock = pool, broker, places, clock
+        self._catalogues: dict[str, tuple[int, repo.Catalogue]] = {}  # see _Unit.catalogue
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[_Unit]:
         """A transaction that commits only once the broker acknowledged every prompt it sent."""
         async with self.pool.acquire() as conn, conn.transaction():
-            unit = _Unit(conn)
+            unit = _Unit(conn, self._catalogues)
             yield unit
             # Every row, in order, as if stored one by one (a prompt published and retired in one
             # poll still gets its first publication date).
@@ -189,6 +203,8 @@ class PromptPublisher:
         """Apply items of distinct keys: their needs stored in one statement, then each in turn."""
         needs = [i for i in items if not isinstance(i, Tombstone)]
         states = dict(zip((n.key for n in needs), await repo.upsert_needs(unit.conn, needs), strict=True))
+        if (state := next((s for s in states.values() if s is not None), None)) is not None:
+            unit.catalogue_version = state["catalogue_version"]
         changed = 0
         for item in items:
             if isinstance(item, Tombstone):

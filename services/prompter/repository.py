@@ -17,6 +17,7 @@ from .org_repository import platform_of
 from .platforms import Platform
 
 __all__ = [
+    "Catalogue",
     "PromptRow",
     "active_need_keys",
     "active_needs",
@@ -66,7 +67,8 @@ async def upsert_needs(
 ) -> list[asyncpg.Record | None]:
     """Store needs of distinct keys (row-locked until commit, in key order) and their history rows;
     per need, in order: None if a newer version is already stored, else the prompt's stored state
-    (`revision`, `content_hash`, `status`; all None when no prompt is out yet).
+    (`revision`, `content_hash`, `status`; all None when no prompt is out yet) and the catalogue's
+    version (`catalogue_version`, read with it).
 
     One statement stores a poll's needs (the consumer applies a poll at a time, and a round trip per
     need was most of its cost), a second reads their prompts' state. Not the same statement: its
@@ -116,8 +118,9 @@ async def upsert_needs(
     states = {
         r["prompt_id"]: r
         for r in await conn.fetch(
-            "SELECT k.prompt_id, p.revision, p.content_hash, p.status FROM unnest($1::text[]) AS k(prompt_id)"
-            " LEFT JOIN prompter.prompts p USING (prompt_id)",
+            "SELECT k.prompt_id, p.revision, p.content_hash, p.status,"
+            " (SELECT version FROM prompter.catalogue_version) AS catalogue_version"
+            " FROM unnest($1::text[]) AS k(prompt_id) LEFT JOIN prompter.prompts p USING (prompt_id)",
             applied,
         )
     }
@@ -249,21 +252,26 @@ def to_opportunity(row: asyncpg.Record) -> Opportunity:
     )
 
 
-async def catalogue(conn: asyncpg.Connection, category: str) -> tuple[list[Opportunity], list[Platform]]:
-    """The category's active opportunities and enabled platforms, read in one round trip.
+Catalogue = tuple[list[Opportunity], list[Platform]]  # a category's ways to help
+
+
+async def catalogue(conn: asyncpg.Connection, category: str) -> tuple[int, Catalogue]:
+    """The catalogue's version and the category's active opportunities and enabled platforms, read
+    in one round trip (one snapshot: the version names what was read).
 
     Composing a prompt needs both for every need applied, so the two reads share a statement
     (each table's rows come back as a composite array, decoded as records).
     """
     row = await conn.fetchrow(
-        "SELECT (SELECT array_agg(o) FROM prompter.opportunities o WHERE o.retired_at IS NULL"
+        "SELECT (SELECT version FROM prompter.catalogue_version) AS version,"
+        " (SELECT array_agg(o) FROM prompter.opportunities o WHERE o.retired_at IS NULL"
         "  AND o.status = 'active' AND o.categories @> ARRAY[$1]::text[]) AS opportunities,"
         " (SELECT array_agg(p) FROM prompter.platforms p"
         "  WHERE p.enabled AND p.categories @> ARRAY[$1]::text[]) AS platforms",
         category,
     )
     assert row is not None  # a SELECT without FROM always returns its one row
-    return (
+    return row["version"], (
         [to_opportunity(r) for r in row["opportunities"] or ()],
         [platform_of(r) for r in row["platforms"] or ()],
     )
