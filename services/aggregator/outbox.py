@@ -5,9 +5,10 @@ publish. Rows are deleted only after Kafka acknowledged them, so a crash republi
 as street-needs is compacted and keyed and each value carries its version. One replica relays at a
 time (an advisory lock), which keeps each key's versions in order on the topic.
 
-The relay wakes when rows are committed, not on a timer: the batch's transaction sends a NOTIFY
-(delivered at commit, to every replica's relay) and the consumer in this process sets `Wakeup` right
-after its commit. The poll interval is only the fallback for a lost listening connection.
+The relay wakes when rows are committed, not on a timer: the statement that queues them sends a
+NOTIFY (delivered at commit, to every replica's relay; `repository.outbox`) and the consumer in
+this process sets `Wakeup` right after its commit. The poll interval is only the fallback for a
+lost listening connection.
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ from shared.settings import CommonSettings
 
 from . import repository as repo
 
-__all__ = ["CHANNEL", "Wakeup", "notify_committed", "relay_forever", "relay_once", "start_producer"]
+__all__ = ["CHANNEL", "Wakeup", "relay_forever", "relay_once", "start_producer"]
 
 log = logging.getLogger(__name__)
 RELAYED = Counter("aggregator_outbox_relayed_total", "Outbox rows published to Kafka")
 _LOCK = "SELECT pg_try_advisory_xact_lock(hashtextextended('aggregator.outbox', 0))"
-CHANNEL = "aggregator_outbox"
+CHANNEL = repo.OUTBOX_CHANNEL
 
 
 class Wakeup:
@@ -50,11 +51,6 @@ class Wakeup:
             await asyncio.wait_for(self._event.wait(), seconds)
         except TimeoutError:
             pass
-
-
-async def notify_committed(conn: asyncpg.Connection) -> None:
-    """Inside a transaction that queued rows: wake every relay once it commits (not before)."""
-    await conn.execute(f"NOTIFY {CHANNEL}")
 
 
 async def start_producer(settings: CommonSettings) -> AIOKafkaProducer:

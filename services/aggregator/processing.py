@@ -26,7 +26,6 @@ from shared.kafka import dead_letter, validation_errors
 
 from . import repository as repo
 from .areas import Area, Areas
-from .outbox import notify_committed
 from .state import Cell, cells_of_rows, folded_rows, reduce_batch, stats_of_cells
 from .subjects import canonical_events, without_pseudonyms
 from .views import LIVE, NeedKey, diff, place_views, place_withheld
@@ -223,8 +222,6 @@ async def process_batch(
             )
         await repo.insert_dead_letters(conn, DEAD_LETTERS.name, dead)
         await repo.claim_offsets(conn, SIGNALS_ANONYMISED.name, moves)
-        if changes or dead:
-            await notify_committed(conn)
     if dead:
         log.warning("dead-lettered invalid signals", extra={"count": len(dead)})
     return BatchOutcome(len(events), len(dead), changes)
@@ -253,10 +250,7 @@ async def refresh_due(conn: asyncpg.Connection, areas: Areas, now: dt.datetime, 
     _, scope = _placed(areas, cells)
     async with conn.transaction():
         reachable = due <= scope
-        changes = await refresh_place(conn, areas, cells if reachable else None, now, trend_days)
-        if changes:
-            await notify_committed(conn)
-    return changes
+        return await refresh_place(conn, areas, cells if reachable else None, now, trend_days)
 
 
 async def refresh_forever(pool: asyncpg.Pool, areas: Areas, *, interval: float, trend_days: int) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from .cells import cell_counts, clear_cells, load_cells, lock_rows, save_cells, signal_rows
 from .offsets import StaleOffsets, claim_offsets, insert_offsets, load_offsets
+from .outbox import CHANNEL as OUTBOX_CHANNEL
 from .outbox import delete_outbox, fetch_outbox, insert_dead_letters
 from .published import load_previous, needs, write_changes
 from .releases import (
@@ -26,6 +27,7 @@ from .signals import apply_delta, lock_areas, place_stats, reset_state, rows, sn
 from .withheld import clear_withheld, list_withheld, record_withheld, record_withheld_counts, withheld_summary
 
 __all__ = [
+    "OUTBOX_CHANNEL",
     "StaleOffsets",
     "apply_delta",
     "cell_counts",

@@ -6,14 +6,24 @@ from collections.abc import Sequence
 
 import asyncpg
 
+# The relays LISTEN here; a statement that queues rows notifies in the same statement (delivered at
+# commit, once per transaction however many statements queued).
+CHANNEL = "aggregator_outbox"
+
 
 async def _queue(
     conn: asyncpg.Connection, topic: str, keys: Sequence[bytes | None], values: Sequence[bytes | None]
 ) -> None:
-    """Append to the outbox in one statement; ids follow the order given (the relay's order)."""
+    """Append to the outbox in one statement that also wakes every relay once the transaction
+    commits (not before); ids follow the order given (the relay's order)."""
+    if not keys:
+        return
     await conn.execute(
-        """INSERT INTO aggregator.outbox (topic, key, value)
-           SELECT $1, k, v FROM unnest($2::bytea[], $3::bytea[]) WITH ORDINALITY AS t(k, v, i) ORDER BY i""",
+        f"""WITH queued AS (
+               INSERT INTO aggregator.outbox (topic, key, value)
+               SELECT $1, k, v FROM unnest($2::bytea[], $3::bytea[]) WITH ORDINALITY AS t(k, v, i)
+               ORDER BY i RETURNING 1)
+           SELECT pg_notify('{CHANNEL}', '') WHERE EXISTS (SELECT FROM queued)""",
         topic,
         list(keys),
         list(values),
