@@ -17,6 +17,7 @@ from shared.service import running_context
 
 from .consume import apply_events
 from .feedcache import BodyCache, Flights, ValidatorCache
+from .listener import Listener
 from .live import Hub
 from .refusals import GazetteerNotLoaded
 from .settings import FeedsSettings
@@ -36,6 +37,7 @@ class FeedsContext:
     bodies: BodyCache  # rendered feeds by ETag
     help_limiter: TokenBucket  # "I can help", keyed by client
     areas: Areas | None  # None while the gazetteer is empty: pages answer 503
+    listener: Listener  # fans committed changes out to `hub`, this replica's own at once
     validators: ValidatorCache = field(default_factory=ValidatorCache)
     flights: Flights = field(default_factory=Flights)  # feeds' database look-ups under way
     # Streets' and wards' feed targets by path, made once each (the gazetteer does not change while
@@ -51,8 +53,9 @@ class FeedsContext:
         return self.areas
 
     async def apply_all(self, events: Sequence[PromptPublished | PromptRetired | Tombstone]) -> None:
-        """Store a poll's events in one transaction (and notify every replica's listener at its commit)."""
-        await apply_events(self.pool, self.settings, events)
+        """Store a poll's events in one transaction (and notify every replica's listener at its
+        commit); this replica's live clients get them at once."""
+        self.listener.offer(await apply_events(self.pool, self.settings, events))
 
 
 def feeds_context(request: Request) -> FeedsContext:

@@ -55,10 +55,11 @@ def create_app(
         )
         bodies = BodyCache(int(settings.feed_cache_mb * 1_000_000))
         help_limiter = TokenBucket(settings.help_rate_per_minute, settings.help_burst)
-        runtime.provide(FeedsContext(settings, pool, broker, hub, bodies, help_limiter, areas))
         async with pool.acquire() as conn:
             last = await repo.current_seq(conn)
-        runtime.spawn(Listener(settings.database_dsn(), hub, last).run(), "feeds-listener")
+        listener = Listener(settings.database_dsn(), hub, last)
+        runtime.provide(FeedsContext(settings, pool, broker, hub, bodies, help_limiter, areas, listener))
+        runtime.spawn(listener.run(), "feeds-listener")
         runtime.spawn(purge_forever(pool, settings), "feeds-purge-subscriptions")
 
     app = create_service_app(
