@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import random
 from pathlib import Path
 
 import pytest
 
 from services.prompter.matching import NO_PLACES, Area, Opportunity
-from services.prompter.prompts import compose, published, retired
+from services.prompter.prompts import Draft, compose, published, retired
 from shared.contracts import (
     STREET_NEEDS,
     Category,
     ContractError,
+    OpportunityLink,
     PromptPublished,
     StreetNeedChanged,
     Tombstone,
@@ -52,6 +55,44 @@ def test_hash_changes_with_count_or_opportunity():
     assert compose(NEED, [_opp(title="Big clean-up")], NO_PLACES, TODAY).content_hash != base
     assert compose(NEED, [], NO_PLACES, TODAY).content_hash != base
     assert compose(NEED, [_opp(times="Saturdays 10am")], NO_PLACES, TODAY).content_hash != base
+
+
+def _stored_hash(draft: Draft) -> str:
+    """How content hashes were computed when the stored ones were: they must still match, or every
+    prompt re-evaluated after an upgrade would be published again with nothing changed."""
+    content = {
+        "title": draft.title,
+        "body": draft.body,
+        "opportunities": [o.model_dump(mode="json") for o in draft.opportunities],
+    }
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def test_content_hashes_are_those_already_stored():
+    rng = random.Random(12)
+    # Control characters, quotes, backslashes, non-ASCII, line and paragraph separators, emoji.
+    alphabet = [chr(c) for c in [*range(0x80), 0xA0, 0xE9, 0x2028, 0x2029, 0xFFFD, 0x1F600]]
+
+    def text() -> str:
+        return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24)))
+
+    for _ in range(2_000):
+        links = tuple(
+            OpportunityLink(
+                opportunity_id=text(),
+                title=text(),
+                organisation=text(),
+                url=rng.choice([None, text()]),
+                kind=rng.choice(["local", "platform"]),
+                dbs_needed=rng.choice([None, True, False]),
+            )
+            for _ in range(rng.randint(0, 3))
+        )
+        draft = Draft(text(), text(), links)
+        assert draft.content_hash == _stored_hash(draft)
+    draft = compose(NEED, [_opp()], NO_PLACES, TODAY)
+    assert draft is not None and draft.content_hash == _stored_hash(draft)
 
 
 def test_published_event_is_keyed_and_minute_coarsened():
