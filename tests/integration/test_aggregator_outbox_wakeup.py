@@ -10,11 +10,11 @@ import uuid
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from services.aggregator import repository as repo
 from services.aggregator.main import MIGRATIONS
 from services.aggregator.outbox import relay_forever, start_producer
-from shared.contracts import DEAD_LETTERS
 from shared.db import apply_migrations, create_pool
 
 from .test_aggregator_publishing import until
@@ -25,6 +25,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 async def test_a_commit_elsewhere_wakes_the_relay_long_before_its_poll(
     fresh_database_url, kafka_settings
 ) -> None:
+    # A topic of its own: what the test queues is not a record any other test's consumer expects.
+    topic = f"test-outbox-wakeup-{uuid.uuid4().hex[:12]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_settings.kafka_bootstrap_servers)
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
     pool = await create_pool(fresh_database_url)
     other = await asyncpg.connect(fresh_database_url)  # another replica's connection
     producer = await start_producer(kafka_settings)
@@ -34,9 +39,9 @@ async def test_a_commit_elsewhere_wakes_the_relay_long_before_its_poll(
     try:
         async with pool.acquire() as conn:
             await apply_migrations(conn, "aggregator", MIGRATIONS)
-        parts = [TopicPartition(DEAD_LETTERS.name, p) for p in range(DEAD_LETTERS.partitions)]
-        reader.assign(parts)
-        await reader.seek_to_end(*parts)
+        part = TopicPartition(topic, 0)
+        reader.assign([part])
+        await reader.seek_to_end(part)
         relay = asyncio.create_task(relay_forever(pool, producer, limit=100, interval=3600))
 
         async def relay_listening() -> bool:
@@ -52,10 +57,10 @@ async def test_a_commit_elsewhere_wakes_the_relay_long_before_its_poll(
         rolled_back, committed = uuid.uuid4().hex.encode(), uuid.uuid4().hex.encode()
         tx = other.transaction()
         await tx.start()
-        await repo.insert_dead_letters(other, DEAD_LETTERS.name, [(b"k", rolled_back)])
+        await repo.insert_dead_letters(other, topic, [(b"k", rolled_back)])
         await tx.rollback()
         async with other.transaction():
-            await repo.insert_dead_letters(other, DEAD_LETTERS.name, [(b"k", committed)])
+            await repo.insert_dead_letters(other, topic, [(b"k", committed)])
 
         seen: list[bytes] = []
         async with asyncio.timeout(15):  # the relay's own poll would come in an hour
@@ -77,3 +82,5 @@ async def test_a_commit_elsewhere_wakes_the_relay_long_before_its_poll(
         await producer.stop()
         await other.close()
         await pool.close()
+        await admin.delete_topics([topic])
+        await admin.close()

@@ -20,6 +20,7 @@ from services.feeds.settings import FeedsSettings
 from shared.contracts import PromptPublished
 from shared.db import apply_migrations, create_database, create_pool, drop_database
 from shared.gazetteer.selection import Selection
+from tests.support import street_prompt
 
 pytestmark = pytest.mark.integration
 
@@ -28,20 +29,8 @@ STREET = "s-offer"
 
 
 def _prompt(prompt_id: str, revision: int) -> PromptPublished:
-    return PromptPublished(
-        prompt_id=prompt_id,
-        revision=revision,
-        area_id=STREET,
-        area_kind="street",
-        area_name="Agar Grove",
-        ward_code="E05013652",
-        street_ids=(STREET,),
-        category="graffiti",
-        sensitivity="place",
-        title=f"Graffiti, revision {revision}",
-        body="Walls need paint.",
-        published_at=dt.datetime(2026, 11, 27, 9, revision, tzinfo=dt.UTC),
-    )
+    at = dt.datetime(2026, 11, 27, 9, revision, tzinfo=dt.UTC)
+    return street_prompt(STREET, prompt_id, f"revision {revision}", revision=revision, published_at=at)
 
 
 def _drain(queue: asyncio.Queue[Change | None]) -> list[tuple[int, str]]:

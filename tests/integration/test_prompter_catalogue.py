@@ -5,30 +5,15 @@ the catalogue holds then, whichever path wrote it."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 
 from services.prompter import repository as repo
-from services.prompter.main import create_app
 from services.prompter.publisher import PromptPublisher
-from services.prompter.settings import PrompterSettings
 from shared.contracts import PromptPublished
 from tests.support import place_need
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
-
-
-@pytest.fixture
-async def publisher(fresh_database_url: str, kafka_bootstrap: str) -> AsyncIterator[PromptPublisher]:
-    settings = PrompterSettings(
-        database_url=fresh_database_url,
-        kafka_bootstrap_servers=kafka_bootstrap,
-        group_id=f"prompter-catalogue-{uuid.uuid4().hex}",
-    )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        yield app.state.runtime.context.publisher
 
 
 async def _links(publisher: PromptPublisher, prompt_id: str) -> list[str]:

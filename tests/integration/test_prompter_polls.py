@@ -5,32 +5,18 @@ the records one by one, with a key met again, a stale version and a tombstone in
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from services.prompter.main import create_app
 from services.prompter.publisher import PromptPublisher
-from services.prompter.settings import PrompterSettings
 from shared.contracts import PROMPTS, PromptPublished, StreetNeedChanged, Tombstone
 from tests.support import place_need
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 ODD_STREET = 'way/1 "quoted", back\\slash {braced}'  # survives the array literal it travels in
-
-
-@pytest.fixture
-async def publisher(fresh_database_url: str, kafka_bootstrap: str) -> AsyncIterator[PromptPublisher]:
-    settings = PrompterSettings(
-        database_url=fresh_database_url,
-        kafka_bootstrap_servers=kafka_bootstrap,
-        group_id=f"prompter-polls-{uuid.uuid4().hex}",
-    )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        yield app.state.runtime.context.publisher
 
 
 def _items(prefix: str) -> list[StreetNeedChanged | Tombstone]:
