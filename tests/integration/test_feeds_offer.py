@@ -18,7 +18,7 @@ from services.feeds.live import Hub
 from services.feeds.repository import Change, current_seq
 from services.feeds.settings import FeedsSettings
 from shared.contracts import PromptPublished
-from shared.db import apply_migrations, create_database, create_pool, drop_database
+from shared.db import apply_migrations, create_pool
 from shared.gazetteer.selection import Selection
 from tests.support import street_prompt
 
@@ -43,15 +43,15 @@ def _drain(queue: asyncio.Queue[Change | None]) -> list[tuple[int, str]]:
 
 
 async def test_own_changes_go_out_at_once_unless_another_replicas_lie_between(
-    stack, random_id, monkeypatch
+    fresh_database_url, kafka_bootstrap, random_id, monkeypatch
 ) -> None:
-    url = await create_database(stack["database"], prefix="t_feeds_offer")
+    url = fresh_database_url
     pool = await create_pool(url)
     try:
         async with pool.acquire() as conn:
             await apply_migrations(conn, "feeds", MIGRATIONS)
             start = await current_seq(conn)
-        settings = FeedsSettings(database_url=url, kafka_bootstrap_servers=stack["kafka"], _env_file=None)
+        settings = FeedsSettings(database_url=url, kafka_bootstrap_servers=kafka_bootstrap, _env_file=None)
         hub = Hub(100)
         queue = hub.subscribe(Selection("street", "Agar Grove", (STREET,)))
         listener = Listener(url, hub, start)  # not running: only what `offer` sends goes out
@@ -96,4 +96,3 @@ async def test_own_changes_go_out_at_once_unless_another_replicas_lie_between(
             await conn.close()
     finally:
         await pool.close()
-        await drop_database(stack["database"], url)
