@@ -19,10 +19,8 @@ import ipaddress
 import json
 import os
 import random
-import re
 import secrets
 import statistics
-import subprocess
 import tempfile
 import time
 from collections import Counter
@@ -34,6 +32,7 @@ import httpx
 from aiokafka import AIOKafkaProducer
 
 import services.feeds
+from bench import wrk
 from bench.aggregator_peer import db, load
 from bench.aggregator_peer.procs import Proc, free_port, start
 from services.feeds.consume import apply_event
@@ -68,13 +67,11 @@ CHANGES = 50  # street-needs changes in the latency run, each on a distinct stre
 SSE_PER_STREET = 10  # subscribers listening live on each changed street
 CHANGE_TIMEOUT_S = 10.0
 LATENCY_BUDGET_S = 90.0  # no new change is published after this, so a congested stack cannot stall the run
-WRK = ("-t2", "-c64", "-d10s")  # the issue's settings: 2 threads, 64 connections, 10 s
 WRK_WARD = "Kentish Town South"
 POLL_S = 0.02  # how often the street's Atom feed is polled while a change is pending
 CORES = os.cpu_count()
 PLACE = sorted(c for c, i in CATALOGUE.items() if i.sensitivity is Sensitivity.PLACE)
 PERSON = sorted(c for c, i in CATALOGUE.items() if i.sensitivity is Sensitivity.PERSON)
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _row(benchmark: str, value: float, unit: str, notes: str = "") -> dict:
@@ -83,12 +80,6 @@ def _row(benchmark: str, value: float, unit: str, notes: str = "") -> dict:
 
 def _pct(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
-
-
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds a process has used so far (/proc/<pid>/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 # --- data -------------------------------------------------------------------------------------
@@ -227,13 +218,6 @@ async def _seed_prompts(url: str, settings: FeedsSettings, areas: Areas, rng: ra
 # --- load ---------------------------------------------------------------------------------------
 
 
-def _machine_busy_s() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine so far (/proc/stat), to show contention."""
-    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = ticks[3] + ticks[4]  # idle + iowait
-    return (sum(ticks) - idle) / TICKS, sum(ticks) / TICKS
-
-
 @dataclass
 class Load:
     reads: int
@@ -260,7 +244,7 @@ async def _hammer(
     """CONCURRENCY workers each GET a random request of the list until the time is up."""
     latencies: list[float] = []
     other: Counter = Counter()
-    cpu0, client0, machine0 = _cpu_s(server_pid), time.process_time(), _machine_busy_s()
+    cpu0, client0, machine0 = wrk.cpu_s(server_pid), time.process_time(), wrk.machine_busy_s()
     began = time.perf_counter()
     stop = began + duration_s
 
@@ -280,13 +264,13 @@ async def _hammer(
 
     await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
     elapsed = time.perf_counter() - began
-    machine1 = _machine_busy_s()
+    machine1 = wrk.machine_busy_s()
     return Load(
         len(latencies),
         other,
         elapsed,
         latencies,
-        _cpu_s(server_pid) - cpu0,
+        wrk.cpu_s(server_pid) - cpu0,
         time.process_time() - client0,
         (machine1[0] - machine0[0]) / (machine1[1] - machine0[1]),
     )
@@ -595,39 +579,6 @@ async def _reads(
     return rows
 
 
-_WRK_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
-
-
-def _wrk(url: str, pid: int, headers: dict[str, str] | None = None) -> dict:
-    """One `wrk` run (Debian's; not a Python client) against `url`: rate, latency percentiles, status
-    codes seen, and the server process's CPU over the run."""
-    args = ["wrk", *WRK, "--latency"]
-    for k, v in (headers or {}).items():
-        args += ["-H", f"{k}: {v}"]
-    cpu0, busy0 = _cpu_s(pid), _machine_busy_s()
-    out = subprocess.run([*args, url], capture_output=True, text=True, timeout=120, check=True).stdout
-    cpu, busy = _cpu_s(pid) - cpu0, _machine_busy_s()
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    total = int(re.search(r"(\d+) requests in", out).group(1))
-    lat = {
-        q: float(v) * _WRK_UNITS[u]
-        for q, v, u in re.findall(r"^\s+(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
-    }
-    m = re.search(r"Latency\s+([\d.]+)(us|ms|s)\s+[\d.]+\w+\s+([\d.]+)(us|ms|s)", out)
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    seconds = float(WRK[2].removeprefix("-d").removesuffix("s"))
-    return {
-        "rate": rate,
-        "p50": lat.get("50", float("nan")),
-        "p99": lat.get("99", float("nan")),
-        "max": float(m.group(3)) * _WRK_UNITS[m.group(4)] if m else float("nan"),
-        "bad": int(errors.group(1)) if errors else 0,
-        "cpu_ms_per_request": 1000 * cpu / max(total, 1),
-        "server_cores": cpu / seconds,
-        "machine_busy": (busy[0] - busy0[0]) / max(busy[1] - busy0[1], 1e-9),
-    }
-
-
 async def _wrk_rows(base: str, feeds: Proc, gaz, place_streets: set[str], token: str) -> list[dict]:
     """The issue's table, measured with wrk: a street's Atom (200 and 304), its HTML page, a ward's Atom,
     and one subscription's private Atom among the 100,000."""
@@ -656,13 +607,13 @@ async def _wrk_rows(base: str, feeds: Proc, gaz, place_streets: set[str], token:
     ]
     rows = []
     for name, url, headers, what in runs:
-        r = await asyncio.to_thread(_wrk, url, feeds.pid, headers)
+        r = await asyncio.to_thread(wrk.run, url, feeds.pid, headers)
         rows += [
             _row(
                 f"feeds.wrk.{name}.rate",
                 r["rate"],
                 "requests/s",
-                f"wrk {' '.join(WRK)} on one URL, {what}; non-2xx/3xx {r['bad']}; server CPU "
+                f"wrk {' '.join(wrk.SETTINGS)} on one URL, {what}; non-2xx/3xx {r['bad']}; server CPU "
                 f"{r['cpu_ms_per_request']:.2f} ms per request ({r['server_cores']:.2f} cores); machine "
                 f"{r['machine_busy']:.0%} busy of {CORES} cores (wrk, server, Kafka, PostgreSQL share them: "
                 f"{'the server' if r['server_cores'] > 0.85 else 'the machine, not the server alone,'} is "

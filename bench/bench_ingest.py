@@ -13,6 +13,7 @@ import secrets
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from itertools import islice
@@ -22,11 +23,12 @@ import asyncpg
 import httpx
 import numpy as np
 
+from bench import wrk
 from bench.bench_gazetteer import camden, save
 from services.ingest import repository
 from services.ingest.anonymise import event_uuid
 from services.ingest.auth import generate_key, hash_key
-from shared.contracts import Category
+from shared.contracts import CATALOGUE, Category, Sensitivity
 from shared.db import apply_migrations, create_database, drop_database
 from shared.gazetteer.camden import DATA as CAMDEN
 from shared.settings import CommonSettings
@@ -41,6 +43,36 @@ BATCH = 1_000
 WARM_UP = 200
 ARRIVAL_TIMEOUT_S = 300
 PACED, PACED_BATCH, PACED_INTERVAL_S = 1_000, 10, 0.1  # 100 signals/s for 10 s
+WRK_BATCHES = (1, 100)  # signals per POST in the wrk runs: one at a time (as Open311 sends), and batched
+PLACE = sorted(str(c) for c, i in CATALOGUE.items() if i.sensitivity is Sensitivity.PLACE)
+
+# Each request a fresh body: new event ids (or ingest would answer "duplicate" without producing),
+# a random place category, street and subject, the time as wrk sends it. The values are quoted by
+# Python (`_lua_list`) and the ids carry the run's nonce and wrk's thread number.
+_LUA = """
+local streets = {%(streets)s}
+local categories = {%(categories)s}
+local nonce, per_request = "%(nonce)s", %(batch)d
+local threads, sent = 0, 0
+local headers = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer %(key)s"}
+function setup(thread)
+  threads = threads + 1
+  thread:set("thread_id", threads)
+end
+function request()
+  local items, now = {}, os.date("!%%Y-%%m-%%dT%%H:%%M:%%SZ")
+  for i = 1, per_request do
+    sent = sent + 1
+    items[i] = string.format(
+      '{"event_id":"wrk-%%s-%%d-%%d","category":"%%s","action":"raised","subject_ref":"wrk-%%d",'
+        .. '"occurred_at":"%%s","location":{"street_id":"%%s"}}',
+      nonce, thread_id, sent, categories[math.random(#categories)], math.random(1000000), now,
+      streets[math.random(#streets)])
+  end
+  local body = per_request == 1 and items[1] or "[" .. table.concat(items, ",") .. "]"
+  return wrk.format("POST", nil, headers, body)
+end
+"""
 
 
 def _free_port() -> int:
@@ -193,6 +225,66 @@ async def _bench(env: dict[str, str], url: str, port: int, key: str, system_id: 
     return rows
 
 
+def _lua_list(values: list[str]) -> str:
+    return ",".join(f'"{v}"' for v in values)  # ids and category names: no quotes or backslashes
+
+
+async def _accepted(url: str, system_id: uuid.UUID) -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetchval(
+            "SELECT count(*) FROM ingest.accepted_signals WHERE system_id = $1", system_id
+        )
+    finally:
+        await conn.close()
+
+
+def _wrk_rows(url: str, port: int, pid: int, key: str, system_id: uuid.UUID, gaz) -> list[dict]:
+    """POST /v1/signals under wrk (Debian's, not a Python client): one signal per request, then 100;
+    each run's new rows in ingest.accepted_signals checked against the requests wrk saw answered."""
+    rows = []
+    streets = sorted(s for s, street in gaz.streets.items() if street.address_count > 0)
+    for batch in WRK_BATCHES:
+        with tempfile.TemporaryDirectory() as tmp:
+            script = Path(tmp) / "signals.lua"
+            script.write_text(
+                _LUA
+                % {
+                    "streets": _lua_list(streets),
+                    "categories": _lua_list(PLACE),
+                    "nonce": uuid.uuid4().hex[:12],
+                    "batch": batch,
+                    "key": key,
+                }
+            )
+            before = asyncio.run(_accepted(url, system_id))
+            r = wrk.run(f"http://127.0.0.1:{port}/v1/signals", pid, script=script)
+            stored = asyncio.run(_accepted(url, system_id)) - before
+        answered = (r["requests"] - r["bad"]) * batch
+        name = "one_signal" if batch == 1 else f"batch_{batch}"
+        what = "one signal per request" if batch == 1 else f"{batch} signals per request"
+        bottleneck = "the server" if r["server_cores"] > 0.85 else "the machine, not the server alone,"
+        rows += [
+            {
+                "benchmark": f"ingest.wrk.{name}.rate",
+                "value": r["rate"] * batch,
+                "unit": "signals/s",
+                "notes": f"wrk {' '.join(wrk.SETTINGS)}, POST /v1/signals, {what} (fresh event ids, random "
+                f"Camden streets and place categories, Lua script): {r['rate']:,.0f} requests/s; "
+                f"non-2xx {r['bad']}; {stored:,} signals recorded for {answered:,} wrk saw accepted (the "
+                f"rest were in flight when wrk stopped); server CPU {r['cpu_ms_per_request']:.2f} ms per "
+                f"request ({r['server_cores']:.2f} cores); machine {r['machine_busy']:.0%} busy of "
+                f"{os.cpu_count()} cores (wrk, ingest, Kafka, PostgreSQL share them: {bottleneck} is the "
+                "bottleneck); each request one transaction that waits for the broker's acks (acks=all) "
+                "before it commits; 1 uvicorn process, no other service running",
+            },
+            {"benchmark": f"ingest.wrk.{name}.p50", "value": r["p50"], "unit": "ms", "notes": ""},
+            {"benchmark": f"ingest.wrk.{name}.p99", "value": r["p99"], "unit": "ms", "notes": ""},
+            {"benchmark": f"ingest.wrk.{name}.max", "value": r["max"], "unit": "ms", "notes": ""},
+        ]
+    return rows
+
+
 def _wait_ready(port: int, proc: subprocess.Popen, timeout_s: float = 90) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -236,7 +328,8 @@ def run(env: dict[str, str]) -> list[dict]:
             stderr=subprocess.STDOUT,
         )
         _wait_ready(port, proc)
-        return asyncio.run(_bench(env, url, port, key, system_id, gaz))
+        rows = asyncio.run(_bench(env, url, port, key, system_id, gaz))
+        return rows + _wrk_rows(url, port, proc.pid, key, system_id, gaz)
     finally:
         if proc is not None:
             proc.terminate()
