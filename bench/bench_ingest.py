@@ -1,4 +1,5 @@
-"""Ingest throughput and latency: HTTP batches and Kafka, from send to arrival on signals-anonymised.v1.
+"""Ingest throughput and latency: HTTP batches and Kafka, from send to arrival on signals-anonymised.v1;
+then POST /v1/signals under wrk, one signal per request and 100, with the server's CPU per request.
 
 Runs `python -m services.ingest` as a subprocess on a free loopback port, against a fresh database
 holding the Camden gazetteer, with its own consumer group; signals come from the simulator model.
@@ -241,7 +242,7 @@ async def _accepted(url: str, system_id: uuid.UUID) -> int:
 
 def _wrk_rows(url: str, port: int, pid: int, key: str, system_id: uuid.UUID, gaz) -> list[dict]:
     """POST /v1/signals under wrk (Debian's, not a Python client): one signal per request, then 100;
-    each run's new rows in ingest.accepted_signals checked against the requests wrk saw answered."""
+    each run's new rows in ingest.accepted_signals set beside the signals of the requests wrk saw answered."""
     rows = []
     streets = sorted(s for s, street in gaz.streets.items() if street.address_count > 0)
     for batch in WRK_BATCHES:
