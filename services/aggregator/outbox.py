@@ -14,7 +14,6 @@ lost listening connection.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import asyncpg
@@ -22,6 +21,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter
 
 from shared.kafka import client_options
+from shared.listen import ChannelListener
 from shared.settings import CommonSettings
 
 from . import repository as repo
@@ -88,17 +88,14 @@ async def relay_forever(
     """Relay whenever rows are committed (`wakeup`, and NOTIFY on a listening connection of its own),
     and every `interval` seconds in case a notification was missed."""
     wakeup = wakeup or Wakeup()
-    listener: asyncpg.Connection | None = None
+    # A lost connection wakes the loop, which listens anew and relays what it may have missed.
+    listener = ChannelListener(pool, CHANNEL, wakeup.set, on_lost=wakeup.set)
     try:
         while True:
             # Everything a round does may fail while the database is away (a crash, a restart): the
             # relay retries instead of ending, or nothing would be published again.
             try:
-                if listener is None or _gone(listener):
-                    if listener is not None:
-                        old, listener = listener, None
-                        await _unlisten(pool, old, wakeup)
-                    listener = await _listen(pool, wakeup)
+                await listener.ensure()  # not listening: the interval's poll still relays
                 wakeup.clear()  # before reading: a commit from here on wakes the next round
                 if await relay_once(pool, producer, limit) == limit:
                     continue  # more are waiting
@@ -109,40 +106,4 @@ async def relay_forever(
                 await asyncio.sleep(interval)
             await wakeup.wait(interval)
     finally:
-        if listener is not None and not _gone(listener):
-            await _unlisten(pool, listener, wakeup)
-
-
-def _gone(conn: asyncpg.Connection) -> bool:
-    """Whether a pooled connection was lost. The pool detaches a lost connection's proxy, after which
-    every call on it (`is_closed()` too) raises: that also means gone."""
-    try:
-        closed: bool = conn.is_closed()
-        return closed
-    except asyncpg.InterfaceError:
-        return True
-
-
-async def _unlisten(pool: asyncpg.Pool, conn: asyncpg.Connection, wakeup: Wakeup) -> None:
-    """Give the listening connection back to the pool without its listener (the pool's reset runs
-    UNLISTEN, but asyncpg warns of a connection released with a callback still attached)."""
-    with contextlib.suppress(Exception):
-        await conn.remove_listener(CHANNEL, wakeup.set)
-    with contextlib.suppress(Exception):
-        await pool.release(conn)
-
-
-async def _listen(pool: asyncpg.Pool, wakeup: Wakeup) -> asyncpg.Connection | None:
-    """A pooled connection held for LISTEN; None (polling only) when it cannot be had."""
-    try:
-        conn = await pool.acquire(timeout=5)
-    except Exception:
-        log.warning("no connection to LISTEN for outbox rows; polling", exc_info=True)
-        return None
-    try:
-        await conn.add_listener(CHANNEL, wakeup.set)
-    except Exception:
-        await pool.release(conn)
-        log.warning("LISTEN for outbox rows failed; polling", exc_info=True)
-        return None
-    return conn
+        await listener.close()

@@ -27,6 +27,7 @@ import aiohttp
 import asyncpg
 from prometheus_client import Counter
 
+from shared.listen import ChannelListener
 from shared.urls import UnsafeUrl, resolve_public
 
 from . import repository
@@ -173,14 +174,16 @@ class DeliveryWorker:
         self.idle = asyncio.Event()  # set while it waits for a wake-up or its poll interval
         self._slots = asyncio.Semaphore(PIPELINE)
         self._batches: set[asyncio.Task[None]] = set()
-        self._listener: asyncpg.pool.PoolConnectionProxy | None = None
-        self._listener_pid: int | None = None  # its backend, while the connection lasts
+        # A lost connection wakes the worker, which listens anew and claims what was queued meanwhile.
+        self.listener = ChannelListener(
+            pool, repository.DELIVERIES_QUEUED, self.wake.set, on_lost=self.wake.set
+        )
 
     async def run(self) -> None:
         """Loop for the service's lifetime."""
         try:
             while True:
-                await self._listen()
+                await self.listener.ensure()  # not listening: the poll interval still claims
                 await self._slots.acquire()
                 self.wake.clear()  # before claiming: whatever is queued after this wakes the next look
                 claimed = 0
@@ -259,55 +262,14 @@ class DeliveryWorker:
             )
         return repository.Attempt(delivery["id"], outcome.ok, outcome.status, outcome.error, retry)
 
-    async def _listen(self) -> None:
-        """Hold a connection LISTENing for queued deliveries; without one, the worker only polls."""
-        try:
-            if self._listener is not None:
-                if self._listener_pid is not None:
-                    return
-                await self._unlisten()  # the connection was lost: listen anew
-            conn = await self.pool.acquire()
-        except Exception:  # the claim that follows reports a database that is down
-            return
-        try:
-            await conn.add_listener(repository.DELIVERIES_QUEUED, self._notified)
-        except Exception:
-            log.warning("cannot listen for queued deliveries: polling", exc_info=True)
-            await self.pool.release(conn)
-            return
-        conn.add_termination_listener(self._lost)
-        self._listener, self._listener_pid = conn, conn.get_server_pid()
-        # Whatever was queued while nobody listened, the claim that follows finds.
-
-    def _notified(self, *_: object) -> None:
-        self.wake.set()
-
-    def _lost(self, *_: object) -> None:
-        self._listener_pid = None
-        self.wake.set()  # go round and listen anew, rather than wait for the poll
-
-    @property
-    def listener_pid(self) -> int | None:
-        """The PostgreSQL backend of the connection it LISTENs on, if it has one."""
-        return self._listener_pid
-
     async def _stop(self) -> None:
         for task in self._batches:
             task.cancel()  # unrecorded deliveries come due again when their lease ends
         await asyncio.gather(*self._batches, return_exceptions=True)
         try:
-            await self._unlisten()
+            await self.listener.close()
         finally:
             await self.clients.aclose()
-
-    async def _unlisten(self) -> None:
-        listener, self._listener, self._listener_pid = self._listener, None, None
-        if listener is None:
-            return
-        with contextlib.suppress(Exception):  # a lost connection (back in the pool) has nothing to stop
-            listener.remove_termination_listener(self._lost)
-            await listener.remove_listener(repository.DELIVERIES_QUEUED, self._notified)
-        await self.pool.release(listener)  # nothing to do for a connection the pool already took back
 
 
 async def run_delivery_worker(pool: asyncpg.Pool, settings: PartnersSettings) -> None:

@@ -189,13 +189,13 @@ async def test_a_worker_whose_listening_connection_is_lost_listens_again_at_once
     async with Receiver() as receiver:
         _, receiver.secrets[random_id] = await _webhook(pool, random_id, f"{receiver.base}/{random_id}", ward)
         worker = await worker_for(_settings(fresh_database_url))
-        lost = worker.listener_pid
+        lost = worker.listener.pid
         assert lost is not None
         async with pool.acquire() as conn:
             assert await conn.fetchval("SELECT pg_terminate_backend($1)", lost)
 
         async def listening_again() -> bool:
-            return worker.listener_pid not in (None, lost) and worker.idle.is_set()
+            return worker.listener.pid not in (None, lost) and worker.idle.is_set()
 
         await _until(listening_again, "a new listening connection, long before the hourly poll")
         await _store(pool, _records(ward, 1, random_id))
