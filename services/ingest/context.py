@@ -11,6 +11,7 @@ from fastapi import Depends
 from shared.gazetteer.model import Gazetteer
 from shared.service import running_context
 
+from .access import KnownSystems
 from .auth import RateLimiter
 from .pipeline import Pipeline
 from .settings import IngestSettings
@@ -25,6 +26,7 @@ class IngestContext:
     gazetteer: Gazetteer
     limiter: RateLimiter  # per council system's key
     pipeline: Pipeline  # anonymise, place and publish: every way in goes through it
+    systems: KnownSystems  # council systems by key hash, kept while PostgreSQL tells of changes
 
 
 # What a route declares to be given the context: `context: Context`.

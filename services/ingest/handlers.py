@@ -24,8 +24,7 @@ MAX_RECORDS = 500  # one transaction and one round of acks per poll: bulk loads 
 
 def register(broker: KafkaBroker, runtime: Runtime[IngestContext], group_id: str) -> None:
     async def find_system(key: str) -> repository.System | None:
-        async with runtime.context.pool.acquire() as conn:
-            return await repository.find_system(conn, hash_key(key))
+        return await runtime.context.systems.find(hash_key(key))
 
     publish_dead_letters = partial(shared_publish_dead_letters, broker)
 

@@ -14,6 +14,7 @@ from shared.kafka import make_broker
 from shared.service import Runtime, create_service_app
 
 from . import admin_api, api, handlers, open311_api
+from .access import KnownSystems
 from .anonymise import Pseudonymiser
 from .auth import RateLimiter
 from .context import IngestContext
@@ -21,7 +22,9 @@ from .pipeline import Pipeline
 from .quiet import QuietErrors
 from .settings import IngestSettings
 
-__all__ = ["create_app"]
+__all__ = ["MIGRATIONS", "create_app"]
+
+MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 async def _load_gazetteer(runtime: Runtime[IngestContext]) -> Gazetteer:
@@ -46,7 +49,9 @@ def create_app(
         pool = runtime.require_pool()
         pseudonymiser = Pseudonymiser(secrets, settings.pseudonym_key_version)
         pipeline = Pipeline(pool, broker, gaz, pseudonymiser, settings.max_distance_m)
-        runtime.provide(IngestContext(settings, pool, gaz, RateLimiter(), pipeline))
+        systems = KnownSystems(pool)
+        runtime.provide(IngestContext(settings, pool, gaz, RateLimiter(), pipeline, systems))
+        runtime.spawn(systems.listen_forever(), "council-systems-listener")
 
     app = create_service_app(
         name="ingest",
@@ -57,7 +62,7 @@ def create_app(
         settings=settings,
         broker=broker,
         schema="ingest",
-        migrations=Path(__file__).parent / "migrations",
+        migrations=MIGRATIONS,
         on_startup=on_startup,
         freeze_heap=freeze_heap,
     )

@@ -49,6 +49,7 @@ async def rotate(ctx: IngestContext, system_id: uuid.UUID) -> tuple[System, str]
     async with ctx.pool.acquire() as conn, conn.transaction():
         await _lock_active(conn, system_id)
         system = await repository.set_system_key(conn, system_id, hash_key(key))
+    ctx.systems.forget()  # before answering: the NOTIFY reaches this process a moment later
     return system, key
 
 
@@ -58,6 +59,7 @@ async def revoke(ctx: IngestContext, system_id: uuid.UUID) -> System:
         await repository.revoke_system(conn, system_id)
         system = await repository.system_for_update(conn, system_id)
     assert system is not None  # locked above, in this transaction
+    ctx.systems.forget()
     return system
 
 
@@ -67,4 +69,6 @@ async def update(
     """Set the categories the system may send and its rate limit (None: the service's default)."""
     async with ctx.pool.acquire() as conn, conn.transaction():
         await _lock_active(conn, system_id)
-        return await repository.scope_system(conn, system_id, sorted(set(categories)), rate_per_minute)
+        system = await repository.scope_system(conn, system_id, sorted(set(categories)), rate_per_minute)
+    ctx.systems.forget()
+    return system
