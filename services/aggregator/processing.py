@@ -67,7 +67,6 @@ def _trusted_until(now: dt.datetime, key: tuple[str, str]) -> dt.datetime:
 RECOUNT_UNDER = 8
 
 
-NeedCell = tuple[str, str]  # (street_id, category)
 Parsed = SignalAnonymised | tuple[bytes, bytes]  # an event, or its dead letter (key, value)
 
 
@@ -237,18 +236,11 @@ async def refresh_due(conn: asyncpg.Connection, areas: Areas, now: dt.datetime, 
     (0.5-1 s on the live bench's state): a stall of the whole live path once a minute. Anything a
     refresh of areas cannot reach (a need published for an area that no longer holds streets) takes
     the full recount under every lock.
-
-    The same count confirms the kept counts (`place_cells`): those it finds right are trusted again
-    (`retrust`), so that they do not all expire while the consumer is idle. They did: the first
-    seconds of load after a quiet minute recounted every cell of every area touched, under the area
-    locks, and the live path stalled for ~5 s (batches of 300-700 ms instead of ~30).
     """
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         previous = await repo.load_previous(conn, sensitivity="place")
-        counted = await repo.cell_counts(conn, now, trend_days, PLACE_CATEGORIES, None)
-        kept = await repo.kept_versions(conn)
-    await repo.retrust(conn, confirmed_cells(kept, counted, now))
-    views = place_views(stats_of_cells(counted), areas)
+        stats = await repo.place_stats(conn, now, trend_days, PLACE_CATEGORIES)
+    views = place_views(stats, areas)
     due = {c.key for c in diff(views, previous, set(views) | {k for k, p in previous.items() if p.live}, now)}
     if not due:
         return 0
@@ -259,26 +251,6 @@ async def refresh_due(conn: asyncpg.Connection, areas: Areas, now: dt.datetime, 
     async with conn.transaction():
         reachable = due <= scope
         return await refresh_place(conn, areas, cells if reachable else None, now, trend_days)
-
-
-def confirmed_cells(
-    kept: Mapping[NeedCell, tuple[Cell, str]], counted: Mapping[NeedCell, Cell], now: dt.datetime
-) -> dict[NeedCell, tuple[str, Cell]]:
-    """The kept counts (with their row versions) that equal a recount at `now`, each with the span
-    the recount gives it and trusted as a fresh count is (`_trusted_until`). Trust is the bound on
-    how long a count a race left wrong can last; a recount that agrees resets it, as a batch's
-    recount does. A cell with no signal row counts zero."""
-    out: dict[NeedCell, tuple[str, Cell]] = {}
-    for key, (cell, version) in kept.items():
-        fresh = counted.get(key, NO_ROWS)
-        if (cell.open, cell.closed, cell.this_window, cell.last_window) == (
-            fresh.open,
-            fresh.closed,
-            fresh.this_window,
-            fresh.last_window,
-        ):
-            out[key] = (version, fresh.moved(NO_ROWS, NO_ROWS, until=_trusted_until(now, key)))
-    return out
 
 
 async def refresh_forever(pool: asyncpg.Pool, areas: Areas, *, interval: float, trend_days: int) -> None:

@@ -63,12 +63,10 @@ class AggregatorSettings(CommonSettings):
         "Set only for tests or a deliberate partial rebuild: earlier events are then never counted.",
     )
     refresh_interval_seconds: float = Field(
-        30.0,
+        60.0,
         title="Place view refresh interval",
         gt=0,
-        description="How often expiries and sliding trends are re-evaluated without new events, and "
-        "the kept counts confirmed (processing.refresh_due): no longer than their shortest trust "
-        "(30 s), so that a quiet minute does not leave them all to be recounted by the next batches.",
+        description="How often expiries and sliding trends are re-evaluated without new events.",
     )
     release_check_interval_seconds: float = Field(3600.0, title="Monthly release check interval", gt=0)
     purge_interval_seconds: float = Field(

@@ -5,16 +5,7 @@ One module per table group; callers import the package (`from . import repositor
 
 from __future__ import annotations
 
-from .cells import (
-    cell_counts,
-    clear_cells,
-    kept_versions,
-    load_cells,
-    lock_rows,
-    retrust,
-    save_cells,
-    signal_rows,
-)
+from .cells import cell_counts, clear_cells, load_cells, lock_rows, save_cells, signal_rows
 from .offsets import StaleOffsets, claim_offsets, insert_offsets, load_offsets
 from .outbox import CHANNEL as OUTBOX_CHANNEL
 from .outbox import delete_outbox, fetch_outbox, insert_dead_letters
@@ -47,7 +38,6 @@ __all__ = [
     "fetch_outbox",
     "insert_dead_letters",
     "insert_offsets",
-    "kept_versions",
     "latest_quarter",
     "list_releases",
     "list_withheld",
@@ -68,7 +58,6 @@ __all__ = [
     "release_exists",
     "released_months",
     "reset_state",
-    "retrust",
     "rows",
     "save_cells",
     "save_quarter",

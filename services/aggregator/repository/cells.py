@@ -18,11 +18,9 @@ __all__ = [
     "cell_counts",
     "clear_cells",
     "columns",
-    "kept_versions",
     "lines",
     "load_cells",
     "lock_rows",
-    "retrust",
     "save_cells",
     "signal_rows",
     "texts",
@@ -79,7 +77,6 @@ _SINCE = ", ".join(f"CASE WHEN {b} <= $3 THEN {b} END" for b in _BREAKS)
 _UNTIL = ", ".join(f"CASE WHEN {b} > $3 THEN {b} END" for b in _BREAKS)
 _OF_CELLS = f"""(SELECT s.* FROM unnest({texts("$6")}, {texts("$7")}) AS k(street_id, category)
                 JOIN aggregator.signals s USING (street_id, category))"""
-_OF_ALL = "(SELECT * FROM aggregator.signals WHERE category = ANY($1::text[]))"
 _COUNTS = f"""SELECT s.street_id, s.category,
        count(*) FILTER (WHERE (w.withdrawn_at IS NULL OR w.withdrawn_at < s.raised_at)
                         AND s.raised_at <= $3 AND s.raised_at > l.expired_at) AS open,
@@ -90,13 +87,12 @@ _COUNTS = f"""SELECT s.street_id, s.category,
                         AND s.raised_at <= $3 - make_interval(secs => $4)) AS last,
        max(GREATEST({_SINCE})) AS valid_from,
        min(LEAST({_UNTIL})) AS valid_until
-   FROM {{signals}} s
+   FROM {_OF_CELLS} s
    JOIN (SELECT category, expired_at, make_interval(secs => secs) AS lifetime
          FROM unnest($1::text[], $2::timestamptz[], $5::float8[]) AS u(category, expired_at, secs)) AS l
      USING (category)
    LEFT JOIN aggregator.withdrawals w USING (subject_key, category)
    GROUP BY s.street_id, s.category""".replace("$3", "$3::timestamptz").replace("$4", "$4::float8")
-_COUNTS_OF = {"cells": _COUNTS.format(signals=_OF_CELLS), "all": _COUNTS.format(signals=_OF_ALL)}
 
 
 async def cell_counts(
@@ -104,10 +100,10 @@ async def cell_counts(
     now: dt.datetime,
     trend_days: int,
     categories: Iterable[str],
-    cells: Iterable[Key] | None,
+    cells: Iterable[Key],
 ) -> dict[Key, Cell]:
-    """Counts at `now` of the signal rows of `cells` (every cell listed is in the answer; None: every
-    cell with a signal row), of `categories` only; each with the span it holds for.
+    """Counts at `now` of the signal rows of `cells` (every cell listed is in the answer), of
+    `categories` only; each with the span it holds for.
 
     Exact where `window` and lifetimes are whole seconds, as `signals.place_stats` and
     `state.cells_of_rows` (tested to agree).
@@ -120,16 +116,14 @@ async def cell_counts(
         dt.timedelta(days=trend_days).total_seconds(),
         [dt.timedelta(days=info(c).lifetime_days).total_seconds() for c in cats],
     ]
-    found: dict[Key, Cell] = {}
-    if cells is not None:
-        wanted = sorted(set(cells))
-        args += columns(wanted, 2)
-        found = {k: Cell() for k in wanted if k[1] in cats}
+    wanted = sorted(set(cells))
+    args += columns(wanted, 2)
+    found: dict[Key, Cell] = {k: Cell() for k in wanted if k[1] in cats}
     if not cats:
         return found
     if conn.is_in_transaction():
         await conn.execute("SET LOCAL work_mem = '64MB'")  # as signals.place_stats: hash in memory
-    for r in await conn.fetch(_COUNTS_OF["all" if cells is None else "cells"], *args):
+    for r in await conn.fetch(_COUNTS, *args):
         found[(r["street_id"], r["category"])] = Cell(
             r["open"], r["closed"], r["this"], r["last"], r["valid_from"], r["valid_until"]
         )
@@ -213,11 +207,12 @@ async def load_cells(conn: asyncpg.Connection, keys: Iterable[Key], now: dt.date
         *columns(wanted, 2),
         now,
     )
-    return {(r["street_id"], r["category"]): _cell(r) for r in rows}
-
-
-def _cell(r: asyncpg.Record) -> Cell:
-    return Cell(r["open"], r["closed"], r["this_window"], r["last_window"], r["valid_from"], r["valid_until"])
+    return {
+        (r["street_id"], r["category"]): Cell(
+            r["open"], r["closed"], r["this_window"], r["last_window"], r["valid_from"], r["valid_until"]
+        )
+        for r in rows
+    }
 
 
 async def save_cells(conn: asyncpg.Connection, cells: Mapping[Key, Cell]) -> None:
@@ -243,40 +238,6 @@ async def save_cells(conn: asyncpg.Connection, cells: Mapping[Key, Cell]) -> Non
         [v.valid_from for v in values],
         [v.valid_until for v in values],
     )
-
-
-async def kept_versions(conn: asyncpg.Connection) -> dict[Key, tuple[Cell, str]]:
-    """Every kept count, with its row's version (the writing transaction): `retrust` changes a row
-    only while it is still the version read here."""
-    rows = await conn.fetch("SELECT *, xmin::text AS version FROM aggregator.place_cells")
-    return {(r["street_id"], r["category"]): (_cell(r), r["version"]) for r in rows}
-
-
-async def retrust(conn: asyncpg.Connection, cells: Mapping[Key, tuple[str, Cell]]) -> int:
-    """Set the span of kept counts that a recount confirmed, each only if its row is still the
-    version given (no batch wrote it since) and no batch holds it now (SKIP LOCKED: this never waits
-    on a batch, so it cannot deadlock with one); how many were set. Runs without the area locks."""
-    if not cells:
-        return 0
-    keys = sorted(cells)
-    status = await conn.execute(
-        f"""WITH confirmed AS (
-               SELECT * FROM unnest({texts("$1")}, {texts("$2")}, $3::text[], $4::timestamptz[],
-                                    $5::timestamptz[])
-                      AS n(street_id, category, version, valid_from, valid_until)),
-           free AS (
-               SELECT c.ctid, n.valid_from, n.valid_until
-               FROM aggregator.place_cells c JOIN confirmed n USING (street_id, category)
-               WHERE c.xmin::text = n.version
-               FOR UPDATE OF c SKIP LOCKED)
-           UPDATE aggregator.place_cells c SET valid_from = free.valid_from, valid_until = free.valid_until
-           FROM free WHERE c.ctid = free.ctid""",
-        *columns(keys, 2),
-        [cells[k][0] for k in keys],
-        [cells[k][1].valid_from for k in keys],
-        [cells[k][1].valid_until for k in keys],
-    )
-    return int(status.split()[-1])
 
 
 async def signal_rows(conn: asyncpg.Connection) -> int:
