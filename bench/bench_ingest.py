@@ -29,6 +29,7 @@ from bench.bench_gazetteer import camden, save
 from services.ingest import repository
 from services.ingest.anonymise import event_uuid
 from services.ingest.auth import generate_key, hash_key
+from services.ingest.main import MIGRATIONS
 from shared.contracts import CATALOGUE, Category, Sensitivity
 from shared.db import apply_migrations, create_database, drop_database
 from shared.gazetteer.camden import DATA as CAMDEN
@@ -85,7 +86,7 @@ def _free_port() -> int:
 async def _create_system(url: str) -> tuple[str, uuid.UUID]:
     conn = await asyncpg.connect(url)
     try:
-        await apply_migrations(conn, "ingest", Path(repository.__file__).parent / "migrations")
+        await apply_migrations(conn, "ingest", MIGRATIONS)
         key = generate_key()
         system = await repository.create_system(
             conn,

@@ -42,8 +42,9 @@ async def db(fresh_database_url) -> AsyncIterator[tuple[asyncpg.Pool, asyncpg.Co
         await pool.close()
 
 
-async def _system(conn: asyncpg.Connection) -> tuple[repository.System, str]:
-    key = generate_key()
+async def _system(conn: asyncpg.Connection, key: str | None = None) -> tuple[repository.System, str]:
+    """A council system registered as the CLI does (on another connection), and its key's hash."""
+    key = key or generate_key()
     system = await repository.create_system(
         conn,
         name="Housing",
@@ -178,14 +179,7 @@ async def test_unknown_keys_are_not_kept(db):
         assert await known.listener.ensure()
         assert await known.find(hash_key(key)) is None
         await other.execute(MUTE)
-        system = await repository.create_system(
-            other,
-            name="New",
-            council_id="camden",
-            key_hash=hash_key(key),
-            categories=["graffiti"],
-            rate_per_minute=None,
-        )
+        system, _ = await _system(other, key)
         assert await known.find(hash_key(key)) == system  # asked again, not answered from memory
     finally:
         await known.listener.close()
