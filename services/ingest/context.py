@@ -11,8 +11,8 @@ from fastapi import Depends
 from shared.gazetteer.model import Gazetteer
 from shared.service import running_context
 
-from .access import KnownSystems
 from .auth import RateLimiter
+from .known_systems import KnownSystems
 from .pipeline import Pipeline
 from .settings import IngestSettings
 

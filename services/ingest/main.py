@@ -14,10 +14,10 @@ from shared.kafka import make_broker
 from shared.service import Runtime, create_service_app
 
 from . import admin_api, api, handlers, open311_api
-from .access import KnownSystems
 from .anonymise import Pseudonymiser
 from .auth import RateLimiter
 from .context import IngestContext
+from .known_systems import KnownSystems
 from .pipeline import Pipeline
 from .quiet import QuietErrors
 from .settings import IngestSettings

@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from services.ingest import access, repository
-from services.ingest.access import KnownSystems
+from services.ingest import known_systems, repository
 from services.ingest.auth import generate_key, hash_key
+from services.ingest.known_systems import KnownSystems
 from services.ingest.main import MIGRATIONS
 from shared.db import apply_migrations, create_pool
 
@@ -133,9 +133,9 @@ async def test_a_lookup_that_raced_a_change_is_not_kept(db, monkeypatch):
 
     try:
         assert await known.listener.ensure()
-        monkeypatch.setattr(access.repository, "find_system", read_then_hear)
+        monkeypatch.setattr(known_systems.repository, "find_system", read_then_hear)
         assert await known.find(digest) == system
-        monkeypatch.setattr(access.repository, "find_system", read)
+        monkeypatch.setattr(known_systems.repository, "find_system", read)
         await other.execute(MUTE)
         await repository.revoke_system(other, system.id)
         assert await known.find(digest) is None  # not kept: asked again

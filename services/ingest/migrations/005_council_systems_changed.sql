@@ -1,7 +1,8 @@
--- Ingest keeps the council systems it has recently seen in memory (services/ingest/access.py), as
--- long as it hears of every change: a statement trigger, so that no write path (the admin API, the
--- CLI, another replica, a hand-run UPDATE) can forget to tell. NOTIFY is delivered at commit, to every
--- listening replica; a rolled-back change tells nobody.
+-- Ingest keeps the council systems it has recently seen in memory
+-- (services/ingest/known_systems.py), as long as it hears of every change: a statement trigger, so
+-- that no write path (the admin API, the CLI, another replica, a hand-run UPDATE) can forget to
+-- tell. NOTIFY is delivered at commit, to every listening replica; a rolled-back change tells
+-- nobody.
 CREATE FUNCTION council_systems_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_notify('ingest_council_systems', '');
