@@ -159,9 +159,13 @@ async def test_sign_up_confirm_once_one_mail_per_change_then_one_click_unsubscri
         return [m["Subject"] for m in _mails_to(maildir, email)]
 
     # Records of one prompt stay in order (same key, same partition): once revision 2 is mailed, the
-    # repeated revision 1 has been consumed too. Other prompts may land on other partitions.
+    # repeated revision 1 has been consumed too. Other prompts may land on other partitions. Mails
+    # leave through several concurrent senders, so they need not arrive in the order they were
+    # queued: count them once nothing queued is left unsent.
     await _eventually(lambda: any(marker.title in s for s in subjects()), "the marker prompt's mail")
     await _eventually(lambda: any(f"Prompt {random_id}-1 r2" in s for s in subjects()), "revision 2's mail")
+    unsent = "SELECT count(*) FROM notifier.outbox WHERE sent_at IS NULL AND failed_at IS NULL"
+    await _eventually(lambda: _drained(settings, unsent), "every queued mail to be sent")
     assert sum(first.title in s for s in subjects()) == 1
     assert sum(f"Prompt {random_id}-1 r2" in s for s in subjects()) == 1
     other = _prompt(_street(camden_gazetteer, 400), random_id, 2).prompt_id
@@ -185,6 +189,10 @@ async def test_sign_up_confirm_once_one_mail_per_change_then_one_click_unsubscri
         assert await conn.fetchval("SELECT count(*) FROM notifier.subscriptions") == 0
     finally:
         await conn.close()
+
+
+async def _drained(settings, unsent_sql: str) -> bool:
+    return await _count(settings, unsent_sql) == 0
 
 
 async def _count(settings, sql: str, *args) -> int:
