@@ -163,8 +163,31 @@ def start_mail_sink(env: dict[str, str]) -> subprocess.Popen:
     return proc
 
 
+DEMO_SYSTEM = "Demo council system"
+
+
+def forget_stale_demo_keys(env: dict[str, str]) -> None:
+    """Demo keys only work in the database they were made in. When that database no longer has the
+    demo council system active (its data was deleted while .local/ stayed, or DATABASE_URL now points
+    at another), every demo key is made afresh; kept, the simulator would be refused (401) forever."""
+    if "COUNCIL_API_KEY" not in load_env(DEMO_KEYS):
+        return
+    listed = subprocess.run(
+        [PY, "-m", "services.cli", "ingest", "list-systems"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()
+    if not any(DEMO_SYSTEM in line and "active" in line.split() for line in listed):
+        print(f"  {DEMO_KEYS.relative_to(ROOT)}: unknown to this database, making new demo keys", flush=True)
+        DEMO_KEYS.unlink()
+
+
 def demo_keys(env: dict[str, str]) -> dict[str, str]:
     """A demo council system and a demo VCS partner, created once; keys kept in .local/demo-keys.env."""
+    forget_stale_demo_keys(env)
     keys = load_env(DEMO_KEYS)
     if "COUNCIL_API_KEY" not in keys:
         subprocess.run(
@@ -174,7 +197,7 @@ def demo_keys(env: dict[str, str]) -> dict[str, str]:
                 "services.cli",
                 "ingest",
                 "create-system",
-                "Demo council system",
+                DEMO_SYSTEM,
                 "--council",
                 "camden",
                 "--key-file",
