@@ -198,8 +198,8 @@ async def apply_published_all(
                        street_ids::text[] AS street_ids, category, sensitivity, event, changed_at,
                        identifier, msg_type, sent, refs, entry
                    FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[],
-                       $7::text[], $8::text[], $9::jsonb[], $10::timestamptz[], $11::text[], $12::text[],
-                       $13::timestamptz[], $14::text[], $15::jsonb[]) WITH ORDINALITY
+                       $7::text[], $8::text[], $9::json[], $10::timestamptz[], $11::text[], $12::text[],
+                       $13::timestamptz[], $14::text[], $15::json[]) WITH ORDINALITY
                    AS t(prompt_id, revision, area_id, area_kind, ward_code, street_ids, category,
                        sensitivity, event, changed_at, identifier, msg_type, sent, refs, entry, i)),
                num AS (

@@ -218,7 +218,7 @@ async def record_changes(
         " sensitivity, event, received_at)"
         " SELECT u.prompt_id, u.revision, u.area_id, u.area_kind,"
         " ARRAY(SELECT jsonb_array_elements_text(u.streets::jsonb)), u.category, u.sensitivity,"
-        " u.event::jsonb, $9"
+        " u.event::json, $9"
         " FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],"
         " $8::text[]) AS u(prompt_id, revision, area_id, area_kind, streets, category, sensitivity, event)"
         " ON CONFLICT DO NOTHING RETURNING prompt_id, revision",

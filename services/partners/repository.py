@@ -45,7 +45,7 @@ DELIVERIES_QUEUED = "partners_deliveries_queued"
 
 
 def _json(value: dict[str, Any]) -> str:
-    """JSON text for a jsonb column: msgspec encodes a batch's payloads at a fraction of json.dumps's cost."""
+    """JSON text for a json column: msgspec encodes a batch's payloads at a fraction of json.dumps's cost."""
     return msgspec.json.encode(value).decode()
 
 
@@ -121,7 +121,7 @@ async def stored_states(conn: asyncpg.Connection, keys: Collection[str]) -> dict
 _UPSERT_NEEDS = """
 INSERT INTO partners.needs (key, area_id, area_kind, category, ward_code, version, payload,
                             min_lon, min_lat, max_lon, max_lat)
-SELECT k, a, ak, c, w, v, p::jsonb, x0, y0, x1, y1
+SELECT k, a, ak, c, w, v, p::json, x0, y0, x1, y1
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[],
             $8::float8[], $9::float8[], $10::float8[], $11::float8[])
      AS u (k, a, ak, c, w, v, p, x0, y0, x1, y1)
@@ -136,7 +136,7 @@ WHERE partners.needs.version <= EXCLUDED.version
 _INSERT_HISTORY = """
 INSERT INTO partners.needs_history
   (key, area_id, category, area_kind, ward_code, version, change, payload, changed_at)
-SELECT k, a, c, ak, w, v, ch, p::jsonb, t
+SELECT k, a, c, ak, w, v, ch, p::json, t
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::text[], $8::text[],
             $9::timestamptz[]) WITH ORDINALITY AS u (k, a, c, ak, w, v, ch, p, t, n)
 ORDER BY n

@@ -94,7 +94,7 @@ async def write_changes(
     await conn.execute(
         """INSERT INTO aggregator.published (area_id, category, sensitivity, live, content, payload,
                version, since, ward_code, street_ids, min_lon, min_lat, max_lon, max_lat)
-           SELECT a, c, s, l, ct::jsonb, p::jsonb, v, d, w, string_to_array(st, E'\\x1f'),
+           SELECT a, c, s, l, ct::json, p::json, v, d, w, string_to_array(st, E'\\x1f'),
                   x0, y0, x1, y1
            FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[], $5::text[], $6::text[],
                        $7::int[], $8::date[], $9::text[], $10::text[], $11::float8[], $12::float8[],
