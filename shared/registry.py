@@ -22,6 +22,9 @@ class Service:
     port: int  # default HTTP port on a developer's machine
     schema: str  # its own PostgreSQL schema
     hint: str  # what a person finds there, printed by `make run`
+    # Off the live path (a council's POST to a resident's feed): its work may lag by seconds under
+    # load, so where services share cores it yields the CPU to those on the path (deploy/ says how).
+    background: bool = False
 
     @property
     def module(self) -> str:
@@ -38,9 +41,15 @@ SERVICES: tuple[Service, ...] = (
     Service("aggregator", 8002, "aggregator", "street-level needs: /v1/needs.geojson"),
     Service("prompter", 8003, "prompter", "prompts and opportunities: /v1/opportunities"),
     Service("feeds", 8000, "feeds", "residents' feeds: / (search your street)"),
-    Service("partners", 8004, "partners", "VCS partner API: /docs"),
-    Service("notifier", 8005, "notifier", "e-mail alerts: the form on every street page"),
-    Service("console", 8006, "console", "council operators' console: / (sign in: CONSOLE_* in demo keys)"),
+    Service("partners", 8004, "partners", "VCS partner API: /docs", background=True),
+    Service("notifier", 8005, "notifier", "e-mail alerts: the form on every street page", background=True),
+    Service(
+        "console",
+        8006,
+        "console",
+        "council operators' console: / (sign in: CONSOLE_* in demo keys)",
+        background=True,
+    ),
 )
 
 

@@ -133,6 +133,20 @@ def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 90) -> bool:
     return False
 
 
+# Every process here shares this machine's cores with Kafka and PostgreSQL. The background ones
+# (mail, webhooks, the console, the mail sink, the demo's simulator) run at a lower CPU priority, so
+# that under load a council's signal reaches the resident's feed first and they catch up in the
+# slack. Measured with `python -m bench.probe_live` under 1,000 signals/s on a 2-core machine, five
+# pairs of runs alternated on running stacks: each pair's loaded p50 and p99 lower at the lower
+# priority (p50 62-98 ms against 94-160, p99 295-862 ms against 475-1,057); the background services'
+# backlog stayed under 2.6k records (~2.5 s) and was gone within 8 s of the load's end.
+BACKGROUND_NICE = 10
+
+
+def _background() -> None:
+    os.nice(BACKGROUND_NICE)
+
+
 def start(env: dict[str, str]) -> list[tuple[str, int, subprocess.Popen]]:
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     procs = []
@@ -144,6 +158,7 @@ def start(env: dict[str, str]) -> list[tuple[str, int, subprocess.Popen]]:
             env=own_env(env, name),
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=_background if by_name(name).background else None,
         )
         (RUN_DIR / f"{name}.pid").write_text(str(proc.pid))
         procs.append((name, port, proc))
@@ -158,6 +173,7 @@ def start_mail_sink(env: dict[str, str]) -> subprocess.Popen:
         env=env,
         stdout=(RUN_DIR / "mail-sink.log").open("ab"),
         stderr=subprocess.STDOUT,
+        preexec_fn=_background,
     )
     (RUN_DIR / "mail-sink.pid").write_text(str(proc.pid))
     return proc
@@ -445,6 +461,7 @@ def main() -> None:
                 env=env,
                 stdout=(RUN_DIR / "simulator.log").open("ab"),
                 stderr=subprocess.STDOUT,
+                preexec_fn=_background,
             )
             procs.append(("simulator", 0, simulator))
         print("\n  logs: .local/run/*.log — Ctrl-C (or `make stop`) stops everything.\n", flush=True)
