@@ -66,7 +66,8 @@ class AggregatorSettings(CommonSettings):
         60.0,
         title="Place view refresh interval",
         gt=0,
-        description="How often expiries and sliding trends are re-evaluated without new events.",
+        description="How often each place area's expiries and sliding trends are re-evaluated without"
+        " new events (a twelfth of the areas at a time, spread over the interval).",
     )
     release_check_interval_seconds: float = Field(3600.0, title="Monthly release check interval", gt=0)
     purge_interval_seconds: float = Field(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import zlib
 
 import asyncpg
 import pytest
@@ -69,4 +70,41 @@ async def test_refresh_publishes_expiries_locking_only_the_areas_they_change(sta
         assert await refresh_due(conn, areas, later, TREND_DAYS) == 0
     finally:
         await other.close()
+        await conn.close()
+
+
+async def test_refresh_in_shares_counts_only_its_own_areas_and_share_zero_retracts_the_unplaced(
+    stack, fresh_database_url
+):
+    conn = await asyncpg.connect(fresh_database_url)
+    try:
+        await apply_migrations(conn, "aggregator", MIGRATIONS)
+        areas = Areas(await gazetteer_repo.load(conn), DisclosurePolicy())
+        parts = 4
+        by_share: dict[int, tuple[str, str]] = {}  # share -> (area, one of its streets)
+        for street, area in sorted(areas.place_area_of.items()):
+            by_share.setdefault(zlib.crc32(area.area_id.encode()) % parts, (area.area_id, street))
+        (share, (area_id, street)), (_, (kept_id, kept_street)) = sorted(by_share.items(), reverse=True)[:2]
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        events = [raised(street, now - LIFETIME + dt.timedelta(hours=1), 1), raised(kept_street, now, 2)]
+        await process_batch(conn, events, {0: (None, 2, 2)}, areas, now=now, trend_days=TREND_DAYS)
+        later = now + dt.timedelta(hours=2)  # the first signal has expired, the second has not
+
+        for k in range(parts):  # the other shares do not count the expired signal's area
+            if k != share:
+                assert await refresh_due(conn, areas, later, TREND_DAYS, part=(k, parts)) == 0
+        assert (await repo.load_previous(conn, sensitivity="place"))[(area_id, CATEGORY)].live
+        assert await refresh_due(conn, areas, later, TREND_DAYS, part=(share, parts)) == 1
+        published = await repo.load_previous(conn, sensitivity="place")
+        assert not published[(area_id, CATEGORY)].live and published[(kept_id, CATEGORY)].live
+        for k in range(parts):
+            assert await refresh_due(conn, areas, later, TREND_DAYS, part=(k, parts)) == 0
+
+        # A gazetteer that places no street any more: only share 0 looks after what is still out.
+        nowhere = Areas(None, DisclosurePolicy())
+        for k in range(1, parts):
+            assert await refresh_due(conn, nowhere, later, TREND_DAYS, part=(k, parts)) == 0
+        assert await refresh_due(conn, nowhere, later, TREND_DAYS, part=(0, parts)) == 1
+        assert not (await repo.load_previous(conn, sensitivity="place"))[(kept_id, CATEGORY)].live
+    finally:
         await conn.close()

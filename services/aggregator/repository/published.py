@@ -16,15 +16,23 @@ from .outbox import _queue
 
 
 async def load_previous(
-    conn: asyncpg.Connection, *, sensitivity: str, keys: Iterable[NeedKey] | None = None
+    conn: asyncpg.Connection,
+    *,
+    sensitivity: str,
+    keys: Iterable[NeedKey] | None = None,
+    area_ids: Iterable[str] | None = None,
 ) -> dict[NeedKey, Previous]:
-    """The last published state of `keys` (every key of `sensitivity` when None)."""
+    """The last published state of `keys`, or of every key of `area_ids`' areas, or of every key
+    of `sensitivity` when both are None."""
     args: list[Any] = [sensitivity]
     sql = (
         "SELECT area_id, category, content, version, since, live FROM aggregator.published p"
         " WHERE sensitivity = $1"
     )
-    if keys is not None:
+    if area_ids is not None:
+        args.append(sorted(set(area_ids)))
+        sql += " AND area_id = ANY($2::text[])"
+    elif keys is not None:
         wanted = sorted(set(keys))
         if not wanted:
             return {}
