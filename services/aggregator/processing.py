@@ -27,9 +27,9 @@ from shared.kafka import dead_letter, validation_errors
 
 from . import repository as repo
 from .areas import Area, Areas
-from .state import Cell, cells_of_rows, folded_rows, reduce_batch, stats_of_cells
+from .state import Cell, PlaceStats, cells_of_rows, folded_rows, reduce_batch
 from .subjects import canonical_events, without_pseudonyms
-from .views import LIVE, NeedKey, diff, place_views, place_withheld
+from .views import LIVE, NeedKey, diff, place_views, place_withheld, views_of_totals
 
 if TYPE_CHECKING:
     from .decoding import FastSignal  # the hot path's SignalAnonymised (same fields)
@@ -53,6 +53,7 @@ SENSITIVITY = {c: i.sensitivity for c, i in CATALOGUE.items()}  # `info` per eve
 # each not yet seeing the other) can last, as the periodic refresh bounds the views'.
 CELL_TRUST = dt.timedelta(seconds=60)
 NO_ROWS = Cell()
+NO_STATS = PlaceStats({}, {}, {}, {})
 
 
 def _trusted_until(now: dt.datetime, key: tuple[str, str]) -> dt.datetime:
@@ -154,25 +155,36 @@ async def refresh_place(
         await repo.lock_areas(conn, touched)
         if recount:
             await repo.clear_cells(conn)
-        # Every street of a touched area counts in its need, in the categories changed there.
+        # Every street of a touched area counts in its need, in the categories changed there: the
+        # batch's own cells one by one (to be moved), the others summed per area by PostgreSQL.
         wanted = {(s, c) for a, c in scope for s in placed[a].street_ids}
-        kept = await repo.load_cells(conn, wanted, now)
+        own = cells & wanted
+        kept = await repo.load_cells(conn, own, now)
+        sums, stale = await repo.sum_cells(
+            conn, {k: areas.place_area_of[k[0]].area_id for k in wanted - own}, now
+        )
         fresh: dict[tuple[str, str], Cell] = {}
         if moved is not None:
             before, after = moved
-            for key in cells & kept.keys():
+            for key in kept.keys():
                 was, now_is = before.get(key, NO_ROWS), after.get(key, NO_ROWS)
                 if was != now_is:  # else the kept row stands as it is
                     fresh[key] = kept[key].moved(was, now_is)
-        stale = wanted - kept.keys() - fresh.keys()
+        stale |= own - kept.keys() - fresh.keys()
         if moved is None:
-            stale |= cells & wanted
+            stale |= own
         counted = await repo.cell_counts(conn, now, trend_days, PLACE_CATEGORIES, stale)
         for key, cell in counted.items():  # trusted for CELL_TRUST at most, whatever it says
             fresh[key] = cell.moved(NO_ROWS, NO_ROWS, until=_trusted_until(now, key))
         await repo.save_cells(conn, fresh)
-        stats = stats_of_cells({**kept, **fresh})
-        views = {k: v for k, v in place_views(stats, areas, touched).items() if k in scope}
+        totals: dict[NeedKey, list[int]] = {k: list(v) for k, v in sums.items()}
+        for (street_id, category), cell in {**kept, **fresh}.items():
+            total = totals.setdefault((areas.place_area_of[street_id].area_id, category), [0, 0, 0])
+            total[0] += cell.open
+            total[1] += cell.this_window
+            total[2] += cell.last_window
+        views = {k: v for k, v in views_of_totals(totals, areas).items() if k in scope}
+        stats = NO_STATS  # the areas' streets are all placed: none of them is withheld
         # Unplaced streets count in no need, only in the audit: read as they are.
         unplaced = {s for s, _ in cells if s not in areas.place_area_of}
         if unplaced:

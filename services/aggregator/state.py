@@ -37,7 +37,6 @@ __all__ = [
     "person_memberships",
     "place_stats",
     "reduce_batch",
-    "stats_of_cells",
 ]
 
 K = TypeVar("K")
@@ -264,16 +263,6 @@ def folded_rows(
         if raised is not None:
             after.append((street, category, raised, withdrawn))
     return before, after
-
-
-def stats_of_cells(cells: Mapping[tuple[str, str], Cell]) -> PlaceStats:
-    """`PlaceStats` of kept counts (only counts that are not zero, as the SQL gives them)."""
-    out: tuple[dict[tuple[str, str], int], ...] = ({}, {}, {}, {})
-    for key, cell in cells.items():
-        for target, n in zip(out, (cell.open, cell.closed, cell.this_window, cell.last_window), strict=True):
-            if n:
-                target[key] = n
-    return PlaceStats(*out)
 
 
 def place_stats(rows: Iterable[SignalRow], now: dt.datetime, trend_days: int) -> PlaceStats:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,12 +17,14 @@ __all__ = [
     "Change",
     "NeedKey",
     "NeedView",
+    "PlaceTotals",
     "Previous",
     "diff",
     "is_ward_trend",
     "person_views",
     "place_views",
     "place_withheld",
+    "views_of_totals",
     "ward_trend_views",
 ]
 
@@ -86,6 +87,9 @@ class Change:
     message: StreetNeedChanged | None
 
 
+PlaceTotals = Sequence[int]  # an area's (open, this_window, last_window) in one category
+
+
 def place_views(
     stats: PlaceStats, areas: Areas, area_ids: Iterable[str] | None = None
 ) -> dict[NeedKey, NeedView]:
@@ -95,20 +99,22 @@ def place_views(
     (a small street's whole place unit, the large streets of that unit included).
     """
     wanted = set(area_ids) if area_ids is not None else None
-    totals: tuple[Counter[NeedKey], ...] = (Counter(), Counter(), Counter())
-    found: dict[str, Area] = {}
-    for total, counts in zip(totals, (stats.open, stats.this_window, stats.last_window), strict=True):
+    totals: dict[NeedKey, list[int]] = {}
+    for i, counts in enumerate((stats.open, stats.this_window, stats.last_window)):
         for (street_id, category), n in counts.items():
             area = areas.place_area_of.get(street_id)
             if area is not None and (wanted is None or area.area_id in wanted):
-                total[(area.area_id, category)] += n
-                found[area.area_id] = area
-    open_, this, last = totals
-    return {
-        key: NeedView(found[key[0]], key[1], count=n, trend=trend(this.get(key, 0), last.get(key, 0)))
-        for key, n in open_.items()
-        if n > 0
-    }
+                totals.setdefault((area.area_id, category), [0, 0, 0])[i] += n
+    return views_of_totals(totals, areas)
+
+
+def views_of_totals(totals: Mapping[NeedKey, PlaceTotals], areas: Areas) -> dict[NeedKey, NeedView]:
+    """`place_views` of counts already summed per area (as a batch reads its areas' kept counts)."""
+    views = {}
+    for key, (n, this, last) in totals.items():
+        if n > 0 and (area := areas.area(key[0])) is not None:
+            views[key] = NeedView(area, key[1], count=n, trend=trend(this, last))
+    return views
 
 
 def place_withheld(stats: PlaceStats, areas: Areas) -> dict[NeedKey, str]:

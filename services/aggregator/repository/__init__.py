@@ -5,7 +5,7 @@ One module per table group; callers import the package (`from . import repositor
 
 from __future__ import annotations
 
-from .cells import cell_counts, clear_cells, load_cells, lock_rows, save_cells, signal_rows
+from .cells import cell_counts, clear_cells, load_cells, lock_rows, save_cells, signal_rows, sum_cells
 from .offsets import StaleOffsets, claim_offsets, insert_offsets, load_offsets
 from .outbox import CHANNEL as OUTBOX_CHANNEL
 from .outbox import delete_outbox, fetch_outbox, insert_dead_letters
@@ -65,6 +65,7 @@ __all__ = [
     "signal_rows",
     "snapshot",
     "streets_of_withdrawals",
+    "sum_cells",
     "withheld_summary",
     "write_changes",
 ]

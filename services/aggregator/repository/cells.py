@@ -23,6 +23,7 @@ __all__ = [
     "lock_rows",
     "save_cells",
     "signal_rows",
+    "sum_cells",
     "texts",
 ]
 
@@ -213,6 +214,45 @@ async def load_cells(conn: asyncpg.Connection, keys: Iterable[Key], now: dt.date
         )
         for r in rows
     }
+
+
+async def sum_cells(
+    conn: asyncpg.Connection, area_of: Mapping[Key, str], now: dt.datetime
+) -> tuple[dict[tuple[str, str], tuple[int, int, int]], set[Key]]:
+    """The kept counts of the cells `area_of` lists, summed per (area, category) over those that
+    hold at `now`: (open, this_window, last_window) per key with any; and the cells with no kept
+    counts or counts that no longer hold (to be recomputed, and added by the caller).
+
+    A batch's refresh reads every other street of the areas it touches; summed here it receives a
+    row per area, not one per street (~10 times fewer, each decoded into Python before).
+    """
+    if not area_of:
+        return {}, set()
+    keys = sorted(area_of)
+    rows = await conn.fetch(
+        f"""WITH k AS MATERIALIZED (
+               SELECT k.area_id, k.street_id, k.category, c.open, c.this_window, c.last_window,
+                   c.street_id IS NOT NULL AND (c.valid_from IS NULL OR c.valid_from <= $4)
+                       AND (c.valid_until IS NULL OR $4 < c.valid_until) AS holds
+               FROM unnest({texts("$1")}, {texts("$2")}, {texts("$3")}) AS k(street_id, category, area_id)
+               LEFT JOIN aggregator.place_cells c USING (street_id, category))
+           SELECT area_id, category, NULL AS street_id,
+               sum(open)::int AS open, sum(this_window)::int AS this, sum(last_window)::int AS last
+           FROM k WHERE holds GROUP BY area_id, category
+           UNION ALL
+           SELECT area_id, category, street_id, NULL, NULL, NULL FROM k WHERE NOT holds""",
+        *columns(keys, 2),
+        lines([area_of[k] for k in keys]),
+        now,
+    )
+    totals: dict[tuple[str, str], tuple[int, int, int]] = {}
+    stale: set[Key] = set()
+    for area_id, category, street_id, open_, this, last in rows:
+        if street_id is None:
+            totals[(area_id, category)] = (open_, this, last)
+        else:
+            stale.add((street_id, category))
+    return totals, stale
 
 
 async def save_cells(conn: asyncpg.Connection, cells: Mapping[Key, Cell]) -> None:
