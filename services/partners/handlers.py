@@ -18,7 +18,7 @@ from shared.contracts import STREET_NEEDS, DeadLettered
 from shared.kafka import dead_letter
 from shared.kafka import publish_dead_letters as shared_publish_dead_letters
 from shared.service import Runtime
-from shared.subscribers import rest_after_poll
+from shared.subscribers import POLL_WAIT_MS, poll_without_sleeping, rest_after_poll
 
 from . import repository
 from .changes import HistoryRow, Rejected, Removal, fold, parse
@@ -26,12 +26,11 @@ from .context import PartnersContext
 from .geometry import AreaGeometry
 from .payloads import webhook_body
 
-__all__ = ["BATCH_TIMEOUT_MS", "MAX_RECORDS", "dead_letter_publisher", "handle_batch", "register_handlers"]
+__all__ = ["MAX_RECORDS", "dead_letter_publisher", "handle_batch", "register_handlers"]
 
 log = logging.getLogger(__name__)
 SERVICE = "partners"
 MAX_RECORDS = 500  # records per poll, so per transaction: a burst is stored in a few round trips
-BATCH_TIMEOUT_MS = 50  # a poll returns as soon as records arrive; this only bounds an idle wait
 
 PublishDeadLetters = Callable[[list[DeadLettered]], Awaitable[None]]
 
@@ -106,7 +105,6 @@ def register_handlers(
     group_id: str,
     *,
     max_records: int = MAX_RECORDS,
-    batch_timeout_ms: int = BATCH_TIMEOUT_MS,
     rest_ms: int = 0,
 ) -> None:
     """Subscribe `runtime`'s context to street-needs.v1; `rest_ms` paces the polls while keeping up
@@ -115,16 +113,19 @@ def register_handlers(
 
     # NACK_ON_ERROR on a batch: success commits the consumer's positions (past the whole batch); an
     # exception seeks every partition back to the batch's first record there, so it all comes again.
-    @broker.subscriber(
+    subscriber = broker.subscriber(
         STREET_NEEDS.name,
         group_id=group_id,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         auto_offset_reset="earliest",
         batch=True,
         max_records=max_records,
-        batch_timeout_ms=batch_timeout_ms,
+        batch_timeout_ms=POLL_WAIT_MS,
         title="partners: street-needs.v1",
     )
+    poll_without_sleeping(subscriber, max_records)
+
+    @subscriber
     async def on_street_needs(msg: KafkaMessage) -> None:
         started = time.monotonic()
         raw = msg.raw_message

@@ -1,16 +1,18 @@
-"""subscribe_contract_batches on faststream's in-memory broker: what the contract or the database
-refuses is dead-lettered, and the rest of the poll is applied."""
+"""subscribe_contract_batches: what the contract or the database refuses is dead-lettered and the
+rest of the poll is applied (on faststream's in-memory broker); an empty poll does not sleep."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 
+import anyio
 import asyncpg
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
 from shared.contracts import DEAD_LETTERS, STREET_NEEDS, DeadLettered, StreetNeedChanged, Tombstone
-from shared.subscribers import subscribe_contract_batches
+from shared.subscribers import POLL_WAIT_MS, subscribe_contract_batches
 from tests.support import place_need
 
 POISON = 13  # the version the fake database refuses
@@ -56,3 +58,39 @@ async def test_a_record_the_database_refuses_is_dead_lettered_and_the_rest_appli
     assert StreetNeedChanged.model_validate_json(base64.b64decode(refused.original_b64)).version == POISON
     assert broken.reason == "value is not a valid StreetNeedChanged"
     assert base64.b64decode(broken.original_b64) == b"{not json"
+
+
+async def test_an_empty_poll_polls_again_at_once_and_a_record_ends_the_wait(monkeypatch) -> None:
+    """faststream's batch poll sleeps after an empty poll (a record arriving then waits for the
+    sleep's end); ours waits in aiokafka's `getmany`, which returns when the first record comes."""
+    broker = KafkaBroker()
+    subscribe_contract_batches(
+        broker,
+        STREET_NEEDS,
+        service="test",
+        group_id="test-polls",
+        title="test",
+        description="test",
+        apply=lambda items: asyncio.sleep(0),
+        max_records=7,
+    )
+    (subscriber,) = broker.subscribers
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    monkeypatch.setattr(anyio, "sleep", sleep)
+    polls: list[tuple[int, int]] = []
+    records = ("r1", "r2", "r3")
+
+    class Consumer:  # nothing on the first poll, records on two partitions on the second
+        async def getmany(self, *, timeout_ms: int, max_records: int) -> dict[str, tuple[str, ...]]:
+            polls.append((timeout_ms, max_records))
+            return {} if len(polls) == 1 else {"p0": records[:2], "p1": records[2:]}
+
+    consumer = Consumer()
+    assert await subscriber.get_msg(consumer) == ()
+    assert await subscriber.get_msg(consumer) == records
+    assert polls == [(POLL_WAIT_MS, 7), (POLL_WAIT_MS, 7)]
+    assert slept == []
