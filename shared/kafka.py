@@ -10,6 +10,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.helpers import create_ssl_context
@@ -28,6 +29,7 @@ __all__ = [
     "make_broker",
     "publish_dead_letter",
     "publish_dead_letters",
+    "start_producer",
     "validation_errors",
 ]
 
@@ -80,6 +82,22 @@ def make_broker(settings: CommonSettings, client_id: str) -> KafkaBroker:
         enable_idempotence=True,
         logger=logging.getLogger(f"faststream.{client_id}"),
     )
+
+
+async def start_producer(settings: CommonSettings, client_id: str) -> AIOKafkaProducer:
+    """A started aiokafka producer that waits for every replica and never duplicates on retry, for a
+    service's own records (tombstones: value None); the service stops it.
+
+    The hot paths (ingest's signals, the prompter's prompts, the aggregator's outbox) send through
+    one of these rather than the broker's `publish`: faststream's layers cost ~15 us of CPU per record
+    on top of aiokafka's ~28 (measured with 1.5 KB records, 50 sent then awaited together), at
+    1,000 records/s 1.5% of a core for each of those services.
+    """
+    producer = AIOKafkaProducer(
+        **client_options(settings), acks="all", enable_idempotence=True, client_id=client_id
+    )
+    await producer.start()
+    return producer
 
 
 async def ensure_topics(settings: CommonSettings, topics: tuple[Topic, ...] = ALL_TOPICS) -> list[str]:

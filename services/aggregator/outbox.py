@@ -20,7 +20,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter
 
-from shared.kafka import client_options
+from shared import kafka
 from shared.listen import ChannelListener
 from shared.settings import CommonSettings
 
@@ -54,12 +54,8 @@ class Wakeup:
 
 
 async def start_producer(settings: CommonSettings) -> AIOKafkaProducer:
-    """A producer that waits for every replica and never duplicates on retry (tombstones: value None)."""
-    producer = AIOKafkaProducer(
-        **client_options(settings), acks="all", enable_idempotence=True, client_id="aggregator-outbox"
-    )
-    await producer.start()
-    return producer
+    """The relay's producer (`shared.kafka.start_producer`)."""
+    return await kafka.start_producer(settings, client_id="aggregator-outbox")
 
 
 async def relay_once(pool: asyncpg.Pool, producer: AIOKafkaProducer, limit: int) -> int:

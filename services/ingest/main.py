@@ -10,7 +10,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
 from shared.gazetteer.model import Gazetteer
-from shared.kafka import make_broker
+from shared.kafka import make_broker, start_producer
 from shared.service import Runtime, create_service_app
 
 from . import admin_api, api, handlers, open311_api
@@ -48,10 +48,14 @@ def create_app(
         secrets = {v: s.get_secret_value() for v, s in settings.pseudonym_keys_by_version.items()}
         pool = runtime.require_pool()
         pseudonymiser = Pseudonymiser(secrets, settings.pseudonym_key_version)
-        pipeline = Pipeline(pool, broker, gaz, pseudonymiser, settings.max_distance_m)
+        producer = await start_producer(settings, "ingest")
+        pipeline = Pipeline(pool, producer, gaz, pseudonymiser, settings.max_distance_m)
         systems = KnownSystems(pool)
         runtime.provide(IngestContext(settings, pool, gaz, RateLimiter(), pipeline, systems))
         runtime.spawn(systems.listen_forever(), "council-systems-listener")
+
+    async def on_shutdown(runtime: Runtime[IngestContext]) -> None:
+        await runtime.context.pipeline.producer.stop()
 
     app = create_service_app(
         name="ingest",
@@ -64,6 +68,7 @@ def create_app(
         schema="ingest",
         migrations=MIGRATIONS,
         on_startup=on_startup,
+        on_shutdown=on_shutdown,
         freeze_heap=freeze_heap,
     )
     handlers.register(broker, app.state.runtime, settings.consumer_group)

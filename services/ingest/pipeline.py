@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import asyncpg
-from faststream.kafka import KafkaBroker
+from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
 from shared.contracts import SIGNALS_ANONYMISED, Category, CouncilSignal, Sensitivity, SignalAnonymised
@@ -93,7 +93,7 @@ def out_of_scope(items: Sequence[Any], system: System) -> list[tuple[int, str]]:
 @dataclass
 class Pipeline:
     pool: asyncpg.Pool
-    broker: KafkaBroker
+    producer: AIOKafkaProducer  # the service's own (`shared.kafka.start_producer`)
     gazetteer: Gazetteer
     pseudonymiser: Pseudonymiser
     max_distance_m: float
@@ -206,12 +206,11 @@ class Pipeline:
             # timestamp is coarsened as the event's own time is (docs/privacy.md rule 1).
             now = dt.datetime.now(dt.UTC)
             pending = [
-                await self.broker.publish(
-                    _wire(e),
+                await self.producer.send(
                     SIGNALS_ANONYMISED.name,
+                    _wire(e),
                     key=e.street_id.encode(),
                     timestamp_ms=int(coarsen(now, e.sensitivity).timestamp() * 1000),
-                    no_confirm=True,
                 )
                 for e in events
             ]

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import asyncpg
 from fastapi import FastAPI
+from faststream.kafka import KafkaBroker
 
-from shared.kafka import make_broker
+from shared.kafka import make_broker, start_producer
 from shared.service import Runtime, create_service_app
 from shared.web import mount_static
 
@@ -31,10 +32,10 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-async def _reconcile_forever(publisher: PromptPublisher, interval_s: float) -> None:
+async def _reconcile_forever(publisher: PromptPublisher, broker: KafkaBroker, interval_s: float) -> None:
     while True:
         delay = interval_s
-        if not await publisher.broker.ping(timeout=2):
+        if not await broker.ping(timeout=2):
             # Spawned before the broker starts (create_service_app starts it after on_startup),
             # or the broker is away: try again soon rather than in an interval.
             delay = 1.0
@@ -76,10 +77,15 @@ def create_app(settings: PrompterSettings, *, freeze_heap: bool = False) -> Fast
         async with pool.acquire() as conn:
             places = await load_places(conn)
             await org_repo.load_directory(conn, directory)
-        publisher = PromptPublisher(pool, broker, places)
+        publisher = PromptPublisher(pool, await start_producer(settings, SERVICE), places)
         runtime.provide(PrompterContext(settings, pool, places, publisher))
         runtime.spawn(_purge_forever(pool, settings), "prompter-purge-offers")
-        runtime.spawn(_reconcile_forever(publisher, settings.reconcile_interval_s), "prompter-reconcile")
+        runtime.spawn(
+            _reconcile_forever(publisher, broker, settings.reconcile_interval_s), "prompter-reconcile"
+        )
+
+    async def on_shutdown(runtime: Runtime[PrompterContext]) -> None:
+        await runtime.context.publisher.producer.stop()
 
     app = create_service_app(
         name=SERVICE,
@@ -91,6 +97,7 @@ def create_app(settings: PrompterSettings, *, freeze_heap: bool = False) -> Fast
         schema="prompter",
         migrations=MIGRATIONS,
         on_startup=on_startup,
+        on_shutdown=on_shutdown,
         freeze_heap=freeze_heap,
     )
     register_handlers(broker, app.state.runtime, settings.group_id, settings.kafka_batch_max_records)

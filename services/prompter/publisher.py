@@ -27,7 +27,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import asyncpg
-from faststream.kafka import KafkaBroker
+from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter
 
 from shared.contracts import PROMPTS, ResidentResponded, StreetNeedChanged, Tombstone
@@ -125,9 +125,10 @@ class PromptPublisher:
     """Applies needs, tombstones and opportunity changes; publishes the prompts that change."""
 
     def __init__(
-        self, pool: asyncpg.Pool, broker: KafkaBroker, places: Places, clock: Clock = _utc_now
+        self, pool: asyncpg.Pool, producer: AIOKafkaProducer, places: Places, clock: Clock = _utc_now
     ) -> None:
-        self.pool, self.broker, self.places, self.clock = pool, broker, places, clock
+        # Prompts go out through a producer of the service's own (`shared.kafka.start_producer`).
+        self.pool, self.producer, self.places, self.clock = pool, producer, places, clock
         self._catalogues: dict[str, tuple[int, repo.Catalogue]] = {}  # see _Unit.catalogue
 
     @asynccontextmanager
@@ -143,9 +144,7 @@ class PromptPublisher:
             # into a few requests (interleaved with the statements, each went in a request of its
             # own), in the order stored, so one key's revisions stay in order.
             sent = [
-                await self.broker.publish(
-                    row.prompt_json.encode(), topic=PROMPTS.name, key=row.prompt_id.encode(), no_confirm=True
-                )
+                await self.producer.send(PROMPTS.name, row.prompt_json.encode(), key=row.prompt_id.encode())
                 for row in unit.rows
             ]
             await asyncio.gather(*sent)

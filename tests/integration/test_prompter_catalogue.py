@@ -24,7 +24,7 @@ async def _links(publisher: PromptPublisher, prompt_id: str) -> list[str]:
 
 async def test_the_catalogue_is_read_again_only_after_a_write_changed_it(publisher) -> None:
     # An instance of its own: the service's consumer may apply other tests' needs meanwhile.
-    mine = PromptPublisher(publisher.pool, publisher.broker, publisher.places)
+    mine = PromptPublisher(publisher.pool, publisher.producer, publisher.places)
     street = f"s-cat-{uuid.uuid4().hex[:8]}"
     need = place_need(street, 1)
 
