@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from shared.contracts import STREET_NEEDS
 from shared.kafka import make_broker
-from shared.service import Runtime, create_service_app
+from shared.service import YOUNG_GC_THRESHOLD, Runtime, create_service_app
 
 from .api import router
 from .areas import load_areas
@@ -24,7 +24,6 @@ from .settings import AggregatorSettings
 __all__ = ["create_app"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-GC_THRESHOLD = 50_000  # allocations between young collections (CPython: 700)
 
 
 def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
@@ -45,7 +44,7 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
         # The gazetteer's areas live as long as the process: keep the collector from scanning them
         # again and again, and let a batch's short-lived objects pile up longer between collections.
         gc.freeze()
-        gc.set_threshold(GC_THRESHOLD, 20, 100)
+        gc.set_threshold(YOUNG_GC_THRESHOLD, 20, 100)
         producer = await start_producer(settings)
         wakeup = Wakeup()
         consumer = SignalConsumer(pool, settings, areas, wakeup=wakeup)
