@@ -97,8 +97,8 @@ async def _explain(conn: object) -> None:
 async def main(n: int) -> None:
     from services.aggregator.areas import load_areas
     from services.aggregator.consumer import SignalConsumer
-    from services.aggregator.main import GC_THRESHOLD
     from services.aggregator.settings import AggregatorSettings
+    from shared.service import YOUNG_GC_THRESHOLD
 
     env = bench_env()
     await _topics(env, create=True)
@@ -118,7 +118,7 @@ async def main(n: int) -> None:
             areas = await load_areas(conn, settings.policy())
             database = await conn.fetchval("SELECT current_database()")
         gc.freeze()
-        gc.set_threshold(GC_THRESHOLD, 20, 100)  # as services/aggregator/main.py does
+        gc.set_threshold(YOUNG_GC_THRESHOLD, 20, 100)  # as a service's own process does (shared.service)
         consumer = SignalConsumer(pool, settings, areas, group_id=None, assign_all=True)
         await consumer.start()
 

@@ -32,7 +32,7 @@ from .ratelimit import TokenBucket
 from .settings import CommonSettings
 from .web import HeadAsGet
 
-__all__ = ["YOUNG_GC_THRESHOLD", "Runtime", "create_service_app", "running_context"]
+__all__ = ["Runtime", "create_service_app", "running_context"]
 
 log = logging.getLogger(__name__)
 C = TypeVar("C")

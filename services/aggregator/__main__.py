@@ -6,4 +6,4 @@ from .main import create_app
 from .settings import AggregatorSettings
 
 settings = AggregatorSettings()
-uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+uvicorn.run(create_app(settings, freeze_heap=True), host=settings.host, port=settings.port, log_config=None)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import gc
 from pathlib import Path
 
 from fastapi import FastAPI
 
 from shared.contracts import STREET_NEEDS
 from shared.kafka import make_broker
-from shared.service import YOUNG_GC_THRESHOLD, Runtime, create_service_app
+from shared.service import Runtime, create_service_app
 
 from .api import router
 from .areas import load_areas
@@ -26,7 +25,9 @@ __all__ = ["create_app"]
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
+def create_app(settings: AggregatorSettings | None = None, *, freeze_heap: bool = False) -> FastAPI:
+    """The aggregator; `freeze_heap`: see `shared.service.create_service_app` (the gazetteer's areas
+    live as long as the process)."""
     settings = settings or AggregatorSettings()
     broker = make_broker(settings, client_id="aggregator")
     # Declared for the AsyncAPI document; the outbox relay does the publishing (it needs tombstones).
@@ -41,10 +42,6 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
         pool = runtime.require_pool()
         async with pool.acquire() as conn:
             areas = await load_areas(conn, settings.policy())
-        # The gazetteer's areas live as long as the process: keep the collector from scanning them
-        # again and again, and let a batch's short-lived objects pile up longer between collections.
-        gc.freeze()
-        gc.set_threshold(YOUNG_GC_THRESHOLD, 20, 100)
         producer = await start_producer(settings)
         wakeup = Wakeup()
         consumer = SignalConsumer(pool, settings, areas, wakeup=wakeup)
@@ -88,6 +85,7 @@ def create_app(settings: AggregatorSettings | None = None) -> FastAPI:
         migrations=MIGRATIONS,
         on_startup=on_startup,
         on_shutdown=on_shutdown,
+        freeze_heap=freeze_heap,
     )
     app.include_router(router)
     return app
