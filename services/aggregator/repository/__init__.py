@@ -23,7 +23,7 @@ from .releases import (
     save_quarter,
     save_release,
 )
-from .signals import apply_delta, lock_areas, place_stats, reset_state, rows, snapshot, streets_of_withdrawals
+from .signals import apply_delta, lock_areas, place_stats, reset_state, rows, snapshot
 from .withheld import clear_withheld, list_withheld, record_withheld, record_withheld_counts, withheld_summary
 
 __all__ = [
@@ -64,7 +64,6 @@ __all__ = [
     "save_release",
     "signal_rows",
     "snapshot",
-    "streets_of_withdrawals",
     "sum_cells",
     "withheld_summary",
     "write_changes",

@@ -64,22 +64,6 @@ async def rows(
     return [_row(r) for r in await conn.fetch(sql, *args)]
 
 
-async def streets_of_withdrawals(
-    conn: asyncpg.Connection, keys: Iterable[tuple[str, str]]
-) -> set[tuple[str, str]]:
-    """(street, category) pairs a batch's withdrawals may have ended."""
-    keys = list(keys)
-    if not keys:
-        return set()
-    found = await conn.fetch(
-        """SELECT DISTINCT s.street_id, s.category FROM aggregator.signals s
-           JOIN unnest($1::text[], $2::text[]) AS k(subject_key, category) USING (subject_key, category)""",
-        [k[0] for k in keys],
-        [k[1] for k in keys],
-    )
-    return {(r["street_id"], r["category"]) for r in found}
-
-
 async def place_stats(
     conn: asyncpg.Connection,
     now: dt.datetime,
