@@ -21,8 +21,10 @@ __all__ = [
     "lines",
     "load_cells",
     "lock_rows",
+    "micros",
     "save_cells",
     "signal_rows",
+    "stamp",
     "sum_cells",
     "texts",
 ]
@@ -59,6 +61,23 @@ def columns(keys: Sequence[tuple[str, ...]], n: int) -> list[str]:
 def texts(param: str) -> str:
     """The SQL of a text[] made of a `lines` parameter."""
     return f"({param}::text)::text[]"
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def micros(values: Iterable[dt.datetime]) -> list[int]:
+    """Aware times as whole microseconds since the epoch, a bigint[] parameter for `stamp`: asyncpg encodes a
+    timestamptz[] element by element (~1.2 us each, measured), a bigint[] ~8 times faster, and a
+    batch folds ~10^4 times. Exact (timestamptz's own resolution); naive times raise TypeError."""
+    return [(t - _EPOCH) // _MICROSECOND for t in values]
+
+
+def stamp(column: str) -> str:
+    """The SQL of the timestamptz that a `micros` element (`column`, a bigint) stands for. Exact: the
+    product is whole microseconds, well inside float8's exact range."""
+    return f"timestamptz 'epoch' + {column} * interval '1 microsecond'"
 
 
 # The same counts as `state.place_stats` / `signals.place_stats`, per (street, category), with the
@@ -298,3 +317,4 @@ async def clear_cells(conn: asyncpg.Connection) -> None:
     """
     await conn.execute("LOCK TABLE aggregator.place_cells IN SHARE ROW EXCLUSIVE MODE")
     await conn.execute("DELETE FROM aggregator.place_cells")
+

@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 
 from ..state import BatchDelta, PlaceStats, SignalRow, SignalState
-from .cells import columns, lifetimes, texts
+from .cells import columns, lifetimes, micros, stamp, texts
 
 
 async def apply_delta(conn: asyncpg.Connection, delta: BatchDelta) -> None:
@@ -22,22 +22,23 @@ async def apply_delta(conn: asyncpg.Connection, delta: BatchDelta) -> None:
         keys = sorted(delta.raised)  # a fixed lock order keeps concurrent replicas deadlock-free
         await conn.execute(
             f"""INSERT INTO aggregator.signals (street_id, category, subject_key, raised_at)
-               SELECT * FROM unnest({texts("$1")}, {texts("$2")}, {texts("$3")}, $4::timestamptz[])
+               SELECT s, c, k, {stamp("t")}
+               FROM unnest({texts("$1")}, {texts("$2")}, {texts("$3")}, $4::int8[]) AS u(s, c, k, t)
                ON CONFLICT (street_id, category, subject_key)
                DO UPDATE SET raised_at = EXCLUDED.raised_at WHERE signals.raised_at < EXCLUDED.raised_at""",
             *columns(keys, 3),
-            [delta.raised[k] for k in keys],
+            micros(delta.raised[k] for k in keys),
         )
     if delta.withdrawn:
         wkeys = sorted(delta.withdrawn)
         await conn.execute(
             f"""INSERT INTO aggregator.withdrawals (subject_key, category, withdrawn_at)
-               SELECT * FROM unnest({texts("$1")}, {texts("$2")}, $3::timestamptz[])
+               SELECT k, c, {stamp("t")} FROM unnest({texts("$1")}, {texts("$2")}, $3::int8[]) AS u(k, c, t)
                ON CONFLICT (subject_key, category)
                DO UPDATE SET withdrawn_at = EXCLUDED.withdrawn_at
                WHERE withdrawals.withdrawn_at < EXCLUDED.withdrawn_at""",
             *columns(wkeys, 2),
-            [delta.withdrawn[k] for k in wkeys],
+            micros(delta.withdrawn[k] for k in wkeys),
         )
 
 
