@@ -85,6 +85,9 @@ class SignalConsumer:
         self.assign_all = assign_all
         self.lanes = settings.parallel_batches
         self.locks = [asyncio.Lock() for _ in range(self.lanes)]  # one per lane: its batch in flight
+        # When each lane last refreshed the place view (a catch-up defers it for so long at most).
+        self.published = [time.monotonic()] * self.lanes
+        self.until: dict[TopicPartition, int] = {}  # where `run(until_end=True)` stops
         self.positions: dict[TopicPartition, int] = {}  # stored in the database
         self.reading: dict[TopicPartition, int] = {}  # the next offset to apply
         self.seeks: dict[TopicPartition, int] = {}  # seeks so far: records fetched before one are stale
@@ -224,6 +227,7 @@ class SignalConsumer:
         a batch's size: fewer, larger batches catch up faster).
         """
         ends = await self.consumer.end_offsets(list(self.positions)) if until_end else {}
+        self.until = ends
         limit = self.settings.batch_max_records
         inflight: dict[int, asyncio.Task[None]] = {}
         pending: dict[int, _Fetched] = {}  # per lane: fetched, waiting for the lane's batch in flight
@@ -290,9 +294,24 @@ class SignalConsumer:
     async def _apply_all(self, chunks: list[_Fetched], lane: int) -> None:
         """One lane's batches of a fetch, in order (a later one skips what a failed one left)."""
         for fetched in chunks:
-            await self._apply(fetched, lane)
+            await self._apply(fetched, lane, defer=self._catching_up(fetched, lane))
 
-    async def _apply(self, fetched: _Fetched, lane: int = 0) -> None:
+    def _catching_up(self, fetched: _Fetched, lane: int) -> bool:
+        """Whether a batch defers the place view (`process_batch`): at least half a full batch lies
+        behind it on its lane's partitions (up to the broker's high watermarks as of the last
+        fetch), and the lane last published less than `catchup_publish_seconds` ago."""
+        behind = 0
+        for tp, reading in self.reading.items():
+            if tp.partition % self.lanes == lane and (end := self.consumer.highwater(tp)) is not None:
+                end = min(end, self.until.get(tp, end))  # `run(until_end=True)` stops there
+                rs = fetched.records.get(tp)
+                behind += max(0, end - (rs[-1][0] + 1 if rs else reading))
+        return (
+            2 * behind >= self.settings.batch_max_records
+            and time.monotonic() - self.published[lane] < self.settings.catchup_publish_seconds
+        )
+
+    async def _apply(self, fetched: _Fetched, lane: int = 0, *, defer: bool = False) -> None:
         async with self.locks[lane]:
             # Keep what follows the stored positions: partitions still ours, not sought since the
             # fetch (the seek repositioned the consumer; they will be read again), at or past the
@@ -320,12 +339,15 @@ class SignalConsumer:
                         self.areas,
                         now=dt.datetime.now(dt.UTC),
                         trend_days=self.settings.trend_days,
+                        defer=defer,
                     )
             except Exception:
                 # Nothing of the batch was committed: go back to the stored positions and retry.
                 log.exception("batch failed; rereading from the stored positions")
                 await self._back_to_stored(list(batches))
                 return
+            if not defer:
+                self.published[lane] = time.monotonic()
             if self.wakeup is not None and (outcome.changes or outcome.dead_lettered):
                 self.wakeup.set()
             BATCH.observe(time.perf_counter() - started)

@@ -27,7 +27,7 @@ from shared.kafka import dead_letter, validation_errors
 
 from . import repository as repo
 from .areas import Area, Areas
-from .state import Cell, PlaceStats, cells_of_rows, folded_rows, reduce_batch
+from .state import BatchDelta, Cell, PlaceStats, cells_of_rows, folded_rows, reduce_batch
 from .subjects import canonical_events, without_pseudonyms
 from .views import LIVE, NeedKey, diff, place_views, place_withheld, views_of_totals
 
@@ -47,6 +47,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 PLACE_CATEGORIES = tuple(sorted(str(c) for c, i in CATALOGUE.items() if i.sensitivity is Sensitivity.PLACE))
+_PLACE = frozenset(PLACE_CATEGORIES)
 SENSITIVITY = {c: i.sensitivity for c, i in CATALOGUE.items()}  # `info` per event costs an enum call
 # How long kept place counts are trusted past their last recount: a bound on how long a count that a
 # race between replicas left wrong (a raise and its withdrawal committed at once on two partitions,
@@ -204,9 +205,21 @@ async def process_batch(
     *,
     now: dt.datetime,
     trend_days: int,
+    defer: bool = False,
 ) -> BatchOutcome:
     """Apply a batch of parsed records exactly once: its effect and the new positions commit
-    together or not at all."""
+    together or not at all.
+
+    `defer` (a consumer catching up, with more batches right behind this one): fold, but leave the
+    place view as it is and mark the place cells the fold changed dirty. The next batch that is not
+    deferred recounts every dirty cell and publishes what changed. While far behind, the place view
+    is then refreshed once per many batches instead of once per batch: that refresh covers nearly
+    every area whatever the batch's size, and it runs under the areas' locks, so the lanes took
+    turns at it. What is published in the end is the same (each need as the whole state counts it).
+    Dirty marks are rows of the state, committed with the fold: a crash, a rebalance or a lane that
+    never publishes again leaves them to the next batch that publishes, of any lane or replica, and
+    the periodic refresh (`refresh_due`) republishes any need that differs from a recount meanwhile.
+    """
     # Events are SignalAnonymised or decoding.FastSignal (same fields); dead letters are tuples.
     events = [p for p in parsed if not isinstance(p, tuple)]
     dead = [p for p in parsed if isinstance(p, tuple)]
@@ -214,6 +227,11 @@ async def process_batch(
         # One person is one subject across key rotation (docs/privacy.md): map, then fold.
         relinked: list[str] = []
         delta = reduce_batch(await canonical_events(conn, events, relinked))
+        if defer and not relinked:
+            await _fold_deferred(conn, delta, areas, now, trend_days)
+            await repo.insert_dead_letters(conn, DEAD_LETTERS.name, dead)
+            await repo.claim_offsets(conn, SIGNALS_ANONYMISED.name, moves)
+            return BatchOutcome(len(events), len(dead), 0)
         # The place rows the fold changes: its raises, and the rows its withdrawals may end (locked,
         # so that their counts before and after the fold differ by this batch's change alone).
         locked = await repo.lock_rows(conn, delta.raised, delta.withdrawn, PLACE_CATEGORIES)
@@ -223,7 +241,8 @@ async def process_batch(
         # state's size (either gives the same counts).
         moving = bool(changed) and await repo.signal_rows(conn) >= RECOUNT_UNDER * len(changed)
         await repo.apply_delta(conn, delta)
-        place_cells = {(s, c) for s, c, _ in changed}
+        # Cells that deferred batches left dirty are recounted with this batch's own.
+        place_cells = {(s, c) for s, c, _ in changed} | await repo.dirty_cells(conn)
         changes = 0
         if place_cells:
             moved = None
@@ -238,6 +257,25 @@ async def process_batch(
     if dead:
         log.warning("dead-lettered invalid signals", extra={"count": len(dead)})
     return BatchOutcome(len(events), len(dead), changes)
+
+
+async def _fold_deferred(
+    conn: asyncpg.Connection, delta: BatchDelta, areas: Areas, now: dt.datetime, trend_days: int
+) -> None:
+    """Fold `delta` and mark dirty the place cells it changes: its raises' and those of the rows its
+    withdrawals may end (read after the fold, so a row raised and withdrawn in this batch counts)."""
+    await repo.apply_delta(conn, delta)
+    cells = {(s, c) for s, c, _ in delta.raised if c in _PLACE}
+    cells |= await repo.withdrawn_cells(conn, delta.withdrawn, PLACE_CATEGORIES)
+    placed = {k for k in cells if k[0] in areas.place_area_of}
+    await repo.lock_areas(conn, {areas.place_area_of[s].area_id for s, _ in placed})
+    await repo.mark_dirty(conn, placed)
+    # Unplaced streets count in no need, only in the audit: recorded now, as `refresh_place` does.
+    if unplaced := cells - placed:
+        stats = await repo.place_stats(
+            conn, now, trend_days, {c for _, c in unplaced}, {s for s, _ in unplaced}
+        )
+        await repo.record_withheld(conn, LIVE, place_withheld(stats, areas))
 
 
 def _share(area_id: str, parts: int) -> int:

@@ -56,6 +56,15 @@ class AggregatorSettings(CommonSettings):
         description="Each lane commits in order; lanes' transactions overlap, so PostgreSQL works on "
         "several cores while this process parses the next records.",
     )
+    catchup_publish_seconds: float = Field(
+        30.0,
+        title="Longest a catch-up holds back the place view",
+        ge=0,
+        description="While a lane is far behind (at least half a full batch waiting behind the one being "
+        "applied), its batches fold without refreshing the place view; the lane's next batch after "
+        "this long, or the last of the backlog, recounts and publishes what they changed. 0: every "
+        "batch publishes.",
+    )
     replay_from: dt.datetime | None = Field(
         None,
         title="Replay start for partitions with no stored position",

@@ -17,8 +17,8 @@ from services.aggregator.main import MIGRATIONS
 from services.aggregator.processing import PLACE_CATEGORIES, process_batch
 from services.aggregator.repository.cells import lines, texts
 from services.aggregator.state import Cell, cells_of_rows, place_stats
-from services.aggregator.views import place_views
-from shared.contracts import CATALOGUE, SignalAnonymised
+from services.aggregator.views import LIVE, place_views, place_withheld
+from shared.contracts import CATALOGUE, SIGNALS_ANONYMISED, SignalAnonymised
 from shared.db import apply_migrations
 from shared.gazetteer import repository as gazetteer_repo
 from tests.support import anonymised
@@ -154,6 +154,79 @@ async def test_batches_keep_the_counts_and_publish_what_a_recount_would(
                     assert published[key].live and dict(published[key].content) == views[key].content()
                 else:
                     assert key not in published or not published[key].live
+    finally:
+        await conn.close()
+
+
+async def test_deferred_batches_leave_cells_dirty_and_the_next_batch_publishes_them(
+    stack, fresh_database_url, random_id
+):
+    """A catch-up's batches fold without the place view; the next batch that publishes recounts
+    every cell they changed: the needs are then what a recount of the whole state gives."""
+    rnd = random.Random(random_id)
+    conn = await asyncpg.connect(fresh_database_url)
+    try:
+        await apply_migrations(conn, "aggregator", MIGRATIONS)
+        areas = Areas(await gazetteer_repo.load(conn), DisclosurePolicy())
+        placed = sorted(areas.place_area_of)
+        chosen = {areas.place_area_of[s].area_id for s in rnd.sample(placed, 4)}
+        streets = [s for s in placed if areas.place_area_of[s].area_id in chosen]
+        unplaced = [*sorted(set(areas.streets) - set(placed))[:2], "no-such-street"]
+        subjects = [f"{rnd.getrandbits(256):064x}" for _ in range(40)]
+        now, position = NOW, 0  # one time throughout: only batches change the needs
+        for batch in range(9):
+            events = [
+                event(rnd, rnd.choice(streets + unplaced), rnd.choice(subjects), now) for _ in range(80)
+            ]
+            moves = {0: (position or None, position + len(events), len(events))}
+            defer = batch % 3 != 2  # two deferred, then one that publishes
+            before = await repo.load_previous(conn, sensitivity="place")
+            outcome = await process_batch(
+                conn, events, moves, areas, now=now, trend_days=TREND_DAYS, defer=defer
+            )
+            position += len(events)
+            assert await repo.load_offsets(conn, SIGNALS_ANONYMISED.name, [0]) == {0: position}
+            rows = await repo.rows(conn)
+            dirty = await repo.dirty_cells(conn)
+            # Deferred or not, the audit holds every unplaced street with open reports, and why.
+            held = {
+                (r["area_id"], r["category"]): r["reason"]
+                for r in await repo.list_withheld(conn, LIVE, 1000, 0)
+            }
+            assert held == place_withheld(place_stats(rows, now, TREND_DAYS), areas)
+            assert all(s in areas.place_area_of for s, _ in dirty)
+            if defer:
+                assert outcome.changes == 0
+                assert await repo.load_previous(conn, sensitivity="place") == before
+                # Every cell the batch raised in is dirty, and no reader trusts a dirty count.
+                raised = {
+                    (e.street_id, str(e.category))
+                    for e in events
+                    if e.action == "raised" and e.street_id in areas.place_area_of
+                }
+                assert raised <= dirty
+                assert not await repo.load_cells(conn, dirty, now)
+                ended = {
+                    (r.street_id, r.category)
+                    for r in rows
+                    if r.street_id in areas.place_area_of
+                    and any(
+                        e.action == "withdrawn"
+                        and (e.subject_key, str(e.category)) == (r.subject_key, r.category)
+                        for e in events
+                    )
+                }
+                assert ended <= dirty
+                continue
+            assert not dirty
+            views = place_views(place_stats(rows, now, TREND_DAYS), areas)
+            published = await repo.load_previous(conn, sensitivity="place")
+            assert {k for k, p in published.items() if p.live} == set(views)
+            for key, view in views.items():
+                assert dict(published[key].content) == view.content()
+            kept = await repo.load_cells(conn, {(s, c) for s in streets for c in PLACE_CATEGORIES}, now)
+            for key, cell in kept.items():
+                assert counts(cell) == pure([r for r in rows if (r.street_id, r.category) == key], now, key)
     finally:
         await conn.close()
 

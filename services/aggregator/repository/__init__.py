@@ -5,7 +5,18 @@ One module per table group; callers import the package (`from . import repositor
 
 from __future__ import annotations
 
-from .cells import cell_counts, clear_cells, load_cells, lock_rows, save_cells, signal_rows, sum_cells
+from .cells import (
+    cell_counts,
+    clear_cells,
+    dirty_cells,
+    load_cells,
+    lock_rows,
+    mark_dirty,
+    save_cells,
+    signal_rows,
+    sum_cells,
+    withdrawn_cells,
+)
 from .offsets import StaleOffsets, claim_offsets, insert_offsets, load_offsets
 from .outbox import CHANNEL as OUTBOX_CHANNEL
 from .outbox import delete_outbox, fetch_outbox, insert_dead_letters
@@ -35,6 +46,7 @@ __all__ = [
     "clear_cells",
     "clear_withheld",
     "delete_outbox",
+    "dirty_cells",
     "fetch_outbox",
     "insert_dead_letters",
     "insert_offsets",
@@ -50,6 +62,7 @@ __all__ = [
     "lock_areas",
     "lock_releases",
     "lock_rows",
+    "mark_dirty",
     "needs",
     "place_stats",
     "quarter_done",
@@ -65,6 +78,7 @@ __all__ = [
     "signal_rows",
     "snapshot",
     "sum_cells",
+    "withdrawn_cells",
     "withheld_summary",
     "write_changes",
 ]

@@ -18,15 +18,18 @@ __all__ = [
     "cell_counts",
     "clear_cells",
     "columns",
+    "dirty_cells",
     "lines",
     "load_cells",
     "lock_rows",
+    "mark_dirty",
     "micros",
     "save_cells",
     "signal_rows",
     "stamp",
     "sum_cells",
     "texts",
+    "withdrawn_cells",
 ]
 
 Key = tuple[str, str]  # (street_id, category)
@@ -318,3 +321,47 @@ async def clear_cells(conn: asyncpg.Connection) -> None:
     await conn.execute("LOCK TABLE aggregator.place_cells IN SHARE ROW EXCLUSIVE MODE")
     await conn.execute("DELETE FROM aggregator.place_cells")
 
+
+# A kept count marked dirty holds at no time: every reader recounts it (`load_cells`, `sum_cells`), and
+# the next batch that refreshes the place view recounts and publishes every dirty cell (`dirty_cells`).
+_DIRTY = "'-infinity'::timestamptz"
+
+
+async def mark_dirty(conn: asyncpg.Connection, cells: Iterable[Key]) -> None:
+    """Mark the kept counts of `cells` dirty, creating rows for cells with none (callers hold the
+    locks of the cells' areas, as every writer of kept counts does)."""
+    keys = sorted(set(cells))
+    if keys:
+        await conn.execute(
+            f"""INSERT INTO aggregator.place_cells
+                   (street_id, category, open, closed, this_window, last_window, valid_from, valid_until)
+               SELECT street_id, category, 0, 0, 0, 0, NULL, {_DIRTY}
+               FROM unnest({texts("$1")}, {texts("$2")}) AS k(street_id, category)
+               ON CONFLICT (street_id, category) DO UPDATE SET valid_until = {_DIRTY}""",
+            *columns(keys, 2),
+        )
+
+
+async def dirty_cells(conn: asyncpg.Connection) -> set[Key]:
+    """The cells whose kept counts are marked dirty."""
+    rows = await conn.fetch(
+        f"SELECT street_id, category FROM aggregator.place_cells WHERE valid_until = {_DIRTY}"
+    )
+    return {(r["street_id"], r["category"]) for r in rows}
+
+
+async def withdrawn_cells(
+    conn: asyncpg.Connection, withdrawn: Iterable[tuple[str, str]], categories: Iterable[str]
+) -> set[Key]:
+    """The cells (of `categories`) holding rows of these (subject, category) withdrawals."""
+    cats = set(categories)
+    ends = sorted(k for k in withdrawn if k[1] in cats)
+    if not ends:
+        return set()
+    rows = await conn.fetch(
+        f"""SELECT DISTINCT s.street_id, s.category
+           FROM unnest({texts("$1")}, {texts("$2")}) AS w(subject_key, category)
+           JOIN aggregator.signals s USING (subject_key, category)""",
+        *columns(ends, 2),
+    )
+    return {(r["street_id"], r["category"]) for r in rows}
