@@ -104,6 +104,17 @@ def event(
     return anonymised(street, category, subject, at, action=action, previous=previous)
 
 
+async def some_areas(conn: asyncpg.Connection, rnd: random.Random) -> tuple[Areas, list[str], list[str]]:
+    """A migrated state's areas, the streets of four of them (so batches meet streets they did not
+    change), and two streets of no area."""
+    await apply_migrations(conn, "aggregator", MIGRATIONS)
+    areas = Areas(await gazetteer_repo.load(conn), DisclosurePolicy())
+    placed = sorted(areas.place_area_of)
+    chosen = {areas.place_area_of[s].area_id for s in rnd.sample(placed, 4)}
+    streets = [s for s in placed if areas.place_area_of[s].area_id in chosen]
+    return areas, streets, sorted(set(areas.streets) - set(placed))[:2]
+
+
 @pytest.mark.parametrize("recount_under", [0, 10**9], ids=["moving", "recounting"])
 async def test_batches_keep_the_counts_and_publish_what_a_recount_would(
     stack, fresh_database_url, random_id, recount_under, monkeypatch
@@ -112,13 +123,8 @@ async def test_batches_keep_the_counts_and_publish_what_a_recount_would(
     rnd = random.Random(random_id)
     conn = await asyncpg.connect(fresh_database_url)
     try:
-        await apply_migrations(conn, "aggregator", MIGRATIONS)
-        areas = Areas(await gazetteer_repo.load(conn), DisclosurePolicy())
-        placed = sorted(areas.place_area_of)
-        # A few areas' streets (so batches meet streets they did not change) and streets of no area.
-        chosen = {areas.place_area_of[s].area_id for s in rnd.sample(placed, 4)}
-        streets = [s for s in placed if areas.place_area_of[s].area_id in chosen]
-        streets += sorted(set(areas.streets) - set(placed))[:2]
+        areas, streets, unplaced = await some_areas(conn, rnd)
+        streets += unplaced
         subjects = [f"{rnd.getrandbits(256):064x}" for _ in range(40)]
         now, position = NOW, 0
         for batch in range(12):
@@ -166,12 +172,8 @@ async def test_deferred_batches_leave_cells_dirty_and_the_next_batch_publishes_t
     rnd = random.Random(random_id)
     conn = await asyncpg.connect(fresh_database_url)
     try:
-        await apply_migrations(conn, "aggregator", MIGRATIONS)
-        areas = Areas(await gazetteer_repo.load(conn), DisclosurePolicy())
-        placed = sorted(areas.place_area_of)
-        chosen = {areas.place_area_of[s].area_id for s in rnd.sample(placed, 4)}
-        streets = [s for s in placed if areas.place_area_of[s].area_id in chosen]
-        unplaced = [*sorted(set(areas.streets) - set(placed))[:2], "no-such-street"]
+        areas, streets, unplaced = await some_areas(conn, rnd)
+        unplaced.append("no-such-street")
         subjects = [f"{rnd.getrandbits(256):064x}" for _ in range(40)]
         now, position = NOW, 0  # one time throughout: only batches change the needs
         for batch in range(9):
