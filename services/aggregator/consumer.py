@@ -297,9 +297,12 @@ class SignalConsumer:
             await self._apply(fetched, lane, defer=self._catching_up(fetched, lane))
 
     def _catching_up(self, fetched: _Fetched, lane: int) -> bool:
-        """Whether a batch defers the place view (`process_batch`): at least half a full batch lies
-        behind it on its lane's partitions (up to the broker's high watermarks as of the last
-        fetch), and the lane last published less than `catchup_publish_seconds` ago."""
+        """Whether a batch defers the place view (`process_batch`): at least a full batch lies behind
+        it on its lane's partitions (up to the broker's high watermarks as of the last fetch), and
+        the lane last published less than `catchup_publish_seconds` ago.
+
+        A full batch, not less: on a short backlog (100k events from an empty state) the per-batch
+        refresh is cheap, and deferring it cost more than it saved (~10% slower, in process)."""
         behind = 0
         for tp, reading in self.reading.items():
             if tp.partition % self.lanes == lane and (end := self.consumer.highwater(tp)) is not None:
@@ -307,7 +310,7 @@ class SignalConsumer:
                 rs = fetched.records.get(tp)
                 behind += max(0, end - (rs[-1][0] + 1 if rs else reading))
         return (
-            2 * behind >= self.settings.batch_max_records
+            behind >= self.settings.batch_max_records
             and time.monotonic() - self.published[lane] < self.settings.catchup_publish_seconds
         )
 

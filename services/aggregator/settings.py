@@ -60,7 +60,7 @@ class AggregatorSettings(CommonSettings):
         30.0,
         title="Longest a catch-up holds back the place view",
         ge=0,
-        description="While a lane is far behind (at least half a full batch waiting behind the one being "
+        description="While a lane is far behind (at least a full batch waiting behind the one being "
         "applied), its batches fold without refreshing the place view; the lane's next batch after "
         "this long, or the last of the backlog, recounts and publishes what they changed. 0: every "
         "batch publishes.",

@@ -46,18 +46,19 @@ def _batch(tp: TopicPartition, start: int, n: int) -> _Fetched:
     return _Fetched({tp: 0}, {tp: records})  # type: ignore[dict-item]
 
 
-async def test_a_batch_with_half_a_batch_behind_it_on_its_lane_defers() -> None:
+async def test_a_batch_with_a_full_batch_behind_it_on_its_lane_defers() -> None:
     p0, p2, p1 = (TopicPartition(TOPIC, p) for p in (0, 2, 1))  # lanes: 0 and 2 share lane 0
-    consumer = _consumer({p0: 40_000, p2: 20_000, p1: 900_000}, batch_max_records=30_000)
+    consumer = _consumer({p0: 70_000, p2: 20_000, p1: 900_000}, batch_max_records=30_000)
     consumer.reading = {p0: 0, p2: 10_000, p1: 0}
 
-    # 40,000 - 30,000 left on p0, none read yet of p2's 10,000: 20,000 behind, over half a batch.
+    # 70,000 - 30,000 left on p0, and none read yet of p2's 10,000: 50,000 behind.
     assert consumer._catching_up(_batch(p0, 0, 30_000), 0)
-    # The end of p0, and p2 with less than half a batch left: the lane publishes.
+    # 20,000 left on p0 and 4,000 on p2: less than a full batch, so the lane publishes.
     consumer.reading[p2] = 16_000
-    assert not consumer._catching_up(_batch(p0, 10_000, 30_000), 0)
+    assert not consumer._catching_up(_batch(p0, 20_000, 30_000), 0)
+    assert not consumer._catching_up(_batch(p0, 40_000, 30_000), 0)
     # Another lane's backlog (p1) does not hold this lane's view back.
-    consumer.reading[p0] = 40_000
+    consumer.reading[p0] = 70_000
     assert not consumer._catching_up(_batch(p2, 16_000, 4_000), 0)
     assert consumer._catching_up(_batch(p1, 0, 30_000), 1)
 
