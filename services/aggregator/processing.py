@@ -263,7 +263,12 @@ async def _fold_deferred(
     conn: asyncpg.Connection, delta: BatchDelta, areas: Areas, now: dt.datetime, trend_days: int
 ) -> None:
     """Fold `delta` and mark dirty the place cells it changes: its raises' and those of the rows its
-    withdrawals may end (read after the fold, so a row raised and withdrawn in this batch counts)."""
+    withdrawals may end (read after the fold, so a row raised and withdrawn in this batch counts).
+
+    No row is locked before the fold, as `lock_rows` does for a batch that moves counts: another
+    lane's batch moving a count of a row this batch's withdrawal ends may then publish without the
+    withdrawal. The mark is written under the areas' locks, so after that batch commits, and the
+    next batch that publishes recounts the cell: a need can be off until then, never after."""
     await repo.apply_delta(conn, delta)
     cells = {(s, c) for s, c, _ in delta.raised if c in _PLACE}
     cells |= await repo.withdrawn_cells(conn, delta.withdrawn, PLACE_CATEGORIES)
