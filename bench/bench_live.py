@@ -18,6 +18,7 @@ import statistics
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -182,10 +183,16 @@ async def _first_prompt(response: httpx.Response, category: str) -> float:
 
 
 async def _probe(
-    client: httpx.AsyncClient, ingest: str, feeds: str, key: str, samples: list[tuple[str, str]]
+    client: httpx.AsyncClient,
+    ingest: str,
+    feeds: str,
+    key: str,
+    samples: list[tuple[str, str]],
+    timeline: list[Timed] | None = None,
 ) -> tuple[list[float], int, list[float]]:
     """Latencies (ms) of the samples, one at a time; how many never arrived; and how long ingest took
-    to answer each POST (ms: the first stage, to tell where the time goes)."""
+    to answer each POST (ms: the first stage, to tell where the time goes). `timeline` receives each
+    sample that arrived, with its wall-clock times (for `_stages`)."""
     got, missed, answered = [], 0, []
     for street, category in samples:
         await asyncio.sleep(random.uniform(0.05, 0.3))  # a random phase against any batching
@@ -194,7 +201,7 @@ async def _probe(
                 raise RuntimeError(f"feeds answered {stream.status_code} for {street}'s events")
             waiter = asyncio.ensure_future(_first_prompt(stream, category))
             await asyncio.sleep(0.05)  # the stream subscribes to the hub once it starts
-            sent = time.perf_counter()
+            sent, sent_at = time.perf_counter(), time.time()
             r = await client.post(
                 f"{ingest}/v1/signals",
                 json=_signal(street, category, f"bench-live-{uuid.uuid4()}"),
@@ -210,7 +217,75 @@ async def _probe(
                 missed += 1
                 continue
             got.append((arrived - sent) * 1000)
+            if timeline is not None:
+                timeline.append(Timed(street, category, sent_at, sent_at + arrived - sent))
     return got, missed, answered
+
+
+@dataclass(frozen=True, slots=True)
+class Timed:
+    """A sample that arrived: its street and category, when it was posted and when its SSE event
+    arrived (seconds since the epoch)."""
+
+    street: str
+    category: str
+    sent: float
+    arrived: float
+
+
+STAGES = ("ingest + aggregator", "prompter", "feeds")
+
+
+async def _stages(kafka: str, timeline: list[Timed]) -> dict[str, list[float]]:
+    """Where each sample's time went (ms per stage of `STAGES`), from the record times Kafka keeps:
+    POST -> the area's change on street-needs (ingest, then the aggregator and its outbox relay) ->
+    the prompt on prompts (the prompter) -> the SSE event (feeds). Each record's time is its
+    producer's clock when it was sent, on this machine as the probe's.
+
+    A sample is matched to the first change and then the first prompt of its street and category
+    written after it was posted. A background signal on another street of the same publication area
+    can come first: that sample's later stages then read longer and its first shorter (the end to end
+    figure, measured directly, is unaffected). Samples with no match are left out."""
+    if not timeline:
+        return {stage: [] for stage in STAGES}
+    since = dt.datetime.fromtimestamp(min(t.sent for t in timeline) - 1, dt.UTC)
+    written: dict[str, dict[tuple[str, str], list[int]]] = {}
+    for topic in (STREET_NEEDS.name, PROMPTS.name):
+        times: dict[tuple[str, str], list[int]] = {}
+        for at, value in await load.records_since(kafka, since, topic):
+            if value:  # tombstones name no street
+                doc = json.loads(value)
+                for street in doc.get("street_ids", ()):
+                    times.setdefault((street, doc.get("category")), []).append(at)
+        written[topic] = {k: sorted(v) for k, v in times.items()}
+
+    def first(topic: str, key: tuple[str, str], after_ms: float) -> int | None:
+        return next((at for at in written[topic].get(key, ()) if at >= after_ms), None)
+
+    out: dict[str, list[float]] = {stage: [] for stage in STAGES}
+    for t in timeline:
+        key, sent_ms = (t.street, t.category), t.sent * 1000
+        needs = first(STREET_NEEDS.name, key, int(sent_ms))
+        prompt = first(PROMPTS.name, key, needs) if needs is not None else None
+        if needs is None or prompt is None:
+            continue
+        spans = (needs - sent_ms, prompt - needs, t.arrived * 1000 - prompt)
+        for stage, ms in zip(STAGES, spans, strict=True):
+            out[stage].append(max(0.0, ms))  # record times are whole milliseconds
+    return out
+
+
+def stage_summary(stages: dict[str, list[float]]) -> str:
+    """p50 / p99 / max per stage, in one line."""
+    parts = []
+    for stage, ms in stages.items():
+        if len(ms) > 1:
+            q = statistics.quantiles(ms, n=100, method="inclusive")
+            parts.append(f"{stage} p50 {q[49]:.0f} / p99 {q[98]:.0f} / max {max(ms):.0f} ms")
+    if not parts:
+        return "no sample matched on the topics"
+    n = min(len(ms) for ms in stages.values())
+    return f"per stage ({n} samples matched on the topics): " + "; ".join(parts)
 
 
 async def _background(
@@ -318,7 +393,10 @@ async def _run(env: dict[str, str]) -> list[dict]:
                     background = asyncio.create_task(_background(ingest, key, background_streets, stop))
                     await asyncio.sleep(5)  # let the load settle
                     try:
-                        loaded, missed, answered = await _probe(client, ingest, feeds, key, samples[SAMPLES:])
+                        timeline: list[Timed] = []
+                        loaded, missed, answered = await _probe(
+                            client, ingest, feeds, key, samples[SAMPLES:], timeline
+                        )
                         needs_after, backlog = await _needs_backlog(kafka, prompter_group)
                         needs_rate = (needs_after - needs_before) / (time.perf_counter() - load_started)
                     finally:
@@ -333,7 +411,8 @@ async def _run(env: dict[str, str]) -> list[dict]:
                         f"aiming at {BACKGROUND_RATE:,}/s (at most {IN_FLIGHT} requests in flight): "
                         f"{accepted / took:,.0f} signals/s accepted, {failed} requests failed; "
                         f"street-needs changes written {needs_rate:,.0f}/s, {backlog:,} not yet applied "
-                        "by the prompter when the last probe ended",
+                        f"by the prompter when the last probe ended; "
+                        f"{stage_summary(await _stages(kafka, timeline))}",
                     )
             except Exception as exc:
                 alive = ", ".join(f"{p.name} {'up' if p.popen.poll() is None else 'exited'}" for p in procs)

@@ -55,22 +55,30 @@ async def main(samples: int) -> None:
     chosen = rng.sample(publishable, 2 * samples)  # streets of their own, as likely as not without a need
     probes = [(s, rng.choice(bench_live.PLACE)) for s in chosen]
     background = sorted(set(gazetteer.streets) - set(chosen))
+    env = bench_env()
+    kafka = env["KAFKA_BOOTSTRAP_SERVERS"]  # the stack's broker: its record times give the stages
     with tempfile.TemporaryDirectory(prefix="probe-live-") as tmp:
-        key = await bench_live._system_key(bench_env()["DATABASE_URL"], Path(tmp))
+        key = await bench_live._system_key(env["DATABASE_URL"], Path(tmp))
     async with httpx.AsyncClient(timeout=httpx.Timeout(30, read=None)) as client:
-        idle, missed, _ = await bench_live._probe(client, INGEST, FEEDS, key, probes[:samples])
+        timeline: list[bench_live.Timed] = []
+        idle, missed, _ = await bench_live._probe(client, INGEST, FEEDS, key, probes[:samples], timeline)
         _show("idle", idle, missed)
+        print(f"  {bench_live.stage_summary(await bench_live._stages(kafka, timeline))}", flush=True)
         stop = asyncio.Event()
         load = asyncio.create_task(
             bench_live._background(INGEST, key, background, stop, seed=rng.getrandbits(32))
         )
         await asyncio.sleep(5)  # let the load settle
         try:
-            loaded, missed, _ = await bench_live._probe(client, INGEST, FEEDS, key, probes[samples:])
+            timeline = []  # the loaded samples' own
+            loaded, missed, _ = await bench_live._probe(
+                client, INGEST, FEEDS, key, probes[samples:], timeline
+            )
         finally:
             stop.set()
             accepted, failed, took = await load
         _show(f"under {accepted / took:,.0f} signals/s ({failed} requests failed)", loaded, missed)
+        print(f"  {bench_live.stage_summary(await bench_live._stages(kafka, timeline))}", flush=True)
 
 
 if __name__ == "__main__":

@@ -177,6 +177,28 @@ async def offsets_at(bootstrap: str, at: dt.datetime, topic: str = SIGNALS_ANONY
         await consumer.stop()
 
 
+async def records_since(bootstrap: str, at: dt.datetime, topic: str) -> list[tuple[int, bytes | None]]:
+    """(timestamp in ms, value) of every record written to `topic` at or after `at`, up to its end now."""
+    start, ends = await offsets_at(bootstrap, at, topic), await end_offsets(bootstrap, topic)
+    tps = [tp for tp in await partitions(bootstrap, topic) if start[tp.partition] < ends[tp.partition]]
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False)
+    await consumer.start()
+    found: list[tuple[int, bytes | None]] = []
+    try:
+        consumer.assign(tps)
+        for tp in tps:
+            consumer.seek(tp, start[tp.partition])
+        left = set(tps)
+        while left:
+            for tp, records in (await consumer.getmany(*left, timeout_ms=1000)).items():
+                found += [(r.timestamp, r.value) for r in records if r.offset < ends[tp.partition]]
+                if records and records[-1].offset + 1 >= ends[tp.partition]:
+                    left.discard(tp)
+    finally:
+        await consumer.stop()
+    return found
+
+
 async def commit_group(bootstrap: str, group: str, topic: str, offsets: dict[int, int]) -> None:
     """Store a consumer group's positions before it first runs, so it starts exactly there."""
     consumer = AIOKafkaConsumer(
