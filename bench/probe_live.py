@@ -1,7 +1,9 @@
 """Probe a running stack from outside, as a council and a resident meet it: council POST /v1/signals
 -> the street's SSE `prompt` event, one sample at a time, idle and under 1,000 signals/s of background
 load (the same probe and load as `bench_live`, which starts four services of its own on a fresh
-database; this one measures whatever is running, e.g. every service of `make run`).
+database; this one measures whatever is running, e.g. every service of `make run`). Each condition
+is also split by stage (ingest + aggregator, prompter, feeds) from the record times on the topics
+between them (`bench_live._stages`).
 
     make run            # in one terminal
     .venv/bin/python -m bench.probe_live [samples per condition, default 100]
