@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -181,6 +182,8 @@ async def records_since(bootstrap: str, at: dt.datetime, topic: str) -> list[tup
     """(timestamp in ms, value) of every record written to `topic` at or after `at`, up to its end now."""
     start, ends = await offsets_at(bootstrap, at, topic), await end_offsets(bootstrap, topic)
     tps = [tp for tp in await partitions(bootstrap, topic) if start[tp.partition] < ends[tp.partition]]
+    if not tps:
+        return []
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False)
     await consumer.start()
     found: list[tuple[int, bytes | None]] = []
@@ -188,12 +191,13 @@ async def records_since(bootstrap: str, at: dt.datetime, topic: str) -> list[tup
         consumer.assign(tps)
         for tp in tps:
             consumer.seek(tp, start[tp.partition])
-        left = set(tps)
-        while left:
+        left, deadline = set(tps), time.monotonic() + 120
+        while left and time.monotonic() < deadline:
             for tp, records in (await consumer.getmany(*left, timeout_ms=1000)).items():
                 found += [(r.timestamp, r.value) for r in records if r.offset < ends[tp.partition]]
-                if records and records[-1].offset + 1 >= ends[tp.partition]:
-                    left.discard(tp)
+            # By position, not by the last record's offset: the end may lie past records a consumer
+            # is never given (a transaction's markers).
+            left = {tp for tp in left if await consumer.position(tp) < ends[tp.partition]}
     finally:
         await consumer.stop()
     return found
