@@ -411,7 +411,7 @@ async def _run(env: dict[str, str]) -> list[dict]:
                         f"aiming at {BACKGROUND_RATE:,}/s (at most {IN_FLIGHT} requests in flight): "
                         f"{accepted / took:,.0f} signals/s accepted, {failed} requests failed; "
                         f"street-needs changes written {needs_rate:,.0f}/s, {backlog:,} not yet applied "
-                        f"by the prompter when the last probe ended; "
+                        "by the prompter when the last probe ended; "
                         f"{stage_summary(await _stages(kafka, timeline))}",
                     )
             except Exception as exc:
