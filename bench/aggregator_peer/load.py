@@ -181,7 +181,7 @@ async def offsets_at(bootstrap: str, at: dt.datetime, topic: str = SIGNALS_ANONY
 async def records_since(bootstrap: str, at: dt.datetime, topic: str) -> list[tuple[int, bytes | None]]:
     """(timestamp in ms, value) of every record written to `topic` at or after `at`, up to its end now."""
     start, ends = await offsets_at(bootstrap, at, topic), await end_offsets(bootstrap, topic)
-    tps = [tp for tp in await partitions(bootstrap, topic) if start[tp.partition] < ends[tp.partition]]
+    tps = [TopicPartition(topic, p) for p, offset in start.items() if offset < ends[p]]
     if not tps:
         return []
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False)
