@@ -7,4 +7,6 @@ from .settings import NotifierSettings
 
 if __name__ == "__main__":
     settings = NotifierSettings()
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+    uvicorn.run(
+        create_app(settings, freeze_heap=True), host=settings.host, port=settings.port, log_config=None
+    )

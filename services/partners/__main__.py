@@ -7,4 +7,6 @@ from .settings import PartnersSettings
 
 if __name__ == "__main__":
     settings = PartnersSettings()
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+    uvicorn.run(
+        create_app(settings, freeze_heap=True), host=settings.host, port=settings.port, log_config=None
+    )

@@ -25,8 +25,11 @@ __all__ = ["create_app"]
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def create_app(settings: PartnersSettings, *, gazetteer: Gazetteer | None = None) -> FastAPI:
-    """The partner service. `gazetteer` overrides the one loaded from the database (tests)."""
+def create_app(
+    settings: PartnersSettings, *, gazetteer: Gazetteer | None = None, freeze_heap: bool = False
+) -> FastAPI:
+    """The partner service. `gazetteer` overrides the one loaded from the database (tests);
+    `freeze_heap`: see `shared.service.create_service_app`."""
     broker = make_broker(settings, client_id="partners")
 
     async def on_startup(runtime: Runtime[PartnersContext]) -> None:
@@ -48,6 +51,7 @@ def create_app(settings: PartnersSettings, *, gazetteer: Gazetteer | None = None
         schema="partners",
         migrations=MIGRATIONS,
         on_startup=on_startup,
+        freeze_heap=freeze_heap,  # ~125k objects alive after start-up (the gazetteer, code)
     )
     register_handlers(broker, app.state.runtime, settings.group_id, rest_ms=settings.poll_rest_ms)
     app.include_router(needs_api.router)
