@@ -137,7 +137,7 @@ COUNCIL_SIGNALS = Topic(
 SIGNALS_ANONYMISED = Topic(
     "signals-anonymised.v1",
     SignalAnonymised,
-    key="street_id",
+    key="the street's place unit id (Gazetteer.signal_key), or street_id for a street in none",
     partitions=6,
     retention_ms=400 * DAY_MS,
     audience="ingest produces; only the aggregator consumes",

@@ -11,6 +11,8 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+from shared.privacy import MIN_STREET_ADDRESSES
+
 from .geo import Projector, choose_crs
 from .names import name_key, plain_name
 from .snapping import Snapper
@@ -163,6 +165,19 @@ class Gazetteer:
     def unit_of(self, street_id: str, min_addresses: int) -> Unit:
         """The publication unit (at this threshold) that contains the street."""
         return self._unit_index[(street_id, min_addresses)]
+
+    def signal_key(self, street_id: str) -> str:
+        """The Kafka key of a street's anonymised signals (`SIGNALS_ANONYMISED`): the id of its place
+        unit (of MIN_STREET_ADDRESSES), or its own id when it is in none.
+
+        Every area a street's place needs can be published in is the street or that unit, so all the
+        signals of an area share a partition. The aggregator splits partitions between its lanes and
+        replicas; keyed by street, an area's streets fell on every partition, so each lane's batch
+        refreshed nearly every area and waited for the other lane's locks on them (measured on 100k
+        events in process: 36-42k events/s keyed by unit against 34-36k by street).
+        """
+        unit = self._unit_index.get((street_id, MIN_STREET_ADDRESSES))
+        return unit.id if unit is not None else street_id
 
     @cached_property
     def _unit_index(self) -> dict[tuple[str, int], Unit]:
