@@ -9,6 +9,7 @@ problem+json errors, and a shutdown that stops consuming first, then closes the 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -32,7 +33,7 @@ from .ratelimit import TokenBucket
 from .settings import CommonSettings
 from .web import HeadAsGet
 
-__all__ = ["Runtime", "create_service_app", "running_context"]
+__all__ = ["Runtime", "create_service_app", "release_free_memory", "running_context"]
 
 log = logging.getLogger(__name__)
 C = TypeVar("C")
@@ -42,8 +43,21 @@ C = TypeVar("C")
 # 5-9% of ingest's CPU and 1.5-4% of the feeds' at the default).
 YOUNG_GC_THRESHOLD = 50_000
 Hook = Callable[["Runtime[Any]"], Awaitable[None]]
+# glibc's malloc_trim, or None under a C library without it (musl, macOS).
+_MALLOC_TRIM = getattr(ctypes.CDLL(None), "malloc_trim", None)
 # Swagger UI vendored from npm (swagger-ui-dist), so /docs works offline: see shared/web/static/vendor.
 SWAGGER_UI = Path(__file__).parent / "web" / "static" / "vendor" / "swagger-ui-5.35.0"
+
+
+def release_free_memory() -> None:
+    """Give the C heap's free pages back to the system (glibc's `malloc_trim`), after a burst of work.
+
+    Python returns little of a burst's memory by itself: freed blocks stay in the C heap for reuse,
+    fragmented, so a process's RSS stays near its peak. Measured on the aggregator after 32k signals
+    on 10k streets (`bench aggregator`'s memory row): 20-25 MB less RSS afterwards. A no-op where the
+    C library has no such call."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 async def running_context(request: Request) -> Any:

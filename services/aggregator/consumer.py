@@ -25,13 +25,14 @@ from prometheus_client import Counter, Histogram
 
 from shared.contracts import SIGNALS_ANONYMISED
 from shared.kafka import client_options
+from shared.service import release_free_memory
 from shared.settings import CommonSettings
 
 from . import repository as repo
 from .areas import Areas
 from .decoding import FastSignal, decode_record
 from .outbox import Wakeup
-from .processing import Parsed, process_batch
+from .processing import BatchOutcome, Parsed, process_batch
 from .settings import AggregatorSettings
 
 __all__ = ["SignalConsumer", "caught_up", "topic_partitions"]
@@ -42,6 +43,8 @@ _Records = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]  # one getma
 EVENTS = Counter("aggregator_events_total", "Anonymised signals applied")
 DEAD = Counter("aggregator_dead_lettered_total", "Invalid signals dead-lettered")
 BATCH = Histogram("aggregator_batch_seconds", "Time to apply one consumed batch")
+# A batch this large (a catch-up's) leaves its memory to the system afterwards; a live one's is reused.
+RELEASE_AFTER = 5_000
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka has no type hints
@@ -314,6 +317,18 @@ class SignalConsumer:
             and time.monotonic() - self.published[lane] < self.settings.catchup_publish_seconds
         )
 
+    def _committed(self, outcome: BatchOutcome, lane: int, defer: bool, seconds: float) -> None:
+        """What follows a batch's commit here: the relay's wake-up, the lane's last publication, metrics."""
+        if not defer:
+            self.published[lane] = time.monotonic()
+        if self.wakeup is not None and (outcome.changes or outcome.dead_lettered):
+            self.wakeup.set()
+        BATCH.observe(seconds)
+        EVENTS.inc(outcome.events)
+        DEAD.inc(outcome.dead_lettered)
+        if outcome.events >= RELEASE_AFTER:
+            release_free_memory()
+
     async def _apply(self, fetched: _Fetched, lane: int = 0, *, defer: bool = False) -> None:
         async with self.locks[lane]:
             # Keep what follows the stored positions: partitions still ours, not sought since the
@@ -349,13 +364,7 @@ class SignalConsumer:
                 log.exception("batch failed; rereading from the stored positions")
                 await self._back_to_stored(list(batches))
                 return
-            if not defer:
-                self.published[lane] = time.monotonic()
-            if self.wakeup is not None and (outcome.changes or outcome.dead_lettered):
-                self.wakeup.set()
-            BATCH.observe(time.perf_counter() - started)
-            EVENTS.inc(outcome.events)
-            DEAD.inc(outcome.dead_lettered)
+            self._committed(outcome, lane, defer, time.perf_counter() - started)
             for tp, rs in batches.items():
                 self.positions[tp] = self.reading[tp] = rs[-1][0] + 1
             for tp in cut:  # what followed the gap was dropped: read it again
