@@ -48,7 +48,6 @@ SIGNALS_PER_STREET = 3
 CATCH_UP_TIMEOUT_S = 150.0
 CORES = os.cpu_count()
 MB = 1024 * 1024
-PEER_INPUT = f"{SIGNALS_ANONYMISED.name}.by-street"  # the peer's copy of the load (under the run's prefix)
 PLACE = [c for c in sorted(load.category_weights()) if info(c).sensitivity is Sensitivity.PLACE]
 
 
@@ -167,14 +166,16 @@ async def _peer_catch_up(
     `processing_guarantee` (exactly-once commits outputs, changelog and offsets in one transaction)."""
     tag = uuid.uuid4().hex[:10]
     group, output = f"bench-quix-{tag}", f"bench-quix-{tag}-counts"
-    await load.commit_group(kafka, group, PEER_INPUT, begin)
+    await load.commit_group(kafka, group, SIGNALS_ANONYMISED.name, begin)
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka.split(","))
     await admin.start()
 
     async def committed() -> dict[int, int]:
         found = await admin.list_consumer_group_offsets(group)
         return {
-            tp.partition: om.offset for tp, om in found.items() if tp.topic == PEER_INPUT and om.offset >= 0
+            tp.partition: om.offset
+            for tp, om in found.items()
+            if tp.topic == SIGNALS_ANONYMISED.name and om.offset >= 0
         }
 
     with tempfile.TemporaryDirectory(prefix="bench-quix-") as state_dir:
@@ -186,7 +187,6 @@ async def _peer_catch_up(
                 "PEER_BOOTSTRAP": kafka,
                 "PEER_GROUP": group,
                 "PEER_STATE_DIR": state_dir,
-                "PEER_INPUT_TOPIC": PEER_INPUT,
                 "PEER_OUTPUT_TOPIC": output,
                 "PEER_GUARANTEE": guarantee,
             },
@@ -335,15 +335,11 @@ async def _memory(admin_url: str, kafka: str, gazetteer, logs: Path) -> dict:
             await asyncio.sleep(3)
             rest = rss_bytes(proc.pid)
             records = load.place_signals(
-                sorted(big.streets),
-                SIGNALS_PER_STREET,
-                random.Random(11),
-                dt.datetime.now(dt.UTC),
-                big.signal_key,
+                sorted(big.streets), SIGNALS_PER_STREET, random.Random(11), dt.datetime.now(dt.UTC)
             )
             begin = await load.end_offsets(kafka)
             started = time.perf_counter()
-            await load.produce(kafka, records)
+            await load.produce(kafka, records, partition_key=big.partition_key)
             target = await load.end_offsets(kafka)
             caught = await follow(lambda: db.stored_offsets(conn), begin, target, started, [proc.pid])
             for _ in range(120):  # let the outbox relay finish publishing (at most a minute)
@@ -383,11 +379,11 @@ async def _large_bulk(
     """BULK_LARGE events to published state with 1 and 2 replicas; then Kafka's own
     ConsumerPerformance on as many records of the same size, same broker: the ceiling."""
     now = dt.datetime.now(dt.UTC)
-    records = await asyncio.to_thread(load.signal_mix, streets, BULK_LARGE, random.Random(5), now, key)
+    records = await asyncio.to_thread(load.signal_mix, streets, BULK_LARGE, random.Random(5), now)
     size = sum(len(v) for _, v in records) // len(records)
     replay_from = dt.datetime.now(dt.UTC)
     begin = await load.end_offsets(kafka)
-    await load.produce(kafka, records)
+    await load.produce(kafka, records, partition_key=key)
     del records
     target = await load.end_offsets(kafka)
     begin = {p: min(o, begin[p]) for p, o in (await load.offsets_at(kafka, replay_from)).items()}
@@ -470,12 +466,12 @@ async def _run(env: dict[str, str]) -> list[dict]:
                 ]
 
             now = dt.datetime.now(dt.UTC)
-            records = load.signal_mix(streets, BULK, random.Random(3), now, gazetteer.signal_key)
+            records = load.signal_mix(streets, BULK, random.Random(3), now)
             raised = sum(b'"raised"' in v for _, v in records)
             begin = await load.end_offsets(kafka)
             replay_from = dt.datetime.now(dt.UTC)
             t = time.perf_counter()
-            await load.produce(kafka, records)
+            await load.produce(kafka, records, partition_key=gazetteer.partition_key)
             produce_s = time.perf_counter() - t
             target = await load.end_offsets(kafka)
             begin = {p: min(o, begin[p]) for p, o in (await load.offsets_at(kafka, replay_from)).items()}
@@ -493,16 +489,10 @@ async def _run(env: dict[str, str]) -> list[dict]:
                 )
             )
 
-            # The peer reads the same events from a topic of its own, keyed by street (load.by_street).
-            await load.create_topic(kafka, PEER_INPUT, SIGNALS_ANONYMISED.partitions)
-            await load.produce(kafka, load.by_street(records), PEER_INPUT)
-            peer_target = await load.end_offsets(kafka, PEER_INPUT)
-            peer_begin = dict.fromkeys(peer_target, 0)
-
             one = await _aggregator_catch_up(1, url, kafka, replay_from, begin, target, logs)
             two = await _aggregator_catch_up(2, url, kafka, replay_from, begin, target, logs)
-            peer = await _peer_catch_up(kafka, peer_begin, peer_target, logs)
-            peer_eos = await _peer_catch_up(kafka, peer_begin, peer_target, logs, "exactly-once")
+            peer = await _peer_catch_up(kafka, begin, target, logs)
+            peer_eos = await _peer_catch_up(kafka, begin, target, logs, "exactly-once")
             for n, c in ((1, one), (2, two)):
                 state = "" if c.done else f" NOT caught up: {c.processed}/{c.events} in the time limit;"
                 rows.append(
@@ -529,9 +519,7 @@ async def _run(env: dict[str, str]) -> list[dict]:
                     "peer.quixstreams.throughput",
                     peer.rate,
                     "events/s",
-                    "Quix Streams 3 on the same events, broker and run (a copy keyed by street, as "
-                    "its state is kept per key; the aggregator's keyed by place unit, as ingest "
-                    "keys them): per street key, 7-day "
+                    "Quix Streams 3 on the same events, broker and run: per street key, 7-day "
                     "tumbling window reducing to distinct subject_keys per category (raised adds, "
                     "withdrawn removes), RocksDB + changelog, at-least-once (Quix's default), one "
                     f"output per event; peak RSS {peer.peak_rss / MB:.0f} MB; {machine}",
@@ -567,7 +555,7 @@ async def _run(env: dict[str, str]) -> list[dict]:
                     f"{two.rate / peer_eos.rate:.2f}x)",
                 )
             )
-            rows += await _large_bulk(url, kafka, streets, gazetteer.signal_key, logs, machine, one.rate)
+            rows += await _large_bulk(url, kafka, streets, gazetteer.partition_key, logs, machine, one.rate)
         finally:
             await drop_database(admin_url, url)
 

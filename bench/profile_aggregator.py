@@ -110,8 +110,8 @@ async def main(n: int) -> None:
             kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
         )
         streets = sorted((s.id, s.address_count) for s in gaz.streets.values())
-        records = load.signal_mix(streets, n, random.Random(3), dt.datetime.now(dt.UTC), gaz.signal_key)
-        await load.produce(env["KAFKA_BOOTSTRAP_SERVERS"], records)
+        records = load.signal_mix(streets, n, random.Random(3), dt.datetime.now(dt.UTC))
+        await load.produce(env["KAFKA_BOOTSTRAP_SERVERS"], records, partition_key=gaz.partition_key)
         pool = await create_pool(settings.database_url)
         async with pool.acquire() as conn:
             await apply_migrations(conn, "aggregator", MIGRATIONS)

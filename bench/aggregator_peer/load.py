@@ -1,16 +1,15 @@
 """Benchmark load: realistic SignalAnonymised events, produced to the registry topic, and its offsets.
 
-Streets are the gazetteer's real ids, keyed as ingest keys them (`key`: the gazetteer's
-`signal_key`); categories follow the simulator's mix (its per-day baselines, place categories split
-by the real FixMyStreet report shares); subjects are random 64-hex pseudonyms; a share of events
-withdraw an earlier raise. Times are coarsened as ingest coarsens them and fall in
+Streets are the gazetteer's real ids (the records' keys; partitioned as ingest partitions them when
+given the gazetteer's `partition_key`); categories follow the simulator's mix (its per-day baselines,
+place categories split by the real FixMyStreet report shares); subjects are random 64-hex pseudonyms;
+a share of events withdraw an earlier raise. Times are coarsened as ingest coarsens them and fall in
 the last six days, inside every category's lifetime, so every raise not withdrawn is active.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import random
 import time
 import uuid
@@ -18,19 +17,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import OffsetAndMetadata
 
 from shared.contracts import SIGNALS_ANONYMISED, Category, Sensitivity, SignalAnonymised, info
+from shared.kafka import partitioned_by
 from simulator.model import BASELINE_PER_DAY
 from simulator.reference import load_reference
 
 __all__ = [
     "Record",
-    "by_street",
     "category_weights",
     "commit_group",
-    "create_topic",
     "end_offsets",
     "offsets_at",
     "partitions",
@@ -63,9 +61,7 @@ def _coarse(category: Category, at: dt.datetime) -> dt.datetime:
     return at.replace(minute=0, second=0, microsecond=0)
 
 
-def _event(
-    category: Category, action: str, street_id: str, subject: str, at: dt.datetime, key: Callable[[str], str]
-) -> Record:
+def _event(category: Category, action: str, street_id: str, subject: str, at: dt.datetime) -> Record:
     event = SignalAnonymised(
         event_id=uuid.uuid4(),
         category=category,
@@ -78,25 +74,14 @@ def _event(
         council_id="camden",
         source="kafka",
     )
-    return key(street_id).encode(), event.model_dump_json().encode()
-
-
-def by_street(records: Sequence[Record]) -> list[Record]:
-    """The same records keyed by street: the Quix Streams peer keeps its state per key, and one
-    street's counts per key is the job it is compared on (keyed by unit, each update would read and
-    write the state of every street of the unit)."""
-    return [(json.loads(value)["street_id"].encode(), value) for _, value in records]
+    return street_id.encode(), event.model_dump_json().encode()
 
 
 def signal_mix(
-    streets: Sequence[tuple[str, int]],
-    n: int,
-    rng: random.Random,
-    now: dt.datetime,
-    key: Callable[[str], str],
+    streets: Sequence[tuple[str, int]], n: int, rng: random.Random, now: dt.datetime
 ) -> list[Record]:
-    """`n` events over `streets` ((id, address count)), keyed by `key` of their street: person signals
-    where people live, place signals along any street; WITHDRAWN_SHARE of them withdraw an open raise."""
+    """`n` events over `streets` ((id, address count)): person signals where people live, place
+    signals along any street; WITHDRAWN_SHARE of them withdraw an open raise."""
     weights = category_weights()
     categories, cat_weights = list(weights), list(weights.values())
     ids = [s for s, _ in streets]
@@ -107,38 +92,42 @@ def signal_mix(
         if open_ and rng.random() < WITHDRAWN_SHARE:
             category, street_id, subject, raised = open_.pop(rng.randrange(len(open_)))
             at = raised + (now - raised) * rng.random()
-            out.append(_event(category, "withdrawn", street_id, subject, at, key))
+            out.append(_event(category, "withdrawn", street_id, subject, at))
             continue
         category = rng.choices(categories, cat_weights)[0]
         person = info(category).sensitivity is Sensitivity.PERSON
         street_id = rng.choices(ids, homes)[0] if person else rng.choice(ids)
         subject, at = rng.randbytes(32).hex(), now - SPAN * rng.random()
         open_.append((category, street_id, subject, at))
-        out.append(_event(category, "raised", street_id, subject, at, key))
+        out.append(_event(category, "raised", street_id, subject, at))
     return out
 
 
 def place_signals(
-    street_ids: Sequence[str],
-    per_street: int,
-    rng: random.Random,
-    now: dt.datetime,
-    key: Callable[[str], str],
+    street_ids: Sequence[str], per_street: int, rng: random.Random, now: dt.datetime
 ) -> list[Record]:
-    """`per_street` raised place signals (distinct subjects) on every street, keyed by `key` of their
-    street: all of them active."""
+    """`per_street` raised place signals (distinct subjects) on every street: all of them active."""
     places = [
         c for c, w in sorted(category_weights().items()) if w and info(c).sensitivity is Sensitivity.PLACE
     ]
     return [
-        _event(rng.choice(places), "raised", s, rng.randbytes(32).hex(), now - SPAN * rng.random(), key)
+        _event(rng.choice(places), "raised", s, rng.randbytes(32).hex(), now - SPAN * rng.random())
         for s in street_ids
         for _ in range(per_street)
     ]
 
 
-async def produce(bootstrap: str, records: Sequence[Record], topic: str = SIGNALS_ANONYMISED.name) -> None:
-    """Produce everything and wait for every acknowledgement (the producer settings ingest uses)."""
+async def produce(
+    bootstrap: str,
+    records: Sequence[Record],
+    topic: str = SIGNALS_ANONYMISED.name,
+    *,
+    partition_key: Callable[[str], str] | None = None,
+) -> None:
+    """Produce everything and wait for every acknowledgement (the producer settings ingest uses);
+    `partition_key`: partition by it of each record's key, as ingest partitions by the gazetteer's
+    `partition_key` (Kafka's default otherwise: by the key)."""
+    options = {"partitioner": partitioned_by(partition_key)} if partition_key is not None else {}
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap.split(","),
         acks="all",
@@ -146,6 +135,7 @@ async def produce(bootstrap: str, records: Sequence[Record], topic: str = SIGNAL
         linger_ms=20,
         max_batch_size=512 * 1024,
         client_id="bench-aggregator-load",
+        **options,
     )
     await producer.start()
     try:
@@ -223,16 +213,6 @@ async def records_since(bootstrap: str, at: dt.datetime, topic: str) -> list[tup
     finally:
         await consumer.stop()
     return found
-
-
-async def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
-    """A topic of `partitions` partitions (the broker's defaults otherwise), for a run's own input."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap.split(","))
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, partitions, 1)])
-    finally:
-        await admin.close()
 
 
 async def commit_group(bootstrap: str, group: str, topic: str, offsets: dict[int, int]) -> None:

@@ -1,14 +1,12 @@
 """The peer: Quix Streams counting distinct active subjects per (street, category) in a window.
 
-The same events as the aggregator, same broker, from a copy keyed by street (PEER_INPUT_TOPIC;
-ingest keys `signals-anonymised.v1` by place unit, which would make each update here read and write
-the state of a whole unit). Per street key, a 7-day tumbling window (the shortest place lifetime;
-Kafka timestamps) reduces the events into {category: {subject_key: 1}}: `raised` adds the subject,
-`withdrawn` removes it. Every update emits {street_id, category, count} for the event's category to
-an output topic. State lives in RocksDB with Quix's changelog topic (its durability). Settings come
-from PEER_* env; PEER_GUARANTEE is Quix's `processing_guarantee`, "at-least-once" (its default) or
-"exactly-once" (Kafka transactions: outputs, changelog and offsets commit together, as the
-aggregator's state and offsets do).
+Same input as the aggregator (`signals-anonymised.v1`, keyed by street), same broker. Per street
+key, a 7-day tumbling window (the shortest place lifetime; Kafka timestamps) reduces the events
+into {category: {subject_key: 1}}: `raised` adds the subject, `withdrawn` removes it. Every update
+emits {street_id, category, count} for the event's category to an output topic. State lives in
+RocksDB with Quix's changelog topic (its durability). Settings come from PEER_* env; PEER_GUARANTEE
+is Quix's `processing_guarantee`, "at-least-once" (its default) or "exactly-once" (Kafka transactions:
+outputs, changelog and offsets commit together, as the aggregator's state and offsets do).
 
 Run: `python bench/aggregator_peer/quix_count.py` (stops on SIGTERM).
 """
@@ -19,6 +17,8 @@ import datetime as dt
 import os
 
 from quixstreams import Application
+
+from shared.contracts import SIGNALS_ANONYMISED
 
 WINDOW = dt.timedelta(days=7)
 
@@ -56,7 +56,7 @@ def main() -> None:
         state_dir=os.environ["PEER_STATE_DIR"],
         loglevel="WARNING",
     )
-    source = app.topic(os.environ["PEER_INPUT_TOPIC"], key_deserializer="str", value_deserializer="json")
+    source = app.topic(SIGNALS_ANONYMISED.name, key_deserializer="str", value_deserializer="json")
     output = app.topic(os.environ["PEER_OUTPUT_TOPIC"], key_serializer="str", value_serializer="json")
     sdf = app.dataframe(source)
     sdf = sdf.tumbling_window(WINDOW).reduce(reducer, initializer).current()

@@ -10,7 +10,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
 from shared.gazetteer.model import Gazetteer
-from shared.kafka import make_broker, start_producer
+from shared.kafka import make_broker, partitioned_by, start_producer
 from shared.service import Runtime, create_service_app
 
 from . import admin_api, api, handlers, open311_api
@@ -48,7 +48,8 @@ def create_app(
         secrets = {v: s.get_secret_value() for v, s in settings.pseudonym_keys_by_version.items()}
         pool = runtime.require_pool()
         pseudonymiser = Pseudonymiser(secrets, settings.pseudonym_key_version)
-        producer = await start_producer(settings, "ingest")
+        # Signals are keyed by street and partitioned by place unit: an area's signals share a partition.
+        producer = await start_producer(settings, "ingest", partitioner=partitioned_by(gaz.partition_key))
         pipeline = Pipeline(pool, producer, gaz, pseudonymiser, settings.max_distance_m)
         systems = KnownSystems(pool)
         runtime.provide(IngestContext(settings, pool, gaz, RateLimiter(), pipeline, systems))

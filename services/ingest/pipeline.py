@@ -209,7 +209,7 @@ class Pipeline:
                 await self.producer.send(
                     SIGNALS_ANONYMISED.name,
                     _wire(e),
-                    key=self.gazetteer.signal_key(e.street_id).encode(),
+                    key=e.street_id.encode(),
                     timestamp_ms=int(coarsen(now, e.sensitivity).timestamp() * 1000),
                 )
                 for e in events

@@ -137,12 +137,14 @@ COUNCIL_SIGNALS = Topic(
 SIGNALS_ANONYMISED = Topic(
     "signals-anonymised.v1",
     SignalAnonymised,
-    key="the street's place unit id (Gazetteer.signal_key), or street_id for a street in none",
+    key="street_id",
     partitions=6,
     retention_ms=400 * DAY_MS,
     audience="ingest produces; only the aggregator consumes",
     description="Signals after anonymisation at the door. Kept 400 days (longer than any "
-    "category lifetime plus the privacy ledger's year) so the aggregator can rebuild by replay.",
+    "category lifetime plus the privacy ledger's year) so the aggregator can rebuild by replay. "
+    "Partitioned by the street's place unit (murmur2 of its id), so each publication area's signals "
+    "share a partition.",
 )
 STREET_NEEDS = Topic(
     "street-needs.v1",

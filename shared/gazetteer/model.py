@@ -166,15 +166,16 @@ class Gazetteer:
         """The publication unit (at this threshold) that contains the street."""
         return self._unit_index[(street_id, min_addresses)]
 
-    def signal_key(self, street_id: str) -> str:
-        """The Kafka key of a street's anonymised signals (`SIGNALS_ANONYMISED`): the id of its place
-        unit (of MIN_STREET_ADDRESSES), or its own id when it is in none.
+    def partition_key(self, street_id: str) -> str:
+        """What a street's anonymised signals are partitioned by (`SIGNALS_ANONYMISED`, whose records
+        are keyed by street): the id of its place unit (of MIN_STREET_ADDRESSES), or its own id when
+        it is in none.
 
         Every area a street's place needs can be published in is the street or that unit, so all the
         signals of an area share a partition. The aggregator splits partitions between its lanes and
-        replicas; keyed by street, an area's streets fell on every partition, so each lane's batch
-        refreshed nearly every area and waited for the other lane's locks on them (measured on 100k
-        events in process, alternated: 36-48k events/s keyed by unit against 34-41k by street).
+        replicas; partitioned by street, an area's streets fell on every partition, so each lane's
+        batch refreshed nearly every area and waited for the other lane's locks on them (measured on
+        100k events in process, alternated: 36-48k events/s by unit against 34-41k by street).
         """
         unit = self._unit_index.get((street_id, MIN_STREET_ADDRESSES))
         return unit.id if unit is not None else street_id
