@@ -371,19 +371,20 @@ async def _large_bulk(
     url: str,
     kafka: str,
     streets: list[tuple[str, int]],
-    key: Callable[[str], str],
+    partition_key: Callable[[str], str],
     logs: Path,
     machine: str,
     rate_100k: float,
 ) -> list[dict]:
-    """BULK_LARGE events to published state with 1 and 2 replicas; then Kafka's own
-    ConsumerPerformance on as many records of the same size, same broker: the ceiling."""
+    """BULK_LARGE events (partitioned by `partition_key` of their streets, as ingest does) to published
+    state with 1 and 2 replicas; then Kafka's own ConsumerPerformance on as many records of the same
+    size, same broker: the ceiling."""
     now = dt.datetime.now(dt.UTC)
     records = await asyncio.to_thread(load.signal_mix, streets, BULK_LARGE, random.Random(5), now)
     size = sum(len(v) for _, v in records) // len(records)
     replay_from = dt.datetime.now(dt.UTC)
     begin = await load.end_offsets(kafka)
-    await load.produce(kafka, records, partition_key=key)
+    await load.produce(kafka, records, partition_key=partition_key)
     del records
     target = await load.end_offsets(kafka)
     begin = {p: min(o, begin[p]) for p, o in (await load.offsets_at(kafka, replay_from)).items()}
