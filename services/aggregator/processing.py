@@ -27,7 +27,7 @@ from shared.kafka import dead_letter, validation_errors
 
 from . import repository as repo
 from .areas import Area, Areas
-from .state import BatchDelta, Cell, PlaceStats, cells_of_rows, folded_rows, reduce_batch
+from .state import BatchDelta, Cell, cells_of_rows, folded_rows, reduce_batch
 from .subjects import canonical_events, without_pseudonyms
 from .views import LIVE, NeedKey, diff, place_views, place_withheld, views_of_totals
 
@@ -54,7 +54,6 @@ SENSITIVITY = {c: i.sensitivity for c, i in CATALOGUE.items()}  # `info` per eve
 # each not yet seeing the other) can last, as the periodic refresh bounds the views'.
 CELL_TRUST = dt.timedelta(seconds=60)
 NO_ROWS = Cell()
-NO_STATS = PlaceStats({}, {}, {}, {})
 
 
 def _trusted_until(now: dt.datetime, key: tuple[str, str]) -> dt.datetime:
@@ -185,16 +184,35 @@ async def refresh_place(
             total[1] += cell.this_window
             total[2] += cell.last_window
         views = {k: v for k, v in views_of_totals(totals, areas).items() if k in scope}
-        stats = NO_STATS  # the areas' streets are all placed: none of them is withheld
-        # Unplaced streets count in no need, only in the audit: read as they are.
-        unplaced = {s for s, _ in cells if s not in areas.place_area_of}
-        if unplaced:
-            stats = await repo.place_stats(conn, now, trend_days, {c for _, c in cells}, unplaced)
         previous = await repo.load_previous(conn, sensitivity="place", keys=scope)
     changes = diff(views, previous, scope, now)
     await repo.write_changes(conn, changes, areas, STREET_NEEDS.name)
-    await repo.record_withheld(conn, LIVE, place_withheld(stats, areas))
+    if cells is None:
+        # Rows are only added here: unplaced streets are under no area's lock, so a row dropped on
+        # this count could be one a lane committed after it.
+        await repo.record_withheld(conn, LIVE, place_withheld(stats, areas))
+    elif unplaced := {s for s, _ in cells if s not in areas.place_area_of}:
+        await _audit_unplaced(conn, areas, now, trend_days, unplaced, {c for _, c in cells})
     return len(changes)
+
+
+async def _audit_unplaced(
+    conn: asyncpg.Connection,
+    areas: Areas,
+    now: dt.datetime,
+    trend_days: int,
+    streets: set[str],
+    categories: set[str],
+) -> None:
+    """The live audit (rule 8) of streets placed in no area, which count in no need: why each of
+    their cells in `categories` with open reports is held back, and no row for those that have none
+    any more. The live period lists what is held back now, as a quarter's audit is recorded afresh;
+    an upsert alone kept a street whose reports were all withdrawn listed as held back. A street's
+    signals share a partition, so its cells are audited by one lane at a time."""
+    stats = await repo.place_stats(conn, now, trend_days, categories, streets)
+    held = place_withheld(stats, areas)
+    await repo.record_withheld(conn, LIVE, held)
+    await repo.forget_withheld(conn, LIVE, {(s, c) for s in streets for c in categories} - held.keys())
 
 
 async def process_batch(
@@ -277,10 +295,8 @@ async def _fold_deferred(
     await repo.mark_dirty(conn, placed)
     # Unplaced streets count in no need, only in the audit: recorded now, as `refresh_place` does.
     if unplaced := cells - placed:
-        stats = await repo.place_stats(
-            conn, now, trend_days, {c for _, c in unplaced}, {s for s, _ in unplaced}
-        )
-        await repo.record_withheld(conn, LIVE, place_withheld(stats, areas))
+        streets, categories = {s for s, _ in unplaced}, {c for _, c in unplaced}
+        await _audit_unplaced(conn, areas, now, trend_days, streets, categories)
 
 
 def _share(area_id: str, parts: int) -> int:

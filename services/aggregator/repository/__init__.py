@@ -35,7 +35,14 @@ from .releases import (
     save_release,
 )
 from .signals import apply_delta, lock_areas, place_stats, reset_state, rows, snapshot
-from .withheld import clear_withheld, list_withheld, record_withheld, record_withheld_counts, withheld_summary
+from .withheld import (
+    clear_withheld,
+    forget_withheld,
+    list_withheld,
+    record_withheld,
+    record_withheld_counts,
+    withheld_summary,
+)
 
 __all__ = [
     "OUTBOX_CHANNEL",
@@ -48,6 +55,7 @@ __all__ = [
     "delete_outbox",
     "dirty_cells",
     "fetch_outbox",
+    "forget_withheld",
     "insert_dead_letters",
     "insert_offsets",
     "latest_quarter",

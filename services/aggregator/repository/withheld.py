@@ -64,6 +64,19 @@ async def withheld_summary(conn: asyncpg.Connection, period: str | None) -> list
     return found
 
 
+async def forget_withheld(conn: asyncpg.Connection, period: str, keys: Iterable[tuple[str, str]]) -> None:
+    """Drop the audit rows of these (area, category) cells: they are no longer held back."""
+    ordered = sorted(set(keys))
+    if ordered:
+        await conn.execute(
+            """DELETE FROM aggregator.withheld w USING unnest($2::text[], $3::text[]) AS k(area_id, category)
+               WHERE w.period = $1 AND w.area_id = k.area_id AND w.category = k.category""",
+            period,
+            [k[0] for k in ordered],
+            [k[1] for k in ordered],
+        )
+
+
 async def clear_withheld(conn: asyncpg.Connection, period: str) -> None:
     """Drop a period's audit rows before its decisions are recorded afresh."""
     await conn.execute("DELETE FROM aggregator.withheld WHERE period = $1", period)
