@@ -30,7 +30,6 @@ __all__ = ["CHANNEL", "Wakeup", "relay_forever", "relay_once", "start_producer"]
 
 log = logging.getLogger(__name__)
 RELAYED = Counter("aggregator_outbox_relayed_total", "Outbox rows published to Kafka")
-_LOCK = "SELECT pg_try_advisory_xact_lock(hashtextextended('aggregator.outbox', 0))"
 CHANNEL = repo.OUTBOX_CHANNEL
 
 
@@ -61,9 +60,7 @@ async def start_producer(settings: CommonSettings) -> AIOKafkaProducer:
 async def relay_once(pool: asyncpg.Pool, producer: AIOKafkaProducer, limit: int) -> int:
     """Publish up to `limit` queued rows in order; returns how many were relayed."""
     async with pool.acquire() as conn, conn.transaction():
-        if not await conn.fetchval(_LOCK):
-            return 0
-        rows = await repo.fetch_outbox(conn, limit)
+        rows = await repo.claim_outbox(conn, limit)  # none while another replica relays
         if not rows:
             return 0
         sent = [await producer.send(r["topic"], value=r["value"], key=r["key"]) for r in rows]

@@ -6,6 +6,8 @@ import asyncio
 import datetime as dt
 import itertools
 import logging
+import math
+import time
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -67,6 +69,28 @@ def _trusted_until(now: dt.datetime, key: tuple[str, str]) -> dt.datetime:
 # A batch recounts the cells it changed while the state has fewer signal rows than this many times
 # the rows it changes (measured: on 100k events from an empty state, recounting is the cheaper).
 RECOUNT_UNDER = 8
+
+
+class _RowsEstimate:
+    """About how many signal rows there are (`repo.signal_rows`), read again after `ttl` seconds.
+
+    It only picks the cheaper of two ways to the same counts (`RECOUNT_UNDER`), and PostgreSQL's
+    figure is itself up to a second old; reading it for every batch cost a round trip on the live
+    path (0.3 ms at the median, 1.7 ms at the 90th percentile under the live probe's load). One per
+    process, whatever database a connection is on: a wrong pick costs time, never a count."""
+
+    def __init__(self, ttl: float = 5.0) -> None:
+        self.ttl = ttl
+        self.read_at = -math.inf
+        self.rows = 0
+
+    async def __call__(self, conn: asyncpg.Connection) -> int:
+        if (now := time.monotonic()) - self.read_at >= self.ttl:
+            self.rows, self.read_at = await repo.signal_rows(conn), now
+        return self.rows
+
+
+_signal_rows = _RowsEstimate()
 
 
 Parsed = SignalAnonymised | tuple[bytes, bytes]  # an event, or its dead letter (key, value)
@@ -257,7 +281,7 @@ async def process_batch(
         # Moving kept counts costs counting the batch's rows before and after the fold (here, from what
         # the lock read); recounting its cells costs reading every row of them: the cheaper, by the
         # state's size (either gives the same counts).
-        moving = bool(changed) and await repo.signal_rows(conn) >= RECOUNT_UNDER * len(changed)
+        moving = bool(changed) and await _signal_rows(conn) >= RECOUNT_UNDER * len(changed)
         await repo.apply_delta(conn, delta)
         # Cells that deferred batches left dirty are recounted with this batch's own.
         place_cells = {(s, c) for s, c, _ in changed} | await repo.dirty_cells(conn)

@@ -19,7 +19,7 @@ from .cells import (
 )
 from .offsets import StaleOffsets, claim_offsets, insert_offsets, load_offsets
 from .outbox import CHANNEL as OUTBOX_CHANNEL
-from .outbox import delete_outbox, fetch_outbox, insert_dead_letters
+from .outbox import claim_outbox, delete_outbox, insert_dead_letters
 from .published import load_previous, needs, write_changes
 from .releases import (
     latest_quarter,
@@ -50,11 +50,11 @@ __all__ = [
     "apply_delta",
     "cell_counts",
     "claim_offsets",
+    "claim_outbox",
     "clear_cells",
     "clear_withheld",
     "delete_outbox",
     "dirty_cells",
-    "fetch_outbox",
     "forget_withheld",
     "insert_dead_letters",
     "insert_offsets",

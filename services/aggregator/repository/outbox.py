@@ -37,9 +37,18 @@ async def insert_dead_letters(
         await _queue(conn, topic, [k for k, _ in items], [v for _, v in items])
 
 
-async def fetch_outbox(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+async def claim_outbox(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    """Up to `limit` queued rows in order, if this transaction takes the relays' lock; none if
+    another relay holds it (one relays at a time, keeping each key's versions in order).
+
+    The lock is taken by the same statement: an uncorrelated subquery runs once, before the scan,
+    and the scan only runs when it got the lock (PostgreSQL's one-time filter). Taken apart, it was
+    one more round trip per relay, ~0.1-0.5 ms each on a loaded 2-core machine, on the live path."""
     found: list[asyncpg.Record] = await conn.fetch(
-        "SELECT id, topic, key, value FROM aggregator.outbox ORDER BY id LIMIT $1", limit
+        """SELECT id, topic, key, value FROM aggregator.outbox
+           WHERE (SELECT pg_try_advisory_xact_lock(hashtextextended('aggregator.outbox', 0)))
+           ORDER BY id LIMIT $1""",
+        limit,
     )
     return found
 
