@@ -95,6 +95,7 @@ async def _explain(conn: object) -> None:
 
 
 async def main(n: int) -> None:
+    from services.aggregator import repository as repo
     from services.aggregator.areas import load_areas
     from services.aggregator.consumer import SignalConsumer
     from services.aggregator.settings import AggregatorSettings
@@ -112,7 +113,7 @@ async def main(n: int) -> None:
         streets = sorted((s.id, s.address_count) for s in gaz.streets.values())
         records = load.signal_mix(streets, n, random.Random(3), dt.datetime.now(dt.UTC))
         await load.produce(env["KAFKA_BOOTSTRAP_SERVERS"], records, partition_key=gaz.partition_key)
-        pool = await create_pool(settings.database_url)
+        pool = await create_pool(settings.database_url, server_settings=repo.SESSION_SETTINGS)
         async with pool.acquire() as conn:
             await apply_migrations(conn, "aggregator", MIGRATIONS)
             areas = await load_areas(conn, settings.policy())

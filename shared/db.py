@@ -11,7 +11,7 @@ import hashlib
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -53,9 +53,22 @@ def text_array(values: Iterable[str]) -> str:
     return "{" + ",".join(quoted) + "}"
 
 
-async def create_pool(url: str | SecretStr, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    """A pool whose connections go back without asyncpg's reset query (see `_no_reset_query`)."""
-    return await asyncpg.create_pool(dsn(url), min_size=min_size, max_size=max_size, reset=_no_reset_query)
+async def create_pool(
+    url: str | SecretStr,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    server_settings: Mapping[str, str] | None = None,
+) -> asyncpg.Pool:
+    """A pool whose connections go back without asyncpg's reset query (see `_no_reset_query`).
+    `server_settings`: PostgreSQL settings of every connection, sent when it opens (no round trip)."""
+    return await asyncpg.create_pool(
+        dsn(url),
+        min_size=min_size,
+        max_size=max_size,
+        reset=_no_reset_query,
+        server_settings=dict(server_settings) if server_settings else None,
+    )
 
 
 async def _no_reset_query(conn: asyncpg.Connection) -> None:

@@ -12,7 +12,7 @@ import asyncio
 import ctypes
 import gc
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,18 +132,20 @@ def create_service_app(
     on_shutdown: Hook | None = None,
     extra_migrations: tuple[tuple[str, Path], ...] = (),
     freeze_heap: bool = False,
+    server_settings: Mapping[str, str] | None = None,
 ) -> FastAPI:
     """`freeze_heap` (a service's own process, not tests, which build many apps in one process): after
     start-up, move every object alive then (gazetteer, indexes, code) out of the collector's reach. A
     full collection walked them all again (50-95 ms measured in ingest and the prompter under load,
     every ~15 s, stalling everything in flight). Young collections then come every
-    YOUNG_GC_THRESHOLD allocations."""
+    YOUNG_GC_THRESHOLD allocations. `server_settings`: PostgreSQL settings of every connection of
+    the service's pool (`shared.db.create_pool`)."""
     runtime: Runtime[Any] = Runtime(name=name, settings=settings, broker=broker)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(name, settings.log_level)
-        runtime.pool = await create_pool(settings.database_dsn())
+        runtime.pool = await create_pool(settings.database_dsn(), server_settings=server_settings)
         async with runtime.pool.acquire() as conn:
             for other_schema, folder in extra_migrations:
                 await apply_migrations(conn, other_schema, folder)

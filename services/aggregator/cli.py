@@ -34,7 +34,7 @@ async def rebuild_state(settings: AggregatorSettings, *, publish: bool = True) -
     Releases, stored noise, the ledger, the audit and the last published values are kept, so only
     real differences are published afterwards.
     """
-    pool = await create_pool(settings.database_url)
+    pool = await create_pool(settings.database_url, server_settings=repo.SESSION_SETTINGS)
     try:
         async with pool.acquire() as conn:
             await apply_migrations(conn, "aggregator", MIGRATIONS)
@@ -71,7 +71,7 @@ async def _release(settings: AggregatorSettings, period: str, force: bool) -> st
     policy = settings.policy()
     now = dt.datetime.now(dt.UTC)
     release_due(period, now, policy.release_delay_days)
-    pool = await create_pool(settings.database_url)
+    pool = await create_pool(settings.database_url, server_settings=repo.SESSION_SETTINGS)
     try:
         async with pool.acquire() as conn:
             await apply_migrations(conn, "aggregator", MIGRATIONS)
@@ -120,7 +120,7 @@ async def purge_state(settings: AggregatorSettings, now: dt.datetime | None = No
     """Delete pseudonyms no longer needed (docs/privacy.md, retention): only rows that ended more
     than two months (and two place trend windows) ago, so no release still to be made needs them."""
     now = now or dt.datetime.now(dt.UTC)
-    pool = await create_pool(settings.database_url)
+    pool = await create_pool(settings.database_url, server_settings=repo.SESSION_SETTINGS)
     try:
         async with pool.acquire() as conn:
             await apply_migrations(conn, "aggregator", MIGRATIONS)

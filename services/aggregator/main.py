@@ -10,6 +10,7 @@ from shared.contracts import STREET_NEEDS
 from shared.kafka import make_broker
 from shared.service import Runtime, create_service_app
 
+from . import repository as repo
 from .api import router
 from .areas import load_areas
 from .consumer import SignalConsumer
@@ -86,6 +87,7 @@ def create_app(settings: AggregatorSettings | None = None, *, freeze_heap: bool 
         on_startup=on_startup,
         on_shutdown=on_shutdown,
         freeze_heap=freeze_heap,
+        server_settings=repo.SESSION_SETTINGS,
     )
     app.include_router(router)
     return app

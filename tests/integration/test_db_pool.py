@@ -61,3 +61,27 @@ async def test_what_a_borrower_left_open_does_not_reach_the_next(fresh_database_
         assert received == []
     finally:
         await pool.close()
+
+
+async def test_server_settings_hold_on_every_connection_and_survive_a_transaction(fresh_database_url) -> None:
+    # The aggregator's pools hash its place counts in 64 MB (`repository.SESSION_SETTINGS`), with no
+    # statement per transaction to say so.
+    from services.aggregator.repository import SESSION_SETTINGS
+
+    pool = await create_pool(fresh_database_url, min_size=2, max_size=2, server_settings=SESSION_SETTINGS)
+    try:
+        async with pool.acquire() as first, pool.acquire() as second:
+            assert first.get_server_pid() != second.get_server_pid()
+            for conn in (first, second):
+                async with conn.transaction():
+                    assert await conn.fetchval("SHOW work_mem") == "64MB"
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SHOW work_mem") == "64MB"
+        plain = await create_pool(fresh_database_url, max_size=1)
+        try:
+            async with plain.acquire() as conn:
+                assert await conn.fetchval("SHOW work_mem") != "64MB", "the default is PostgreSQL's own"
+        finally:
+            await plain.close()
+    finally:
+        await pool.close()

@@ -144,8 +144,6 @@ async def cell_counts(
     found: dict[Key, Cell] = {k: Cell() for k in wanted if k[1] in cats}
     if not cats:
         return found
-    if conn.is_in_transaction():
-        await conn.execute("SET LOCAL work_mem = '64MB'")  # as signals.place_stats: hash in memory
     for r in await conn.fetch(_COUNTS, *args):
         found[(r["street_id"], r["category"])] = Cell(
             r["open"], r["closed"], r["this"], r["last"], r["valid_from"], r["valid_until"]

@@ -89,9 +89,7 @@ async def place_stats(
     if streets is not None:
         args.append(sorted(set(streets)))
         where += " AND s.street_id = ANY($6::text[])"
-    # The join hashes a large part of the state: in memory, not in temporary files (this transaction only).
-    if conn.is_in_transaction():
-        await conn.execute("SET LOCAL work_mem = '64MB'")
+    # The join hashes a large part of the state: in memory on the aggregator's pools (SESSION_SETTINGS).
     found = await conn.fetch(
         f"""SELECT s.street_id, s.category,
                count(*) FILTER (WHERE (w.withdrawn_at IS NULL OR w.withdrawn_at < s.raised_at)
