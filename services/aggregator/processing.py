@@ -183,10 +183,10 @@ async def refresh_place(
         # batch's own cells one by one (to be moved), the others summed per area by PostgreSQL.
         wanted = {(s, c) for a, c in scope for s in placed[a].street_ids}
         own = cells & wanted
-        kept = await repo.load_cells(conn, own, now)
-        sums, stale = await repo.sum_cells(
-            conn, {k: areas.place_area_of[k[0]].area_id for k in wanted - own}, now
+        read = await repo.read_cells(
+            conn, own, {k: areas.place_area_of[k[0]].area_id for k in wanted - own}, now
         )
+        kept, sums, stale = read.kept, read.sums, read.stale
         fresh: dict[tuple[str, str], Cell] = {}
         if moved is not None:
             before, after = moved

@@ -14,9 +14,9 @@ from .cells import (
     load_cells,
     lock_rows,
     mark_dirty,
+    read_cells,
     save_cells,
     signal_rows,
-    sum_cells,
     withdrawn_cells,
 )
 from .offsets import StaleOffsets, claim_offsets, insert_offsets, load_offsets
@@ -83,6 +83,7 @@ __all__ = [
     "needs",
     "place_stats",
     "quarter_done",
+    "read_cells",
     "record_withheld",
     "record_withheld_counts",
     "release_exists",
@@ -94,7 +95,6 @@ __all__ = [
     "save_release",
     "signal_rows",
     "snapshot",
-    "sum_cells",
     "withdrawn_cells",
     "withheld_summary",
     "write_changes",
