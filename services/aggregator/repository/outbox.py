@@ -11,23 +11,28 @@ import asyncpg
 CHANNEL = "aggregator_outbox"
 
 
+def queued(topic: str, keys: str, values: str) -> str:
+    """A data-modifying CTE, `queued`, appending to the outbox the (`topic`, key, value) rows of
+    these parameters (a text, two bytea[]); ids follow the order given (the relay's order). Its
+    statement ends in `NOTIFY_QUEUED`."""
+    return f"""queued AS (
+               INSERT INTO aggregator.outbox (topic, key, value)
+               SELECT {topic}, k, v
+               FROM unnest({keys}::bytea[], {values}::bytea[]) WITH ORDINALITY AS t(k, v, i)
+               ORDER BY i RETURNING 1)"""
+
+
+# Wakes every relay once the transaction commits (not before), if `queued` appended anything.
+NOTIFY_QUEUED = f"SELECT pg_notify('{CHANNEL}', '') WHERE EXISTS (SELECT FROM queued)"
+
+
 async def _queue(
     conn: asyncpg.Connection, topic: str, keys: Sequence[bytes | None], values: Sequence[bytes | None]
 ) -> None:
-    """Append to the outbox in one statement that also wakes every relay once the transaction
-    commits (not before); ids follow the order given (the relay's order)."""
+    """Append to the outbox in one statement that also wakes the relays (`queued`)."""
     if not keys:
         return
-    await conn.execute(
-        f"""WITH queued AS (
-               INSERT INTO aggregator.outbox (topic, key, value)
-               SELECT $1, k, v FROM unnest($2::bytea[], $3::bytea[]) WITH ORDINALITY AS t(k, v, i)
-               ORDER BY i RETURNING 1)
-           SELECT pg_notify('{CHANNEL}', '') WHERE EXISTS (SELECT FROM queued)""",
-        topic,
-        list(keys),
-        list(values),
-    )
+    await conn.execute(f"WITH {queued('$1', '$2', '$3')} {NOTIFY_QUEUED}", topic, list(keys), list(values))
 
 
 async def insert_dead_letters(

@@ -12,7 +12,7 @@ from shared.contracts import info
 
 from ..areas import Areas
 from ..views import Change, NeedKey, Previous
-from .outbox import _queue
+from .outbox import NOTIFY_QUEUED, queued
 
 
 async def load_previous(
@@ -99,8 +99,10 @@ async def write_changes(
             cols[name].append(value)
         outbox_keys.append(f"{area_id}:{category}".encode())
         outbox_values.append(payload.encode() if payload else None)
+    # One statement (a round trip fewer per batch on the live path): record, then queue.
     await conn.execute(
-        """INSERT INTO aggregator.published (area_id, category, sensitivity, live, content, payload,
+        f"""WITH recorded AS (
+           INSERT INTO aggregator.published (area_id, category, sensitivity, live, content, payload,
                version, since, ward_code, street_ids, min_lon, min_lat, max_lon, max_lat)
            SELECT a, c, s, l, ct::json, p::json, v, d, w, string_to_array(st, E'\\x1f'),
                   x0, y0, x1, y1
@@ -113,10 +115,14 @@ async def write_changes(
                version = EXCLUDED.version, since = EXCLUDED.since, ward_code = EXCLUDED.ward_code,
                street_ids = EXCLUDED.street_ids, min_lon = EXCLUDED.min_lon,
                min_lat = EXCLUDED.min_lat, max_lon = EXCLUDED.max_lon, max_lat = EXCLUDED.max_lat,
-               updated_at = now()""",
+               updated_at = now()
+           RETURNING 1), {queued("$15", "$16", "$17")}
+           {NOTIFY_QUEUED}""",
         *[cols[k] if k != "streets" else ["\x1f".join(s) for s in cols[k]] for k in cols],
+        topic,
+        outbox_keys,
+        outbox_values,
     )
-    await _queue(conn, topic, outbox_keys, outbox_values)
 
 
 async def needs(
