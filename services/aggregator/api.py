@@ -92,6 +92,7 @@ async def _needs(
         rows = await repo.needs(
             conn,
             street=street,
+            area_ids=[a.area_id for a in context.areas.areas_of_street(street)] if street else None,
             ward=ward,
             bbox=_bbox(bbox) if bbox else None,
             category=str(category) if category else None,
@@ -150,7 +151,7 @@ async def get_needs_geojson(
 async def get_area(context: Context, area_id: str) -> dict[str, Any]:
     area = context.areas.area(area_id)
     async with context.pool.acquire() as conn:
-        rows = await repo.needs(conn, area_id=area_id)
+        rows = await repo.needs(conn, area_ids=[area_id])
     needs = [json.loads(r["payload"]) for r in rows]
     if area is None and not needs:
         raise Problem(404, "No such area", f"area {area_id!r} is not a street or publication unit")

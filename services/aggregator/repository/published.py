@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 import asyncpg
@@ -132,10 +132,15 @@ async def needs(
     ward: str | None = None,
     bbox: tuple[float, float, float, float] | None = None,
     category: str | None = None,
-    area_id: str | None = None,
+    area_ids: Collection[str] | None = None,
     limit: int = 1000,
 ) -> list[asyncpg.Record]:
-    """Live published needs, filtered; each row's `payload` is the public StreetNeedChanged."""
+    """Live published needs, filtered; each row's `payload` is the public StreetNeedChanged.
+
+    A `street` filter comes with `area_ids`, the areas covering the street (`Areas.areas_of_street`):
+    they are looked up by key, and the street's own filter keeps the answer exact. No index serves
+    `street_ids` (migration 010), so a street alone reads every live row.
+    """
     where, args = ["live"], []
 
     def arg(value: Any) -> str:
@@ -146,8 +151,8 @@ async def needs(
         where.append(f"street_ids @> ARRAY[{arg(street)}::text]")
     if ward is not None:
         where.append(f"ward_code = {arg(ward)}")
-    if area_id is not None:
-        where.append(f"area_id = {arg(area_id)}")
+    if area_ids is not None:
+        where.append(f"area_id = ANY({arg(sorted(set(area_ids)))}::text[])")
     if category is not None:
         where.append(f"category = {arg(category)}")
     if bbox is not None:
