@@ -61,10 +61,10 @@ async def test_own_cells_one_by_one_and_the_others_summed_per_area_with_what_to_
         assert read.sums == {("area-a", "litter"): (5, 3, 9), ("area-b", "graffiti"): (4, 3, 2)}
         assert read.stale == {("a-3", "litter"), ("a-4", "litter"), ("b-2", "graffiti"), ("c-1", "litter")}
 
-        # Either side alone reads as before; `load_cells` is the own side.
+        # Either side alone reads as it does beside the other.
         assert (await repo.read_cells(conn, [], others, NOW)).sums == read.sums
         assert (await repo.read_cells(conn, [], others, NOW)).kept == {}
-        assert await repo.load_cells(conn, own, NOW) == read.kept
+        assert (await repo.read_cells(conn, own, {}, NOW)).kept == read.kept
         nothing = await repo.read_cells(conn, [], {}, NOW)
         assert (nothing.kept, nothing.sums, nothing.stale) == ({}, {}, set())
     finally:

@@ -143,7 +143,8 @@ async def test_batches_keep_the_counts_and_publish_what_a_recount_would(
             position += len(events)
 
             rows = await repo.rows(conn)
-            kept = await repo.load_cells(conn, {(s, c) for s in streets for c in PLACE_CATEGORIES}, now)
+            every = {(s, c) for s in streets for c in PLACE_CATEGORIES}
+            kept = (await repo.read_cells(conn, every, {}, now)).kept
             assert kept, "the batch kept counts"
             for key, cell in kept.items():
                 assert counts(cell) == pure([r for r in rows if (r.street_id, r.category) == key], now, key)
@@ -207,7 +208,7 @@ async def test_deferred_batches_leave_cells_dirty_and_the_next_batch_publishes_t
                     if e.action == "raised" and e.street_id in areas.place_area_of
                 }
                 assert raised <= dirty
-                assert not await repo.load_cells(conn, dirty, now)
+                assert not (await repo.read_cells(conn, dirty, {}, now)).kept
                 ended = {
                     (r.street_id, r.category)
                     for r in rows
@@ -226,7 +227,8 @@ async def test_deferred_batches_leave_cells_dirty_and_the_next_batch_publishes_t
             assert {k for k, p in published.items() if p.live} == set(views)
             for key, view in views.items():
                 assert dict(published[key].content) == view.content()
-            kept = await repo.load_cells(conn, {(s, c) for s in streets for c in PLACE_CATEGORIES}, now)
+            every = {(s, c) for s in streets for c in PLACE_CATEGORIES}
+            kept = (await repo.read_cells(conn, every, {}, now)).kept
             for key, cell in kept.items():
                 assert counts(cell) == pure([r for r in rows if (r.street_id, r.category) == key], now, key)
     finally:

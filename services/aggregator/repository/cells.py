@@ -21,7 +21,6 @@ __all__ = [
     "columns",
     "dirty_cells",
     "lines",
-    "load_cells",
     "lock_rows",
     "mark_dirty",
     "micros",
@@ -214,11 +213,6 @@ async def lock_rows(
     mine = set(raises)
     changed = raises + [k for k in stored_raised if k not in mine]
     return LockedRows(changed, stored_raised, stored_withdrawn)
-
-
-async def load_cells(conn: asyncpg.Connection, keys: Iterable[Key], now: dt.datetime) -> dict[Key, Cell]:
-    """The kept counts of `keys` that hold at `now` (others are absent: to be recomputed)."""
-    return (await read_cells(conn, keys, {}, now)).kept
 
 
 @dataclass(frozen=True, slots=True)
