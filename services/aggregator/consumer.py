@@ -32,7 +32,7 @@ from . import repository as repo
 from .areas import Areas
 from .decoding import FastSignal, decode_record
 from .outbox import Wakeup
-from .processing import BatchOutcome, Parsed, process_batch
+from .processing import BatchOutcome, Key, Parsed, process_batch
 from .settings import AggregatorSettings
 
 __all__ = ["SignalConsumer", "caught_up", "topic_partitions"]
@@ -59,6 +59,9 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka h
             for tp in revoked:
                 self.owner.positions.pop(tp, None)
                 self.owner.reading.pop(tp, None)
+            # Lanes are dealt partitions anew: their marks are left to whichever batch publishes.
+            for marks in self.owner.marks:
+                marks.clear()
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         async with self.owner.idle():
@@ -92,6 +95,9 @@ class SignalConsumer:
         self.locks = [asyncio.Lock() for _ in range(self.lanes)]  # one per lane: its batch in flight
         # When each lane last refreshed the place view (a catch-up defers it for so long at most).
         self.published = [time.monotonic()] * self.lanes
+        # The place cells each lane's deferred batches marked dirty since it last published: its next
+        # publishing batch recounts them, and the other lanes leave them to it (`process_batch`).
+        self.marks: list[set[Key]] = [set() for _ in range(self.lanes)]
         self.release_due = False  # a batch of RELEASE_AFTER or more applied since the last release
         self.until: dict[TopicPartition, int] = {}  # where `run(until_end=True)` stops
         self.positions: dict[TopicPartition, int] = {}  # stored in the database
@@ -323,9 +329,15 @@ class SignalConsumer:
             and time.monotonic() - self.published[lane] < self.settings.catchup_publish_seconds
         )
 
-    def _committed(self, outcome: BatchOutcome, lane: int, defer: bool, seconds: float) -> None:
-        """What follows a batch's commit here: the relay's wake-up, the lane's last publication, metrics."""
-        if not defer:
+    def _committed(
+        self, outcome: BatchOutcome, lane: int, defer: bool, seconds: float, recounted: frozenset[Key]
+    ) -> None:
+        """What follows a batch's commit here: the lane's marks and last publication, the relay's
+        wake-up, metrics."""
+        if defer:
+            self.marks[lane] |= outcome.marked
+        else:
+            self.marks[lane] -= recounted
             self.published[lane] = time.monotonic()
         if self.wakeup is not None and (outcome.changes or outcome.dead_lettered):
             self.wakeup.set()
@@ -353,6 +365,9 @@ class SignalConsumer:
                 tp.partition: (self.positions[tp], rs[-1][0] + 1, len(rs)) for tp, rs in batches.items()
             }
             parsed = [p for rs in batches.values() for _, p in rs]
+            own_marks = frozenset(self.marks[lane])
+            others = (m for i, m in enumerate(self.marks) if i != lane)
+            other_marks: frozenset[Key] = frozenset().union(*others)
             started = time.perf_counter()
             try:
                 async with self.pool.acquire() as conn:
@@ -364,13 +379,15 @@ class SignalConsumer:
                         now=dt.datetime.now(dt.UTC),
                         trend_days=self.settings.trend_days,
                         defer=defer,
+                        own_marks=own_marks,
+                        other_marks=other_marks,
                     )
             except Exception:
                 # Nothing of the batch was committed: go back to the stored positions and retry.
                 log.exception("batch failed; rereading from the stored positions")
                 await self._back_to_stored(list(batches))
                 return
-            self._committed(outcome, lane, defer, time.perf_counter() - started)
+            self._committed(outcome, lane, defer, time.perf_counter() - started, own_marks)
             for tp, rs in batches.items():
                 self.positions[tp] = self.reading[tp] = rs[-1][0] + 1
             for tp in cut:  # what followed the gap was dropped: read it again

@@ -3,6 +3,7 @@ to hold for, however batches, withdrawals, key rotations and clocks move them.""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import random
 
@@ -232,6 +233,71 @@ async def test_deferred_batches_leave_cells_dirty_and_the_next_batch_publishes_t
             for key, cell in kept.items():
                 assert counts(cell) == pure([r for r in rows if (r.street_id, r.category) == key], now, key)
     finally:
+        await conn.close()
+
+
+async def test_a_lane_publishes_its_own_marks_leaves_the_other_lanes_and_waits_for_no_lock(
+    stack, fresh_database_url, random_id
+):
+    """Lanes of one process: a lane's publishing batch recounts the marks its deferred batches left,
+    leaves those another lane left (that lane publishes them), and recounts a mark no lane claims
+    (a crashed replica's) only if no other transaction holds its area's lock: it waits for none."""
+    rnd = random.Random(random_id)
+    conn = await asyncpg.connect(fresh_database_url)
+    other = await asyncpg.connect(fresh_database_url)
+    try:
+        areas, _, _ = await some_areas(conn, rnd)
+        streets_of: dict[str, list[str]] = {}
+        for street, area in sorted(areas.place_area_of.items()):
+            streets_of.setdefault(area.area_id, []).append(street)
+        mine, theirs, orphaned, fresh = rnd.sample(sorted(streets_of), 4)
+        category = rnd.choice(PLACE_CATEGORIES)
+        position = 0
+
+        async def batch(area_id: str, **kwargs: object) -> processing.BatchOutcome:
+            nonlocal position
+            events = [
+                anonymised(rnd.choice(streets_of[area_id]), category, f"{rnd.getrandbits(256):064x}", NOW)
+                for _ in range(30)
+            ]
+            moves = {0: (position or None, position + len(events), len(events))}
+            position += len(events)
+            return await process_batch(conn, events, moves, areas, now=NOW, trend_days=TREND_DAYS, **kwargs)
+
+        async def recounted(*area_ids: str) -> tuple[dict, dict]:
+            """The needs of `area_ids` as published, and as a recount of the whole state gives them."""
+            views = place_views(place_stats(await repo.rows(conn), NOW, TREND_DAYS), areas)
+            published = await repo.load_previous(conn, sensitivity="place")
+            return (
+                {k: dict(p.content) for k, p in published.items() if p.live and k[0] in area_ids},
+                {k: v.content() for k, v in views.items() if k[0] in area_ids},
+            )
+
+        own = (await batch(mine, defer=True)).marked
+        others = (await batch(theirs, defer=True)).marked
+        orphans = (await batch(orphaned, defer=True)).marked
+        assert own and others and orphans
+        assert await repo.dirty_cells(conn) == own | others | orphans
+
+        async with other.transaction():  # another replica's batch holds the orphans' area
+            await repo.lock_areas(other, [orphaned])
+            await asyncio.wait_for(batch(fresh, own_marks=own, other_marks=others), timeout=60)
+        assert await repo.dirty_cells(conn) == others | orphans
+        published, recount = await recounted(mine, fresh)
+        assert recount and published == recount
+        published, recount = await recounted(theirs, orphaned)
+        assert recount and not published  # left as they were: nothing of theirs published yet
+
+        # The lock free, the next batch that publishes recounts the orphans, still not the other lane's.
+        await batch(fresh, other_marks=others)
+        assert await repo.dirty_cells(conn) == others
+        # The other lane publishes its own.
+        await batch(theirs, own_marks=others)
+        assert not await repo.dirty_cells(conn)
+        published, recount = await recounted(mine, theirs, orphaned, fresh)
+        assert published == recount
+    finally:
+        await other.close()
         await conn.close()
 
 

@@ -35,7 +35,7 @@ from .releases import (
     save_quarter,
     save_release,
 )
-from .signals import apply_delta, lock_areas, place_stats, reset_state, rows, snapshot
+from .signals import apply_delta, lock_areas, place_stats, reset_state, rows, snapshot, try_lock_areas
 from .withheld import (
     clear_withheld,
     forget_withheld,
@@ -93,6 +93,7 @@ __all__ = [
     "save_release",
     "signal_rows",
     "snapshot",
+    "try_lock_areas",
     "withdrawn_cells",
     "withheld_summary",
     "write_changes",

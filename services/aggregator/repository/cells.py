@@ -320,8 +320,9 @@ async def clear_cells(conn: asyncpg.Connection) -> None:
     await conn.execute("DELETE FROM aggregator.place_cells")
 
 
-# A kept count marked dirty holds at no time: every reader recounts it (`read_cells`), and
-# the next batch that refreshes the place view recounts and publishes every dirty cell (`dirty_cells`).
+# A kept count marked dirty holds at no time: every reader recounts it (`read_cells`), and a batch
+# that refreshes the place view recounts and publishes the dirty cells (`dirty_cells`): its lane's,
+# and the others no lane of its process claims whose areas' locks it can take without waiting.
 _DIRTY = "'-infinity'::timestamptz"
 
 

@@ -132,13 +132,29 @@ async def reset_state(conn: asyncpg.Connection) -> None:
     )
 
 
+_AREA_LOCK = "hashtextextended('aggregator.area:' || a, 0)"
+
+
 async def lock_areas(conn: asyncpg.Connection, area_ids: Iterable[str]) -> None:
     """Serialise recomputation per area across replicas, in one global order (no deadlocks)."""
     ids = sorted(set(area_ids))
     if ids:
         await conn.execute(
-            """SELECT pg_advisory_xact_lock(h) FROM (
-                   SELECT DISTINCT hashtextextended('aggregator.area:' || a, 0) AS h
-                   FROM unnest($1::text[]) AS a ORDER BY h) AS l""",
+            f"""SELECT pg_advisory_xact_lock(h) FROM (
+                   SELECT DISTINCT {_AREA_LOCK} AS h FROM unnest($1::text[]) AS a ORDER BY h) AS l""",
             ids,
         )
+
+
+async def try_lock_areas(conn: asyncpg.Connection, area_ids: Iterable[str]) -> set[str]:
+    """Take the locks of `area_ids` that no other transaction holds, without waiting; the ids taken.
+
+    Never waiting, it closes no cycle with `lock_areas`' ordered waits, provided the caller waits
+    for no lock after it (a transaction then waits only while holding ordered locks)."""
+    ids = sorted(set(area_ids))
+    if not ids:
+        return set()
+    rows = await conn.fetch(
+        f"SELECT a FROM unnest($1::text[]) AS a WHERE pg_try_advisory_xact_lock({_AREA_LOCK})", ids
+    )
+    return {r[0] for r in rows}

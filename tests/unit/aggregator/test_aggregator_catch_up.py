@@ -1,13 +1,19 @@
 """A consumer far behind folds its batches and leaves the place view to the last of them, or to one
-a while later; one keeping up publishes with every batch."""
+a while later; one keeping up publishes with every batch. Each lane publishes the marks its own
+deferred batches left."""
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import AsyncIterator
 
+import pytest
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
+from services.aggregator import consumer as consumer_module
 from services.aggregator.consumer import SignalConsumer, _Fetched
+from services.aggregator.processing import BatchOutcome
 from services.aggregator.settings import AggregatorSettings
 
 TOPIC = "signals-anonymised.v1"
@@ -88,3 +94,59 @@ async def test_an_unknown_high_watermark_is_not_a_backlog() -> None:
     consumer = _consumer({})
     consumer.reading = {tp: 0}
     assert not consumer._catching_up(_batch(tp, 0, 10), 0)
+
+
+class OneConnection:
+    """A pool whose connection goes to the patched `process_batch`."""
+
+    @contextlib.asynccontextmanager
+    async def acquire(self) -> AsyncIterator[None]:
+        yield None
+
+
+async def test_each_lane_publishes_its_own_marks_and_the_others_leave_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    p0, p1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)  # lanes 0 and 1
+    calls: list[tuple[int, bool, frozenset, frozenset]] = []
+    marking = {0: {("s-a", "graffiti"), ("s-b", "litter")}, 1: {("s-c", "graffiti")}}
+
+    async def process_batch(
+        conn, parsed, moves, areas, *, now, trend_days, defer=False, own_marks=(), other_marks=()
+    ) -> BatchOutcome:
+        (partition,) = moves
+        calls.append((partition, defer, own_marks, other_marks))
+        marked = frozenset(marking[partition]) if defer else frozenset()
+        return BatchOutcome(len(parsed), 0, 0, marked)
+
+    monkeypatch.setattr(consumer_module, "process_batch", process_batch)
+    consumer = _consumer({})
+    consumer.pool = OneConnection()  # type: ignore[assignment]
+    consumer.positions = {p0: 0, p1: 0}
+    consumer.reading = {p0: 0, p1: 0}
+
+    await consumer._apply(_batch(p0, 0, 10), 0, defer=True)
+    await consumer._apply(_batch(p1, 0, 10), 1, defer=True)
+    await consumer._apply(_batch(p1, 10, 10), 1)  # lane 1 publishes its own, leaves lane 0's
+    marking[0] = {("s-d", "graffiti")}
+    await consumer._apply(_batch(p0, 10, 10), 0, defer=True)
+    await consumer._apply(_batch(p0, 20, 10), 0)  # lane 0 publishes both of its batches' marks
+    await consumer._apply(_batch(p1, 20, 10), 1)
+
+    lane0 = frozenset({("s-a", "graffiti"), ("s-b", "litter")})
+    lane1 = frozenset({("s-c", "graffiti")})
+    assert calls == [
+        (0, True, frozenset(), frozenset()),
+        (1, True, frozenset(), lane0),
+        (1, False, lane1, lane0),
+        (0, True, lane0, frozenset()),
+        (0, False, lane0 | {("s-d", "graffiti")}, frozenset()),
+        (1, False, frozenset(), frozenset()),
+    ]
+
+
+async def test_a_rebalance_leaves_the_lanes_marks_to_whichever_batch_publishes() -> None:
+    consumer = _consumer({})
+    consumer.marks[0].add(("s-a", "graffiti"))
+    await consumer_module._Rebalance(consumer).on_partitions_revoked([TopicPartition(TOPIC, 0)])
+    assert consumer.marks == [set(), set()]

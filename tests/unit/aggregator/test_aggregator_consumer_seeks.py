@@ -136,7 +136,9 @@ async def test_a_batch_with_an_offset_missing_is_applied_up_to_it_and_read_again
 ) -> None:
     applied: list[dict] = []
 
-    async def process_batch(conn, parsed, moves, areas, *, now, trend_days, defer=False) -> BatchOutcome:
+    async def process_batch(
+        conn, parsed, moves, areas, *, now, trend_days, defer=False, own_marks=(), other_marks=()
+    ) -> BatchOutcome:
         applied.append(dict(moves))
         return BatchOutcome(len(parsed), 0, 0)
 
