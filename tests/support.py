@@ -1,5 +1,5 @@
-"""Test helpers: an app on a real socket (SSE, several replicas), an anonymised signal, and a place need
-and a prompt to publish."""
+"""Test helpers: an app on a real socket (SSE, several replicas), an anonymised signal, a place need
+and a prompt to publish, and a pool for a patched batch."""
 
 from __future__ import annotations
 
@@ -24,6 +24,14 @@ from shared.contracts import (
     StreetNeedChanged,
     Topic,
 )
+
+
+class OneConnection:
+    """A pool whose connection (None) goes to a patched `process_batch`: no database reached."""
+
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[None]:
+        yield None
 
 
 def loopback_socket() -> tuple[socket.socket, str]:

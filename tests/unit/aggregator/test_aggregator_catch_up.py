@@ -4,9 +4,7 @@ deferred batches left."""
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka.structs import ConsumerRecord, TopicPartition
@@ -15,6 +13,7 @@ from services.aggregator import consumer as consumer_module
 from services.aggregator.consumer import SignalConsumer, _Fetched
 from services.aggregator.processing import BatchOutcome
 from services.aggregator.settings import AggregatorSettings
+from tests.support import OneConnection
 
 TOPIC = "signals-anonymised.v1"
 
@@ -94,14 +93,6 @@ async def test_an_unknown_high_watermark_is_not_a_backlog() -> None:
     consumer = _consumer({})
     consumer.reading = {tp: 0}
     assert not consumer._catching_up(_batch(tp, 0, 10), 0)
-
-
-class OneConnection:
-    """A pool whose connection goes to the patched `process_batch`."""
-
-    @contextlib.asynccontextmanager
-    async def acquire(self) -> AsyncIterator[None]:
-        yield None
 
 
 async def test_each_lane_publishes_its_own_marks_and_the_others_leave_them(

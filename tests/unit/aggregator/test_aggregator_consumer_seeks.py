@@ -9,9 +9,6 @@ read after the seek, and a batch starting at X would move the stored position fr
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
-
 import pytest
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
@@ -19,6 +16,7 @@ from services.aggregator import consumer as consumer_module
 from services.aggregator.consumer import SignalConsumer
 from services.aggregator.processing import BatchOutcome
 from services.aggregator.settings import AggregatorSettings
+from tests.support import OneConnection
 
 TP = TopicPartition("signals-anonymised.v1", 1)
 
@@ -121,14 +119,6 @@ async def test_records_past_a_stored_position_that_retention_deleted_are_applied
     lane = TP.partition % consumer.lanes
     with pytest.raises(ReachedTheDatabase):  # the batch from 10 goes on to be applied
         await consumer._apply(pending.pop(lane), lane)
-
-
-class OneConnection:
-    """A pool whose connection goes to the patched `process_batch`."""
-
-    @contextlib.asynccontextmanager
-    async def acquire(self) -> AsyncIterator[None]:
-        yield None
 
 
 async def test_a_batch_with_an_offset_missing_is_applied_up_to_it_and_read_again_after(
