@@ -152,6 +152,7 @@ async def refresh_place(
     *,
     moved: tuple[Mapping[tuple[str, str], Cell], Mapping[tuple[str, str], Cell]] | None = None,
     recount: bool = False,
+    areas_locked: bool = False,
 ) -> int:
     """Recompute the place view where (street, category) `cells` changed (everywhere when None);
     queue the changes.
@@ -167,6 +168,7 @@ async def refresh_place(
     or, without them or a kept row, recomputed from the signals, as is anything kept that no
     longer holds. So a batch costs its own rows, not every signal of the areas it touches.
     `recount`: rows moved between subjects (key rotation), so no kept count is trusted.
+    `areas_locked`: the caller holds the locks of the cells' areas already (a round trip saved).
     """
     if cells is None:
         previous = await repo.load_previous(conn, sensitivity="place")
@@ -181,7 +183,8 @@ async def refresh_place(
         cells = set(cells)
         placed, scope = _placed(areas, cells)
         touched = set(placed)
-        await repo.lock_areas(conn, touched)
+        if not areas_locked:
+            await repo.lock_areas(conn, touched)
         if recount:
             await repo.clear_cells(conn)
         # Every street of a touched area counts in its need, in the categories changed there: the
@@ -305,7 +308,14 @@ async def process_batch(
                 before, after = folded_rows(changed, locked.raised, locked.withdrawn, delta)
                 moved = cells_of_rows(before, now, trend_days), cells_of_rows(after, now, trend_days)
             changes = await refresh_place(
-                conn, areas, place_cells, now, trend_days, moved=moved, recount=bool(relinked)
+                conn,
+                areas,
+                place_cells,
+                now,
+                trend_days,
+                moved=moved,
+                recount=bool(relinked),
+                areas_locked=True,  # by `_with_dirty_cells`
             )
         await repo.insert_dead_letters(conn, DEAD_LETTERS.name, dead)
         await repo.claim_offsets(conn, SIGNALS_ANONYMISED.name, moves)
