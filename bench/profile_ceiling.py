@@ -29,12 +29,9 @@ from pathlib import Path
 
 os.environ.setdefault("STREETNEEDS_TOPIC_PREFIX", f"bench-{uuid.uuid4().hex[:8]}.")
 
-from aiokafka import AIOKafkaConsumer
-
 from bench.__main__ import _topics, bench_env
 from bench.aggregator_peer import db, load
 from shared.db import apply_migrations, drop_database
-from shared.kafka import client_options
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "services" / "aggregator" / "migrations"
 BARE = """CREATE TABLE bare (street_id text NOT NULL, category text NOT NULL, subject_key text NOT NULL,
@@ -53,24 +50,18 @@ def _backend_cpu(pid: int) -> float:
 
 async def _read(env: dict[str, str], n: int, decode: bool) -> tuple[float, float]:
     """Seconds and CPU seconds to read `n` records (and decode each when `decode`)."""
+    from services.aggregator.consumer import SignalConsumer, topic_partitions
     from services.aggregator.decoding import decode_record
     from services.aggregator.settings import AggregatorSettings
-    from shared.contracts import SIGNALS_ANONYMISED
 
     settings = AggregatorSettings(
         database_url=env["DATABASE_URL"], kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"]
     )
-    consumer = AIOKafkaConsumer(  # the options of services.aggregator.consumer.SignalConsumer
-        SIGNALS_ANONYMISED.name,
-        **client_options(settings),
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",
-        max_partition_fetch_bytes=8 * 1024 * 1024,
-        fetch_max_bytes=64 * 1024 * 1024,
-    )
+    # The aggregator's own client, as it builds it (its pool and areas are not used here).
+    consumer = SignalConsumer(None, settings, None, assign_all=True).consumer  # type: ignore[arg-type]
     await consumer.start()
+    consumer.assign(await topic_partitions(settings))
+    await consumer.seek_to_beginning()
     try:
         got, cpu, started = 0, _own_cpu(), time.perf_counter()
         while got < n:
