@@ -7,6 +7,7 @@ refresh's counts over the whole final state (EXPLAIN ANALYZE)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import gc
 import os
@@ -22,6 +23,7 @@ os.environ.setdefault("STREETNEEDS_TOPIC_PREFIX", f"bench-{uuid.uuid4().hex[:8]}
 from bench.__main__ import _topics, bench_env
 from bench.aggregator_peer import db, load
 from bench.aggregator_peer.procs import rss_bytes
+from bench.wrk import cpu_s
 from shared.db import apply_migrations, create_pool, drop_database
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "services" / "aggregator" / "migrations"
@@ -30,11 +32,8 @@ MIGRATIONS = Path(__file__).resolve().parents[1] / "services" / "aggregator" / "
 def _cpu_s(pids: set[int]) -> float:
     total = 0.0
     for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        with contextlib.suppress(FileNotFoundError):  # a backend that has gone
+            total += cpu_s(pid)
     return total
 
 

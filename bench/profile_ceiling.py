@@ -31,6 +31,7 @@ os.environ.setdefault("STREETNEEDS_TOPIC_PREFIX", f"bench-{uuid.uuid4().hex[:8]}
 
 from bench.__main__ import _topics, bench_env
 from bench.aggregator_peer import db, load
+from bench.wrk import cpu_s
 from shared.db import apply_migrations, drop_database
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "services" / "aggregator" / "migrations"
@@ -41,11 +42,6 @@ BARE = """CREATE TABLE bare (street_id text NOT NULL, category text NOT NULL, su
 def _own_cpu() -> float:
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime
-
-
-def _backend_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _read(env: dict[str, str], n: int, decode: bool) -> tuple[float, float]:
@@ -107,11 +103,11 @@ async def _write(url: str, rows: list[tuple[str, str, str, dt.datetime]], batch:
             ("a bare INSERT, primary key only", bare),
         ]
         for name, write in ways:
-            cpu, started = _backend_cpu(pid), time.perf_counter()
+            cpu, started = cpu_s(pid), time.perf_counter()
             for i in range(0, len(rows), batch):
                 async with conn.transaction():
                     await write(rows[i : i + batch])
-            took, used = time.perf_counter() - started, _backend_cpu(pid) - cpu
+            took, used = time.perf_counter() - started, cpu_s(pid) - cpu
             print(
                 f"PostgreSQL, {name}: {len(rows):,} rows in {took:.2f} s = {len(rows) / took:,.0f}/s, "
                 f"backend CPU {used / len(rows) * 1e6:.1f} us/row"

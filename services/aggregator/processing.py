@@ -132,7 +132,7 @@ def parse_record(rec: ConsumerRecord) -> Parsed:
         return rec.topic.encode(), letter.model_dump_json().encode()
 
 
-def _placed(areas: Areas, cells: set[tuple[str, str]]) -> tuple[dict[str, Area], set[NeedKey]]:
+def _placed(areas: Areas, cells: Iterable[tuple[str, str]]) -> tuple[dict[str, Area], set[NeedKey]]:
     """The areas `cells` count in, by id, and the (area, category) keys they change."""
     placed: dict[str, Area] = {}
     scope: set[NeedKey] = set()
@@ -337,12 +337,11 @@ async def _with_dirty_cells(
     lane waited 2 s for its areas' locks, and on a 100k backlog a lane waited up to ~0.3 s a batch for
     the other's. The batch's own areas are waited for first, in the global order; the others' locks
     are only tried, after them, so no wait follows a lock taken out of order (no deadlock)."""
-    own = {a.area_id for s, _ in cells if (a := areas.place_area_of.get(s)) is not None}
+    own = set(_placed(areas, cells)[0])
     await repo.lock_areas(conn, own)
     dirty = await repo.dirty_cells(conn) - cells
     area_of = {k: a.area_id if (a := areas.place_area_of.get(k[0])) else None for k in dirty}
-    theirs = {a.area_id for s, _ in others if (a := areas.place_area_of.get(s)) is not None}
-    tried = {a for a in area_of.values() if a is not None} - own - theirs
+    tried = {a for a in area_of.values() if a is not None} - own - set(_placed(areas, others)[0])
     free = own | await repo.try_lock_areas(conn, tried)
     return cells | {k for k, a in area_of.items() if a is None or a in free}
 
