@@ -52,17 +52,23 @@ log = logging.getLogger(__name__)
 PLACE_CATEGORIES = tuple(sorted(str(c) for c, i in CATALOGUE.items() if i.sensitivity is Sensitivity.PLACE))
 _PLACE = frozenset(PLACE_CATEGORIES)
 SENSITIVITY = {c: i.sensitivity for c, i in CATALOGUE.items()}  # `info` per event costs an enum call
-# How long kept place counts are trusted past their last recount: a bound on how long a count that a
-# race between replicas left wrong (a raise and its withdrawal committed at once on two partitions,
-# each not yet seeing the other) can last, as the periodic refresh bounds the views'.
-CELL_TRUST = dt.timedelta(seconds=60)
+# How long kept place counts are trusted past their last recount, a backstop for a count that a race
+# between lanes or replicas left wrong (a raise and its withdrawal committed at once on two
+# partitions, each not yet seeing the other). What bounds such an error in what is published is the
+# periodic refresh (`refresh_due`): it counts every area from the signals once per interval, and
+# recounts, under the locks, the cells of any area whose published need differs from that count.
+# Trusted for a minute, as before, every cell of every area the live load touched was recounted
+# about once a minute, row by row from the signals' heap: a third of the aggregator's PostgreSQL
+# time under 1,000 signals/s, growing with the state (docs/design/performance.md).
+CELL_TRUST = dt.timedelta(minutes=15)
 NO_ROWS = Cell()
 
 
 def _trusted_until(now: dt.datetime, key: tuple[str, str]) -> dt.datetime:
     """Between half and all of CELL_TRUST, spread by key: cells first counted together (a burst of
     signals on new streets) would otherwise all expire together, and one batch would recount every
-    one of them at once (a 2-5 s stall of the live path 60 s after a burst, in the live bench)."""
+    one of them at once (a 2-5 s stall of the live path a trust's length after a burst, in the
+    live bench)."""
     spread = zlib.crc32(f"{key[0]}:{key[1]}".encode()) % 1024 / 1024
     return now + CELL_TRUST * (0.5 + spread / 2)
 

@@ -1,5 +1,6 @@
 """The periodic refresh publishes what time alone changed, locking only the areas that change: a lane
-holding another area's lock does not hold it up (it used to count the whole state under every lock)."""
+holding another area's lock does not hold it up (it used to count the whole state under every lock).
+It also bounds how long a kept place count that a race left wrong shows in what is published."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from services.aggregator import repository as repo
 from services.aggregator.areas import Areas
 from services.aggregator.disclosure import DisclosurePolicy
 from services.aggregator.main import MIGRATIONS
-from services.aggregator.processing import process_batch, refresh_due, refresh_place
+from services.aggregator.processing import CELL_TRUST, process_batch, refresh_due, refresh_place
 from shared.contracts import CATALOGUE, Category, SignalAnonymised
 from shared.db import apply_migrations
 from shared.gazetteer import repository as gazetteer_repo
@@ -106,5 +107,56 @@ async def test_refresh_in_shares_counts_only_its_own_areas_and_share_zero_retrac
             assert await refresh_due(conn, nowhere, later, TREND_DAYS, part=(k, parts)) == 0
         assert await refresh_due(conn, nowhere, later, TREND_DAYS, part=(0, parts)) == 1
         assert not (await repo.load_previous(conn, sensitivity="place"))[(kept_id, CATEGORY)].live
+    finally:
+        await conn.close()
+
+
+async def test_refresh_corrects_a_kept_count_that_a_race_left_wrong(stack, fresh_database_url):
+    """Kept counts are trusted for minutes (`CELL_TRUST`): until then a batch sums a wrong one into its
+    area's need. The refresh counts the area from its signals, republishes it and recounts the cells."""
+    conn = await asyncpg.connect(fresh_database_url)
+    try:
+        await apply_migrations(conn, "aggregator", MIGRATIONS)
+        areas = Areas(await gazetteer_repo.load(conn), DisclosurePolicy())
+        area = min(
+            (a for a in areas.place_area_of.values() if len(a.street_ids) >= 2), key=lambda a: a.area_id
+        )
+        wrong, other = sorted(area.street_ids)[:2]
+        key = (area.area_id, CATEGORY)
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        await process_batch(
+            conn,
+            [raised(wrong, now, 1), raised(wrong, now, 2)],
+            {0: (None, 2, 2)},
+            areas,
+            now=now,
+            trend_days=TREND_DAYS,
+        )
+        # What a race between two lanes can leave: the street's kept count three reports too high.
+        await conn.execute(
+            """UPDATE aggregator.place_cells SET open = open + 3, this_window = this_window + 3
+               WHERE street_id = $1 AND category = $2""",
+            wrong,
+            CATEGORY,
+        )
+        later = now + dt.timedelta(minutes=1)
+        assert later - now < CELL_TRUST / 2  # still trusted, whatever its key's spread
+        await process_batch(
+            conn, [raised(other, later, 3)], {0: (2, 3, 1)}, areas, now=later, trend_days=TREND_DAYS
+        )
+        published = await repo.load_previous(conn, sensitivity="place", keys={key})
+        assert published[key].content["count"] == 6  # 3 reports, and the 3 the race added
+
+        assert await refresh_due(conn, areas, later + dt.timedelta(seconds=5), TREND_DAYS) == 1
+        published = await repo.load_previous(conn, sensitivity="place", keys={key})
+        assert published[key].live and published[key].content["count"] == 3
+        kept = (await repo.read_cells(conn, {(wrong, CATEGORY)}, {}, later)).kept
+        assert (kept[(wrong, CATEGORY)].open, kept[(wrong, CATEGORY)].this_window) == (2, 2)
+        # And a batch on the area now sums the right count.
+        await process_batch(
+            conn, [raised(other, later, 4)], {0: (3, 4, 1)}, areas, now=later, trend_days=TREND_DAYS
+        )
+        published = await repo.load_previous(conn, sensitivity="place", keys={key})
+        assert published[key].content["count"] == 4
     finally:
         await conn.close()
