@@ -17,7 +17,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 
@@ -138,25 +138,29 @@ def screenshot():
     return save_screenshot
 
 
-class LiveFeeds:
-    """The feeds service (real Kafka + PostgreSQL, Camden gazetteer) served from a background thread,
-    so synchronous Selenium tests can browse it; `publish` puts prompts on prompts.v1 like the prompter."""
+class BackgroundSite:
+    """Services served from an event loop on a background thread, so that synchronous Selenium tests
+    can browse them. A subclass serves its apps in `_serve` and calls `_serve_until_stopped` once
+    they listen; `start` returns when they do (or raises what stopped them), `stop` ends the loop."""
 
     def __init__(self, stack: dict[str, str], template: str) -> None:
         self.stack, self.template = stack, template
-        self.base = ""
-        self.settings = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._run, name="live-feeds", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=type(self).__name__, daemon=True)
 
-    def start(self) -> LiveFeeds:
+    def start(self) -> Self:
         self._thread.start()
         if not self._ready.wait(120) or self._error:
-            raise RuntimeError(f"the feeds service did not start: {self._error!r}")
+            raise RuntimeError(f"the services did not start: {self._error!r}")
         return self
+
+    def stop(self) -> None:
+        if self._loop and self._stop:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(60)
 
     def _run(self) -> None:
         try:
@@ -166,13 +170,56 @@ class LiveFeeds:
             self._ready.set()
 
     async def _main(self) -> None:
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        await self._serve()
+
+    async def _serve(self) -> None:
+        raise NotImplementedError
+
+    async def _serve_until_stopped(self) -> None:
+        assert self._stop is not None
+        self._ready.set()
+        await self._stop.wait()
+
+    def send(self, topic: str, *records: tuple[str, bytes]) -> None:
+        """Put (key, value) records on `topic` (from this, the test's, thread) and wait for the acks,
+        as the service upstream of the site would."""
+        from aiokafka import AIOKafkaProducer
+
+        async def send() -> None:
+            producer = AIOKafkaProducer(bootstrap_servers=self.stack["kafka"], acks="all")
+            await producer.start()
+            try:
+                for key, value in records:
+                    await producer.send_and_wait(topic, value, key=key.encode())
+            finally:
+                await producer.stop()
+
+        asyncio.run(send())
+
+    def publish(self, *prompts: Any) -> None:
+        """Publish PromptPublished events as the prompter does."""
+        from shared.contracts import PROMPTS
+
+        self.send(PROMPTS.name, *((p.prompt_id, p.model_dump_json().encode()) for p in prompts))
+
+
+class LiveFeeds(BackgroundSite):
+    """The feeds service (real Kafka + PostgreSQL, Camden gazetteer), for journeys that publish the
+    prompts themselves."""
+
+    def __init__(self, stack: dict[str, str], template: str) -> None:
+        super().__init__(stack, template)
+        self.base = ""
+        self.settings = None
+
+    async def _serve(self) -> None:
         from services.feeds.main import create_app
         from services.feeds.settings import FeedsSettings
         from shared.db import create_database, drop_database
         from shared.ratelimit import TokenBucket
         from tests.support import loopback_socket, serve
 
-        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
         url = await create_database(self.stack["database"], prefix="t_browser", template=self.template)
         sock, self.base = loopback_socket()
         self.settings = FeedsSettings(
@@ -188,34 +235,9 @@ class LiveFeeds:
         app.state.runtime.limiters["subscriptions"] = TokenBucket(600, 600)
         try:
             async with serve(app, sock):
-                self._ready.set()
-                await self._stop.wait()
+                await self._serve_until_stopped()
         finally:
             await drop_database(self.stack["database"], url)
-
-    def stop(self) -> None:
-        if self._loop and self._stop:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(60)
-
-    def publish(self, *prompts: Any) -> None:
-        """Publish PromptPublished events (from this, the test's, thread) and wait for the acks."""
-        from aiokafka import AIOKafkaProducer
-
-        from shared.contracts import PROMPTS
-
-        async def send() -> None:
-            producer = AIOKafkaProducer(bootstrap_servers=self.stack["kafka"], acks="all")
-            await producer.start()
-            try:
-                for p in prompts:
-                    await producer.send_and_wait(
-                        PROMPTS.name, p.model_dump_json().encode(), key=p.prompt_id.encode()
-                    )
-            finally:
-                await producer.stop()
-
-        asyncio.run(send())
 
 
 @pytest.fixture(scope="session")

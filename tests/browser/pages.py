@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
@@ -84,3 +86,14 @@ def point_on(gazetteer, street) -> tuple[float, float]:
         if gazetteer.contains(p.x, p.y):
             return round(p.y, 6), round(p.x, 6)
     raise AssertionError(f"no point of {street.name} is inside the council")
+
+
+def until(check: Callable[[], Any], what: str, timeout: float = 120.0) -> Any:
+    """What `check` returns once it is truthy (asked every 0.3 s): for what a journey waits on outside
+    the browser (a mail in the mailbox, a page served); an AssertionError naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := check():
+            return result
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -4,52 +4,36 @@ arrives once → unsubscribe in one click. Feeds, notifier, SMTP sink and mailbo
 
 from __future__ import annotations
 
-import asyncio
-import threading
-import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 
 from services.notifier.sink import MailSink, free_port, messages
-from tests.browser.conftest import axe_violations, describe_violations, place_prompt
-from tests.browser.pages import clicked, wait
+from tests.browser.conftest import BackgroundSite, axe_violations, describe_violations, place_prompt
+from tests.browser.pages import clicked, until, wait
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
-class AlertsSite:
+class AlertsSite(BackgroundSite):
     """Feeds, notifier and the web mailbox served from one background loop, with the SMTP sink."""
 
     def __init__(self, stack: dict[str, str], template: str, maildir: Path) -> None:
-        self.stack, self.template, self.maildir = stack, template, maildir
+        super().__init__(stack, template)
+        self.maildir = maildir
         self.smtp_port = free_port()
         self.feeds = self.notifier = self.mailbox = ""
-        self._ready, self._error = threading.Event(), None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._run, name="alerts-site", daemon=True)
         self._sink = MailSink(maildir, self.smtp_port)
 
-    def start(self) -> AlertsSite:
+    def start(self) -> Self:
         self._sink.start()
-        self._thread.start()
-        if not self._ready.wait(120) or self._error:
-            raise RuntimeError(f"the services did not start: {self._error!r}")
-        return self
+        return super().start()
 
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except BaseException as exc:  # reported to the test thread
-            self._error = exc
-            self._ready.set()
-
-    async def _main(self) -> None:
+    async def _serve(self) -> None:
         from contextlib import AsyncExitStack
 
         from services.feeds.main import create_app as feeds_app
@@ -60,7 +44,6 @@ class AlertsSite:
         from shared.db import create_database, drop_database
         from tests.support import loopback_socket, serve
 
-        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
         url = await create_database(self.stack["database"], prefix="t_email", template=self.template)
         (feeds_sock, self.feeds), (notifier_sock, self.notifier) = loopback_socket(), loopback_socket()
         mailbox_sock, self.mailbox = loopback_socket()
@@ -83,34 +66,13 @@ class AlertsSite:
                 await stack.enter_async_context(serve(feeds_app(feeds), feeds_sock))
                 await stack.enter_async_context(serve(notifier_app(notifier), notifier_sock))
                 await stack.enter_async_context(serve(mailbox_app(self.maildir), mailbox_sock))
-                self._ready.set()
-                await self._stop.wait()
+                await self._serve_until_stopped()
         finally:
             await drop_database(self.stack["database"], url)
 
     def stop(self) -> None:
-        if self._loop and self._stop:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(60)
+        super().stop()
         self._sink.stop()
-
-    def publish(self, *prompts: Any) -> None:
-        from aiokafka import AIOKafkaProducer
-
-        from shared.contracts import PROMPTS
-
-        async def send() -> None:
-            producer = AIOKafkaProducer(bootstrap_servers=self.stack["kafka"], acks="all")
-            await producer.start()
-            try:
-                for p in prompts:
-                    await producer.send_and_wait(
-                        PROMPTS.name, p.model_dump_json().encode(), key=p.prompt_id.encode()
-                    )
-            finally:
-                await producer.stop()
-
-        asyncio.run(send())
 
     def mails_to(self, address: str) -> list[tuple[str, Any]]:
         return [(k, m) for k, m in messages(self.maildir) if m["To"] == address]
@@ -123,14 +85,6 @@ def alerts_site(stack, gazetteer_template, tmp_path):
         yield site
     finally:
         site.stop()
-
-
-def _until(check, what: str, attempts: int = 120):
-    for _ in range(attempts):
-        if result := check():
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _no_serious_violations(browser) -> None:
@@ -148,7 +102,7 @@ def test_email_alert_journey(browser, alerts_site, camden_gazetteer, random_id):
     wait(browser, EC.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Check your inbox"))
     _no_serious_violations(browser)
 
-    key, confirmation = _until(lambda: alerts_site.mails_to(address), "the confirmation mail")[0]
+    key, confirmation = until(lambda: alerts_site.mails_to(address), "the confirmation mail")[0]
     assert confirmation["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert confirmation.get_body(("plain",)) and confirmation.get_body(("html",))
     browser.get(f"{alerts_site.mailbox}/m/{key}.html")  # the HTML part, as a mail client shows it
@@ -166,9 +120,9 @@ def test_email_alert_journey(browser, alerts_site, camden_gazetteer, random_id):
         street, random_id, category="graffiti", title=f"Graffiti on {street.name} ({random_id})"
     )
     alerts_site.publish(prompt)
-    _until(lambda: [m for _, m in alerts_site.mails_to(address) if prompt.title in m["Subject"]], "the alert")
+    until(lambda: [m for _, m in alerts_site.mails_to(address) if prompt.title in m["Subject"]], "the alert")
     alerts_site.publish(marker)
-    _until(
+    until(
         lambda: [m for _, m in alerts_site.mails_to(address) if marker.title in m["Subject"]], "the 2nd alert"
     )
     alerts = [(k, m) for k, m in alerts_site.mails_to(address) if prompt.title in m["Subject"]]

@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import threading
-import time
 import uuid
 from typing import Any
 from urllib.parse import quote
@@ -21,37 +19,20 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 
 from shared.keys import hash_key, new_key
-from tests.browser.conftest import axe_violations, describe_violations, save_screenshot
-from tests.browser.pages import clicked, wait
+from tests.browser.conftest import BackgroundSite, axe_violations, describe_violations, save_screenshot
+from tests.browser.pages import clicked, until, wait
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
-class HelpSite:
+class HelpSite(BackgroundSite):
     """The prompter and the feeds on one fresh database, served from one background loop."""
 
     def __init__(self, stack: dict[str, str], template: str) -> None:
-        self.stack, self.template = stack, template
+        super().__init__(stack, template)
         self.prompter = self.feeds = self.database_url = ""
-        self._ready, self._error = threading.Event(), None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._run, name="help-site", daemon=True)
 
-    def start(self) -> HelpSite:
-        self._thread.start()
-        if not self._ready.wait(120) or self._error:
-            raise RuntimeError(f"the services did not start: {self._error!r}")
-        return self
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except BaseException as exc:  # reported to the test thread
-            self._error = exc
-            self._ready.set()
-
-    async def _main(self) -> None:
+    async def _serve(self) -> None:
         from services.feeds.main import create_app as feeds_app
         from services.feeds.settings import FeedsSettings
         from services.prompter.main import create_app as prompter_app
@@ -59,7 +40,6 @@ class HelpSite:
         from shared.db import create_database, drop_database
         from tests.support import loopback_socket, serve
 
-        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
         self.database_url = await create_database(
             self.stack["database"], prefix="t_help", template=self.template
         )
@@ -88,15 +68,9 @@ class HelpSite:
         )
         try:
             async with serve(prompter, p_sock), serve(feeds, f_sock):
-                self._ready.set()
-                await self._stop.wait()
+                await self._serve_until_stopped()
         finally:
             await drop_database(self.stack["database"], self.database_url)
-
-    def stop(self) -> None:
-        if self._loop and self._stop:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(60)
 
     def sql(self, query: str, *args: Any) -> Any:
         async def run():
@@ -109,19 +83,9 @@ class HelpSite:
         return asyncio.run(run())
 
     def publish_need(self, key: str, need: dict) -> None:
-        from aiokafka import AIOKafkaProducer
-
         from shared.contracts import STREET_NEEDS
 
-        async def send() -> None:
-            producer = AIOKafkaProducer(bootstrap_servers=self.stack["kafka"], acks="all")
-            await producer.start()
-            try:
-                await producer.send_and_wait(STREET_NEEDS.name, json.dumps(need).encode(), key=key.encode())
-            finally:
-                await producer.stop()
-
-        asyncio.run(send())
+        self.send(STREET_NEEDS.name, (key, json.dumps(need).encode()))
 
 
 @pytest.fixture(scope="module")
@@ -131,16 +95,6 @@ def site(stack, gazetteer_template):
         yield s
     finally:
         s.stop()
-
-
-def _until(check, what: str, timeout: float = 120.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.3)
-    raise AssertionError(f"never happened: {what}")
 
 
 def test_i_can_help_shows_ways_to_help_and_counts_once(browser, site):
@@ -190,7 +144,7 @@ def test_i_can_help_shows_ways_to_help_and_counts_once(browser, site):
         },
     )
     page = f"{site.feeds}/prompts/{quote(prompt_id, safe='')}"
-    _until(lambda: httpx.get(page, timeout=10).status_code == 200, "the prompt on the resident's page")
+    until(lambda: httpx.get(page, timeout=10).status_code == 200, "the prompt on the resident's page")
 
     browser.get(page)
     assert (
@@ -217,7 +171,7 @@ def test_i_can_help_shows_ways_to_help_and_counts_once(browser, site):
         wait(browser, EC.title_contains("Thank you"))
         assert "we count it once" in browser.find_element(By.TAG_NAME, "main").text
     assert site.sql("SELECT responses FROM feeds.response_counts WHERE prompt_id = $1", prompt_id) == 1
-    _until(
+    until(
         lambda: (
             site.sql("SELECT responses FROM prompter.response_counts WHERE prompt_id = $1", prompt_id) == 1
         ),
