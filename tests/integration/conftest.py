@@ -6,6 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from services.prompter.main import create_app
 from services.prompter.publisher import PromptPublisher
@@ -23,3 +24,12 @@ async def publisher(fresh_database_url: str, kafka_bootstrap: str) -> AsyncItera
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         yield app.state.runtime.context.publisher
+
+
+@pytest.fixture(scope="module")
+async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
+    """A producer that waits for every replica's ack, as the services' own do (one per module)."""
+    p = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await p.start()
+    yield p
+    await p.stop()

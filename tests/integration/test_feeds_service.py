@@ -19,7 +19,7 @@ import feedparser
 import httpx
 import pytest
 import xmlschema
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
 from services.feeds.main import create_app
 from services.feeds.settings import FeedsSettings
@@ -63,14 +63,6 @@ async def served(stack, gazetteer_template) -> AsyncIterator[tuple[str, FeedsSet
             yield base, settings
     finally:
         await drop_database(stack["database"], database_url)
-
-
-@pytest.fixture(scope="module")
-async def producer(stack) -> AsyncIterator[AIOKafkaProducer]:
-    p = AIOKafkaProducer(bootstrap_servers=stack["kafka"], acks="all")
-    await p.start()
-    yield p
-    await p.stop()
 
 
 async def _eventually(check, what: str, attempts: int = 300):

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from services.feeds.main import create_app
 from services.feeds.settings import FeedsSettings
@@ -51,14 +50,6 @@ async def served(stack, gazetteer_template) -> AsyncIterator[tuple[str, FeedsSet
             yield base, settings
     finally:
         await drop_database(stack["database"], database_url)
-
-
-@pytest.fixture(scope="module")
-async def producer(stack) -> AsyncIterator[AIOKafkaProducer]:
-    p = AIOKafkaProducer(bootstrap_servers=stack["kafka"], acks="all")
-    await p.start()
-    yield p
-    await p.stop()
 
 
 def _client(base: str, address: str) -> httpx.AsyncClient:

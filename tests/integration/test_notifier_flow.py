@@ -13,7 +13,6 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from services.notifier import repository as notifier_repo
 from services.notifier.alerts import parse_signup, sign_up
@@ -85,14 +84,6 @@ async def notifier(stack, fresh_database_url, camden_gazetteer, random_id, tmp_p
         async with serve(create_app(settings, gazetteer=camden_gazetteer, clock=clock), sock):
             async with httpx.AsyncClient(base_url=base, headers=HTML, timeout=30) as client:
                 yield client, settings, maildir, clock, sink
-
-
-@pytest.fixture
-async def producer(stack):
-    p = AIOKafkaProducer(bootstrap_servers=stack["kafka"], acks="all")
-    await p.start()
-    yield p
-    await p.stop()
 
 
 async def _publish(producer, event: PromptPublished) -> None:

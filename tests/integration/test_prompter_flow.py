@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
 from services.prompter.main import create_app
 from services.prompter.org_repository import create_organisation
@@ -41,14 +41,6 @@ async def prompter(fresh_database_url: str, kafka_bootstrap: str) -> AsyncIterat
             headers={"Authorization": f"Bearer {key}"},
         ) as client:
             yield client
-
-
-@pytest.fixture
-async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-    await producer.start()
-    yield producer
-    await producer.stop()
 
 
 async def _consumer(bootstrap: str, topic: str) -> AIOKafkaConsumer:
