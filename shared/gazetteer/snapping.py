@@ -42,16 +42,29 @@ class _Segments:
         dx, dy = coords[1:, 0][same] - self.x0, coords[1:, 1][same] - self.y0
         self.dx, self.dy = dx, dy
         length2 = dx * dx + dy * dy
-        self.inv_length2 = np.divide(1.0, length2, out=np.zeros_like(length2), where=length2 > 0)
+        inv_length2 = np.divide(1.0, length2, out=np.zeros_like(length2), where=length2 > 0)
+        # A segment's numbers side by side: a point's candidates are gathered in one indexing, a
+        # row each, rather than five (the gathers are most of a lookup's time).
+        self.rows = np.column_stack([self.x0, self.y0, dx, dy, inv_length2])
         self.street = owner[line[:-1][same]]
 
-    def distance(self, px: np.ndarray, py: np.ndarray, seg: np.ndarray) -> np.ndarray:
-        """Distance from each point to its segment (arrays of equal length)."""
-        x0, y0, dx, dy = self.x0[seg], self.y0[seg], self.dx[seg], self.dy[seg]
-        ux, uy = px - x0, py - y0
-        t = np.clip((ux * dx + uy * dy) * self.inv_length2[seg], 0.0, 1.0)
-        distance: np.ndarray = np.hypot(ux - t * dx, uy - t * dy)
-        return distance
+    def distance2(self, px: np.ndarray, py: np.ndarray, seg: np.ndarray) -> np.ndarray:
+        """Squared distance from each point to its segment (arrays of equal length); the arrays of
+        the point coordinates are overwritten."""
+        row = self.rows[seg]
+        dx, dy = row[:, 2], row[:, 3]
+        px -= row[:, 0]
+        py -= row[:, 1]
+        t = px * dx
+        t += py * dy
+        t *= row[:, 4]
+        np.clip(t, 0.0, 1.0, out=t)
+        px -= t * dx
+        py -= t * dy
+        px *= px
+        py *= py
+        px += py
+        return px
 
 
 class _Grid:
@@ -160,13 +173,17 @@ class Snapper:
         counts = grid.counts[cell]
         ends = np.cumsum(counts)
         offsets = ends - counts
+        # Each point's candidates, one after another: the k-th of point i is its cell's k-th.
+        at = np.repeat(grid.starts[cell] - offsets, counts)
+        at += np.arange(ends[-1])
+        seg = grid.candidates[at]
+        # Squared distances compare as distances do; one square root per point, for the nearest.
+        dist2 = segments.distance2(np.repeat(x, counts), np.repeat(y, counts), seg)
+        best = np.minimum.reduceat(dist2, offsets)
         point = np.repeat(np.arange(len(x)), counts)
-        seg = grid.candidates[np.arange(ends[-1]) - offsets[point] + grid.starts[cell][point]]
-        dist = segments.distance(x[point], y[point], seg)
-        best = np.minimum.reduceat(dist, offsets)
-        hits = np.flatnonzero(dist == best[point])
+        hits = np.flatnonzero(dist2 == best[point])
         first = hits[np.concatenate([[True], point[hits][1:] != point[hits][:-1]])]
-        return segments.street[seg[first]], best
+        return segments.street[seg[first]], np.sqrt(best)
 
     def snap_one(self, lon: float, lat: float, max_distance_m: float | None = None) -> tuple[str, float]:
         """(street id, distance in metres); raises TooFarFromStreet beyond the maximum distance."""
