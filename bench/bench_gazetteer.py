@@ -4,6 +4,7 @@ residents' street search latency over 100,000 streets."""
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 
 import asyncpg
@@ -16,6 +17,7 @@ from shared.gazetteer.model import Gazetteer, Street
 from shared.gazetteer.search import StreetFinder
 
 POINTS = 1_000_000
+SNAP_CALLS = 3  # snap_many's rate is the median of these calls (the first one's is in the notes)
 ONE_BY_ONE = 5_000
 SEARCH_STREETS = 100_000
 SEARCHES = 1_000
@@ -71,9 +73,14 @@ def run(env: dict[str, str]) -> list[dict]:
     rng = np.random.default_rng(1)
     xmin, ymin, xmax, ymax = gaz.boundary.bounds
     lons, lats = rng.uniform(xmin, xmax, POINTS), rng.uniform(ymin, ymax, POINTS)
-    started = time.perf_counter()
-    ids, _ = snapper.snap_many(lons, lats)
-    many = POINTS / (time.perf_counter() - started)
+    # A service snaps all day: the median of a few calls, not the first alone, whose arrays' pages
+    # are new to the process (the first call's rate is reported beside it).
+    rates = []
+    for _ in range(SNAP_CALLS):
+        started = time.perf_counter()
+        ids, _ = snapper.snap_many(lons, lats)
+        rates.append(POINTS / (time.perf_counter() - started))
+    many = statistics.median(rates)
     started = time.perf_counter()
     for lon, lat in zip(lons[:ONE_BY_ONE].tolist(), lats[:ONE_BY_ONE].tolist(), strict=True):
         try:
@@ -89,7 +96,8 @@ def run(env: dict[str, str]) -> list[dict]:
             "benchmark": "snap_many (vectorised)",
             "value": many,
             "unit": "points/s",
-            "notes": f"{POINTS:,} uniform points in Camden's bbox, one call; {hit:.0%} within "
+            "notes": f"{POINTS:,} uniform points in Camden's bbox in one call, the median of "
+            f"{SNAP_CALLS} calls (the first {rates[0]:,.0f} points/s); {hit:.0%} within "
             f"{snapper.max_distance_m:.0f} m of a street; the snapper's grid of candidate segments took "
             f"{setup_s:.1f} s to build (once, at start-up)",
         },
