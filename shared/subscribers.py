@@ -12,6 +12,7 @@ import asyncpg
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
+from faststream.kafka.subscriber.usecase import BatchSubscriber
 
 from .contracts import ContractError, Topic
 from .kafka import publish_dead_letter
@@ -20,6 +21,7 @@ from .service import Runtime
 __all__ = [
     "POLL_WAIT_MS",
     "Applies",
+    "batch_subscriber",
     "poll_without_sleeping",
     "rest_after_poll",
     "subscribe_contract",
@@ -132,19 +134,15 @@ def subscribe_contract_batches(
     (re-applying a version is a no-op). `rest_ms`: see `rest_after_poll` (0, the default, never waits).
     """
 
-    subscriber = broker.subscriber(
+    subscriber = batch_subscriber(
+        broker,
         topic.name,
         group_id=group_id,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        auto_offset_reset="earliest",
-        batch=True,
         max_records=max_records,
-        batch_timeout_ms=POLL_WAIT_MS,
-        decoder=_the_records,
         title=title,
         description=description,
+        decoder=_the_records,
     )
-    poll_without_sleeping(subscriber, max_records)
 
     @subscriber
     async def on_records(records: Any) -> None:
@@ -172,6 +170,37 @@ def subscribe_contract_batches(
         for record, reason, errors in broken:
             await publish_dead_letter(broker, service=service, record=record, reason=reason, errors=errors)
         await rest_after_poll(started, len(records), max_records, rest_ms)
+
+
+def batch_subscriber(
+    broker: KafkaBroker,
+    topic: str,
+    *,
+    group_id: str,
+    max_records: int,
+    title: str,
+    description: str | None = None,
+    decoder: Callable[[KafkaMessage], Awaitable[Any]] | None = None,
+) -> BatchSubscriber:
+    """A subscriber to `topic` that is given a poll's records at once (up to `max_records`), from the
+    earliest offset for a new group, polling as `poll_without_sleeping` says.
+
+    NACK_ON_ERROR on a batch: success commits the consumer's positions (past the whole batch); an
+    exception seeks every partition back to the batch's first record there, so it all comes again."""
+    subscriber = broker.subscriber(
+        topic,
+        group_id=group_id,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        auto_offset_reset="earliest",
+        batch=True,
+        max_records=max_records,
+        batch_timeout_ms=POLL_WAIT_MS,
+        title=title,
+        description=description,
+        decoder=decoder,
+    )
+    poll_without_sleeping(subscriber, max_records)
+    return subscriber
 
 
 def poll_without_sleeping(subscriber: Any, max_records: int) -> None:

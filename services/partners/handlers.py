@@ -10,7 +10,6 @@ from functools import partial
 
 import asyncpg
 from aiokafka.structs import ConsumerRecord
-from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
@@ -18,7 +17,7 @@ from shared.contracts import STREET_NEEDS, DeadLettered
 from shared.kafka import dead_letter
 from shared.kafka import publish_dead_letters as shared_publish_dead_letters
 from shared.service import Runtime
-from shared.subscribers import POLL_WAIT_MS, poll_without_sleeping, rest_after_poll
+from shared.subscribers import batch_subscriber, rest_after_poll
 
 from . import repository
 from .changes import HistoryRow, Rejected, Removal, fold, parse
@@ -111,19 +110,14 @@ def register_handlers(
     (shared.subscribers.rest_after_poll)."""
     publish_dead_letters = dead_letter_publisher(broker)
 
-    # NACK_ON_ERROR on a batch: success commits the consumer's positions (past the whole batch); an
-    # exception seeks every partition back to the batch's first record there, so it all comes again.
-    subscriber = broker.subscriber(
+    # The raw records: `handle_batch` decodes them itself and dead-letters what breaks the contract.
+    subscriber = batch_subscriber(
+        broker,
         STREET_NEEDS.name,
         group_id=group_id,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        auto_offset_reset="earliest",
-        batch=True,
         max_records=max_records,
-        batch_timeout_ms=POLL_WAIT_MS,
         title="partners: street-needs.v1",
     )
-    poll_without_sleeping(subscriber, max_records)
 
     @subscriber
     async def on_street_needs(msg: KafkaMessage) -> None:
